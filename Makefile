@@ -1,0 +1,57 @@
+# Every target does its own set-up: redis-server (apt, when root on Debian/Ubuntu) and the .venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+NAME ?= default
+PYTEST_ARGS ?=
+
+.PHONY: help deps venv lab-up lab-down lab-status test unit integration chaos lint bench clean
+
+help:
+	@echo "make lab-up | lab-down | lab-status | test | unit | integration | lint | bench | clean"
+
+deps:
+	@bash scripts/ensure_deps.sh
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "make: Python 3.11+ is required ($(PYTHON) is $$($(PYTHON) -V 2>&1))"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/.installed
+
+lab-up: deps venv
+	$(BIN)/lab up --name $(NAME)
+
+lab-down: venv
+	$(BIN)/lab down --name $(NAME)
+
+lab-status: venv
+	$(BIN)/lab status --name $(NAME)
+
+test: deps venv lint
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+unit: venv
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+integration: deps venv
+	$(BIN)/pytest -n 2 tests/integration $(PYTEST_ARGS)
+
+chaos: deps venv
+	$(BIN)/pytest -n 2 -m chaos $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check lab tests benchmarks
+	$(BIN)/mypy
+	@if command -v shellcheck >/dev/null; then shellcheck -x scripts/*.sh .ci/run; \
+	  else echo "lint: shellcheck not installed, shell scripts not checked"; fi
+
+bench: deps venv
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

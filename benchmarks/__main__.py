@@ -1,0 +1,20 @@
+"""Run every benchmark and print ``figure | baseline | ratio`` rows (python -m benchmarks)."""
+
+from __future__ import annotations
+
+import sys
+
+from benchmarks import bench_lab
+
+
+def main() -> int:
+    rows = bench_lab.run()
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'benchmark':<{width}}  {'project':>10}  {'baseline':>10}  {'ratio':>6}  baseline is")
+    for name, ours, base, what in rows:
+        print(f"{name:<{width}}  {ours:>9.3f}s  {base:>9.3f}s  {base / ours:>5.1f}x  {what}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""The interface every backend implements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Protocol
+
+from lab.profile import Profile
+from lab.spec import LabSpec, Node
+
+NodeState = Literal["up", "down", "frozen", "isolated"]
+
+
+class Backend(Protocol):
+    name: str
+
+    def up(self, spec: LabSpec, profile: Profile) -> None:
+        """Start every node of ``spec`` (rendering its files first) and return once they run."""
+
+    def down(self, spec: LabSpec, keep_data: bool = False) -> None:
+        """Stop everything ``up`` started and remove the lab's state; idempotent."""
+
+    def node_state(self, spec: LabSpec, node: Node) -> NodeState:
+        """The node's process state as the backend sees it (not its Redis role)."""
+
+    def start_node(self, spec: LabSpec, node: Node) -> None: ...
+
+    def stop_node(self, spec: LabSpec, node: Node) -> None: ...
+
+    def log_path(self, spec: LabSpec, node: Node) -> Path: ...

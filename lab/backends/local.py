@@ -1,0 +1,129 @@
+"""Local backend: real redis-server and Sentinel processes, one loopback address each.
+
+Every process is started and stopped through scripts/manage_redis_server.sh and
+scripts/manage_sentinel.sh, so every lab start exercises the operational scripts.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import socket
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from lab import SCRIPTS_DIR, state
+from lab.backends.base import NodeState
+from lab.errors import LabError
+from lab.profile import Profile
+from lab.render import render_lab
+from lab.spec import LabSpec, Node
+
+SCRIPT = {"redis": "manage_redis_server.sh", "sentinel": "manage_sentinel.sh"}
+
+
+def redis_server_bin() -> str:
+    return os.environ.get("REDIS_SERVER_BIN", "redis-server")
+
+
+def require_binaries() -> None:
+    for binary in (redis_server_bin(), os.environ.get("REDIS_CLI_BIN", "redis-cli")):
+        if shutil.which(binary) is None:
+            raise LabError(
+                f"{binary} not found: install redis-server and redis-tools "
+                "(Debian/Ubuntu: sudo apt-get install redis-server redis-tools; `make lab-up` does it as root)"
+            )
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise LabError(f"cannot bind {host}:{port}: {exc.strerror}") from None
+    return False
+
+
+def pid_state(pidfile: Path) -> tuple[int | None, str]:
+    """(pid, state letter from /proc: R/S/D/T/Z...) of a pidfile's process; state '' when gone."""
+    try:
+        pid = int(pidfile.read_text().strip())
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None, ""
+    return pid, stat.rsplit(")", 1)[1].split()[0]
+
+
+class LocalBackend:
+    name = "local"
+
+    # -- one node ---------------------------------------------------------------------------
+    def _script(self, spec: LabSpec, node: Node, action: str) -> subprocess.CompletedProcess[str]:
+        files = spec.files(node)
+        return subprocess.run(
+            ["bash", str(SCRIPTS_DIR / SCRIPT[node.kind]), action, str(files.conf), str(files.pidfile)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def start_node(self, spec: LabSpec, node: Node) -> None:
+        result = self._script(spec, node, "start")
+        if result.returncode != 0:
+            why = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[0]
+            raise LabError(f"{node.name} did not start: {why.split(': ', 1)[-1]}")
+
+    def stop_node(self, spec: LabSpec, node: Node) -> None:
+        result = self._script(spec, node, "stop")
+        if result.returncode != 0:
+            raise LabError(f"{node.name} did not stop: {result.stderr.strip()}")
+
+    def node_state(self, spec: LabSpec, node: Node) -> NodeState:
+        pid, letter = pid_state(spec.files(node).pidfile)
+        if pid is None or letter in ("", "Z", "X"):
+            return "down"
+        return "frozen" if letter == "T" else "up"
+
+    def log_path(self, spec: LabSpec, node: Node) -> Path:
+        return spec.files(node).logfile
+
+    # -- the lab ----------------------------------------------------------------------------
+    def _parallel(self, action: str, spec: LabSpec, nodes: tuple[Node, ...]) -> None:
+        fn = self.start_node if action == "start" else self.stop_node
+        with ThreadPoolExecutor(max_workers=len(nodes) or 1) as pool:
+            errors = [f.exception() for f in [pool.submit(fn, spec, n) for n in nodes]]
+        failed = [e for e in errors if e is not None]
+        if failed:
+            raise failed[0]
+
+    def up(self, spec: LabSpec, profile: Profile) -> None:
+        require_binaries()
+        pending = [n for n in spec.nodes if self.node_state(spec, n) == "down"]
+        taken = [n.address for n in pending if port_in_use(n.host, n.port)]
+        if taken:
+            raise LabError(f"address already in use: {', '.join(taken)} (another lab or redis-server?)")
+        if not state.exists(spec.base_dir.parent, spec.name):
+            render_lab(spec, profile, spec.base_dir)
+            state.save(spec)
+        try:
+            # The master first, so replicas sync on their first attempt and Sentinels reach it at once;
+            # the three Sentinels together, so none waits a reconnect period for a peer not yet up.
+            master = spec.initial_master
+            if master in pending:
+                self.start_node(spec, master)
+            self._parallel("start", spec, tuple(n for n in pending if n.kind == "redis" and n != master))
+            self._parallel("start", spec, tuple(n for n in pending if n.kind == "sentinel"))
+        except LabError:
+            self.down(spec)
+            raise
+
+    def down(self, spec: LabSpec, keep_data: bool = False) -> None:
+        # Sentinels first: no failover is started while the data nodes go away.
+        self._parallel("stop", spec, spec.sentinels)
+        self._parallel("stop", spec, spec.redis_nodes)
+        state.remove(spec, keep_data=keep_data)

@@ -1,0 +1,208 @@
+"""``lab``: bring up, inspect, render and tear down a Redis HA lab."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from rich.console import Console
+from rich.table import Table
+
+from lab import control, state
+from lab.backends import get_backend
+from lab.errors import LabError
+from lab.profile import load_profile
+from lab.render import render_lab
+from lab.spec import LabSpec, Layout, build_spec
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag on one line (usage stays in --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        err.print(f"{self.prog}: error: {message} (see {self.prog} --help)", markup=False)
+        raise SystemExit(2)
+
+
+def _name(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", default="default", help="lab name (default: default)")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="lab", description=__doc__)
+    parser.add_argument("--home", type=Path, help="state directory (default: $LAB_HOME or ./.lab)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    p = sub.add_parser("up", help="start a lab and wait until it is healthy")
+    _name(p)
+    p.add_argument("--backend", default="auto", help="auto|local|compose (default: auto)")
+    p.add_argument("--profile", default="lab", help="profile name or YAML path (default: lab)")
+    p.add_argument("--timeout", type=float, default=control.HEALTHY_TIMEOUT, help="seconds to wait for health")
+    p.add_argument("--json", action="store_true", help="print the status document as JSON")
+
+    p = sub.add_parser("down", help="stop a lab and remove its state (idempotent)")
+    _name(p)
+    p.add_argument("--keep-data", action="store_true", help="keep node directories (data, logs, configs)")
+
+    p = sub.add_parser("status", help="nodes, roles, replication and the Sentinels' view")
+    _name(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("render", help="render every node's config without starting anything")
+    p.add_argument("--profile", default="lab", help="profile name or YAML path (default: lab)")
+    p.add_argument("--out", type=Path, required=True, help="output directory (DIR/<node>/*.conf)")
+    p.add_argument("--name", default="default", help="lab name, for lab-profile addresses (default: default)")
+
+    p = sub.add_parser("logs", help="print a node's log")
+    _name(p)
+    p.add_argument("node", help="redis-1..3 or sentinel-1..3")
+    p.add_argument("-n", "--lines", type=int, default=0, help="only the last N lines")
+
+    sub.add_parser("list", help="labs with state under the home directory")
+    return parser
+
+
+def _status_table(doc: dict[str, Any]) -> Table:
+    table = Table(title=f"lab {doc['name']} ({doc['backend']}, profile {doc['profile']})")
+    for col in ("node", "role", "address", "state", "offset", "lag (bytes)"):
+        table.add_column(col)
+    for n in doc["nodes"]:
+        lag = "" if n["lag_bytes"] is None else str(n["lag_bytes"])
+        offset = "" if n["offset"] is None else str(n["offset"])
+        table.add_row(n["name"], n["role"], f"{n['host']}:{n['port']}", n["state"], offset, lag)
+    for s in doc["sentinels"]:
+        table.add_row(s["name"], "sentinel", f"{s['host']}:{s['port']}", s["state"], "", "")
+    return table
+
+
+def _print_status(doc: dict[str, Any]) -> None:
+    out.print(_status_table(doc))
+    m = doc["master"]
+    where = f"{m['name']} at {m['host']}:{m['port']}" if m["host"] else "no agreed master"
+    out.print(
+        f"master '{doc['master_name']}': {where}; quorum {doc['quorum']} "
+        f"{'OK' if doc['quorum_ok'] else 'NOT reachable'}"
+    )
+    for problem in doc["problems"]:
+        out.print(f"[yellow]problem:[/] {problem}")
+
+
+def _connect_hint(spec: LabSpec) -> None:
+    sdir = spec.base_dir
+    sentinels = ",".join(f"{n.host}:{n.port}" for n in spec.sentinels)
+    m = spec.initial_master
+    out.print("\nConnect:")
+    out.print(f'  REDISCLI_AUTH="$(cat {sdir}/redis.pass)" redis-cli -h {m.host} -p {m.port}', markup=False)
+    s = spec.sentinels[0]
+    out.print(
+        f'  REDISCLI_AUTH="$(cat {sdir}/sentinel.pass)" redis-cli -h {s.host} -p {s.port} '
+        f"SENTINEL get-master-addr-by-name {spec.master_name}",
+        markup=False,
+    )
+    out.print(
+        f"  export SENTINEL_HOSTS={sentinels} SENTINEL_MASTER_NAME={spec.master_name} "
+        f'REDIS_PASSWORD="$(cat {sdir}/redis.pass)" SENTINEL_PASSWORD="$(cat {sdir}/sentinel.pass)"',
+        markup=False,
+    )
+    out.print(f"Next: lab status --name {spec.name}   |   lab down --name {spec.name}", markup=False)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    result = control.up(args.name, args.profile, args.backend, args.home, timeout=args.timeout)
+    doc, code = control.status(args.name, args.home)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return code
+    if result.already_running:
+        out.print(f"lab {args.name} is already running ({result.spec.backend}); nothing to do.")
+    else:
+        out.print(f"lab {args.name} is healthy after {result.seconds:.2f}s")
+    _print_status(doc)
+    _connect_hint(result.spec)
+    return code
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    spec = control.down(args.name, args.home, keep_data=args.keep_data)
+    if spec is None:
+        out.print(f"lab {args.name} is not running; nothing to do.")
+    else:
+        kept = f" (data kept in {spec.base_dir})" if args.keep_data else ""
+        out.print(f"lab {args.name} is down{kept}.")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    doc, code = control.status(args.name, args.home)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        _print_status(doc)
+    return code
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    profile = load_profile(args.profile)
+    out_dir = args.out.absolute()
+    layout: Layout = "hosts" if profile.hosts else "local"
+    spec = build_spec(args.name, profile, backend="none", base_dir=out_dir, layout=layout)
+    written = render_lab(spec, profile, out_dir)
+    for path in written:
+        out.print(str(path), markup=False)
+    out.print(f"rendered {len(written)} files ({profile.name} profile, 0600: they hold passwords)")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    spec = state.load(args.home or state.default_home(), args.name)
+    node = spec.node(args.node)
+    path = get_backend(spec.backend).log_path(spec, node)
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError as exc:
+        raise LabError(f"cannot read {node.name} log {path}: {exc.strerror}") from None
+    sys.stdout.write("\n".join(lines[-args.lines :] if args.lines else lines) + "\n")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    home = args.home or state.default_home()
+    for name in state.list_labs(home):
+        spec = state.load(home, name)
+        out.print(f"{name}\t{spec.backend}\t{spec.profile}\t{spec.base_dir}", markup=False)
+    return 0
+
+
+COMMANDS = {
+    "up": cmd_up,
+    "down": cmd_down,
+    "status": cmd_status,
+    "render": cmd_render,
+    "logs": cmd_logs,
+    "list": cmd_list,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.home is not None:
+        args.home = args.home.absolute()
+    try:
+        return COMMANDS[args.command](args)
+    except LabError as exc:
+        err.print(f"lab {args.command}: {exc}", markup=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("lab: interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

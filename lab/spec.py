@@ -1,0 +1,211 @@
+"""The one model of a lab: nodes, roles, addresses, ports, secrets, timers and where files live.
+
+Rendering, backends, the CLI and the pytest fixtures all read a :class:`LabSpec`; nothing else
+holds a port, an address or a password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from lab.errors import LabError
+from lab.profile import PROFILES_DIR, Profile
+
+REDIS_NODES = ("redis-1", "redis-2", "redis-3")
+SENTINEL_NODES = ("sentinel-1", "sentinel-2", "sentinel-3")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+Layout = Literal["local", "hosts"]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One process of the lab. ``name`` never changes; the role of a redis node does on failover."""
+
+    name: str
+    kind: Literal["redis", "sentinel"]
+    host: str
+    port: int
+    replica_priority: int = 100
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class NodeFiles:
+    """Where a node's files live, as its config names them."""
+
+    dir: Path
+    conf: Path
+    pidfile: Path
+    logfile: Path
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    name: str
+    profile: str
+    backend: str
+    layout: Layout
+    base_dir: Path
+    master_name: str
+    quorum: int
+    down_after_ms: int
+    databases: dict[str, int]
+    nodes: tuple[Node, ...]
+    password: str = field(repr=False)
+    sentinel_password: str | None = field(repr=False, default=None)
+    profile_paths: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def redis_nodes(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.kind == "redis")
+
+    @property
+    def sentinels(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.kind == "sentinel")
+
+    @property
+    def initial_master(self) -> Node:
+        return self.redis_nodes[0]
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise LabError(f"unknown node {name!r} (nodes: {', '.join(n.name for n in self.nodes)})")
+
+    def files(self, node: Node) -> NodeFiles:
+        conf_name = "redis.conf" if node.kind == "redis" else "sentinel.conf"
+        if self.layout == "hosts":
+            prefix = "" if node.kind == "redis" else "sentinel_"
+            p = self.profile_paths
+            return NodeFiles(
+                dir=Path(p[f"{prefix}dir"]),
+                conf=self.base_dir / node.name / conf_name,
+                pidfile=Path(p[f"{prefix}pidfile"]),
+                logfile=Path(p[f"{prefix}logfile"]),
+            )
+        node_dir = self.base_dir / node.name
+        return NodeFiles(
+            dir=node_dir,
+            conf=node_dir / conf_name,
+            pidfile=node_dir / f"{node.kind}.pid",
+            logfile=node_dir / f"{node.kind}.log",
+        )
+
+    def sentinel_myid(self, node: Node) -> str:
+        """A stable, per-lab unique Sentinel run id (40 hex), used to seed discovery."""
+        return hashlib.sha1(f"{self.name}/{node.name}".encode()).hexdigest()
+
+    def sentinel_addrs(self) -> list[tuple[str, int]]:
+        return [(n.host, n.port) for n in self.sentinels]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialisable form without secrets (those live in 0600 files beside the state)."""
+        data = asdict(self)
+        data.pop("password")
+        data.pop("sentinel_password")
+        data["base_dir"] = str(self.base_dir)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], password: str, sentinel_password: str | None) -> LabSpec:
+        fields = dict(data)
+        fields["nodes"] = tuple(Node(**n) for n in data["nodes"])
+        fields["base_dir"] = Path(data["base_dir"])
+        return cls(**fields, password=password, sentinel_password=sentinel_password)
+
+
+def loopback_subnet(name: str) -> str:
+    """127.A.B for a lab name: labs side by side get different addresses, all on loopback."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return f"127.{1 + digest[0] % 254}.{digest[1]}"
+
+
+def validate_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise LabError(f"lab name {name!r}: use 1-40 of a-z 0-9 _ - (starting with a letter or digit)")
+    return name
+
+
+def read_secret(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def write_secret(path: Path, value: str) -> None:
+    """Write a secret file created 0600 from the start (never briefly world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    os.chmod(path, 0o600)
+
+
+def build_spec(
+    name: str,
+    profile: Profile,
+    *,
+    backend: str,
+    base_dir: Path,
+    layout: Layout = "local",
+    secrets_dir: Path | None = None,
+) -> LabSpec:
+    """Place the lab's six nodes and settle its secrets.
+
+    ``layout='local'`` puts every node on its own loopback address (127.A.B.1-3 for Redis,
+    .11-13 for Sentinels) with files under ``base_dir/<node>``; ``layout='hosts'`` uses the
+    profile's production hosts and paths. Passwords come from the profile/environment, else from
+    ``secrets_dir`` (an earlier run of the same lab), else are generated.
+    """
+    validate_name(name)
+    if layout == "hosts":
+        missing = [n for n in REDIS_NODES + SENTINEL_NODES if n not in profile.hosts]
+        if missing:
+            raise LabError(f"profile {profile.name}: topology.hosts lacks {', '.join(missing)}")
+        host_of = dict(profile.hosts)
+    else:
+        net = loopback_subnet(name)
+        host_of = {n: f"{net}.{i}" for i, n in enumerate(REDIS_NODES, start=1)}
+        host_of |= {n: f"{net}.{i}" for i, n in enumerate(SENTINEL_NODES, start=11)}
+    nodes = tuple(
+        Node(n, "redis", host_of[n], profile.redis_port, profile.replica_priority[i]) for i, n in enumerate(REDIS_NODES)
+    ) + tuple(Node(n, "sentinel", host_of[n], profile.sentinel_port) for n in SENTINEL_NODES)
+
+    def secret(given: str | None, filename: str) -> str:
+        if given:
+            return given
+        if secrets_dir is not None and (stored := read_secret(secrets_dir / filename)):
+            return stored
+        return secrets.token_hex(24)
+
+    return LabSpec(
+        name=name,
+        profile=profile.name if profile.source.parent == PROFILES_DIR else str(profile.source),
+        backend=backend,
+        layout=layout,
+        base_dir=base_dir,
+        master_name=profile.master_name,
+        quorum=profile.quorum,
+        down_after_ms=int(profile.sentinel["down_after_milliseconds"]),
+        databases=dict(profile.databases),
+        nodes=nodes,
+        password=secret(profile.password, "redis.pass"),
+        sentinel_password=secret(profile.sentinel_password, "sentinel.pass"),
+        profile_paths=dict(profile.paths),
+    )
+
+
+def spec_json(spec: LabSpec) -> str:
+    return json.dumps(spec.to_dict(), indent=2, sort_keys=True)

@@ -1,0 +1,188 @@
+"""Observe a running lab over the wire and judge its health. ``lab up`` waits on it, ``lab status``
+reports it: one definition of "healthy" for both."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from lab.spec import LabSpec, Node
+
+
+@dataclass
+class RedisView:
+    node: Node
+    reachable: bool = False
+    error: str = ""
+    role: str = ""
+    master_host: str = ""
+    master_port: int = 0
+    link_up: bool = False
+    offset: int = 0
+    replicas_online: int = 0
+
+
+@dataclass
+class SentinelView:
+    node: Node
+    reachable: bool = False
+    error: str = ""
+    master: tuple[str, int] | None = None
+    master_flags: str = ""
+    num_replicas: int = 0
+    num_other_sentinels: int = 0
+    replica_flags: list[str] = field(default_factory=list)
+    peer_flags: list[str] = field(default_factory=list)
+    ckquorum: str = ""
+
+
+@dataclass
+class Observation:
+    redis: list[RedisView]
+    sentinels: list[SentinelView]
+
+    @property
+    def master(self) -> tuple[str, int] | None:
+        """The master address the Sentinels agree on (None when they disagree or none answers)."""
+        seen = {s.master for s in self.sentinels if s.reachable and s.master}
+        return seen.pop() if len(seen) == 1 else None
+
+    @property
+    def quorum_ok(self) -> bool:
+        return any(s.ckquorum.startswith("OK") for s in self.sentinels)
+
+
+def client(host: str, port: int, password: str | None, timeout: float = 0.5, **kw: Any) -> redis.Redis:
+    """A plain client for observing a node: short timeouts, no retries (an answer or an error, fast)."""
+    return redis.Redis(
+        host=host,
+        port=port,
+        password=password,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        decode_responses=True,
+        retry=Retry(NoBackoff(), 0),
+        **kw,
+    )
+
+
+def _error(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def observe_redis(spec: LabSpec, node: Node, timeout: float = 0.5) -> RedisView:
+    view = RedisView(node)
+    conn = client(node.host, node.port, spec.password, timeout)
+    try:
+        info = conn.info("replication")
+    except (redis.RedisError, OSError) as exc:
+        view.error = _error(exc)
+        return view
+    finally:
+        conn.close()
+    view.reachable = True
+    view.role = str(info.get("role", ""))
+    if view.role == "slave":
+        view.master_host = str(info.get("master_host", ""))
+        view.master_port = int(info.get("master_port", 0))
+        view.link_up = info.get("master_link_status") == "up"
+        view.offset = int(info.get("slave_repl_offset", 0))
+    else:
+        view.offset = int(info.get("master_repl_offset", 0))
+        view.replicas_online = sum(
+            1 for k, v in info.items() if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"
+        )
+    return view
+
+
+def _flags(entry: dict[str, Any]) -> str:
+    """Sentinel flags as a sorted comma list (redis-py hands them over as a set)."""
+    flags = entry["flags"]
+    return flags if isinstance(flags, str) else ",".join(sorted(flags))
+
+
+def observe_sentinel(spec: LabSpec, node: Node, timeout: float = 0.5) -> SentinelView:
+    view = SentinelView(node)
+    conn = client(node.host, node.port, spec.sentinel_password, timeout)
+    name = spec.master_name
+    try:
+        master = cast(dict[str, Any], conn.sentinel_master(name))
+        view.replica_flags = [_flags(r) for r in conn.sentinel_slaves(name)]
+        view.peer_flags = [_flags(p) for p in cast(list[dict[str, Any]], conn.sentinel_sentinels(name))]
+        try:
+            # Read the reply text: redis-py's sentinel_ckquorum() reports False on a healthy deployment.
+            view.ckquorum = str(conn.execute_command("SENTINEL", "CKQUORUM", name))  # type: ignore[no-untyped-call]
+        except redis.ResponseError as exc:
+            view.ckquorum = str(exc)
+    except (redis.RedisError, OSError) as exc:
+        view.error = _error(exc)
+        return view
+    finally:
+        conn.close()
+    view.reachable = True
+    view.master = (str(master["ip"]), int(master["port"]))
+    view.master_flags = _flags(master)
+    view.num_replicas = int(master["num-slaves"])
+    view.num_other_sentinels = int(master["num-other-sentinels"])
+    return view
+
+
+_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lab-observe")
+
+
+def observe(spec: LabSpec, timeout: float = 0.5) -> Observation:
+    """Query all nodes concurrently (one round trip per node, bounded by ``timeout``)."""
+    redis_f = [_POOL.submit(observe_redis, spec, n, timeout) for n in spec.redis_nodes]
+    sent_f = [_POOL.submit(observe_sentinel, spec, n, timeout) for n in spec.sentinels]
+    return Observation([f.result() for f in redis_f], [f.result() for f in sent_f])
+
+
+def problems(spec: LabSpec, obs: Observation) -> list[str]:
+    """Everything that keeps the lab from being healthy; empty means healthy.
+
+    Healthy: every Sentinel names the same master, that node is a master, every other data node
+    replicates from it with the link up, every Sentinel sees the master, 2 replicas and 2 peers all
+    without s_down/o_down/disconnected flags, and CKQUORUM is OK.
+    """
+    found: list[str] = []
+    wanted_replicas = len(spec.redis_nodes) - 1
+    wanted_peers = len(spec.sentinels) - 1
+    for s in obs.sentinels:
+        if not s.reachable:
+            found.append(f"{s.node.name} unreachable ({s.error})")
+            continue
+        if s.master_flags != "master":
+            found.append(f"{s.node.name} flags the master {s.master_flags}")
+        if s.num_replicas != wanted_replicas or len(s.replica_flags) != wanted_replicas:
+            found.append(f"{s.node.name} knows {s.num_replicas} replicas, not {wanted_replicas}")
+        if s.num_other_sentinels != wanted_peers:
+            found.append(f"{s.node.name} knows {s.num_other_sentinels} other Sentinels, not {wanted_peers}")
+        bad = [f for f in s.replica_flags if f != "slave"] + [f for f in s.peer_flags if f != "sentinel"]
+        if bad:
+            found.append(f"{s.node.name} sees peers flagged {', '.join(sorted(set(bad)))}")
+        if not s.ckquorum.startswith("OK"):
+            found.append(f"{s.node.name} CKQUORUM: {s.ckquorum or 'no answer'}")
+    agreed = obs.master
+    if agreed is None:
+        masters = sorted({f"{s.master[0]}:{s.master[1]}" for s in obs.sentinels if s.master})
+        found.append(f"Sentinels do not agree on one master (they name: {', '.join(masters) or 'none'})")
+    for r in obs.redis:
+        if not r.reachable:
+            found.append(f"{r.node.name} unreachable ({r.error})")
+        elif agreed and (r.node.host, r.node.port) == agreed:
+            if r.role != "master":
+                found.append(f"{r.node.name} is named master by the Sentinels but reports role {r.role}")
+            elif r.replicas_online != wanted_replicas:
+                found.append(f"{r.node.name} (master) has {r.replicas_online} replicas online, not {wanted_replicas}")
+        elif r.role != "slave":
+            found.append(f"{r.node.name} reports role {r.role}, expected replica")
+        elif agreed and (r.master_host, r.master_port) != agreed:
+            found.append(f"{r.node.name} replicates from {r.master_host}:{r.master_port}, not the master")
+        elif not r.link_up:
+            found.append(f"{r.node.name} replication link is down")
+    return found

@@ -1,0 +1,215 @@
+"""The local lab against real redis-server and Sentinel processes."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from pathlib import Path
+
+import pytest
+import redis
+from redis.sentinel import Sentinel
+
+from lab import state
+from lab.profile import load_profile
+from lab.spec import LabSpec, build_spec
+from lab.topology import client
+from tests.conftest import parse_conf, processes_under, run_lab
+
+pytestmark = pytest.mark.integration
+
+
+def test_lab_is_healthy_and_status_reports_it(lab: LabSpec, lab_home: Path) -> None:
+    result = run_lab("status", "--name", lab.name, "--json", home=lab_home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads(result.stdout)
+    assert {"name", "backend", "master", "nodes", "sentinels", "quorum_ok"} <= doc.keys()
+    assert doc["name"] == lab.name and doc["backend"] == "local"
+    master = lab.initial_master
+    assert doc["master"] == {"name": "redis-1", "host": master.host, "port": master.port}
+    assert doc["quorum_ok"] is True and doc["problems"] == []
+    assert [(n["name"], n["role"], n["state"]) for n in doc["nodes"]] == [
+        ("redis-1", "master", "up"),
+        ("redis-2", "replica", "up"),
+        ("redis-3", "replica", "up"),
+    ]
+    assert {k for n in doc["nodes"] for k in n} >= {"name", "role", "host", "port", "state"}
+    assert [s["state"] for s in doc["sentinels"]] == ["up"] * 3
+    human = run_lab("status", "--name", lab.name, home=lab_home)
+    assert human.returncode == 0 and "quorum 2 OK" in human.stdout
+
+
+def test_auth_is_required_everywhere(lab: LabSpec) -> None:
+    for node in lab.nodes:
+        with pytest.raises(redis.AuthenticationError), client(node.host, node.port, None) as anonymous:
+            anonymous.ping()
+
+
+def test_sentinel_client_write_is_read_on_both_replicas(lab: LabSpec) -> None:
+    sentinel = Sentinel(
+        lab.sentinel_addrs(),
+        sentinel_kwargs={"password": lab.sentinel_password},
+        password=lab.password,
+        socket_timeout=1,
+        decode_responses=True,
+    )
+    master = sentinel.master_for(lab.master_name)
+    master.set("drill:write", "acknowledged")
+    assert master.execute_command("WAIT", 2, 2000) == 2
+    for node in lab.redis_nodes[1:]:
+        with client(node.host, node.port, lab.password) as replica:
+            assert replica.get("drill:write") == "acknowledged"
+            assert replica.info("replication")["role"] == "slave"
+    master.delete("drill:write")
+
+
+UNITS = {"k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
+
+
+def normalise(directive: str, value: str) -> str:
+    """A rendered value as CONFIG GET spells it (units expanded, quotes dropped, flags sorted)."""
+    value = value.strip('"')
+
+    def units(token: str) -> str:
+        m = re.fullmatch(r"(\d+)(k|kb|m|mb|g|gb)", token.lower())
+        return str(int(m.group(1)) * UNITS[m.group(2)]) if m else token
+
+    value = " ".join(units(t) for t in value.split())
+    if directive == "notify-keyspace-events":
+        return "".join(sorted(value))
+    return value.replace("replica ", "slave ")
+
+
+# Rendered on purpose but overridden at start by manage_*.sh (--daemonize yes); or not a CONFIG parameter.
+NOT_COMPARED = {"daemonize", "include"}
+
+
+def test_every_rendered_directive_is_what_the_server_runs(lab: LabSpec) -> None:
+    for node in lab.redis_nodes:
+        rendered = parse_conf(lab.files(node).conf.read_text())
+        with client(node.host, node.port, lab.password) as conn:
+            compared = 0
+            for directive, values in rendered.items():
+                if directive in NOT_COMPARED:
+                    continue
+                live = conn.config_get(directive)
+                assert directive in live, f"{node.name}: CONFIG GET {directive} is unknown"
+                got = live[directive]
+                want = " ".join(normalise(directive, v) for v in values)
+                if directive == "notify-keyspace-events":
+                    got = "".join(sorted(got))
+                if directive == "save" and want == "":
+                    want = ""
+                assert got == want, f"{node.name}: {directive} rendered {want!r}, server runs {got!r}"
+                compared += 1
+            assert compared >= 50
+    for node in lab.sentinels:
+        rendered = parse_conf(lab.files(node).conf.read_text())
+        with client(node.host, node.port, lab.sentinel_password) as conn:
+            master = conn.sentinel_master(lab.master_name)
+        for directive in ("down-after-milliseconds", "failover-timeout", "parallel-syncs"):
+            assert rendered[f"sentinel {directive}"] == [f"{lab.master_name} {master[directive]}"]
+        assert rendered["sentinel monitor"][0].split()[-1] == str(master["quorum"])
+
+
+def test_second_up_is_a_noop(lab: LabSpec, lab_home: Path) -> None:
+    pids = {n.name: lab.files(n).pidfile.read_text() for n in lab.nodes}
+    result = run_lab("up", "--name", lab.name, home=lab_home)
+    assert result.returncode == 0, result.stderr
+    assert "already running" in result.stdout
+    assert pids == {n.name: lab.files(n).pidfile.read_text() for n in lab.nodes}
+
+
+def test_logs_command(lab: LabSpec, lab_home: Path) -> None:
+    result = run_lab("logs", "--name", lab.name, "sentinel-1", "-n", "50", home=lab_home)
+    assert result.returncode == 0 and "+monitor master" in result.stdout
+    result = run_lab("logs", "--name", lab.name, "redis-9", home=lab_home)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "lab logs: unknown node 'redis-9' (nodes: redis-1, redis-2, redis-3, sentinel-1, sentinel-2, sentinel-3)"
+    )
+
+
+def test_two_labs_side_by_side_and_down_cleans_up(lab: LabSpec, lab_factory, lab_home: Path) -> None:
+    other = lab_factory(tag="side")
+    assert {n.host for n in other.nodes}.isdisjoint({n.host for n in lab.nodes})
+    for spec in (lab, other):
+        assert run_lab("status", "--name", spec.name, home=lab_home).returncode == 0
+    assert processes_under(other.base_dir), "the second lab runs its own processes"
+    listed = run_lab("list", home=lab_home).stdout
+    assert lab.name in listed and other.name in listed
+
+    result = run_lab("down", "--name", other.name, home=lab_home)
+    assert result.returncode == 0 and "is down" in result.stdout
+    assert processes_under(other.base_dir) == []
+    assert not other.base_dir.exists()
+    again = run_lab("down", "--name", other.name, home=lab_home)
+    assert again.returncode == 0 and "not running" in again.stdout
+    gone = run_lab("status", "--name", other.name, home=lab_home)
+    assert gone.returncode == 2
+    assert run_lab("status", "--name", lab.name, home=lab_home).returncode == 0, "the first lab is untouched"
+
+
+def test_down_keep_data_keeps_the_node_directories(lab_factory, lab_home: Path) -> None:
+    spec = lab_factory(tag="keep")
+    with client(spec.initial_master.host, spec.initial_master.port, spec.password) as conn:
+        conn.set("kept", "1")
+    assert run_lab("down", "--name", spec.name, "--keep-data", home=lab_home).returncode == 0
+    assert processes_under(spec.base_dir) == []
+    assert (spec.base_dir / "redis-1" / "appendonlydir").is_dir()
+    assert not state.exists(lab_home, spec.name)
+
+
+def _expect_clean_failure(result, home: Path, name: str, message: str) -> None:
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (home / name).exists(), "no state or half-rendered directory left behind"
+    assert processes_under(home / name) == []
+
+
+def test_port_already_taken(tmp_path: Path) -> None:
+    name = "porttaken"
+    spec = build_spec(name, load_profile("lab", {}), backend="local", base_dir=tmp_path / name)
+    target = spec.node("redis-2")
+    with socket.socket() as squatter:
+        squatter.bind((target.host, target.port))
+        squatter.listen()
+        result = run_lab("up", "--name", name, home=tmp_path)
+    _expect_clean_failure(result, tmp_path, name, f"address already in use: {target.address}")
+
+
+def test_missing_redis_server(tmp_path: Path) -> None:
+    result = run_lab("up", "--name", "nobinary", home=tmp_path, env={"REDIS_SERVER_BIN": "/nonexistent/redis-server"})
+    _expect_clean_failure(result, tmp_path, "nobinary", "/nonexistent/redis-server not found")
+
+
+def test_value_redis_rejects_leaves_nothing_running(tmp_path: Path) -> None:
+    profile = tmp_path / "bad.yaml"
+    profile.write_text(Path(load_profile("lab", {}).source).read_text().replace("maxmemory: 256mb", "maxmemory: lots"))
+    result = run_lab("up", "--name", "rejected", "--profile", str(profile), home=tmp_path)
+    _expect_clean_failure(result, tmp_path, "rejected", "redis-1 did not start")
+    assert "maxmemory" in result.stderr
+
+
+def test_cli_up_prints_the_lab_and_never_the_password(tmp_path: Path) -> None:
+    name = "cliup"
+    try:
+        result = run_lab("up", "--name", name, home=tmp_path)
+        assert result.returncode == 0, result.stderr
+        spec = state.load(tmp_path, name)
+        assert f"lab {name} is healthy after" in result.stdout
+        for node in spec.nodes:
+            assert node.name in result.stdout and node.host in result.stdout
+        assert f'REDISCLI_AUTH="$(cat {spec.base_dir}/redis.pass)" redis-cli -h {spec.initial_master.host}' in (
+            result.stdout
+        )
+        assert spec.password not in result.stdout + result.stderr
+        assert spec.sentinel_password and spec.sentinel_password not in result.stdout
+        for secret in ("redis.pass", "sentinel.pass", "state.json"):
+            assert (spec.base_dir / secret).stat().st_mode & 0o077 == 0, secret
+    finally:
+        down = run_lab("down", "--name", name, home=tmp_path)
+    assert down.returncode == 0
+    assert processes_under(tmp_path / name) == []

@@ -1,0 +1,161 @@
+"""scripts/manage_redis_server.sh and manage_sentinel.sh: actions and LSB exit codes, on real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from lab import SCRIPTS_DIR
+from lab.topology import client
+
+pytestmark = pytest.mark.integration
+PASSWORD = "script-test-pass"
+
+
+def run(script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPTS_DIR / script), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def instance(tmp_path: Path):
+    """A standalone redis.conf on its own loopback address (127.255.x.y: never a lab subnet)."""
+    host = f"127.255.{os.getpid() % 250}.{1 + int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:] or 0)}"
+    conf = tmp_path / "redis.conf"
+    conf.write_text(
+        f'bind {host}\nport 6390\nrequirepass "{PASSWORD}"\ndir "{tmp_path}"\nlogfile "{tmp_path}/redis.log"\nsave ""\n'
+    )
+    pidfile = tmp_path / "redis.pid"
+    yield host, conf, pidfile
+    run("manage_redis_server.sh", "stop", str(conf), str(pidfile))
+
+
+def pid(pidfile: Path) -> int:
+    return int(pidfile.read_text().strip())
+
+
+def test_lifecycle_and_exit_codes(instance) -> None:
+    host, conf, pidfile = instance
+    script = "manage_redis_server.sh"
+    assert run(script, "status", str(conf), str(pidfile)).returncode == 3
+
+    started = run(script, "start", str(conf), str(pidfile))
+    assert started.returncode == 0, started.stderr
+    with client(host, 6390, PASSWORD) as conn:
+        assert conn.ping()
+    first = pid(pidfile)
+
+    again = run(script, "start", str(conf), str(pidfile))
+    assert again.returncode == 0 and "already running" in again.stdout
+    assert pid(pidfile) == first
+    status = run(script, "status", str(conf), str(pidfile))
+    assert status.returncode == 0 and f"running (pid {first})" in status.stdout
+
+    restarted = run(script, "restart", str(conf), str(pidfile))
+    assert restarted.returncode == 0, restarted.stderr
+    assert pid(pidfile) != first
+
+    stopped = run(script, "stop", str(conf), str(pidfile))
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    assert not pidfile.exists()
+    with pytest.raises(redis.ConnectionError), client(host, 6390, PASSWORD) as conn:
+        conn.ping()
+    down = run(script, "stop", str(conf), str(pidfile))
+    assert down.returncode == 0 and "not running" in down.stdout
+    assert run(script, "status", str(conf), str(pidfile)).returncode == 3
+
+
+def test_status_with_a_stale_pidfile(instance) -> None:
+    _, conf, pidfile = instance
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    pidfile.write_text(f"{gone.pid}\n")
+    status = run("manage_redis_server.sh", "status", str(conf), str(pidfile))
+    assert status.returncode == 1 and "stale pidfile" in status.stdout
+    # start recovers from the stale pidfile
+    assert run("manage_redis_server.sh", "start", str(conf), str(pidfile)).returncode == 0
+    assert pid(pidfile) != gone.pid
+
+
+def test_stop_of_a_killed_and_of_a_frozen_server(instance) -> None:
+    _, conf, pidfile = instance
+    script = "manage_redis_server.sh"
+    assert run(script, "start", str(conf), str(pidfile)).returncode == 0
+    os.kill(pid(pidfile), signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while run(script, "status", str(conf), str(pidfile)).returncode != 1:
+        assert time.monotonic() < deadline, "status never reported the killed server as dead"
+        time.sleep(0.05)
+    assert run(script, "stop", str(conf), str(pidfile)).returncode == 0
+    assert not pidfile.exists()
+
+    assert run(script, "start", str(conf), str(pidfile)).returncode == 0
+    os.kill(pid(pidfile), signal.SIGSTOP)
+    assert "frozen" in run(script, "status", str(conf), str(pidfile)).stdout
+    stopped = run(script, "stop", str(conf), str(pidfile))
+    assert stopped.returncode == 0, stopped.stderr
+    assert not pidfile.exists()
+
+
+def test_stop_falls_back_to_signals_when_shutdown_is_refused(instance) -> None:
+    host, conf, pidfile = instance
+    script = "manage_redis_server.sh"
+    assert run(script, "start", str(conf), str(pidfile)).returncode == 0
+    server = pid(pidfile)
+    with client(host, 6390, PASSWORD) as conn:
+        conn.config_set("requirepass", "rotated-elsewhere")  # the file's password no longer works
+    stopped = run(script, "stop", str(conf), str(pidfile), env={"REDIS_STOP_TIMEOUT": "1"})
+    assert stopped.returncode == 0, stopped.stderr
+    assert "sending SIGTERM" in stopped.stdout
+    assert not Path(f"/proc/{server}").exists() or "Z" in Path(f"/proc/{server}/stat").read_text().split()[2]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code", "message"),
+    [
+        (["bogus"], {}, 2, "unknown action 'bogus'"),
+        ([], {}, 2, "usage:"),
+        (["start"], {"REDIS_SERVER_BIN": "/nonexistent/redis-server"}, 5, "not found"),
+    ],
+)
+def test_bad_input(instance, args: list[str], env: dict[str, str], code: int, message: str) -> None:
+    _, conf, pidfile = instance
+    full = [*args, str(conf), str(pidfile)] if args else []
+    result = run("manage_sentinel.sh", *full, env=env)
+    assert result.returncode == code
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_config_and_a_config_redis_refuses(tmp_path: Path) -> None:
+    missing = run("manage_redis_server.sh", "start", str(tmp_path / "nope.conf"), str(tmp_path / "p.pid"))
+    assert missing.returncode == 6 and "does not exist" in missing.stderr
+    bad = tmp_path / "bad.conf"
+    bad.write_text("bind 127.255.255.1\nport 6391\nno-such-directive yes\n")
+    refused = run("manage_redis_server.sh", "start", str(bad), str(tmp_path / "p.pid"))
+    assert refused.returncode == 1
+    assert "no-such-directive" in refused.stderr and "Bad directive" in refused.stderr
+    assert not (tmp_path / "p.pid").exists()
+
+
+def test_sentinel_script_manages_a_lab_sentinel(lab) -> None:
+    node = lab.node("sentinel-3")
+    files = lab.files(node)
+    status = run("manage_sentinel.sh", "status", str(files.conf), str(files.pidfile))
+    assert status.returncode == 0
+    restarted = run("manage_sentinel.sh", "restart", str(files.conf), str(files.pidfile))
+    assert restarted.returncode == 0, restarted.stderr
+    from lab.control import wait_healthy
+
+    wait_healthy(lab, timeout=15)

@@ -1,0 +1,224 @@
+"""Rendering both profiles: every directive carries the profile's value, errors are clear, files are 0600."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lab.errors import LabError
+from lab.profile import PROFILES_DIR, load_profile
+from lab.render import render_lab, render_node
+from lab.spec import Layout, build_spec
+from tests.conftest import parse_conf, run_lab
+
+# Template directive -> profile key under `redis:` (the values must appear verbatim).
+REDIS_DIRECTIVES = {
+    "protected-mode": "protected_mode",
+    "tcp-backlog": "tcp_backlog",
+    "timeout": "timeout",
+    "tcp-keepalive": "tcp_keepalive",
+    "loglevel": "loglevel",
+    "databases": "databases",
+    "stop-writes-on-bgsave-error": "stop_writes_on_bgsave_error",
+    "rdbcompression": "rdbcompression",
+    "dbfilename": "dbfilename",
+    "appendonly": "appendonly",
+    "appendfsync": "appendfsync",
+    "no-appendfsync-on-rewrite": "no_appendfsync_on_rewrite",
+    "aof-use-rdb-preamble": "aof_use_rdb_preamble",
+    "auto-aof-rewrite-percentage": "auto_aof_rewrite_percentage",
+    "auto-aof-rewrite-min-size": "auto_aof_rewrite_min_size",
+    "replica-read-only": "replica_read_only",
+    "replica-serve-stale-data": "replica_serve_stale_data",
+    "repl-diskless-sync": "repl_diskless_sync",
+    "repl-diskless-sync-delay": "repl_diskless_sync_delay",
+    "repl-backlog-size": "repl_backlog_size",
+    "repl-timeout": "repl_timeout",
+    "min-replicas-to-write": "min_replicas_to_write",
+    "min-replicas-max-lag": "min_replicas_max_lag",
+    "maxmemory": "maxmemory",
+    "maxmemory-policy": "maxmemory_policy",
+    "maxmemory-samples": "maxmemory_samples",
+    "maxclients": "maxclients",
+    "slowlog-log-slower-than": "slowlog_log_slower_than",
+    "slowlog-max-len": "slowlog_max_len",
+    "latency-monitor-threshold": "latency_monitor_threshold",
+    "enable-debug-command": "enable_debug_command",
+    "enable-protected-configs": "enable_protected_configs",
+    "lazyfree-lazy-eviction": "lazyfree",
+    "replica-lazy-flush": "lazyfree",
+}
+SENTINEL_DIRECTIVES = {
+    "sentinel down-after-milliseconds": "down_after_milliseconds",
+    "sentinel failover-timeout": "failover_timeout",
+    "sentinel parallel-syncs": "parallel_syncs",
+    "sentinel master-reboot-down-after-period": "master_reboot_down_after_period",
+}
+NO_ENV: dict[str, str] = {}
+
+
+def render(profile_name: str, tmp_path: Path, env: dict[str, str] | None = None):
+    profile = load_profile(profile_name, env or NO_ENV)
+    layout: Layout = "hosts" if profile.hosts else "local"
+    spec = build_spec("unit", profile, backend="none", base_dir=tmp_path / "out", layout=layout)
+    return profile, spec, {n.name: parse_conf(render_node(spec, profile, n)) for n in spec.nodes}
+
+
+@pytest.mark.parametrize("profile_name", ["lab", "production"])
+def test_every_directive_has_the_profile_value(profile_name: str, tmp_path: Path) -> None:
+    profile, spec, confs = render(profile_name, tmp_path)
+    for node in spec.redis_nodes:
+        conf = confs[node.name]
+        for directive, key in REDIS_DIRECTIVES.items():
+            assert conf[directive] == [str(profile.redis[key])], (node.name, directive)
+        assert conf["notify-keyspace-events"] == [f'"{profile.redis["notify_keyspace_events"]}"']
+        assert conf["save"] == profile.redis["save"]
+        assert conf["requirepass"] == [f'"{spec.password}"'] == conf["masterauth"]
+        assert conf["port"] == [str(profile.redis_port)]
+        assert conf["replica-priority"] == [str(node.replica_priority)]
+        assert conf["client-output-buffer-limit"] == profile.redis["client_output_buffer_limit"]
+    assert "replicaof" not in confs["redis-1"]
+    master = spec.initial_master
+    for name in ("redis-2", "redis-3"):
+        assert confs[name]["replicaof"] == [f"{master.host} {master.port}"]
+    for node in spec.sentinels:
+        conf = confs[node.name]
+        for directive, key in SENTINEL_DIRECTIVES.items():
+            assert conf[directive] == [f"{profile.master_name} {profile.sentinel[key]}"]
+        assert conf["sentinel monitor"] == [f"{profile.master_name} {master.host} {master.port} {profile.quorum}"]
+        assert conf["sentinel auth-pass"] == [f'{profile.master_name} "{spec.password}"']
+        assert conf["requirepass"] == [f'"{spec.sentinel_password}"']
+        seeded = "sentinel myid" in conf
+        assert seeded == profile.seed_sentinel_discovery
+        if seeded:
+            assert len(conf["sentinel known-replica"]) == 2
+            assert len(conf["sentinel known-sentinel"]) == 2
+
+
+def test_lab_nodes_each_own_a_loopback_address(tmp_path: Path) -> None:
+    _, spec, confs = render("lab", tmp_path)
+    hosts = {n.host for n in spec.nodes}
+    assert len(hosts) == 6 and all(h.startswith("127.") and h != "127.0.0.1" for h in hosts)
+    for node in spec.nodes:
+        assert confs[node.name]["bind"] == [node.host]
+        assert confs[node.name]["bind-source-addr"] == [node.host]
+    myids = {confs[n.name]["sentinel myid"][0] for n in spec.sentinels}
+    assert len(myids) == 3
+
+
+def test_production_uses_profile_hosts_and_no_lab_seeding(tmp_path: Path) -> None:
+    profile, spec, confs = render("production", tmp_path)
+    assert spec.initial_master.host == profile.hosts["redis-1"]
+    assert confs["redis-1"]["dir"] == [f'"{profile.paths["dir"]}"']
+    assert "bind-source-addr" not in confs["redis-1"]
+    assert not any(k.startswith("sentinel known") or k == "sentinel myid" for c in confs.values() for k in c)
+
+
+def test_environment_overrides_win(tmp_path: Path) -> None:
+    env = {
+        "REDIS_PORT": "7001",
+        "REDIS_PASSWORD": "s3cret-Pass",
+        "SENTINEL_PASSWORD": "sent-pass",
+        "SENTINEL_MASTER_NAME": "sessions",
+        "REDIS_HOST": "10.1.2.3",
+        "SENTINEL_HOSTS": "s1.example:26379,s2.example:26379,s3.example:26379",
+        "REDIS_SESSION_DB_INDEX": "4",
+        "REDIS_CACHE_DB_INDEX": "5",
+        "REDIS_PUBSUB_DB_INDEX": "6",
+    }
+    _, spec, confs = render("production", tmp_path, env)
+    assert confs["redis-1"]["port"] == ["7001"]
+    assert confs["redis-2"]["replicaof"] == ["10.1.2.3 7001"]
+    assert confs["redis-1"]["requirepass"] == ['"s3cret-Pass"']
+    assert confs["sentinel-2"]["requirepass"] == ['"sent-pass"']
+    assert confs["sentinel-3"]["sentinel monitor"] == ["sessions 10.1.2.3 7001 2"]
+    assert [n.host for n in spec.sentinels] == ["s1.example", "s2.example", "s3.example"]
+    assert spec.databases == {"session": 4, "cache": 5, "pubsub": 6}
+
+
+def _profile_copy(tmp_path: Path, edit) -> Path:
+    data = yaml.safe_load((PROFILES_DIR / "lab.yaml").read_text())
+    edit(data)
+    path = tmp_path / "custom.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_missing_value_is_an_error_naming_it(tmp_path: Path) -> None:
+    path = _profile_copy(tmp_path, lambda d: d["redis"].pop("maxclients"))
+    profile = load_profile(str(path), NO_ENV)
+    spec = build_spec("unit", profile, backend="none", base_dir=tmp_path / "out")
+    with pytest.raises(LabError, match="maxclients"):
+        render_lab(spec, profile, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert list(tmp_path.iterdir()) == [path], "no half-rendered or staging directory left behind"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["topology"].update(quorum=5), "quorum 5 is more than the 3 Sentinels"),
+        (lambda d: d["topology"].update(redis_port="sixty"), "expected an integer"),
+        (lambda d: d["topology"].update(redis_port=70000), "out of range"),
+        (lambda d: d["redis"].update(maxmemory_policy="allkeys-nope"), "not a Redis policy"),
+        (lambda d: d["databases"].update(cache=16), "out of range"),
+        (lambda d: d.pop("sentinel"), "missing or malformed section 'sentinel'"),
+    ],
+)
+def test_malformed_profile_values(tmp_path: Path, edit, message: str) -> None:
+    with pytest.raises(LabError, match=message):
+        load_profile(str(_profile_copy(tmp_path, edit)), NO_ENV)
+
+
+def test_env_values_are_validated() -> None:
+    with pytest.raises(LabError, match="REDIS_PORT"):
+        load_profile("lab", {"REDIS_PORT": "abc"})
+    with pytest.raises(LabError, match="REDIS_PASSWORD"):
+        load_profile("lab", {"REDIS_PASSWORD": 'has "quotes" and spaces'})
+    with pytest.raises(LabError, match="SENTINEL_HOSTS must name 3"):
+        load_profile("production", {"SENTINEL_HOSTS": "a:26379"})
+
+
+def test_rendered_files_hold_secrets_0600(tmp_path: Path) -> None:
+    profile = load_profile("lab", NO_ENV)
+    spec = build_spec("unit", profile, backend="none", base_dir=tmp_path / "out")
+    for path in render_lab(spec, profile, tmp_path / "out"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700, path.parent
+
+
+def test_render_cli(tmp_path: Path) -> None:
+    result = run_lab("render", "--profile", "production", "--out", str(tmp_path / "prod"), home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "prod").iterdir()) == [
+        "redis-1",
+        "redis-2",
+        "redis-3",
+        "sentinel-1",
+        "sentinel-2",
+        "sentinel-3",
+    ]
+    assert "rendered 6 files" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["render", "--profile", "nope", "--out", "x"], "unknown profile 'nope' (available: lab, production)"),
+        (["up", "--name", "Bad Name!"], "lab name 'Bad Name!'"),
+        (["up", "--backend", "kvm"], "unknown backend 'kvm'"),
+        (["status", "--name", "ghost"], "lab 'ghost' is not running"),
+        (["render"], "the following arguments are required: --out"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run_lab(*args, home=tmp_path / "home")
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "home").exists() and not (tmp_path / "x").exists()

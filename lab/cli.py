@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -12,7 +13,7 @@ from typing import Any, NoReturn
 from rich.console import Console
 from rich.table import Table
 
-from lab import control, state
+from lab import control, faults, state
 from lab.backends import get_backend
 from lab.errors import LabError
 from lab.profile import load_profile
@@ -66,6 +67,37 @@ def build_parser() -> Parser:
     p.add_argument("-n", "--lines", type=int, default=0, help="only the last N lines")
 
     sub.add_parser("list", help="labs with state under the home directory")
+
+    for kind, text in (
+        ("kill", "SIGKILL a node"),
+        ("stop", "SIGTERM a node (Redis shuts down cleanly)"),
+        ("restart", "stop and start a node through its script"),
+        ("freeze", "SIGSTOP a node (it hangs, connections stay open)"),
+        ("thaw", "SIGCONT a frozen node"),
+        ("isolate", "drop all traffic between a node and the others (iptables, root)"),
+    ):
+        p = sub.add_parser(kind, help=text)
+        _name(p)
+        p.add_argument("node", help="redis-1..3 or sentinel-1..3")
+        if kind == "isolate":
+            p.add_argument(
+                "--from",
+                dest="peers",
+                action="append",
+                metavar="NODE",
+                help="isolate only from this node (repeatable; default: from every other node)",
+            )
+
+    p = sub.add_parser("heal", help="undo every recorded fault (or one node's) and wait until healthy")
+    _name(p)
+    p.add_argument("node", nargs="?", help="only this node's faults")
+    p.add_argument("--timeout", type=float, default=control.HEALTHY_TIMEOUT)
+
+    p = sub.add_parser("failover", help="manual failover through Sentinel (no acknowledged write lost)")
+    _name(p)
+    p.add_argument(
+        "--unsafe", action="store_true", help="bare SENTINEL FAILOVER (writes on the old master may be lost)"
+    )
     return parser
 
 
@@ -180,6 +212,50 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fault(args: argparse.Namespace) -> int:
+    spec = state.load(args.home or state.default_home(), args.name)
+    node = spec.node(args.node)
+    if args.command == "restart":
+        backend = get_backend(spec.backend)
+        backend.stop_node(spec, node)
+        backend.start_node(spec, node)
+        out.print(f"{node.name} restarted")
+    elif args.command == "thaw":
+        frozen = [f for f in faults.recorded(spec) if f.kind == "freeze" and f.node == node.name]
+        for fault in frozen or [faults.Fault("freeze", node.name)]:
+            faults.revert(spec, fault)
+        out.print(f"{node.name} thawed")
+    else:
+        fault = faults.inject(spec, args.command, node.name, getattr(args, "peers", None))
+        peers = f" from {', '.join(fault.peers)}" if fault.peers else ""
+        out.print(f"{args.command}: {node.name}{peers} (recorded; `lab heal --name {spec.name}` undoes it)")
+    return 0
+
+
+def cmd_heal(args: argparse.Namespace) -> int:
+    spec = state.load(args.home or state.default_home(), args.name)
+    if args.node:
+        spec.node(args.node)
+        undone = [f for f in faults.recorded(spec) if f.node == args.node]
+        for fault in undone:
+            faults.revert(spec, fault)
+    else:
+        undone = faults.heal(spec)
+    for fault in undone:
+        out.print(f"undone: {fault.kind} {fault.node}")
+    control.wait_healthy(spec, args.timeout)
+    out.print(f"lab {spec.name} is healthy")
+    return 0
+
+
+def cmd_failover(args: argparse.Namespace) -> int:
+    spec = state.load(args.home or state.default_home(), args.name)
+    started = time.perf_counter()
+    old, new = faults.failover(spec, safe=not args.unsafe)
+    out.print(f"failover: {old.name} -> {new.name} ({new.address}) in {time.perf_counter() - started:.2f}s")
+    return 0
+
+
 COMMANDS = {
     "up": cmd_up,
     "down": cmd_down,
@@ -187,6 +263,9 @@ COMMANDS = {
     "render": cmd_render,
     "logs": cmd_logs,
     "list": cmd_list,
+    "heal": cmd_heal,
+    "failover": cmd_failover,
+    **{kind: cmd_fault for kind in ("kill", "stop", "restart", "freeze", "thaw", "isolate")},
 }
 
 

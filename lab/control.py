@@ -11,8 +11,9 @@ from lab import state
 from lab.backends import get_backend
 from lab.backends.base import Backend
 from lab.errors import LabError
+from lab.faults import isolated_nodes
 from lab.profile import load_profile
-from lab.spec import LabSpec, build_spec, validate_name
+from lab.spec import LabSpec, Node, build_spec, validate_name
 from lab.topology import Observation, observe, problems
 from lab.waits import wait_for
 
@@ -108,19 +109,26 @@ def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:
     backend = get_backend(spec.backend)
     obs = observe(spec)
     found = problems(spec, obs)
+    isolated = isolated_nodes(spec)
+
+    def node_state(node: Node, reachable: bool) -> str:
+        current = backend.node_state(spec, node)
+        if current == "up" and node.name in isolated:
+            return "isolated"
+        return current if current != "up" or reachable else "down"
+
     master = obs.master
     offsets = {r.node.name: r.offset for r in obs.redis}
     master_offset = max(offsets.values(), default=0)
     nodes = []
     for view in obs.redis:
-        node_state = backend.node_state(spec, view.node)
         nodes.append(
             {
                 "name": view.node.name,
                 "role": view.role.replace("slave", "replica") if view.reachable else "unknown",
                 "host": view.node.host,
                 "port": view.node.port,
-                "state": node_state if node_state != "up" or view.reachable else "down",
+                "state": node_state(view.node, view.reachable),
                 "offset": view.offset if view.reachable else None,
                 "lag_bytes": master_offset - view.offset if view.reachable and view.role == "slave" else None,
                 "link": ("up" if view.link_up else "down") if view.role == "slave" else None,
@@ -132,7 +140,7 @@ def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:
             "role": "sentinel",
             "host": view.node.host,
             "port": view.node.port,
-            "state": backend.node_state(spec, view.node) if view.reachable else "down",
+            "state": node_state(view.node, view.reachable),
             "master": f"{view.master[0]}:{view.master[1]}" if view.master else None,
             "ckquorum": view.ckquorum or None,
         }

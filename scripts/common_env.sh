@@ -138,7 +138,8 @@ instance_start() { # instance_start KIND CONF PIDFILE
   pid=$!
   deadline=$((SECONDS + REDIS_START_TIMEOUT))
   while ((SECONDS < deadline)); do
-    if ! is_redis_pid "$pid"; then
+    # alive, not is_redis_pid: until its exec completes the child still looks like bash.
+    if ! alive "$pid"; then
       printf '%s: %s exited at start (%s): %s\n' "$PROG" "$kind" "$conf" "$(start_failure "$errfile" "$conf")" >&2
       rm -f "$errfile" "$pidfile"
       return "$LSB_GENERIC"

@@ -7,10 +7,13 @@ scripts/manage_sentinel.sh, so every lab start exercises the operational scripts
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -53,10 +56,47 @@ def pid_state(pidfile: Path) -> tuple[int | None, str]:
     """(pid, state letter from /proc: R/S/D/T/Z...) of a pidfile's process; state '' when gone."""
     try:
         pid = int(pidfile.read_text().strip())
-        stat = Path(f"/proc/{pid}/stat").read_text()
     except (OSError, ValueError):
         return None, ""
-    return pid, stat.rsplit(")", 1)[1].split()[0]
+    letter = _proc_letter(pid)
+    return (pid, letter) if letter else (None, "")
+
+
+def _wait_exit(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state_letter = _proc_letter(pid)
+        if state_letter in ("", "Z", "X"):
+            return
+        time.sleep(0.01)
+
+
+def _proc_letter(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def _chain(spec: LabSpec) -> str:
+    """The lab's iptables chain (names are capped at 28 characters)."""
+    return "LAB-" + hashlib.sha1(f"{spec.base_dir}".encode()).hexdigest()[:16]
+
+
+def _isolation_rules(spec: LabSpec, node: Node, peers: list[Node]) -> list[list[str]]:
+    comment = ["-m", "comment", "--comment", f"redis-ha-lab {spec.name} isolate {node.name}"]
+    rules = []
+    for peer in peers:
+        rules.append(["-s", node.host, "-d", peer.host, *comment, "-j", "DROP"])
+        rules.append(["-s", peer.host, "-d", node.host, *comment, "-j", "DROP"])
+    return rules
+
+
+def _iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["iptables", "-w", *args], capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise LabError(f"iptables {' '.join(args)}: {result.stderr.strip()}")
+    return result
 
 
 class LocalBackend:
@@ -92,6 +132,56 @@ class LocalBackend:
     def log_path(self, spec: LabSpec, node: Node) -> Path:
         return spec.files(node).logfile
 
+    # -- faults -----------------------------------------------------------------------------
+    def unsupported(self, kind: str) -> str | None:
+        """Why a fault kind cannot be injected here, or None when it can."""
+        if kind == "isolate":
+            if os.geteuid() != 0:
+                return "isolation needs root (iptables rules on the nodes' loopback addresses)"
+            if shutil.which("iptables") is None:
+                return "isolation needs iptables (apt-get install iptables)"
+        return None
+
+    def signal_node(self, spec: LabSpec, node: Node, sig: signal.Signals) -> None:
+        pid, letter = pid_state(spec.files(node).pidfile)
+        if pid is None or letter in ("", "Z"):
+            raise LabError(f"{node.name} is not running")
+        if sig in (signal.SIGKILL, signal.SIGTERM) and letter == "T":
+            os.kill(pid, signal.SIGCONT)  # a frozen process would not act on SIGTERM
+        os.kill(pid, sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            _wait_exit(pid)
+
+    def isolate(self, spec: LabSpec, node: Node, peers: list[Node]) -> None:
+        """Drop every packet between ``node`` and ``peers`` (both directions) in the lab's own chain."""
+        chain = _chain(spec)
+        if _iptables("-nL", chain, check=False).returncode != 0:
+            _iptables("-N", chain)
+        if _iptables("-C", "INPUT", "-j", chain, check=False).returncode != 0:
+            _iptables("-I", "INPUT", "-j", chain)
+        for rule in _isolation_rules(spec, node, peers):
+            if _iptables("-C", chain, *rule, check=False).returncode != 0:
+                _iptables("-A", chain, *rule)
+
+    def heal_isolation(self, spec: LabSpec, node: Node | None = None, peers: list[Node] | None = None) -> None:
+        """Remove one node's rules, or (``node=None``) the lab's whole chain. Idempotent."""
+        chain = _chain(spec)
+        if shutil.which("iptables") is None or os.geteuid() != 0:
+            return
+        if _iptables("-nL", chain, check=False).returncode != 0:
+            return
+        if node is not None:
+            for rule in _isolation_rules(spec, node, peers or []):
+                while _iptables("-D", chain, *rule, check=False).returncode == 0:
+                    pass
+            listing = _iptables("-S", chain, check=False).stdout.strip().splitlines()
+            if len(listing) > 1:  # other isolations remain
+                return
+        while _iptables("-D", "INPUT", "-j", chain, check=False).returncode == 0:
+            pass
+        _iptables("-F", chain, check=False)
+        _iptables("-X", chain, check=False)
+
     # -- the lab ----------------------------------------------------------------------------
     def _parallel(self, action: str, spec: LabSpec, nodes: tuple[Node, ...]) -> None:
         fn = self.start_node if action == "start" else self.stop_node
@@ -123,6 +213,7 @@ class LocalBackend:
             raise
 
     def down(self, spec: LabSpec, keep_data: bool = False) -> None:
+        self.heal_isolation(spec)
         # Sentinels first: no failover is started while the data nodes go away.
         self._parallel("stop", spec, spec.sentinels)
         self._parallel("stop", spec, spec.redis_nodes)

@@ -1,0 +1,186 @@
+"""Fault injection: every fault is recorded in the lab's state and reverted by its context manager,
+by ``lab heal`` and by ``lab down``, so a crashed test never leaves a frozen node or a DROP rule."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+from lab import state
+from lab.backends import get_backend
+from lab.errors import LabError
+from lab.spec import LabSpec, Node
+from lab.topology import client, observe
+from lab.waits import wait_for
+
+KINDS = ("kill", "stop", "freeze", "isolate")
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    node: str
+    peers: tuple[str, ...] = field(default_factory=tuple)
+
+
+def recorded(spec: LabSpec) -> list[Fault]:
+    raw = state.load_raw(spec.base_dir.parent, spec.name).get("faults", [])
+    return [Fault(f["kind"], f["node"], tuple(f.get("peers", ()))) for f in raw]
+
+
+def _save(spec: LabSpec, faults: list[Fault]) -> None:
+    state.update(spec, faults=[asdict(f) for f in faults])
+
+
+def isolated_nodes(spec: LabSpec) -> set[str]:
+    return {f.node for f in recorded(spec) if f.kind == "isolate"}
+
+
+def inject(spec: LabSpec, kind: str, node_name: str, peers: list[str] | None = None) -> Fault:
+    """Apply a fault now and record it. ``peers`` (isolate only) defaults to every other node."""
+    if kind not in KINDS:
+        raise LabError(f"unknown fault {kind!r} (choose from: {', '.join(KINDS)})")
+    backend = get_backend(spec.backend)
+    why = backend.unsupported(kind)
+    if why:
+        raise LabError(f"{kind} is not supported by the {spec.backend} backend here: {why}")
+    node = spec.node(node_name)
+    peer_nodes = [spec.node(p) for p in peers] if peers else [n for n in spec.nodes if n != node]
+    fault = Fault(kind, node.name, tuple(p.name for p in peer_nodes) if kind == "isolate" else ())
+    if kind == "kill":
+        backend.signal_node(spec, node, signal.SIGKILL)
+    elif kind == "stop":
+        backend.signal_node(spec, node, signal.SIGTERM)
+    elif kind == "freeze":
+        backend.signal_node(spec, node, signal.SIGSTOP)
+    else:
+        backend.isolate(spec, node, peer_nodes)
+    _save(spec, [*recorded(spec), fault])
+    return fault
+
+
+def revert(spec: LabSpec, fault: Fault) -> None:
+    """Undo one fault (restart a killed/stopped node, thaw, remove isolation rules); forget it."""
+    backend = get_backend(spec.backend)
+    node = spec.node(fault.node)
+    if fault.kind in ("kill", "stop"):
+        if backend.node_state(spec, node) == "down":
+            backend.start_node(spec, node)
+            if node.kind == "redis":
+                rejoin_as_replica(spec, node)
+    elif fault.kind == "freeze":
+        if backend.node_state(spec, node) == "frozen":
+            backend.signal_node(spec, node, signal.SIGCONT)
+    else:
+        backend.heal_isolation(spec, node, [spec.node(p) for p in fault.peers])
+    _save(spec, [f for f in recorded(spec) if f != fault])
+
+
+def rejoin_as_replica(spec: LabSpec, node: Node) -> None:
+    """A data node restarted from its rendered file thinks it is a master; point it at the current
+    master at once, as an operator would, instead of leaving it writable until Sentinel converts
+    it (Sentinel waits 8 s before doing so)."""
+    master = observe(spec).master
+    if master is None or master == (node.host, node.port):
+        return
+    with client(node.host, node.port, spec.password, timeout=2) as conn:
+        conn.replicaof(*master)
+        conn.config_rewrite()
+
+
+def heal(spec: LabSpec) -> list[Fault]:
+    """Revert every recorded fault, then anything a crash left unrecorded (frozen or dead nodes, rules)."""
+    undone = []
+    for fault in reversed(recorded(spec)):
+        revert(spec, fault)
+        undone.append(fault)
+    backend = get_backend(spec.backend)
+    backend.heal_isolation(spec)
+    for node in spec.nodes:
+        current = backend.node_state(spec, node)
+        if current == "frozen":
+            backend.signal_node(spec, node, signal.SIGCONT)
+            undone.append(Fault("freeze", node.name))
+        elif current == "down":
+            backend.start_node(spec, node)
+            if node.kind == "redis":
+                rejoin_as_replica(spec, node)
+            undone.append(Fault("kill", node.name))
+    return undone
+
+
+@contextmanager
+def injected(spec: LabSpec, kind: str, node: str, peers: list[str] | None = None) -> Iterator[Fault]:
+    """``with injected(spec, 'freeze', 'redis-1'):`` - the fault is reverted on exit, whatever happens."""
+    fault = inject(spec, kind, node, peers)
+    try:
+        yield fault
+    finally:
+        if fault in recorded(spec):
+            revert(spec, fault)
+
+
+def current_master(spec: LabSpec, timeout: float = 30.0) -> Node:
+    """The data node every reachable Sentinel names as master (waits until they agree)."""
+
+    def probe() -> tuple[bool, Any]:
+        obs = observe(spec)
+        return obs.master is not None, obs.master
+
+    addr = wait_for(probe, what="the Sentinels to agree on a master", timeout=timeout)
+    return next(n for n in spec.redis_nodes if (n.host, n.port) == addr)
+
+
+def failover(spec: LabSpec, safe: bool = True, timeout: float = 30.0) -> tuple[Node, Node]:
+    """Manual failover through Sentinel; returns (old master, new master).
+
+    ``safe`` (the default) loses no acknowledged write: writes on the master are paused
+    (CLIENT PAUSE WRITE: clients wait, they do not fail), the replicas are let catch up, SENTINEL
+    FAILOVER runs, and the pause ends only once the old master is a replica, so a write held
+    during the switch fails with READONLY (the client retries on the new master) instead of
+    being accepted by the old master and then lost. ``safe=False`` is a bare SENTINEL FAILOVER.
+    """
+    old = current_master(spec)
+    master_conn = client(old.host, old.port, spec.password, timeout=2)
+    pause_ms = int(timeout * 1000)
+    try:
+        if safe:
+            master_conn.client_pause(pause_ms, all=False)
+            _wait_replicas_caught_up(master_conn, len(spec.redis_nodes) - 1, timeout)
+        sentinel = next(s for s in spec.sentinels if get_backend(spec.backend).node_state(spec, s) == "up")
+        with client(sentinel.host, sentinel.port, spec.sentinel_password, timeout=2) as sconn:
+            sconn.execute_command("SENTINEL", "FAILOVER", spec.master_name)
+
+        def switched() -> tuple[bool, Any]:
+            new = observe(spec).master
+            return new is not None and new != (old.host, old.port), new
+
+        addr = wait_for(switched, what="the Sentinels to name a new master", timeout=timeout)
+        if safe:
+            rejoin_as_replica(spec, old)
+    finally:
+        if safe:
+            with suppress(redis.RedisError):
+                master_conn.client_unpause()
+        master_conn.close()
+    return old, next(n for n in spec.redis_nodes if (n.host, n.port) == addr)
+
+
+def _wait_replicas_caught_up(conn: redis.Redis, replicas: int, timeout: float) -> None:
+    def probe() -> tuple[bool, str]:
+        info = conn.info("replication")
+        offset = int(info["master_repl_offset"])
+        lagging = [
+            f"{v['ip']}:{v['port']} at {v['offset']}"
+            for k, v in info.items()
+            if k.startswith("slave") and isinstance(v, dict) and int(v["offset"]) != offset
+        ]
+        online = sum(1 for k, v in info.items() if k.startswith("slave") and isinstance(v, dict))
+        return not lagging and online >= min(replicas, 1), f"master at {offset}, lagging: {lagging or 'none'}"
+
+    wait_for(probe, what="replicas to reach the master's offset", timeout=timeout)

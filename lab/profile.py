@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -104,16 +104,35 @@ def _host_port(where: str, item: str, default_port: int) -> tuple[str, int]:
     return host, _int(where, port, 1, 65535)
 
 
-def load_profile(name_or_path: str, env: Mapping[str, str] | None = None) -> Profile:
-    """Load a profile by name (conf/profiles/NAME.yaml) or path, apply env overrides, validate."""
-    env = os.environ if env is None else env
-    path = _profile_path(name_or_path)
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A profile's mapping; ``extends: NAME`` merges it over another profile (nested keys override)."""
+    if path in seen:
+        raise LabError(f"{path}: 'extends' loops back to itself")
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise LabError(f"cannot read profile {path}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise LabError(f"{path}: a profile is a YAML mapping")
+    parent = data.pop("extends", None)
+    if parent:
+        base_path = (path.parent / parent) if str(parent).endswith((".yaml", ".yml")) else _profile_path(str(parent))
+        data = _merge(_read_yaml(base_path, (*seen, path)), data)
+    return cast(dict[str, Any], data)
+
+
+def load_profile(name_or_path: str, env: Mapping[str, str] | None = None) -> Profile:
+    """Load a profile by name (conf/profiles/NAME.yaml) or path, apply env overrides, validate."""
+    env = os.environ if env is None else env
+    path = _profile_path(name_or_path)
+    data = _read_yaml(path)
     where = str(path)
     topo = _section(data, "topology", path)
     redis = copy.deepcopy(_section(data, "redis", path))

@@ -207,7 +207,7 @@ def test_render_cli(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["render", "--profile", "nope", "--out", "x"], "unknown profile 'nope' (available: lab, production)"),
+        (["render", "--profile", "nope", "--out", "x"], "unknown profile 'nope' (available: cache, lab, production)"),
         (["up", "--name", "Bad Name!"], "lab name 'Bad Name!'"),
         (["up", "--backend", "kvm"], "unknown backend 'kvm'"),
         (["status", "--name", "ghost"], "lab 'ghost' is not running"),

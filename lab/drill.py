@@ -1,0 +1,65 @@
+"""Drill helpers shared by the chaos tests and the benchmarks: Sentinel-aware clients and
+client-visible unavailability."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+from redis.sentinel import Sentinel
+
+from lab import faults
+from lab.spec import LabSpec, Node
+
+#: What a client sees while a master is gone or being replaced.
+TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, redis.ResponseError)
+
+
+def sentinel_for(spec: LabSpec, **kw: Any) -> Sentinel:
+    """A redis-py Sentinel for the lab, with short timeouts so failover drills see changes fast."""
+    return Sentinel(  # type: ignore[no-untyped-call]
+        spec.sentinel_addrs(),
+        sentinel_kwargs={"password": spec.sentinel_password, "socket_timeout": 0.5},
+        password=spec.password,
+        socket_timeout=1,
+        socket_connect_timeout=0.5,
+        decode_responses=True,
+        **kw,
+    )
+
+
+def master_client(spec: LabSpec) -> redis.Redis:
+    """A client of the current master that follows failovers (rediscovers through Sentinel)."""
+    conn: redis.Redis = sentinel_for(spec).master_for(spec.master_name)  # type: ignore[no-untyped-call]
+    return conn
+
+
+def first_write_after(conn: redis.Redis, started: float, key: str, timeout: float = 60.0) -> float:
+    """Retry a SET until it is acknowledged; seconds from ``started`` (time.monotonic) to that ack."""
+    deadline = started + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            conn.set(key, time.time())
+            return time.monotonic() - started
+        except TRANSIENT as exc:
+            last = exc
+            time.sleep(0.01)
+    raise TimeoutError(f"no write acknowledged within {timeout}s after the fault (last error: {last})")
+
+
+def kill_master_unavailability(spec: LabSpec) -> tuple[float, Node]:
+    """SIGKILL the current master; return (seconds until a Sentinel-aware client writes again, old master).
+
+    The killed node is left down (recorded as a fault): `faults.heal` / the healthy_lab fixture restore it.
+    """
+    old = faults.current_master(spec)
+    conn = master_client(spec)
+    try:
+        conn.set("drill:probe", "before")
+        started = time.monotonic()
+        faults.inject(spec, "kill", old.name)
+        return first_write_after(conn, started, "drill:probe"), old
+    finally:
+        conn.close()

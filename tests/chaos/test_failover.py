@@ -1,0 +1,275 @@
+"""Failover drills against a real lab (`pytest -m chaos`). Each drill breaks the lab for real and
+asserts the outcome; the healthy_lab fixture heals it (or replaces it) before the next one."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+
+from lab import control, faults
+from lab.backends import get_backend
+from lab.drill import TRANSIENT, first_write_after, kill_master_unavailability, master_client
+from lab.profile import PROFILES_DIR
+from lab.spec import LabSpec, Node
+from lab.topology import client, observe
+from lab.waits import wait_for
+
+pytestmark = [pytest.mark.chaos, pytest.mark.integration]
+
+
+def role_of(spec: LabSpec, node: Node) -> tuple[str, str]:
+    """(role, 'host:port' of its master or '') as the node itself reports."""
+    with client(node.host, node.port, spec.password) as conn:
+        info = conn.info("replication")
+    return str(info["role"]), f"{info.get('master_host', '')}:{info.get('master_port', '')}".strip(":")
+
+
+def wait_replica_of(spec: LabSpec, node: Node, master: Node, timeout: float = 30) -> None:
+    def probe() -> tuple[bool, object]:
+        try:
+            seen = role_of(spec, node)
+        except (redis.RedisError, OSError) as exc:
+            return False, exc
+        return seen == ("slave", master.address), seen
+
+    wait_for(probe, what=f"{node.name} to replicate from {master.name}", timeout=timeout)
+
+
+def wait_sentinels_agree(spec: LabSpec, master: Node, timeout: float = 30) -> None:
+    def probe() -> tuple[bool, object]:
+        views = observe(spec).sentinels
+        named = [v.master for v in views]
+        return all(m == (master.host, master.port) for m in named), named
+
+    wait_for(probe, what=f"every Sentinel to name {master.name}", timeout=timeout)
+
+
+def wait_new_master(spec: LabSpec, old: Node, timeout: float = 30) -> Node:
+    def probe() -> tuple[bool, object]:
+        agreed = observe(spec).master
+        return agreed is not None and agreed != (old.host, old.port), agreed
+
+    addr = wait_for(probe, what=f"a master other than {old.name}", timeout=timeout)
+    return next(n for n in spec.redis_nodes if (n.host, n.port) == addr)
+
+
+def requires(spec: LabSpec, kind: str) -> None:
+    """Skip with the reason when the backend cannot inject this fault (a failure under LAB_REQUIRE_FAULTS=1)."""
+    import os
+
+    why = get_backend(spec.backend).unsupported(kind)
+    if why:
+        if os.environ.get("LAB_REQUIRE_FAULTS") == "1":
+            pytest.fail(f"LAB_REQUIRE_FAULTS=1 but {kind} is unsupported: {why}")
+        pytest.skip(why)
+
+
+def test_master_sigkill_promotes_a_replica_and_everyone_follows(healthy_lab: LabSpec, master_client) -> None:
+    spec = healthy_lab
+    master_client.set("drill:acked", "yes")
+    assert master_client.execute_command("WAIT", 2, 2000) == 2
+
+    unavailable, old = kill_master_unavailability(spec)
+    new = faults.current_master(spec)
+    print(f"\nkill -9 {old.name} -> first write on {new.name} after {unavailable:.2f}s "
+          f"(down-after {spec.down_after_ms} ms)")
+    assert new != old
+    with client(new.host, new.port, spec.password) as conn:
+        assert conn.get("drill:acked") == "yes", "a write acknowledged by both replicas survived"
+    other = next(n for n in spec.redis_nodes if n not in (old, new))
+    wait_replica_of(spec, other, new)
+    wait_sentinels_agree(spec, new)
+
+    # The old master returns from its rendered file (it believes it is a master); Sentinel converts it.
+    get_backend(spec.backend).start_node(spec, old)
+    wait_replica_of(spec, old, new, timeout=30)
+    faults.revert(spec, faults.Fault("kill", old.name))
+    control.wait_healthy(spec, timeout=20)
+
+
+def test_zombie_master_is_demoted_and_its_writes_are_lost(healthy_lab: LabSpec) -> None:
+    """SIGSTOP the master past down-after, let the Sentinels fail over, SIGCONT it: a client still
+    connected to it writes until it is demoted. Count the acknowledged writes that are lost."""
+    spec = healthy_lab
+    old = faults.current_master(spec)
+    stale = client(old.host, old.port, spec.password, timeout=2)
+    stale.ping()
+    with faults.injected(spec, "freeze", old.name):
+        new = wait_new_master(spec, old)
+    acked: list[str] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            stale.set(f"zombie:{len(acked)}", "1")
+            acked.append(f"zombie:{len(acked)}")
+        except TRANSIENT:
+            break
+    stale.close()
+    wait_replica_of(spec, old, new)
+    with client(new.host, new.port, spec.password) as conn:
+        survived = sum(int(conn.exists(*acked[i:i + 500])) for i in range(0, len(acked), 500))
+    print(f"\nzombie {old.name}: {len(acked)} writes acknowledged after thaw, {len(acked) - survived} lost "
+          f"(min-replicas-to-write 0 lets a demoted-to-be master accept them)")
+    assert len(acked) > 0, "the thawed master accepted writes before Sentinel demoted it"
+    assert survived == 0, "writes taken by the zombie are discarded when it resyncs from the new master"
+
+
+def test_safe_manual_failover_loses_no_increment(healthy_lab: LabSpec) -> None:
+    spec = healthy_lab
+    conn = master_client(spec)
+    conn.set("drill:counter", 0)
+    acked = 0
+    errors = 0
+    stop = threading.Event()
+
+    def incr_loop() -> None:
+        nonlocal acked, errors
+        while not stop.is_set():
+            try:
+                conn.incr("drill:counter")
+                acked += 1
+            except TRANSIENT:
+                errors += 1
+                time.sleep(0.005)
+
+    worker = threading.Thread(target=incr_loop)
+    worker.start()
+    try:
+        time.sleep(0.3)
+        old, new = faults.failover(spec, safe=True)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        worker.join()
+    final = int((first_write_after(conn, time.monotonic(), "drill:after") >= 0 and conn.get("drill:counter")) or 0)
+    conn.close()
+    print(f"\nfailover {old.name} -> {new.name}: {acked} increments acknowledged, counter {final}, "
+          f"{errors} transient errors retried")
+    assert new != old and acked > 100
+    assert final == acked, "every acknowledged INCR is in the new master's counter"
+    wait_replica_of(spec, old, new)
+
+
+def _profile_with(tmp_path: Path, **topology: object) -> str:
+    data = yaml.safe_load((PROFILES_DIR / "lab.yaml").read_text())
+    data["topology"].update(topology)
+    path = tmp_path / "drill-profile.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_replica_priority_zero_is_never_promoted(lab_factory, tmp_path: Path) -> None:
+    spec = lab_factory(_profile_with(tmp_path, replica_priority=[100, 0, 100]), tag="prio")
+    with client(spec.node("redis-2").host, 6379, spec.password) as conn:
+        assert conn.config_get("replica-priority")["replica-priority"] == "0"
+    _, old = kill_master_unavailability(spec)
+    new = faults.current_master(spec)
+    assert old.name == "redis-1"
+    assert new.name == "redis-3", "redis-2 has replica-priority 0: Sentinel must pick redis-3"
+    wait_replica_of(spec, spec.node("redis-2"), new)
+
+
+def test_no_failover_without_quorum_then_failover_once_sentinels_return(healthy_lab: LabSpec) -> None:
+    spec = healthy_lab
+    s1, s2, s3 = spec.sentinels
+    old = faults.current_master(spec)
+    faults.inject(spec, "kill", s2.name)
+    faults.inject(spec, "kill", s3.name)
+    with client(s1.host, s1.port, spec.sentinel_password) as sconn:
+
+        def ckquorum() -> tuple[bool, str]:
+            try:
+                return False, str(sconn.execute_command("SENTINEL", "CKQUORUM", spec.master_name))
+            except redis.ResponseError as exc:
+                return "NOQUORUM" in str(exc), str(exc)
+
+        # The dead Sentinels stop counting once sentinel-1 marks them down (after down-after).
+        wait_for(ckquorum, what="CKQUORUM to answer NOQUORUM", timeout=10)
+        faults.inject(spec, "kill", old.name)
+        time.sleep(spec.down_after_ms / 1000 * 4)  # well past down-after: a failover would have begun
+        assert sconn.sentinel_get_master_addr_by_name(spec.master_name) == (old.host, old.port)
+        flags = sconn.sentinel_master(spec.master_name)["flags"]
+    assert "s_down" in str(flags) and "o_down" not in str(flags), flags
+    for replica in (n for n in spec.redis_nodes if n != old):
+        assert role_of(spec, replica)[0] == "slave", f"{replica.name} was promoted without a quorum"
+
+    for sentinel in (s2, s3):
+        faults.revert(spec, faults.Fault("kill", sentinel.name))
+    new = wait_new_master(spec, old, timeout=30)
+    print(f"\nquorum back: {new.name} promoted")
+    wait_sentinels_agree(spec, new)
+
+
+def test_sentinel_down_during_failover_learns_the_new_master(healthy_lab: LabSpec) -> None:
+    spec = healthy_lab
+    late = spec.node("sentinel-3")
+    faults.inject(spec, "kill", late.name)
+    _, old = kill_master_unavailability(spec)
+    new = wait_new_master(spec, old)
+    faults.revert(spec, faults.Fault("kill", late.name))
+
+    def probe() -> tuple[bool, object]:
+        with client(late.host, late.port, spec.sentinel_password) as conn:
+            try:
+                named = conn.sentinel_get_master_addr_by_name(spec.master_name)
+            except (redis.RedisError, OSError) as exc:
+                return False, exc
+        return named == (new.host, new.port), named
+
+    wait_for(probe, what=f"{late.name} to learn that {new.name} is master", timeout=30)
+
+
+def _partition_loss(spec: LabSpec, min_replicas: int, max_lag: int) -> tuple[int, int, float]:
+    """Isolate the master from replicas and Sentinels while a client keeps writing to it.
+    Returns (writes acknowledged by the isolated master, of which lost, seconds it kept accepting)."""
+    old = faults.current_master(spec)
+    for node in spec.redis_nodes:
+        with client(node.host, node.port, spec.password) as conn:
+            conn.config_set("min-replicas-to-write", min_replicas)
+            conn.config_set("min-replicas-max-lag", max_lag)
+    writer = client(old.host, old.port, spec.password, timeout=1)
+    acked: list[str] = []
+    last_ack = 0.0
+    with faults.injected(spec, "isolate", old.name):
+        started = time.monotonic()
+        new: Node | None = None
+        while time.monotonic() - started < 6:
+            try:
+                key = f"partition:{min_replicas}:{len(acked)}"
+                writer.set(key, "1")
+                acked.append(key)
+                last_ack = time.monotonic() - started
+            except TRANSIENT:
+                time.sleep(0.01)
+        new = wait_new_master(spec, old)
+    writer.close()
+    faults.rejoin_as_replica(spec, old)
+    wait_replica_of(spec, old, new)
+    with client(new.host, new.port, spec.password) as conn:
+        survived = sum(int(conn.exists(*acked[i:i + 500])) for i in range(0, len(acked), 500))
+        for node in spec.redis_nodes:
+            with client(node.host, node.port, spec.password) as each:
+                each.config_set("min-replicas-to-write", 0)
+                each.config_set("min-replicas-max-lag", 10)
+    return len(acked), len(acked) - survived, last_ack
+
+
+def test_partitioned_master_write_loss_is_bounded_by_min_replicas(healthy_lab: LabSpec) -> None:
+    spec = healthy_lab
+    requires(spec, "isolate")
+    max_lag = 1
+    acked_open, lost_open, window_open = _partition_loss(spec, 0, max_lag)
+    faults.heal(spec)
+    control.wait_healthy(spec, timeout=30)
+    acked_guarded, lost_guarded, window_guarded = _partition_loss(spec, 1, max_lag)
+    print(f"\npartitioned master, 6 s: min-replicas-to-write 0 -> {lost_open}/{acked_open} acked writes lost, "
+          f"accepted for {window_open:.2f}s; min-replicas-to-write 1 (max-lag {max_lag}) -> "
+          f"{lost_guarded}/{acked_guarded} lost, accepted for {window_guarded:.2f}s")
+    assert lost_open > 0 and window_open > 5, "without the guard the isolated master accepts writes throughout"
+    assert lost_guarded < lost_open
+    assert window_guarded <= max_lag + 2.0, "with the guard the master refuses writes about max-lag after the cut"

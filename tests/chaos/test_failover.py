@@ -76,8 +76,10 @@ def test_master_sigkill_promotes_a_replica_and_everyone_follows(healthy_lab: Lab
 
     unavailable, old = kill_master_unavailability(spec)
     new = faults.current_master(spec)
-    print(f"\nkill -9 {old.name} -> first write on {new.name} after {unavailable:.2f}s "
-          f"(down-after {spec.down_after_ms} ms)")
+    print(
+        f"\nkill -9 {old.name} -> first write on {new.name} after {unavailable:.2f}s "
+        f"(down-after {spec.down_after_ms} ms)"
+    )
     assert new != old
     with client(new.host, new.port, spec.password) as conn:
         assert conn.get("drill:acked") == "yes", "a write acknowledged by both replicas survived"
@@ -112,9 +114,11 @@ def test_zombie_master_is_demoted_and_its_writes_are_lost(healthy_lab: LabSpec) 
     stale.close()
     wait_replica_of(spec, old, new)
     with client(new.host, new.port, spec.password) as conn:
-        survived = sum(int(conn.exists(*acked[i:i + 500])) for i in range(0, len(acked), 500))
-    print(f"\nzombie {old.name}: {len(acked)} writes acknowledged after thaw, {len(acked) - survived} lost "
-          f"(min-replicas-to-write 0 lets a demoted-to-be master accept them)")
+        survived = sum(int(conn.exists(*acked[i : i + 500])) for i in range(0, len(acked), 500))
+    print(
+        f"\nzombie {old.name}: {len(acked)} writes acknowledged after thaw, {len(acked) - survived} lost "
+        f"(min-replicas-to-write 0 lets a demoted-to-be master accept them)"
+    )
     assert len(acked) > 0, "the thawed master accepted writes before Sentinel demoted it"
     assert survived == 0, "writes taken by the zombie are discarded when it resyncs from the new master"
 
@@ -148,8 +152,10 @@ def test_safe_manual_failover_loses_no_increment(healthy_lab: LabSpec) -> None:
         worker.join()
     final = int((first_write_after(conn, time.monotonic(), "drill:after") >= 0 and conn.get("drill:counter")) or 0)
     conn.close()
-    print(f"\nfailover {old.name} -> {new.name}: {acked} increments acknowledged, counter {final}, "
-          f"{errors} transient errors retried")
+    print(
+        f"\nfailover {old.name} -> {new.name}: {acked} increments acknowledged, counter {final}, "
+        f"{errors} transient errors retried"
+    )
     assert new != old and acked > 100
     assert final == acked, "every acknowledged INCR is in the new master's counter"
     wait_replica_of(spec, old, new)
@@ -251,7 +257,7 @@ def _partition_loss(spec: LabSpec, min_replicas: int, max_lag: int) -> tuple[int
     faults.rejoin_as_replica(spec, old)
     wait_replica_of(spec, old, new)
     with client(new.host, new.port, spec.password) as conn:
-        survived = sum(int(conn.exists(*acked[i:i + 500])) for i in range(0, len(acked), 500))
+        survived = sum(int(conn.exists(*acked[i : i + 500])) for i in range(0, len(acked), 500))
         for node in spec.redis_nodes:
             with client(node.host, node.port, spec.password) as each:
                 each.config_set("min-replicas-to-write", 0)
@@ -267,9 +273,11 @@ def test_partitioned_master_write_loss_is_bounded_by_min_replicas(healthy_lab: L
     faults.heal(spec)
     control.wait_healthy(spec, timeout=30)
     acked_guarded, lost_guarded, window_guarded = _partition_loss(spec, 1, max_lag)
-    print(f"\npartitioned master, 6 s: min-replicas-to-write 0 -> {lost_open}/{acked_open} acked writes lost, "
-          f"accepted for {window_open:.2f}s; min-replicas-to-write 1 (max-lag {max_lag}) -> "
-          f"{lost_guarded}/{acked_guarded} lost, accepted for {window_guarded:.2f}s")
+    print(
+        f"\npartitioned master, 6 s: min-replicas-to-write 0 -> {lost_open}/{acked_open} acked writes lost, "
+        f"accepted for {window_open:.2f}s; min-replicas-to-write 1 (max-lag {max_lag}) -> "
+        f"{lost_guarded}/{acked_guarded} lost, accepted for {window_guarded:.2f}s"
+    )
     assert lost_open > 0 and window_open > 5, "without the guard the isolated master accepts writes throughout"
     assert lost_guarded < lost_open
     assert window_guarded <= max_lag + 2.0, "with the guard the master refuses writes about max-lag after the cut"

@@ -1,0 +1,132 @@
+"""Persistence scenarios on real servers rendered from the project's template."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lab import faults
+from lab.backends.local import LocalBackend
+from lab.profile import PROFILES_DIR
+from lab.spec import LabSpec
+from lab.topology import client
+from lab.waits import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def sigkill(solo) -> None:
+    LocalBackend().signal_node(solo.spec, solo.node, signal.SIGKILL)
+
+
+def write_timestamped(conn, stop: threading.Event, acked: list[tuple[int, float]]) -> None:
+    """Write seq -> time until stopped or the server goes away; record what was acknowledged."""
+    seq = 0
+    while not stop.is_set():
+        try:
+            conn.set(f"seq:{seq}", time.time())
+        except Exception:
+            return
+        acked.append((seq, time.monotonic()))
+        seq += 1
+
+
+def kill_while_writing(solo, seconds: float = 1.0) -> tuple[list[tuple[int, float]], float]:
+    acked: list[tuple[int, float]] = []
+    stop = threading.Event()
+    writer = threading.Thread(target=write_timestamped, args=(solo.conn, stop, acked))
+    writer.start()
+    time.sleep(seconds)
+    killed_at = time.monotonic()
+    sigkill(solo)
+    stop.set()
+    writer.join()
+    return acked, killed_at
+
+
+def surviving(solo, acked: list[tuple[int, float]]) -> set[int]:
+    keys = [f"seq:{seq}" for seq, _ in acked]
+    found = set()
+    for i in range(0, len(keys), 1000):
+        values = solo.conn.mget(keys[i : i + 1000])
+        found |= {acked[i + j][0] for j, v in enumerate(values) if v is not None}
+    return found
+
+
+def test_rdb_snapshot_survives_a_restart(redis_node) -> None:
+    solo = redis_node(appendonly="no")
+    solo.conn.mset({f"rdb:{i}": i for i in range(1000)})
+    solo.conn.save()
+    solo.restart()
+    assert solo.conn.dbsize() == 1000
+    assert solo.conn.get("rdb:999") == "999"
+
+
+def test_aof_everysec_loses_at_most_about_a_second_on_sigkill(redis_node) -> None:
+    solo = redis_node(appendonly="yes", appendfsync="everysec")
+    acked, killed_at = kill_while_writing(solo)
+    solo.restart()
+    found = surviving(solo, acked)
+    lost = [(seq, t) for seq, t in acked if seq not in found]
+    window = killed_at - min((t for _, t in lost), default=killed_at)
+    print(f"\nAOF everysec, SIGKILL after {len(acked)} acked writes: {len(lost)} lost, window {window:.3f}s")
+    assert len(found) > 0
+    assert window <= 1.5, "everysec bounds the loss to about one second"
+
+
+def test_aof_always_loses_nothing_acknowledged(redis_node) -> None:
+    solo = redis_node(appendonly="yes", appendfsync="always")
+    acked, _ = kill_while_writing(solo, seconds=0.5)
+    solo.restart()
+    found = surviving(solo, acked)
+    print(f"\nAOF always, SIGKILL after {len(acked)} acked writes: {len(acked) - len(found)} lost")
+    assert len(acked) > 100
+    assert len(found) == len(acked)
+
+
+def _no_persistence_profile(tmp_path: Path) -> str:
+    data = yaml.safe_load((PROFILES_DIR / "lab.yaml").read_text())
+    data["redis"].update(appendonly="no", save=[])
+    path = tmp_path / "no-persistence.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def _fast_master_restart_keeps(spec: LabSpec) -> int:
+    """Write 500 keys, SIGKILL the master and restart it before Sentinel reacts; keys left on the replicas."""
+    master = faults.current_master(spec)
+    with client(master.host, master.port, spec.password) as conn:
+        conn.mset({f"precious:{i}": i for i in range(500)})
+        assert conn.execute_command("WAIT", 2, 2000) == 2
+    backend = LocalBackend()
+    backend.signal_node(spec, master, signal.SIGKILL)
+    backend.start_node(spec, master)  # an init system's auto-restart, well within down-after
+    replicas = [n for n in spec.redis_nodes if n != master]
+
+    def resynced() -> tuple[bool, object]:
+        offsets = []
+        for node in replicas:
+            with client(node.host, node.port, spec.password) as conn:
+                info = conn.info("replication")
+                offsets.append((info.get("master_link_status"), conn.dbsize()))
+        return all(link == "up" for link, _ in offsets), offsets
+
+    seen = wait_for(resynced, what="replicas to reconnect to the restarted master", timeout=20)
+    assert isinstance(seen, list)
+    return int(min(size for _, size in seen))
+
+
+def test_restarted_master_without_persistence_wipes_its_replicas(lab_factory, tmp_path: Path) -> None:
+    """The hazard: persistence off + auto-restart = an empty master, and replicas copy the emptiness."""
+    spec = lab_factory(_no_persistence_profile(tmp_path), tag="nopersist")
+    assert _fast_master_restart_keeps(spec) == 0
+
+
+def test_lab_profile_persistence_guards_replicas_on_master_restart(healthy_lab: LabSpec) -> None:
+    kept = _fast_master_restart_keeps(healthy_lab)
+    assert kept >= 500

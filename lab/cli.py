@@ -13,15 +13,15 @@ from typing import Any, NoReturn
 from rich.console import Console
 from rich.table import Table
 
-from lab import control, faults, state
+from lab import control, faults, lint, state, validate
 from lab.backends import get_backend
 from lab.errors import LabError
-from lab.profile import load_profile
+from lab.profile import available_profiles, load_profile
 from lab.render import render_lab
 from lab.spec import LabSpec, Layout, build_spec
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 class Parser(argparse.ArgumentParser):
@@ -67,6 +67,15 @@ def build_parser() -> Parser:
     p.add_argument("-n", "--lines", type=int, default=0, help="only the last N lines")
 
     sub.add_parser("list", help="labs with state under the home directory")
+
+    p = sub.add_parser("lint", help="check a deployment's configs together (exit 1 on any error)")
+    p.add_argument("target", nargs="?", type=Path, help="a directory of *.conf files (or one file)")
+    p.add_argument("--profile", help="render this profile and lint the result (default when no target: all)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--lab", action="store_true", help="the files are a lab: allow seeded Sentinel state")
+
+    p = sub.add_parser("validate", help="start each rendered file on a throwaway server and compare CONFIG GET")
+    p.add_argument("--profile", action="append", help="profile to validate (repeatable; default: all)")
 
     for kind, text in (
         ("kill", "SIGKILL a node"),
@@ -212,6 +221,35 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lint(args: argparse.Namespace) -> int:
+    if args.target and args.profile:
+        raise LabError("give a directory or --profile, not both")
+    if args.target:
+        findings = lint.lint_paths(lint.collect(args.target), lab=args.lab)
+    else:
+        names = [args.profile] if args.profile else available_profiles()
+        findings = [f for name in names for f in lint.lint_profile(name)]
+    if args.json:
+        print(json.dumps(lint.as_json(findings), indent=2))
+    else:
+        for finding in findings:
+            out.print(str(finding), markup=False)
+        errors = sum(f.severity == "error" for f in findings)
+        out.print(f"{errors} error(s), {len(findings) - errors} warning(s)")
+    return 1 if any(f.severity == "error" for f in findings) else 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for name in args.profile or available_profiles():
+        mismatches = validate.validate_profile(name)
+        failed += len(mismatches)
+        for line in mismatches:
+            out.print(f"{name}: {line}", markup=False)
+        out.print(f"{name}: {'OK' if not mismatches else f'{len(mismatches)} mismatch(es)'}")
+    return 1 if failed else 0
+
+
 def cmd_fault(args: argparse.Namespace) -> int:
     spec = state.load(args.home or state.default_home(), args.name)
     node = spec.node(args.node)
@@ -264,6 +302,8 @@ COMMANDS = {
     "logs": cmd_logs,
     "list": cmd_list,
     "heal": cmd_heal,
+    "lint": cmd_lint,
+    "validate": cmd_validate,
     "failover": cmd_failover,
     **{kind: cmd_fault for kind in ("kill", "stop", "restart", "freeze", "thaw", "isolate")},
 }

@@ -3,9 +3,9 @@
 Loaded with ``-p lab.pytest_plugin`` (pyproject's addopts). Fixtures:
 
 - ``lab_home``: a per-session state directory (labs never touch ./.lab).
-- ``lab``: this worker's lab (session scope), as it is; for read-only tests.
-- ``healthy_lab``: the same lab, first healed and checked healthy (a fresh one when it cannot be);
-  for drills that break things. Drills must ask for the current master, not assume redis-1.
+- ``lab`` / ``healthy_lab``: this worker's lab (started once per session), healed and checked
+  healthy before each test (replaced by a fresh one when it cannot be). Earlier drills may have
+  failed it over: ask for the current master, never assume redis-1.
 - ``lab_factory``: ``lab_factory(profile='lab')`` starts another lab, torn down after the test.
 - ``redis_node``: ``redis_node(profile='lab', **overrides)`` one standalone redis-server rendered
   from the same template (no replicas, no Sentinels), for persistence and eviction scenarios.
@@ -69,8 +69,8 @@ def _lab_holder(request: pytest.FixtureRequest, lab_home: Path) -> Iterator[_Hol
 
 
 @pytest.fixture
-def lab(_lab_holder: _Holder) -> LabSpec:
-    return _lab_holder.spec
+def lab(healthy_lab: LabSpec) -> LabSpec:
+    return healthy_lab
 
 
 @pytest.fixture

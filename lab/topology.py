@@ -162,7 +162,9 @@ def problems(spec: LabSpec, obs: Observation) -> list[str]:
             found.append(f"{s.node.name} knows {s.num_replicas} replicas, not {wanted_replicas}")
         if s.num_other_sentinels != wanted_peers:
             found.append(f"{s.node.name} knows {s.num_other_sentinels} other Sentinels, not {wanted_peers}")
-        bad = [f for f in s.replica_flags if f != "slave"] + [f for f in s.peer_flags if f != "sentinel"]
+        # master_down on a peer is its last vote about the master, not a fault of the peer itself.
+        peers = [",".join(x for x in f.split(",") if x != "master_down") for f in s.peer_flags]
+        bad = [f for f in s.replica_flags if f != "slave"] + [f for f in peers if f != "sentinel"]
         if bad:
             found.append(f"{s.node.name} sees peers flagged {', '.join(sorted(set(bad)))}")
         if not s.ckquorum.startswith("OK"):

@@ -1,0 +1,90 @@
+"""Validate rendered configs against the real server: every directive a node's file sets must be
+what CONFIG GET reports once it runs (catches directives Redis ignores, renames or rejects)."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from lab import control
+from lab.confparse import ConfFile, parse
+from lab.profile import Profile, load_profile
+from lab.render import render_node
+from lab.spec import LabSpec, Node
+from lab.topology import client
+
+UNITS = {"k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
+# Rendered on purpose but overridden at start by manage_*.sh (--daemonize yes), or not a CONFIG parameter.
+NOT_COMPARED = {"daemonize", "include"}
+SENTINEL_COMPARED = ("down-after-milliseconds", "failover-timeout", "parallel-syncs")
+
+
+def normalise(directive: str, value: str) -> str:
+    """A rendered value as CONFIG GET spells it (units expanded, flags sorted, replica -> slave)."""
+
+    def units(token: str) -> str:
+        m = re.fullmatch(r"(\d+)(k|kb|m|mb|g|gb)", token.lower())
+        return str(int(m.group(1)) * UNITS[m.group(2)]) if m else token
+
+    value = " ".join(units(t) for t in value.split())
+    if directive == "notify-keyspace-events":
+        return "".join(sorted(value))
+    return value.replace("replica ", "slave ")
+
+
+def _rendered(spec: LabSpec, profile: Profile, node: Node) -> ConfFile:
+    """The node's config as rendered (Sentinel has since rewritten its file, dropping defaults)."""
+    with tempfile.TemporaryDirectory(prefix="lab-validate-") as tmp:
+        path = Path(tmp) / spec.files(node).conf.name
+        path.write_text(render_node(spec, profile, node))
+        return parse(path)
+
+
+def mismatches(spec: LabSpec) -> tuple[list[str], int]:
+    """(differences between what each running node was rendered with and its live config, directives compared)."""
+    found: list[str] = []
+    compared = 0
+    profile = load_profile(spec.profile)
+    for node in spec.redis_nodes:
+        conf = _rendered(spec, profile, node)
+        names = dict.fromkeys(d.name for d in conf.directives if d.name not in NOT_COMPARED)
+        with client(node.host, node.port, spec.password) as conn:
+            for name in names:
+                live = conn.config_get(name)
+                if name not in live:
+                    found.append(f"{node.name}: CONFIG GET {name} knows no such parameter")
+                    continue
+                want = " ".join(normalise(name, d.value) for d in conf.all(name))
+                got = live[name]
+                if name == "notify-keyspace-events":
+                    got = "".join(sorted(got))
+                compared += 1
+                if got != want:
+                    found.append(f"{node.name}: {name} rendered {want!r}, server runs {got!r}")
+    for node in spec.sentinels:
+        conf = _rendered(spec, profile, node)
+        with client(node.host, node.port, spec.sentinel_password) as conn:
+            master = conn.sentinel_master(spec.master_name)
+        for name in SENTINEL_COMPARED:
+            rendered = conf.get(f"sentinel {name}")
+            compared += 1
+            if rendered is None or rendered.args[-1] != str(master[name]):
+                found.append(
+                    f"{node.name}: sentinel {name} rendered {rendered and rendered.args[-1]!r}, "
+                    f"Sentinel runs {master[name]!r}"
+                )
+    return found, compared
+
+
+def validate_profile(name: str) -> list[str]:
+    """Bring the profile up as a throwaway loopback lab (it must become healthy), compare, tear down."""
+    with tempfile.TemporaryDirectory(prefix="lab-validate-") as tmp:
+        home = Path(tmp)
+        lab_name = f"validate-{os.getpid() % 100000}-{Path(name).stem}"[:40]
+        spec = control.up(lab_name, name, "local", home, timeout=60).spec
+        try:
+            return mismatches(spec)[0]
+        finally:
+            control.down(lab_name, home)

@@ -1,0 +1,177 @@
+"""lab lint: one deliberately broken deployment per rule, each producing exactly its finding."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from lab.confparse import parse
+from lab.lint import lint_paths, lint_profile
+from lab.profile import available_profiles, load_profile
+from lab.render import render_lab
+from lab.spec import build_spec
+from tests.conftest import run_lab
+
+
+def rendered(tmp_path: Path, profile_name: str = "lab") -> Path:
+    profile = load_profile(profile_name, {})
+    out = tmp_path / profile_name
+    spec = build_spec("lint", profile, backend="none", base_dir=out, layout="hosts" if profile.hosts else "local")
+    render_lab(spec, profile, out)
+    return out
+
+
+def conf(root: Path, node: str) -> Path:
+    return root / node / ("redis.conf" if node.startswith("redis") else "sentinel.conf")
+
+
+def sub(root: Path, node: str, pattern: str, replacement: str) -> None:
+    path = conf(root, node)
+    text, count = re.subn(pattern, replacement, path.read_text(), flags=re.M)
+    assert count, f"{pattern!r} not found in {path}"
+    path.write_text(text)
+
+
+def append(root: Path, node: str, line: str) -> None:
+    path = conf(root, node)
+    path.write_text(path.read_text() + "\n" + line + "\n")
+
+
+def rules(root: Path, lab: bool = True) -> set[str]:
+    return {f.rule for f in lint_paths(sorted(root.rglob("*.conf")), lab=lab)}
+
+
+def myid(root: Path, node: str) -> str:
+    return parse(conf(root, node)).value("sentinel myid")
+
+
+BROKEN: dict[str, Callable[[Path], object]] = {
+    "AUTH001": lambda r: (
+        sub(r, "redis-3", r'^requirepass ".*"', 'requirepass "other"'),
+        sub(r, "redis-3", r'^masterauth ".*"', 'masterauth "other"'),
+    ),
+    "AUTH002": lambda r: sub(r, "redis-2", r'^masterauth ".*"', 'masterauth "stale"'),
+    "AUTH003": lambda r: sub(r, "sentinel-2", r'^sentinel auth-pass (\S+) ".*"', r'sentinel auth-pass \1 "stale"'),
+    "MEM001": lambda r: sub(r, "redis-2", r"^maxmemory \S+", "maxmemory 0"),
+    "MEM002": lambda r: sub(r, "redis-1", r"^maxmemory-policy \S+", "maxmemory-policy allkeys-lru"),
+    "NOTIFY001": lambda r: sub(r, "redis-1", r"^notify-keyspace-events .*", 'notify-keyspace-events "x"'),
+    "PERS001": lambda r: (
+        sub(r, "redis-3", r"^appendonly yes", "appendonly no"),
+        sub(r, "redis-3", r"^save .*(\n^save .*)*", 'save ""'),
+    ),
+    "REPL001": lambda r: sub(r, "redis-1", r"^min-replicas-to-write \d+", "min-replicas-to-write 3"),
+    "REPL002": lambda r: sub(r, "redis-2", r"^replicaof .*", ""),
+    "REPL003": lambda r: sub(r, "redis-3", r"^replicaof (\S+)\.1 ", r"replicaof \1.2 "),
+    "SEN001": lambda r: shutil.rmtree(r / "sentinel-3"),
+    "SEN002": lambda r: sub(r, "sentinel-2", r"^sentinel monitor mymaster", "sentinel monitor othermaster"),
+    "SEN003": lambda r: [sub(r, f"sentinel-{i}", r"^(sentinel monitor .*) 2$", r"\1 5") for i in (1, 2, 3)],
+    "SEN004": lambda r: [sub(r, f"sentinel-{i}", r"^(sentinel monitor .*) 2$", r"\1 1") for i in (1, 2, 3)],
+    "SEN005": lambda r: (
+        shutil.copytree(r / "sentinel-3", r / "sentinel-4"),
+        sub(r, "sentinel-4", r"^sentinel myid \S+", "sentinel myid " + "4" * 40),
+        [sub(r, f"sentinel-{i}", r"^(sentinel monitor .*) 2$", r"\1 3") for i in (1, 2, 3, 4)],
+    ),
+    "SEN006": lambda r: sub(
+        r, "sentinel-1", r"^sentinel failover-timeout (\S+) \d+", r"sentinel failover-timeout \1 500"
+    ),
+    "SEN007": lambda r: [
+        sub(r, f"sentinel-{i}", r"^sentinel monitor (\S+) \S+ ", r"sentinel monitor \1 127.0.0.99 ") for i in (1, 2, 3)
+    ],
+    "SEN009": lambda r: sub(r, "sentinel-2", r"^sentinel myid \S+", "sentinel myid " + myid(r, "sentinel-1")),
+    "F001": lambda r: conf(r, "redis-2").chmod(0o644),
+    "L001": lambda r: append(r, "redis-1", 'maxclients "100'),
+    "L002": lambda r: append(r, "redis-1", "no-such-directive yes"),
+    "L003": lambda r: append(r, "redis-1", "maxclients 100"),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(BROKEN))
+def test_each_broken_deployment_produces_exactly_its_finding(tmp_path: Path, rule: str) -> None:
+    root = rendered(tmp_path)
+    assert rules(root) == set(), "the untouched lab render is clean"
+    BROKEN[rule](root)
+    assert rules(root) == {rule}
+
+
+def test_hostnames_need_resolve_hostnames(tmp_path: Path) -> None:
+    root = rendered(tmp_path, "production")
+    assert rules(root, lab=False) == set()
+    sub(root, "sentinel-1", r"^sentinel resolve-hostnames yes", "sentinel resolve-hostnames no")
+    assert rules(root, lab=False) == {"SEN008"}
+
+
+def test_seeded_sentinel_state_is_flagged_outside_a_lab(tmp_path: Path) -> None:
+    root = rendered(tmp_path)
+    findings = lint_paths(sorted(root.rglob("*.conf")), lab=False)
+    assert {f.rule for f in findings} == {"SEN010"} and {f.severity for f in findings} == {"warning"}
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("bind 0.0.0.0\nprotected-mode no\nport 6379\n", "NET001"),
+        ("bind 10.0.0.1 -::1\nprotected-mode yes\nport 6379\n", "NET002"),
+        ("Dear ops team,\nplease restart the cache tonight.\nThanks\n", "L004"),
+        ("", "L004"),
+    ],
+)
+def test_single_hand_written_files(tmp_path: Path, text: str, rule: str) -> None:
+    path = tmp_path / "redis.conf"
+    path.write_text(text)
+    assert {f.rule for f in lint_paths([path])} == {rule}
+
+
+def test_unreadable_and_binary_files_are_reported_not_crashed_on(tmp_path: Path) -> None:
+    binary = tmp_path / "dump.conf"
+    binary.write_bytes(b"\x80\x81\xfe\xff" * 10)
+    findings = lint_paths([binary])
+    assert [(f.rule, f.why) for f in findings] == [("L005", "not a text file")]
+
+
+def test_quoted_values_and_include_chains(tmp_path: Path) -> None:
+    (tmp_path / "common.conf").write_text('maxclients 50\nrequirepass "two words"\ninclude main.conf\n')
+    main = tmp_path / "main.conf"
+    main.write_text(f"include {tmp_path / 'common.conf'}\nport 6379\nmaxclients 60\n")
+    parsed = parse(main)
+    assert parsed.value("requirepass") == "two words"
+    assert parsed.value("maxclients") == "60", "a later directive overrides an included one"
+    assert parsed.get("requirepass").file == tmp_path / "common.conf"  # type: ignore[union-attr]
+    assert any("include loop" in message for _, message in parsed.errors)
+    findings = lint_paths([main])
+    assert {f.rule for f in findings} >= {"L001", "L003"}
+
+
+@pytest.mark.parametrize("profile", available_profiles())
+def test_every_shipped_profile_lints_clean(profile: str) -> None:
+    assert lint_profile(profile) == []
+
+
+def test_lint_cli_round_trip_and_json(tmp_path: Path) -> None:
+    out = tmp_path / "prod"
+    assert run_lab("render", "--profile", "production", "--out", str(out), home=tmp_path).returncode == 0
+    clean = run_lab("lint", str(out), home=tmp_path)
+    assert clean.returncode == 0 and "0 error(s), 0 warning(s)" in clean.stdout
+    sub(out, "redis-2", r'^masterauth ".*"', 'masterauth "stale"')
+    broken = run_lab("lint", str(out), "--json", home=tmp_path)
+    assert broken.returncode == 1
+    [finding] = json.loads(broken.stdout)
+    assert finding == {
+        "rule": "AUTH002",
+        "severity": "error",
+        "file": str(conf(out, "redis-2")),
+        "line": finding["line"],
+        "directive": "masterauth",
+        "why": "masterauth must equal requirepass on every node: a master becomes a replica after failover",
+    }
+    assert conf(out, "redis-2").read_text().splitlines()[finding["line"] - 1].startswith("masterauth")
+    assert run_lab("lint", home=tmp_path).returncode == 0, "every shipped profile, rendered then linted"
+    missing = run_lab("lint", str(tmp_path / "nope"), home=tmp_path)
+    assert (
+        missing.returncode == 1
+        and missing.stderr.strip() == f"lab lint: {tmp_path / 'nope'}: no such file or directory"
+    )

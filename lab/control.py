@@ -12,7 +12,7 @@ from lab.backends import get_backend
 from lab.backends.base import Backend
 from lab.errors import LabError
 from lab.faults import isolated_nodes
-from lab.profile import load_profile
+from lab.profile import Profile, load_profile
 from lab.spec import LabSpec, Node, build_spec, validate_name
 from lab.topology import Observation, observe, problems
 from lab.waits import wait_for
@@ -82,8 +82,34 @@ def up(
         profile = wanted
     else:
         profile = load_profile(profile_name)
-        spec = build_spec(name, profile, backend=backend.name, base_dir=state.state_dir(home, name))
+        spec = _start_new(name, profile, backend, home)
+        return _healthy_or_down(spec, backend, timeout, started)
     backend.up(spec, profile)
+    return _healthy_or_down(spec, backend, timeout, started)
+
+
+def _start_new(name: str, profile: Profile, backend: Backend, home: Path) -> LabSpec:
+    base_dir = state.state_dir(home, name)
+    if backend.name != "compose":
+        spec = build_spec(name, profile, backend=backend.name, base_dir=base_dir)
+        backend.up(spec, profile)
+        return spec
+    from lab.backends.compose import choose_net
+
+    for attempt in range(5):  # another lab may take the same free /24 between choice and start
+        spec = build_spec(
+            name, profile, backend="compose", base_dir=base_dir, layout="compose", net=choose_net(name, attempt)
+        )
+        try:
+            backend.up(spec, profile)
+            return spec
+        except LabError as exc:
+            if "overlap" not in str(exc).lower() or attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _healthy_or_down(spec: LabSpec, backend: Backend, timeout: float, started: float) -> UpResult:
     try:
         wait_healthy(spec, timeout)
     except LabError:

@@ -8,7 +8,10 @@ Loaded with ``-p lab.pytest_plugin`` (pyproject's addopts). Fixtures:
   failed it over: ask for the current master, never assume redis-1.
 - ``lab_factory``: ``lab_factory(profile='lab')`` starts another lab, torn down after the test.
 - ``redis_node``: ``redis_node(profile='lab', **overrides)`` one standalone redis-server rendered
-  from the same template (no replicas, no Sentinels), for persistence and eviction scenarios.
+  from the same template (no replicas, no Sentinels): a process, or a testcontainers container on
+  the compose backend; for persistence, eviction and notification scenarios.
+- ``lab_backend``: the backend under test; ``--lab-backend local|compose|all`` parametrizes every
+  test that uses a lab. Docker missing skips compose tests, a failure under LAB_REQUIRE_DOCKER=1.
 - ``master_client``: a Sentinel-aware client of ``healthy_lab``'s master (follows failovers).
 """
 
@@ -25,17 +28,40 @@ import redis
 
 from lab import control, drill, faults
 from lab.backends import get_backend
-from lab.backends.local import LocalBackend
 from lab.errors import LabError
-from lab.profile import load_profile
-from lab.render import render_node
-from lab.spec import LabSpec, Node, build_spec, write_secret
-from lab.topology import client
+from lab.spec import LabSpec
+from lab.standalone import StandaloneNode, standalone
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lab")
     group.addoption("--lab-keep", action="store_true", help="leave labs running after the tests (debugging)")
+    group.addoption(
+        "--lab-backend",
+        choices=("local", "compose", "all"),
+        default=os.environ.get("LAB_BACKEND", "local"),
+        help="backend(s) the lab fixtures run on (default: local; CI: all)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "lab_backend" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("--lab-backend")
+        backends = ["local", "compose"] if chosen == "all" else [chosen]
+        metafunc.parametrize("lab_backend", backends, scope="session")
+
+
+def require_backend(backend: str) -> None:
+    """Skip when Docker is missing for the compose backend, or fail under LAB_REQUIRE_DOCKER=1."""
+    if backend != "compose":
+        return
+    from lab.docker import docker_unavailable
+
+    why = docker_unavailable()
+    if why:
+        if os.environ.get("LAB_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"LAB_REQUIRE_DOCKER=1 but Docker is not available: {why}")
+        pytest.skip(f"Docker not available: {why}")
 
 
 def _label(tag: str) -> str:
@@ -62,8 +88,10 @@ class _Holder:
 
 
 @pytest.fixture(scope="session")
-def _lab_holder(request: pytest.FixtureRequest, lab_home: Path) -> Iterator[_Holder]:
-    holder = _Holder(control.up(_label("main"), "lab", "local", lab_home).spec, lab_home)
+def _lab_holder(request: pytest.FixtureRequest, lab_home: Path, lab_backend: str) -> Iterator[_Holder]:
+    require_backend(lab_backend)
+    os.environ.setdefault("LAB_PULL", "0")  # tests never contact a registry
+    holder = _Holder(control.up(_label(f"main-{lab_backend}"), "lab", lab_backend, lab_home).spec, lab_home)
     yield holder
     _teardown(request.config, holder.spec, lab_home)
 
@@ -84,8 +112,8 @@ def healthy_lab(_lab_holder: _Holder) -> LabSpec:
         print(f"lab {spec.name} could not be healed ({str(exc).splitlines()[0]}); starting a fresh one")
         control.down(spec.name, _lab_holder.home)
         _lab_holder.generation += 1
-        tag = f"main{_lab_holder.generation}"
-        _lab_holder.spec = control.up(_label(tag), "lab", "local", _lab_holder.home).spec
+        tag = f"main-{spec.backend}{_lab_holder.generation}"
+        _lab_holder.spec = control.up(_label(tag), "lab", spec.backend, _lab_holder.home).spec
     return _lab_holder.spec
 
 
@@ -97,12 +125,14 @@ def master_client(healthy_lab: LabSpec) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def lab_factory(request: pytest.FixtureRequest, lab_home: Path) -> Iterator[Callable[..., LabSpec]]:
+def lab_factory(request: pytest.FixtureRequest, lab_home: Path, lab_backend: str) -> Iterator[Callable[..., LabSpec]]:
+    require_backend(lab_backend)
     started: list[LabSpec] = []
 
     def make(profile: str = "lab", tag: str | None = None) -> LabSpec:
         # A failed `up` cleans up after itself; only a started lab needs tearing down.
-        spec = control.up(_label(tag or f"x{len(started)}"), profile, "local", lab_home).spec
+        name = _label(f"{tag or f'x{len(started)}'}-{lab_backend[0]}")
+        spec = control.up(name, profile, lab_backend, lab_home).spec
         started.append(spec)
         return spec
 
@@ -111,43 +141,22 @@ def lab_factory(request: pytest.FixtureRequest, lab_home: Path) -> Iterator[Call
         _teardown(request.config, spec, lab_home)
 
 
-@dataclass
-class StandaloneNode:
-    spec: LabSpec
-    node: Node
-    conn: redis.Redis
-
-    def restart(self) -> None:
-        backend = LocalBackend()
-        if backend.node_state(self.spec, self.node) != "down":
-            backend.stop_node(self.spec, self.node)
-        backend.start_node(self.spec, self.node)
-
-
 @pytest.fixture
-def redis_node(tmp_path: Path) -> Iterator[Callable[..., StandaloneNode]]:
-    """Factory: a standalone redis-server from redis.conf.tpl with a profile and ``redis:`` overrides."""
+def redis_node(tmp_path: Path, lab_backend: str) -> Iterator[Callable[..., StandaloneNode]]:
+    """Factory: a standalone redis-server from redis.conf.tpl with a profile and ``redis:`` overrides:
+    a process on the local backend, a testcontainers container on compose."""
+    require_backend(lab_backend)
     started: list[StandaloneNode] = []
-    backend = LocalBackend()
 
     def make(profile: str = "lab", **overrides: Any) -> StandaloneNode:
-        loaded = load_profile(profile)
-        loaded.redis.update(overrides)
         name = _label(f"solo{len(started)}")
-        spec = build_spec(name, loaded, backend="local", base_dir=tmp_path / name)
-        node = spec.initial_master
-        conf = spec.files(node).conf
-        conf.parent.mkdir(parents=True, mode=0o700)
-        write_secret(conf, render_node(spec, loaded, node))
-        backend.start_node(spec, node)
-        solo = StandaloneNode(spec, node, client(node.host, node.port, spec.password, timeout=5))
+        solo = standalone(tmp_path / name, name, lab_backend, profile, **overrides)
         started.append(solo)
         return solo
 
     yield make
     for solo in started:
-        solo.conn.close()
-        backend.stop_node(solo.spec, solo.node)
+        solo.remove()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -31,7 +31,7 @@ def _environment() -> jinja2.Environment:
 
 def node_context(spec: LabSpec, profile: Profile, node: Node) -> dict[str, Any]:
     """The variables a template sees for one node (the same names an Ansible play would pass)."""
-    files = spec.files(node)
+    files = spec.config_paths(node)
     local = spec.layout == "local"
     master = spec.initial_master
     role = "sentinel" if node.kind == "sentinel" else ("master" if node == master else "replica")
@@ -44,7 +44,10 @@ def node_context(spec: LabSpec, profile: Profile, node: Node) -> dict[str, Any]:
                 {"host": s.host, "port": s.port, "myid": spec.sentinel_myid(s)} for s in spec.sentinels if s != node
             ],
         }
-    bind = [node.host] if local else list(profile.redis.get("bind", ["*", "-::*"]))
+    if spec.layout == "hosts":
+        bind = list(profile.redis.get("bind", ["*", "-::*"]))
+    else:  # compose: its address, plus loopback for the container's healthcheck
+        bind = [node.host] if local else [node.host, "127.0.0.1"]
     return {
         "profile_name": profile.name,
         "node": {
@@ -55,7 +58,7 @@ def node_context(spec: LabSpec, profile: Profile, node: Node) -> dict[str, Any]:
             "bind": bind,
             # Each lab node owns a loopback address: connect out from it so peers see the right source.
             "bind_source_addr": node.host if local else "",
-            "announce_ip": node.host if local and node.kind == "sentinel" else "",
+            "announce_ip": node.host if spec.layout != "hosts" and node.kind == "sentinel" else "",
             "replica_priority": node.replica_priority,
             "dir": str(files.dir),
             "pidfile": str(files.pidfile),

@@ -21,7 +21,7 @@ from lab.profile import PROFILES_DIR, Profile
 REDIS_NODES = ("redis-1", "redis-2", "redis-3")
 SENTINEL_NODES = ("sentinel-1", "sentinel-2", "sentinel-3")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
-Layout = Literal["local", "hosts"]
+Layout = Literal["local", "hosts", "compose"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,19 @@ class LabSpec:
             logfile=node_dir / f"{node.kind}.log",
         )
 
+    def config_paths(self, node: Node) -> NodeFiles:
+        """The paths as the node's own config names them (inside its container for compose)."""
+        files = self.files(node)
+        if self.layout != "compose":
+            return files
+        inside = Path("/data")
+        return NodeFiles(
+            dir=inside,
+            conf=inside / files.conf.name,
+            pidfile=inside / files.pidfile.name,
+            logfile=inside / files.logfile.name,
+        )
+
     def sentinel_myid(self, node: Node) -> str:
         """A stable, per-lab unique Sentinel run id (40 hex), used to seed discovery."""
         return hashlib.sha1(f"{self.name}/{node.name}".encode()).hexdigest()
@@ -161,12 +174,14 @@ def build_spec(
     base_dir: Path,
     layout: Layout = "local",
     secrets_dir: Path | None = None,
+    net: str | None = None,
 ) -> LabSpec:
     """Place the lab's six nodes and settle its secrets.
 
     ``layout='local'`` puts every node on its own loopback address (127.A.B.1-3 for Redis,
-    .11-13 for Sentinels) with files under ``base_dir/<node>``; ``layout='hosts'`` uses the
-    profile's production hosts and paths. Passwords come from the profile/environment, else from
+    .11-13 for Sentinels) with files under ``base_dir/<node>``; ``layout='compose'`` does the same
+    on the lab's container network ``net`` (.11-13 and .21-23); ``layout='hosts'`` uses the profile's production hosts
+    and paths. Passwords come from the profile/environment, else from
     ``secrets_dir`` (an earlier run of the same lab), else are generated.
     """
     validate_name(name)
@@ -176,9 +191,11 @@ def build_spec(
             raise LabError(f"profile {profile.name}: topology.hosts lacks {', '.join(missing)}")
         host_of = dict(profile.hosts)
     else:
-        net = loopback_subnet(name)
-        host_of = {n: f"{net}.{i}" for i, n in enumerate(REDIS_NODES, start=1)}
-        host_of |= {n: f"{net}.{i}" for i, n in enumerate(SENTINEL_NODES, start=11)}
+        # local: 127.A.B.x on loopback; compose: the lab's own container network (chosen at up).
+        net = net or loopback_subnet(name)
+        first = 11 if layout == "compose" else 1  # .1 of a container network is its gateway
+        host_of = {n: f"{net}.{i}" for i, n in enumerate(REDIS_NODES, start=first)}
+        host_of |= {n: f"{net}.{i}" for i, n in enumerate(SENTINEL_NODES, start=first + 10)}
     nodes = tuple(
         Node(n, "redis", host_of[n], profile.redis_port, profile.replica_priority[i]) for i, n in enumerate(REDIS_NODES)
     ) + tuple(Node(n, "sentinel", host_of[n], profile.sentinel_port) for n in SENTINEL_NODES)

@@ -57,3 +57,24 @@ def processes_under(path: Path) -> list[int]:
         if (cwd == str(path) or cwd.startswith(f"{path}/")) and state != "Z":
             found.append(int(proc.name))
     return found
+
+
+def running_parts(spec) -> list[str]:
+    """What a lab still has running: processes (local) or containers and networks (compose)."""
+    if spec.backend == "local":
+        return [f"pid {pid}" for pid in processes_under(spec.base_dir)]
+    from lab.backends.compose import project
+
+    label = f"label=com.docker.compose.project={project(spec)}"
+    containers = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True, check=False
+    ).stdout.split()
+    networks = subprocess.run(
+        ["docker", "network", "ls", "-q", "--filter", label], capture_output=True, text=True, check=False
+    ).stdout.split()
+    volumes = subprocess.run(
+        ["docker", "volume", "ls", "-q", "--filter", label], capture_output=True, text=True, check=False
+    ).stdout.split()
+    return (
+        [f"container {c}" for c in containers] + [f"network {n}" for n in networks] + [f"volume {v}" for v in volumes]
+    )

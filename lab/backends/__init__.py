@@ -9,10 +9,17 @@ BACKENDS = ("local", "compose")
 
 
 def get_backend(name: str) -> Backend:
-    if name in ("local", "auto"):
+    """``auto`` is compose where a Docker engine and Compose v2 answer, else local."""
+    if name == "auto":
+        from lab.docker import docker_unavailable
+
+        name = "local" if docker_unavailable() else "compose"
+    if name == "local":
         from lab.backends.local import LocalBackend
 
         return LocalBackend()
     if name == "compose":
-        raise LabError("the compose backend is not implemented yet (use --backend local)")
+        from lab.backends.compose import ComposeBackend
+
+        return ComposeBackend()
     raise LabError(f"unknown backend {name!r} (choose from: auto, {', '.join(BACKENDS)})")

@@ -11,17 +11,13 @@ import pytest
 import yaml
 
 from lab import faults
-from lab.backends.local import LocalBackend
+from lab.backends import get_backend
 from lab.profile import PROFILES_DIR
 from lab.spec import LabSpec
 from lab.topology import client
 from lab.waits import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def sigkill(solo) -> None:
-    LocalBackend().signal_node(solo.spec, solo.node, signal.SIGKILL)
 
 
 def write_timestamped(conn, stop: threading.Event, acked: list[tuple[int, float]]) -> None:
@@ -43,7 +39,7 @@ def kill_while_writing(solo, seconds: float = 1.0) -> tuple[list[tuple[int, floa
     writer.start()
     time.sleep(seconds)
     killed_at = time.monotonic()
-    sigkill(solo)
+    solo.kill()
     stop.set()
     writer.join()
     return acked, killed_at
@@ -103,7 +99,7 @@ def _fast_master_restart_keeps(spec: LabSpec) -> int:
     with client(master.host, master.port, spec.password) as conn:
         conn.mset({f"precious:{i}": i for i in range(500)})
         assert conn.execute_command("WAIT", 2, 2000) == 2
-    backend = LocalBackend()
+    backend = get_backend(spec.backend)
     backend.signal_node(spec, master, signal.SIGKILL)
     backend.start_node(spec, master)  # an init system's auto-restart, well within down-after
     replicas = [n for n in spec.redis_nodes if n != master]

@@ -1,0 +1,105 @@
+"""One throwaway redis-server rendered from the project's template (no replicas, no Sentinels):
+a local process through manage_redis_server.sh, or a testcontainers container on the compose
+backend's image. For scenarios that need a fresh server with one specific config."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from lab.backends.local import LocalBackend
+from lab.errors import LabError
+from lab.profile import load_profile
+from lab.render import render_node
+from lab.spec import LabSpec, Layout, Node, build_spec, write_secret
+from lab.topology import client
+
+
+class StandaloneNode:
+    def __init__(self, spec: LabSpec, node: Node, backend: str) -> None:
+        self.spec, self.node, self.backend = spec, node, backend
+        self.container: Any = None
+        self.conn: redis.Redis = self._start()
+
+    def _start(self) -> redis.Redis:
+        if self.backend == "local":
+            LocalBackend().start_node(self.spec, self.node)
+            return client(self.node.host, self.node.port, self.spec.password, timeout=5)
+        from testcontainers.core.container import DockerContainer
+
+        from lab.docker import resolve_image
+
+        os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # the reaper image cannot be pulled
+        if self.container is None:
+            node_dir = self.spec.files(self.node).dir
+            self.container = (
+                DockerContainer(resolve_image(say=None))
+                .with_volume_mapping(str(node_dir), "/data", "rw")
+                .with_command(f"redis-server /data/redis.conf --bind 0.0.0.0 --port {self.node.port}")
+                .with_kwargs(user="0:0")
+            )
+            self.container.start()
+        else:
+            self.container.get_wrapped_container().start()
+        wrapped = self.container.get_wrapped_container()
+        wrapped.reload()
+        host = wrapped.attrs["NetworkSettings"]["IPAddress"]
+        conn = client(host, self.node.port, self.spec.password, timeout=5)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                conn.ping()
+                return conn
+            except (redis.ConnectionError, redis.BusyLoadingError):
+                if time.monotonic() > deadline:
+                    raise LabError(f"container for {self.node.name} did not answer") from None
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL the server (it stays down until :meth:`restart`)."""
+        if self.backend == "local":
+            LocalBackend().signal_node(self.spec, self.node, signal.SIGKILL)
+        else:
+            self.container.get_wrapped_container().kill(signal="SIGKILL")
+
+    def restart(self) -> None:
+        self.conn.close()
+        if self.backend == "local":
+            backend = LocalBackend()
+            if backend.node_state(self.spec, self.node) != "down":
+                backend.stop_node(self.spec, self.node)
+        elif self.container.get_wrapped_container().status == "running":
+            self.container.get_wrapped_container().stop(timeout=5)
+        self.conn = self._start()
+
+    def remove(self) -> None:
+        self.conn.close()
+        if self.backend == "local":
+            LocalBackend().stop_node(self.spec, self.node)
+        elif self.container is not None:
+            self.container.stop()
+
+
+def standalone(base_dir: Path, name: str, backend: str, profile: str = "lab", **overrides: Any) -> StandaloneNode:
+    """Render redis-1 of ``profile`` (with ``redis:`` ``overrides``) into ``base_dir`` and start it."""
+    loaded = load_profile(profile)
+    loaded.redis.update(overrides)
+    layout: Layout = "compose" if backend == "compose" else "local"
+    spec = build_spec(
+        name,
+        loaded,
+        backend=backend,
+        base_dir=base_dir,
+        layout=layout,
+        net="172.29.255" if layout == "compose" else None,
+    )
+    node = spec.initial_master
+    conf = spec.files(node).conf
+    conf.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+    write_secret(conf, render_node(spec, loaded, node))
+    return StandaloneNode(spec, node, backend)

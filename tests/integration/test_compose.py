@@ -1,0 +1,94 @@
+"""What only the compose backend has: Docker discovery, the offline image, container hygiene."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lab import docker
+from lab.pytest_plugin import require_backend
+from tests.conftest import run_lab
+
+pytestmark = pytest.mark.integration
+
+
+def test_compose_without_a_docker_engine_is_one_clear_line(tmp_path: Path) -> None:
+    result = run_lab(
+        "up",
+        "--backend",
+        "compose",
+        "--name",
+        "nodocker",
+        home=tmp_path,
+        env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"},
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "lab up: the compose backend needs Docker: no Docker engine is running (start dockerd, or use --backend local)"
+    ]
+    assert not (tmp_path / "nodocker").exists()
+
+
+def test_auto_backend_falls_back_to_local_without_docker(tmp_path: Path) -> None:
+    result = run_lab("up", "--name", "auto", home=tmp_path, env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
+    try:
+        assert result.returncode == 0, result.stderr
+        assert "lab auto (local, profile lab)" in result.stdout
+    finally:
+        run_lab("down", "--name", "auto", home=tmp_path)
+
+
+def test_missing_image_without_registry_builds_a_local_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    require_backend("compose")
+    tag = docker.LOCAL_IMAGE_REPO + "-test"
+    monkeypatch.setattr(docker, "LOCAL_IMAGE_REPO", tag)
+    monkeypatch.setenv("REDIS_IMAGE", "redis-ha-lab/absent:0")
+    monkeypatch.setenv("LAB_PULL", "0")
+    said: list[str] = []
+    version = docker.local_redis_version()
+    try:
+        image = docker.resolve_image(say=said.append)
+        assert image == f"{tag}:{version}"
+        assert said == [
+            f"image redis-ha-lab/absent:0 is not available here: built {image} from the host's redis-server {version}"
+        ]
+        out = subprocess.run(
+            ["docker", "run", "--rm", image, "redis-server", "--version"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        assert f"v={version}" in out
+        assert docker.resolve_image(say=said.append) == image and len(said) == 1, "built once, then reused"
+    finally:
+        subprocess.run(["docker", "rmi", "-f", f"{tag}:{version}"], capture_output=True, check=False)
+
+
+def test_compose_lab_uses_the_rendered_files_and_its_own_network(lab) -> None:
+    if lab.backend != "compose":
+        pytest.skip("checks the compose lab: runs with --lab-backend compose or all")
+    from lab.backends.compose import project
+
+    label = f"label=com.docker.compose.project={project(lab)}"
+    names = subprocess.run(
+        ["docker", "ps", "--filter", label, "--format", "{{.Names}}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert sorted(n.split("-")[-2] for n in names) == ["1", "1", "2", "2", "3", "3"]
+    mounts = subprocess.run(
+        ["docker", "inspect", "--format", "{{range .Mounts}}{{.Source}}:{{.Destination}} {{end}}", *names],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for node in lab.nodes:
+        assert f"{lab.base_dir / node.name}:/data" in mounts, "each node's rendered directory, mounted writable"
+    health = subprocess.run(
+        ["docker", "inspect", "--format", "{{.State.Health.Status}}", *names],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert set(health) <= {"healthy", "starting"}

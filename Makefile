@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 NAME ?= default
+BACKEND ?= auto
 PYTEST_ARGS ?=
 
 .PHONY: help deps venv lab-up lab-down lab-status test unit integration chaos lint bench clean
@@ -24,7 +25,7 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 lab-up: deps venv
-	$(BIN)/lab up --name $(NAME)
+	$(BIN)/lab up --name $(NAME) --backend $(BACKEND)
 
 lab-down: venv
 	$(BIN)/lab down --name $(NAME)

@@ -55,10 +55,35 @@ def _up_times(
     return ups, downs
 
 
+def _compose_rows(home: Path, local_up: float) -> list[Row]:
+    from lab.docker import docker_unavailable
+
+    if docker_unavailable() is not None:
+        print("compose: Docker not available, compose figures skipped")
+        return []
+    ups, downs = [], []
+    for i in range(3):
+        name = f"bench-compose-{i}"
+        try:
+            ups.append(control.up(name, "lab", "compose", home).seconds)
+            started = time.perf_counter()
+            control.down(name, home)
+            downs.append(time.perf_counter() - started)
+        finally:
+            control.down(name, home)
+    print(f"compose lab up (s): {', '.join(f'{t:.3f}' for t in ups)}")
+    return [
+        ("compose lab up to healthy (median of 3)", statistics.median(ups), 5.0, "target: 5 s"),
+        ("compose lab up vs local", statistics.median(ups), local_up, "local backend, same run"),
+        ("compose lab down (median)", statistics.median(downs), 1.0, "target: 1 s"),
+    ]
+
+
 def run() -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as tmp:
         home = Path(tmp)
         ups, downs = _up_times(home, "lab", 5, "lab")
+        compose = _compose_rows(home, statistics.median(ups))
         naive_ups, seq_downs = _up_times(home, _variant(home, "unseeded", False, 0), 3, "unseeded", True)
         default_ups, _ = _up_times(home, _variant(home, "defaults", False, 5), 1, "defaults")
     up = statistics.median(ups)
@@ -70,4 +95,5 @@ def run() -> list[Row]:
         ("lab up to healthy (median of 5)", up, statistics.median(naive_ups), "unseeded Sentinel discovery"),
         ("lab up to healthy", up, default_ups[0], "unseeded + Redis default sync delay 5 s"),
         ("lab down (median)", statistics.median(downs), statistics.median(seq_downs), "nodes stopped one by one"),
+        *compose,
     ]

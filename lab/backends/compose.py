@@ -118,6 +118,13 @@ class ComposeBackend:
     def down(self, spec: LabSpec, keep_data: bool = False) -> None:
         if (spec.base_dir / ENV_FILE).exists():
             self._compose(spec, "down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
+        # Whatever compose could not remove (a missing env file, an engine hiccup) goes by label.
+        label = f"label=com.docker.compose.project={project(spec)}"
+        for kind, remove in (("ps", ["rm", "-f", "-v"]), ("network", ["network", "rm"]), ("volume", ["volume", "rm"])):
+            listing = ["docker", "ps", "-aq"] if kind == "ps" else ["docker", kind, "ls", "-q"]
+            leftovers = run([*listing, "--filter", label]).stdout.split()
+            if leftovers:
+                run(["docker", *remove, *leftovers])
         state.remove(spec, keep_data=keep_data)
 
     def node_state(self, spec: LabSpec, node: Node) -> NodeState:

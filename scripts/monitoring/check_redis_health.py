@@ -1,0 +1,832 @@
+#!/usr/bin/env python3
+"""check_redis_health: Redis and Sentinel health for Nagios/Icinga, JSON and Prometheus.
+
+One file, needing only redis-py: copy it to a monitoring host, or use the installed
+``check-redis-health`` console script. Checking is separate from output: every check returns a
+plain dict, and the formats render the same list of them.
+
+Exit codes (monitoring-plugins): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad arguments, internal
+errors). Passwords are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, cast
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+SCHEMA_VERSION = 1
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+STATE_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
+
+
+# --------------------------------------------------------------------------------------------
+# Nagios threshold ranges: "10" (alert outside 0..10), "10:" (below 10), "~:10" (above 10),
+# "10:20" (outside), "@10:20" (inside).
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Range:
+    text: str
+    low: float
+    high: float
+    inside: bool
+
+    @classmethod
+    def parse(cls, text: str) -> Range:
+        raw = text.strip()
+        inside = raw.startswith("@")
+        body = raw[1:] if inside else raw
+        match = re.fullmatch(r"(~|[-+]?\d+(?:\.\d+)?)?(:)?([-+]?\d+(?:\.\d+)?)?", body)
+        if not body or not match or (match.group(2) is None and match.group(3) is not None and match.group(1)):
+            raise ValueError(f"invalid Nagios range {text!r}")
+        start, colon, end = match.groups()
+        if colon is None:  # "10" means 0..10
+            if start in (None, "~"):
+                raise ValueError(f"invalid Nagios range {text!r}")
+            low, high = 0.0, float(start)
+        else:
+            low = -math.inf if start == "~" else float(start or 0)
+            high = float(end) if end is not None else math.inf
+        if low > high:
+            raise ValueError(f"invalid Nagios range {text!r}: start above end")
+        return cls(raw, low, high, inside)
+
+    def alerts(self, value: float) -> bool:
+        within = self.low <= value <= self.high
+        return within if self.inside else not within
+
+
+def judge(value: float, warn: Range | None, crit: Range | None) -> int:
+    if crit is not None and crit.alerts(value):
+        return CRITICAL
+    if warn is not None and warn.alerts(value):
+        return WARNING
+    return OK
+
+
+def check(
+    name: str,
+    state: int,
+    message: str,
+    value: float | str | None = None,
+    unit: str = "",
+    warn: Range | None = None,
+    crit: Range | None = None,
+    target: str = "",
+    lo: float | None = None,
+    hi: float | None = None,
+) -> dict[str, Any]:
+    """One check result (the JSON schema's element)."""
+    return {
+        "name": name,
+        "target": target,
+        "state": STATE_NAMES[state],
+        "code": state,
+        "value": value,
+        "unit": unit,
+        "warn": warn.text if warn else None,
+        "crit": crit.text if crit else None,
+        "min": lo,
+        "max": hi,
+        "message": message,
+    }
+
+
+def measured(
+    name: str,
+    value: float,
+    unit: str,
+    warn: Range | None,
+    crit: Range | None,
+    what: str,
+    target: str = "",
+    lo: float | None = 0,
+    hi: float | None = None,
+) -> dict[str, Any]:
+    state = judge(value, warn, crit)
+    shown = f"{value:g}{unit}" if isinstance(value, int | float) else str(value)
+    return check(name, state, f"{what} {shown}", value, unit, warn, crit, target, lo, hi)
+
+
+# --------------------------------------------------------------------------------------------
+# Connections and raw facts
+# --------------------------------------------------------------------------------------------
+def get_redis_connection(
+    host: str,
+    port: int,
+    password: str | None = None,
+    timeout: float = 2.0,
+    username: str | None = None,
+    tls: bool = False,
+) -> redis.Redis:
+    """A client with timeouts and no retries: a health check answers now or reports why."""
+    return redis.Redis(
+        host=host,
+        port=port,
+        password=password,
+        username=username,
+        ssl=tls,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        decode_responses=True,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+def _describe_error(exc: Exception) -> str:
+    """One line for a failed connection or command; never the password."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, redis.AuthenticationError) or "NOAUTH" in text or "WRONGPASS" in text:
+        return f"authentication failed ({text})"
+    if isinstance(exc, redis.TimeoutError):
+        return "unreachable (timed out)"
+    if isinstance(exc, redis.ConnectionError | OSError):
+        return f"unreachable ({text})"
+    return f"{type(exc).__name__}: {text}"
+
+
+def check_instance_liveness(client: redis.Redis) -> dict[str, Any]:
+    """PING with its round-trip time: {'alive', 'latency_ms', 'error'}."""
+    started = time.perf_counter()
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        return {"alive": False, "latency_ms": None, "error": _describe_error(exc)}
+    return {"alive": True, "latency_ms": (time.perf_counter() - started) * 1000, "error": None}
+
+
+def get_instance_info(client: redis.Redis, sections: Sequence[str] = ("default",)) -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    for section in sections:
+        info.update(client.info(section))
+    return info
+
+
+def _replicas(info: dict[str, Any]) -> list[dict[str, Any]]:
+    return [v for k, v in info.items() if re.fullmatch(r"slave\d+", k) and isinstance(v, dict)]
+
+
+def check_replication_status(client: redis.Redis) -> dict[str, Any]:
+    """The replication facts a check needs, from INFO replication."""
+    info = client.info("replication")
+    role = "replica" if info.get("role") == "slave" else str(info.get("role"))
+    offset = int(info.get("master_repl_offset", 0))
+    facts: dict[str, Any] = {
+        "role": role,
+        "master_repl_offset": offset,
+        "repl_backlog_size": int(info.get("repl_backlog_size", 0)),
+    }
+    if role == "replica":
+        facts.update(
+            master_host=info.get("master_host"),
+            master_port=info.get("master_port"),
+            link_up=info.get("master_link_status") == "up",
+            last_io_seconds=int(info.get("master_last_io_seconds_ago", -1)),
+            link_down_since_seconds=int(info.get("master_link_down_since_seconds", 0) or 0),
+            sync_in_progress=bool(info.get("master_sync_in_progress", 0)),
+        )
+    else:
+        facts["replicas"] = [
+            {
+                "address": f"{r.get('ip')}:{r.get('port')}",
+                "state": r.get("state"),
+                "lag_seconds": int(r.get("lag", 0)),
+                "lag_bytes": max(0, offset - int(r.get("offset", 0))),
+            }
+            for r in _replicas(info)
+        ]
+    return facts
+
+
+def _sentinel_flags(entry: dict[str, Any]) -> set[str]:
+    flags = entry.get("flags", "")
+    return set(flags.split(",")) if isinstance(flags, str) else set(flags)
+
+
+def check_sentinel_status(
+    sentinel_host: str, sentinel_port: int, master_name: str, password: str | None = None, timeout: float = 2.0
+) -> dict[str, Any]:
+    """One Sentinel's view of ``master_name`` as a plain dict (reachable=False with an error if not)."""
+    conn = get_redis_connection(sentinel_host, sentinel_port, password, timeout)
+    try:
+        master = cast(dict[str, Any], conn.sentinel_master(master_name))
+        replicas = conn.sentinel_slaves(master_name)
+        peers = cast(list[dict[str, Any]], conn.sentinel_sentinels(master_name))
+        try:
+            # Read the reply text: redis-py's sentinel_ckquorum() reports False on a healthy deployment.
+            ckquorum = str(conn.execute_command("SENTINEL", "CKQUORUM", master_name))  # type: ignore[no-untyped-call]
+        except redis.ResponseError as exc:
+            ckquorum = str(exc)
+        tilt = bool(conn.info("sentinel").get("sentinel_tilt", 0))
+    except (redis.RedisError, OSError) as exc:
+        return {
+            "address": f"{sentinel_host}:{sentinel_port}",
+            "reachable": False,
+            "error": _describe_error(exc),
+        }
+    finally:
+        conn.close()
+    return {
+        "address": f"{sentinel_host}:{sentinel_port}",
+        "reachable": True,
+        "error": None,
+        "master": f"{master['ip']}:{master['port']}",
+        "master_flags": sorted(_sentinel_flags(master)),
+        "quorum": int(master.get("quorum", 0)),
+        "num_other_sentinels": int(master.get("num-other-sentinels", 0)),
+        "ckquorum": ckquorum,
+        "tilt": tilt,
+        "replicas": [
+            {
+                "address": f"{r['ip']}:{r['port']}",
+                "flags": sorted(_sentinel_flags(r)),
+                "link": r.get("master-link-status"),
+            }
+            for r in replicas
+        ],
+        "healthy_peers": sum(1 for p in peers if not _sentinel_flags(p) & {"s_down", "o_down", "disconnected"}),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Judging an instance and a Sentinel deployment
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Thresholds:
+    ping_warn: Range
+    ping_crit: Range
+    memory_warn: Range
+    memory_crit: Range
+    frag_warn: Range
+    frag_crit: Range
+    clients_warn: Range
+    clients_crit: Range
+    lag_warn: Range
+    lag_crit: Range
+    lag_bytes_warn: Range
+    lag_bytes_crit: Range
+    last_io_warn: Range
+    last_io_crit: Range
+
+
+def instance_checks(
+    host: str,
+    port: int,
+    password: str | None,
+    args: argparse.Namespace,
+    expect_role: str | None,
+    previous: dict[str, Any],
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """All checks of one Redis instance, and the counters to remember for the next run."""
+    target = f"{host}:{port}"
+    t: Thresholds = args.thresholds
+    conn = get_redis_connection(host, port, password, args.timeout, args.username, args.tls)
+    try:
+        live = check_instance_liveness(conn)
+        if not live["alive"]:
+            # A replica down degrades the deployment; the master (or a single instance) down breaks it.
+            state = WARNING if expect_role == "replica" and "authentication" not in live["error"] else CRITICAL
+            return [check("reachable", state, live["error"], 0, target=target)], {}
+        info = get_instance_info(conn, ("server", "clients", "memory", "persistence", "stats", "replication"))
+        maxclients = int(conn.config_get("maxclients").get("maxclients", 0) or 0)
+        min_replicas = int(conn.config_get("min-replicas-to-write").get("min-replicas-to-write", 0) or 0)
+        repl = check_replication_status(conn)
+    except (redis.RedisError, OSError) as exc:
+        return [check("reachable", CRITICAL, _describe_error(exc), 0, target=target)], {}
+    finally:
+        conn.close()
+    out = [
+        check(
+            "reachable", OK, f"{target} answers ({repl['role']}, Redis {info.get('redis_version')})", 1, target=target
+        ),
+        measured("ping", round(live["latency_ms"], 3), "ms", t.ping_warn, t.ping_crit, "PING took", target),
+    ]
+    if info.get("loading"):
+        out.append(check("loading", WARNING, "loading the dataset into memory", 1, target=target))
+    if info.get("rdb_last_bgsave_status") not in (None, "ok"):
+        out.append(check("rdb", CRITICAL, "last RDB save failed (writes may be refused)", 0, target=target))
+    if info.get("aof_enabled") and info.get("aof_last_write_status") not in (None, "ok"):
+        out.append(check("aof", CRITICAL, "last AOF write failed", 0, target=target))
+    if expect_role:
+        state = OK if repl["role"] == expect_role else CRITICAL
+        out.append(
+            check(
+                "role",
+                state,
+                f"role {repl['role']}" + ("" if state == OK else f", expected {expect_role}"),
+                repl["role"],
+                target=target,
+            )
+        )
+    backlog = max(1, repl["repl_backlog_size"])
+    if repl["role"] == "replica":
+        if repl["link_up"]:
+            out.append(
+                measured(
+                    "master_last_io",
+                    repl["last_io_seconds"],
+                    "s",
+                    t.last_io_warn,
+                    t.last_io_crit,
+                    "last I/O from the master",
+                    target,
+                )
+            )
+        else:
+            since = repl["link_down_since_seconds"]
+            detail = "never connected" if since == -1 else f"down for {since}s"
+            out.append(
+                check(
+                    "master_link",
+                    CRITICAL,
+                    f"link to master {repl['master_host']}:{repl['master_port']} is down ({detail})",
+                    0,
+                    target=target,
+                )
+            )
+    else:
+        replicas = repl["replicas"]
+        online = [r for r in replicas if r["state"] == "online"]
+        expected = args.expect_replicas
+        if expected is not None:
+            state = OK if len(online) >= expected else (CRITICAL if not online else WARNING)
+            out.append(
+                check(
+                    "replicas",
+                    state,
+                    f"{len(online)} of {expected} expected replicas online",
+                    len(online),
+                    target=target,
+                    lo=0,
+                    hi=expected,
+                )
+            )
+        if min_replicas and len(online) < min_replicas:
+            out.append(
+                check(
+                    "min_replicas",
+                    CRITICAL,
+                    f"{len(online)} replicas online, min-replicas-to-write {min_replicas}: writes are refused",
+                    len(online),
+                    target=target,
+                )
+            )
+        for r in replicas:
+            # Target the replica: one series per replica (its lag, as the master measures it).
+            lag = f"replica {r['address']} lag"
+            out.append(measured("replica_lag", r["lag_seconds"], "s", t.lag_warn, t.lag_crit, lag, r["address"]))
+            percent = round(100 * r["lag_bytes"] / backlog, 2)
+            out.append(
+                measured(
+                    "replica_lag_backlog",
+                    percent,
+                    "%",
+                    t.lag_bytes_warn,
+                    t.lag_bytes_crit,
+                    f"replica {r['address']} behind by {r['lag_bytes']} bytes, backlog used",
+                    r["address"],
+                    hi=100,
+                )
+            )
+    maxmemory = int(info.get("maxmemory", 0))
+    if maxmemory:
+        percent = round(100 * int(info["used_memory"]) / maxmemory, 2)
+        out.append(
+            measured(
+                "memory",
+                percent,
+                "%",
+                t.memory_warn,
+                t.memory_crit,
+                f"used_memory {info['used_memory_human']} of {maxmemory} bytes,",
+                target,
+                hi=100,
+            )
+        )
+    if int(info.get("used_memory_rss", 0)) > 64 * 1024 * 1024:  # the ratio is noise on tiny datasets
+        out.append(
+            measured(
+                "fragmentation",
+                float(info.get("mem_fragmentation_ratio", 1.0)),
+                "",
+                t.frag_warn,
+                t.frag_crit,
+                "fragmentation ratio",
+                target,
+            )
+        )
+    if maxclients:
+        percent = round(100 * int(info.get("connected_clients", 0)) / maxclients, 2)
+        out.append(
+            measured(
+                "clients",
+                percent,
+                "%",
+                t.clients_warn,
+                t.clients_crit,
+                f"{info.get('connected_clients')} clients of maxclients {maxclients},",
+                target,
+                hi=100,
+            )
+        )
+    counters = {k: int(info.get(k, 0)) for k in ("rejected_connections", "evicted_keys", "sync_full")}
+    before = previous.get(target, {})
+    for key, value in counters.items():
+        if key in before:
+            delta = value - before[key]
+            state = WARNING if delta > 0 and key != "evicted_keys" else OK
+            out.append(
+                check(f"{key}_delta", state, f"{key} +{max(delta, 0)} since the last run", max(delta, 0), target=target)
+            )
+    return out, counters
+
+
+def sentinel_checks(views: list[dict[str, Any]], expect_replicas: int | None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    reachable = [v for v in views if v["reachable"]]
+    for v in views:
+        target = f"sentinel {v['address']}"
+        if not v["reachable"]:
+            out.append(check("sentinel_reachable", CRITICAL, v["error"], 0, target=target))
+            continue
+        ok = v["ckquorum"].startswith("OK")
+        out.append(
+            check("ckquorum", OK if ok else CRITICAL, v["ckquorum"].split(".")[0], 1 if ok else 0, target=target)
+        )
+        flags = set(v["master_flags"]) - {"master"}
+        bad = flags & {"s_down", "o_down"}
+        state = CRITICAL if bad else (WARNING if flags & {"disconnected", "failover_in_progress"} else OK)
+        out.append(
+            check(
+                "master_flags",
+                state,
+                f"master {v['master']} flags {','.join(v['master_flags'])}",
+                ",".join(v["master_flags"]),
+                target=target,
+            )
+        )
+        if v["tilt"]:
+            out.append(
+                check(
+                    "tilt",
+                    WARNING,
+                    "Sentinel is in TILT mode (clock jump or blocked): it will not act",
+                    1,
+                    target=target,
+                )
+            )
+        healthy = v["healthy_peers"] + 1
+        out.append(
+            check(
+                "sentinels",
+                CRITICAL if healthy < v["quorum"] else OK,
+                f"{healthy} healthy Sentinels, quorum {v['quorum']}",
+                healthy,
+                target=target,
+            )
+        )
+        good = [r for r in v["replicas"] if not set(r["flags"]) & {"s_down", "o_down", "disconnected"}]
+        if expect_replicas is not None:
+            state = OK if len(good) >= expect_replicas else (CRITICAL if not good else WARNING)
+            out.append(
+                check(
+                    "sentinel_replicas",
+                    state,
+                    f"{len(good)} of {expect_replicas} replicas healthy as this Sentinel sees them",
+                    len(good),
+                    target=target,
+                )
+            )
+    masters = sorted({v["master"] for v in reachable})
+    if len(masters) > 1:
+        out.append(
+            check(
+                "sentinel_agreement", CRITICAL, f"Sentinels disagree on the master: {', '.join(masters)}", len(masters)
+            )
+        )
+    elif masters:
+        out.append(check("sentinel_agreement", OK, f"all {len(reachable)} reachable Sentinels name {masters[0]}", 1))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Output formats
+# --------------------------------------------------------------------------------------------
+def worst(checks: list[dict[str, Any]]) -> int:
+    return max((c["code"] for c in checks), default=UNKNOWN)
+
+
+UOM = {"ms": "ms", "s": "s", "%": "%", "": ""}
+
+
+def _perf_label(c: dict[str, Any]) -> str:
+    label = f"{c['target']} {c['name']}".strip().replace("'", "").replace("=", "_")
+    return f"'{label}'"
+
+
+def render_nagios(checks: list[dict[str, Any]]) -> str:
+    status = worst(checks)
+    problems = [c for c in checks if c["code"] != OK]
+    if problems:
+        first = problems[0]
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        summary = f"{first['target'] + ': ' if first['target'] else ''}{first['message']}{more}"
+    else:
+        targets = sorted({c["target"] for c in checks if c["target"]})
+        summary = f"{len(checks)} checks OK on {len(targets)} target(s)"
+    perf = []
+    for c in checks:
+        if isinstance(c["value"], int | float) and not isinstance(c["value"], bool):
+            fields = [
+                f"{c['value']:g}{UOM.get(c['unit'], '')}",
+                c["warn"] or "",
+                c["crit"] or "",
+                "" if c["min"] is None else f"{c['min']:g}",
+                "" if c["max"] is None else f"{c['max']:g}",
+            ]
+            perf.append(f"{_perf_label(c)}={';'.join(fields).rstrip(';')}")
+    lines = [f"REDIS {STATE_NAMES[status]} - {summary}" + (f" | {' '.join(perf)}" if perf else "")]
+    lines += [f"{c['state']}: {c['target'] + ': ' if c['target'] else ''}{c['message']}" for c in problems]
+    return "\n".join(lines)
+
+
+def render_json(checks: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    status = worst(checks)
+    return json.dumps(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "status": STATE_NAMES[status],
+            "exit_code": status,
+            **meta,
+            "checks": checks,
+        },
+        indent=2,
+    )
+
+
+# Checks that redis_exporter has a metric for: (metric name, help, scale).
+EXPORTER_NAMES: dict[str, tuple[str, str, float]] = {
+    "reachable": ("redis_up", "Whether the instance answered", 1),
+    "master_last_io": ("redis_master_last_io_seconds_ago", "Seconds since the last I/O from the master", 1),
+    "replicas": ("redis_connected_slaves", "Replicas online", 1),
+    "replica_lag": ("redis_connected_slave_lag_seconds", "Replica lag in seconds", 1),
+    "sentinels": ("redis_sentinel_master_ok_sentinels", "Healthy Sentinels for the master", 1),
+    "sentinel_replicas": ("redis_sentinel_master_ok_slaves", "Healthy replicas as a Sentinel sees them", 1),
+    "tilt": ("redis_sentinel_tilt", "Sentinel in TILT mode", 1),
+}
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_prometheus(checks: list[dict[str, Any]], duration: float) -> str:
+    """Text exposition for node_exporter's textfile collector (write it to a *.prom file atomically)."""
+    series: dict[str, tuple[str, list[str]]] = {}
+
+    def add(name: str, help_text: str, labels: dict[str, str], value: float) -> None:
+        rendered = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+        series.setdefault(name, (help_text, []))[1].append(f"{name}{{{rendered}}} {value:g}")
+
+    for c in checks:
+        labels = {"target": c["target"], "check": c["name"]}
+        add("redis_health_check_state", "Check state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN", labels, c["code"])
+        if isinstance(c["value"], int | float) and not isinstance(c["value"], bool):
+            add(
+                "redis_health_check_value",
+                "The value a check measured, in the unit label",
+                {**labels, "unit": c["unit"]},
+                c["value"],
+            )
+            if c["name"] in EXPORTER_NAMES:
+                name, help_text, scale = EXPORTER_NAMES[c["name"]]
+                add(name, help_text, {"addr": c["target"].removeprefix("sentinel ")}, c["value"] * scale)
+    add("redis_health_status", "Overall state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN", {}, worst(checks))
+    add("redis_health_duration_seconds", "How long the check took", {}, round(duration, 6))
+    out = []
+    for name, (help_text, lines) in series.items():
+        out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", *lines]
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+class UnknownError(Exception):
+    """Bad arguments or an internal error: exit 3 (UNKNOWN)."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UnknownError(message)
+
+
+def _range(text: str) -> Range:
+    try:
+        return Range.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def build_parser() -> Parser:
+    env = os.environ
+    p = Parser(prog="check_redis_health", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--host", default=None, help="a Redis instance (default: $REDIS_HOST when no Sentinel is given)")
+    p.add_argument("--port", type=int, default=int(env.get("REDIS_PORT", "6379")))
+    p.add_argument("--password", default=None, help="default: $REDIS_PASSWORD (prefer the variable: argv is visible)")
+    p.add_argument("--username", default=None, help="ACL user")
+    p.add_argument("--tls", action="store_true")
+    p.add_argument(
+        "--sentinel",
+        action="append",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="a Sentinel (repeatable; default: $SENTINEL_HOSTS); discovers and checks master and replicas",
+    )
+    p.add_argument("--master-name", default=env.get("SENTINEL_MASTER_NAME", "mymaster"))
+    p.add_argument("--sentinel-password", default=None, help="default: $SENTINEL_PASSWORD")
+    p.add_argument("--expect-role", choices=("master", "replica"))
+    p.add_argument("--expect-replicas", type=int, default=None, help="replicas the master should have online")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds per connection (default 2)")
+    p.add_argument("--format", choices=("nagios", "json", "prometheus"), default="nagios")
+    p.add_argument("--state-file", type=Path, help="remember counters and the master between runs")
+    p.add_argument(
+        "--warn-on-failover",
+        action="store_true",
+        help="with --state-file: a master change since the last run is a WARNING (default: reported, OK)",
+    )
+    defaults = {
+        "ping": ("100", "500", "PING round trip, ms"),
+        "memory": ("80", "90", "used_memory, % of maxmemory"),
+        "frag": ("1.5", "2", "fragmentation ratio (checked above 64 MB RSS)"),
+        "clients": ("80", "90", "connected clients, % of maxclients"),
+        "lag": ("10", "30", "replica lag, seconds"),
+        "lag-bytes": ("50", "100", "replica lag, % of the backlog"),
+        "last-io": ("10", "30", "seconds since a replica heard from its master"),
+    }
+    for name, (warn, crit, what) in defaults.items():
+        p.add_argument(
+            f"--{name}-warn",
+            type=_range,
+            default=Range.parse(warn),
+            metavar="RANGE",
+            help=f"{what}: WARNING outside this Nagios range (default {warn})",
+        )
+        p.add_argument(
+            f"--{name}-crit",
+            type=_range,
+            default=Range.parse(crit),
+            metavar="RANGE",
+            help=f"{what}: CRITICAL outside this Nagios range (default {crit})",
+        )
+    return p
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    env = os.environ
+    args = build_parser().parse_args(argv)
+    if args.sentinel is None and env.get("SENTINEL_HOSTS") and not args.host:
+        args.sentinel = [_host_port(h.strip()) for h in env["SENTINEL_HOSTS"].split(",") if h.strip()]
+    if not args.sentinel and not args.host:
+        args.host = env.get("REDIS_HOST", "127.0.0.1")
+    args.password = args.password or env.get("REDIS_PASSWORD") or None
+    args.sentinel_password = args.sentinel_password or env.get("SENTINEL_PASSWORD") or None
+    if args.timeout <= 0 or (args.expect_replicas is not None and args.expect_replicas < 0):
+        raise UnknownError("--timeout must be positive and --expect-replicas not negative")
+    args.thresholds = Thresholds(
+        *(
+            getattr(args, f"{n}_{level}")
+            for n in ("ping", "memory", "frag", "clients", "lag", "lag_bytes", "last_io")
+            for level in ("warn", "crit")
+        )
+    )
+    return args
+
+
+def _load_state(path: Path | None) -> dict[str, Any]:
+    if path is None or not path.exists():
+        return {}
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data
+
+
+def _save_state(path: Path | None, data: dict[str, Any]) -> None:
+    if path is None:
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def run_checks(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every check the arguments ask for (instances queried concurrently) and the JSON metadata."""
+    state = _load_state(args.state_file)
+    previous = state.get("counters", {})
+    checks: list[dict[str, Any]] = []
+    counters: dict[str, Any] = {}
+    meta: dict[str, Any] = {"target": None, "role": None, "master": None}
+    jobs: list[tuple[str, int, str | None]] = []  # (host, port, expected role)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        if args.sentinel:
+            views = list(
+                pool.map(
+                    lambda hp: check_sentinel_status(
+                        hp[0], hp[1], args.master_name, args.sentinel_password, args.timeout
+                    ),
+                    args.sentinel,
+                )
+            )
+            checks += sentinel_checks(views, args.expect_replicas)
+            reachable = [v for v in views if v["reachable"]]
+            named = sorted((v["master"] for v in reachable), key=[v["master"] for v in reachable].count)
+            master = named[-1] if named else None
+            meta.update(target=f"sentinel {args.master_name}", master=master)
+            if master:
+                host, _, port = master.rpartition(":")
+                jobs.append((host, int(port), "master"))
+                seen = {r["address"] for v in reachable for r in v["replicas"]}
+                for address in sorted(seen):
+                    rhost, _, rport = address.rpartition(":")
+                    jobs.append((rhost, int(rport), "replica"))
+            else:
+                checks.append(check("master", CRITICAL, f"no Sentinel could name a master for {args.master_name}", 0))
+            last = state.get("master")
+            if master and last and last != master:
+                checks.append(
+                    check(
+                        "failover",
+                        WARNING if args.warn_on_failover else OK,
+                        f"master changed from {last} to {master} since the last run",
+                        1,
+                        target=f"sentinel {args.master_name}",
+                    )
+                )
+            state["master"] = master or last
+        if args.host:
+            jobs.append((args.host, args.port, args.expect_role))
+            meta["target"] = meta["target"] or f"{args.host}:{args.port}"
+        results = list(pool.map(lambda j: instance_checks(j[0], j[1], args.password, args, j[2], previous), jobs))
+    for (host, port, _), (found, seen_counters) in zip(jobs, results, strict=True):
+        checks += found
+        if seen_counters:
+            counters[f"{host}:{port}"] = seen_counters
+        role = next((c["value"] for c in found if c["name"] == "role"), None)
+        if meta["role"] is None and len(jobs) == 1:
+            meta["role"] = role
+    state["counters"] = {**previous, **counters}
+    _save_state(args.state_file, state)
+    return checks, meta
+
+
+def main(args: Sequence[str] | None = None, out: Callable[[str], None] = print) -> int:
+    """Run the check; print in the chosen format; return the monitoring-plugins exit code."""
+    started = time.perf_counter()
+    try:
+        parsed = _parse(args)
+    except UnknownError as exc:
+        out(f"REDIS UNKNOWN - {exc}")
+        return UNKNOWN
+    try:
+        checks, meta = run_checks(parsed)
+    except Exception as exc:  # an internal error is UNKNOWN, never a traceback in the monitoring UI
+        out(f"REDIS UNKNOWN - internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        return UNKNOWN
+    duration = time.perf_counter() - started
+    if parsed.format == "json":
+        out(render_json(checks, {**meta, "duration_seconds": round(duration, 6)}))
+    elif parsed.format == "prometheus":
+        out(render_prometheus(checks, duration).rstrip("\n"))
+    else:
+        out(render_nagios(checks))
+    return worst(checks)
+
+
+def cli() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,93 @@
+"""check_redis_health's pure parts: Nagios ranges, worst-state logic and the three renderers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from monitoring.check_redis_health import (
+    CRITICAL,
+    OK,
+    WARNING,
+    Range,
+    check,
+    judge,
+    main,
+    measured,
+    render_json,
+    render_nagios,
+    render_prometheus,
+)
+from prometheus_client.parser import text_string_to_metric_families
+
+
+@pytest.mark.parametrize(
+    ("text", "alerting", "quiet"),
+    [
+        ("10", [-1, 10.5, 11], [0, 5, 10]),
+        ("10:", [9.99, -5], [10, 1e9]),
+        ("~:10", [10.1, 100], [-1e9, 0, 10]),
+        ("10:20", [9, 21], [10, 15, 20]),
+        ("@10:20", [10, 15, 20], [9, 21]),
+        ("0.5:1.5", [0.4, 1.6], [0.5, 1.0, 1.5]),
+    ],
+)
+def test_nagios_ranges(text: str, alerting: list[float], quiet: list[float]) -> None:
+    r = Range.parse(text)
+    assert [v for v in alerting if r.alerts(v)] == alerting
+    assert [v for v in quiet if r.alerts(v)] == []
+
+
+@pytest.mark.parametrize("text", ["", "abc", "20:10", "~", "1:2:3", "@"])
+def test_invalid_ranges(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid Nagios range"):
+        Range.parse(text)
+
+
+def test_judge_worst_wins() -> None:
+    assert judge(95, Range.parse("80"), Range.parse("90")) == CRITICAL
+    assert judge(85, Range.parse("80"), Range.parse("90")) == WARNING
+    assert judge(50, Range.parse("80"), Range.parse("90")) == OK
+    assert Range.parse("10:").high == math.inf
+
+
+def _sample() -> list[dict[str, object]]:
+    return [
+        measured("ping", 0.42, "ms", Range.parse("100"), Range.parse("500"), "PING took", "10.0.0.1:6379"),
+        measured("memory", 85.0, "%", Range.parse("80"), Range.parse("90"), "used", "10.0.0.1:6379", hi=100),
+        check("ckquorum", CRITICAL, "NOQUORUM 1 usable Sentinels", 0, target="sentinel 10.0.0.9:26379"),
+    ]
+
+
+def test_nagios_output_shape() -> None:
+    lines = render_nagios(_sample()).splitlines()
+    head, perf = lines[0].split(" | ")
+    assert head == "REDIS CRITICAL - 10.0.0.1:6379: used 85% (+1 more)"
+    assert "'10.0.0.1:6379 ping'=0.42ms;100;500;0" in perf
+    assert "'10.0.0.1:6379 memory'=85%;80;90;0;100" in perf
+    assert lines[1:] == [
+        "WARNING: 10.0.0.1:6379: used 85%",
+        "CRITICAL: sentinel 10.0.0.9:26379: NOQUORUM 1 usable Sentinels",
+    ]
+
+
+def test_json_and_prometheus_outputs() -> None:
+    import json
+
+    doc = json.loads(render_json(_sample(), {"target": "x", "duration_seconds": 0.01}))
+    assert doc["schema_version"] == 1 and doc["status"] == "CRITICAL" and doc["exit_code"] == 2
+    assert {"name", "state", "value", "unit", "warn", "crit", "message"} <= doc["checks"][0].keys()
+    families = {f.name: f for f in text_string_to_metric_families(render_prometheus(_sample(), 0.01))}
+    assert families["redis_health_status"].samples[0].value == 2
+    states = {s.labels["check"]: s.value for s in families["redis_health_check_state"].samples}
+    assert states == {"ping": 0, "memory": 1, "ckquorum": 2}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--bogus"], ["--memory-warn", "20:10"], ["--port", "x"], ["--sentinel", "nohostport"], ["--timeout", "0"]],
+)
+def test_bad_arguments_are_unknown(argv: list[str]) -> None:
+    printed: list[str] = []
+    assert main(argv, out=printed.append) == 3
+    assert len(printed) == 1 and printed[0].startswith("REDIS UNKNOWN - ")

@@ -46,7 +46,7 @@ chaos: deps venv
 	$(BIN)/pytest -n 2 -m chaos $(PYTEST_ARGS)
 
 lint: venv
-	$(BIN)/ruff check lab tests benchmarks scripts/monitoring
+	$(BIN)/ruff check lab tests benchmarks scripts/monitoring python_utils
 	$(BIN)/mypy
 	@if command -v shellcheck >/dev/null; then shellcheck -x scripts/*.sh .ci/run; \
 	  else echo "lint: shellcheck not installed, shell scripts not checked"; fi

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bench_failover, bench_health, bench_lab
+from benchmarks import bench_admin, bench_failover, bench_health, bench_lab
 
 
 def main() -> int:
-    rows = bench_lab.run() + bench_health.run() + bench_failover.run()
+    rows = bench_lab.run() + bench_health.run() + bench_admin.run() + bench_failover.run()
     width = max(len(r[0]) for r in rows)
     print(f"\n{'benchmark':<{width}}  {'project':>10}  {'baseline':>10}  {'ratio':>6}  baseline is")
     for name, ours, base, what in rows:

@@ -68,6 +68,9 @@ def build_parser() -> Parser:
 
     sub.add_parser("list", help="labs with state under the home directory")
 
+    p = sub.add_parser("env", help='shell exports for clients of the lab (eval "$(lab env)")')
+    _name(p)
+
     p = sub.add_parser("lint", help="check a deployment's configs together (exit 1 on any error)")
     p.add_argument("target", nargs="?", type=Path, help="a directory of *.conf files (or one file)")
     p.add_argument("--profile", help="render this profile and lint the result (default when no target: all)")
@@ -213,6 +216,21 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_env(args: argparse.Namespace) -> int:
+    """The variables python_utils, check-redis-health and the scripts read; secrets by reference."""
+    spec = state.load(args.home or state.default_home(), args.name)
+    master = faults.current_master(spec, timeout=5)
+    lines = [
+        f"export REDIS_HOST={master.host} REDIS_PORT={master.port}",
+        f"export SENTINEL_HOSTS={','.join(n.address for n in spec.sentinels)} SENTINEL_MASTER_NAME={spec.master_name}",
+        f'export REDIS_PASSWORD="$(cat {spec.base_dir}/{state.REDIS_SECRET})"'
+        f' SENTINEL_PASSWORD="$(cat {spec.base_dir}/{state.SENTINEL_SECRET})"',
+        "export " + " ".join(f"REDIS_{role.upper()}_DB_INDEX={db}" for role, db in spec.databases.items()),
+    ]
+    print("\n".join(lines))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     home = args.home or state.default_home()
     for name in state.list_labs(home):
@@ -301,6 +319,7 @@ COMMANDS = {
     "render": cmd_render,
     "logs": cmd_logs,
     "list": cmd_list,
+    "env": cmd_env,
     "heal": cmd_heal,
     "lint": cmd_lint,
     "validate": cmd_validate,

@@ -105,16 +105,19 @@ def _fast_master_restart_keeps(spec: LabSpec) -> int:
     replicas = [n for n in spec.redis_nodes if n != master]
 
     def resynced() -> tuple[bool, object]:
-        offsets = []
+        # Synced from the restarted master (its new replication id), not still on the old link.
+        with client(master.host, master.port, spec.password) as conn:
+            restarted_replid = conn.info("replication")["master_replid"]
+        seen = []
         for node in replicas:
             with client(node.host, node.port, spec.password) as conn:
                 info = conn.info("replication")
-                offsets.append((info.get("master_link_status"), conn.dbsize()))
-        return all(link == "up" for link, _ in offsets), offsets
+                seen.append((info.get("master_link_status"), info.get("master_replid"), conn.dbsize()))
+        return all(link == "up" and replid == restarted_replid for link, replid, _ in seen), seen
 
     seen = wait_for(resynced, what="replicas to reconnect to the restarted master", timeout=20)
     assert isinstance(seen, list)
-    return int(min(size for _, size in seen))
+    return int(min(size for _, _, size in seen))
 
 
 def test_restarted_master_without_persistence_wipes_its_replicas(lab_factory, tmp_path: Path) -> None:

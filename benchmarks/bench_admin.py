@@ -1,0 +1,85 @@
+"""python_utils on 1M keys (500k session:*, 500k cache:*), against redis-cli in the same run:
+counting sessions vs `redis-cli --scan | wc -l`, flushing the cache vs `redis-cli --scan | xargs
+redis-cli unlink`, the longest server-side command during the flush (slowlog), and the peak memory
+of a count."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lab.standalone import standalone
+
+KEYS = 500_000
+Row = tuple[str, float, float, str]
+
+
+def _populate(conn, prefix: str) -> None:  # type: ignore[no-untyped-def]
+    conn.execute_command("DEBUG", "POPULATE", KEYS, prefix, 16)
+
+
+def _shell(cmd: str, env: dict[str, str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    out = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True, check=True).stdout
+    return time.perf_counter() - started, out.strip()
+
+
+def run() -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="lab-bench-") as tmp:
+        solo = standalone(Path(tmp) / "admin", "bench-admin", "local", "lab", maxmemory="0", appendonly="no", save=[])
+        try:
+            conn = solo.conn
+            _populate(conn, "session")
+            _populate(conn, "cache")
+            host, port = solo.node.host, solo.node.port
+            env = {
+                **os.environ,
+                "REDISCLI_AUTH": solo.spec.password,
+                "REDIS_HOST": host,
+                "REDIS_PORT": str(port),
+                "REDIS_PASSWORD": solo.spec.password,
+                "SENTINEL_HOSTS": "",
+                "REDIS_SESSION_DB_INDEX": "0",
+                "REDIS_CACHE_DB_INDEX": "0",
+            }
+            cli = f"redis-cli --no-auth-warning -h {host} -p {port}"
+            admin = str(Path(sys.executable).parent / "redis-admin")
+
+            base_count, base_out = _shell(f"{cli} --scan --pattern 'session:*' | wc -l", env)
+            conn.config_set("slowlog-log-slower-than", 1000)  # record every command over 1 ms
+            conn.config_set("slowlog-max-len", 100_000)
+            conn.slowlog_reset()
+            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            ours_count, ours_out = _shell(f"{admin} sessions count", env)
+            count_ms = max((entry["duration"] / 1000 for entry in conn.slowlog_get(100_000)), default=1.0)
+            peak_mb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
+            assert int(base_out) == int(ours_out) == KEYS, (base_out, ours_out)
+
+            conn.slowlog_reset()
+            ours_flush, out = _shell(f"{admin} cache flush 'cache:*' --yes", env)
+            assert f"deleted {KEYS} key(s)" in out, out
+            slow = conn.slowlog_get(100_000)
+            longest_ms = max((entry["duration"] / 1000 for entry in slow), default=1.0)
+            _populate(conn, "cache")
+            base_flush, _ = _shell(f"{cli} --scan --pattern 'cache:*' | xargs -r {cli} unlink > /dev/null", env)
+            assert conn.dbsize() == KEYS, "the baseline deleted the cache keys too"
+        finally:
+            solo.remove()
+    print(
+        f"admin: count {ours_count:.2f}s vs redis-cli {base_count:.2f}s; flush {ours_flush:.2f}s vs "
+        f"{base_flush:.2f}s; longest server command (1 ms: none slower): count {count_ms:.2f} ms, "
+        f"flush {longest_ms:.2f} ms; "
+        f"peak RSS of the count {peak_mb:.0f} MB"
+    )
+    return [
+        ("sessions count, 500k of 1M keys", ours_count, base_count, "redis-cli --scan | wc -l (target 8x)"),
+        ("cache flush 'cache:*', 500k keys", ours_flush, base_flush, "redis-cli --scan | xargs unlink (target 2.5x)"),
+        ("longest server-side command during the count", count_ms / 1000, 0.010, "target: 10 ms"),
+        ("longest server-side command during the flush", longest_ms / 1000, 0.010, "target: 10 ms"),
+        ("peak memory of `redis-admin sessions count` (MB as s)", peak_mb, 100.0, "target: 100 MB"),
+    ]

@@ -1,0 +1,157 @@
+"""Connections configured from the environment, pooled, and Sentinel-aware.
+
+Environment: REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_SESSION_DB_INDEX, REDIS_CACHE_DB_INDEX,
+REDIS_PUBSUB_DB_INDEX, SENTINEL_HOSTS ("h1:26379,h2:26379"), SENTINEL_MASTER_NAME, SENTINEL_PASSWORD.
+When SENTINEL_HOSTS is set, connections go to the current master through Sentinel and follow a
+failover.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from redis.sentinel import Sentinel
+
+ROLE_DB_VARS = {"session": "REDIS_SESSION_DB_INDEX", "cache": "REDIS_CACHE_DB_INDEX", "pubsub": "REDIS_PUBSUB_DB_INDEX"}
+ROLE_DB_DEFAULTS = {"session": 0, "cache": 1, "pubsub": 2}
+
+
+class RedisAdminError(Exception):
+    """A problem worth one line to an operator (never contains a password)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "localhost"
+    port: int = 6379
+    password: str | None = field(default=None, repr=False)
+    sentinels: tuple[tuple[str, int], ...] = ()
+    master_name: str = "mymaster"
+    sentinel_password: str | None = field(default=None, repr=False)
+    timeout: float = 5.0
+
+    @property
+    def where(self) -> str:
+        if self.sentinels:
+            return f"master '{self.master_name}' via Sentinel {','.join(f'{h}:{p}' for h, p in self.sentinels)}"
+        return f"{self.host}:{self.port}"
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    assert raw is not None
+    try:
+        return int(raw)
+    except ValueError:
+        raise RedisAdminError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def parse_sentinels(text: str) -> tuple[tuple[str, int], ...]:
+    found = []
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise RedisAdminError(f"SENTINEL_HOSTS: expected host:port, got {item!r}")
+        found.append((host, int(port)))
+    return tuple(found)
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    return Settings(
+        host=env.get("REDIS_HOST") or "localhost",
+        port=_int(env, "REDIS_PORT", 6379),
+        password=env.get("REDIS_PASSWORD") or None,
+        sentinels=parse_sentinels(env.get("SENTINEL_HOSTS", "")),
+        master_name=env.get("SENTINEL_MASTER_NAME") or "mymaster",
+        sentinel_password=env.get("SENTINEL_PASSWORD") or None,
+    )
+
+
+def role_db(role: str, env: Mapping[str, str] | None = None) -> int:
+    """The database index configured for a role (session, cache, pubsub)."""
+    env = os.environ if env is None else env
+    return _int(env, ROLE_DB_VARS[role], ROLE_DB_DEFAULTS[role])
+
+
+_POOLS: dict[tuple[object, ...], redis.Redis] = {}
+_LOCK = threading.Lock()
+
+
+def _client(settings: Settings, db: int, use_pool: bool) -> redis.Redis:
+    common: dict[str, Any] = {
+        "password": settings.password,
+        "db": db,
+        "socket_timeout": settings.timeout,
+        "socket_connect_timeout": settings.timeout,
+        "retry": Retry(NoBackoff(), 1),
+    }
+    if settings.sentinels:
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            list(settings.sentinels),
+            sentinel_kwargs={
+                "password": settings.sentinel_password,
+                "socket_timeout": settings.timeout,
+                "socket_connect_timeout": settings.timeout,
+                "retry": Retry(NoBackoff(), 0),
+            },
+            **common,
+        )
+        conn: redis.Redis = sentinel.master_for(settings.master_name)  # type: ignore[no-untyped-call]
+        return conn
+    if not use_pool:
+        return redis.Redis(host=settings.host, port=settings.port, single_connection_client=True, **common)
+    key = (settings.host, settings.port, db, settings.password)
+    with _LOCK:
+        if key not in _POOLS:
+            _POOLS[key] = redis.Redis(host=settings.host, port=settings.port, **common)
+        return _POOLS[key]
+
+
+def connect(settings: Settings, db: int = 0, use_pool: bool = True, check: bool = True) -> redis.Redis:
+    """A client for ``settings``; with ``check``, PING first and turn failures into RedisAdminError."""
+    client = _client(settings, db, use_pool)
+    if check:
+        try:
+            client.ping()
+        except redis.AuthenticationError:
+            raise RedisAdminError(f"{settings.where}: authentication failed (check REDIS_PASSWORD)") from None
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if settings.password:
+                reason = reason.replace(settings.password, "***")
+            raise RedisAdminError(f"cannot connect to {settings.where}: {reason}") from None
+        except redis.ResponseError as exc:
+            raise RedisAdminError(f"{settings.where}: {exc}") from None
+    return client
+
+
+def get_redis_connection(
+    host: str = "localhost", port: int = 6379, password: str | None = None, db: int = 0, use_pool: bool = True
+) -> redis.Redis:
+    """A checked connection. With SENTINEL_HOSTS set, ``host``/``port`` are ignored and the current
+    master is found through Sentinel (SENTINEL_MASTER_NAME, SENTINEL_PASSWORD)."""
+    env = settings_from_env()
+    settings = Settings(
+        host=host,
+        port=port,
+        password=password if password is not None else env.password,
+        sentinels=env.sentinels,
+        master_name=env.master_name,
+        sentinel_password=env.sentinel_password,
+    )
+    return connect(settings, db=db, use_pool=use_pool)
+
+
+def connection_for(role: str, settings: Settings | None = None) -> redis.Redis:
+    """A checked connection to the database configured for ``role`` (session, cache, pubsub)."""
+    return connect(settings or settings_from_env(), db=role_db(role))

@@ -17,6 +17,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import redis
+
 from lab import REPO_ROOT, state
 from lab.backends.base import NodeState
 from lab.docker import compose_command, docker_unavailable, resolve_image, run
@@ -24,6 +26,8 @@ from lab.errors import LabError
 from lab.profile import Profile
 from lab.render import render_lab
 from lab.spec import LabSpec, Node
+from lab.topology import client
+from lab.waits import wait_for
 
 COMPOSE_FILE = REPO_ROOT / "compose" / "docker-compose.yml"
 ENV_FILE = "compose.env"
@@ -61,6 +65,13 @@ def choose_net(name: str, skip: int = 0) -> str:
     if len(free) <= skip:
         raise LabError(f"no free /24 left in {POOL} for a compose lab (set LAB_COMPOSE_POOL)")
     return str(free[skip].network_address).rsplit(".", 1)[0]
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
 
 
 class ComposeBackend:
@@ -136,7 +147,24 @@ class ComposeBackend:
         return "up" if status.get("Running") else "down"
 
     def start_node(self, spec: LabSpec, node: Node) -> None:
+        """Start the container and return once the server answers, as manage_*.sh does locally."""
         self._compose(spec, "start", node.name)
+        password = spec.password if node.kind == "redis" else spec.sentinel_password
+
+        def answers() -> tuple[bool, str]:
+            try:
+                with client(node.host, node.port, password, timeout=0.5) as conn:
+                    conn.ping()
+            except (redis.RedisError, OSError) as exc:
+                return False, str(exc)
+            return True, "PONG"
+
+        wait_for(
+            answers,
+            what=f"{node.name} to answer after start",
+            timeout=30,
+            detail=lambda: _tail(self.log_path(spec, node)),
+        )
 
     def stop_node(self, spec: LabSpec, node: Node) -> None:
         self._compose(spec, "stop", "--timeout", "5", node.name)

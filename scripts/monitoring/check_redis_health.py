@@ -282,6 +282,12 @@ class Thresholds:
     last_io_crit: Range
 
 
+def replica_count(name: str, healthy: int, expected: int, what: str, target: str) -> dict[str, Any]:
+    """Fewer replicas than expected: WARNING; none at all: CRITICAL."""
+    state = OK if healthy >= expected else (CRITICAL if healthy == 0 else WARNING)
+    return check(name, state, f"{healthy} of {expected} {what}", healthy, target=target, lo=0, hi=expected)
+
+
 def instance_checks(
     host: str,
     port: int,
@@ -362,18 +368,7 @@ def instance_checks(
         online = [r for r in replicas if r["state"] == "online"]
         expected = args.expect_replicas
         if expected is not None:
-            state = OK if len(online) >= expected else (CRITICAL if not online else WARNING)
-            out.append(
-                check(
-                    "replicas",
-                    state,
-                    f"{len(online)} of {expected} expected replicas online",
-                    len(online),
-                    target=target,
-                    lo=0,
-                    hi=expected,
-                )
-            )
+            out.append(replica_count("replicas", len(online), expected, "expected replicas online", target))
         if min_replicas and len(online) < min_replicas:
             out.append(
                 check(
@@ -500,16 +495,8 @@ def sentinel_checks(views: list[dict[str, Any]], expect_replicas: int | None) ->
         )
         good = [r for r in v["replicas"] if not set(r["flags"]) & {"s_down", "o_down", "disconnected"}]
         if expect_replicas is not None:
-            state = OK if len(good) >= expect_replicas else (CRITICAL if not good else WARNING)
-            out.append(
-                check(
-                    "sentinel_replicas",
-                    state,
-                    f"{len(good)} of {expect_replicas} replicas healthy as this Sentinel sees them",
-                    len(good),
-                    target=target,
-                )
-            )
+            seen = "replicas healthy as this Sentinel sees them"
+            out.append(replica_count("sentinel_replicas", len(good), expect_replicas, seen, target))
     masters = sorted({v["master"] for v in reachable})
     if len(masters) > 1:
         out.append(

@@ -140,7 +140,6 @@ def _print_status(doc: dict[str, Any]) -> None:
 
 def _connect_hint(spec: LabSpec) -> None:
     sdir = spec.base_dir
-    sentinels = ",".join(f"{n.host}:{n.port}" for n in spec.sentinels)
     m = spec.initial_master
     out.print("\nConnect:")
     out.print(f'  REDISCLI_AUTH="$(cat {sdir}/redis.pass)" redis-cli -h {m.host} -p {m.port}', markup=False)
@@ -151,8 +150,7 @@ def _connect_hint(spec: LabSpec) -> None:
         markup=False,
     )
     out.print(
-        f"  export SENTINEL_HOSTS={sentinels} SENTINEL_MASTER_NAME={spec.master_name} "
-        f'REDIS_PASSWORD="$(cat {sdir}/redis.pass)" SENTINEL_PASSWORD="$(cat {sdir}/sentinel.pass)"',
+        f'  eval "$(lab env --name {spec.name})"   # REDIS_*, SENTINEL_* for redis-admin, check-redis-health',
         markup=False,
     )
     out.print(f"Next: lab status --name {spec.name}   |   lab down --name {spec.name}", markup=False)

@@ -103,14 +103,10 @@ def heal(spec: LabSpec) -> list[Fault]:
     backend.heal_isolation(spec)
     for node in spec.nodes:
         current = backend.node_state(spec, node)
-        if current == "frozen":
-            backend.signal_node(spec, node, signal.SIGCONT)
-            undone.append(Fault("freeze", node.name))
-        elif current == "down":
-            backend.start_node(spec, node)
-            if node.kind == "redis":
-                rejoin_as_replica(spec, node)
-            undone.append(Fault("kill", node.name))
+        if current in ("frozen", "down"):
+            fault = Fault("freeze" if current == "frozen" else "kill", node.name)
+            revert(spec, fault)
+            undone.append(fault)
     return undone
 
 

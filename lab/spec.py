@@ -7,7 +7,6 @@ holds a port, an address or a password.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import secrets
@@ -222,7 +221,3 @@ def build_spec(
         sentinel_password=secret(profile.sentinel_password, "sentinel.pass"),
         profile_paths=dict(profile.paths),
     )
-
-
-def spec_json(spec: LabSpec) -> str:
-    return json.dumps(spec.to_dict(), indent=2, sort_keys=True)

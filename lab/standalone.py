@@ -96,6 +96,8 @@ def standalone(base_dir: Path, name: str, backend: str, profile: str = "lab", **
         backend=backend,
         base_dir=base_dir,
         layout=layout,
+        # A container's address is known only once it runs: the rendered bind is a placeholder that
+        # the container's command line replaces (--bind 0.0.0.0); clients use the container's IP.
         net="172.29.255" if layout == "compose" else None,
     )
     node = spec.initial_master

@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import redis
 
@@ -26,6 +26,7 @@ from python_utils.scanning import Progress, count_keys
 from python_utils.session_utils import SessionAdminTools
 from python_utils.values import text
 
+T = TypeVar("T")
 ROLE_OF = {"sessions": "session", "cache": "cache", "ratelimit": "cache", "pubsub": "pubsub"}
 
 
@@ -191,9 +192,7 @@ def run(args: argparse.Namespace) -> int:
         elif cmd == "list":
             _stream(args, tools.list_sessions_by_pattern(args.pattern, progress))
         elif cmd == "show":
-            details = tools.get_session_details(args.session_id)
-            if details is None:
-                raise RedisAdminError(f"no session {tools.key(args.session_id)!r} in db {db}")
+            details = _found(tools.get_session_details(args.session_id), f"session {tools.key(args.session_id)!r}", db)
             _emit(args, details, lambda d: json.dumps(d, indent=2, default=str))
         else:
             return _clear(args, client, tools.key(args.session_id) if args.session_id else None, progress)
@@ -220,9 +219,7 @@ def run(args: argparse.Namespace) -> int:
         if cmd == "list":
             _stream(args, limits.list_rate_limit_keys(args.pattern, progress))
         elif cmd == "get":
-            value = limits.get_rate_limit_value(args.key)
-            if value is None:
-                raise RedisAdminError(f"no counter {args.key!r} in db {db}")
+            value = _found(limits.get_rate_limit_value(args.key), f"counter {args.key!r}", db)
             _emit(args, value, lambda d: f"{d['key']}: {d['value']} ({d['shape']}, ttl {d['ttl']:g}s)")
         else:
             return _clear(args, client, args.key, progress)
@@ -249,6 +246,12 @@ def run(args: argparse.Namespace) -> int:
     if progress:
         print("\r", end="", file=sys.stderr)
     return 0
+
+
+def _found(value: T | None, what: str, db: int) -> T:
+    if value is None:
+        raise RedisAdminError(f"no {what} in db {db}")
+    return value
 
 
 def _clear(args: argparse.Namespace, client: redis.Redis, key: str | None, progress: Progress | None) -> int:

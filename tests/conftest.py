@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lab.render import render_node  # noqa: F401  (re-exported for tests)
-
 
 def run_lab(
     *args: str, home: Path, env: dict[str, str] | None = None, timeout: float = 60

@@ -672,20 +672,14 @@ def build_parser() -> Parser:
         "last-io": ("10", "30", "seconds since a replica heard from its master"),
     }
     for name, (warn, crit, what) in defaults.items():
-        p.add_argument(
-            f"--{name}-warn",
-            type=_range,
-            default=Range.parse(warn),
-            metavar="RANGE",
-            help=f"{what}: WARNING outside this Nagios range (default {warn})",
-        )
-        p.add_argument(
-            f"--{name}-crit",
-            type=_range,
-            default=Range.parse(crit),
-            metavar="RANGE",
-            help=f"{what}: CRITICAL outside this Nagios range (default {crit})",
-        )
+        for level, state, default in (("warn", "WARNING", warn), ("crit", "CRITICAL", crit)):
+            p.add_argument(
+                f"--{name}-{level}",
+                type=_range,
+                default=Range.parse(default),
+                metavar="RANGE",
+                help=f"{what}: {state} outside this Nagios range (default {default})",
+            )
     return p
 
 

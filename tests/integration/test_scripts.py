@@ -161,3 +161,45 @@ def test_sentinel_script_manages_a_lab_sentinel(lab) -> None:
     from lab.control import wait_healthy
 
     wait_healthy(lab, timeout=15)
+
+
+def slow_loading(host: str, conf: Path, pidfile: Path, keys: int) -> None:
+    """Save ``keys`` keys to the RDB and make the next start load them at 0.5 ms a key, answering
+    LOADING meanwhile (Redis's hidden test knobs key-load-delay and loading-process-events-interval-bytes)."""
+    assert run("manage_redis_server.sh", "start", str(conf), str(pidfile)).returncode == 0
+    with client(host, 6390, PASSWORD) as conn:
+        conn.mset({f"load:{i}": "x" * 100 for i in range(keys)})
+        conn.save()
+    assert run("manage_redis_server.sh", "stop", str(conf), str(pidfile)).returncode == 0
+    with conf.open("a") as f:
+        f.write("key-load-delay 500\nloading-process-events-interval-bytes 1024\n")
+
+
+def test_start_returns_once_the_dataset_is_loaded(instance) -> None:
+    host, conf, pidfile = instance
+    slow_loading(host, conf, pidfile, keys=2000)
+    began = time.monotonic()
+    started = run("manage_redis_server.sh", "start", str(conf), str(pidfile))
+    took = time.monotonic() - began
+    assert started.returncode == 0, started.stderr
+    with client(host, 6390, PASSWORD) as conn:
+        assert conn.dbsize() == 2000  # no LOADING error: start waited for the load
+    print(f"\nstart with a 2000-key slow load returned after {took:.2f}s")
+
+
+def test_start_leaves_a_slow_load_running_at_the_timeout(instance) -> None:
+    host, conf, pidfile = instance
+    slow_loading(host, conf, pidfile, keys=4000)
+    started = run("manage_redis_server.sh", "start", str(conf), str(pidfile), env={"REDIS_START_TIMEOUT": "1"})
+    assert started.returncode == 0, started.stderr
+    assert "still loading its dataset" in started.stdout
+    assert run("manage_redis_server.sh", "status", str(conf), str(pidfile)).returncode == 0
+    deadline = time.monotonic() + 15
+    with client(host, 6390, PASSWORD) as conn:
+        while True:
+            try:
+                assert conn.dbsize() == 4000
+                break
+            except redis.BusyLoadingError:
+                assert time.monotonic() < deadline, "the load never finished"
+                time.sleep(0.1)

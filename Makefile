@@ -52,7 +52,7 @@ lint: venv
 	  else echo "lint: shellcheck not installed, shell scripts not checked"; fi
 
 bench: deps venv
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(ONLY)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -9,12 +9,12 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from benchmarks import Row
 from lab import control, faults
 from lab.docker import docker_unavailable
 from lab.drill import kill_master_unavailability
 
 DRILLS = 10
-Row = tuple[str, float, float, str]
 
 
 def drills(backend: str, count: int = DRILLS) -> list[float]:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from monitoring.check_redis_health import main
 
+from benchmarks import Row
 from lab import control
 
 RUNS = 20
-Row = tuple[str, float, float, str]
 
 
 def _timed(fn: object, runs: int = RUNS) -> float:

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks import Row
 from lab import control, state
 from lab.backends.local import LocalBackend
 from lab.profile import PROFILES_DIR
-
-Row = tuple[str, float, float, str]
 
 
 def _variant(home: Path, name: str, seed: bool, sync_delay: int) -> str:

@@ -2,7 +2,7 @@
 # Edit conf/redis.conf.tpl or the profile, not this file. Plain Jinja2: Ansible's template module
 # renders it unchanged given the same variables (node, master, redis, auth, databases).
 {% for path in redis.include %}
-include {{ path }}
+include "{{ path }}"
 {% endfor %}
 
 ################################## NETWORK #####################################
@@ -28,7 +28,7 @@ tls-replication yes
 ################################# GENERAL #####################################
 daemonize no
 supervised no
-pidfile {{ node.pidfile }}
+pidfile "{{ node.pidfile }}"
 loglevel {{ redis.loglevel }}
 logfile "{{ node.logfile }}"
 databases {{ redis.databases }}

@@ -8,7 +8,7 @@ bind-source-addr {{ node.bind_source_addr }}
 {% endif %}
 protected-mode {{ sentinel.protected_mode }}
 daemonize no
-pidfile {{ node.pidfile }}
+pidfile "{{ node.pidfile }}"
 loglevel {{ sentinel.loglevel }}
 logfile "{{ node.logfile }}"
 dir "{{ node.dir }}"

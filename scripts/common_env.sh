@@ -8,6 +8,11 @@
 #   SENTINEL_HOSTS SENTINEL_MASTER_NAME SENTINEL_PASSWORD
 #   REDIS_SERVER_BIN REDIS_CLI_BIN                binaries (default: from PATH)
 #   REDIS_START_TIMEOUT REDIS_STOP_TIMEOUT        seconds (default 10 and 15)
+#
+# An instance is identified by its config, never by a pid alone: a pid is the instance's only if it
+# is a live redis/valkey server whose working directory is the config's `dir` (a recycled pid, or
+# another instance's pid in this pidfile, belongs to someone else and is never signalled).
+# Helpers set variables instead of printing, so the hot paths fork as little as possible.
 
 REDIS_HOST="${REDIS_HOST:-127.0.0.1}"
 REDIS_PORT="${REDIS_PORT:-6379}"
@@ -25,9 +30,8 @@ export REDIS_HOST REDIS_PORT SENTINEL_HOSTS SENTINEL_MASTER_NAME
 readonly LSB_OK=0 LSB_DEAD_PIDFILE=1 LSB_GENERIC=1 LSB_BAD_ARGS=2 LSB_NOT_RUNNING=3
 readonly LSB_NOT_INSTALLED=5 LSB_NOT_CONFIGURED=6
 
-PROG="$(basename "${0:-manage}")"
-
-abspath() { if [[ "$1" == /* ]]; then printf '%s' "$1"; else printf '%s/%s' "$PWD" "$1"; fi; }
+PROG="${0##*/}"
+USAGE="usage: $PROG start|stop|restart|status CONFIG PIDFILE (start also takes several CONFIG PIDFILE pairs)"
 
 say() { printf '%s: %s\n' "$PROG" "$*"; }
 die() { # die CODE MESSAGE...
@@ -36,67 +40,116 @@ die() { # die CODE MESSAGE...
   exit "$code"
 }
 
-# conf_value FILE DIRECTIVE: first value of a directive in a Redis config file, quotes removed.
-conf_value() {
-  awk -v key="$2" 'tolower($1) == key { v = $2; gsub(/^"|"$/, "", v); print v; exit }' "$1"
+abspath() { # abspath PATH: sets ABS
+  if [[ "$1" == /* ]]; then ABS="$1"; else ABS="$PWD/$1"; fi
 }
 
-# pid_of PIDFILE: the pid written in the file, or nothing.
-pid_of() {
-  local pid=""
-  if [[ -r "$1" ]]; then read -r pid <"$1" || true; fi
-  if [[ "$pid" =~ ^[0-9]+$ ]]; then printf '%s' "$pid"; fi
+# load_conf CONF: the directives the scripts need, in one pass: C_BIND C_PORT C_PASS C_DIR C_LOG
+# (first value of each; a quoted value such as "/srv/redis data" whole, without its quotes).
+# C_DIR is absolute: a relative `dir` is relative to the config's own directory, where the server
+# is started.
+load_conf() {
+  { IFS= read -r C_BIND; IFS= read -r C_PORT; IFS= read -r C_PASS; IFS= read -r C_DIR; IFS= read -r C_LOG; } < <(
+    awk '
+      BEGIN { n = split("bind port requirepass dir logfile", keys, " ") }
+      {
+        key = tolower($1)
+        if (!(key in seen)) {
+          for (i = 1; i <= n; i++) if (keys[i] == key) {
+            rest = $0
+            sub(/^[ \t]*[^ \t]+[ \t]*/, "", rest)
+            q = substr(rest, 1, 1)
+            if (q == "\"" || q == "\047") {
+              rest = substr(rest, 2); end = index(rest, q); v = (end ? substr(rest, 1, end - 1) : rest)
+            } else {
+              split(rest, words, /[ \t]+/); v = words[1]
+            }
+            seen[key] = v
+          }
+        }
+      }
+      END { for (i = 1; i <= n; i++) print seen[keys[i]] }' "$1"
+  )
+  [[ -n "$C_DIR" ]] || C_DIR="."
+  [[ "$C_DIR" == /* ]] || C_DIR="${1%/*}/$C_DIR"
+  [[ -z "$C_LOG" || "$C_LOG" == /* ]] || C_LOG="$C_DIR/$C_LOG"
 }
 
-# is_redis_pid PID: the process is alive (not a zombie) and is a redis-server/redis-sentinel
-# (not a recycled pid).
-is_redis_pid() {
-  local comm
-  kill -0 "$1" 2>/dev/null || return 1
-  [[ "$(proc_state "$1")" != Z ]] || return 1
-  comm="$(cat "/proc/$1/comm" 2>/dev/null || ps -p "$1" -o comm= 2>/dev/null || true)"
-  [[ "$comm" == redis-server* || "$comm" == redis-sentinel* || "$comm" == redis-check* ]]
+# read_pid PIDFILE: sets PID to the pid written in the file ("" when there is none).
+read_pid() {
+  local line=""
+  PID=""
+  if [[ -f "$1" && -r "$1" ]]; then read -r line <"$1" || true; fi
+  if [[ "$line" =~ ^[0-9]+$ ]]; then PID="$line"; fi
 }
 
-# proc_state PID: R, S, T (stopped), Z (zombie)... from /proc; empty when unknown.
-proc_state() {
-  local stat
-  stat="$(cat "/proc/$1/stat" 2>/dev/null || true)"
-  stat="${stat##*) }"
-  printf '%s' "${stat%% *}"
+# read_state PID: sets PSTATE to R, S, T (stopped), Z (zombie)... from /proc ("" when gone).
+read_state() {
+  local stat=""
+  PSTATE=""
+  if [[ -r "/proc/$1/stat" ]]; then
+    read -r stat <"/proc/$1/stat" 2>/dev/null || true
+    stat="${stat##*) }"
+    PSTATE="${stat%% *}"
+  elif kill -0 "$1" 2>/dev/null; then
+    PSTATE="$(ps -p "$1" -o state= 2>/dev/null || true)" # no /proc (macOS)
+    PSTATE="${PSTATE:0:1}"
+  fi
 }
 
-# is_frozen PID: stopped by SIGSTOP (state T).
-is_frozen() {
-  [[ "$(proc_state "$1")" == T ]]
+alive() { read_state "$1"; [[ -n "$PSTATE" && "$PSTATE" != Z && "$PSTATE" != X ]]; }
+
+# nap SECONDS: sleep without forking /bin/sleep (a read that times out on a pipe nobody writes):
+# polling loops must not steal CPU from servers that are starting on the same cores.
+nap() {
+  if [[ -z "${NAP_FD:-}" ]]; then exec {NAP_FD}<> <(:); fi
+  read -r -t "$1" -u "$NAP_FD" || true
 }
 
-# instance_status PIDFILE: prints a line, returns 0 running / 1 dead with stale pidfile / 3 not running.
+# is_ours PID: PID is a live redis/valkey server working in the loaded config's `dir` (C_DIR).
+is_ours() {
+  local comm=""
+  alive "$1" || return 1
+  if [[ -r "/proc/$1/comm" ]]; then
+    read -r comm <"/proc/$1/comm" || true
+    [[ "$comm" == redis-* || "$comm" == valkey-* ]] || return 1
+    [[ "/proc/$1/cwd" -ef "$C_DIR" ]]
+  else # no /proc (macOS): the command name, and the working directory lsof reports
+    comm="$(ps -p "$1" -o comm= 2>/dev/null || true)"
+    [[ "${comm##*/}" == redis-* || "${comm##*/}" == valkey-* ]] || return 1
+    [[ "$(lsof -a -p "$1" -d cwd -Fn 2>/dev/null | sed -n 's/^n//p')" -ef "$C_DIR" ]]
+  fi
+}
+
+# instance_status CONF PIDFILE (config loaded): prints a line, returns 0 running / 1 dead with a
+# stale pidfile / 3 not running.
 instance_status() {
-  local pidfile="$1" pid
-  pid="$(pid_of "$pidfile")"
-  if [[ -z "$pid" ]]; then
+  local conf="$1" pidfile="$2"
+  read_pid "$pidfile"
+  if [[ -z "$PID" ]]; then
     if [[ -e "$pidfile" ]]; then
       say "dead: pidfile $pidfile holds no pid"; return "$LSB_DEAD_PIDFILE"
     fi
     say "not running"; return "$LSB_NOT_RUNNING"
   fi
-  if is_redis_pid "$pid"; then
-    if is_frozen "$pid"; then say "running (pid $pid, frozen by SIGSTOP)"; else say "running (pid $pid)"; fi
+  if is_ours "$PID"; then
+    if [[ "$PSTATE" == T ]]; then say "running (pid $PID, frozen by SIGSTOP)"; else say "running (pid $PID)"; fi
     return "$LSB_OK"
   fi
-  say "dead: stale pidfile $pidfile (pid $pid is gone)"
+  if [[ -n "$PSTATE" && "$PSTATE" != Z ]]; then
+    say "dead: stale pidfile $pidfile (pid $PID is another process, not the server of $conf)"
+  else
+    say "dead: stale pidfile $pidfile (pid $PID is gone)"
+  fi
   return "$LSB_DEAD_PIDFILE"
 }
 
-# Connection details for a config: host (first bind address, loopback when binding all), port, password.
-instance_endpoint() { # instance_endpoint CONF DEFAULT_PORT DEFAULT_PASSWORD
-  local conf="$1" host port pass
-  host="$(conf_value "$conf" bind)"
-  case "$host" in ""|"*"|"0.0.0.0"|"-"*) host="$REDIS_HOST" ;; esac
-  port="$(conf_value "$conf" port)"
-  pass="$(conf_value "$conf" requirepass)"
-  EP_HOST="$host"; EP_PORT="${port:-$2}"; EP_PASS="${pass:-$3}"
+# Connection details for the loaded config: host (first bind address, loopback when binding all),
+# port, password. Sets EP_HOST EP_PORT EP_PASS.
+instance_endpoint() { # instance_endpoint DEFAULT_PORT DEFAULT_PASSWORD
+  EP_HOST="$C_BIND"
+  case "$EP_HOST" in ""|"*"|"0.0.0.0"|"-"*) EP_HOST="$REDIS_HOST" ;; esac
+  EP_PORT="${C_PORT:-$1}"; EP_PASS="${C_PASS:-$2}"
 }
 
 # cli ARGS...: redis-cli against the instance; the password goes through the environment, never argv.
@@ -104,88 +157,134 @@ cli() {
   REDISCLI_AUTH="$EP_PASS" timeout 5 "$REDIS_CLI_BIN" --no-auth-warning -h "$EP_HOST" -p "$EP_PORT" "$@"
 }
 
-log_tail() { # log_tail CONF: the last lines of the instance's log, indented
-  local logfile
-  logfile="$(conf_value "$1" logfile)"
-  if [[ -n "$logfile" && -r "$logfile" ]]; then tail -n 5 "$logfile" | sed 's/^/    /' >&2; fi
+log_tail() { # log_tail: the last lines of the loaded config's log, indented
+  if [[ -n "$C_LOG" && -r "$C_LOG" ]]; then tail -n 5 "$C_LOG" | sed 's/^/    /' >&2; fi
 }
 
-# start_failure ERRFILE CONF: why a start failed, on one line (stderr, else the log's last warning).
+# start_failure ERRFILE: why a start failed, on one line (what the server printed before its log
+# file was open, else the log's last warnings).
 start_failure() {
-  local why logfile
-  why="$(grep -v -e '^\s*$' -e '^\*\*\*' "$1" | tr '\n' ' ' | tr -s ' ' || true)"
-  if [[ -z "$why" ]]; then
-    logfile="$(conf_value "$2" logfile)"
-    [[ -n "$logfile" && -r "$logfile" ]] && why="$(grep ' # ' "$logfile" | tail -n 2 | sed 's/^.* # //' | tr '\n' ' ' || true)"
+  local why
+  why="$(grep -v -e '^\s*$' -e '^\*\*\*' "$1" | sed -E 's/^[0-9]+:[A-Z] [0-9]+ [A-Za-z]+ [0-9]+ [0-9:.]+ [-*#.] //' |
+    tr '\n' ' ' | tr -s ' ' || true)"
+  if [[ -z "$why" && -n "$C_LOG" && -r "$C_LOG" ]]; then
+    why="$(grep ' # ' "$C_LOG" | tail -n 2 | sed 's/^.* # //' | tr '\n' ' ' || true)"
   fi
   printf '%s' "${why:-no reason given}"
 }
 
-instance_start() { # instance_start KIND CONF PIDFILE
-  local kind="$1" conf="$2" pidfile="$3" pid errfile deadline reply=""
-  command -v "$REDIS_SERVER_BIN" >/dev/null 2>&1 ||
-    die "$LSB_NOT_INSTALLED" "$REDIS_SERVER_BIN not found: install redis-server (apt-get install redis-server) or set REDIS_SERVER_BIN"
-  [[ -r "$conf" ]] || die "$LSB_NOT_CONFIGURED" "config $conf does not exist or is unreadable"
-  if instance_status "$pidfile" >/dev/null; then
-    say "already running (pid $(pid_of "$pidfile"))"; return "$LSB_OK"
+# set_instance CONF PIDFILE: absolute paths (redis-server chdirs to its `dir` before writing the
+# pidfile) in CONF and PIDFILE; refuse swapped or wrong arguments before anything is touched.
+set_instance() {
+  abspath "$1"; CONF="$ABS"
+  abspath "$2"; PIDFILE="$ABS"
+  if [[ "$CONF" == "$PIDFILE" ]]; then die "$LSB_BAD_ARGS" "CONFIG and PIDFILE are the same file ($USAGE)"; fi
+  if [[ -d "$PIDFILE" ]]; then die "$LSB_BAD_ARGS" "PIDFILE $PIDFILE is a directory ($USAGE)"; fi
+  if [[ -s "$PIDFILE" ]]; then
+    read_pid "$PIDFILE"
+    [[ -n "$PID" ]] || die "$LSB_BAD_ARGS" "PIDFILE $PIDFILE does not hold a pid: arguments swapped? ($USAGE)"
   fi
-  rm -f "$pidfile"
+  if [[ -d "$CONF" ]]; then die "$LSB_BAD_ARGS" "CONFIG $CONF is a directory ($USAGE)"; fi
+  if [[ -f "$CONF" && -r "$CONF" ]]; then
+    read_pid "$CONF"
+    if [[ -n "$PID" ]] && ! grep -qvE '^[[:space:]]*([0-9]+)?[[:space:]]*$' "$CONF"; then
+      die "$LSB_BAD_ARGS" "CONFIG $CONF holds only a pid: arguments swapped? ($USAGE)"
+    fi
+    load_conf "$CONF"
+  else
+    C_BIND=""; C_PORT=""; C_PASS=""; C_DIR="${CONF%/*}"; C_LOG=""
+  fi
+}
+
+# instance_launch KIND CONF PIDFILE ERRFILE: start the server in the background (not --daemonize,
+# so an early exit is seen at once, with its reason, in ERRFILE). Sets LAUNCHED_PID.
+instance_launch() {
+  local kind="$1" conf="$2" pidfile="$3" errfile="$4"
   local -a args=("$conf")
   [[ "$kind" == sentinel ]] && args+=(--sentinel)
-  # Run in the background ourselves (not --daemonize) so an early exit is seen at once, with its reason.
-  errfile="$(mktemp)"
-  setsid "$REDIS_SERVER_BIN" "${args[@]}" --daemonize no --pidfile "$pidfile" </dev/null >/dev/null 2>"$errfile" &
-  pid=$!
-  deadline=$((SECONDS + REDIS_START_TIMEOUT))
+  # umask 077: files the server writes later (CONFIG REWRITE, Sentinel's own rewrites, RDB, AOF)
+  # hold secrets or data and stay 0600. From the config's directory: a relative `dir` means there.
+  (umask 077 && cd "${conf%/*}" &&
+    exec setsid "$REDIS_SERVER_BIN" "${args[@]}" --daemonize no --pidfile "$pidfile") \
+    </dev/null >"$errfile" 2>&1 &
+  LAUNCHED_PID=$!
+}
+
+# await_pidfile KIND CONF PIDFILE PID ERRFILE DEADLINE (config loaded): wait, without forking,
+# until the launched server has written its pidfile; on an early exit say why and return 1.
+await_pidfile() {
+  local kind="$1" conf="$2" pidfile="$3" pid="$4" errfile="$5" deadline="$6"
   while ((SECONDS < deadline)); do
-    # alive, not is_redis_pid: until its exec completes the child still looks like bash.
+    # alive, not is_ours: until its exec completes the child still looks like bash.
     if ! alive "$pid"; then
-      printf '%s: %s exited at start (%s): %s\n' "$PROG" "$kind" "$conf" "$(start_failure "$errfile" "$conf")" >&2
-      rm -f "$errfile" "$pidfile"
+      printf '%s: %s: %s exited at start: %s\n' "$PROG" "$conf" "$kind" "$(start_failure "$errfile")" >&2
+      rm -f "$errfile"
+      read_pid "$pidfile"
+      if [[ "$PID" == "$pid" ]]; then rm -f "$pidfile"; fi
       return "$LSB_GENERIC"
     fi
-    if [[ "$(pid_of "$pidfile")" == "$pid" ]]; then
-      reply="$(cli PING 2>/dev/null)"
-      # LOADING: it answers, but serves nothing until its RDB/AOF is in memory; started means serving.
-      if [[ -n "$reply" && "$reply" != LOADING* ]]; then
-        rm -f "$errfile"
-        say "started (pid $pid, $EP_HOST:$EP_PORT)"; return "$LSB_OK"
-      fi
-    fi
-    sleep 0.02
+    read_pid "$pidfile"
+    if [[ "$PID" == "$pid" ]]; then return "$LSB_OK"; fi
+    nap 0.002
   done
+  return "$LSB_OK" # await_serving reports the timeout
+}
+
+# await_serving KIND CONF PIDFILE PID ERRFILE DEADLINE (config and endpoint loaded): wait until
+# the server serves (PING answers PONG, not LOADING); on failure say why, kill it, return 1.
+await_serving() {
+  local kind="$1" conf="$2" pidfile="$3" pid="$4" errfile="$5" deadline="$6" reply=""
+  while ((SECONDS < deadline)); do
+    if ! alive "$pid"; then
+      await_pidfile "$kind" "$conf" "$pidfile" "$pid" "$errfile" "$deadline"
+      return "$LSB_GENERIC"
+    fi
+    reply="$(cli PING 2>/dev/null)"
+    # LOADING: it answers, but serves nothing until its RDB/AOF is in memory; started means serving.
+    if [[ "$reply" == PONG ]]; then
+      rm -f "$errfile"
+      say "started (pid $pid, $EP_HOST:$EP_PORT)"; return "$LSB_OK"
+    fi
+    nap 0.005
+  done
+  rm -f "$errfile"
   if [[ "$reply" == LOADING* ]]; then
     # Killing a server halfway through loading a big dataset would only restart the wait: leave it be.
-    rm -f "$errfile"
     say "started (pid $pid, $EP_HOST:$EP_PORT), still loading its dataset after ${REDIS_START_TIMEOUT}s"
     return "$LSB_OK"
   fi
   kill -KILL "$pid" 2>/dev/null || true
-  rm -f "$errfile" "$pidfile"
-  printf '%s: %s did not answer on %s:%s within %ss; log tail:\n' \
-    "$PROG" "$kind" "$EP_HOST" "$EP_PORT" "$REDIS_START_TIMEOUT" >&2
-  log_tail "$conf"
+  read_pid "$pidfile"
+  if [[ "$PID" == "$pid" ]]; then rm -f "$pidfile"; fi
+  printf '%s: %s: %s did not answer on %s:%s within %ss; log tail:\n' \
+    "$PROG" "$conf" "$kind" "$EP_HOST" "$EP_PORT" "$REDIS_START_TIMEOUT" >&2
+  log_tail
   return "$LSB_GENERIC"
 }
 
-alive() { kill -0 "$1" 2>/dev/null && [[ "$(proc_state "$1")" != Z ]]; }
-
 wait_gone() { # wait_gone PID SECONDS
   local deadline=$((SECONDS + $2))
-  while alive "$1" && ((SECONDS < deadline)); do sleep 0.02; done
+  while alive "$1" && ((SECONDS < deadline)); do nap 0.005; done
   ! alive "$1"
 }
 
-instance_stop() { # instance_stop KIND CONF PIDFILE
+instance_stop() { # instance_stop KIND CONF PIDFILE (config loaded)
   local kind="$1" conf="$2" pidfile="$3" pid rc=0
-  instance_status "$pidfile" >/dev/null || rc=$?
+  instance_status "$conf" "$pidfile" >/dev/null || rc=$?
   if ((rc != LSB_OK)); then
-    rm -f "$pidfile"; say "not running"; return "$LSB_OK"
+    # Only a pidfile that names a pid which is not this instance's goes (never anything else).
+    if ((rc == LSB_DEAD_PIDFILE)) && [[ -n "$PID" ]]; then rm -f "$pidfile"; fi
+    say "not running"; return "$LSB_OK"
   fi
-  pid="$(pid_of "$pidfile")"
-  if is_frozen "$pid"; then kill -CONT "$pid" 2>/dev/null || true; fi
-  if [[ -r "$conf" ]]; then
+  pid="$PID"
+  if [[ "$PSTATE" == T ]]; then kill -CONT "$pid" 2>/dev/null || true; fi
+  # SHUTDOWN (saves and fsyncs, as the operator expects) only where the address answers as this
+  # very process; otherwise the signal, which Redis handles the same way.
+  if [[ "$(cli INFO server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p')" == "$pid" ]]; then
     cli SHUTDOWN >/dev/null 2>&1 || true
+  else
+    say "$EP_HOST:$EP_PORT does not answer as pid $pid (refused or another server), sending SIGTERM"
+    kill -TERM "$pid" 2>/dev/null || true
   fi
   if ! wait_gone "$pid" "$REDIS_STOP_TIMEOUT"; then
     say "SHUTDOWN did not stop pid $pid, sending SIGTERM"
@@ -196,30 +295,108 @@ instance_stop() { # instance_stop KIND CONF PIDFILE
       wait_gone "$pid" 5 || die "$LSB_GENERIC" "could not stop pid $pid"
     fi
   fi
-  rm -f "$pidfile"
+  read_pid "$pidfile"
+  if [[ "$PID" == "$pid" ]]; then rm -f "$pidfile"; fi
   say "stopped $kind (pid $pid)"
 }
 
-# manage_main KIND DEFAULT_PORT DEFAULT_PASSWORD start|stop|restart|status CONF PIDFILE
+# at_gate PID: the process is blocked opening its pidfile, a FIFO that nobody reads yet.
+at_gate() {
+  local wchan="" syscall=""
+  read -r wchan <"/proc/$1/wchan" 2>/dev/null || true
+  [[ "$wchan" == wait_for_partner ]] && return 0
+  read -r syscall _ <"/proc/$1/syscall" 2>/dev/null || true
+  [[ "$wchan" == 0 && ("$syscall" == 257 || "$syscall" == 2) ]] # wchan hidden: in open(at)
+}
+
+# start_all KIND DEFAULT_PORT DEFAULT_PASSWORD CONF PIDFILE [CONF PIDFILE ...]: check every
+# instance, launch them together, wait for each.
+#
+# Several instances are gated at their pidfile: each pidfile starts as a FIFO, so every server
+# blocks where it writes its pid (Redis 7.0 after it listens, 7.2+ and Valkey just before), and all
+# are released at once. Sentinels that know each other then all listen before any of them first
+# tries its peers; one that finds a peer not yet listening would wait a full second to retry.
+start_all() {
+  local kind="$1" port="$2" pass="$3" i rc=0 gate=0 fd line
+  shift 3
+  local -a confs=() pidfiles=() pids=() errs=() fds=() waiting=()
+  command -v "$REDIS_SERVER_BIN" >/dev/null 2>&1 ||
+    die "$LSB_NOT_INSTALLED" "$REDIS_SERVER_BIN not found: install redis-server (apt-get install redis-server) or set REDIS_SERVER_BIN"
+  while (($#)); do
+    set_instance "$1" "$2"
+    shift 2
+    [[ -f "$CONF" && -r "$CONF" ]] || die "$LSB_NOT_CONFIGURED" "config $CONF does not exist or is unreadable"
+    if instance_status "$CONF" "$PIDFILE" >/dev/null; then
+      say "already running (pid $PID)"; continue
+    fi
+    confs+=("$CONF"); pidfiles+=("$PIDFILE"); errs+=("$(mktemp)")
+  done
+  if ((${#confs[@]} > 1)) && [[ -d /proc/self ]]; then
+    gate=1
+    for i in "${!confs[@]}"; do
+      # Not running: the file holds nothing or a stale pid, which the server would overwrite anyway.
+      rm -f "${pidfiles[$i]}" && mkfifo -m 600 "${pidfiles[$i]}"
+    done
+  fi
+  for i in "${!confs[@]}"; do
+    instance_launch "$kind" "${confs[$i]}" "${pidfiles[$i]}" "${errs[$i]}"
+    pids+=("$LAUNCHED_PID")
+  done
+  local deadline=$((SECONDS + REDIS_START_TIMEOUT))
+  if ((gate)); then
+    for i in "${!pids[@]}"; do
+      while alive "${pids[$i]}" && ! at_gate "${pids[$i]}" && ((SECONDS < deadline)); do nap 0.001; done
+    done
+    for i in "${!pids[@]}"; do # release: a reader on every FIFO (O_RDWR: the open never blocks)
+      exec {fd}<>"${pidfiles[$i]}"
+      fds+=("$fd")
+    done
+    for i in "${!pids[@]}"; do
+      line=""
+      if alive "${pids[$i]}"; then read -r -t 5 -u "${fds[$i]}" line || true; fi
+      fd="${fds[$i]}"
+      exec {fd}<&-
+      if [[ "$line" == "${pids[$i]}" ]]; then
+        printf '%s\n' "$line" >"${pidfiles[$i]}.tmp" && mv -f "${pidfiles[$i]}.tmp" "${pidfiles[$i]}"
+      else
+        rm -f "${pidfiles[$i]}"
+      fi
+    done
+  fi
+  # Every pidfile first (no forks while the servers start on the same cores), then PING each.
+  for i in "${!confs[@]}"; do
+    load_conf "${confs[$i]}"
+    if await_pidfile "$kind" "${confs[$i]}" "${pidfiles[$i]}" "${pids[$i]}" "${errs[$i]}" "$deadline"; then
+      waiting+=("$i")
+    else
+      rc=$LSB_GENERIC
+    fi
+  done
+  for i in "${waiting[@]}"; do
+    load_conf "${confs[$i]}"
+    instance_endpoint "$port" "$pass"
+    await_serving "$kind" "${confs[$i]}" "${pidfiles[$i]}" "${pids[$i]}" "${errs[$i]}" "$deadline" || rc=$?
+  done
+  return "$rc"
+}
+
+# manage_main KIND DEFAULT_PORT DEFAULT_PASSWORD start|stop|restart|status CONF PIDFILE [CONF PIDFILE ...]
 manage_main() {
   local kind="$1" default_port="$2" default_pass="$3"
   shift 3
-  if (($# != 3)); then
-    die "$LSB_BAD_ARGS" "usage: $PROG start|stop|restart|status CONFIG PIDFILE"
-  fi
-  # Absolute paths: redis-server chdirs to its `dir` before writing the pidfile.
-  local action="$1" conf pidfile
-  conf="$(abspath "$2")"; pidfile="$(abspath "$3")"
-  if [[ -r "$conf" ]]; then
-    instance_endpoint "$conf" "$default_port" "$default_pass"
-  else
-    EP_HOST="$REDIS_HOST"; EP_PORT="$default_port"; EP_PASS="$default_pass"
-  fi
+  (($# >= 3 && ($# - 1) % 2 == 0)) || die "$LSB_BAD_ARGS" "$USAGE"
+  local action="$1"
+  shift
   case "$action" in
-    start) instance_start "$kind" "$conf" "$pidfile" ;;
-    stop) instance_stop "$kind" "$conf" "$pidfile" ;;
-    restart) instance_stop "$kind" "$conf" "$pidfile" && instance_start "$kind" "$conf" "$pidfile" ;;
-    status) instance_status "$pidfile" ;;
+    start) start_all "$kind" "$default_port" "$default_pass" "$@"; return ;;
+    stop|restart|status) (($# == 2)) || die "$LSB_BAD_ARGS" "$action takes one CONFIG PIDFILE pair ($USAGE)" ;;
     *) die "$LSB_BAD_ARGS" "unknown action '$action' (start|stop|restart|status)" ;;
+  esac
+  set_instance "$1" "$2"
+  instance_endpoint "$default_port" "$default_pass"
+  case "$action" in
+    stop) instance_stop "$kind" "$CONF" "$PIDFILE" ;;
+    restart) instance_stop "$kind" "$CONF" "$PIDFILE" && start_all "$kind" "$default_port" "$default_pass" "$CONF" "$PIDFILE" ;;
+    status) instance_status "$CONF" "$PIDFILE" ;;
   esac
 }

@@ -204,3 +204,106 @@ def test_start_leaves_a_slow_load_running_at_the_timeout(instance) -> None:
                 return False, exc
 
         assert wait_for(loaded, what="the load to finish", timeout=15, interval=0.1) == 4000
+
+
+def _conf(directory: Path, host: str, port: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    conf = directory / "redis.conf"
+    conf.write_text(
+        f'bind {host}\nport {port}\nrequirepass "{PASSWORD}"\ndir "{directory}"\n'
+        f'logfile "{directory}/redis.log"\nsave ""\n'
+    )
+    return conf
+
+
+@pytest.mark.parametrize("action", ["stop", "start", "status", "restart"])
+def test_swapped_arguments_are_refused_and_touch_nothing(instance, action: str) -> None:
+    host, conf, pidfile = instance
+    script = "manage_redis_server.sh"
+    assert run(script, "start", str(conf), str(pidfile)).returncode == 0
+    server, before = pid(pidfile), conf.read_text()
+    for args in ([str(pidfile), str(conf)], [str(conf), str(conf)]):
+        result = run(script, action, *args)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "arguments swapped" in result.stderr or "same file" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert conf.read_text() == before and pid(pidfile) == server, "the config and the pidfile are untouched"
+    with client(host, 6390, PASSWORD) as conn:
+        assert conn.ping(), "the server still runs"
+
+
+def test_a_pidfile_naming_another_servers_pid_is_stale(instance, tmp_path: Path) -> None:
+    """A recycled pid, or a pidfile copied from another instance, names somebody else's server: status
+    says dead, start starts the real one, stop stops only it."""
+    host, conf, pidfile = instance
+    other_conf = _conf(tmp_path / "other", host, 6391)
+    other_pidfile = tmp_path / "other" / "redis.pid"
+    assert run("manage_redis_server.sh", "start", str(other_conf), str(other_pidfile)).returncode == 0
+    try:
+        other = pid(other_pidfile)
+        pidfile.write_text(f"{other}\n")
+        status = run("manage_redis_server.sh", "status", str(conf), str(pidfile))
+        assert status.returncode == 1 and "another process" in status.stdout
+        started = run("manage_redis_server.sh", "start", str(conf), str(pidfile))
+        assert started.returncode == 0 and "started" in started.stdout, started.stdout + started.stderr
+        assert pid(pidfile) != other
+        assert run("manage_redis_server.sh", "stop", str(conf), str(pidfile)).returncode == 0
+        assert run("manage_redis_server.sh", "status", str(other_conf), str(other_pidfile)).returncode == 0
+        with client(host, 6391, PASSWORD) as conn:
+            assert conn.ping(), "the other server was never signalled"
+        pidfile.write_text(f"{other}\n")
+        stopped = run("manage_redis_server.sh", "stop", str(conf), str(pidfile))
+        assert stopped.returncode == 0 and "not running" in stopped.stdout
+        assert not pidfile.exists(), "a pidfile naming someone else's pid is stale: removed"
+        assert run("manage_redis_server.sh", "status", str(other_conf), str(other_pidfile)).returncode == 0
+    finally:
+        run("manage_redis_server.sh", "stop", str(other_conf), str(other_pidfile))
+
+
+def test_several_instances_start_together_through_their_pidfile_gate(tmp_path: Path) -> None:
+    host = f"127.254.{os.getpid() % 250}.{1 + int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:] or 0)}"
+    pairs = []
+    for i in range(3):
+        directory = tmp_path / f"node {i}"  # a space in every path, quoted in the config
+        pairs += [str(_conf(directory, host, 6392 + i)), str(directory / "redis.pid")]
+    try:
+        started = run("manage_redis_server.sh", "start", *pairs)
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.count("started (pid") == 3
+        for conf, pidfile in zip(pairs[::2], pairs[1::2], strict=True):
+            assert Path(pidfile).is_file(), "the FIFO gate was replaced by a regular pidfile"
+            status = run("manage_redis_server.sh", "status", conf, pidfile)
+            assert status.returncode == 0 and f"pid {pid(Path(pidfile))}" in status.stdout
+    finally:
+        for conf, pidfile in zip(pairs[::2], pairs[1::2], strict=True):
+            run("manage_redis_server.sh", "stop", conf, pidfile)
+    assert not any(Path(p).exists() for p in pairs[1::2])
+
+
+def test_a_failing_instance_in_a_group_is_named_and_the_others_run(tmp_path: Path) -> None:
+    host = f"127.253.{os.getpid() % 250}.{1 + int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:] or 0)}"
+    good = _conf(tmp_path / "good", host, 6395)
+    bad = _conf(tmp_path / "bad", host, 6396)
+    bad.write_text(bad.read_text() + "no-such-directive yes\n")
+    pairs = [str(good), str(tmp_path / "good" / "redis.pid"), str(bad), str(tmp_path / "bad" / "redis.pid")]
+    try:
+        result = run("manage_redis_server.sh", "start", *pairs)
+        assert result.returncode == 1
+        assert f"{bad}: server exited at start" in result.stderr and "no-such-directive" in result.stderr
+        assert not (tmp_path / "bad" / "redis.pid").exists()
+        assert run("manage_redis_server.sh", "status", *pairs[:2]).returncode == 0
+    finally:
+        run("manage_redis_server.sh", "stop", *pairs[:2])
+
+
+def test_files_the_server_rewrites_stay_0600(instance) -> None:
+    host, conf, pidfile = instance
+    conf.chmod(0o600)
+    assert run("manage_redis_server.sh", "start", str(conf), str(pidfile)).returncode == 0
+    with client(host, 6390, PASSWORD) as conn:
+        conn.config_set("maxmemory-samples", 7)
+        conn.config_rewrite()  # Redis writes a new file and renames it over the old one
+        conn.save()
+    assert "maxmemory-samples 7" in conf.read_text()
+    for path in (conf, conf.parent / "dump.rdb"):
+        assert path.stat().st_mode & 0o077 == 0, f"{path.name} is {oct(path.stat().st_mode)}"

@@ -1,37 +1,225 @@
-"""Profiles: the values behind the templates, from conf/profiles/*.yaml and the environment."""
+"""Profiles: the values behind the templates, from conf/profiles/*.yaml and the environment.
+
+A profile is checked against a typed schema (:class:`ProfileFile`): an unknown key is an error with
+a "did you mean", memory and time values must be what Redis accepts, and no value may hold a
+newline or another control character (it would inject a directive into the rendered file).
+"""
 
 from __future__ import annotations
 
 import copy
+import difflib
+import hashlib
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Annotated, Any, Literal, cast
 
 import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from lab import CONF_DIR
 from lab.errors import LabError
 
 PROFILES_DIR = CONF_DIR / "profiles"
 ROLES = ("session", "cache", "pubsub")
-EVICTION_POLICIES = {
-    "noeviction",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
-    "volatile-lru",
-    "volatile-lfu",
-    "volatile-random",
-    "volatile-ttl",
-}
-APPENDFSYNC = {"always", "everysec", "no"}
+NodeName = Literal["redis-1", "redis-2", "redis-3", "sentinel-1", "sentinel-2", "sentinel-3"]
 # A value Redis reads as one token in a config file and redis-cli/URLs pass through unchanged.
 SAFE_SECRET = re.compile(r"^[A-Za-z0-9!#$%&()*+,\-./:;<=>?@\[\]^_{|}~]{1,512}$")
+#: Set by `lab env`: which of the variables it exported still hold its values (see env_marker).
+ENV_MARKER = "REDIS_HA_LAB_ENV"
+#: Variables that place nodes on production hosts: meaningless (and refused) for a lab on loopback.
+PLACEMENT_VARS = ("REDIS_HOST", "SENTINEL_HOSTS")
+OVERRIDE_VARS = (
+    "REDIS_HOST",
+    "REDIS_PORT",
+    "REDIS_PASSWORD",
+    "SENTINEL_HOSTS",
+    "SENTINEL_MASTER_NAME",
+    "SENTINEL_PASSWORD",
+    "REDIS_SESSION_DB_INDEX",
+    "REDIS_CACHE_DB_INDEX",
+    "REDIS_PUBSUB_DB_INDEX",
+)
+SECRET_VARS = {"REDIS_PASSWORD", "SENTINEL_PASSWORD"}
 
 
+# -- value types ------------------------------------------------------------------------------
+def _no_control(value: str) -> str:
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("holds a newline or another control character (it would inject a config line)")
+    return value
+
+
+def _yes_no(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value.lower() if isinstance(value, str) else value
+
+
+def _memory(value: Any) -> str:
+    text = str(value).strip().lower() if isinstance(value, int | str) and not isinstance(value, bool) else None
+    if text is None or not re.fullmatch(r"\d+(b|k|kb|m|mb|g|gb)?", text):
+        raise ValueError("a memory size is a non-negative number with an optional unit (b, k, kb, m, mb, g, gb)")
+    return text
+
+
+def _save_rule(value: str) -> str:
+    if not re.fullmatch(r"\d+ \d+", value.strip()):
+        raise ValueError("a save rule is 'SECONDS CHANGES', e.g. '300 100'")
+    return value.strip()
+
+
+def _buffer_limit(value: str) -> str:
+    parts = value.split()
+    if len(parts) != 4 or parts[0].lower() not in ("normal", "replica", "slave", "pubsub"):
+        raise ValueError("expected 'CLASS HARD SOFT SECONDS' with CLASS normal, replica or pubsub")
+    _memory(parts[1])
+    _memory(parts[2])
+    if not parts[3].isdigit():
+        raise ValueError("the last field of a client-output-buffer-limit is whole seconds")
+    return " ".join(parts)
+
+
+def _filename(value: str) -> str:
+    if not value or "/" in value:
+        raise ValueError("a file name without a directory")
+    return value
+
+
+def _keyspace_flags(value: str) -> str:
+    if set(value) - set("KEg$lshzxetmndA"):
+        raise ValueError("notify-keyspace-events flags are a combination of KEg$lshzxetmndA")
+    return value
+
+
+Str = Annotated[str, AfterValidator(_no_control)]
+YesNo = Annotated[Literal["yes", "no"], BeforeValidator(_yes_no)]
+YesNoLocal = Annotated[Literal["yes", "no", "local"], BeforeValidator(_yes_no)]
+Memory = Annotated[str, BeforeValidator(_memory)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+NonNeg = Annotated[int, Field(ge=0)]
+Millis = Annotated[int, Field(ge=1, le=2**31 - 1)]
+LogLevel = Literal["debug", "verbose", "notice", "warning", "nothing"]
+Filename = Annotated[Str, AfterValidator(_filename)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+class Tls(Strict):
+    enabled: bool
+    port: Port
+    cert_file: Str
+    key_file: Str
+    ca_cert_file: Str
+
+
+class RedisSection(Strict):
+    include: list[Str]
+    bind: list[Str] = ["*", "-::*"]
+    protected_mode: YesNo
+    tcp_backlog: NonNeg
+    timeout: NonNeg
+    tcp_keepalive: NonNeg
+    loglevel: LogLevel
+    databases: Annotated[int, Field(ge=1, le=10_000)]
+    maxclients: Annotated[int, Field(ge=1)]
+    save: list[Annotated[Str, AfterValidator(_save_rule)]]
+    stop_writes_on_bgsave_error: YesNo
+    rdbcompression: YesNo
+    dbfilename: Filename
+    appendonly: YesNo
+    appendfilename: Filename
+    appenddirname: Filename
+    appendfsync: Literal["always", "everysec", "no"]
+    no_appendfsync_on_rewrite: YesNo
+    aof_use_rdb_preamble: YesNo
+    auto_aof_rewrite_percentage: NonNeg
+    auto_aof_rewrite_min_size: Memory
+    replica_read_only: YesNo
+    replica_serve_stale_data: YesNo
+    repl_diskless_sync: YesNo
+    repl_diskless_sync_delay: NonNeg
+    repl_backlog_size: Memory
+    repl_timeout: Annotated[int, Field(ge=1)]
+    min_replicas_to_write: NonNeg
+    min_replicas_max_lag: NonNeg
+    maxmemory: Memory
+    maxmemory_policy: Literal[
+        "noeviction",
+        "allkeys-lru",
+        "allkeys-lfu",
+        "allkeys-random",
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+    ]
+    maxmemory_samples: Annotated[int, Field(ge=1, le=64)]
+    lazyfree: YesNo
+    notify_keyspace_events: Annotated[Str, AfterValidator(_keyspace_flags)]
+    slowlog_log_slower_than: Annotated[int, Field(ge=-1)]
+    slowlog_max_len: NonNeg
+    latency_monitor_threshold: NonNeg
+    enable_debug_command: YesNoLocal
+    enable_protected_configs: YesNoLocal
+    client_output_buffer_limit: list[Annotated[Str, AfterValidator(_buffer_limit)]]
+    tls: Tls
+
+
+class SentinelSection(Strict):
+    protected_mode: YesNo
+    down_after_milliseconds: Millis
+    failover_timeout: Millis
+    parallel_syncs: Annotated[int, Field(ge=1)]
+    master_reboot_down_after_period: NonNeg
+    resolve_hostnames: YesNo
+    announce_hostnames: YesNo
+    deny_scripts_reconfig: YesNo
+    loglevel: LogLevel
+
+
+class Paths(Strict):
+    dir: Str
+    sentinel_dir: Str
+    pidfile: Str
+    sentinel_pidfile: Str
+    logfile: Str
+    sentinel_logfile: Str
+
+
+class Topology(Strict):
+    master_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+    redis_port: Port
+    sentinel_port: Port
+    quorum: Annotated[int, Field(ge=1, le=3)]
+    replica_priority: Annotated[list[Annotated[int, Field(ge=0, le=2**31 - 1)]], Field(min_length=3, max_length=3)]
+    seed_sentinel_discovery: bool = False
+    hosts: dict[NodeName, Annotated[Str, Field(min_length=1)]] = {}
+    paths: Paths | None = None
+
+
+class Databases(Strict):
+    session: NonNeg
+    cache: NonNeg
+    pubsub: NonNeg
+
+
+class ProfileFile(Strict):
+    """The schema of a profile YAML file (after ``extends`` is merged)."""
+
+    description: Str = ""
+    topology: Topology
+    databases: Databases
+    redis: RedisSection
+    sentinel: SentinelSection
+
+
+# -- the loaded profile -----------------------------------------------------------------------
 @dataclass(frozen=True)
 class Profile:
     """A validated profile. ``redis`` and ``sentinel`` are the template's directive values."""
@@ -51,13 +239,17 @@ class Profile:
     paths: dict[str, str] = field(default_factory=dict)
     password: str | None = None
     sentinel_password: str | None = None
+    #: Environment overrides applied ("REDIS_PORT=7001", secrets as "(set)") and ignored (with why).
+    applied: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()
 
 
 def available_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
 
-def _profile_path(name_or_path: str) -> Path:
+def profile_path(name_or_path: str) -> Path:
+    """conf/profiles/NAME.yaml, or a path to the user's own file."""
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml") or os.sep in name_or_path:
         if not candidate.is_file():
@@ -81,13 +273,6 @@ def _int(where: str, value: Any, lo: int, hi: int) -> int:
     return number
 
 
-def _section(data: Mapping[str, Any], key: str, where: Path) -> dict[str, Any]:
-    value = data.get(key)
-    if not isinstance(value, dict):
-        raise LabError(f"{where}: missing or malformed section {key!r}")
-    return value
-
-
 def _secret(where: str, value: str | None) -> str | None:
     if value in (None, ""):
         return None
@@ -100,8 +285,15 @@ def _secret(where: str, value: str | None) -> str | None:
 def _host_port(where: str, item: str, default_port: int) -> tuple[str, int]:
     host, _, port = item.strip().rpartition(":")
     if not host:
-        return item.strip(), default_port
-    return host, _int(where, port, 1, 65535)
+        return _no_control_env(where, item.strip()), default_port
+    return _no_control_env(where, host), _int(where, port, 1, 65535)
+
+
+def _no_control_env(where: str, value: str) -> str:
+    try:
+        return _no_control(value)
+    except ValueError as exc:
+        raise LabError(f"{where}: {exc}") from None
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -117,75 +309,140 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise LabError(f"{path}: 'extends' loops back to itself")
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise LabError(f"cannot read profile {path}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise LabError(f"{path}: a profile is a YAML mapping")
     parent = data.pop("extends", None)
     if parent:
-        base_path = (path.parent / parent) if str(parent).endswith((".yaml", ".yml")) else _profile_path(str(parent))
+        base_path = (path.parent / parent) if str(parent).endswith((".yaml", ".yml")) else profile_path(str(parent))
         data = _merge(_read_yaml(base_path, (*seen, path)), data)
     return cast(dict[str, Any], data)
 
 
-def load_profile(name_or_path: str, env: Mapping[str, str] | None = None) -> Profile:
-    """Load a profile by name (conf/profiles/NAME.yaml) or path, apply env overrides, validate."""
-    env = os.environ if env is None else env
-    path = _profile_path(name_or_path)
-    data = _read_yaml(path)
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The schema model that owns the last element of an error location (for "did you mean")."""
+    model: type[BaseModel] = ProfileFile
+    for part in loc[:-1]:
+        info = model.model_fields.get(str(part))
+        annotation = getattr(info, "annotation", None)
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        nested = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if nested is None:
+            return None
+        model = nested
+    return model
+
+
+def _schema_error(where: Path, exc: ValidationError) -> LabError:
+    errors = exc.errors()
+    first = errors[0]
+    loc = tuple(first["loc"])
+    dotted = ".".join(str(p) for p in loc)
+    if first["type"] == "extra_forbidden":
+        owner = _model_at(loc)
+        close = difflib.get_close_matches(str(loc[-1]), list(owner.model_fields), n=1) if owner else []
+        hint = f" (did you mean {'.'.join([*map(str, loc[:-1]), close[0]])}?)" if close else ""
+        message = f"unknown key{hint}"
+    elif first["type"] == "missing":
+        message = "missing"
+    else:
+        message = f"{first['msg'].removeprefix('Value error, ')} (got {first['input']!r})"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return LabError(f"{where}: {dotted}: {message}{more}")
+
+
+def env_marker(name: str, values: Mapping[str, str]) -> str:
+    """The value of REDIS_HA_LAB_ENV that `lab env` exports beside ``values``: per variable a short
+    hash, so rendering can tell a variable still holding lab env's value from one the user set."""
+    digests = ",".join(f"{k}={_digest(v)}" for k, v in sorted(values.items()))
+    return f"{name}:{digests}"
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:12]
+
+
+def _from_lab_env(env: Mapping[str, str]) -> tuple[str, set[str]]:
+    """(lab name, the variables that still hold the values `lab env` exported)."""
+    name, _, digests = env.get(ENV_MARKER, "").partition(":")
+    same = set()
+    for item in filter(None, digests.split(",")):
+        var, _, digest = item.partition("=")
+        if var in env and _digest(env[var]) == digest:
+            same.add(var)
+    return name, same
+
+
+def effective_env(env: Mapping[str, str], on_loopback: bool) -> tuple[dict[str, str], list[str], list[str]]:
+    """The overrides to apply, as (values, applied, ignored) descriptions.
+
+    Variables `lab env` exported for a lab (and the user did not change since) are ignored: they
+    describe a running lab, not what to render. On a loopback lab, REDIS_HOST and SENTINEL_HOSTS
+    would move nodes off their own addresses: they are refused.
+    """
+    lab_name, from_lab = _from_lab_env(env)
+    values: dict[str, str] = {}
+    applied: list[str] = []
+    ignored: list[str] = []
+    for var in OVERRIDE_VARS:
+        value = env.get(var)
+        if not value:
+            continue
+        if var in from_lab:
+            ignored.append(f"{var} (exported by `lab env --name {lab_name}`)")
+            continue
+        if on_loopback and var in PLACEMENT_VARS:
+            raise LabError(
+                f"{var} is set, but this profile runs every node on its own loopback address: unset {var} "
+                "(it places production nodes: render a profile with topology.hosts)"
+            )
+        values[var] = value
+        applied.append(f"{var}=(set)" if var in SECRET_VARS else f"{var}={value}")
+    return values, applied, ignored
+
+
+def load_profile(name_or_path: str, env: Mapping[str, str] | None = None, *, lab: bool = False) -> Profile:
+    """Load a profile by name (conf/profiles/NAME.yaml) or path, apply env overrides, validate.
+
+    ``lab``: the profile will run as a lab on this machine (its own loopback or container addresses),
+    whatever hosts it names for production.
+    """
+    path = profile_path(name_or_path)
+    try:
+        model = ProfileFile.model_validate(_read_yaml(path))
+    except ValidationError as exc:
+        raise _schema_error(path, exc) from None
+    topo = model.topology
+    on_loopback = lab or not topo.hosts
+    values, applied, ignored = effective_env(os.environ if env is None else env, on_loopback)
     where = str(path)
-    topo = _section(data, "topology", path)
-    redis = copy.deepcopy(_section(data, "redis", path))
-    sentinel = copy.deepcopy(_section(data, "sentinel", path))
-    dbs = _section(data, "databases", path)
+    redis = copy.deepcopy(model.redis.model_dump())
+    sentinel = model.sentinel.model_dump()
 
-    master_name = str(env.get("SENTINEL_MASTER_NAME") or topo.get("master_name", ""))
+    master_name = values.get("SENTINEL_MASTER_NAME") or topo.master_name
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", master_name):
-        raise LabError(f"{where}: master_name {master_name!r} must be 1-64 of [A-Za-z0-9._-]")
-    redis_port = _int(
-        "REDIS_PORT" if env.get("REDIS_PORT") else f"{where}: topology.redis_port",
-        env.get("REDIS_PORT") or topo.get("redis_port"),
-        1,
-        65535,
-    )
-    sentinel_port = _int(f"{where}: topology.sentinel_port", topo.get("sentinel_port"), 1, 65535)
-    if sentinel_port == redis_port:
+        raise LabError(f"SENTINEL_MASTER_NAME {master_name!r} must be 1-64 of [A-Za-z0-9._-]")
+    redis_port = _int("REDIS_PORT", values["REDIS_PORT"], 1, 65535) if "REDIS_PORT" in values else topo.redis_port
+    if topo.sentinel_port == redis_port:
         raise LabError(f"{where}: sentinel_port and redis_port are both {redis_port}")
-    quorum = _int(f"{where}: topology.quorum", topo.get("quorum"), 1, 1_000_000)
-    if quorum > 3:
-        raise LabError(f"{where}: topology.quorum {quorum} is more than the 3 Sentinels of the lab")
-    priorities = topo.get("replica_priority", [100, 100, 100])
-    if not isinstance(priorities, list) or len(priorities) != 3:
-        raise LabError(f"{where}: topology.replica_priority must list 3 values (redis-1..3)")
-    prio = tuple(_int(f"{where}: topology.replica_priority", p, 0, 2**31 - 1) for p in priorities)
-
-    databases_count = _int(f"{where}: redis.databases", redis.get("databases"), 1, 10_000)
     databases: dict[str, int] = {}
     for role in ROLES:
         var = f"REDIS_{role.upper()}_DB_INDEX"
-        label = var if env.get(var) else f"{where}: databases.{role}"
-        databases[role] = _int(label, env.get(var) or dbs.get(role), 0, databases_count - 1)
+        label = var if var in values else f"{where}: databases.{role}"
+        databases[role] = _int(label, values.get(var, getattr(model.databases, role)), 0, model.redis.databases - 1)
+    sentinel["quorum"] = topo.quorum
 
-    if redis.get("maxmemory_policy") not in EVICTION_POLICIES:
-        raise LabError(f"{where}: redis.maxmemory_policy {redis.get('maxmemory_policy')!r} is not a Redis policy")
-    if redis.get("appendfsync") not in APPENDFSYNC:
-        raise LabError(f"{where}: redis.appendfsync must be one of {', '.join(sorted(APPENDFSYNC))}")
-    if not isinstance(redis.get("save"), list):
-        raise LabError(f"{where}: redis.save must be a list of 'seconds changes' rules ([] disables RDB)")
-    for key in ("down_after_milliseconds", "failover_timeout"):
-        sentinel[key] = _int(f"{where}: sentinel.{key}", sentinel.get(key), 1, 2**31 - 1)
-    sentinel["quorum"] = quorum
-
-    hosts = {str(k): str(v) for k, v in (topo.get("hosts") or {}).items()}
-    if env.get("REDIS_HOST"):
-        hosts["redis-1"] = env["REDIS_HOST"]
-    if env.get("SENTINEL_HOSTS"):
-        items = [i for i in env["SENTINEL_HOSTS"].split(",") if i.strip()]
+    hosts = {str(k): v for k, v in topo.hosts.items()}
+    if "REDIS_HOST" in values:
+        hosts["redis-1"] = _no_control_env("REDIS_HOST", values["REDIS_HOST"])
+    if "SENTINEL_HOSTS" in values:
+        items = [i for i in values["SENTINEL_HOSTS"].split(",") if i.strip()]
         if len(items) != 3:
             raise LabError(f"SENTINEL_HOSTS must name 3 Sentinels (host:port,...), got {len(items)}")
         for index, item in enumerate(items, start=1):
-            host, port = _host_port("SENTINEL_HOSTS", item, sentinel_port)
-            if port != sentinel_port:
+            host, port = _host_port("SENTINEL_HOSTS", item, topo.sentinel_port)
+            if port != topo.sentinel_port:
                 raise LabError("SENTINEL_HOSTS: all Sentinels must use one port in this layout")
             hosts[f"sentinel-{index}"] = host
 
@@ -194,15 +451,17 @@ def load_profile(name_or_path: str, env: Mapping[str, str] | None = None) -> Pro
         source=path,
         master_name=master_name,
         redis_port=redis_port,
-        sentinel_port=sentinel_port,
-        quorum=quorum,
-        replica_priority=prio,
-        seed_sentinel_discovery=bool(topo.get("seed_sentinel_discovery", False)),
+        sentinel_port=topo.sentinel_port,
+        quorum=topo.quorum,
+        replica_priority=tuple(topo.replica_priority),
+        seed_sentinel_discovery=topo.seed_sentinel_discovery,
         databases=databases,
         redis=redis,
         sentinel=sentinel,
-        hosts=hosts,
-        paths={str(k): str(v) for k, v in (topo.get("paths") or {}).items()},
-        password=_secret("REDIS_PASSWORD", env.get("REDIS_PASSWORD")),
-        sentinel_password=_secret("SENTINEL_PASSWORD", env.get("SENTINEL_PASSWORD")),
+        hosts={} if lab else hosts,
+        paths={} if lab or topo.paths is None else topo.paths.model_dump(),
+        password=_secret("REDIS_PASSWORD", values.get("REDIS_PASSWORD")),
+        sentinel_password=_secret("SENTINEL_PASSWORD", values.get("SENTINEL_PASSWORD")),
+        applied=tuple(applied),
+        ignored=tuple(ignored),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import stat
 from pathlib import Path
 
@@ -149,28 +150,59 @@ def _profile_copy(tmp_path: Path, edit) -> Path:
 
 def test_missing_value_is_an_error_naming_it(tmp_path: Path) -> None:
     path = _profile_copy(tmp_path, lambda d: d["redis"].pop("maxclients"))
-    profile = load_profile(str(path), NO_ENV)
-    spec = build_spec("unit", profile, backend="none", base_dir=tmp_path / "out")
+    with pytest.raises(LabError, match=r"custom.yaml: redis.maxclients: missing$"):
+        load_profile(str(path), NO_ENV)
+
+
+def test_a_template_error_leaves_nothing_behind(tmp_path: Path) -> None:
+    profile = load_profile("lab", NO_ENV)
+    broken = dataclasses.replace(profile, redis={k: v for k, v in profile.redis.items() if k != "maxclients"})
+    spec = build_spec("unit", broken, backend="none", base_dir=tmp_path / "out")
     with pytest.raises(LabError, match="maxclients"):
-        render_lab(spec, profile, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
-    assert list(tmp_path.iterdir()) == [path], "no half-rendered or staging directory left behind"
+        render_lab(spec, broken, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == [], "no half-rendered or staging directory left behind"
 
 
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d["topology"].update(quorum=5), "quorum 5 is more than the 3 Sentinels"),
-        (lambda d: d["topology"].update(redis_port="sixty"), "expected an integer"),
-        (lambda d: d["topology"].update(redis_port=70000), "out of range"),
-        (lambda d: d["redis"].update(maxmemory_policy="allkeys-nope"), "not a Redis policy"),
-        (lambda d: d["databases"].update(cache=16), "out of range"),
-        (lambda d: d.pop("sentinel"), "missing or malformed section 'sentinel'"),
+        (lambda d: d["topology"].update(quorum=5), r"topology.quorum: .*less than or equal to 3 \(got 5\)"),
+        (lambda d: d["topology"].update(redis_port="sixty"), "topology.redis_port: .*valid integer"),
+        (lambda d: d["topology"].update(redis_port=70000), "less than or equal to 65535"),
+        (lambda d: d["redis"].update(maxmemory_policy="allkeys-nope"), "redis.maxmemory_policy: .*'allkeys-nope'"),
+        (lambda d: d["databases"].update(cache=16), r"databases.cache: 16 is out of range \(0 to 15\)"),
+        (lambda d: d.pop("sentinel"), "sentinel: missing"),
+        (lambda d: d["redis"].update(maxmemroy=1), r"redis.maxmemroy: unknown key \(did you mean redis.maxmemory\?\)"),
+        (lambda d: d["sentinel"].update(down_after_milisecond=5), r"did you mean sentinel.down_after_milliseconds\?"),
+        (lambda d: d.update(topolgy={}), r"topolgy: unknown key \(did you mean topology\?\)"),
+        (lambda d: d["redis"].update(maxmemory="-1gb"), "redis.maxmemory: a memory size is a non-negative number"),
+        (lambda d: d["redis"].update(maxmemory="1gb\nprotected-mode no"), "redis.maxmemory: a memory size"),
+        (lambda d: d["redis"].update(dbfilename="dump.rdb\nprotected-mode no"), "newline or another control character"),
+        (lambda d: d["redis"]["include"].append("/etc/x.conf\rbind 0.0.0.0"), "control character"),
+        (lambda d: d["topology"].update(master_name="my master"), "topology.master_name"),
+        (lambda d: d["redis"].update(save=["every minute"]), "a save rule is 'SECONDS CHANGES'"),
+        (lambda d: d["redis"].update(repl_timeout="60s"), "redis.repl_timeout: .*valid integer"),
+        (lambda d: d["redis"].update(notify_keyspace_events="Exq"), "combination of KEg"),
+        (lambda d: d["redis"].update(client_output_buffer_limit=["normal 0 0"]), "CLASS HARD SOFT SECONDS"),
+        (lambda d: d["redis"].update(protected_mode="maybe"), "redis.protected_mode: .*'yes' or 'no'"),
     ],
 )
 def test_malformed_profile_values(tmp_path: Path, edit, message: str) -> None:
-    with pytest.raises(LabError, match=message):
+    with pytest.raises(LabError, match=message) as raised:
         load_profile(str(_profile_copy(tmp_path, edit)), NO_ENV)
+    assert "\n" not in str(raised.value), "one line"
+
+
+def test_yaml_booleans_and_upper_case_become_what_redis_reads(tmp_path: Path) -> None:
+    def edit(d):
+        d["redis"].update(appendonly=True, protected_mode="YES", maxmemory="256MB")
+
+    profile = load_profile(str(_profile_copy(tmp_path, edit)), NO_ENV)
+    assert (profile.redis["appendonly"], profile.redis["protected_mode"], profile.redis["maxmemory"]) == (
+        "yes",
+        "yes",
+        "256mb",
+    )
 
 
 def test_env_values_are_validated() -> None:

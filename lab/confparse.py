@@ -48,6 +48,10 @@ class ConfFile:
         found = self.get(name)
         return found.value if found else default
 
+    def flag(self, name: str, default: str = "") -> str:
+        """A yes/no or enum value as Redis compares it: case-insensitively."""
+        return self.value(name, default).lower()
+
 
 def _split(line: str) -> list[str]:
     lexer = shlex.shlex(line, posix=True)

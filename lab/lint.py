@@ -22,7 +22,9 @@ KNOWN_REDIS = {
     for line in (Path(__file__).parent / "redis_directives.txt").read_text().splitlines()
     if line.strip() and not line.startswith("#")
 }
-KNOWN_SENTINEL_TOP = {
+#: Sentinel reads its file with the server's config parser (and rewrites it with server directives
+#: such as latency-tracking-info-percentiles), plus its own.
+KNOWN_SENTINEL_TOP = KNOWN_REDIS | {
     "port",
     "bind",
     "bind-source-addr",
@@ -77,6 +79,22 @@ KNOWN_SENTINEL_SUB = {
     "sentinel-pass",
     "replica-priority",
     "tilt-trigger",
+}
+#: Directives that take exactly one path: more words mean an unquoted path with spaces.
+PATH_DIRECTIVES = {
+    "pidfile",
+    "logfile",
+    "dir",
+    "dbfilename",
+    "appendfilename",
+    "appenddirname",
+    "include",
+    "aclfile",
+    "unixsocket",
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-ca-cert-file",
+    "tls-ca-cert-dir",
 }
 SECRET_DIRECTIVES = {"requirepass", "masterauth", "sentinel auth-pass", "sentinel sentinel-pass"}
 SEED_DIRECTIVES = {
@@ -142,7 +160,17 @@ class Linter:
             self.not_configs.add(conf.path)
             return
         for d in unknown:
-            self.add("L002", "warning", conf, d, d.name, "unknown directive: redis-server refuses to start")
+            self.add("L002", "warning", conf, d, d.name, "not a directive Redis 7.0 knows: it refuses to start on one")
+        for d in conf.directives:
+            if d.name in PATH_DIRECTIVES and len(d.args) > 1:
+                self.add(
+                    "L006",
+                    "error",
+                    conf,
+                    d,
+                    d.name,
+                    f'takes one path but has {len(d.args)} words: quote a path with spaces ("...")',
+                )
         counts = Counter(d.name for d in conf.directives if not d.name.startswith("sentinel "))
         for name, count in counts.items():
             if count > 1 and name not in REPEATABLE:
@@ -169,7 +197,7 @@ class Linter:
         binds = [a.lstrip("-") for d in conf.all("bind") for a in d.args] or ["*"]
         exposed = any(not _loopback(a) for a in binds)
         password = conf.value("requirepass")
-        protected = conf.value("protected-mode", "yes")
+        protected = conf.flag("protected-mode", "yes")
         where = conf.get("protected-mode") or conf.get("bind")
         if exposed and not password and protected == "no":
             self.add(
@@ -192,8 +220,9 @@ class Linter:
 
     def data_node(self, conf: ConfFile) -> None:
         policy = conf.get("maxmemory-policy")
+        policy_name = conf.flag("maxmemory-policy")
         maxmemory = conf.value("maxmemory", "0")
-        if policy and policy.value != "noeviction" and _bytes(maxmemory) == 0:
+        if policy and policy_name != "noeviction" and _bytes(maxmemory) == 0:
             self.add(
                 "MEM001",
                 "error",
@@ -213,7 +242,7 @@ class Linter:
                 "notify-keyspace-events",
                 f"'{flags}' selects events but neither K (keyspace) nor E (keyevent): nothing is delivered",
             )
-        if policy and policy.value.startswith("allkeys-") and "x" in flags:
+        if policy and policy_name.startswith("allkeys-") and "x" in flags:
             self.add(
                 "MEM002",
                 "warning",
@@ -225,7 +254,7 @@ class Linter:
         if self.sentinels:
             save = conf.all("save")
             rdb_off = not save or all(d.value in ("", '""') for d in save)
-            if rdb_off and conf.value("appendonly", "no") == "no":
+            if rdb_off and conf.flag("appendonly", "no") == "no":
                 self.add(
                     "PERS001",
                     "error",
@@ -412,7 +441,7 @@ class Linter:
             hosts = [host] + [
                 d.args[1] for d in c.directives if d.name.startswith("sentinel known-") and len(d.args) > 1
             ]
-            if any(not _is_ip(h) for h in hosts) and c.value("sentinel resolve-hostnames", "no") != "yes":
+            if any(not _is_ip(h) for h in hosts) and c.flag("sentinel resolve-hostnames", "no") != "yes":
                 self.add(
                     "SEN008",
                     "error",

@@ -87,6 +87,7 @@ BROKEN: dict[str, Callable[[Path], object]] = {
     "L001": lambda r: append(r, "redis-1", 'maxclients "100'),
     "L002": lambda r: append(r, "redis-1", "no-such-directive yes"),
     "L003": lambda r: append(r, "redis-1", "maxclients 100"),
+    "L006": lambda r: sub(r, "redis-2", r'^pidfile "(.*)"', r"pidfile /var/run/my redis/\1"),
 }
 
 
@@ -115,15 +116,26 @@ def test_seeded_sentinel_state_is_flagged_outside_a_lab(tmp_path: Path) -> None:
     ("text", "rule"),
     [
         ("bind 0.0.0.0\nprotected-mode no\nport 6379\n", "NET001"),
+        ("bind 0.0.0.0\nprotected-mode NO\nport 6379\n", "NET001"),  # Redis reads yes/no in any case
+        ("bind 127.0.0.1\nmaxmemory-policy NoEviction\n", None),
+        ("bind 127.0.0.1\nmaxmemory-policy ALLKEYS-LRU\n", "MEM001"),
         ("bind 10.0.0.1 -::1\nprotected-mode yes\nport 6379\n", "NET002"),
         ("Dear ops team,\nplease restart the cache tonight.\nThanks\n", "L004"),
         ("", "L004"),
     ],
 )
-def test_single_hand_written_files(tmp_path: Path, text: str, rule: str) -> None:
+def test_single_hand_written_files(tmp_path: Path, text: str, rule: str | None) -> None:
     path = tmp_path / "redis.conf"
     path.write_text(text)
-    assert {f.rule for f in lint_paths([path])} == {rule}
+    assert {f.rule for f in lint_paths([path])} == ({rule} if rule else set())
+
+
+def test_what_sentinel_writes_into_its_own_file_is_not_flagged(tmp_path: Path) -> None:
+    root = rendered(tmp_path)
+    append(root, "sentinel-1", "latency-tracking-info-percentiles 50 99 99.9")
+    append(root, "sentinel-1", "user default on #" + "a" * 64 + " ~* &* +@all")
+    append(root, "sentinel-1", "sentinel current-epoch 1")
+    assert rules(root) == set()
 
 
 def test_unreadable_and_binary_files_are_reported_not_crashed_on(tmp_path: Path) -> None:

@@ -15,26 +15,26 @@ class CacheAdmin:
     def __init__(self, redis_client: redis.Redis) -> None:
         self.client = redis_client
 
-    def list_cache_keys(self, pattern: str = "cache:*", progress: Progress | None = None) -> Iterator[str]:
+    def list_cache_keys(self, pattern: str | bytes = "cache:*", progress: Progress | None = None) -> Iterator[str]:
         return (text(k) for k in scan_keys(self.client, pattern, progress=progress))
 
-    def count_cache_keys(self, pattern: str = "cache:*", progress: Progress | None = None) -> int:
+    def count_cache_keys(self, pattern: str | bytes = "cache:*", progress: Progress | None = None) -> int:
         return count_keys(self.client, pattern, progress=progress)
 
-    def get_cache_value(self, key: str) -> Any:
+    def get_cache_value(self, key: str | bytes) -> Any:
         """The value, deserialised from JSON where it is JSON; None when the key does not exist.
         A key of another type raises redis.ResponseError (WRONGTYPE)."""
         raw = self.client.get(key)
         return None if raw is None else decode(raw)
 
-    def get_cache_ttl(self, key: str) -> float:
+    def get_cache_ttl(self, key: str | bytes) -> float:
         """Seconds to live; -1 without expiry, -2 when the key does not exist."""
         pttl = int(self.client.pttl(key))
         return float(pttl) if pttl < 0 else pttl / 1000
 
-    def delete_cache_key(self, key: str) -> bool:
+    def delete_cache_key(self, key: str | bytes) -> bool:
         return bool(self.client.unlink(key))
 
-    def flush_cache_by_pattern(self, pattern: str, progress: Progress | None = None) -> int:
+    def flush_cache_by_pattern(self, pattern: str | bytes, progress: Progress | None = None) -> int:
         """UNLINK every key matching ``pattern`` in this database; returns how many went."""
         return unlink_matching(self.client, pattern, progress=progress)

@@ -36,6 +36,32 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+    return value
+
+
+def _key(text: str) -> str | bytes:
+    """A key, pattern or channel from argv: Redis keys are bytes, so one that is not UTF-8 (Python
+    decodes argv with surrogateescape) is sent as the very bytes the user typed."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number (0: no limit), got {text!r}")
+    return int(text)
+
+
 def build_parser() -> Parser:
     p = Parser(prog="redis-admin", description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--host", help="default $REDIS_HOST or localhost")
@@ -43,7 +69,7 @@ def build_parser() -> Parser:
     p.add_argument("--sentinel", action="append", metavar="HOST:PORT", help="go through Sentinel (repeatable)")
     p.add_argument("--master-name", help="default $SENTINEL_MASTER_NAME or mymaster")
     p.add_argument("--db", type=int, help="database index (default: the role's REDIS_*_DB_INDEX)")
-    p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--timeout", type=_positive, default=5.0, help="seconds per command (default 5)")
     p.add_argument("--progress", action="store_true", help="show scan progress even when stderr is not a terminal")
     sub = p.add_subparsers(dest="area", required=True, parser_class=Parser)
 
@@ -66,31 +92,31 @@ def build_parser() -> Parser:
             c = command(ap, "count", "count sessions")
             c.add_argument("--prefix", default="session:")
             c = command(ap, "list", "list session keys matching a pattern")
-            c.add_argument("pattern", nargs="?", default="session:*")
-            c.add_argument("--limit", type=int, default=0)
+            c.add_argument("pattern", nargs="?", default="session:*", type=_key)
+            c.add_argument("--limit", type=_count, default=0)
             c = command(ap, "show", "a session's type, TTL and decoded value")
-            c.add_argument("session_id")
+            c.add_argument("session_id", type=_key)
             c = command(ap, "clear", "delete a session, or every session matching --pattern", read=False)
-            c.add_argument("session_id", nargs="?")
+            c.add_argument("session_id", nargs="?", type=_key)
             _destructive(c)
         elif area == "cache":
             c = command(ap, "keys", "list cache keys")
-            c.add_argument("pattern", nargs="?", default="cache:*")
-            c.add_argument("--limit", type=int, default=0)
+            c.add_argument("pattern", nargs="?", default="cache:*", type=_key)
+            c.add_argument("--limit", type=_count, default=0)
             for name, what in (("get", "a cached value (JSON decoded)"), ("ttl", "seconds to live")):
-                command(ap, name, what).add_argument("key")
-            command(ap, "delete", "delete one key", read=False).add_argument("key")
+                command(ap, name, what).add_argument("key", type=_key)
+            command(ap, "delete", "delete one key", read=False).add_argument("key", type=_key)
             c = command(ap, "flush", "delete every key matching a pattern", read=False)
-            c.add_argument("pattern")
+            c.add_argument("pattern", type=_key)
             c.add_argument("--yes", action="store_true", help="needed when more than one key matches")
             c.add_argument("--dry-run", action="store_true", help="list what would be deleted")
         elif area == "ratelimit":
             c = command(ap, "list", "list rate-limit keys")
-            c.add_argument("pattern", nargs="?", default="ratelimit:*")
-            c.add_argument("--limit", type=int, default=0)
-            command(ap, "get", "a counter's current value, shape and TTL").add_argument("key")
+            c.add_argument("pattern", nargs="?", default="ratelimit:*", type=_key)
+            c.add_argument("--limit", type=_count, default=0)
+            command(ap, "get", "a counter's current value, shape and TTL").add_argument("key", type=_key)
             c = command(ap, "reset", "reset a counter, or every counter matching --pattern", read=False)
-            c.add_argument("key", nargs="?")
+            c.add_argument("key", nargs="?", type=_key)
             _destructive(c)
         else:
             command(ap, "channels", "active channels").add_argument("pattern", nargs="?", default="*")
@@ -104,7 +130,7 @@ def build_parser() -> Parser:
 
 
 def _destructive(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--pattern", help="instead of one key: every key matching this glob")
+    c.add_argument("--pattern", type=_key, help="instead of one key: every key matching this glob")
     c.add_argument("--yes", action="store_true", help="needed when more than one key matches")
     c.add_argument("--dry-run", action="store_true", help="list what would be deleted")
 
@@ -141,7 +167,11 @@ def _stream(args: argparse.Namespace, keys: Iterator[str]) -> None:
 
 
 def _guarded_delete(
-    args: argparse.Namespace, client: redis.Redis, pattern: str, delete: Callable[[], int], progress: Progress | None
+    args: argparse.Namespace,
+    client: redis.Redis,
+    pattern: str | bytes,
+    delete: Callable[[], int],
+    progress: Progress | None,
 ) -> int:
     """Count first; more than one match needs --yes; --dry-run lists the keys instead."""
     if args.dry_run:
@@ -254,7 +284,7 @@ def _found(value: T | None, what: str, db: int) -> T:
     return value
 
 
-def _clear(args: argparse.Namespace, client: redis.Redis, key: str | None, progress: Progress | None) -> int:
+def _clear(args: argparse.Namespace, client: redis.Redis, key: str | bytes | None, progress: Progress | None) -> int:
     if (key is None) == (args.pattern is None):
         raise RedisAdminError("give one key or --pattern, not both")
     if key is not None:
@@ -268,6 +298,10 @@ def _clear(args: argparse.Namespace, client: redis.Redis, key: str | None, progr
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # A key that is not UTF-8 is printed with backslash escapes, never a UnicodeEncodeError.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
         return run(args)
@@ -279,6 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         print(f"redis-admin: connection lost: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except redis.RedisError as exc:
+        print(f"redis-admin: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}", file=sys.stderr)
         return 1
 
 

@@ -17,17 +17,19 @@ class RateLimitAdmin:
     def __init__(self, redis_client: redis.Redis) -> None:
         self.client = redis_client
 
-    def list_rate_limit_keys(self, pattern: str = "ratelimit:*", progress: Progress | None = None) -> Iterator[str]:
+    def list_rate_limit_keys(
+        self, pattern: str | bytes = "ratelimit:*", progress: Progress | None = None
+    ) -> Iterator[str]:
         return (text(k) for k in scan_keys(self.client, pattern, progress=progress))
 
-    def get_rate_limit_value(self, counter_key: str) -> dict[str, Any] | None:
+    def get_rate_limit_value(self, counter_key: str | bytes) -> dict[str, Any] | None:
         """{'key','shape','value','ttl', ...}; ``value`` is the current count. None if absent."""
         kind = text(self.client.type(counter_key))
         if kind == "none":
             return None
         pttl = int(self.client.pttl(counter_key))
         ttl = float(pttl) if pttl < 0 else pttl / 1000
-        found: dict[str, Any] = {"key": counter_key, "ttl": ttl}
+        found: dict[str, Any] = {"key": text(counter_key), "ttl": ttl}
         if kind == "string":
             raw = text(self.client.get(counter_key) or b"")
             try:
@@ -54,7 +56,7 @@ class RateLimitAdmin:
             found.update(shape=kind, value=None, note=f"a {kind} is not a known rate-limit shape")
         return found
 
-    def reset_rate_limit_counter(self, counter_key: str) -> bool:
+    def reset_rate_limit_counter(self, counter_key: str | bytes) -> bool:
         """Delete the counter (the limiter starts afresh); False when it did not exist."""
         return bool(self.client.unlink(counter_key))
 

@@ -17,7 +17,7 @@ from typing import Any
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 ROLE_DB_VARS = {"session": "REDIS_SESSION_DB_INDEX", "cache": "REDIS_CACHE_DB_INDEX", "pubsub": "REDIS_PUBSUB_DB_INDEX"}
 ROLE_DB_DEFAULTS = {"session": 0, "cache": 1, "pubsub": 2}
@@ -123,16 +123,59 @@ def connect(settings: Settings, db: int = 0, use_pool: bool = True, check: bool 
     if check:
         try:
             client.ping()
+        except MasterNotFoundError:
+            raise RedisAdminError(_why_no_master(settings)) from None
         except redis.AuthenticationError:
             raise RedisAdminError(f"{settings.where}: authentication failed (check REDIS_PASSWORD)") from None
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if settings.password:
-                reason = reason.replace(settings.password, "***")
-            raise RedisAdminError(f"cannot connect to {settings.where}: {reason}") from None
+            raise RedisAdminError(f"cannot connect to {settings.where}: {_reason(exc, settings)}") from None
         except redis.ResponseError as exc:
-            raise RedisAdminError(f"{settings.where}: {exc}") from None
+            raise RedisAdminError(f"{settings.where}: {_reason(exc, settings)}") from None
+        except redis.RedisError as exc:  # e.g. InvalidResponse: not a Redis server at all
+            raise RedisAdminError(
+                f"{settings.where} does not answer like a Redis server ({_reason(exc, settings)})"
+            ) from None
     return client
+
+
+def _reason(exc: BaseException, settings: Settings) -> str:
+    """The first line of an error, at most 200 characters, passwords masked."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    for secret in (settings.password, settings.sentinel_password):
+        if secret:
+            reason = reason.replace(secret, "***")
+    return reason[:200]
+
+
+def _why_no_master(settings: Settings) -> str:
+    """One line for redis-py's MasterNotFoundError, whose text holds every Sentinel's error."""
+    errors = []
+    for host, port in settings.sentinels:
+        probe = redis.Redis(
+            host=host,
+            port=port,
+            password=settings.sentinel_password,
+            socket_timeout=settings.timeout,
+            socket_connect_timeout=settings.timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+        try:
+            if probe.sentinel_get_master_addr_by_name(settings.master_name) is None:
+                errors.append("unknown master")
+        except redis.AuthenticationError:
+            errors.append("auth")
+        except (redis.RedisError, OSError):
+            errors.append("unreachable")
+        finally:
+            probe.close()
+    where = f"Sentinel {','.join(f'{h}:{p}' for h, p in settings.sentinels)}"
+    if "auth" in errors:
+        return f"{where}: authentication failed (check SENTINEL_PASSWORD)"
+    if errors and all(e == "unreachable" for e in errors):
+        return f"cannot connect to any {where}"
+    if "unknown master" in errors:
+        return f"{where} knows no master named {settings.master_name!r} (check SENTINEL_MASTER_NAME)"
+    return f"{where} names master {settings.master_name!r} but it does not answer"
 
 
 def get_redis_connection(

@@ -15,7 +15,7 @@ Progress = Callable[[int], None]
 
 
 def scan_keys(
-    client: redis.Redis, pattern: str, count: int = SCAN_COUNT, progress: Progress | None = None
+    client: redis.Redis, pattern: str | bytes, count: int = SCAN_COUNT, progress: Progress | None = None
 ) -> Iterator[bytes | str]:
     """Yield every key matching ``pattern`` (a key may repeat if the table is resized mid-scan)."""
     cursor: int | str = 0
@@ -31,7 +31,7 @@ def scan_keys(
 
 
 def count_keys(
-    client: redis.Redis, pattern: str, count: int = COUNT_SCAN_COUNT, progress: Progress | None = None
+    client: redis.Redis, pattern: str | bytes, count: int = COUNT_SCAN_COUNT, progress: Progress | None = None
 ) -> int:
     """How many keys match, in constant memory."""
     total = 0
@@ -46,7 +46,11 @@ def count_keys(
 
 
 def unlink_matching(
-    client: redis.Redis, pattern: str, count: int = SCAN_COUNT, progress: Progress | None = None, pause: float = 0.0
+    client: redis.Redis,
+    pattern: str | bytes,
+    count: int = SCAN_COUNT,
+    progress: Progress | None = None,
+    pause: float = 0.0,
 ) -> int:
     """UNLINK every key matching ``pattern``; returns how many were removed.
 

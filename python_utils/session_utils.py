@@ -16,7 +16,11 @@ class SessionAdminTools:
         self.client = redis_client
         self.prefix = session_key_prefix
 
-    def key(self, session_id: str) -> str:
+    def key(self, session_id: str | bytes) -> str | bytes:
+        """``session:<id>`` for an id; a full key as it is (bytes for a key that is not UTF-8)."""
+        if isinstance(session_id, bytes):
+            prefix = self.prefix.encode()
+            return session_id if session_id.startswith(prefix) else prefix + session_id
         return session_id if session_id.startswith(self.prefix) else f"{self.prefix}{session_id}"
 
     def count_active_sessions(self, session_key_prefix: str | None = None, progress: Progress | None = None) -> int:
@@ -24,15 +28,15 @@ class SessionAdminTools:
         prefix = self.prefix if session_key_prefix is None else session_key_prefix
         return count_keys(self.client, f"{escape_glob(prefix)}*", progress=progress)
 
-    def get_session_details(self, session_id: str) -> dict[str, Any] | None:
+    def get_session_details(self, session_id: str | bytes) -> dict[str, Any] | None:
         """Type, TTL (seconds; -1 none) and the decoded value, or None when there is no such session."""
         return describe(self.client, self.key(session_id))
 
-    def list_sessions_by_pattern(self, pattern: str, progress: Progress | None = None) -> Iterator[str]:
+    def list_sessions_by_pattern(self, pattern: str | bytes, progress: Progress | None = None) -> Iterator[str]:
         """Session keys matching a glob (``session:user42:*``), streamed."""
         return (text(k) for k in scan_keys(self.client, pattern, progress=progress))
 
-    def clear_session(self, session_id: str) -> bool:
+    def clear_session(self, session_id: str | bytes) -> bool:
         """Delete one session; False when it did not exist."""
         return bool(self.client.unlink(self.key(session_id)))
 

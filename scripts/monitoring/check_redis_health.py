@@ -628,18 +628,32 @@ def _range(text: str) -> Range:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _port(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number (1-65535), got {text!r}")
+    return int(text)
+
+
 def _host_port(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
+    host, _, port = text.strip().rpartition(":")
+    if not host:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host, int(port)
+    return host, _port(port)
+
+
+def _from_env(name: str, convert: Callable[[str], Any]) -> Any:
+    """A value from the environment, converted; a bad one is UNKNOWN with the variable's name."""
+    try:
+        return convert(os.environ[name])
+    except argparse.ArgumentTypeError as exc:
+        raise UnknownError(f"{name}: {exc}") from None
 
 
 def build_parser() -> Parser:
     env = os.environ
     p = Parser(prog="check_redis_health", description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--host", default=None, help="a Redis instance (default: $REDIS_HOST when no Sentinel is given)")
-    p.add_argument("--port", type=int, default=int(env.get("REDIS_PORT", "6379")))
+    p.add_argument("--port", type=_port, default=None, help="default: $REDIS_PORT or 6379")
     p.add_argument("--password", default=None, help="default: $REDIS_PASSWORD (prefer the variable: argv is visible)")
     p.add_argument("--username", default=None, help="ACL user")
     p.add_argument("--tls", action="store_true")
@@ -686,8 +700,10 @@ def build_parser() -> Parser:
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     env = os.environ
     args = build_parser().parse_args(argv)
+    if args.port is None:
+        args.port = _from_env("REDIS_PORT", _port) if env.get("REDIS_PORT") else 6379
     if args.sentinel is None and env.get("SENTINEL_HOSTS") and not args.host:
-        args.sentinel = [_host_port(h.strip()) for h in env["SENTINEL_HOSTS"].split(",") if h.strip()]
+        args.sentinel = _from_env("SENTINEL_HOSTS", lambda text: [_host_port(h) for h in text.split(",") if h.strip()])
     if not args.sentinel and not args.host:
         args.host = env.get("REDIS_HOST", "127.0.0.1")
     args.password = args.password or env.get("REDIS_PASSWORD") or None
@@ -705,12 +721,23 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _load_state(path: Path | None) -> dict[str, Any]:
+    """The previous run's state; anything unreadable or of the wrong shape starts afresh (and is
+    overwritten by this run), so a corrupt file never makes every later run UNKNOWN."""
     if path is None or not path.exists():
         return {}
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
         return {}
+    if not isinstance(data, dict):
+        return {}
+    counters = data.get("counters")
+    if not isinstance(counters, dict) or not all(
+        isinstance(v, dict) and all(isinstance(n, int) for n in v.values()) for v in counters.values()
+    ):
+        data["counters"] = {}
+    if not isinstance(data.get("master"), str | None):
+        data["master"] = None
     return data
 
 
@@ -718,8 +745,11 @@ def _save_state(path: Path | None, data: dict[str, Any]) -> None:
     if path is None:
         return
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+        tmp.replace(path)
+    except OSError as exc:
+        raise UnknownError(f"cannot write the state file {path}: {exc.strerror}") from None
 
 
 def run_checks(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -782,18 +812,39 @@ def run_checks(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str
     return checks, meta
 
 
+def _unknown(message: str, fmt: str, started: float) -> str:
+    """An UNKNOWN result in the requested format (monitoring parses JSON and Prometheus too)."""
+    if fmt == "json":
+        doc = {"error": message, "target": None, "duration_seconds": round(time.perf_counter() - started, 6)}
+        return render_json([check("check", UNKNOWN, message)], doc)
+    if fmt == "prometheus":
+        return render_prometheus([check("check", UNKNOWN, message)], time.perf_counter() - started).rstrip("\n")
+    return f"REDIS UNKNOWN - {message}"
+
+
+def _requested_format(args: Sequence[str] | None) -> str:
+    """--format read on its own, so that even bad arguments get an answer in that format."""
+    words = list(sys.argv[1:] if args is None else args)
+    for i, word in enumerate(words):
+        value = word.split("=", 1)[1] if word.startswith("--format=") else (words[i + 1 : i + 2] or [""])[0]
+        if word.startswith("--format") and value in ("nagios", "json", "prometheus"):
+            return value
+    return "nagios"
+
+
 def main(args: Sequence[str] | None = None, out: Callable[[str], None] = print) -> int:
     """Run the check; print in the chosen format; return the monitoring-plugins exit code."""
     started = time.perf_counter()
+    fmt = _requested_format(args)
     try:
         parsed = _parse(args)
-    except UnknownError as exc:
-        out(f"REDIS UNKNOWN - {exc}")
-        return UNKNOWN
-    try:
         checks, meta = run_checks(parsed)
+    except UnknownError as exc:
+        out(_unknown(str(exc), fmt, started))
+        return UNKNOWN
     except Exception as exc:  # an internal error is UNKNOWN, never a traceback in the monitoring UI
-        out(f"REDIS UNKNOWN - internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        out(_unknown(f"internal error: {type(exc).__name__}: {text}", fmt, started))
         return UNKNOWN
     duration = time.perf_counter() - started
     if parsed.format == "json":

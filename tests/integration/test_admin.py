@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -255,3 +256,93 @@ def test_lab_env_feeds_redis_admin(healthy_lab: LabSpec, lab_home: Path) -> None
     result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "delivered to 0 subscriber(s)"
+
+
+class _NotRedis:
+    """A TCP server on loopback that answers like a web server (an operator's wrong port)."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self.sock.accept()
+                with conn:
+                    conn.recv(1024)
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_user_errors_are_one_line_with_the_right_exit_code(settings: Settings, healthy_lab: LabSpec, tag: str) -> None:
+    env = {"REDIS_HOST": settings.host, "REDIS_PORT": str(settings.port), "REDIS_PASSWORD": settings.password or ""}
+    env |= {"SENTINEL_HOSTS": "", "REDIS_CACHE_DB_INDEX": str(healthy_lab.databases["cache"])}
+    web = _NotRedis()
+    try:
+        cases = [
+            (
+                admin("cache", "keys", env={**env, "REDIS_PORT": str(web.port), "REDIS_HOST": "127.0.0.1"}),
+                1,
+                "does not answer like a Redis server",
+            ),
+            (admin("--timeout", "-1", "cache", "keys", env=env), 2, "--timeout: must be more than 0"),
+            (admin("cache", "keys", "--limit", "-5", env=env), 2, "--limit: expected a whole number"),
+            (admin("cache", "keys", env={**env, "REDIS_PORT": "abc"}), 1, "REDIS_PORT must be an integer"),
+            (admin("cache", "keys", env={**env, "SENTINEL_HOSTS": "garbage"}), 1, "SENTINEL_HOSTS: expected host:port"),
+        ]
+    finally:
+        web.close()
+    for result, code, message in cases:
+        assert result.returncode == code, (message, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_a_key_that_is_not_utf8_is_addressed_byte_for_byte(settings: Settings, healthy_lab: LabSpec, tag: str) -> None:
+    env = {"REDIS_HOST": settings.host, "REDIS_PORT": str(settings.port), "REDIS_PASSWORD": settings.password or ""}
+    env |= {"SENTINEL_HOSTS": "", "REDIS_CACHE_DB_INDEX": str(healthy_lab.databases["cache"])}
+    raw = f"cache:{tag}:".encode() + b"\xff\xfe"
+    conn = connect(settings, db=healthy_lab.databases["cache"])
+    conn.set(raw, "binary-named")
+    script = Path(sys.executable).parent / "redis-admin"
+    got = subprocess.run(
+        [str(script), "cache", "get", raw], capture_output=True, env={**os.environ, **env}, check=False
+    )
+    assert got.returncode == 0 and got.stdout.strip() == b"binary-named", got.stderr
+    listed = subprocess.run(
+        [str(script), "cache", "keys", f"cache:{tag}:*"], capture_output=True, env={**os.environ, **env}, check=False
+    )
+    assert listed.returncode == 0 and listed.stdout.strip() == f"cache:{tag}:\\xff\\xfe".encode()
+    gone = subprocess.run(
+        [str(script), "cache", "delete", raw], capture_output=True, env={**os.environ, **env}, check=False
+    )
+    assert gone.returncode == 0 and conn.exists(raw) == 0
+
+
+def test_a_wrong_sentinel_password_is_one_short_line(healthy_lab: LabSpec) -> None:
+    env = {
+        "SENTINEL_HOSTS": ",".join(s.address for s in healthy_lab.sentinels),
+        "SENTINEL_MASTER_NAME": healthy_lab.master_name,
+        "SENTINEL_PASSWORD": "not-the-sentinel-password",
+        "REDIS_PASSWORD": healthy_lab.password,
+    }
+    result = admin("sessions", "count", env=env)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().endswith("authentication failed (check SENTINEL_PASSWORD)")
+    assert len(result.stderr) < 300 and "not-the-sentinel-password" not in result.stderr
+    unknown = admin(
+        "sessions",
+        "count",
+        env={**env, "SENTINEL_PASSWORD": healthy_lab.sentinel_password or "", "SENTINEL_MASTER_NAME": "nosuchmaster"},
+    )
+    assert unknown.returncode == 1 and "knows no master named 'nosuchmaster'" in unknown.stderr

@@ -190,3 +190,26 @@ def test_memory_threshold_warning_then_critical(redis_node) -> None:
             seen.append(current)
         assert batch < 2000
     assert seen == ["OK", "WARNING", "CRITICAL"]
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"counters": 5, "master": 7}', '{"counters": {"a": []}}'])
+def test_a_corrupt_state_file_is_started_afresh(secrets_env: LabSpec, tmp_path: Path, content: str) -> None:
+    state = tmp_path / "health.json"
+    state.write_text(content)
+    code, text = run(secrets_env, "--state-file", str(state))
+    assert code == 0, text
+    assert json.loads(state.read_text())["master"], "the file was rewritten with this run's state"
+    assert run(secrets_env, "--state-file", str(state))[0] == 0
+
+
+def test_an_unwritable_state_file_is_unknown(secrets_env: LabSpec) -> None:
+    code, text = run(secrets_env, "--state-file", "/proc/health.json")
+    assert code == 3 and text.startswith("REDIS UNKNOWN - cannot write the state file /proc/health.json")
+
+
+def test_a_wrong_sentinel_password_is_a_short_auth_message(secrets_env: LabSpec, monkeypatch) -> None:
+    monkeypatch.setenv("SENTINEL_PASSWORD", "not-the-sentinel-password")
+    code, text = run(secrets_env)
+    assert code == 2 and "authentication failed" in text.splitlines()[0]
+    assert "not-the-sentinel-password" not in text
+    assert max(len(line) for line in text.splitlines()[1:]) < 300

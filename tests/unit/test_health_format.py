@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from monitoring.check_redis_health import (
@@ -91,3 +96,44 @@ def test_bad_arguments_are_unknown(argv: list[str]) -> None:
     printed: list[str] = []
     assert main(argv, out=printed.append) == 3
     assert len(printed) == 1 and printed[0].startswith("REDIS UNKNOWN - ")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"REDIS_PORT": "abc"}, "REDIS_PORT: expected a port number (1-65535), got 'abc'"),
+        ({"SENTINEL_HOSTS": "garbage"}, "SENTINEL_HOSTS: expected HOST:PORT, got 'garbage'"),
+        ({"SENTINEL_HOSTS": "a:1,b:notaport"}, "SENTINEL_HOSTS: expected a port number (1-65535), got 'notaport'"),
+    ],
+)
+def test_a_bad_environment_is_unknown_in_every_format(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    for var in ("REDIS_HOST", "REDIS_PORT", "SENTINEL_HOSTS"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    printed: list[str] = []
+    assert main([], out=printed.append) == 3
+    assert printed == [f"REDIS UNKNOWN - {message}"]
+    printed.clear()
+    assert main(["--format", "json"], out=printed.append) == 3
+    doc = json.loads(printed[0])
+    assert (doc["status"], doc["exit_code"], doc["error"]) == ("UNKNOWN", 3, message)
+    printed.clear()
+    assert main(["--format=prometheus"], out=printed.append) == 3
+    assert "redis_health_status{} 3" in printed[0]
+
+
+def test_bad_arguments_with_json_answer_in_json() -> None:
+    printed: list[str] = []
+    assert main(["--format", "json", "--memory-warn", "20:10"], out=printed.append) == 3
+    assert json.loads(printed[0])["status"] == "UNKNOWN"
+
+
+def test_a_console_script_error_never_prints_a_traceback() -> None:
+    script = Path(sys.executable).parent / "check-redis-health"
+    result = subprocess.run(
+        [str(script)], env={**os.environ, "REDIS_PORT": "abc"}, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 3 and result.stderr == "" and result.stdout.startswith("REDIS UNKNOWN - REDIS_PORT")

@@ -47,6 +47,7 @@ chaos: deps venv
 
 lint: venv
 	$(BIN)/ruff check lab tests benchmarks scripts/monitoring python_utils
+	$(BIN)/ruff format --check lab tests benchmarks scripts/monitoring python_utils
 	$(BIN)/mypy
 	@if command -v shellcheck >/dev/null; then shellcheck -x scripts/*.sh .ci/run; \
 	  else echo "lint: shellcheck not installed, shell scripts not checked"; fi

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from rich.table import Table
 from lab import control, faults, lint, state, validate
 from lab.backends import get_backend
 from lab.errors import LabError
-from lab.profile import available_profiles, load_profile
+from lab.profile import ENV_MARKER, Profile, available_profiles, env_marker, load_profile
 from lab.render import render_lab
 from lab.spec import LabSpec, Layout, build_spec
 
@@ -138,22 +139,40 @@ def _print_status(doc: dict[str, Any]) -> None:
         out.print(f"[yellow]problem:[/] {problem}")
 
 
-def _connect_hint(spec: LabSpec) -> None:
-    sdir = spec.base_dir
+def _secret_ref(path: Path) -> str:
+    """A shell word that reads a secret file at use time (the secret itself is never printed)."""
+    return f'"$(cat -- {shlex.quote(str(path))})"'
+
+
+def _connect_hint(spec: LabSpec, home_flag: str) -> None:
     m = spec.initial_master
+    name = shlex.quote(spec.name)
     out.print("\nConnect:")
-    out.print(f'  REDISCLI_AUTH="$(cat {sdir}/redis.pass)" redis-cli -h {m.host} -p {m.port}', markup=False)
+    redis_pass = _secret_ref(spec.base_dir / state.REDIS_SECRET)
+    out.print(f"  REDISCLI_AUTH={redis_pass} redis-cli -h {m.host} -p {m.port}", markup=False)
     s = spec.sentinels[0]
     out.print(
-        f'  REDISCLI_AUTH="$(cat {sdir}/sentinel.pass)" redis-cli -h {s.host} -p {s.port} '
+        f"  REDISCLI_AUTH={_secret_ref(spec.base_dir / state.SENTINEL_SECRET)} redis-cli -h {s.host} -p {s.port} "
         f"SENTINEL get-master-addr-by-name {spec.master_name}",
         markup=False,
     )
     out.print(
-        f'  eval "$(lab env --name {spec.name})"   # REDIS_*, SENTINEL_* for redis-admin, check-redis-health',
+        f'  eval "$(lab{home_flag} env --name {name})"   # REDIS_*, SENTINEL_* for redis-admin, check-redis-health',
         markup=False,
     )
-    out.print(f"Next: lab status --name {spec.name}   |   lab down --name {spec.name}", markup=False)
+    out.print(f"Next: lab{home_flag} status --name {name}   |   lab{home_flag} down --name {name}", markup=False)
+
+
+def _home_flag(args: argparse.Namespace) -> str:
+    return f" --home {shlex.quote(str(args.home))}" if args.home else ""
+
+
+def _report_overrides(command: str, profile: Profile) -> None:
+    """Say on stderr which environment variables changed (or did not change) what was rendered."""
+    if profile.applied:
+        err.print(f"lab {command}: environment overrides applied: {', '.join(profile.applied)}", markup=False)
+    if profile.ignored:
+        err.print(f"lab {command}: environment ignored: {', '.join(profile.ignored)}", markup=False)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -162,12 +181,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
         return code
+    if result.profile is not None:
+        _report_overrides("up", result.profile)
     if result.already_running:
         out.print(f"lab {args.name} is already running ({result.spec.backend}); nothing to do.")
+    elif result.profile is None:
+        out.print(f"lab {args.name}: restarted {', '.join(result.restarted)}; healthy after {result.seconds:.2f}s")
     else:
         out.print(f"lab {args.name} is healthy after {result.seconds:.2f}s")
     _print_status(doc)
-    _connect_hint(result.spec)
+    _connect_hint(result.spec, _home_flag(args))
     return code
 
 
@@ -192,6 +215,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
+    _report_overrides("render", profile)
     out_dir = args.out.absolute()
     layout: Layout = "hosts" if profile.hosts else "local"
     spec = build_spec(args.name, profile, backend="none", base_dir=out_dir, layout=layout)
@@ -218,13 +242,19 @@ def cmd_env(args: argparse.Namespace) -> int:
     """The variables python_utils, check-redis-health and the scripts read; secrets by reference."""
     spec = state.load(args.home or state.default_home(), args.name)
     master = faults.current_master(spec, timeout=5)
-    lines = [
-        f"export REDIS_HOST={master.host} REDIS_PORT={master.port}",
-        f"export SENTINEL_HOSTS={','.join(n.address for n in spec.sentinels)} SENTINEL_MASTER_NAME={spec.master_name}",
-        f'export REDIS_PASSWORD="$(cat {spec.base_dir}/{state.REDIS_SECRET})"'
-        f' SENTINEL_PASSWORD="$(cat {spec.base_dir}/{state.SENTINEL_SECRET})"',
-        "export " + " ".join(f"REDIS_{role.upper()}_DB_INDEX={db}" for role, db in spec.databases.items()),
-    ]
+    plain = {
+        "REDIS_HOST": master.host,
+        "REDIS_PORT": str(master.port),
+        "SENTINEL_HOSTS": ",".join(n.address for n in spec.sentinels),
+        "SENTINEL_MASTER_NAME": spec.master_name,
+        **{f"REDIS_{role.upper()}_DB_INDEX": str(db) for role, db in spec.databases.items()},
+    }
+    secrets = {"REDIS_PASSWORD": state.REDIS_SECRET, "SENTINEL_PASSWORD": state.SENTINEL_SECRET}
+    values = {**plain, "REDIS_PASSWORD": spec.password, "SENTINEL_PASSWORD": spec.sentinel_password or ""}
+    lines = [f"export {var}={shlex.quote(value)}" for var, value in plain.items()]
+    lines += [f"export {var}={_secret_ref(spec.base_dir / file)}" for var, file in secrets.items()]
+    # Lets later `lab render`/`lab up` tell these variables (describing this lab) from the user's own.
+    lines.append(f"export {ENV_MARKER}={shlex.quote(env_marker(spec.name, values))}")
     print("\n".join(lines))
     return 0
 
@@ -232,8 +262,14 @@ def cmd_env(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     home = args.home or state.default_home()
     for name in state.list_labs(home):
-        spec = state.load(home, name)
-        out.print(f"{name}\t{spec.backend}\t{spec.profile}\t{spec.base_dir}", markup=False)
+        try:
+            spec = state.load(home, name, runnable=False)
+        except LabError as exc:
+            out.print(f"{name}\t(unreadable: {exc}; `lab down --name {name}` removes it)", markup=False)
+            continue
+        origin = spec.copy_of or spec.moved_from
+        note = f"\t(copied or moved from {origin}: `lab down` removes it)" if origin else ""
+        out.print(f"{name}\t{spec.backend}\t{spec.profile}\t{spec.base_dir}{note}", markup=False)
     return 0
 
 
@@ -270,9 +306,7 @@ def cmd_fault(args: argparse.Namespace) -> int:
     spec = state.load(args.home or state.default_home(), args.name)
     node = spec.node(args.node)
     if args.command == "restart":
-        backend = get_backend(spec.backend)
-        backend.stop_node(spec, node)
-        backend.start_node(spec, node)
+        faults.restart(spec, node)
         out.print(f"{node.name} restarted")
     elif args.command == "thaw":
         frozen = [f for f in faults.recorded(spec) if f.kind == "freeze" and f.node == node.name]
@@ -336,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"lab {args.command}: {exc}", markup=False)
         return exc.exit_code
     except KeyboardInterrupt:
-        err.print("lab: interrupted")
+        err.print(f"lab {args.command}: interrupted (a new lab's processes and files were removed)")
         return 130
 
 

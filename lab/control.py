@@ -1,23 +1,38 @@
-"""Lab lifecycle used by the CLI and the pytest plugin: up, down, status, wait for health."""
+"""The lab lifecycle, in one direction: load profile -> spec -> render -> save state -> backend start
+-> wait healthy. Backends only start, stop, signal and observe; this module decides what to create,
+holds the lab's lock, and on failure rolls back only what the failed command itself created.
+
+- A new lab that fails (or is interrupted with Ctrl-C / SIGTERM) is removed completely.
+- A repair (``up`` of a lab with dead nodes) that fails stops nothing and deletes nothing: it names
+  the node that did not start and where its log is.
+- ``down`` stops everything and removes the lab's directory; what it cannot remove (containers
+  while Docker is gone) it names, and it keeps the state so that a later ``down`` can finish.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab import state
-from lab.backends import get_backend
+from lab import faults, procs, state
+from lab.backends import BACKENDS, get_backend
 from lab.backends.base import Backend
-from lab.errors import LabError
-from lab.faults import isolated_nodes
+from lab.errors import LabError, NetworkOverlap, NodeStartError
+from lab.interrupts import interruptible, shielded
+from lab.lock import lab_lock
 from lab.profile import Profile, load_profile
+from lab.render import render_lab
 from lab.spec import LabSpec, Node, build_spec, validate_name
 from lab.topology import Observation, observe, problems
-from lab.waits import wait_for
+from lab.waits import WaitTimeout, wait_for
 
 HEALTHY_TIMEOUT = 30.0
+NET_ATTEMPTS = 5
 
 
 @dataclass
@@ -25,6 +40,8 @@ class UpResult:
     spec: LabSpec
     already_running: bool
     seconds: float
+    restarted: list[str] = field(default_factory=list)
+    profile: Profile | None = None  # the profile a new lab was made from (its env overrides)
 
 
 def log_tails(spec: LabSpec, backend: Backend, lines: int = 5) -> str:
@@ -52,10 +69,30 @@ def wait_healthy(spec: LabSpec, timeout: float = HEALTHY_TIMEOUT) -> Observation
         probe,
         what=f"lab {spec.name} to be healthy",
         timeout=timeout,
+        interval=0.01,
         describe=lambda seen: "; ".join(seen[1]),
         detail=lambda: log_tails(spec, backend),
     )
     return obs
+
+
+def start_nodes(spec: LabSpec, backend: Backend, nodes: Sequence[Node], *, fresh: bool) -> None:
+    """Start ``nodes`` in an order that needs no retries: data nodes first (a new lab's master
+    before its replicas, so they sync at once), then the Sentinels all together, so each finds
+    every peer listening. A restarted data node of a running lab rejoins the current master."""
+    data = [n for n in nodes if n.kind == "redis"]
+    master = spec.initial_master
+    if fresh and master in data:
+        backend.start(spec, [master])
+        data.remove(master)
+    if data:
+        backend.start(spec, data)
+        if not fresh:
+            for node in data:
+                faults.rejoin_as_replica(spec, node)
+    sentinels = [n for n in nodes if n.kind == "sentinel"]
+    if sentinels:
+        backend.start(spec, sentinels)
 
 
 def up(
@@ -65,67 +102,139 @@ def up(
     home: Path | None = None,
     timeout: float = HEALTHY_TIMEOUT,
 ) -> UpResult:
-    """Bring a lab up and return once it is healthy; a running lab is left as it is."""
+    """Bring a lab up and return once it is healthy; a running lab is left as it is, a lab with
+    dead nodes gets them restarted."""
     validate_name(name)
+    if backend_name not in ("auto", *BACKENDS):
+        raise LabError(f"unknown backend {backend_name!r} (choose from: auto, {', '.join(BACKENDS)})")
+    profile = load_profile(profile_name, lab=True)  # bad input fails before anything is touched
     home = home or state.default_home()
     started = time.perf_counter()
+    with lab_lock(home, name, "up"):
+        if state.exists(home, name):
+            return _repair(home, name, profile, backend_name, timeout, started)
+        return _create(home, name, profile, backend_name, timeout, started)
+
+
+def _create(home: Path, name: str, profile: Profile, backend_name: str, timeout: float, started: float) -> UpResult:
     backend = get_backend(backend_name)
-    if state.exists(home, name):
-        spec = state.load(home, name)
-        wanted = load_profile(profile_name)
-        if wanted.name != spec.profile and str(wanted.source) != spec.profile:
-            raise LabError(f"lab {name!r} is running with profile {spec.profile}; run `lab down --name {name}` first")
-        running = get_backend(spec.backend)
-        if all(running.node_state(spec, n) != "down" for n in spec.nodes):
-            return UpResult(spec, True, time.perf_counter() - started)
-        backend = running
-        profile = wanted
-    else:
-        profile = load_profile(profile_name)
-        spec = _start_new(name, profile, backend, home)
-        return _healthy_or_down(spec, backend, timeout, started)
-    backend.up(spec, profile)
-    return _healthy_or_down(spec, backend, timeout, started)
-
-
-def _start_new(name: str, profile: Profile, backend: Backend, home: Path) -> LabSpec:
     base_dir = state.state_dir(home, name)
-    if backend.name != "compose":
-        spec = build_spec(name, profile, backend=backend.name, base_dir=base_dir)
-        backend.up(spec, profile)
-        return spec
-    from lab.backends.compose import choose_net
-
-    for attempt in range(5):  # another lab may take the same free /24 between choice and start
+    existed = base_dir.exists()  # `down --keep-data` left its data: a new lab reuses it (and its passwords)
+    for attempt in range(NET_ATTEMPTS):
         spec = build_spec(
-            name, profile, backend="compose", base_dir=base_dir, layout="compose", net=choose_net(name, attempt)
+            name,
+            profile,
+            backend=backend.name,
+            base_dir=base_dir,
+            layout=backend.layout,
+            net=backend.network(name, attempt),
+            secrets_dir=base_dir if existed else None,
         )
+        backend.prepare(spec)
         try:
-            backend.up(spec, profile)
-            return spec
-        except LabError as exc:
-            if "overlap" not in str(exc).lower() or attempt == 4:
+            with interruptible():
+                render_lab(spec, profile, base_dir, extra=functools.partial(_save_into, spec))
+                if existed:
+                    state.save(spec)
+                start_nodes(spec, backend, spec.nodes, fresh=True)
+                wait_healthy(spec, timeout)
+        except NetworkOverlap:
+            _roll_back(spec, backend, existed)
+            if attempt == NET_ATTEMPTS - 1:
                 raise
+            continue  # another lab took the same free /24 between choice and start
+        except BaseException:
+            _roll_back(spec, backend, existed)
+            raise
+        return UpResult(spec, False, time.perf_counter() - started, [n.name for n in spec.nodes], profile)
     raise AssertionError("unreachable")
 
 
-def _healthy_or_down(spec: LabSpec, backend: Backend, timeout: float, started: float) -> UpResult:
+def _save_into(spec: LabSpec, directory: Path) -> None:
+    state.save(spec, directory=directory)
+
+
+def _roll_back(spec: LabSpec, backend: Backend, existed: bool) -> None:
+    """Remove what a failed new-lab `up` created: its processes or containers, and its directory
+    (only its state when the directory held kept data)."""
+    with shielded():
+        _teardown(spec, backend)
+        if existed:
+            (spec.base_dir / state.STATE_FILE).unlink(missing_ok=True)
+        else:
+            state.remove(spec.base_dir)
+
+
+def _teardown(spec: LabSpec, backend: Backend) -> list[str]:
+    """Stop every node (Sentinels first: no failover while the data nodes go), then remove what is
+    left; returns what could not be removed."""
+    with contextlib.suppress(LabError):  # remove() takes whatever did not stop
+        backend.stop(spec, [*spec.sentinels, *spec.redis_nodes])
+    return backend.remove(spec)
+
+
+def _repair(home: Path, name: str, wanted: Profile, backend_name: str, timeout: float, started: float) -> UpResult:
+    spec = state.load(home, name)
+    if wanted.name != spec.profile and str(wanted.source) != spec.profile:
+        raise LabError(f"lab {name!r} is running with profile {spec.profile}; run `lab down --name {name}` first")
+    if backend_name not in ("auto", spec.backend):
+        raise LabError(f"lab {name!r} runs on the {spec.backend} backend; run `lab down --name {name}` first")
+    backend = get_backend(spec.backend)
+    dead = [n for n in spec.nodes if backend.node_state(spec, n) == "down"]
+    if not dead:
+        try:
+            wait_healthy(spec, timeout)
+        except WaitTimeout as exc:
+            first, _, rest = str(exc).partition("\n")
+            hint = f"; `lab heal --name {name}` undoes recorded faults"
+            raise LabError(
+                f"lab {name} runs but is not healthy: {first}{hint}" + (f"\n{rest}" if rest else "")
+            ) from None
+        return UpResult(spec, True, time.perf_counter() - started)
+    kept = "the running nodes were left running and every node's data is in place"
     try:
-        wait_healthy(spec, timeout)
-    except LabError:
-        backend.down(spec)
-        raise
-    return UpResult(spec, False, time.perf_counter() - started)
+        with interruptible():
+            start_nodes(spec, backend, dead, fresh=False)
+            faults.forget(spec, [n.name for n in dead])
+            wait_healthy(spec, timeout)
+    except NodeStartError as exc:
+        raise LabError(f"repair of lab {name} failed: {exc}; {kept}") from None
+    except WaitTimeout as exc:
+        first, _, rest = str(exc).partition("\n")
+        raise LabError(f"repair of lab {name} failed: {first}; {kept}" + (f"\n{rest}" if rest else "")) from None
+    return UpResult(spec, False, time.perf_counter() - started, [n.name for n in dead])
 
 
 def down(name: str, home: Path | None = None, keep_data: bool = False) -> LabSpec | None:
     """Stop a lab and remove its state; None when there was nothing to stop."""
     home = home or state.default_home()
-    if not state.exists(home, name):
-        return None
-    spec = state.load(home, name)
-    get_backend(spec.backend).down(spec, keep_data=keep_data)
+    with lab_lock(home, name, "down"):
+        if not state.exists(home, name):
+            return None
+        try:
+            spec = state.load(home, name, runnable=False)
+        except state.CorruptState as exc:
+            _down_unreadable(home, name, exc)
+            return None
+        backend = get_backend(spec.backend)
+        with shielded():
+            leftovers = _teardown(spec, backend)
+            if leftovers:
+                raise LabError(
+                    f"lab {name}: could not remove {'; '.join(leftovers)}; its state is kept in {spec.base_dir}: "
+                    f"run `lab down --name {name}` again once that is fixed"
+                )
+            state.remove(spec.base_dir, keep_data=keep_data)
     return spec
+
+
+def _down_unreadable(home: Path, name: str, why: state.CorruptState) -> None:
+    """A lab whose state.json is unreadable: stop every server working in its directory, remove it."""
+    directory = state.state_dir(home, name)
+    stray = procs.servers_under(directory)
+    procs.terminate(stray)
+    state.remove(directory)
+    raise LabError(f"{why}: stopped {len(stray)} server process(es) working in it and removed {directory}")
 
 
 def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:
@@ -135,7 +244,7 @@ def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:
     backend = get_backend(spec.backend)
     obs = observe(spec)
     found = problems(spec, obs)
-    isolated = isolated_nodes(spec)
+    isolated = faults.isolated_nodes(spec)
 
     def node_state(node: Node, reachable: bool) -> str:
         current = backend.node_state(spec, node)

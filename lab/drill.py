@@ -12,7 +12,10 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from lab import faults
+from lab.backends import get_backend
 from lab.spec import LabSpec, Node
+from lab.topology import observe
+from lab.waits import wait_for
 
 #: What a client sees while a master is gone or being replaced.
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, redis.ResponseError)
@@ -74,3 +77,32 @@ def kill_master_unavailability(spec: LabSpec) -> tuple[float, Node]:
         return first_write_after(conn, started, "drill:probe"), old
     finally:
         conn.close()
+
+
+def wait_converged(spec: LabSpec, timeout: float = 30.0) -> Node:
+    """Wait until the lab has settled on one master, whichever node won and however many failovers
+    it took: every reachable Sentinel names it with no failover in progress, it reports role master,
+    and every other running data node replicates from it with the link up. Returns that master."""
+    backend = get_backend(spec.backend)
+
+    def probe() -> tuple[bool, Any]:
+        obs = observe(spec)
+        agreed = obs.master
+        if agreed is None:
+            return False, f"Sentinels name {sorted({str(s.master) for s in obs.sentinels if s.reachable})}"
+        busy = [s.node.name for s in obs.sentinels if s.reachable and "failover_in_progress" in s.master_flags]
+        if busy:
+            return False, f"failover in progress ({', '.join(busy)})"
+        for view in obs.redis:
+            if (view.node.host, view.node.port) == agreed:
+                if view.role != "master":
+                    return False, f"{view.node.name} is named master but reports {view.role or 'nothing'}"
+            elif view.reachable:
+                if (view.role, view.master_host, view.master_port, view.link_up) != ("slave", *agreed, True):
+                    return False, f"{view.node.name} is {view.role} of {view.master_host}:{view.master_port}"
+            elif backend.node_state(spec, view.node) != "down":
+                return False, f"{view.node.name} runs but does not answer"
+        return True, agreed
+
+    addr = wait_for(probe, what="one master that every node and Sentinel follows", timeout=timeout)
+    return next(n for n in spec.redis_nodes if (n.host, n.port) == addr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -14,6 +14,7 @@ import redis
 from lab import state
 from lab.backends import get_backend
 from lab.errors import LabError
+from lab.lock import lab_lock
 from lab.spec import LabSpec, Node
 from lab.topology import client, observe
 from lab.waits import wait_for
@@ -41,8 +42,23 @@ def isolated_nodes(spec: LabSpec) -> set[str]:
     return {f.node for f in recorded(spec) if f.kind == "isolate"}
 
 
+def locked(spec: LabSpec, command: str) -> AbstractContextManager[None]:
+    """The lab's lock (see lab.lock), for a command that changes the lab."""
+    return lab_lock(spec.base_dir.parent, spec.base_dir.name, command)
+
+
+def forget(spec: LabSpec, nodes: list[str]) -> None:
+    """Drop recorded kill/stop faults of nodes that were started again."""
+    _save(spec, [f for f in recorded(spec) if not (f.kind in ("kill", "stop") and f.node in nodes)])
+
+
 def inject(spec: LabSpec, kind: str, node_name: str, peers: list[str] | None = None) -> Fault:
     """Apply a fault now and record it. ``peers`` (isolate only) defaults to every other node."""
+    with locked(spec, f"{kind} {node_name}"):
+        return _inject(spec, kind, node_name, peers)
+
+
+def _inject(spec: LabSpec, kind: str, node_name: str, peers: list[str] | None) -> Fault:
     if kind not in KINDS:
         raise LabError(f"unknown fault {kind!r} (choose from: {', '.join(KINDS)})")
     backend = get_backend(spec.backend)
@@ -66,11 +82,16 @@ def inject(spec: LabSpec, kind: str, node_name: str, peers: list[str] | None = N
 
 def revert(spec: LabSpec, fault: Fault) -> None:
     """Undo one fault (restart a killed/stopped node, thaw, remove isolation rules); forget it."""
+    with locked(spec, f"revert {fault.kind} {fault.node}"):
+        _revert(spec, fault)
+
+
+def _revert(spec: LabSpec, fault: Fault) -> None:
     backend = get_backend(spec.backend)
     node = spec.node(fault.node)
     if fault.kind in ("kill", "stop"):
         if backend.node_state(spec, node) == "down":
-            backend.start_node(spec, node)
+            backend.start(spec, [node])
             if node.kind == "redis":
                 rejoin_as_replica(spec, node)
     elif fault.kind == "freeze":
@@ -79,6 +100,16 @@ def revert(spec: LabSpec, fault: Fault) -> None:
     else:
         backend.heal_isolation(spec, node, [spec.node(p) for p in fault.peers])
     _save(spec, [f for f in recorded(spec) if f != fault])
+
+
+def restart(spec: LabSpec, node: Node) -> None:
+    """Stop and start a node through its backend; a data node rejoins the current master."""
+    with locked(spec, f"restart {node.name}"):
+        backend = get_backend(spec.backend)
+        backend.stop(spec, [node])
+        backend.start(spec, [node])
+        if node.kind == "redis":
+            rejoin_as_replica(spec, node)
 
 
 def rejoin_as_replica(spec: LabSpec, node: Node) -> None:
@@ -95,6 +126,11 @@ def rejoin_as_replica(spec: LabSpec, node: Node) -> None:
 
 def heal(spec: LabSpec) -> list[Fault]:
     """Revert every recorded fault, then anything a crash left unrecorded (frozen or dead nodes, rules)."""
+    with locked(spec, "heal"):
+        return _heal(spec)
+
+
+def _heal(spec: LabSpec) -> list[Fault]:
     undone = []
     for fault in reversed(recorded(spec)):
         revert(spec, fault)
@@ -141,6 +177,11 @@ def failover(spec: LabSpec, safe: bool = True, timeout: float = 30.0) -> tuple[N
     during the switch fails with READONLY (the client retries on the new master) instead of
     being accepted by the old master and then lost. ``safe=False`` is a bare SENTINEL FAILOVER.
     """
+    with locked(spec, "failover"):
+        return _failover(spec, safe, timeout)
+
+
+def _failover(spec: LabSpec, safe: bool, timeout: float) -> tuple[Node, Node]:
     old = current_master(spec)
     master_conn = client(old.host, old.port, spec.password, timeout=2)
     pause_ms = int(timeout * 1000)

@@ -29,6 +29,7 @@ import redis
 from lab import control, drill, faults
 from lab.backends import get_backend
 from lab.errors import LabError
+from lab.events import SentinelEvents
 from lab.spec import LabSpec
 from lab.standalone import StandaloneNode, standalone
 
@@ -64,7 +65,8 @@ def require_backend(backend: str) -> None:
         pytest.skip(f"Docker not available: {why}")
 
 
-def _label(tag: str) -> str:
+def lab_name(tag: str) -> str:
+    """A lab name unique to this test process (its addresses are derived from the name)."""
     return f"t{os.getpid() % 100000}-{os.environ.get('PYTEST_XDIST_WORKER', 'gw')}-{tag}"[:40]
 
 
@@ -91,7 +93,7 @@ class _Holder:
 def _lab_holder(request: pytest.FixtureRequest, lab_home: Path, lab_backend: str) -> Iterator[_Holder]:
     require_backend(lab_backend)
     os.environ.setdefault("LAB_PULL", "0")  # tests never contact a registry
-    holder = _Holder(control.up(_label(f"main-{lab_backend}"), "lab", lab_backend, lab_home).spec, lab_home)
+    holder = _Holder(control.up(lab_name(f"main-{lab_backend}"), "lab", lab_backend, lab_home).spec, lab_home)
     yield holder
     _teardown(request.config, holder.spec, lab_home)
 
@@ -113,7 +115,7 @@ def healthy_lab(_lab_holder: _Holder) -> LabSpec:
         control.down(spec.name, _lab_holder.home)
         _lab_holder.generation += 1
         tag = f"main-{spec.backend}{_lab_holder.generation}"
-        _lab_holder.spec = control.up(_label(tag), "lab", spec.backend, _lab_holder.home).spec
+        _lab_holder.spec = control.up(lab_name(tag), "lab", spec.backend, _lab_holder.home).spec
     return _lab_holder.spec
 
 
@@ -125,13 +127,51 @@ def master_client(healthy_lab: LabSpec) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
+def profile_file(tmp_path: Path) -> Callable[..., str]:
+    """``profile_file(base="lab", redis={...}, sentinel={...}, topology={...})``: the path of a profile
+    that extends ``base`` with just these overrides (every knob of a test is visible in the test)."""
+    made: list[int] = []
+
+    def make(base: str = "lab", **sections: dict[str, Any]) -> str:
+        import yaml
+
+        path = tmp_path / f"profile-{len(made)}.yaml"
+        made.append(1)
+        path.write_text(yaml.safe_dump({"extends": base, **sections}, sort_keys=False))
+        return str(path)
+
+    return make
+
+
+@pytest.fixture
+def drill_events(request: pytest.FixtureRequest) -> Iterator[Callable[[LabSpec], SentinelEvents]]:
+    """``events = drill_events(spec)``: record every Sentinel's events for the rest of the test; at
+    the end the failovers seen (+switch-master) are printed. A second failover is a finding to
+    report, not a reason to fail: drills assert convergence, never a particular winner."""
+    watching: list[SentinelEvents] = []
+
+    def start(spec: LabSpec) -> SentinelEvents:
+        events = SentinelEvents(spec).__enter__()
+        watching.append(events)
+        return events
+
+    yield start
+    for events in watching:
+        events.__exit__(None, None, None)
+        switches = events.failovers()
+        path = " -> ".join([switches[0][0], *(new for _, new in switches)]) if switches else "none"
+        note = " (finding: more than one failover)" if len(switches) > 1 else ""
+        print(f"\n{request.node.name}: {len(switches)} failover(s) seen by the Sentinels: {path}{note}")
+
+
+@pytest.fixture
 def lab_factory(request: pytest.FixtureRequest, lab_home: Path, lab_backend: str) -> Iterator[Callable[..., LabSpec]]:
     require_backend(lab_backend)
     started: list[LabSpec] = []
 
     def make(profile: str = "lab", tag: str | None = None) -> LabSpec:
         # A failed `up` cleans up after itself; only a started lab needs tearing down.
-        name = _label(f"{tag or f'x{len(started)}'}-{lab_backend[0]}")
+        name = lab_name(f"{tag or f'x{len(started)}'}-{lab_backend[0]}")
         spec = control.up(name, profile, lab_backend, lab_home).spec
         started.append(spec)
         return spec
@@ -149,7 +189,7 @@ def redis_node(tmp_path: Path, lab_backend: str) -> Iterator[Callable[..., Stand
     started: list[StandaloneNode] = []
 
     def make(profile: str = "lab", **overrides: Any) -> StandaloneNode:
-        name = _label(f"solo{len(started)}")
+        name = lab_name(f"solo{len(started)}")
         solo = standalone(tmp_path / name, name, lab_backend, profile, **overrides)
         started.append(solo)
         return solo

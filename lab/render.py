@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,29 +84,70 @@ def render_node(spec: LabSpec, profile: Profile, node: Node) -> str:
         raise LabError(f"{TEMPLATES[node.kind]}: {exc}") from None
 
 
-def render_lab(spec: LabSpec, profile: Profile, out_dir: Path) -> list[Path]:
+def render_lab(
+    spec: LabSpec, profile: Profile, out_dir: Path, *, extra: Callable[[Path], None] | None = None
+) -> list[Path]:
     """Render all six nodes into ``out_dir/<node>/`` (0700 dirs, 0600 files: they hold secrets).
 
-    Every file is rendered in memory first, written to a temporary sibling directory, and moved
-    into place only when all succeeded: an error never leaves a half-rendered directory. Files
-    already in a node directory (data, logs) are kept; the configs are replaced.
+    All or nothing: every file is rendered in memory, written to a staging directory beside
+    ``out_dir`` (``extra`` may add files there, e.g. a new lab's state), and published only when
+    all of it was written: a new ``out_dir`` by one rename, an existing one file by file with the
+    old files restored on failure. Files already in a node directory (data, logs) are kept.
     """
     rendered = {node: render_node(spec, profile, node) for node in spec.nodes}
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.render-", dir=out_dir.parent))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LabError(f"{out_dir} is a file, not a directory")
+    if (out_dir / "state.json").exists():
+        raise LabError(
+            f"{out_dir} is a lab's directory: re-rendering would overwrite what its Sentinels learned "
+            "(`lab down` it first, or render elsewhere)"
+        )
+    staging: Path | None = None
     try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.render-", dir=out_dir.parent))
         for node, text in rendered.items():
             target = staging / node.name / spec.files(node).conf.name
             target.parent.mkdir(mode=0o700)
             write_secret(target, text.rstrip("\n"))
-        out_dir.mkdir(mode=0o700, exist_ok=True)
-        written = []
-        for node in spec.nodes:
-            final_dir = out_dir / node.name
-            final_dir.mkdir(mode=0o700, exist_ok=True)
-            conf = final_dir / spec.files(node).conf.name
-            os.replace(staging / node.name / conf.name, conf)
-            written.append(conf)
-        return written
+        if extra is not None:
+            extra(staging)
+        if not out_dir.exists():
+            os.rename(staging, out_dir)
+            staging = None
+        else:
+            _publish_into(staging, out_dir, [spec.files(n).conf.name for n in spec.nodes], spec)
+    except OSError as exc:
+        raise LabError(f"cannot write {exc.filename or out_dir}: {exc.strerror}") from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    return [out_dir / node.name / spec.files(node).conf.name for node in spec.nodes]
+
+
+def _publish_into(staging: Path, out_dir: Path, names: list[str], spec: LabSpec) -> None:
+    """Move staged configs over an existing directory; on any failure put every old file back."""
+    done: list[tuple[Path, Path | None]] = []  # (published file, its backup or None if new)
+    created: list[Path] = []
+    try:
+        for node, name in zip(spec.nodes, names, strict=True):
+            final_dir = out_dir / node.name
+            if not final_dir.is_dir():
+                final_dir.mkdir(mode=0o700)
+                created.append(final_dir)
+            conf = final_dir / name
+            backup = None
+            if conf.exists():
+                backup = staging / node.name / f".{name}.old"
+                os.link(conf, backup)
+            os.replace(staging / node.name / name, conf)
+            done.append((conf, backup))
+    except OSError:
+        for conf, backup in reversed(done):
+            if backup is None:
+                conf.unlink(missing_ok=True)
+            else:
+                os.replace(backup, conf)
+        for directory in reversed(created):
+            shutil.rmtree(directory, ignore_errors=True)
+        raise

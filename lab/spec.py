@@ -63,6 +63,16 @@ class LabSpec:
     password: str = field(repr=False)
     sentinel_password: str | None = field(repr=False, default=None)
     profile_paths: dict[str, str] = field(default_factory=dict)
+    #: Set on load, never saved: where the lab was created, when its directory has since been moved
+    #: (its containers and firewall chain are still named after that path) or copied (the original
+    #: there is another lab, which this one must never act on).
+    moved_from: Path | None = None
+    copy_of: Path | None = None
+
+    @property
+    def identity_dir(self) -> Path:
+        """The directory the lab's backend resources (compose project, iptables chain) are named after."""
+        return self.moved_from or self.base_dir
 
     @property
     def redis_nodes(self) -> tuple[Node, ...]:
@@ -124,8 +134,8 @@ class LabSpec:
     def to_dict(self) -> dict[str, Any]:
         """Serialisable form without secrets (those live in 0600 files beside the state)."""
         data = asdict(self)
-        data.pop("password")
-        data.pop("sentinel_password")
+        for private in ("password", "sentinel_password", "moved_from", "copy_of"):
+            data.pop(private)
         data["base_dir"] = str(self.base_dir)
         return data
 
@@ -147,6 +157,14 @@ def validate_name(name: str) -> str:
     if not NAME_RE.match(name):
         raise LabError(f"lab name {name!r}: use 1-40 of a-z 0-9 _ - (starting with a letter or digit)")
     return name
+
+
+def _check_config_path(path: Path) -> None:
+    """Paths are written quoted into the configs ("/a b/c" is fine); a quote, a backslash or a
+    control character would need escapes that Redis and Ansible read differently."""
+    text = str(path)
+    if any(c in text for c in '"\\') or any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise LabError(f"{text!r}: a lab or node path may not hold a double quote, a backslash or a control character")
 
 
 def read_secret(path: Path) -> str | None:
@@ -184,6 +202,9 @@ def build_spec(
     ``secrets_dir`` (an earlier run of the same lab), else are generated.
     """
     validate_name(name)
+    _check_config_path(base_dir)
+    for path in profile.paths.values():
+        _check_config_path(Path(path))
     if layout == "hosts":
         missing = [n for n in REDIS_NODES + SENTINEL_NODES if n not in profile.hosts]
         if missing:

@@ -28,7 +28,7 @@ class StandaloneNode:
 
     def _start(self) -> redis.Redis:
         if self.backend == "local":
-            LocalBackend().start_node(self.spec, self.node)
+            LocalBackend().start(self.spec, [self.node])
             return client(self.node.host, self.node.port, self.spec.password, timeout=5)
         from testcontainers.core.container import DockerContainer
 
@@ -71,8 +71,7 @@ class StandaloneNode:
         self.conn.close()
         if self.backend == "local":
             backend = LocalBackend()
-            if backend.node_state(self.spec, self.node) != "down":
-                backend.stop_node(self.spec, self.node)
+            backend.stop(self.spec, [self.node])
         elif self.container.get_wrapped_container().status == "running":
             self.container.get_wrapped_container().stop(timeout=5)
         self.conn = self._start()
@@ -80,7 +79,7 @@ class StandaloneNode:
     def remove(self) -> None:
         self.conn.close()
         if self.backend == "local":
-            LocalBackend().stop_node(self.spec, self.node)
+            LocalBackend().stop(self.spec, [self.node])
         elif self.container is not None:
             self.container.stop()
 

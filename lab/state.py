@@ -1,7 +1,13 @@
-"""A lab's state directory: ``<home>/<name>/`` with state.json, 0600 secrets and node directories."""
+"""A lab's state directory: ``<home>/<name>/`` with state.json, 0600 secrets and node directories.
+
+A lab is identified by its directory. A state file that names another directory is a copy (that
+directory still holds its own state) or a move: either way it is loaded as the lab of *this*
+directory, so it can never act on the original.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -9,12 +15,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lab.errors import NotRunning
+from lab.errors import LabError, NotRunning
 from lab.spec import LabSpec, read_secret, write_secret
 
 STATE_FILE = "state.json"
 REDIS_SECRET = "redis.pass"
 SENTINEL_SECRET = "sentinel.pass"
+
+
+class CorruptState(LabError):
+    """state.json exists but cannot be read as a lab."""
 
 
 def default_home() -> Path:
@@ -26,9 +36,12 @@ def state_dir(home: Path, name: str) -> Path:
     return home / name
 
 
-def save(spec: LabSpec, extra: dict[str, Any] | None = None) -> None:
-    """Write the spec (and backend extras such as applied faults) atomically; secrets go to 0600 files."""
-    directory = spec.base_dir
+def save(spec: LabSpec, extra: dict[str, Any] | None = None, directory: Path | None = None) -> None:
+    """Write the spec (and extras such as applied faults) atomically; secrets go to 0600 files.
+
+    ``directory`` defaults to the lab's own; a new lab writes into its staging directory first.
+    """
+    directory = directory or spec.base_dir
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     write_secret(directory / REDIS_SECRET, spec.password)
@@ -44,22 +57,50 @@ def save(spec: LabSpec, extra: dict[str, Any] | None = None) -> None:
 def load_raw(home: Path, name: str) -> dict[str, Any]:
     path = state_dir(home, name) / STATE_FILE
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except FileNotFoundError:
         raise NotRunning(f"lab {name!r} is not running (no state in {path.parent})") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CorruptState(f"{path} is unreadable ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("spec"), dict):
+        raise CorruptState(f"{path} is not a lab's state")
     return data
 
 
-def load(home: Path, name: str) -> LabSpec:
+def load(home: Path, name: str, *, runnable: bool = True) -> LabSpec:
+    """The lab of ``<home>/<name>``. ``runnable``: refuse a copied or moved lab directory (its
+    files name the original's directory and addresses, so it cannot run from here); ``down``
+    and ``list`` load such a lab with ``runnable=False`` to remove or show it."""
     data = load_raw(home, name)
     directory = state_dir(home, name)
     password = read_secret(directory / REDIS_SECRET) or ""
-    return LabSpec.from_dict(data["spec"], password, read_secret(directory / SENTINEL_SECRET))
+    try:
+        spec = LabSpec.from_dict(data["spec"], password, read_secret(directory / SENTINEL_SECRET))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptState(f"{directory / STATE_FILE} is not a lab's state ({exc})") from None
+    if spec.base_dir != directory:
+        # A copy (the original still has its state) or a move: this directory is its own lab.
+        original = spec.base_dir
+        copied = (original / STATE_FILE).exists()
+        spec = dataclasses.replace(
+            spec,
+            name=name,
+            base_dir=directory,
+            moved_from=None if copied else original,
+            copy_of=original if copied else None,
+        )
+        if runnable:
+            what = f"is a copy of {original}" if copied else f"was moved from {original}"
+            raise LabError(
+                f"lab {name} {what}: its files name that directory and its addresses, so it cannot run "
+                f"from here; `lab down --name {name}` removes it" + ("" if copied else " (and stops what it runs)")
+            )
+    return spec
 
 
 def update(spec: LabSpec, **extra: Any) -> None:
-    """Merge backend extras (e.g. ``faults``) into the state file."""
-    data = load_raw(spec.base_dir.parent, spec.name)
+    """Merge extras (e.g. ``faults``) into the state file."""
+    data = load_raw(spec.base_dir.parent, spec.base_dir.name)
     data.update(extra)
     data.pop("spec", None)
     save(spec, data)
@@ -75,9 +116,8 @@ def list_labs(home: Path) -> list[str]:
     return sorted(p.parent.name for p in home.glob(f"*/{STATE_FILE}"))
 
 
-def remove(spec: LabSpec, keep_data: bool = False) -> None:
-    """Delete the lab's state; with ``keep_data`` only state.json goes (node dirs with data stay)."""
-    directory = spec.base_dir
+def remove(directory: Path, keep_data: bool = False) -> None:
+    """Delete a lab's directory; with ``keep_data`` only state.json goes (node dirs with data stay)."""
     if keep_data:
         (directory / STATE_FILE).unlink(missing_ok=True)
         return

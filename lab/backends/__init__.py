@@ -1,6 +1,8 @@
-"""Backends run a :class:`~lab.spec.LabSpec`: ``local`` (processes) and, later, ``compose``."""
+"""Backends run a :class:`~lab.spec.LabSpec`: ``local`` (processes) and ``compose`` (containers)."""
 
 from __future__ import annotations
+
+import functools
 
 from lab.backends.base import Backend
 from lab.errors import LabError
@@ -8,8 +10,11 @@ from lab.errors import LabError
 BACKENDS = ("local", "compose")
 
 
+@functools.cache
 def get_backend(name: str) -> Backend:
-    """``auto`` is compose where a Docker engine and Compose v2 answer, else local."""
+    """The backend called ``name``, resolved once per process; ``auto`` is compose where a Docker
+    engine and Compose v2 answer, else local. Docker is only asked when something needs it, so a
+    command on a compose lab (``down``, ``status``) still works, and says so, when the engine is gone."""
     if name == "auto":
         from lab.docker import docker_unavailable
 

@@ -1,32 +1,46 @@
-"""The interface every backend implements."""
+"""The interface every backend implements.
+
+A backend only starts, stops, signals and observes the processes or containers of a lab that
+:mod:`lab.control` has already rendered and saved; it never renders and never writes the lab's state.
+"""
 
 from __future__ import annotations
 
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
-from lab.profile import Profile
-from lab.spec import LabSpec, Node
+from lab.spec import LabSpec, Layout, Node
 
 NodeState = Literal["up", "down", "frozen", "isolated"]
 
 
 class Backend(Protocol):
     name: str
+    layout: Layout
 
-    def up(self, spec: LabSpec, profile: Profile) -> None:
-        """Start every node of ``spec`` (rendering its files first) and return once they run."""
+    def network(self, name: str, attempt: int) -> str | None:
+        """The first three octets of a new lab's addresses (None: the backend's default placement)."""
 
-    def down(self, spec: LabSpec, keep_data: bool = False) -> None:
-        """Stop everything ``up`` started, undo every fault and remove the lab's state; idempotent."""
+    def prepare(self, spec: LabSpec) -> None:
+        """Check that ``spec`` can start here now (binaries, free addresses, engine, image).
+
+        Called before anything is created, so a refusal leaves nothing behind."""
+
+    def start(self, spec: LabSpec, nodes: Sequence[Node]) -> None:
+        """Start ``nodes`` together and return once each serves; raise NodeStartError naming a node that did not."""
+
+    def stop(self, spec: LabSpec, nodes: Sequence[Node]) -> None:
+        """Stop ``nodes`` cleanly; idempotent. A backend that stops nodes one kind at a time does the
+        kinds in the order given (``down`` lists the Sentinels first: no failover while data nodes go)."""
+
+    def remove(self, spec: LabSpec) -> list[str]:
+        """Remove whatever the lab still has running or allocated (stray processes, containers,
+        networks, firewall rules); return what could not be removed."""
 
     def node_state(self, spec: LabSpec, node: Node) -> NodeState:
         """The node's process state as the backend sees it (not its Redis role)."""
-
-    def start_node(self, spec: LabSpec, node: Node) -> None: ...
-
-    def stop_node(self, spec: LabSpec, node: Node) -> None: ...
 
     def log_path(self, spec: LabSpec, node: Node) -> Path: ...
 

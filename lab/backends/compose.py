@@ -15,17 +15,18 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import redis
 
-from lab import REPO_ROOT, state
+from lab import REPO_ROOT
 from lab.backends.base import NodeState
 from lab.docker import compose_command, docker_unavailable, resolve_image, run
-from lab.errors import LabError
-from lab.profile import Profile
-from lab.render import render_lab
-from lab.spec import LabSpec, Node
+from lab.errors import LabError, NetworkOverlap, NodeStartError
+from lab.interrupts import uninterrupted
+from lab.spec import LabSpec, Layout, Node
 from lab.topology import client
 from lab.waits import wait_for
 
@@ -36,8 +37,8 @@ POOL = ipaddress.ip_network(os.environ.get("LAB_COMPOSE_POOL", "172.29.0.0/16"))
 
 def project(spec: LabSpec) -> str:
     """Compose project name: per lab and per state directory, so labs never share containers."""
-    digest = hashlib.sha1(str(spec.base_dir).encode()).hexdigest()[:8]
-    return f"lab-{spec.name}-{digest}".replace("_", "-").lower()
+    digest = hashlib.sha1(str(spec.identity_dir).encode()).hexdigest()[:8]
+    return f"lab-{spec.identity_dir.name}-{digest}".replace("_", "-").lower()
 
 
 def _used_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -67,18 +68,23 @@ def choose_net(name: str, skip: int = 0) -> str:
     return str(free[skip].network_address).rsplit(".", 1)[0]
 
 
-def _tail(path: Path, lines: int = 5) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 class ComposeBackend:
     name = "compose"
+    layout: Layout = "compose"
 
     def __init__(self) -> None:
-        why = docker_unavailable()
+        self.image: str | None = None
+        self._unavailable: str | bool | None = False  # False: not asked yet
+
+    def _docker_missing(self) -> str | None:
+        """Why Docker cannot be used (asked once per backend object: every command makes its own)."""
+        if self._unavailable is False:
+            self._unavailable = docker_unavailable()
+        assert self._unavailable is not True
+        return self._unavailable
+
+    def _require(self) -> None:
+        why = self._docker_missing()
         if why:
             raise LabError(f"the compose backend needs Docker: {why}")
 
@@ -100,55 +106,62 @@ class ComposeBackend:
             check=check,
         )
 
-    def _container(self, spec: LabSpec, node: Node) -> dict[str, object] | None:
-        ids = self._compose(spec, "ps", "-a", "-q", node.name, check=False).stdout.split()
-        if not ids:
-            return None
-        data: list[dict[str, object]] = json.loads(run(["docker", "inspect", ids[0]]).stdout)
-        return data[0]
+    def _containers(self, spec: LabSpec) -> dict[str, tuple[str, str]]:
+        """Service name -> (container id, state: running/paused/exited/created), in one docker call."""
+        label = f"label=com.docker.compose.project={project(spec)}"
+        fmt = '{{.ID}} {{.State}} {{.Label "com.docker.compose.service"}}'
+        found = {}
+        for line in run(["docker", "ps", "-a", "--filter", label, "--format", fmt]).stdout.splitlines():
+            cid, state, service = [*line.split(), "", "", ""][:3]
+            found[service] = (cid, state)
+        return found
+
+    def _ids(self, spec: LabSpec, nodes: Sequence[Node]) -> list[str]:
+        listing = self._containers(spec)
+        return [listing[n.name][0] for n in nodes if n.name in listing]
 
     # -- lifecycle --------------------------------------------------------------------------
-    def up(self, spec: LabSpec, profile: Profile) -> None:
-        if not state.exists(spec.base_dir.parent, spec.name):
-            render_lab(spec, profile, spec.base_dir)
-            state.save(spec)
-        image = resolve_image()
+    def network(self, name: str, attempt: int) -> str | None:
+        self._require()
+        return choose_net(name, attempt)
+
+    def prepare(self, spec: LabSpec) -> None:
+        self._require()
+        self.image = resolve_image()
+
+    def _write_env(self, spec: LabSpec) -> None:
+        """compose.env: what the compose file needs to know about this lab (no secrets)."""
+        path = spec.base_dir / ENV_FILE
+        if path.exists():
+            return
+        image = self.image or resolve_image()
         net = spec.redis_nodes[0].host.rsplit(".", 1)[0]
-        (spec.base_dir / ENV_FILE).write_text(
+        path.write_text(
             f"LAB_IMAGE={image}\nLAB_DIR={spec.base_dir}\nLAB_NET={net}\n"
             f"REDIS_PORT={spec.redis_nodes[0].port}\nSENTINEL_PORT={spec.sentinels[0].port}\n"
         )
-        try:
-            # Data nodes first: replicas find their master at once and Sentinels see all three.
-            self._compose(spec, "up", "-d", "--no-recreate", *(n.name for n in spec.redis_nodes))
-            self._compose(spec, "up", "-d", "--no-recreate", *(n.name for n in spec.sentinels))
-        except LabError:
-            self.down(spec)
-            raise
 
-    def down(self, spec: LabSpec, keep_data: bool = False) -> None:
-        if (spec.base_dir / ENV_FILE).exists():
-            self._compose(spec, "down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
-        # Whatever compose could not remove (a missing env file, an engine hiccup) goes by label.
-        label = f"label=com.docker.compose.project={project(spec)}"
-        for kind, remove in (("ps", ["rm", "-f", "-v"]), ("network", ["network", "rm"]), ("volume", ["volume", "rm"])):
-            listing = ["docker", "ps", "-aq"] if kind == "ps" else ["docker", kind, "ls", "-q"]
-            leftovers = run([*listing, "--filter", label]).stdout.split()
-            if leftovers:
-                run(["docker", *remove, *leftovers])
-        state.remove(spec, keep_data=keep_data)
+    def start(self, spec: LabSpec, nodes: Sequence[Node]) -> None:
+        """Create the lab's containers (and network) if missing, start ``nodes`` together, then
+        wait until each server answers (as manage_*.sh does locally)."""
+        self._require()
+        self._write_env(spec)
+        if any(n.name not in self._containers(spec) for n in nodes):
+            result = uninterrupted(lambda: self._compose(spec, "create", "--no-recreate", check=False))
+            if result.returncode != 0:
+                why = (result.stderr.strip() or result.stdout.strip() or f"exit {result.returncode}").splitlines()[-1]
+                if "overlap" in why.lower():
+                    raise NetworkOverlap(why)
+                raise NodeStartError(", ".join(n.name for n in nodes), why, None)
+        ids = self._ids(spec, nodes)
+        # One `docker start` per container, concurrently: the CLI starts a list one by one (~0.5 s each).
+        with ThreadPoolExecutor(max_workers=max(1, len(ids))) as pool:
+            for done in [pool.submit(uninterrupted, run, ["docker", "start", cid]) for cid in ids]:
+                done.result()
+        for node in nodes:
+            self._wait_answers(spec, node)
 
-    def node_state(self, spec: LabSpec, node: Node) -> NodeState:
-        container = self._container(spec, node)
-        status = container.get("State", {}) if container else {}
-        assert isinstance(status, dict)
-        if status.get("Paused"):
-            return "frozen"
-        return "up" if status.get("Running") else "down"
-
-    def start_node(self, spec: LabSpec, node: Node) -> None:
-        """Start the container and return once the server answers, as manage_*.sh does locally."""
-        self._compose(spec, "start", node.name)
+    def _wait_answers(self, spec: LabSpec, node: Node) -> None:
         password = spec.password if node.kind == "redis" else spec.sentinel_password
 
         def answers() -> tuple[bool, str]:
@@ -156,18 +169,52 @@ class ComposeBackend:
                 with client(node.host, node.port, password, timeout=0.5) as conn:
                     conn.ping()
             except (redis.RedisError, OSError) as exc:
+                if self.node_state(spec, node) == "down":
+                    why = f"its container exited ({exc})"
+                    raise NodeStartError(node.name, why, self.log_path(spec, node)) from None
                 return False, str(exc)
             return True, "PONG"
 
-        wait_for(
-            answers,
-            what=f"{node.name} to answer after start",
-            timeout=30,
-            detail=lambda: _tail(self.log_path(spec, node)),
-        )
+        try:
+            wait_for(answers, what=f"{node.name} to answer after start", timeout=30)
+        except NodeStartError:
+            raise
+        except LabError as exc:
+            raise NodeStartError(node.name, str(exc).splitlines()[0], self.log_path(spec, node)) from None
 
-    def stop_node(self, spec: LabSpec, node: Node) -> None:
-        self._compose(spec, "stop", "--timeout", "5", node.name)
+    def stop(self, spec: LabSpec, nodes: Sequence[Node]) -> None:
+        if self._docker_missing():
+            return
+        listing = self._containers(spec)
+        running = [listing[n.name] for n in nodes if listing.get(n.name, ("", ""))[1] in ("running", "paused")]
+        paused = [cid for cid, state in running if state == "paused"]
+        if paused:
+            run(["docker", "unpause", *paused])  # a frozen server would not act on SIGTERM
+        ids = [cid for cid, _ in running]
+        if ids:
+            # SIGTERM to all at once (Redis shuts down cleanly), then wait for every exit.
+            run(["docker", "kill", "--signal", "TERM", *ids], check=False)
+            if run(["docker", "wait", *ids], timeout=10, check=False).returncode != 0:
+                run(["docker", "kill", *ids], check=False)
+
+    def remove(self, spec: LabSpec) -> list[str]:
+        """Containers, then the network, by the project's label (no compose file or env needed)."""
+        why = self._docker_missing()
+        if why:
+            return [f"the containers and network of compose project {project(spec)} ({why})"]
+        label = f"label=com.docker.compose.project={project(spec)}"
+        for kind, remove in (("ps", ["rm", "-f", "-v"]), ("network", ["network", "rm"]), ("volume", ["volume", "rm"])):
+            listing = ["docker", "ps", "-aq"] if kind == "ps" else ["docker", kind, "ls", "-q"]
+            leftovers = run([*listing, "--filter", label]).stdout.split()
+            if leftovers:
+                run(["docker", *remove, *leftovers])
+        return []
+
+    def node_state(self, spec: LabSpec, node: Node) -> NodeState:
+        if self._docker_missing():
+            return "down"
+        state = self._containers(spec).get(node.name, ("", ""))[1]
+        return {"paused": "frozen", "running": "up"}.get(state, "down")  # type: ignore[return-value]
 
     def log_path(self, spec: LabSpec, node: Node) -> Path:
         return spec.files(node).logfile  # the node directory is mounted: the log is on the host
@@ -182,23 +229,26 @@ class ComposeBackend:
         return None
 
     def signal_node(self, spec: LabSpec, node: Node, sig: signal.Signals) -> None:
+        ids = self._ids(spec, [node])
+        if not ids or self.node_state(spec, node) == "down":
+            raise LabError(f"{node.name} is not running")
         if sig == signal.SIGSTOP:
-            self._compose(spec, "pause", node.name)
+            run(["docker", "pause", *ids])
         elif sig == signal.SIGCONT:
-            self._compose(spec, "unpause", node.name)
+            run(["docker", "unpause", *ids])
         else:
             if self.node_state(spec, node) == "frozen":
-                self._compose(spec, "unpause", node.name)
-            self._compose(spec, "kill", "-s", sig.name, node.name)
+                run(["docker", "unpause", *ids])
+            run(["docker", "kill", "--signal", sig.name, *ids])
             if sig == signal.SIGTERM:
-                self._compose(spec, "stop", "--timeout", "5", node.name)
+                run(["docker", "stop", "--time", "5", *ids])
+            if self.node_state(spec, node) != "down":
+                run(["docker", "wait", *ids], timeout=10)
 
     def _nsenter(self, spec: LabSpec, node: Node, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        container = self._container(spec, node)
-        status = container.get("State", {}) if container else {}
-        assert isinstance(status, dict)
-        pid = status.get("Pid")
-        if not pid:
+        ids = self._ids(spec, [node])
+        pid = run(["docker", "inspect", "--format", "{{.State.Pid}}", *ids]).stdout.strip() if ids else ""
+        if pid in ("", "0"):
             raise LabError(f"{node.name} is not running")
         return run(["nsenter", "-t", str(pid), "-n", "iptables", "-w", *args], check=check)
 

@@ -13,16 +13,15 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lab import SCRIPTS_DIR, state
+from lab import SCRIPTS_DIR, procs
 from lab.backends.base import NodeState
-from lab.errors import LabError
-from lab.profile import Profile
-from lab.render import render_lab
-from lab.spec import LabSpec, Node
+from lab.errors import LabError, NodeStartError
+from lab.interrupts import uninterrupted
+from lab.spec import LabSpec, Layout, Node
 
 SCRIPT = {"redis": "manage_redis_server.sh", "sentinel": "manage_sentinel.sh"}
 
@@ -52,35 +51,9 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def pid_state(pidfile: Path) -> tuple[int | None, str]:
-    """(pid, state letter from /proc: R/S/D/T/Z...) of a pidfile's process; state '' when gone."""
-    try:
-        pid = int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return None, ""
-    letter = _proc_letter(pid)
-    return (pid, letter) if letter else (None, "")
-
-
-def _wait_exit(pid: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state_letter = _proc_letter(pid)
-        if state_letter in ("", "Z", "X"):
-            return
-        time.sleep(0.01)
-
-
-def _proc_letter(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return ""
-
-
 def _chain(spec: LabSpec) -> str:
     """The lab's iptables chain (names are capped at 28 characters)."""
-    return "LAB-" + hashlib.sha1(f"{spec.base_dir}".encode()).hexdigest()[:16]
+    return "LAB-" + hashlib.sha1(f"{spec.identity_dir}".encode()).hexdigest()[:16]
 
 
 def _isolation_rules(spec: LabSpec, node: Node, peers: list[Node]) -> list[list[str]]:
@@ -101,31 +74,65 @@ def _iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess[str
 
 class LocalBackend:
     name = "local"
+    layout: Layout = "local"
 
-    # -- one node ---------------------------------------------------------------------------
-    def _script(self, spec: LabSpec, node: Node, action: str) -> subprocess.CompletedProcess[str]:
-        files = spec.files(node)
-        return subprocess.run(
-            ["bash", str(SCRIPTS_DIR / SCRIPT[node.kind]), action, str(files.conf), str(files.pidfile)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+    def network(self, name: str, attempt: int) -> str | None:
+        return None  # 127.A.B derived from the lab name (lab.spec.loopback_subnet)
 
-    def start_node(self, spec: LabSpec, node: Node) -> None:
-        result = self._script(spec, node, "start")
-        if result.returncode != 0:
-            why = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[0]
-            raise LabError(f"{node.name} did not start: {why.split(': ', 1)[-1]}")
+    # -- the lifecycle scripts --------------------------------------------------------------
+    def _script(self, spec: LabSpec, action: str, nodes: Sequence[Node]) -> subprocess.CompletedProcess[str]:
+        """One script call for nodes of one kind (``start`` takes them all at once)."""
+        args = ["bash", str(SCRIPTS_DIR / SCRIPT[nodes[0].kind]), action]
+        for node in nodes:
+            files = spec.files(node)
+            args += [str(files.conf), str(files.pidfile)]
+        # Its own session: a Ctrl-C meant for `lab` must not kill the script halfway through a start.
+        return subprocess.run(args, capture_output=True, text=True, check=False, start_new_session=True)
 
-    def stop_node(self, spec: LabSpec, node: Node) -> None:
-        result = self._script(spec, node, "stop")
-        if result.returncode != 0:
-            raise LabError(f"{node.name} did not stop: {result.stderr.strip()}")
+    def start(self, spec: LabSpec, nodes: Sequence[Node]) -> None:
+        for kind in ("redis", "sentinel"):
+            group = [n for n in nodes if n.kind == kind]
+            if not group:
+                continue
+            result = uninterrupted(self._script, spec, "start", group)
+            if result.returncode != 0:
+                failed = next((n for n in group if self.node_state(spec, n) == "down"), group[0])
+                lines = result.stderr.strip().splitlines() or [f"exit {result.returncode}"]
+                conf = str(spec.files(failed).conf)
+                why = next((line.split(f"{conf}: ", 1)[1] for line in lines if f"{conf}: " in line), lines[0])
+                raise NodeStartError(failed.name, why, self.log_path(spec, failed))
+
+    def stop(self, spec: LabSpec, nodes: Sequence[Node]) -> None:
+        """Stop the nodes of each kind together, kinds in the order given (Sentinels first on `down`)."""
+        # Only nodes whose process is this lab's: the script trusts what the config says, and a
+        # copied lab's configs describe the original's servers.
+        running = [n for n in nodes if self.node_state(spec, n) != "down"]
+        for kind in dict.fromkeys(n.kind for n in running):
+            group = [n for n in running if n.kind == kind]
+            with ThreadPoolExecutor(max_workers=len(group)) as pool:
+                results = list(pool.map(lambda n: (n, self._script(spec, "stop", [n])), group))
+            failed = [f"{n.name}: {r.stderr.strip()}" for n, r in results if r.returncode != 0]
+            if failed:
+                raise LabError(f"did not stop: {'; '.join(failed)}")
+
+    def prepare(self, spec: LabSpec) -> None:
+        require_binaries()
+        taken = [n.address for n in spec.nodes if port_in_use(n.host, n.port)]
+        if taken:
+            raise LabError(f"address already in use: {', '.join(taken)} (another lab or redis-server?)")
+
+    def remove(self, spec: LabSpec) -> list[str]:
+        """Firewall chain, then any server still working in the lab's directory (a start that was
+        interrupted before its pidfile was written, a moved lab whose scripts no longer match)."""
+        self.heal_isolation(spec)
+        stray = procs.servers_under(spec.base_dir)
+        procs.terminate(stray)
+        return [f"pid {pid} (survived SIGKILL)" for pid in stray if procs.is_server(pid)]
 
     def node_state(self, spec: LabSpec, node: Node) -> NodeState:
-        pid, letter = pid_state(spec.files(node).pidfile)
-        if pid is None or letter in ("", "Z", "X"):
+        files = spec.files(node)
+        pid, letter = procs.node_pid(files.pidfile, files.dir)
+        if pid is None:
             return "down"
         return "frozen" if letter == "T" else "up"
 
@@ -143,14 +150,15 @@ class LocalBackend:
         return None
 
     def signal_node(self, spec: LabSpec, node: Node, sig: signal.Signals) -> None:
-        pid, letter = pid_state(spec.files(node).pidfile)
-        if pid is None or letter in ("", "Z"):
+        files = spec.files(node)
+        pid, letter = procs.node_pid(files.pidfile, files.dir)
+        if pid is None:
             raise LabError(f"{node.name} is not running")
         if sig in (signal.SIGKILL, signal.SIGTERM) and letter == "T":
             os.kill(pid, signal.SIGCONT)  # a frozen process would not act on SIGTERM
         os.kill(pid, sig)
-        if sig in (signal.SIGKILL, signal.SIGTERM):
-            _wait_exit(pid)
+        if sig in (signal.SIGKILL, signal.SIGTERM) and not procs.wait_gone(pid, 10):
+            raise LabError(f"{node.name} (pid {pid}) is still running 10 s after {sig.name}")
 
     def isolate(self, spec: LabSpec, node: Node, peers: list[Node]) -> None:
         """Drop every packet between ``node`` and ``peers`` (both directions) in the lab's own chain."""
@@ -181,40 +189,3 @@ class LocalBackend:
             pass
         _iptables("-F", chain, check=False)
         _iptables("-X", chain, check=False)
-
-    # -- the lab ----------------------------------------------------------------------------
-    def _parallel(self, action: str, spec: LabSpec, nodes: tuple[Node, ...]) -> None:
-        fn = self.start_node if action == "start" else self.stop_node
-        with ThreadPoolExecutor(max_workers=len(nodes) or 1) as pool:
-            errors = [f.exception() for f in [pool.submit(fn, spec, n) for n in nodes]]
-        failed = [e for e in errors if e is not None]
-        if failed:
-            raise failed[0]
-
-    def up(self, spec: LabSpec, profile: Profile) -> None:
-        require_binaries()
-        pending = [n for n in spec.nodes if self.node_state(spec, n) == "down"]
-        taken = [n.address for n in pending if port_in_use(n.host, n.port)]
-        if taken:
-            raise LabError(f"address already in use: {', '.join(taken)} (another lab or redis-server?)")
-        if not state.exists(spec.base_dir.parent, spec.name):
-            render_lab(spec, profile, spec.base_dir)
-            state.save(spec)
-        try:
-            # The master first, so replicas sync on their first attempt and Sentinels reach it at once;
-            # the three Sentinels together, so none waits a reconnect period for a peer not yet up.
-            master = spec.initial_master
-            if master in pending:
-                self.start_node(spec, master)
-            self._parallel("start", spec, tuple(n for n in pending if n.kind == "redis" and n != master))
-            self._parallel("start", spec, tuple(n for n in pending if n.kind == "sentinel"))
-        except LabError:
-            self.down(spec)
-            raise
-
-    def down(self, spec: LabSpec, keep_data: bool = False) -> None:
-        self.heal_isolation(spec)
-        # Sentinels first: no failover is started while the data nodes go away.
-        self._parallel("stop", spec, spec.sentinels)
-        self._parallel("stop", spec, spec.redis_nodes)
-        state.remove(spec, keep_data=keep_data)

@@ -153,10 +153,10 @@ def test_missing_redis_server(tmp_path: Path) -> None:
 
 def test_value_redis_rejects_leaves_nothing_running(tmp_path: Path) -> None:
     profile = tmp_path / "bad.yaml"
-    profile.write_text(Path(load_profile("lab", {}).source).read_text().replace("maxmemory: 256mb", "maxmemory: lots"))
+    profile.write_text("extends: lab\nredis:\n  include: [/nonexistent/redis-ha-lab.conf]\n")
     result = run_lab("up", "--backend", "local", "--name", "rejected", "--profile", str(profile), home=tmp_path)
     _expect_clean_failure(result, tmp_path, "rejected", "redis-1 did not start")
-    assert "maxmemory" in result.stderr
+    assert "/nonexistent/redis-ha-lab.conf" in result.stderr and "redis-1/redis.log" in result.stderr
 
 
 def test_cli_up_prints_the_lab_and_never_the_password(tmp_path: Path, lab_backend: str) -> None:
@@ -169,7 +169,7 @@ def test_cli_up_prints_the_lab_and_never_the_password(tmp_path: Path, lab_backen
         assert f"lab {name} is healthy after" in result.stdout
         for node in spec.nodes:
             assert node.name in result.stdout and node.host in result.stdout
-        assert f'REDISCLI_AUTH="$(cat {spec.base_dir}/redis.pass)" redis-cli -h {spec.initial_master.host}' in (
+        assert f'REDISCLI_AUTH="$(cat -- {spec.base_dir}/redis.pass)" redis-cli -h {spec.initial_master.host}' in (
             result.stdout
         )
         assert spec.password not in result.stdout + result.stderr

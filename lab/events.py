@@ -1,0 +1,99 @@
+"""Every Sentinel's event stream (``PSUBSCRIBE *``: +sdown, +odown, +switch-master, ...) recorded
+on one clock while a drill runs, so a drill can say how many failovers it saw."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+import redis
+
+from lab.spec import LabSpec, Node
+from lab.topology import client
+
+
+@dataclass(frozen=True)
+class SentinelEvent:
+    t: float  # seconds on the watcher's clock
+    sentinel: str
+    channel: str  # "+switch-master", "+sdown", ...
+    data: str
+
+
+class SentinelEvents:
+    """``with SentinelEvents(spec) as events:`` - one thread per Sentinel; a Sentinel that is down
+    or restarts is re-subscribed until the block ends (its events meanwhile are missed)."""
+
+    def __init__(self, spec: LabSpec, clock: Callable[[], float] = time.monotonic) -> None:
+        self.spec = spec
+        self.clock = clock
+        self.events: list[SentinelEvent] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ready = threading.Barrier(len(spec.sentinels) + 1)
+        self._threads = [
+            threading.Thread(target=self._watch, args=(s,), name=f"events-{s.name}", daemon=True)
+            for s in spec.sentinels
+        ]
+
+    def __enter__(self) -> SentinelEvents:
+        for thread in self._threads:
+            thread.start()
+        self._arrive()  # every Sentinel subscribed (or given up on as down) before the drill goes on
+        return self
+
+    def __exit__(
+        self, _type: type[BaseException] | None, _exc: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=2)
+
+    def _watch(self, node: Node) -> None:
+        first = True
+        while not self._stop.is_set():
+            conn = client(node.host, node.port, self.spec.sentinel_password, timeout=0.5)
+            pubsub = conn.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            try:
+                pubsub.psubscribe("*")
+                if first:
+                    first = False
+                    self._arrive()
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.1)
+                    if message and message.get("type") == "pmessage":
+                        self._add(node.name, str(message["channel"]), str(message["data"]))
+            except (redis.RedisError, OSError):
+                if first:
+                    first = False
+                    self._arrive()
+                self._stop.wait(0.1)
+            finally:
+                pubsub.close()
+                conn.close()
+
+    def _arrive(self) -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            self._ready.wait(timeout=5)
+
+    def _add(self, sentinel: str, channel: str, data: str) -> None:
+        with self._lock:
+            self.events.append(SentinelEvent(self.clock(), sentinel, channel, data))
+
+    def named(self, channel: str) -> list[SentinelEvent]:
+        with self._lock:
+            return [e for e in self.events if e.channel == channel]
+
+    def failovers(self) -> list[tuple[str, str]]:
+        """Master switches as (old, new) 'host:port' pairs, in order. Every Sentinel announces each
+        switch it learns of; the Sentinel that saw the most (one may have been down) tells them all."""
+        seen: dict[str, list[tuple[str, str]]] = {}
+        for event in sorted(self.named("+switch-master"), key=lambda e: e.t):
+            parts = event.data.split()
+            if len(parts) == 5:
+                seen.setdefault(event.sentinel, []).append((f"{parts[1]}:{parts[2]}", f"{parts[3]}:{parts[4]}"))
+        return max(seen.values(), key=len, default=[])

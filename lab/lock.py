@@ -1,0 +1,101 @@
+"""One lock per lab, held by every command that changes it (up, down, faults, heal, failover).
+
+An ``flock`` on ``<home>/.locks/<name>.lock``: the kernel drops it when the holder dies, so a crashed
+command never leaves a lab locked. The holder writes its pid and command into the file, so a second
+command can say who it waited for. Re-entrant within a process (``up`` heals, ``heal`` reverts...).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.errors import LabBusy, LabError
+
+DEFAULT_TIMEOUT = float(os.environ.get("LAB_LOCK_TIMEOUT", "30"))
+
+
+@dataclass
+class _Held:
+    fd: int
+    owner: int  # thread ident
+    depth: int = 0
+
+
+_REGISTRY: dict[Path, _Held] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def lock_path(home: Path, name: str) -> Path:
+    return home / ".locks" / f"{name}.lock"
+
+
+def _holder(path: Path) -> str:
+    try:
+        pid, _, command = path.read_text().strip().partition(" ")
+    except OSError:
+        return "unknown holder"
+    return f"pid {pid or '?'}, command {command or '?'}"
+
+
+def _open(path: Path) -> int:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise LabError(f"cannot use the lab home {path.parent.parent}: {exc.strerror}") from None
+
+
+@contextmanager
+def lab_lock(home: Path, name: str, command: str, timeout: float | None = None) -> Iterator[None]:
+    """Hold lab ``name``'s lock for the block; wait up to ``timeout`` s, then raise :class:`LabBusy`."""
+    path = lock_path(home, name)
+    me = threading.get_ident()
+    with _REGISTRY_LOCK:
+        held = _REGISTRY.get(path)
+        if held is not None and held.owner == me:
+            held.depth += 1
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield
+        finally:
+            held.depth -= 1  # type: ignore[union-attr]
+        return
+    wait = DEFAULT_TIMEOUT if timeout is None else timeout
+    deadline = time.monotonic() + wait
+    fd = _open(path)
+    try:
+        while True:
+            with _REGISTRY_LOCK:
+                other = _REGISTRY.get(path)  # another thread of this process holds it
+            if other is None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    pass
+            if time.monotonic() >= deadline:
+                raise LabBusy(f"lab {name} is busy ({_holder(path)}); waited {wait:g}s")
+            time.sleep(0.02)
+        with _REGISTRY_LOCK:
+            _REGISTRY[path] = _Held(fd, me, depth=1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            with _REGISTRY_LOCK:
+                del _REGISTRY[path]
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -14,7 +14,7 @@ from redis.sentinel import Sentinel
 from lab import faults
 from lab.backends import get_backend
 from lab.spec import LabSpec, Node
-from lab.topology import observe
+from lab.topology import client, observe
 from lab.waits import wait_for
 
 #: What a client sees while a master is gone or being replaced.
@@ -41,6 +41,20 @@ def sentinel_for(spec: LabSpec, **kw: Any) -> Sentinel:
         retry=Retry(NoBackoff(), 0),
         **kw,
     )
+
+
+def write_acked(spec: LabSpec, values: dict[str, Any], timeout: float = 10.0) -> Node:
+    """MSET ``values`` on the current master and wait until every replica has them (WAIT), so a
+    drill can tell a lost write from one that never reached a replica. Returns the master."""
+    master = faults.current_master(spec)
+    replicas = len(spec.redis_nodes) - 1
+    # The socket must outlast WAIT's own timeout: on a busy machine the ack can take a while.
+    with client(master.host, master.port, spec.password, timeout=timeout + 2) as conn:
+        conn.mset(values)
+        acked = int(conn.execute_command("WAIT", replicas, int(timeout * 1000)))
+    if acked < replicas:
+        raise AssertionError(f"only {acked} of {replicas} replicas acknowledged the write within {timeout:g}s")
+    return master
 
 
 def master_client(spec: LabSpec) -> redis.Redis:

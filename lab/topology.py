@@ -57,8 +57,9 @@ class Observation:
         return any(s.ckquorum.startswith("OK") for s in self.sentinels)
 
 
-def client(host: str, port: int, password: str | None, timeout: float = 0.5, **kw: Any) -> redis.Redis:
-    """A plain client for observing a node: short timeouts, no retries (an answer or an error, fast)."""
+def client(host: str, port: int, password: str | None, timeout: float = 2.0, **kw: Any) -> redis.Redis:
+    """A plain client of one node with timeouts and no retries: an answer or an error. Observing
+    the whole lab (:func:`observe`) passes 0.5 s; commands that do work on a busy machine get 2 s."""
     return redis.Redis(
         host=host,
         port=port,

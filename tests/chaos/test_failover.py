@@ -13,7 +13,14 @@ import yaml
 
 from lab import control, faults
 from lab.backends import get_backend
-from lab.drill import TRANSIENT, first_write_after, kill_master_unavailability, master_client, wait_converged
+from lab.drill import (
+    TRANSIENT,
+    first_write_after,
+    kill_master_unavailability,
+    master_client,
+    wait_converged,
+    write_acked,
+)
 from lab.profile import PROFILES_DIR
 from lab.spec import LabSpec, Node
 from lab.topology import client, observe
@@ -69,13 +76,10 @@ def requires(spec: LabSpec, kind: str) -> None:
         pytest.skip(why)
 
 
-def test_master_sigkill_promotes_a_replica_and_everyone_follows(
-    healthy_lab: LabSpec, master_client, drill_events
-) -> None:
+def test_master_sigkill_promotes_a_replica_and_everyone_follows(healthy_lab: LabSpec, drill_events) -> None:
     spec = healthy_lab
     events = drill_events(spec)
-    master_client.set("drill:acked", "yes")
-    assert master_client.execute_command("WAIT", 2, 2000) == 2
+    write_acked(spec, {"drill:acked": "yes"})
 
     unavailable, old = kill_master_unavailability(spec)
     # One master that everyone follows: whichever replica won (Sentinel may fail over twice).

@@ -183,7 +183,7 @@ def test_through_sentinel_after_a_failover(healthy_lab: LabSpec, monkeypatch: py
     db = spec.databases["session"]
     conn = get_redis_connection(db=db)
     conn.mset({f"session:{tag}:{i}": "v" for i in range(300)})
-    assert conn.execute_command("WAIT", 2, 2000) == 2
+    assert conn.execute_command("WAIT", 2, 4000) == 2  # get_redis_connection's socket timeout is 5 s
     old = faults.current_master(spec)
     faults.inject(spec, "kill", old.name)
     new = None

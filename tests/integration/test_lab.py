@@ -11,6 +11,7 @@ import redis
 from redis.sentinel import Sentinel
 
 from lab import faults, state, validate
+from lab.drill import write_acked
 from lab.profile import load_profile
 from lab.pytest_plugin import require_backend
 from lab.spec import LabSpec, build_spec
@@ -54,7 +55,7 @@ def test_sentinel_client_write_is_read_on_both_replicas(lab: LabSpec) -> None:
     )
     master = sentinel.master_for(lab.master_name)
     master.set("drill:write", "acknowledged")
-    assert master.execute_command("WAIT", 2, 2000) == 2
+    write_acked(lab, {"drill:write": "acknowledged"})
     for node in (n for n in lab.redis_nodes if n != faults.current_master(lab)):
         with client(node.host, node.port, lab.password) as replica:
             assert replica.get("drill:write") == "acknowledged"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from lab import control, faults, procs, state
+from lab.drill import write_acked
 from lab.lock import lab_lock
 from lab.pytest_plugin import lab_name, require_backend
 from lab.spec import LabSpec
@@ -30,13 +31,6 @@ def _one_line(result: subprocess.CompletedProcess[str], code: int, message: str)
     assert "Traceback" not in result.stderr
 
 
-def _write_acked(spec: LabSpec, key: str) -> None:
-    master = faults.current_master(spec)
-    with client(master.host, master.port, spec.password) as conn:
-        conn.set(key, "kept")
-        assert conn.execute_command("WAIT", 2, 2000) == 2
-
-
 def _read(spec: LabSpec, key: str) -> str | None:
     master = faults.current_master(spec)
     with client(master.host, master.port, spec.password) as conn:
@@ -47,7 +41,7 @@ def _read(spec: LabSpec, key: str) -> str | None:
 # 1. A failed repair used to stop every node and delete the lab directory, data included.
 def test_a_failed_repair_keeps_the_running_nodes_and_the_data(lab_factory, lab_home: Path) -> None:
     spec = lab_factory(tag="repair")
-    _write_acked(spec, "precious")
+    write_acked(spec, {"precious": "kept"})
     faults.inject(spec, "kill", "redis-3")
     faults.inject(spec, "freeze", "sentinel-2")  # the lab cannot become healthy: the repair times out
     result = run_lab("up", "--name", spec.name, "--timeout", "0.5", home=lab_home)
@@ -66,7 +60,7 @@ def test_a_failed_repair_keeps_the_running_nodes_and_the_data(lab_factory, lab_h
 
 def test_a_repair_names_the_node_that_did_not_start_and_where_its_log_is(lab_factory, lab_home: Path) -> None:
     spec = lab_factory(tag="broken")
-    _write_acked(spec, "precious")
+    write_acked(spec, {"precious": "kept"})
     node = spec.node("redis-3")
     faults.inject(spec, "kill", node.name)
     conf = spec.files(node).conf
@@ -135,6 +129,8 @@ def test_an_interrupted_up_of_a_new_lab_removes_everything(tmp_path: Path, sig: 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a shell starts background jobs with SIGINT ignored, and children inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         wait_for(
@@ -144,11 +140,13 @@ def test_an_interrupted_up_of_a_new_lab_removes_everything(tmp_path: Path, sig: 
             interval=0.002,
         )
         up.send_signal(sig)
-        _, err = up.communicate(timeout=60)
+        out, err = up.communicate(timeout=60)
     finally:
         if up.poll() is None:
             up.kill()
-    assert up.returncode == 128 + sig, err
+        if state.exists(home, name):  # never leave a lab behind, whatever happened
+            run_lab("down", "--name", name, home=home)
+    assert up.returncode == 128 + sig, out + err
     assert len(err.strip().splitlines()) == 1 and "interrupted" in err and "Traceback" not in err
     assert procs.servers_under(home / name) == [], "every process the interrupted up started is gone"
     assert not (home / name).exists()

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from lab import faults
 from lab.backends import get_backend
+from lab.drill import write_acked
 from lab.spec import LabSpec
 from lab.topology import client
 from lab.waits import wait_for
@@ -89,10 +89,7 @@ SLOW_SENTINEL = {"down_after_milliseconds": 5000, "failover_timeout": 10000}
 
 def _fast_master_restart_keeps(spec: LabSpec) -> int:
     """Write 500 keys, SIGKILL the master and restart it before Sentinel reacts; keys left on the replicas."""
-    master = faults.current_master(spec)
-    with client(master.host, master.port, spec.password) as conn:
-        conn.mset({f"precious:{i}": i for i in range(500)})
-        assert conn.execute_command("WAIT", 2, 2000) == 2
+    master = write_acked(spec, {f"precious:{i}": i for i in range(500)})
     backend = get_backend(spec.backend)
     backend.signal_node(spec, master, signal.SIGKILL)
     backend.start(spec, [master])  # an init system's auto-restart, well within down-after

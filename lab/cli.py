@@ -18,8 +18,8 @@ from lab import control, faults, lint, state, validate
 from lab.backends import get_backend
 from lab.errors import LabError
 from lab.profile import ENV_MARKER, Profile, available_profiles, env_marker, load_profile
-from lab.render import render_lab
-from lab.spec import LabSpec, Layout, build_spec
+from lab.render import render_profile
+from lab.spec import LabSpec
 
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
@@ -77,6 +77,7 @@ def build_parser() -> Parser:
     p.add_argument("--profile", help="render this profile and lint the result (default when no target: all)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--lab", action="store_true", help="the files are a lab: allow seeded Sentinel state")
+    p.add_argument("--list-rules", action="store_true", help="print every rule: id, severity, why it exists")
 
     p = sub.add_parser("validate", help="start each rendered file on a throwaway server and compare CONFIG GET")
     p.add_argument("--profile", action="append", help="profile to validate (repeatable; default: all)")
@@ -216,10 +217,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     _report_overrides("render", profile)
-    out_dir = args.out.absolute()
-    layout: Layout = "hosts" if profile.hosts else "local"
-    spec = build_spec(args.name, profile, backend="none", base_dir=out_dir, layout=layout)
-    written = render_lab(spec, profile, out_dir)
+    _, written = render_profile(profile, args.out.absolute(), args.name)
     for path in written:
         out.print(str(path), markup=False)
     out.print(f"rendered {len(written)} files ({profile.name} profile, 0600: they hold passwords)")
@@ -274,6 +272,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
+    if args.list_rules:
+        table = lint.rules_table()
+        if args.json:
+            print(json.dumps(table, indent=2))
+        else:
+            for row in table:
+                out.print(f"{row['rule']:<10} {row['severity']:<8} {row['why']}", markup=False)
+        return 0
     if args.target and args.profile:
         raise LabError("give a directory or --profile, not both")
     if args.target:

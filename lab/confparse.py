@@ -53,6 +53,14 @@ class ConfFile:
         return self.value(name, default).lower()
 
 
+class UnreadableConfig(LabError):
+    """A config file that cannot be read or is not text; ``why`` says which."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"{path}: {why}")
+        self.why = why
+
+
 def _split(line: str) -> list[str]:
     lexer = shlex.shlex(line, posix=True)
     lexer.whitespace_split = True
@@ -61,13 +69,13 @@ def _split(line: str) -> list[str]:
 
 
 def parse(path: Path, _seen: tuple[Path, ...] = ()) -> ConfFile:
-    """Parse ``path`` (and its includes). Raises LabError when the file cannot be read."""
+    """Parse ``path`` (and its includes). Raises UnreadableConfig when the file cannot be read."""
     try:
         text = path.read_text()
     except UnicodeDecodeError:
-        raise LabError(f"{path}: not a text file") from None
+        raise UnreadableConfig(path, "not a text file") from None
     except OSError as exc:
-        raise LabError(f"{path}: cannot read ({exc.strerror})") from None
+        raise UnreadableConfig(path, f"cannot read ({exc.strerror})") from None
     conf = ConfFile(path)
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()

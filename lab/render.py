@@ -14,7 +14,7 @@ import jinja2
 from lab import CONF_DIR
 from lab.errors import LabError
 from lab.profile import Profile
-from lab.spec import LabSpec, Node, write_secret
+from lab.spec import LabSpec, Layout, Node, build_spec, write_secret
 
 TEMPLATES = {"redis": "redis.conf.tpl", "sentinel": "sentinel.conf.tpl"}
 
@@ -82,6 +82,14 @@ def render_node(spec: LabSpec, profile: Profile, node: Node) -> str:
         raise LabError(f"{TEMPLATES[node.kind]}: {exc.message} (profile {profile.name})") from None
     except jinja2.TemplateError as exc:
         raise LabError(f"{TEMPLATES[node.kind]}: {exc}") from None
+
+
+def render_profile(profile: Profile, out_dir: Path, name: str = "default") -> tuple[LabSpec, list[Path]]:
+    """Render a profile as `lab render` does, without starting anything: on its production hosts
+    when it names them (``topology.hosts``), else on the lab's loopback addresses for ``name``."""
+    layout: Layout = "hosts" if profile.hosts else "local"
+    spec = build_spec(name, profile, backend="none", base_dir=out_dir, layout=layout)
+    return spec, render_lab(spec, profile, out_dir)
 
 
 def render_lab(

@@ -6,23 +6,21 @@ import json
 import re
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from lab.confparse import parse
-from lab.lint import lint_paths, lint_profile
+from lab.lint import RULES, lint_paths, lint_profile
 from lab.profile import available_profiles, load_profile
-from lab.render import render_lab
-from lab.spec import build_spec
+from lab.render import render_profile
 from tests.conftest import run_lab
 
 
 def rendered(tmp_path: Path, profile_name: str = "lab") -> Path:
-    profile = load_profile(profile_name, {})
     out = tmp_path / profile_name
-    spec = build_spec("lint", profile, backend="none", base_dir=out, layout="hosts" if profile.hosts else "local")
-    render_lab(spec, profile, out)
+    render_profile(load_profile(profile_name, {}), out, name="lint")
     return out
 
 
@@ -42,6 +40,11 @@ def append(root: Path, node: str, line: str) -> None:
     path.write_text(path.read_text() + "\n" + line + "\n")
 
 
+def write(root: Path, text: str | bytes) -> None:
+    path = root / "redis.conf"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+
+
 def rules(root: Path, lab: bool = True) -> set[str]:
     return {f.rule for f in lint_paths(sorted(root.rglob("*.conf")), lab=lab)}
 
@@ -50,77 +53,116 @@ def myid(root: Path, node: str) -> str:
     return parse(conf(root, node)).value("sentinel myid")
 
 
-BROKEN: dict[str, Callable[[Path], object]] = {
-    "AUTH001": lambda r: (
-        sub(r, "redis-3", r'^requirepass ".*"', 'requirepass "other"'),
-        sub(r, "redis-3", r'^masterauth ".*"', 'masterauth "other"'),
+@dataclass(frozen=True)
+class Broken:
+    """A deployment broken in exactly one way: ``base`` rendered (or, for "file", one hand-written file)."""
+
+    edit: Callable[[Path], object]
+    base: str = "lab"
+    lab: bool = True
+
+
+BROKEN: dict[str, Broken] = {
+    "AUTH001": Broken(
+        lambda r: (
+            sub(r, "redis-3", r'^requirepass ".*"', 'requirepass "other"'),
+            sub(r, "redis-3", r'^masterauth ".*"', 'masterauth "other"'),
+        )
     ),
-    "AUTH002": lambda r: sub(r, "redis-2", r'^masterauth ".*"', 'masterauth "stale"'),
-    "AUTH003": lambda r: sub(r, "sentinel-2", r'^sentinel auth-pass (\S+) ".*"', r'sentinel auth-pass \1 "stale"'),
-    "MEM001": lambda r: sub(r, "redis-2", r"^maxmemory \S+", "maxmemory 0"),
-    "MEM002": lambda r: sub(r, "redis-1", r"^maxmemory-policy \S+", "maxmemory-policy allkeys-lru"),
-    "NOTIFY001": lambda r: sub(r, "redis-1", r"^notify-keyspace-events .*", 'notify-keyspace-events "x"'),
-    "PERS001": lambda r: (
-        sub(r, "redis-3", r"^appendonly yes", "appendonly no"),
-        sub(r, "redis-3", r"^save .*(\n^save .*)*", 'save ""'),
+    "AUTH002": Broken(lambda r: sub(r, "redis-2", r'^masterauth ".*"', 'masterauth "stale"')),
+    "AUTH003": Broken(
+        lambda r: sub(r, "sentinel-2", r'^sentinel auth-pass (\S+) ".*"', r'sentinel auth-pass \1 "stale"')
     ),
-    "REPL001": lambda r: sub(r, "redis-1", r"^min-replicas-to-write \d+", "min-replicas-to-write 3"),
-    "REPL002": lambda r: sub(r, "redis-2", r"^replicaof .*", ""),
-    "REPL003": lambda r: sub(r, "redis-3", r"^replicaof (\S+)\.1 ", r"replicaof \1.2 "),
-    "SEN001": lambda r: shutil.rmtree(r / "sentinel-3"),
-    "SEN002": lambda r: sub(r, "sentinel-2", r"^sentinel monitor mymaster", "sentinel monitor othermaster"),
-    "SEN003": lambda r: [sub(r, f"sentinel-{i}", r"^(sentinel monitor .*) 2$", r"\1 5") for i in (1, 2, 3)],
-    "SEN004": lambda r: [sub(r, f"sentinel-{i}", r"^(sentinel monitor .*) 2$", r"\1 1") for i in (1, 2, 3)],
-    "SEN005": lambda r: (
-        shutil.copytree(r / "sentinel-3", r / "sentinel-4"),
-        sub(r, "sentinel-4", r"^sentinel myid \S+", "sentinel myid " + "4" * 40),
-        [sub(r, f"sentinel-{i}", r"^(sentinel monitor .*) 2$", r"\1 3") for i in (1, 2, 3, 4)],
+    "MEM001": Broken(lambda r: sub(r, "redis-2", r"^maxmemory \S+", "maxmemory 0")),
+    "MEM002": Broken(lambda r: sub(r, "redis-1", r"^maxmemory-policy \S+", "maxmemory-policy allkeys-lru")),
+    "NOTIFY001": Broken(lambda r: sub(r, "redis-1", r"^notify-keyspace-events .*", 'notify-keyspace-events "x"')),
+    "PERS001": Broken(
+        lambda r: (
+            sub(r, "redis-3", r"^appendonly yes", "appendonly no"),
+            sub(r, "redis-3", r"^save .*(\n^save .*)*", 'save ""'),
+        )
     ),
-    "SEN006": lambda r: sub(
-        r, "sentinel-1", r"^sentinel failover-timeout (\S+) \d+", r"sentinel failover-timeout \1 500"
+    "REPL001": Broken(lambda r: sub(r, "redis-1", r"^min-replicas-to-write \d+", "min-replicas-to-write 3")),
+    "REPL002": Broken(lambda r: sub(r, "redis-2", r"^replicaof .*", "")),
+    "REPL003": Broken(lambda r: sub(r, "redis-3", r"^replicaof (\S+)\.1 ", r"replicaof \1.2 ")),
+    "SEN001": Broken(lambda r: shutil.rmtree(r / "sentinel-3")),
+    "SEN002": Broken(lambda r: sub(r, "sentinel-2", r"^sentinel monitor mymaster", "sentinel monitor othermaster")),
+    "SEN003": Broken(lambda r: [sub(r, f"sentinel-{i}", r"^(sentinel monitor .*) 2$", r"\1 5") for i in (1, 2, 3)]),
+    "SEN004": Broken(lambda r: [sub(r, f"sentinel-{i}", r"^(sentinel monitor .*) 2$", r"\1 1") for i in (1, 2, 3)]),
+    "SEN005": Broken(
+        lambda r: (
+            shutil.copytree(r / "sentinel-3", r / "sentinel-4"),
+            sub(r, "sentinel-4", r"^sentinel myid \S+", "sentinel myid " + "4" * 40),
+            [sub(r, f"sentinel-{i}", r"^(sentinel monitor .*) 2$", r"\1 3") for i in (1, 2, 3, 4)],
+        )
     ),
-    "SEN007": lambda r: [
-        sub(r, f"sentinel-{i}", r"^sentinel monitor (\S+) \S+ ", r"sentinel monitor \1 127.0.0.99 ") for i in (1, 2, 3)
-    ],
-    "SEN009": lambda r: sub(r, "sentinel-2", r"^sentinel myid \S+", "sentinel myid " + myid(r, "sentinel-1")),
-    "F001": lambda r: conf(r, "redis-2").chmod(0o644),
-    "L001": lambda r: append(r, "redis-1", 'maxclients "100'),
-    "L002": lambda r: append(r, "redis-1", "no-such-directive yes"),
-    "L003": lambda r: append(r, "redis-1", "maxclients 100"),
-    "L006": lambda r: sub(r, "redis-2", r'^pidfile "(.*)"', r"pidfile /var/run/my redis/\1"),
+    "SEN006": Broken(
+        lambda r: sub(r, "sentinel-1", r"^sentinel failover-timeout (\S+) \d+", r"sentinel failover-timeout \1 500")
+    ),
+    "SEN007": Broken(
+        lambda r: [
+            sub(r, f"sentinel-{i}", r"^sentinel monitor (\S+) \S+ ", r"sentinel monitor \1 127.0.0.99 ")
+            for i in (1, 2, 3)
+        ]
+    ),
+    "SEN008": Broken(
+        lambda r: sub(r, "sentinel-1", r"^sentinel resolve-hostnames yes", "sentinel resolve-hostnames no"),
+        base="production",
+        lab=False,
+    ),
+    "SEN009": Broken(lambda r: sub(r, "sentinel-2", r"^sentinel myid \S+", "sentinel myid " + myid(r, "sentinel-1"))),
+    "SEN010": Broken(lambda r: None, lab=False),  # the lab render's seeded state, read as a production deployment
+    "F001": Broken(lambda r: conf(r, "redis-2").chmod(0o644)),
+    "L001": Broken(lambda r: append(r, "redis-1", 'maxclients "100')),
+    "L002": Broken(lambda r: append(r, "redis-1", "no-such-directive yes")),
+    "L003": Broken(lambda r: append(r, "redis-1", "maxclients 100")),
+    "L004": Broken(lambda r: write(r, "Dear ops team,\nplease restart the cache tonight.\nThanks\n"), base="file"),
+    "L005": Broken(lambda r: write(r, b"\x80\x81\xfe\xff" * 10), base="file"),
+    "L006": Broken(lambda r: sub(r, "redis-2", r'^pidfile "(.*)"', r"pidfile /var/run/my redis/\1")),
+    "NET001": Broken(lambda r: write(r, "bind 0.0.0.0\nprotected-mode no\nport 6379\n"), base="file"),
+    "NET002": Broken(lambda r: write(r, "bind 10.0.0.1 -::1\nprotected-mode yes\nport 6379\n"), base="file"),
 }
 
 
-@pytest.mark.parametrize("rule", sorted(BROKEN))
+def test_every_rule_has_a_broken_deployment_and_nothing_else_does() -> None:
+    assert set(BROKEN) == set(RULES)
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
 def test_each_broken_deployment_produces_exactly_its_finding(tmp_path: Path, rule: str) -> None:
-    root = rendered(tmp_path)
-    assert rules(root) == set(), "the untouched lab render is clean"
-    BROKEN[rule](root)
-    assert rules(root) == {rule}
+    case = BROKEN[rule]
+    if case.base == "file":
+        root = tmp_path / "files"
+        root.mkdir()
+    else:
+        root = rendered(tmp_path, case.base)
+        assert rules(root, lab=case.base == "lab") == set(), "the untouched render is clean"
+    case.edit(root)
+    assert rules(root, lab=case.lab) == {rule}
 
 
-def test_hostnames_need_resolve_hostnames(tmp_path: Path) -> None:
-    root = rendered(tmp_path, "production")
-    assert rules(root, lab=False) == set()
-    sub(root, "sentinel-1", r"^sentinel resolve-hostnames yes", "sentinel resolve-hostnames no")
-    assert rules(root, lab=False) == {"SEN008"}
+def test_the_readme_rule_table_is_the_registry() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    rows = re.findall(r"^\| ([A-Z]+\d{3}) \| (error|warning) \|", readme, flags=re.M)
+    assert sorted(rows) == sorted((r.id, r.severity) for r in RULES.values())
 
 
-def test_seeded_sentinel_state_is_flagged_outside_a_lab(tmp_path: Path) -> None:
-    root = rendered(tmp_path)
-    findings = lint_paths(sorted(root.rglob("*.conf")), lab=False)
-    assert {f.rule for f in findings} == {"SEN010"} and {f.severity for f in findings} == {"warning"}
+def test_list_rules_prints_the_registry(tmp_path: Path) -> None:
+    listed = run_lab("lint", "--list-rules", "--json", home=tmp_path)
+    assert listed.returncode == 0
+    assert {row["rule"]: row["severity"] for row in json.loads(listed.stdout)} == {
+        r.id: r.severity for r in RULES.values()
+    }
+    human = run_lab("lint", "--list-rules", home=tmp_path).stdout.splitlines()
+    assert len(human) == len(RULES) and human[0].split()[:2] == ["AUTH001", "error"]
 
 
 @pytest.mark.parametrize(
     ("text", "rule"),
     [
-        ("bind 0.0.0.0\nprotected-mode no\nport 6379\n", "NET001"),
         ("bind 0.0.0.0\nprotected-mode NO\nport 6379\n", "NET001"),  # Redis reads yes/no in any case
         ("bind 127.0.0.1\nmaxmemory-policy NoEviction\n", None),
         ("bind 127.0.0.1\nmaxmemory-policy ALLKEYS-LRU\n", "MEM001"),
-        ("bind 10.0.0.1 -::1\nprotected-mode yes\nport 6379\n", "NET002"),
-        ("Dear ops team,\nplease restart the cache tonight.\nThanks\n", "L004"),
         ("", "L004"),
     ],
 )
@@ -141,8 +183,10 @@ def test_what_sentinel_writes_into_its_own_file_is_not_flagged(tmp_path: Path) -
 def test_unreadable_and_binary_files_are_reported_not_crashed_on(tmp_path: Path) -> None:
     binary = tmp_path / "dump.conf"
     binary.write_bytes(b"\x80\x81\xfe\xff" * 10)
-    findings = lint_paths([binary])
-    assert [(f.rule, f.why) for f in findings] == [("L005", "not a text file")]
+    assert [(f.rule, f.why) for f in lint_paths([binary])] == [("L005", "not a text file")]
+    assert [(f.rule, f.why) for f in lint_paths([tmp_path / "gone.conf"])] == [
+        ("L005", "cannot read (No such file or directory)")
+    ]
 
 
 def test_quoted_values_and_include_chains(tmp_path: Path) -> None:

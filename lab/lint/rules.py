@@ -1,0 +1,423 @@
+"""Every lint rule, one small function each (see lab.lint.registry). Most mistakes are
+inconsistencies between files, so a rule sees the whole deployment; values are compared the way
+Redis compares them (yes/no and enums in any case)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from lab.confparse import REPEATABLE, ConfFile
+from lab.lint.registry import Deployment, Hit, each, replicaof, rule
+
+KNOWN_REDIS = {
+    line.strip()
+    for line in (Path(__file__).parent / "redis_directives.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+}
+#: Sentinel reads its file with the server's config parser (and rewrites it with server directives
+#: such as latency-tracking-info-percentiles), plus its own `sentinel ...` lines.
+KNOWN_SENTINEL_SUB = {
+    "monitor",
+    "auth-pass",
+    "auth-user",
+    "down-after-milliseconds",
+    "failover-timeout",
+    "parallel-syncs",
+    "notification-script",
+    "client-reconfig-script",
+    "deny-scripts-reconfig",
+    "announce-ip",
+    "announce-port",
+    "announce-hostnames",
+    "resolve-hostnames",
+    "myid",
+    "known-replica",
+    "known-slave",
+    "known-sentinel",
+    "current-epoch",
+    "config-epoch",
+    "leader-epoch",
+    "rename-command",
+    "master-reboot-down-after-period",
+    "sentinel-user",
+    "sentinel-pass",
+    "replica-priority",
+    "tilt-trigger",
+}
+#: Directives that take exactly one path: more words mean an unquoted path with spaces.
+PATH_DIRECTIVES = {
+    "pidfile",
+    "logfile",
+    "dir",
+    "dbfilename",
+    "appendfilename",
+    "appenddirname",
+    "include",
+    "aclfile",
+    "unixsocket",
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-ca-cert-file",
+    "tls-ca-cert-dir",
+}
+SECRET_DIRECTIVES = {"requirepass", "masterauth", "sentinel auth-pass", "sentinel sentinel-pass"}
+SEED_DIRECTIVES = {
+    "sentinel myid",
+    "sentinel known-replica",
+    "sentinel known-slave",
+    "sentinel known-sentinel",
+    "sentinel current-epoch",
+    "sentinel config-epoch",
+    "sentinel leader-epoch",
+}
+
+
+def known_directive(conf: ConfFile, name: str) -> bool:
+    if conf.is_sentinel and name.startswith("sentinel "):
+        return name.split(" ", 1)[1] in KNOWN_SENTINEL_SUB
+    return name in KNOWN_REDIS
+
+
+def mostly_unknown(conf: ConfFile) -> bool:
+    """No directives, or more unknown than known ones: not a Redis config at all."""
+    unknown = sum(not known_directive(conf, d.name) for d in conf.directives)
+    return not conf.directives or unknown * 2 > len(conf.directives)
+
+
+# -- the files themselves -------------------------------------------------------------------------
+@rule("L001", "error", "a line Redis cannot parse (unbalanced quotes) or an include loop: redis-server refuses")
+def unparseable(d: Deployment) -> Iterator[Hit]:
+    for conf in d.confs:
+        for line, message in conf.errors:
+            yield Hit(conf.path, None, "-", message, line)
+
+
+@rule("L002", "warning", "a directive Redis 7.0 does not know: it refuses to start on one")
+@each("file")
+def unknown_directive(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    for directive in conf.directives:
+        if not known_directive(conf, directive.name):
+            yield Hit(conf, directive, directive.name, "not a directive Redis 7.0 knows: it refuses to start on one")
+
+
+@rule("L003", "warning", "a directive set twice: only the last value counts, the first is a trap for readers")
+@each("file")
+def set_twice(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    counts = Counter(x.name for x in conf.directives if not x.name.startswith("sentinel "))
+    for name, count in counts.items():
+        if count > 1 and name not in REPEATABLE:
+            yield Hit(conf, conf.all(name)[-1], name, f"set {count} times; only this last value counts")
+
+
+@rule("L004", "error", "a file that is not a Redis or Sentinel config (no directives, or mostly unknown ones)")
+def not_a_config(d: Deployment) -> Iterator[Hit]:
+    for conf in d.not_configs:
+        why = "no directives" if not conf.directives else "mostly unknown directives"
+        yield Hit(conf.path, None, "-", f"{why}: this is not a Redis config")
+
+
+@rule("L005", "error", "a file that cannot be read, or is not text")
+def unreadable(d: Deployment) -> Iterator[Hit]:
+    for path, why in d.unreadable:
+        yield Hit(path, None, "-", why)
+
+
+@rule("L006", "error", "a path directive with several words: an unquoted path with spaces, which redis-server refuses")
+@each("file")
+def unquoted_path(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    for directive in conf.directives:
+        if directive.name in PATH_DIRECTIVES and len(directive.args) > 1:
+            why = f'takes one path but has {len(directive.args)} words: quote a path with spaces ("...")'
+            yield Hit(conf, directive, directive.name, why)
+
+
+@rule("F001", "warning", "a file holding a password that group or others can read (want 0600, or 0640)")
+@each("file")
+def secret_file_mode(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    holds = [x for x in conf.directives if x.name in SECRET_DIRECTIVES and x.args]
+    if not holds:
+        return
+    mode = stat.S_IMODE(os.stat(conf.path).st_mode)
+    if mode & 0o037:
+        why = f"file holds a password but is mode {mode:04o}; use 0600 (or 0640 for a service group)"
+        yield Hit(conf, holds[0], holds[0].name, why)
+
+
+# -- exposure -------------------------------------------------------------------------------------
+def _exposed_without_password(conf: ConfFile) -> bool:
+    binds = [a.lstrip("-") for x in conf.all("bind") for a in x.args] or ["*"]
+    return any(not _loopback(a) for a in binds) and not conf.value("requirepass")
+
+
+@rule("NET001", "error", "protected-mode no, no password and a non-loopback bind: anyone on the network is admin")
+@each("file")
+def open_to_the_network(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    if _exposed_without_password(conf) and conf.flag("protected-mode", "yes") == "no":
+        why = "protected-mode no, no requirepass and a non-loopback bind: anyone on the network is admin"
+        yield Hit(conf, conf.get("protected-mode") or conf.get("bind"), "protected-mode", why)
+
+
+@rule("NET002", "error", "protected-mode yes, no password and a non-loopback bind: Redis refuses every peer")
+@each("file")
+def refuses_its_peers(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    if _exposed_without_password(conf) and conf.flag("protected-mode", "yes") == "yes":
+        why = "protected-mode yes without requirepass refuses every non-loopback client, replicas included"
+        yield Hit(conf, conf.get("protected-mode") or conf.get("bind"), "protected-mode", why)
+
+
+# -- data nodes -----------------------------------------------------------------------------------
+@rule("MEM001", "error", "an eviction policy with maxmemory 0: it never runs, memory grows until the OOM killer")
+@each("data")
+def eviction_never_runs(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    policy = conf.get("maxmemory-policy")
+    if policy and conf.flag("maxmemory-policy") != "noeviction" and _bytes(conf.value("maxmemory", "0")) == 0:
+        why = f"{policy.value} never runs: maxmemory is 0, so memory grows until the OOM killer"
+        yield Hit(conf, policy, "maxmemory-policy", why)
+
+
+@rule("MEM002", "warning", "allkeys-* on a session store (one that listens for expiry events): live sessions evicted")
+@each("data")
+def evicts_sessions(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    policy = conf.get("maxmemory-policy")
+    if policy and conf.flag("maxmemory-policy").startswith("allkeys-") and "x" in conf.value("notify-keyspace-events"):
+        why = "allkeys-* on a session store (it listens for expiry): live sessions get evicted"
+        yield Hit(conf, policy, "maxmemory-policy", why)
+
+
+@rule("NOTIFY001", "error", "notify-keyspace-events without K or E: events are selected but nothing is delivered")
+@each("data")
+def notifications_go_nowhere(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    events = conf.get("notify-keyspace-events")
+    flags = events.value if events else ""
+    if flags and not {"K", "E"} & set(flags):
+        why = f"'{flags}' selects events but neither K (keyspace) nor E (keyevent): nothing is delivered"
+        yield Hit(conf, events, "notify-keyspace-events", why)
+
+
+@rule("PERS001", "error", "RDB and AOF both off on a Sentinel-managed node: a restarted master wipes its replicas")
+@each("data")
+def no_persistence(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    if not d.sentinels:
+        return
+    save = conf.all("save")
+    rdb_off = not save or all(x.value in ("", '""') for x in save)
+    if rdb_off and conf.flag("appendonly", "no") == "no":
+        why = (
+            "RDB and AOF both off on a Sentinel-managed node: an auto-restarted master comes back empty and "
+            "its replicas copy the emptiness"
+        )
+        yield Hit(conf, conf.get("appendonly") or (save[-1] if save else None), "appendonly", why)
+
+
+@rule("REPL001", "error", "min-replicas-to-write above the number of replicas: every write is refused")
+@each("data")
+def too_many_replicas_required(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    min_rep = conf.get("min-replicas-to-write")
+    replicas = len(d.data) - 1
+    if min_rep and _int(min_rep.value) > replicas:
+        why = f"needs {min_rep.value} replicas but the deployment has {replicas}: every write is refused"
+        yield Hit(conf, min_rep, "min-replicas-to-write", why)
+
+
+@rule("AUTH002", "error", "masterauth missing or not requirepass: a master becomes a replica after failover")
+@each("data")
+def masterauth_mismatch(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    password = conf.value("requirepass")
+    masterauth = conf.get("masterauth")
+    if password and (masterauth is None or masterauth.value != password):
+        why = "masterauth must equal requirepass on every node: a master becomes a replica after failover"
+        yield Hit(conf, masterauth or conf.get("requirepass"), "masterauth", why)
+
+
+# -- the data nodes together ----------------------------------------------------------------------
+@rule("AUTH001", "error", "data nodes with different requirepass: replication and failover break")
+def passwords_differ(d: Deployment) -> Iterator[Hit]:
+    if len(d.passwords) > 1:
+        why = "data nodes have different requirepass values: replication and failover break"
+        for conf in d.data:
+            yield Hit(conf, conf.get("requirepass"), "requirepass", why)
+
+
+@rule("REPL002", "error", "not exactly one node without replicaof: a deployment starts with one master")
+def not_one_master(d: Deployment) -> Iterator[Hit]:
+    masters = [c for c in d.data if not replicaof(c)]
+    if d.data and len(masters) != 1:
+        why = f"{len(masters)} nodes without replicaof: a deployment starts with exactly one master"
+        yield Hit(d.data[0], None, "replicaof", why)
+
+
+@rule("REPL003", "error", "replicas following different masters, or an address outside the deployment")
+def replicas_disagree(d: Deployment) -> Iterator[Hit]:
+    if len(d.targets) > 1:
+        why = f"replicas follow different masters: {', '.join(sorted(d.targets))}"
+        for conf in d.data:
+            if replicaof(conf):
+                yield Hit(conf, conf.get("replicaof") or conf.get("slaveof"), "replicaof", why)
+    if d.targets and d.known and not d.targets <= d.known:
+        conf = next(c for c in d.data if replicaof(c) and replicaof(c) not in d.known)
+        yield Hit(conf, conf.get("replicaof"), "replicaof", f"{replicaof(conf)} is not a data node of this deployment")
+
+
+# -- Sentinels ------------------------------------------------------------------------------------
+@rule("SEN001", "error", "fewer than 3 Sentinels: the deployment cannot survive losing one")
+def too_few_sentinels(d: Deployment) -> Iterator[Hit]:
+    count = len(d.sentinels)
+    if 0 < count < 3:
+        why = f"{count} Sentinel(s): at least 3 are needed to survive the loss of one"
+        yield Hit(d.sentinels[0], None, "sentinel monitor", why)
+
+
+@rule("SEN005", "warning", "an even number of Sentinels: adds no fault tolerance over one fewer")
+def even_sentinels(d: Deployment) -> Iterator[Hit]:
+    count = len(d.sentinels)
+    if count >= 3 and count % 2 == 0:
+        why = f"{count} Sentinels: an even count adds no fault tolerance over {count - 1}"
+        yield Hit(d.sentinels[0], None, "sentinel monitor", why)
+
+
+@rule("SEN002", "error", "Sentinels disagreeing on the monitored name, host, port or quorum (or a malformed monitor)")
+def monitors_disagree(d: Deployment) -> Iterator[Hit]:
+    monitors = [(c, c.get("sentinel monitor")) for c in d.sentinels]
+    if len({m.args for _, m in monitors if m}) > 1:
+        for conf, monitor in monitors:
+            why = "Sentinels disagree on the monitored master (name, host, port or quorum)"
+            yield Hit(conf, monitor, "sentinel monitor", why)
+    for conf, monitor in monitors:
+        if monitor is None or len(monitor.args) != 4:
+            yield Hit(conf, monitor, "sentinel monitor", "expects: NAME HOST PORT QUORUM")
+
+
+def _monitors(d: Deployment) -> Iterator[tuple[ConfFile, str, str, str, str]]:
+    """(conf, name, host, port, quorum) of every well-formed `sentinel monitor`."""
+    for conf in d.sentinels:
+        monitor = conf.get("sentinel monitor")
+        if monitor is not None and len(monitor.args) == 4:
+            name, host, port, quorum = monitor.args
+            yield conf, name, host, port, quorum
+
+
+@rule("SEN003", "error", "a quorum outside 1..number of Sentinels: it can never (or always) be reached")
+def quorum_out_of_range(d: Deployment) -> Iterator[Hit]:
+    count = len(d.sentinels)
+    for conf, _, _, _, quorum in _monitors(d):
+        if not 1 <= _int(quorum) <= count:
+            why = f"quorum {quorum} with {count} Sentinels can never (or always) be reached"
+            yield Hit(conf, conf.get("sentinel monitor"), "sentinel monitor", why)
+
+
+@rule("SEN004", "warning", "a quorum below a majority: ODOWN is declared on fewer votes than can act on it")
+def quorum_below_majority(d: Deployment) -> Iterator[Hit]:
+    count = len(d.sentinels)
+    for conf, _, _, _, quorum in _monitors(d):
+        if 1 <= _int(quorum) <= count // 2:
+            why = (
+                f"quorum {quorum} is below a majority of {count}: the failover still needs a majority to be "
+                "authorised, so ODOWN is declared on fewer votes than can act on it"
+            )
+            yield Hit(conf, conf.get("sentinel monitor"), "sentinel monitor", why)
+
+
+@rule("SEN007", "error", "Sentinels monitoring an address that is not the deployment's master")
+def monitors_the_wrong_node(d: Deployment) -> Iterator[Hit]:
+    for conf, _, host, port, _ in _monitors(d):
+        address = f"{host}:{port}"
+        if d.targets and address not in d.targets:
+            why = f"monitors {address} but the replicas follow {', '.join(sorted(d.targets))}"
+        elif d.known and address not in d.known:
+            why = f"{address} is not a data node of this deployment"
+        else:
+            continue
+        yield Hit(conf, conf.get("sentinel monitor"), "sentinel monitor", why)
+
+
+@rule("AUTH003", "error", "Sentinel auth-pass different from the data nodes' password: Sentinel cannot talk to them")
+def sentinel_password_mismatch(d: Deployment) -> Iterator[Hit]:
+    if len(d.passwords) != 1 or not (expected := next(iter(d.passwords))):
+        return
+    for conf, _, _, _, _ in _monitors(d):
+        auth = conf.get("sentinel auth-pass")
+        if auth is None or auth.args[1:2] != (expected,):
+            why = "auth-pass must equal the data nodes' requirepass, or Sentinel cannot talk to them"
+            yield Hit(conf, auth or conf.get("sentinel monitor"), "sentinel auth-pass", why)
+
+
+@rule("SEN006", "warning", "failover-timeout not above down-after-milliseconds")
+@each("sentinel")
+def failover_timeout_too_short(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    down = conf.get("sentinel down-after-milliseconds")
+    timeout = conf.get("sentinel failover-timeout")
+    down_ms = _int(down.args[-1]) if down else 30000
+    timeout_ms = _int(timeout.args[-1]) if timeout else 180000
+    if timeout_ms <= down_ms:
+        why = f"failover-timeout {timeout_ms} ms is not above down-after {down_ms} ms"
+        yield Hit(conf, timeout or down, "sentinel failover-timeout", why)
+
+
+@rule("SEN008", "error", "hostnames without sentinel resolve-hostnames yes: Sentinel refuses them")
+def hostnames_unresolved(d: Deployment) -> Iterator[Hit]:
+    for conf, _, host, _, _ in _monitors(d):
+        known = [x.args[1] for x in conf.directives if x.name.startswith("sentinel known-") and len(x.args) > 1]
+        hosts = [host, *known]
+        if any(not _is_ip(h) for h in hosts) and conf.flag("sentinel resolve-hostnames", "no") != "yes":
+            why = "hostnames are used but resolve-hostnames is not yes: Sentinel refuses them"
+            yield Hit(conf, conf.get("sentinel monitor"), "sentinel resolve-hostnames", why)
+
+
+@rule("SEN009", "error", "two Sentinels with the same myid: they count as one voter")
+def shared_myid(d: Deployment) -> Iterator[Hit]:
+    ids = Counter(c.value("sentinel myid") for c in d.sentinels if c.get("sentinel myid"))
+    for conf in d.sentinels:
+        myid = conf.get("sentinel myid")
+        if myid and ids[myid.value] > 1:
+            yield Hit(conf, myid, "sentinel myid", "two Sentinels share this myid: they count as one voter")
+
+
+@rule("SEN010", "warning", "run-time Sentinel state (myid, known-*, epochs) in a rendered config outside a lab")
+@each("sentinel")
+def seeded_state(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    seeded = [x for x in conf.directives if x.name in SEED_DIRECTIVES]
+    if seeded and not d.lab:
+        why = (
+            "run-time state (myid/known-*/epochs) in a rendered config: let each Sentinel learn it, or every copy "
+            "of this file shares one identity"
+        )
+        yield Hit(conf, seeded[0], seeded[0].name, why)
+
+
+# -- values as Redis reads them -------------------------------------------------------------------
+def _loopback(addr: str) -> bool:
+    if addr == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(addr).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return -1
+
+
+def _bytes(text: str) -> int:
+    units = {"k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
+    text = text.lower()
+    for suffix in sorted(units, key=len, reverse=True):
+        if text.endswith(suffix) and text[: -len(suffix)].isdigit():
+            return int(text[: -len(suffix)]) * units[suffix]
+    return int(text) if text.isdigit() else 0

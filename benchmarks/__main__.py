@@ -24,11 +24,12 @@ def main(argv: list[str]) -> int:
         print(f"benchmarks: unknown benchmark {unknown[0]!r} (choose from: {', '.join(BENCHES)})", file=sys.stderr)
         return 2
     rows = [row for name in (argv or list(BENCHES)) for row in BENCHES[name]()]
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'benchmark':<{width}}  {'project':>10}  {'baseline':>10}  {'ratio':>6}  baseline is")
-    for name, ours, base, what in rows:
-        # ratio > 1: the project is faster than the baseline (or under the target) by that factor
-        print(f"{name:<{width}}  {ours:>9.3f}s  {base:>9.3f}s  {base / ours:>5.2f}x  {what}")
+    width = max(len(r.what) for r in rows)
+    print(f"\n{'benchmark':<{width}}  {'project':>12}  {'baseline':>12}  {'ratio':>6}  baseline is")
+    for row in rows:
+        # ratio > 1: the project is faster (or smaller) than the baseline or under the target by that factor
+        ours, base = f"{row.ours:.3f} {row.unit}", f"{row.baseline:.3f} {row.unit}"
+        print(f"{row.what:<{width}}  {ours:>12}  {base:>12}  {row.baseline / row.ours:>5.2f}x  {row.baseline_is}")
     return 0
 
 

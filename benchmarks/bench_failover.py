@@ -9,7 +9,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from benchmarks import Row
+from benchmarks import Row, p95
 from lab import control, faults
 from lab.docker import docker_unavailable
 from lab.drill import kill_master_unavailability
@@ -34,24 +34,25 @@ def drills(backend: str, count: int = DRILLS) -> list[float]:
     return sorted(times)
 
 
-def p95(times: list[float]) -> float:
-    return times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-
-
 def run() -> list[Row]:
     local = drills("local")
     floor = 1.0  # the lab profile's down-after-milliseconds
     rows: list[Row] = [
-        (f"local failover unavailability median ({DRILLS})", statistics.median(local), floor, "down-after floor"),
-        (f"local failover unavailability p95 ({DRILLS})", p95(local), floor + 1.5, "target: down-after + 1.5 s"),
+        Row(
+            f"local failover unavailability median ({DRILLS})", statistics.median(local), floor, "s", "down-after floor"
+        ),
+        Row(
+            f"local failover unavailability p95 ({DRILLS})", p95(local), floor + 1.5, "s", "target: down-after + 1.5 s"
+        ),
     ]
     if docker_unavailable() is None:
         compose = drills("compose")
         rows.append(
-            (
+            Row(
                 f"compose failover unavailability median ({DRILLS})",
                 statistics.median(compose),
                 statistics.median(local) + 0.5,
+                "s",
                 "target: local median + 0.5 s",
             )
         )

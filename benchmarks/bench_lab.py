@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import statistics
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks import Row
+from benchmarks import Row, p95
 from lab import control, state
 from lab.backends.local import LocalBackend
 from lab.spec import LabSpec, Node
@@ -33,12 +32,6 @@ def _variant(home: Path, name: str, seed: bool, sync_delay: int) -> str:
     overrides = {"topology": {"seed_sentinel_discovery": seed}, "redis": {"repl_diskless_sync_delay": sync_delay}}
     path.write_text(yaml.safe_dump({"extends": "lab", **overrides}))
     return str(path)
-
-
-def p95(values: list[float]) -> float:
-    """Nearest-rank 95th percentile (of 10 runs: the slowest)."""
-    ordered = sorted(values)
-    return ordered[math.ceil(0.95 * len(ordered)) - 1]
 
 
 @contextlib.contextmanager
@@ -99,9 +92,9 @@ def _compose_rows(home: Path, local_up: float) -> list[Row]:
             control.down(name, home)
     print(f"compose lab up (s): {', '.join(f'{t:.3f}' for t in ups)}")
     return [
-        ("compose lab up to healthy (median of 3)", statistics.median(ups), 5.0, "target: 5 s"),
-        ("compose lab up vs local", statistics.median(ups), local_up, "local backend, same run"),
-        ("compose lab down (median)", statistics.median(downs), 1.0, "target: 1 s"),
+        Row("compose lab up to healthy (median of 3)", statistics.median(ups), 5.0, "s", "target: 5 s"),
+        Row("compose lab up vs local", statistics.median(ups), local_up, "s", "local backend, same run"),
+        Row("compose lab down (median)", statistics.median(downs), 1.0, "s", "target: 1 s"),
     ]
 
 
@@ -121,12 +114,24 @@ def run() -> list[Row]:
         f"unseeded: {', '.join(f'{t:.3f}' for t in naive_ups)}; unseeded + sync delay 5 s: {default_ups[0]:.3f}"
     )
     return [
-        ("lab up to healthy (median of 10)", up, statistics.median(ungated), "one script call per node (no gate)"),
-        ("lab up to healthy (p95 of 10)", p95(ups), p95(ungated), "one script call per node (no gate)"),
-        ("lab up to healthy (median of 10)", up, 1.0, "target: 1 s"),
-        ("lab up to healthy", up, statistics.median(naive_ups), "unseeded Sentinel discovery (median of 3)"),
-        ("lab up to healthy", up, default_ups[0], "unseeded + Redis default sync delay 5 s"),
-        ("lab down (median of 10)", statistics.median(downs), statistics.median(seq_downs), "nodes stopped one by one"),
-        ("lab down (median of 10)", statistics.median(downs), 0.2, "target: 0.2 s"),
+        Row(
+            "lab up to healthy (median of 10)",
+            up,
+            statistics.median(ungated),
+            "s",
+            "one script call per node (no gate)",
+        ),
+        Row("lab up to healthy (p95 of 10)", p95(ups), p95(ungated), "s", "one script call per node (no gate)"),
+        Row("lab up to healthy (median of 10)", up, 1.0, "s", "target: 1 s"),
+        Row("lab up to healthy", up, statistics.median(naive_ups), "s", "unseeded Sentinel discovery (median of 3)"),
+        Row("lab up to healthy", up, default_ups[0], "s", "unseeded + Redis default sync delay 5 s"),
+        Row(
+            "lab down (median of 10)",
+            statistics.median(downs),
+            statistics.median(seq_downs),
+            "s",
+            "nodes stopped one by one",
+        ),
+        Row("lab down (median of 10)", statistics.median(downs), 0.2, "s", "target: 0.2 s"),
         *compose,
     ]

@@ -37,16 +37,38 @@ def _name(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="default", help="lab name (default: default)")
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="lab", description=__doc__)
     parser.add_argument("--home", type=Path, help="state directory (default: $LAB_HOME or ./.lab)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    _lifecycle_commands(sub)
+    _config_commands(sub)
+    _fault_commands(sub)
+    return parser
 
+
+def _lifecycle_commands(sub: Any) -> None:
     p = sub.add_parser("up", help="start a lab and wait until it is healthy")
     _name(p)
     p.add_argument("--backend", default="auto", help="auto|local|compose (default: auto)")
     p.add_argument("--profile", default="lab", help="profile name or YAML path (default: lab)")
-    p.add_argument("--timeout", type=float, default=control.HEALTHY_TIMEOUT, help="seconds to wait for health")
+    p.add_argument("--timeout", type=_seconds, default=control.HEALTHY_TIMEOUT, help="seconds to wait for health")
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
 
     p = sub.add_parser("down", help="stop a lab and remove its state (idempotent)")
@@ -57,20 +79,22 @@ def build_parser() -> Parser:
     _name(p)
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("render", help="render every node's config without starting anything")
-    p.add_argument("--profile", default="lab", help="profile name or YAML path (default: lab)")
-    p.add_argument("--out", type=Path, required=True, help="output directory (DIR/<node>/*.conf)")
-    p.add_argument("--name", default="default", help="lab name, for lab-profile addresses (default: default)")
-
     p = sub.add_parser("logs", help="print a node's log")
     _name(p)
     p.add_argument("node", help="redis-1..3 or sentinel-1..3")
-    p.add_argument("-n", "--lines", type=int, default=0, help="only the last N lines")
+    p.add_argument("-n", "--lines", type=_count, default=0, help="only the last N lines")
 
     sub.add_parser("list", help="labs with state under the home directory")
 
     p = sub.add_parser("env", help='shell exports for clients of the lab (eval "$(lab env)")')
     _name(p)
+
+
+def _config_commands(sub: Any) -> None:
+    p = sub.add_parser("render", help="render every node's config without starting anything")
+    p.add_argument("--profile", default="lab", help="profile name or YAML path (default: lab)")
+    p.add_argument("--out", type=Path, required=True, help="output directory (DIR/<node>/*.conf)")
+    p.add_argument("--name", default="default", help="lab name, for lab-profile addresses (default: default)")
 
     p = sub.add_parser("lint", help="check a deployment's configs together (exit 1 on any error)")
     p.add_argument("target", nargs="?", type=Path, help="a directory of *.conf files (or one file)")
@@ -82,37 +106,35 @@ def build_parser() -> Parser:
     p = sub.add_parser("validate", help="start each rendered file on a throwaway server and compare CONFIG GET")
     p.add_argument("--profile", action="append", help="profile to validate (repeatable; default: all)")
 
-    for kind, text in (
-        ("kill", "SIGKILL a node"),
-        ("stop", "SIGTERM a node (Redis shuts down cleanly)"),
-        ("restart", "stop and start a node through its script"),
-        ("freeze", "SIGSTOP a node (it hangs, connections stay open)"),
-        ("thaw", "SIGCONT a frozen node"),
-        ("isolate", "drop all traffic between a node and the others (iptables, root)"),
-    ):
+
+FAULT_COMMANDS = {
+    "kill": "SIGKILL a node",
+    "stop": "SIGTERM a node (Redis shuts down cleanly)",
+    "restart": "stop and start a node through its script",
+    "freeze": "SIGSTOP a node (it hangs, connections stay open)",
+    "thaw": "SIGCONT a frozen node",
+    "isolate": "drop all traffic between a node and the others (iptables, root)",
+}
+
+
+def _fault_commands(sub: Any) -> None:
+    for kind, text in FAULT_COMMANDS.items():
         p = sub.add_parser(kind, help=text)
         _name(p)
         p.add_argument("node", help="redis-1..3 or sentinel-1..3")
         if kind == "isolate":
-            p.add_argument(
-                "--from",
-                dest="peers",
-                action="append",
-                metavar="NODE",
-                help="isolate only from this node (repeatable; default: from every other node)",
-            )
+            help_text = "isolate only from this node (repeatable; default: from every other node)"
+            p.add_argument("--from", dest="peers", action="append", metavar="NODE", help=help_text)
 
     p = sub.add_parser("heal", help="undo every recorded fault (or one node's) and wait until healthy")
     _name(p)
     p.add_argument("node", nargs="?", help="only this node's faults")
-    p.add_argument("--timeout", type=float, default=control.HEALTHY_TIMEOUT)
+    p.add_argument("--timeout", type=_seconds, default=control.HEALTHY_TIMEOUT)
 
     p = sub.add_parser("failover", help="manual failover through Sentinel (no acknowledged write lost)")
     _name(p)
-    p.add_argument(
-        "--unsafe", action="store_true", help="bare SENTINEL FAILOVER (writes on the old master may be lost)"
-    )
-    return parser
+    unsafe = "bare SENTINEL FAILOVER (writes on the old master may be lost)"
+    p.add_argument("--unsafe", action="store_true", help=unsafe)
 
 
 def _status_table(doc: dict[str, Any]) -> Table:
@@ -362,7 +384,7 @@ COMMANDS = {
     "lint": cmd_lint,
     "validate": cmd_validate,
     "failover": cmd_failover,
-    **{kind: cmd_fault for kind in ("kill", "stop", "restart", "freeze", "thaw", "isolate")},
+    **dict.fromkeys(FAULT_COMMANDS, cmd_fault),
 }
 
 

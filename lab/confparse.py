@@ -76,6 +76,11 @@ def parse(path: Path, _seen: tuple[Path, ...] = ()) -> ConfFile:
         raise UnreadableConfig(path, "not a text file") from None
     except OSError as exc:
         raise UnreadableConfig(path, f"cannot read ({exc.strerror})") from None
+    return parse_text(text, path, _seen)
+
+
+def parse_text(text: str, path: Path, _seen: tuple[Path, ...] = ()) -> ConfFile:
+    """Parse config text as if it were the file ``path`` (includes relative to it)."""
     conf = ConfFile(path)
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()

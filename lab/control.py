@@ -241,46 +241,10 @@ def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:
     """The lab's status document (the `lab status --json` schema) and exit code 0/1/2."""
     home = home or state.default_home()
     spec = state.load(home, name)
-    backend = get_backend(spec.backend)
     obs = observe(spec)
     found = problems(spec, obs)
-    isolated = faults.isolated_nodes(spec)
-
-    def node_state(node: Node, reachable: bool) -> str:
-        current = backend.node_state(spec, node)
-        if current == "up" and node.name in isolated:
-            return "isolated"
-        return current if current != "up" or reachable else "down"
-
+    states = _process_states(spec, obs)
     master = obs.master
-    offsets = {r.node.name: r.offset for r in obs.redis}
-    master_offset = max(offsets.values(), default=0)
-    nodes = []
-    for view in obs.redis:
-        nodes.append(
-            {
-                "name": view.node.name,
-                "role": view.role.replace("slave", "replica") if view.reachable else "unknown",
-                "host": view.node.host,
-                "port": view.node.port,
-                "state": node_state(view.node, view.reachable),
-                "offset": view.offset if view.reachable else None,
-                "lag_bytes": master_offset - view.offset if view.reachable and view.role == "slave" else None,
-                "link": ("up" if view.link_up else "down") if view.role == "slave" else None,
-            }
-        )
-    sentinels = [
-        {
-            "name": view.node.name,
-            "role": "sentinel",
-            "host": view.node.host,
-            "port": view.node.port,
-            "state": node_state(view.node, view.reachable),
-            "master": f"{view.master[0]}:{view.master[1]}" if view.master else None,
-            "ckquorum": view.ckquorum or None,
-        }
-        for view in obs.sentinels
-    ]
     master_node = next((n for n in spec.redis_nodes if master == (n.host, n.port)), None)
     doc = {
         "name": spec.name,
@@ -296,7 +260,51 @@ def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:
         "master_name": spec.master_name,
         "quorum": spec.quorum,
         "quorum_ok": obs.quorum_ok,
-        "nodes": nodes,
-        "sentinels": sentinels,
+        "nodes": _data_rows(obs, states),
+        "sentinels": [
+            {
+                "name": view.node.name,
+                "role": "sentinel",
+                "host": view.node.host,
+                "port": view.node.port,
+                "state": states[view.node.name],
+                "master": f"{view.master[0]}:{view.master[1]}" if view.master else None,
+                "ckquorum": view.ckquorum or None,
+            }
+            for view in obs.sentinels
+        ],
     }
     return doc, 0 if not found else 1
+
+
+def _process_states(spec: LabSpec, obs: Observation) -> dict[str, str]:
+    """Per node: up, down, frozen or isolated (a recorded fault), as the backend and the wire see it."""
+    backend = get_backend(spec.backend)
+    isolated = faults.isolated_nodes(spec)
+    reachable = {v.node.name: v.reachable for v in obs.redis} | {v.node.name: v.reachable for v in obs.sentinels}
+    states: dict[str, str] = {}
+    for node in spec.nodes:
+        current: str = backend.node_state(spec, node)
+        if current == "up" and node.name in isolated:
+            current = "isolated"
+        elif current == "up" and not reachable[node.name]:
+            current = "down"
+        states[node.name] = current
+    return states
+
+
+def _data_rows(obs: Observation, states: dict[str, str]) -> list[dict[str, Any]]:
+    master_offset = max((r.offset for r in obs.redis), default=0)
+    return [
+        {
+            "name": view.node.name,
+            "role": view.role.replace("slave", "replica") if view.reachable else "unknown",
+            "host": view.node.host,
+            "port": view.node.port,
+            "state": states[view.node.name],
+            "offset": view.offset if view.reachable else None,
+            "lag_bytes": master_offset - view.offset if view.reachable and view.role == "slave" else None,
+            "link": ("up" if view.link_up else "down") if view.role == "slave" else None,
+        }
+        for view in obs.redis
+    ]

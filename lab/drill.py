@@ -4,6 +4,8 @@ client-visible unavailability."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import redis
@@ -55,6 +57,26 @@ def write_acked(spec: LabSpec, values: dict[str, Any], timeout: float = 10.0) ->
     if acked < replicas:
         raise AssertionError(f"only {acked} of {replicas} replicas acknowledged the write within {timeout:g}s")
     return master
+
+
+@contextmanager
+def config_set(spec: LabSpec, **values: str | int) -> Iterator[None]:
+    """``with config_set(spec, min_replicas_to_write=1):`` CONFIG SET on every data node for the
+    block, restored to what each node ran before, whatever happens in the block."""
+    before: dict[Node, dict[str, str]] = {}
+    try:
+        for node in spec.redis_nodes:
+            with client(node.host, node.port, spec.password) as conn:
+                for key, value in values.items():
+                    name = key.replace("_", "-")
+                    before.setdefault(node, {})[name] = str(conn.config_get(name)[name])
+                    conn.config_set(name, value)
+        yield
+    finally:
+        for node, saved in before.items():
+            with suppress(redis.RedisError, OSError), client(node.host, node.port, spec.password) as conn:
+                for name, value in saved.items():
+                    conn.config_set(name, value)
 
 
 def master_client(spec: LabSpec) -> redis.Redis:

@@ -320,6 +320,11 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return cast(dict[str, Any], data)
 
 
+def profile_data(name_or_path: str) -> dict[str, Any]:
+    """A profile's data with ``extends`` merged in (before validation), e.g. to derive a variant."""
+    return _read_yaml(profile_path(name_or_path))
+
+
 def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     """The schema model that owns the last element of an error location (for "did you mean")."""
     model: type[BaseModel] = ProfileFile
@@ -414,25 +419,46 @@ def load_profile(name_or_path: str, env: Mapping[str, str] | None = None, *, lab
     except ValidationError as exc:
         raise _schema_error(path, exc) from None
     topo = model.topology
-    on_loopback = lab or not topo.hosts
-    values, applied, ignored = effective_env(os.environ if env is None else env, on_loopback)
-    where = str(path)
-    redis = copy.deepcopy(model.redis.model_dump())
-    sentinel = model.sentinel.model_dump()
-
+    values, applied, ignored = effective_env(os.environ if env is None else env, lab or not topo.hosts)
     master_name = values.get("SENTINEL_MASTER_NAME") or topo.master_name
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", master_name):
         raise LabError(f"SENTINEL_MASTER_NAME {master_name!r} must be 1-64 of [A-Za-z0-9._-]")
     redis_port = _int("REDIS_PORT", values["REDIS_PORT"], 1, 65535) if "REDIS_PORT" in values else topo.redis_port
     if topo.sentinel_port == redis_port:
-        raise LabError(f"{where}: sentinel_port and redis_port are both {redis_port}")
+        raise LabError(f"{path}: sentinel_port and redis_port are both {redis_port}")
+    return Profile(
+        name=path.stem,
+        source=path,
+        master_name=master_name,
+        redis_port=redis_port,
+        sentinel_port=topo.sentinel_port,
+        quorum=topo.quorum,
+        replica_priority=tuple(topo.replica_priority),
+        seed_sentinel_discovery=topo.seed_sentinel_discovery,
+        databases=_databases(path, model, values),
+        redis=copy.deepcopy(model.redis.model_dump()),
+        sentinel={**model.sentinel.model_dump(), "quorum": topo.quorum},
+        hosts={} if lab else _hosts(topo, values),
+        paths={} if lab or topo.paths is None else topo.paths.model_dump(),
+        password=_secret("REDIS_PASSWORD", values.get("REDIS_PASSWORD")),
+        sentinel_password=_secret("SENTINEL_PASSWORD", values.get("SENTINEL_PASSWORD")),
+        applied=tuple(applied),
+        ignored=tuple(ignored),
+    )
+
+
+def _databases(path: Path, model: ProfileFile, values: Mapping[str, str]) -> dict[str, int]:
+    """The database of each role: REDIS_<ROLE>_DB_INDEX, else the profile's, within `databases`."""
     databases: dict[str, int] = {}
     for role in ROLES:
         var = f"REDIS_{role.upper()}_DB_INDEX"
-        label = var if var in values else f"{where}: databases.{role}"
+        label = var if var in values else f"{path}: databases.{role}"
         databases[role] = _int(label, values.get(var, getattr(model.databases, role)), 0, model.redis.databases - 1)
-    sentinel["quorum"] = topo.quorum
+    return databases
 
+
+def _hosts(topo: Topology, values: Mapping[str, str]) -> dict[str, str]:
+    """Production hosts: the profile's, with REDIS_HOST (redis-1) and SENTINEL_HOSTS applied."""
     hosts = {str(k): v for k, v in topo.hosts.items()}
     if "REDIS_HOST" in values:
         hosts["redis-1"] = _no_control_env("REDIS_HOST", values["REDIS_HOST"])
@@ -445,23 +471,4 @@ def load_profile(name_or_path: str, env: Mapping[str, str] | None = None, *, lab
             if port != topo.sentinel_port:
                 raise LabError("SENTINEL_HOSTS: all Sentinels must use one port in this layout")
             hosts[f"sentinel-{index}"] = host
-
-    return Profile(
-        name=path.stem,
-        source=path,
-        master_name=master_name,
-        redis_port=redis_port,
-        sentinel_port=topo.sentinel_port,
-        quorum=topo.quorum,
-        replica_priority=tuple(topo.replica_priority),
-        seed_sentinel_discovery=topo.seed_sentinel_discovery,
-        databases=databases,
-        redis=redis,
-        sentinel=sentinel,
-        hosts={} if lab else hosts,
-        paths={} if lab or topo.paths is None else topo.paths.model_dump(),
-        password=_secret("REDIS_PASSWORD", values.get("REDIS_PASSWORD")),
-        sentinel_password=_secret("SENTINEL_PASSWORD", values.get("SENTINEL_PASSWORD")),
-        applied=tuple(applied),
-        ignored=tuple(ignored),
-    )
+    return hosts

@@ -3,10 +3,12 @@
 Loaded with ``-p lab.pytest_plugin`` (pyproject's addopts). Fixtures:
 
 - ``lab_home``: a per-session state directory (labs never touch ./.lab).
-- ``lab`` / ``healthy_lab``: this worker's lab (started once per session), healed and checked
-  healthy before each test (replaced by a fresh one when it cannot be). Earlier drills may have
-  failed it over: ask for the current master, never assume redis-1.
+- ``lab`` / ``healthy_lab``: this worker's lab (started once per session), healed, its run-time
+  config drift undone, and checked healthy before each test (replaced by a fresh one when it
+  cannot be). Earlier drills may have failed it over: ask for the current master, never assume redis-1.
 - ``lab_factory``: ``lab_factory(profile='lab')`` starts another lab, torn down after the test.
+- ``profile_file``: ``profile_file(redis={...}, sentinel={...})`` a profile with just these overrides.
+- ``drill_events``: ``drill_events(spec)`` records the Sentinels' events; prints the failovers seen.
 - ``redis_node``: ``redis_node(profile='lab', **overrides)`` one standalone redis-server rendered
   from the same template (no replicas, no Sentinels): a process, or a testcontainers container on
   the compose backend; for persistence, eviction and notification scenarios.
@@ -32,6 +34,7 @@ from lab.errors import LabError
 from lab.events import SentinelEvents
 from lab.spec import LabSpec
 from lab.standalone import StandaloneNode, standalone
+from lab.validate import restore_config
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,6 +53,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         chosen = metafunc.config.getoption("--lab-backend")
         backends = ["local", "compose"] if chosen == "all" else [chosen]
         metafunc.parametrize("lab_backend", backends, scope="session")
+
+
+def require_fault(spec: LabSpec, kind: str) -> None:
+    """Skip with the reason when the backend cannot inject this fault; a failure under LAB_REQUIRE_FAULTS=1."""
+    why = get_backend(spec.backend).unsupported(kind)
+    if why:
+        if os.environ.get("LAB_REQUIRE_FAULTS") == "1":
+            pytest.fail(f"LAB_REQUIRE_FAULTS=1 but {kind} is unsupported: {why}")
+        pytest.skip(why)
 
 
 def require_backend(backend: str) -> None:
@@ -109,6 +121,7 @@ def healthy_lab(_lab_holder: _Holder) -> LabSpec:
     spec = _lab_holder.spec
     try:
         faults.heal(spec)
+        restore_config(spec)  # a drill that crashed may have left a CONFIG SET behind
         control.wait_healthy(spec, timeout=20)
     except LabError as exc:
         print(f"lab {spec.name} could not be healed ({str(exc).splitlines()[0]}); starting a fresh one")
@@ -129,15 +142,23 @@ def master_client(healthy_lab: LabSpec) -> Iterator[redis.Redis]:
 @pytest.fixture
 def profile_file(tmp_path: Path) -> Callable[..., str]:
     """``profile_file(base="lab", redis={...}, sentinel={...}, topology={...})``: the path of a profile
-    that extends ``base`` with just these overrides (every knob of a test is visible in the test)."""
-    made: list[int] = []
+    that extends ``base`` with just these overrides (every knob of a test is visible in the test).
+    ``edit=fn`` instead gets the whole profile as a dict to change (e.g. to remove a key)."""
+    import yaml
 
-    def make(base: str = "lab", **sections: dict[str, Any]) -> str:
-        import yaml
+    from lab.profile import profile_data
 
+    made: list[Path] = []
+
+    def make(base: str = "lab", edit: Callable[[dict[str, Any]], object] | None = None, **sections: Any) -> str:
         path = tmp_path / f"profile-{len(made)}.yaml"
-        made.append(1)
-        path.write_text(yaml.safe_dump({"extends": base, **sections}, sort_keys=False))
+        made.append(path)
+        if edit is None:
+            data: dict[str, Any] = {"extends": base, **sections}
+        else:
+            data = profile_data(base)
+            edit(data)
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
         return str(path)
 
     return make

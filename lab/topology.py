@@ -3,15 +3,18 @@ reports it: one definition of "healthy" for both."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from lab.spec import LabSpec, Node
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -76,16 +79,23 @@ def _error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
-def observe_redis(spec: LabSpec, node: Node, timeout: float = 0.5) -> RedisView:
-    view = RedisView(node)
-    conn = client(node.host, node.port, spec.password, timeout)
+def _ask(node: Node, password: str | None, timeout: float, question: Callable[[redis.Redis], T]) -> T | Exception:
+    """One question to one node on its own short-lived connection: the answer, or the error."""
+    conn = client(node.host, node.port, password, timeout)
     try:
-        info = conn.info("replication")
+        return question(conn)
     except (redis.RedisError, OSError) as exc:
-        view.error = _error(exc)
-        return view
+        return exc
     finally:
         conn.close()
+
+
+def observe_redis(spec: LabSpec, node: Node, timeout: float = 0.5) -> RedisView:
+    view = RedisView(node)
+    info = _ask(node, spec.password, timeout, lambda conn: conn.info("replication"))
+    if isinstance(info, Exception):
+        view.error = _error(info)
+        return view
     view.reachable = True
     view.role = str(info.get("role", ""))
     if view.role == "slave":
@@ -109,9 +119,9 @@ def _flags(entry: dict[str, Any]) -> str:
 
 def observe_sentinel(spec: LabSpec, node: Node, timeout: float = 0.5) -> SentinelView:
     view = SentinelView(node)
-    conn = client(node.host, node.port, spec.sentinel_password, timeout)
     name = spec.master_name
-    try:
+
+    def question(conn: redis.Redis) -> dict[str, Any]:
         master = cast(dict[str, Any], conn.sentinel_master(name))
         view.replica_flags = [_flags(r) for r in conn.sentinel_slaves(name)]
         view.peer_flags = [_flags(p) for p in cast(list[dict[str, Any]], conn.sentinel_sentinels(name))]
@@ -120,11 +130,12 @@ def observe_sentinel(spec: LabSpec, node: Node, timeout: float = 0.5) -> Sentine
             view.ckquorum = str(conn.execute_command("SENTINEL", "CKQUORUM", name))  # type: ignore[no-untyped-call]
         except redis.ResponseError as exc:
             view.ckquorum = str(exc)
-    except (redis.RedisError, OSError) as exc:
-        view.error = _error(exc)
+        return master
+
+    master = _ask(node, spec.sentinel_password, timeout, question)
+    if isinstance(master, Exception):
+        view.error = _error(master)
         return view
-    finally:
-        conn.close()
     view.reachable = True
     view.master = (str(master["ip"]), int(master["port"]))
     view.master_flags = _flags(master)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from lab import control
@@ -18,6 +19,8 @@ from lab.topology import client
 UNITS = {"k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
 # Rendered on purpose but overridden at start by manage_*.sh (--daemonize yes), or not a CONFIG parameter.
 NOT_COMPARED = {"daemonize", "include"}
+#: Not reset by restore_config: they cannot be changed at run time, or Redis rightly changed them.
+NOT_RESTORED = {"maxclients", "bind", "bind-source-addr", "port", "dir", "logfile", "pidfile", "databases"}
 SENTINEL_COMPARED = ("down-after-milliseconds", "failover-timeout", "parallel-syncs")
 
 
@@ -42,27 +45,47 @@ def _rendered(spec: LabSpec, profile: Profile, node: Node) -> ConfFile:
         return parse(path)
 
 
+def _drift(spec: LabSpec, profile: Profile, node: Node) -> Iterator[tuple[str, str, str | None]]:
+    """(directive, rendered value, live value or None if no such parameter) for every directive."""
+    conf = _rendered(spec, profile, node)
+    names = dict.fromkeys(d.name for d in conf.directives if d.name not in NOT_COMPARED)
+    with client(node.host, node.port, spec.password) as conn:
+        for name in names:
+            live = conn.config_get(name)
+            want = " ".join(normalise(name, d.value) for d in conf.all(name))
+            got = live.get(name)
+            if name == "notify-keyspace-events" and got is not None:
+                got = "".join(sorted(got))
+            yield name, want, got
+
+
+def restore_config(spec: LabSpec) -> list[str]:
+    """CONFIG SET every data node's drifted directives back to their rendered values (a drill that
+    changed one at run time and crashed before restoring it); returns what was reset."""
+    profile = load_profile(spec.profile, lab=True)
+    reset = []
+    for node in spec.redis_nodes:
+        for name, want, got in _drift(spec, profile, node):
+            if got is not None and got != want and name not in NOT_RESTORED:
+                with client(node.host, node.port, spec.password) as conn:
+                    conn.config_set(name, want)
+                reset.append(f"{node.name}: {name} {got!r} -> {want!r}")
+    return reset
+
+
 def mismatches(spec: LabSpec) -> tuple[list[str], int]:
     """(differences between what each running node was rendered with and its live config, directives compared)."""
     found: list[str] = []
     compared = 0
-    profile = load_profile(spec.profile)
+    profile = load_profile(spec.profile, lab=True)
     for node in spec.redis_nodes:
-        conf = _rendered(spec, profile, node)
-        names = dict.fromkeys(d.name for d in conf.directives if d.name not in NOT_COMPARED)
-        with client(node.host, node.port, spec.password) as conn:
-            for name in names:
-                live = conn.config_get(name)
-                if name not in live:
-                    found.append(f"{node.name}: CONFIG GET {name} knows no such parameter")
-                    continue
-                want = " ".join(normalise(name, d.value) for d in conf.all(name))
-                got = live[name]
-                if name == "notify-keyspace-events":
-                    got = "".join(sorted(got))
-                compared += 1
-                if got != want:
-                    found.append(f"{node.name}: {name} rendered {want!r}, server runs {got!r}")
+        for name, want, got in _drift(spec, profile, node):
+            if got is None:
+                found.append(f"{node.name}: CONFIG GET {name} knows no such parameter")
+                continue
+            compared += 1
+            if got != want:
+                found.append(f"{node.name}: {name} rendered {want!r}, server runs {got!r}")
     for node in spec.sentinels:
         conf = _rendered(spec, profile, node)
         with client(node.host, node.port, spec.sentinel_password) as conn:

@@ -8,7 +8,7 @@ from typing import Any
 import redis
 
 from python_utils.scanning import Progress, count_keys, scan_keys, unlink_matching
-from python_utils.values import decode, text
+from python_utils.values import decode, text, ttl_seconds
 
 
 class CacheAdmin:
@@ -29,8 +29,7 @@ class CacheAdmin:
 
     def get_cache_ttl(self, key: str | bytes) -> float:
         """Seconds to live; -1 without expiry, -2 when the key does not exist."""
-        pttl = int(self.client.pttl(key))
-        return float(pttl) if pttl < 0 else pttl / 1000
+        return ttl_seconds(int(self.client.pttl(key)))
 
     def delete_cache_key(self, key: str | bytes) -> bool:
         return bool(self.client.unlink(key))

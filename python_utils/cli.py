@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
 import redis
@@ -206,76 +207,140 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
+@dataclass
+class Context:
+    """What every command gets: its arguments, a checked client of the role's database, progress."""
+
+    args: argparse.Namespace
+    client: redis.Redis
+    db: int
+    progress: Progress | None
+
+
+def sessions_count(c: Context) -> int:
+    count = SessionAdminTools(c.client).count_active_sessions(c.args.prefix, c.progress)
+    _emit(c.args, {"prefix": c.args.prefix, "db": c.db, "count": count}, lambda d: str(d["count"]))
+    return 0
+
+
+def sessions_list(c: Context) -> int:
+    _stream(c.args, SessionAdminTools(c.client).list_sessions_by_pattern(c.args.pattern, c.progress))
+    return 0
+
+
+def sessions_show(c: Context) -> int:
+    tools = SessionAdminTools(c.client)
+    details = _found(tools.get_session_details(c.args.session_id), f"session {tools.key(c.args.session_id)!r}", c.db)
+    _emit(c.args, details, lambda d: json.dumps(d, indent=2, default=str))
+    return 0
+
+
+def sessions_clear(c: Context) -> int:
+    key = SessionAdminTools(c.client).key(c.args.session_id) if c.args.session_id else None
+    return _clear(c.args, c.client, key, c.progress)
+
+
+def cache_keys(c: Context) -> int:
+    _stream(c.args, CacheAdmin(c.client).list_cache_keys(c.args.pattern, c.progress))
+    return 0
+
+
+def cache_get(c: Context) -> int:
+    if not c.client.exists(c.args.key):
+        raise RedisAdminError(f"no key {c.args.key!r} in db {c.db}")
+    value = CacheAdmin(c.client).get_cache_value(c.args.key)
+    _emit(c.args, value, lambda v: v if isinstance(v, str) else json.dumps(v, indent=2))
+    return 0
+
+
+def cache_ttl(c: Context) -> int:
+    ttl = CacheAdmin(c.client).get_cache_ttl(c.args.key)
+    human = {-2.0: "no such key", -1.0: "no expiry"}
+    _emit(c.args, {"key": text(c.args.key), "ttl": ttl}, lambda d: human.get(d["ttl"], f"{d['ttl']:g}s"))
+    return 0
+
+
+def cache_delete(c: Context) -> int:
+    print("deleted" if CacheAdmin(c.client).delete_cache_key(c.args.key) else f"no key {c.args.key!r} in db {c.db}")
+    return 0
+
+
+def cache_flush(c: Context) -> int:
+    def flush() -> int:
+        return CacheAdmin(c.client).flush_cache_by_pattern(c.args.pattern, c.progress)
+
+    return _guarded_delete(c.args, c.client, c.args.pattern, flush, c.progress)
+
+
+def ratelimit_list(c: Context) -> int:
+    _stream(c.args, RateLimitAdmin(c.client).list_rate_limit_keys(c.args.pattern, c.progress))
+    return 0
+
+
+def ratelimit_get(c: Context) -> int:
+    value = _found(RateLimitAdmin(c.client).get_rate_limit_value(c.args.key), f"counter {c.args.key!r}", c.db)
+    _emit(c.args, value, lambda d: f"{d['key']}: {d['value']} ({d['shape']}, ttl {d['ttl']:g}s)")
+    return 0
+
+
+def ratelimit_reset(c: Context) -> int:
+    return _clear(c.args, c.client, c.args.key, c.progress)
+
+
+def pubsub_channels(c: Context) -> int:
+    channels = PubSubAdmin(c.client).list_active_channels(c.args.pattern)
+    _emit(c.args, channels, lambda cs: "\n".join(cs) or "(no active channels)")
+    return 0
+
+
+def pubsub_numsub(c: Context) -> int:
+    pubsub = PubSubAdmin(c.client)
+    data = {
+        "channels": {text(ch): pubsub.get_channel_subscriber_count(ch) for ch in c.args.channels},
+        "pattern_subscriptions": pubsub.get_pattern_subscription_count(),
+        "shard_channels": pubsub.list_shard_channels(),
+    }
+
+    def human(d: dict[str, Any]) -> str:
+        lines = [f"{ch}: {n}" for ch, n in d["channels"].items()]
+        return "\n".join([*lines, f"pattern subscriptions: {d['pattern_subscriptions']}"])
+
+    _emit(c.args, data, human)
+    return 0
+
+
+def pubsub_publish(c: Context) -> int:
+    print(f"delivered to {PubSubAdmin(c.client).publish_test_message(c.args.channel, c.args.message)} subscriber(s)")
+    return 0
+
+
+#: (area, command) -> what runs it (tests/unit/test_admin_cli.py: the parser offers exactly these).
+COMMANDS: dict[tuple[str, str], Callable[[Context], int]] = {
+    ("sessions", "count"): sessions_count,
+    ("sessions", "list"): sessions_list,
+    ("sessions", "show"): sessions_show,
+    ("sessions", "clear"): sessions_clear,
+    ("cache", "keys"): cache_keys,
+    ("cache", "get"): cache_get,
+    ("cache", "ttl"): cache_ttl,
+    ("cache", "delete"): cache_delete,
+    ("cache", "flush"): cache_flush,
+    ("ratelimit", "list"): ratelimit_list,
+    ("ratelimit", "get"): ratelimit_get,
+    ("ratelimit", "reset"): ratelimit_reset,
+    ("pubsub", "channels"): pubsub_channels,
+    ("pubsub", "numsub"): pubsub_numsub,
+    ("pubsub", "publish"): pubsub_publish,
+}
+
+
 def run(args: argparse.Namespace) -> int:
     db = args.db if args.db is not None else role_db(ROLE_OF[args.area])
-    client = connect(_settings(args), db=db)
     progress = _progress(args.progress)
-    area, cmd = args.area, args.command
-    if area == "sessions":
-        tools = SessionAdminTools(client)
-        if cmd == "count":
-            _emit(
-                args,
-                {"prefix": args.prefix, "db": db, "count": tools.count_active_sessions(args.prefix, progress)},
-                lambda d: str(d["count"]),
-            )
-        elif cmd == "list":
-            _stream(args, tools.list_sessions_by_pattern(args.pattern, progress))
-        elif cmd == "show":
-            details = _found(tools.get_session_details(args.session_id), f"session {tools.key(args.session_id)!r}", db)
-            _emit(args, details, lambda d: json.dumps(d, indent=2, default=str))
-        else:
-            return _clear(args, client, tools.key(args.session_id) if args.session_id else None, progress)
-    elif area == "cache":
-        cache = CacheAdmin(client)
-        if cmd == "keys":
-            _stream(args, cache.list_cache_keys(args.pattern, progress))
-        elif cmd == "get":
-            if not client.exists(args.key):
-                raise RedisAdminError(f"no key {args.key!r} in db {db}")
-            _emit(args, cache.get_cache_value(args.key), lambda v: v if isinstance(v, str) else json.dumps(v, indent=2))
-        elif cmd == "ttl":
-            ttl = cache.get_cache_ttl(args.key)
-            human = {-2.0: "no such key", -1.0: "no expiry"}
-            _emit(args, {"key": args.key, "ttl": ttl}, lambda d: human.get(d["ttl"], f"{d['ttl']:g}s"))
-        elif cmd == "delete":
-            print("deleted" if cache.delete_cache_key(args.key) else f"no key {args.key!r} in db {db}")
-        else:
-            return _guarded_delete(
-                args, client, args.pattern, lambda: cache.flush_cache_by_pattern(args.pattern, progress), progress
-            )
-    elif area == "ratelimit":
-        limits = RateLimitAdmin(client)
-        if cmd == "list":
-            _stream(args, limits.list_rate_limit_keys(args.pattern, progress))
-        elif cmd == "get":
-            value = _found(limits.get_rate_limit_value(args.key), f"counter {args.key!r}", db)
-            _emit(args, value, lambda d: f"{d['key']}: {d['value']} ({d['shape']}, ttl {d['ttl']:g}s)")
-        else:
-            return _clear(args, client, args.key, progress)
-    else:
-        pubsub = PubSubAdmin(client)
-        if cmd == "channels":
-            _emit(args, pubsub.list_active_channels(args.pattern), lambda cs: "\n".join(cs) or "(no active channels)")
-        elif cmd == "numsub":
-            data = {
-                "channels": {c: pubsub.get_channel_subscriber_count(c) for c in args.channels},
-                "pattern_subscriptions": pubsub.get_pattern_subscription_count(),
-                "shard_channels": pubsub.list_shard_channels(),
-            }
-            _emit(
-                args,
-                data,
-                lambda d: "\n".join(
-                    [f"{c}: {n}" for c, n in d["channels"].items()]
-                    + [f"pattern subscriptions: {d['pattern_subscriptions']}"]
-                ),
-            )
-        else:
-            print(f"delivered to {pubsub.publish_test_message(args.channel, args.message)} subscriber(s)")
+    code = COMMANDS[(args.area, args.command)](Context(args, connect(_settings(args), db=db), db, progress))
     if progress:
         print("\r", end="", file=sys.stderr)
-    return 0
+    return code
 
 
 def _found(value: T | None, what: str, db: int) -> T:

@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from python_utils.scanning import Progress, scan_keys
-from python_utils.values import text
+from python_utils.values import text, ttl_seconds
 
 
 class RateLimitAdmin:
@@ -27,9 +27,7 @@ class RateLimitAdmin:
         kind = text(self.client.type(counter_key))
         if kind == "none":
             return None
-        pttl = int(self.client.pttl(counter_key))
-        ttl = float(pttl) if pttl < 0 else pttl / 1000
-        found: dict[str, Any] = {"key": text(counter_key), "ttl": ttl}
+        found: dict[str, Any] = {"key": text(counter_key), "ttl": ttl_seconds(int(self.client.pttl(counter_key)))}
         if kind == "string":
             raw = text(self.client.get(counter_key) or b"")
             try:

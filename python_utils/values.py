@@ -13,6 +13,11 @@ PREVIEW = 64
 MAX_ITEMS = 1000
 
 
+def ttl_seconds(pttl: int) -> float:
+    """PTTL as seconds to live: -1 for a key without expiry, -2 for a key that does not exist."""
+    return float(pttl) if pttl < 0 else round(pttl / 1000, 3)
+
+
 def text(raw: bytes | str) -> str:
     """A key or value as text; invalid UTF-8 shown with backslash escapes."""
     return raw if isinstance(raw, str) else raw.decode("utf-8", errors="backslashreplace")
@@ -66,5 +71,4 @@ def describe(client: redis.Redis, key: bytes | str) -> dict[str, Any] | None:
         value = [[text(m), s] for m, s in members]
     else:
         value = {"format": kind}
-    ttl = -1 if pttl == -1 else (-2 if pttl == -2 else round(pttl / 1000, 3))
-    return {"key": text(key), "type": kind, "ttl": ttl, "value": value}
+    return {"key": text(key), "type": kind, "ttl": ttl_seconds(int(pttl)), "value": value}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import redis
 
-from lab import REPO_ROOT
+from lab import COMPOSE_DIR
 from lab.backends.base import NodeState
 from lab.docker import compose_command, docker_unavailable, resolve_image, run
 from lab.errors import LabError, NetworkOverlap, NodeStartError
@@ -30,7 +30,7 @@ from lab.spec import LabSpec, Layout, Node
 from lab.topology import client
 from lab.waits import wait_for
 
-COMPOSE_FILE = REPO_ROOT / "compose" / "docker-compose.yml"
+COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
 ENV_FILE = "compose.env"
 POOL = ipaddress.ip_network(os.environ.get("LAB_COMPOSE_POOL", "172.29.0.0/16"))
 

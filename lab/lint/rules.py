@@ -149,25 +149,26 @@ def secret_file_mode(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
 
 
 # -- exposure -------------------------------------------------------------------------------------
-def _exposed_without_password(conf: ConfFile) -> bool:
+def _unprotected(conf: ConfFile, protected_mode: str, why: str) -> Iterator[Hit]:
+    """A non-loopback bind, no password, and protected-mode as given."""
     binds = [a.lstrip("-") for x in conf.all("bind") for a in x.args] or ["*"]
-    return any(not _loopback(a) for a in binds) and not conf.value("requirepass")
+    exposed = any(not _loopback(a) for a in binds) and not conf.value("requirepass")
+    if exposed and conf.flag("protected-mode", "yes") == protected_mode:
+        yield Hit(conf, conf.get("protected-mode") or conf.get("bind"), "protected-mode", why)
 
 
 @rule("NET001", "error", "protected-mode no, no password and a non-loopback bind: anyone on the network is admin")
 @each("file")
 def open_to_the_network(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
-    if _exposed_without_password(conf) and conf.flag("protected-mode", "yes") == "no":
-        why = "protected-mode no, no requirepass and a non-loopback bind: anyone on the network is admin"
-        yield Hit(conf, conf.get("protected-mode") or conf.get("bind"), "protected-mode", why)
+    why = "protected-mode no, no requirepass and a non-loopback bind: anyone on the network is admin"
+    return _unprotected(conf, "no", why)
 
 
 @rule("NET002", "error", "protected-mode yes, no password and a non-loopback bind: Redis refuses every peer")
 @each("file")
 def refuses_its_peers(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
-    if _exposed_without_password(conf) and conf.flag("protected-mode", "yes") == "yes":
-        why = "protected-mode yes without requirepass refuses every non-loopback client, replicas included"
-        yield Hit(conf, conf.get("protected-mode") or conf.get("bind"), "protected-mode", why)
+    why = "protected-mode yes without requirepass refuses every non-loopback client, replicas included"
+    return _unprotected(conf, "yes", why)
 
 
 # -- data nodes -----------------------------------------------------------------------------------

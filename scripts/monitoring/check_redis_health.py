@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -149,7 +149,7 @@ def get_redis_connection(
 def _describe_error(exc: Exception) -> str:
     """One line for a failed connection or command; never the password."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if isinstance(exc, redis.AuthenticationError) or "NOAUTH" in text or "WRONGPASS" in text:
+    if isinstance(exc, redis.AuthenticationError):  # WRONGPASS, and NOAUTH (AuthenticationRequiredError)
         return f"authentication failed ({text})"
     if isinstance(exc, redis.TimeoutError):
         return "unreachable (timed out)"
@@ -164,8 +164,9 @@ def check_instance_liveness(client: redis.Redis) -> dict[str, Any]:
     try:
         client.ping()
     except (redis.RedisError, OSError) as exc:
-        return {"alive": False, "latency_ms": None, "error": _describe_error(exc)}
-    return {"alive": True, "latency_ms": (time.perf_counter() - started) * 1000, "error": None}
+        auth = isinstance(exc, redis.AuthenticationError)
+        return {"alive": False, "latency_ms": None, "error": _describe_error(exc), "auth_failed": auth}
+    return {"alive": True, "latency_ms": (time.perf_counter() - started) * 1000, "error": None, "auth_failed": False}
 
 
 def get_instance_info(client: redis.Redis, sections: Sequence[str] = ("default",)) -> dict[str, Any]:
@@ -264,7 +265,7 @@ def check_sentinel_status(
 # --------------------------------------------------------------------------------------------
 # Judging an instance and a Sentinel deployment
 # --------------------------------------------------------------------------------------------
-@dataclass
+@dataclass(frozen=True)
 class Thresholds:
     ping_warn: Range
     ping_crit: Range
@@ -282,231 +283,250 @@ class Thresholds:
     last_io_crit: Range
 
 
+@dataclass(frozen=True)
+class Options:
+    """What a run checks and how (built from the arguments and the environment by :func:`_parse`)."""
+
+    thresholds: Thresholds
+    host: str | None = None
+    port: int = 6379
+    password: str | None = field(default=None, repr=False)
+    username: str | None = None
+    tls: bool = False
+    sentinels: tuple[tuple[str, int], ...] = ()
+    master_name: str = "mymaster"
+    sentinel_password: str | None = field(default=None, repr=False)
+    expect_role: str | None = None
+    expect_replicas: int | None = None
+    timeout: float = 2.0
+    format: str = "nagios"
+    state_file: Path | None = None
+    warn_on_failover: bool = False
+
+
+@dataclass
+class InstanceFacts:
+    """Everything the judges need to know about one instance, read in one connection."""
+
+    target: str
+    latency_ms: float
+    info: dict[str, Any]
+    maxclients: int
+    min_replicas: int
+    repl: dict[str, Any]
+
+
 def replica_count(name: str, healthy: int, expected: int, what: str, target: str) -> dict[str, Any]:
     """Fewer replicas than expected: WARNING; none at all: CRITICAL."""
     state = OK if healthy >= expected else (CRITICAL if healthy == 0 else WARNING)
     return check(name, state, f"{healthy} of {expected} {what}", healthy, target=target, lo=0, hi=expected)
 
 
-def instance_checks(
-    host: str,
-    port: int,
-    password: str | None,
-    args: argparse.Namespace,
-    expect_role: str | None,
-    previous: dict[str, Any],
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """All checks of one Redis instance, and the counters to remember for the next run."""
-    target = f"{host}:{port}"
-    t: Thresholds = args.thresholds
-    conn = get_redis_connection(host, port, password, args.timeout, args.username, args.tls)
+@dataclass(frozen=True)
+class Unreachable:
+    """Why an instance could not be read (one line), and whether it refused our credentials."""
+
+    message: str
+    auth_failed: bool = False
+
+
+def gather_instance(host: str, port: int, opts: Options) -> InstanceFacts | Unreachable:
+    """The instance's facts, or why it could not be read."""
+    conn = get_redis_connection(host, port, opts.password, opts.timeout, opts.username, opts.tls)
     try:
         live = check_instance_liveness(conn)
         if not live["alive"]:
-            # A replica down degrades the deployment; the master (or a single instance) down breaks it.
-            state = WARNING if expect_role == "replica" and "authentication" not in live["error"] else CRITICAL
-            return [check("reachable", state, live["error"], 0, target=target)], {}
+            return Unreachable(str(live["error"]), bool(live["auth_failed"]))
         info = get_instance_info(conn, ("server", "clients", "memory", "persistence", "stats", "replication"))
         maxclients = int(conn.config_get("maxclients").get("maxclients", 0) or 0)
         min_replicas = int(conn.config_get("min-replicas-to-write").get("min-replicas-to-write", 0) or 0)
         repl = check_replication_status(conn)
     except (redis.RedisError, OSError) as exc:
-        return [check("reachable", CRITICAL, _describe_error(exc), 0, target=target)], {}
+        return Unreachable(_describe_error(exc), isinstance(exc, redis.AuthenticationError))
     finally:
         conn.close()
-    out = [
+    return InstanceFacts(f"{host}:{port}", live["latency_ms"], info, maxclients, min_replicas, repl)
+
+
+def judge_liveness(f: InstanceFacts, t: Thresholds) -> list[dict[str, Any]]:
+    version = f.info.get("valkey_version") or f.info.get("redis_version")
+    return [
         check(
-            "reachable", OK, f"{target} answers ({repl['role']}, Redis {info.get('redis_version')})", 1, target=target
+            "reachable", OK, f"{f.target} answers ({f.repl['role']}, {_flavour(f.info)} {version})", 1, target=f.target
         ),
-        measured("ping", round(live["latency_ms"], 3), "ms", t.ping_warn, t.ping_crit, "PING took", target),
+        measured("ping", round(f.latency_ms, 3), "ms", t.ping_warn, t.ping_crit, "PING took", f.target),
     ]
-    if info.get("loading"):
-        out.append(check("loading", WARNING, "loading the dataset into memory", 1, target=target))
-    if info.get("rdb_last_bgsave_status") not in (None, "ok"):
-        out.append(check("rdb", CRITICAL, "last RDB save failed (writes may be refused)", 0, target=target))
-    if info.get("aof_enabled") and info.get("aof_last_write_status") not in (None, "ok"):
-        out.append(check("aof", CRITICAL, "last AOF write failed", 0, target=target))
-    if expect_role:
-        state = OK if repl["role"] == expect_role else CRITICAL
+
+
+def judge_persistence(f: InstanceFacts) -> list[dict[str, Any]]:
+    out = []
+    if f.info.get("loading"):
+        out.append(check("loading", WARNING, "loading the dataset into memory", 1, target=f.target))
+    if f.info.get("rdb_last_bgsave_status") not in (None, "ok"):
+        out.append(check("rdb", CRITICAL, "last RDB save failed (writes may be refused)", 0, target=f.target))
+    if f.info.get("aof_enabled") and f.info.get("aof_last_write_status") not in (None, "ok"):
+        out.append(check("aof", CRITICAL, "last AOF write failed", 0, target=f.target))
+    return out
+
+
+def judge_role(f: InstanceFacts, expect_role: str | None) -> list[dict[str, Any]]:
+    if not expect_role:
+        return []
+    role = f.repl["role"]
+    state = OK if role == expect_role else CRITICAL
+    message = f"role {role}" + ("" if state == OK else f", expected {expect_role}")
+    return [check("role", state, message, role, target=f.target)]
+
+
+def judge_replica_link(f: InstanceFacts, t: Thresholds) -> list[dict[str, Any]]:
+    """A replica: its link to the master, and how long since it heard from it."""
+    repl = f.repl
+    if repl["link_up"]:
+        what = "last I/O from the master"
+        return [
+            measured("master_last_io", repl["last_io_seconds"], "s", t.last_io_warn, t.last_io_crit, what, f.target)
+        ]
+    since = repl["link_down_since_seconds"]
+    detail = "never connected" if since == -1 else f"down for {since}s"
+    message = f"link to master {repl['master_host']}:{repl['master_port']} is down ({detail})"
+    return [check("master_link", CRITICAL, message, 0, target=f.target)]
+
+
+def judge_replicas(f: InstanceFacts, t: Thresholds, expected: int | None) -> list[dict[str, Any]]:
+    """A master: its replicas online (against --expect-replicas and min-replicas-to-write), each one's lag."""
+    replicas = f.repl["replicas"]
+    online = [r for r in replicas if r["state"] == "online"]
+    out = []
+    if expected is not None:
+        out.append(replica_count("replicas", len(online), expected, "expected replicas online", f.target))
+    if f.min_replicas and len(online) < f.min_replicas:
+        message = f"{len(online)} replicas online, min-replicas-to-write {f.min_replicas}: writes are refused"
+        out.append(check("min_replicas", CRITICAL, message, len(online), target=f.target))
+    backlog = max(1, f.repl["repl_backlog_size"])
+    for r in replicas:
+        # Target the replica: one series per replica (its lag, as the master measures it).
+        lag = f"replica {r['address']} lag"
+        out.append(measured("replica_lag", r["lag_seconds"], "s", t.lag_warn, t.lag_crit, lag, r["address"]))
+        percent = round(100 * r["lag_bytes"] / backlog, 2)
+        behind = f"replica {r['address']} behind by {r['lag_bytes']} bytes, backlog used"
         out.append(
-            check(
-                "role",
-                state,
-                f"role {repl['role']}" + ("" if state == OK else f", expected {expect_role}"),
-                repl["role"],
-                target=target,
+            measured(
+                "replica_lag_backlog", percent, "%", t.lag_bytes_warn, t.lag_bytes_crit, behind, r["address"], hi=100
             )
         )
-    backlog = max(1, repl["repl_backlog_size"])
-    if repl["role"] == "replica":
-        if repl["link_up"]:
-            out.append(
-                measured(
-                    "master_last_io",
-                    repl["last_io_seconds"],
-                    "s",
-                    t.last_io_warn,
-                    t.last_io_crit,
-                    "last I/O from the master",
-                    target,
-                )
-            )
-        else:
-            since = repl["link_down_since_seconds"]
-            detail = "never connected" if since == -1 else f"down for {since}s"
-            out.append(
-                check(
-                    "master_link",
-                    CRITICAL,
-                    f"link to master {repl['master_host']}:{repl['master_port']} is down ({detail})",
-                    0,
-                    target=target,
-                )
-            )
-    else:
-        replicas = repl["replicas"]
-        online = [r for r in replicas if r["state"] == "online"]
-        expected = args.expect_replicas
-        if expected is not None:
-            out.append(replica_count("replicas", len(online), expected, "expected replicas online", target))
-        if min_replicas and len(online) < min_replicas:
-            out.append(
-                check(
-                    "min_replicas",
-                    CRITICAL,
-                    f"{len(online)} replicas online, min-replicas-to-write {min_replicas}: writes are refused",
-                    len(online),
-                    target=target,
-                )
-            )
-        for r in replicas:
-            # Target the replica: one series per replica (its lag, as the master measures it).
-            lag = f"replica {r['address']} lag"
-            out.append(measured("replica_lag", r["lag_seconds"], "s", t.lag_warn, t.lag_crit, lag, r["address"]))
-            percent = round(100 * r["lag_bytes"] / backlog, 2)
-            out.append(
-                measured(
-                    "replica_lag_backlog",
-                    percent,
-                    "%",
-                    t.lag_bytes_warn,
-                    t.lag_bytes_crit,
-                    f"replica {r['address']} behind by {r['lag_bytes']} bytes, backlog used",
-                    r["address"],
-                    hi=100,
-                )
-            )
-    maxmemory = int(info.get("maxmemory", 0))
+    return out
+
+
+def judge_memory(f: InstanceFacts, t: Thresholds) -> list[dict[str, Any]]:
+    out = []
+    maxmemory = int(f.info.get("maxmemory", 0))
     if maxmemory:
-        percent = round(100 * int(info["used_memory"]) / maxmemory, 2)
-        out.append(
-            measured(
-                "memory",
-                percent,
-                "%",
-                t.memory_warn,
-                t.memory_crit,
-                f"used_memory {info['used_memory_human']} of {maxmemory} bytes,",
-                target,
-                hi=100,
-            )
-        )
-    if int(info.get("used_memory_rss", 0)) > 64 * 1024 * 1024:  # the ratio is noise on tiny datasets
-        out.append(
-            measured(
-                "fragmentation",
-                float(info.get("mem_fragmentation_ratio", 1.0)),
-                "",
-                t.frag_warn,
-                t.frag_crit,
-                "fragmentation ratio",
-                target,
-            )
-        )
-    if maxclients:
-        percent = round(100 * int(info.get("connected_clients", 0)) / maxclients, 2)
-        out.append(
-            measured(
-                "clients",
-                percent,
-                "%",
-                t.clients_warn,
-                t.clients_crit,
-                f"{info.get('connected_clients')} clients of maxclients {maxclients},",
-                target,
-                hi=100,
-            )
-        )
-    counters = {k: int(info.get(k, 0)) for k in ("rejected_connections", "evicted_keys", "sync_full")}
-    before = previous.get(target, {})
-    for key, value in counters.items():
+        percent = round(100 * int(f.info["used_memory"]) / maxmemory, 2)
+        what = f"used_memory {f.info['used_memory_human']} of {maxmemory} bytes,"
+        out.append(measured("memory", percent, "%", t.memory_warn, t.memory_crit, what, f.target, hi=100))
+    if int(f.info.get("used_memory_rss", 0)) > 64 * 1024 * 1024:  # the ratio is noise on tiny datasets
+        ratio = float(f.info.get("mem_fragmentation_ratio", 1.0))
+        out.append(measured("fragmentation", ratio, "", t.frag_warn, t.frag_crit, "fragmentation ratio", f.target))
+    return out
+
+
+def judge_clients(f: InstanceFacts, t: Thresholds) -> list[dict[str, Any]]:
+    if not f.maxclients:
+        return []
+    connected = int(f.info.get("connected_clients", 0))
+    percent = round(100 * connected / f.maxclients, 2)
+    what = f"{connected} clients of maxclients {f.maxclients},"
+    return [measured("clients", percent, "%", t.clients_warn, t.clients_crit, what, f.target, hi=100)]
+
+
+COUNTERS = ("rejected_connections", "evicted_keys", "sync_full")
+
+
+def judge_counters(f: InstanceFacts, before: dict[str, int]) -> list[dict[str, Any]]:
+    """Counters that grew since the last run (with --state-file): rejections and full resyncs warn."""
+    out = []
+    for key in COUNTERS:
         if key in before:
-            delta = value - before[key]
+            delta = max(int(f.info.get(key, 0)) - before[key], 0)
             state = WARNING if delta > 0 and key != "evicted_keys" else OK
-            out.append(
-                check(f"{key}_delta", state, f"{key} +{max(delta, 0)} since the last run", max(delta, 0), target=target)
-            )
-    return out, counters
+            out.append(check(f"{key}_delta", state, f"{key} +{delta} since the last run", delta, target=f.target))
+    return out
+
+
+def instance_checks(
+    host: str, port: int, opts: Options, expect_role: str | None, previous: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """All checks of one instance, and the counters to remember for the next run."""
+    facts = gather_instance(host, port, opts)
+    if isinstance(facts, Unreachable):
+        # A replica down degrades the deployment; the master (or a single instance) down breaks it,
+        # and so do credentials that a node refuses.
+        state = WARNING if expect_role == "replica" and not facts.auth_failed else CRITICAL
+        return [check("reachable", state, facts.message, 0, target=f"{host}:{port}")], {}
+    t = opts.thresholds
+    side = (
+        judge_replica_link(facts, t)
+        if facts.repl["role"] == "replica"
+        else judge_replicas(facts, t, opts.expect_replicas)
+    )
+    checks = [
+        *judge_liveness(facts, t),
+        *judge_persistence(facts),
+        *judge_role(facts, expect_role),
+        *side,
+        *judge_memory(facts, t),
+        *judge_clients(facts, t),
+        *judge_counters(facts, previous.get(facts.target, {})),
+    ]
+    return checks, {key: int(facts.info.get(key, 0)) for key in COUNTERS}
+
+
+def _flavour(info: dict[str, Any]) -> str:
+    return "Valkey" if info.get("server_name") == "valkey" or "valkey_version" in info else "Redis"
+
+
+def judge_sentinel(v: dict[str, Any], expect_replicas: int | None) -> list[dict[str, Any]]:
+    """One Sentinel's view: CKQUORUM, the master's flags, TILT, healthy peers vs quorum, replicas."""
+    target = f"sentinel {v['address']}"
+    if not v["reachable"]:
+        return [check("sentinel_reachable", CRITICAL, v["error"], 0, target=target)]
+    ok = v["ckquorum"].startswith("OK")
+    out = [check("ckquorum", OK if ok else CRITICAL, v["ckquorum"].split(".")[0], 1 if ok else 0, target=target)]
+    flags = set(v["master_flags"]) - {"master"}
+    state = (
+        CRITICAL
+        if flags & {"s_down", "o_down"}
+        else (WARNING if flags & {"disconnected", "failover_in_progress"} else OK)
+    )
+    message = f"master {v['master']} flags {','.join(v['master_flags'])}"
+    out.append(check("master_flags", state, message, ",".join(v["master_flags"]), target=target))
+    if v["tilt"]:
+        message = "Sentinel is in TILT mode (clock jump or blocked): it will not act"
+        out.append(check("tilt", WARNING, message, 1, target=target))
+    healthy = v["healthy_peers"] + 1
+    message = f"{healthy} healthy Sentinels, quorum {v['quorum']}"
+    out.append(check("sentinels", CRITICAL if healthy < v["quorum"] else OK, message, healthy, target=target))
+    good = [r for r in v["replicas"] if not set(r["flags"]) & {"s_down", "o_down", "disconnected"}]
+    if expect_replicas is not None:
+        seen = "replicas healthy as this Sentinel sees them"
+        out.append(replica_count("sentinel_replicas", len(good), expect_replicas, seen, target))
+    return out
+
+
+def judge_agreement(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every reachable Sentinel names the same master."""
+    reachable = [v for v in views if v["reachable"]]
+    masters = sorted({v["master"] for v in reachable})
+    if len(masters) > 1:
+        message = f"Sentinels disagree on the master: {', '.join(masters)}"
+        return [check("sentinel_agreement", CRITICAL, message, len(masters))]
+    if masters:
+        return [check("sentinel_agreement", OK, f"all {len(reachable)} reachable Sentinels name {masters[0]}", 1)]
+    return []
 
 
 def sentinel_checks(views: list[dict[str, Any]], expect_replicas: int | None) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    reachable = [v for v in views if v["reachable"]]
-    for v in views:
-        target = f"sentinel {v['address']}"
-        if not v["reachable"]:
-            out.append(check("sentinel_reachable", CRITICAL, v["error"], 0, target=target))
-            continue
-        ok = v["ckquorum"].startswith("OK")
-        out.append(
-            check("ckquorum", OK if ok else CRITICAL, v["ckquorum"].split(".")[0], 1 if ok else 0, target=target)
-        )
-        flags = set(v["master_flags"]) - {"master"}
-        bad = flags & {"s_down", "o_down"}
-        state = CRITICAL if bad else (WARNING if flags & {"disconnected", "failover_in_progress"} else OK)
-        out.append(
-            check(
-                "master_flags",
-                state,
-                f"master {v['master']} flags {','.join(v['master_flags'])}",
-                ",".join(v["master_flags"]),
-                target=target,
-            )
-        )
-        if v["tilt"]:
-            out.append(
-                check(
-                    "tilt",
-                    WARNING,
-                    "Sentinel is in TILT mode (clock jump or blocked): it will not act",
-                    1,
-                    target=target,
-                )
-            )
-        healthy = v["healthy_peers"] + 1
-        out.append(
-            check(
-                "sentinels",
-                CRITICAL if healthy < v["quorum"] else OK,
-                f"{healthy} healthy Sentinels, quorum {v['quorum']}",
-                healthy,
-                target=target,
-            )
-        )
-        good = [r for r in v["replicas"] if not set(r["flags"]) & {"s_down", "o_down", "disconnected"}]
-        if expect_replicas is not None:
-            seen = "replicas healthy as this Sentinel sees them"
-            out.append(replica_count("sentinel_replicas", len(good), expect_replicas, seen, target))
-    masters = sorted({v["master"] for v in reachable})
-    if len(masters) > 1:
-        out.append(
-            check(
-                "sentinel_agreement", CRITICAL, f"Sentinels disagree on the master: {', '.join(masters)}", len(masters)
-            )
-        )
-    elif masters:
-        out.append(check("sentinel_agreement", OK, f"all {len(reachable)} reachable Sentinels name {masters[0]}", 1))
-    return out
+    return [*(c for v in views for c in judge_sentinel(v, expect_replicas)), *judge_agreement(views)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -697,27 +717,41 @@ def build_parser() -> Parser:
     return p
 
 
-def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+def _parse(argv: Sequence[str] | None) -> Options:
+    """The arguments and the environment (REDIS_*, SENTINEL_*) as typed Options; UnknownError if bad."""
     env = os.environ
     args = build_parser().parse_args(argv)
-    if args.port is None:
-        args.port = _from_env("REDIS_PORT", _port) if env.get("REDIS_PORT") else 6379
-    if args.sentinel is None and env.get("SENTINEL_HOSTS") and not args.host:
-        args.sentinel = _from_env("SENTINEL_HOSTS", lambda text: [_host_port(h) for h in text.split(",") if h.strip()])
-    if not args.sentinel and not args.host:
-        args.host = env.get("REDIS_HOST", "127.0.0.1")
-    args.password = args.password or env.get("REDIS_PASSWORD") or None
-    args.sentinel_password = args.sentinel_password or env.get("SENTINEL_PASSWORD") or None
+    port = args.port or (_from_env("REDIS_PORT", _port) if env.get("REDIS_PORT") else 6379)
+    sentinels = args.sentinel
+    if sentinels is None and env.get("SENTINEL_HOSTS") and not args.host:
+        sentinels = _from_env("SENTINEL_HOSTS", lambda text: [_host_port(h) for h in text.split(",") if h.strip()])
+    host = args.host if args.host or sentinels else env.get("REDIS_HOST", "127.0.0.1")
     if args.timeout <= 0 or (args.expect_replicas is not None and args.expect_replicas < 0):
         raise UnknownError("--timeout must be positive and --expect-replicas not negative")
-    args.thresholds = Thresholds(
+    thresholds = Thresholds(
         *(
             getattr(args, f"{n}_{level}")
             for n in ("ping", "memory", "frag", "clients", "lag", "lag_bytes", "last_io")
             for level in ("warn", "crit")
         )
     )
-    return args
+    return Options(
+        thresholds=thresholds,
+        host=host,
+        port=port,
+        password=args.password or env.get("REDIS_PASSWORD") or None,
+        username=args.username,
+        tls=args.tls,
+        sentinels=tuple(sentinels or ()),
+        master_name=args.master_name,
+        sentinel_password=args.sentinel_password or env.get("SENTINEL_PASSWORD") or None,
+        expect_role=args.expect_role,
+        expect_replicas=args.expect_replicas,
+        timeout=args.timeout,
+        format=args.format,
+        state_file=args.state_file,
+        warn_on_failover=args.warn_on_failover,
+    )
 
 
 def _load_state(path: Path | None) -> dict[str, Any]:
@@ -752,63 +786,64 @@ def _save_state(path: Path | None, data: dict[str, Any]) -> None:
         raise UnknownError(f"cannot write the state file {path}: {exc.strerror}") from None
 
 
-def run_checks(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Every check the arguments ask for (instances queried concurrently) and the JSON metadata."""
-    state = _load_state(args.state_file)
+Job = tuple[str, int, str | None]  # (host, port, the role it should have)
+
+
+def sentinel_discovery(
+    opts: Options, pool: ThreadPoolExecutor, state: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[Job], str | None]:
+    """Ask every Sentinel (concurrently): their checks, the instances to check, the master they name."""
+
+    def status(hp: tuple[str, int]) -> dict[str, Any]:
+        return check_sentinel_status(hp[0], hp[1], opts.master_name, opts.sentinel_password, opts.timeout)
+
+    views = list(pool.map(status, opts.sentinels))
+    checks = sentinel_checks(views, opts.expect_replicas)
+    reachable = [v for v in views if v["reachable"]]
+    named = sorted((v["master"] for v in reachable), key=[v["master"] for v in reachable].count)
+    master = named[-1] if named else None  # the one most Sentinels name
+    jobs: list[Job] = []
+    if master:
+        host, _, port = master.rpartition(":")
+        jobs.append((host, int(port), "master"))
+        for address in sorted({r["address"] for v in reachable for r in v["replicas"]}):
+            rhost, _, rport = address.rpartition(":")
+            jobs.append((rhost, int(rport), "replica"))
+    else:
+        checks.append(check("master", CRITICAL, f"no Sentinel could name a master for {opts.master_name}", 0))
+    last = state.get("master")
+    if master and last and last != master:
+        message = f"master changed from {last} to {master} since the last run"
+        state_code = WARNING if opts.warn_on_failover else OK
+        checks.append(check("failover", state_code, message, 1, target=f"sentinel {opts.master_name}"))
+    state["master"] = master or last
+    return checks, jobs, master
+
+
+def run_checks(opts: Options) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every check the options ask for (instances queried concurrently) and the JSON metadata."""
+    state = _load_state(opts.state_file)
     previous = state.get("counters", {})
     checks: list[dict[str, Any]] = []
-    counters: dict[str, Any] = {}
     meta: dict[str, Any] = {"target": None, "role": None, "master": None}
-    jobs: list[tuple[str, int, str | None]] = []  # (host, port, expected role)
+    jobs: list[Job] = []
     with ThreadPoolExecutor(max_workers=8) as pool:
-        if args.sentinel:
-            views = list(
-                pool.map(
-                    lambda hp: check_sentinel_status(
-                        hp[0], hp[1], args.master_name, args.sentinel_password, args.timeout
-                    ),
-                    args.sentinel,
-                )
-            )
-            checks += sentinel_checks(views, args.expect_replicas)
-            reachable = [v for v in views if v["reachable"]]
-            named = sorted((v["master"] for v in reachable), key=[v["master"] for v in reachable].count)
-            master = named[-1] if named else None
-            meta.update(target=f"sentinel {args.master_name}", master=master)
-            if master:
-                host, _, port = master.rpartition(":")
-                jobs.append((host, int(port), "master"))
-                seen = {r["address"] for v in reachable for r in v["replicas"]}
-                for address in sorted(seen):
-                    rhost, _, rport = address.rpartition(":")
-                    jobs.append((rhost, int(rport), "replica"))
-            else:
-                checks.append(check("master", CRITICAL, f"no Sentinel could name a master for {args.master_name}", 0))
-            last = state.get("master")
-            if master and last and last != master:
-                checks.append(
-                    check(
-                        "failover",
-                        WARNING if args.warn_on_failover else OK,
-                        f"master changed from {last} to {master} since the last run",
-                        1,
-                        target=f"sentinel {args.master_name}",
-                    )
-                )
-            state["master"] = master or last
-        if args.host:
-            jobs.append((args.host, args.port, args.expect_role))
-            meta["target"] = meta["target"] or f"{args.host}:{args.port}"
-        results = list(pool.map(lambda j: instance_checks(j[0], j[1], args.password, args, j[2], previous), jobs))
+        if opts.sentinels:
+            checks, jobs, master = sentinel_discovery(opts, pool, state)
+            meta.update(target=f"sentinel {opts.master_name}", master=master)
+        if opts.host:
+            jobs.append((opts.host, opts.port, opts.expect_role))
+            meta["target"] = meta["target"] or f"{opts.host}:{opts.port}"
+        results = list(pool.map(lambda j: instance_checks(j[0], j[1], opts, j[2], previous), jobs))
+    counters: dict[str, Any] = {}
     for (host, port, _), (found, seen_counters) in zip(jobs, results, strict=True):
         checks += found
         if seen_counters:
             counters[f"{host}:{port}"] = seen_counters
-        role = next((c["value"] for c in found if c["name"] == "role"), None)
         if meta["role"] is None and len(jobs) == 1:
-            meta["role"] = role
+            meta["role"] = next((c["value"] for c in found if c["name"] == "role"), None)
     state["counters"] = {**previous, **counters}
-    _save_state(args.state_file, state)
+    _save_state(opts.state_file, state)
     return checks, meta
 
 

@@ -5,23 +5,22 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import redis
-import yaml
 
 from lab import control, faults
 from lab.backends import get_backend
 from lab.drill import (
     TRANSIENT,
+    config_set,
     first_write_after,
     kill_master_unavailability,
     master_client,
     wait_converged,
     write_acked,
 )
-from lab.profile import PROFILES_DIR
+from lab.pytest_plugin import require_fault
 from lab.spec import LabSpec, Node
 from lab.topology import client, observe
 from lab.waits import wait_for
@@ -63,17 +62,6 @@ def wait_new_master(spec: LabSpec, old: Node, timeout: float = 30) -> Node:
 
     addr = wait_for(probe, what=f"a master other than {old.name}", timeout=timeout)
     return next(n for n in spec.redis_nodes if (n.host, n.port) == addr)
-
-
-def requires(spec: LabSpec, kind: str) -> None:
-    """Skip with the reason when the backend cannot inject this fault (a failure under LAB_REQUIRE_FAULTS=1)."""
-    import os
-
-    why = get_backend(spec.backend).unsupported(kind)
-    if why:
-        if os.environ.get("LAB_REQUIRE_FAULTS") == "1":
-            pytest.fail(f"LAB_REQUIRE_FAULTS=1 but {kind} is unsupported: {why}")
-        pytest.skip(why)
 
 
 def test_master_sigkill_promotes_a_replica_and_everyone_follows(healthy_lab: LabSpec, drill_events) -> None:
@@ -153,12 +141,15 @@ def test_safe_manual_failover_loses_no_increment(healthy_lab: LabSpec, drill_eve
                 errors += 1
                 time.sleep(0.005)
 
+    def increments(at_least: int) -> None:
+        wait_for(lambda: (acked >= at_least, acked), what=f"{at_least} acknowledged increments", timeout=20)
+
     worker = threading.Thread(target=incr_loop)
     worker.start()
     try:
-        time.sleep(0.3)
+        increments(200)  # the loop runs at full speed before the failover...
         old, new = faults.failover(spec, safe=True)
-        time.sleep(0.3)
+        increments(acked + 200)  # ...and again on the new master after it
     finally:
         stop.set()
         worker.join()
@@ -174,16 +165,8 @@ def test_safe_manual_failover_loses_no_increment(healthy_lab: LabSpec, drill_eve
     assert settled != old and role_of(spec, old) == ("slave", settled.address)
 
 
-def _profile_with(tmp_path: Path, **topology: object) -> str:
-    data = yaml.safe_load((PROFILES_DIR / "lab.yaml").read_text())
-    data["topology"].update(topology)
-    path = tmp_path / "drill-profile.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return str(path)
-
-
-def test_replica_priority_zero_is_never_promoted(lab_factory, tmp_path: Path) -> None:
-    spec = lab_factory(_profile_with(tmp_path, replica_priority=[100, 0, 100]), tag="prio")
+def test_replica_priority_zero_is_never_promoted(lab_factory, profile_file) -> None:
+    spec = lab_factory(profile_file(topology={"replica_priority": [100, 0, 100]}), tag="prio")
     with client(spec.node("redis-2").host, 6379, spec.password) as conn:
         assert conn.config_get("replica-priority")["replica-priority"] == "0"
     _, old = kill_master_unavailability(spec)
@@ -258,14 +241,11 @@ def _partition_loss(spec: LabSpec, min_replicas: int, max_lag: int) -> tuple[int
     """Isolate the master from replicas and Sentinels while a client keeps writing to it.
     Returns (writes acknowledged by the isolated master, of which lost, seconds it kept accepting)."""
     old = faults.current_master(spec)
-    for node in spec.redis_nodes:
-        with client(node.host, node.port, spec.password) as conn:
-            conn.config_set("min-replicas-to-write", min_replicas)
-            conn.config_set("min-replicas-max-lag", max_lag)
     writer = client(old.host, old.port, spec.password, timeout=1)
     acked: list[str] = []
     last_ack = 0.0
-    with faults.injected(spec, "isolate", old.name):
+    guard = config_set(spec, min_replicas_to_write=min_replicas, min_replicas_max_lag=max_lag)
+    with guard, faults.injected(spec, "isolate", old.name):
         started = time.monotonic()
         new: Node | None = None
         while time.monotonic() - started < 6:
@@ -277,23 +257,19 @@ def _partition_loss(spec: LabSpec, min_replicas: int, max_lag: int) -> tuple[int
             except TRANSIENT:
                 time.sleep(0.01)
         new = wait_new_master(spec, old)
-    writer.close()
-    faults.rejoin_as_replica(spec, old)
-    new = wait_converged(spec)
-    assert new != old and role_of(spec, old) == ("slave", new.address)
-    with client(new.host, new.port, spec.password) as conn:
-        survived = sum(int(conn.exists(*acked[i : i + 500])) for i in range(0, len(acked), 500))
-        for node in spec.redis_nodes:
-            with client(node.host, node.port, spec.password) as each:
-                each.config_set("min-replicas-to-write", 0)
-                each.config_set("min-replicas-max-lag", 10)
+        writer.close()
+        faults.rejoin_as_replica(spec, old)
+        new = wait_converged(spec)
+        assert new != old and role_of(spec, old) == ("slave", new.address)
+        with client(new.host, new.port, spec.password) as conn:
+            survived = sum(int(conn.exists(*acked[i : i + 500])) for i in range(0, len(acked), 500))
     return len(acked), len(acked) - survived, last_ack
 
 
 def test_partitioned_master_write_loss_is_bounded_by_min_replicas(healthy_lab: LabSpec, drill_events) -> None:
     spec = healthy_lab
     drill_events(spec)
-    requires(spec, "isolate")
+    require_fault(spec, "isolate")
     max_lag = 1
     acked_open, lost_open, window_open = _partition_loss(spec, 0, max_lag)
     faults.heal(spec)

@@ -23,6 +23,7 @@ from python_utils.pubsub_diagnostics import PubSubAdmin
 from python_utils.rate_limit_utils import RateLimitAdmin
 from python_utils.redis_connector import RedisAdminError, Settings, connect, get_redis_connection
 from python_utils.session_utils import SessionAdminTools, escape_glob
+from tests.helpers import run_lab
 
 pytestmark = pytest.mark.integration
 
@@ -247,8 +248,6 @@ def test_cli(settings: Settings, healthy_lab: LabSpec, tag: str) -> None:
 
 
 def test_lab_env_feeds_redis_admin(healthy_lab: LabSpec, lab_home: Path) -> None:
-    from tests.conftest import run_lab
-
     exported = run_lab("env", "--name", healthy_lab.name, home=lab_home)
     assert exported.returncode == 0 and healthy_lab.password not in exported.stdout
     script = Path(sys.executable).parent / "redis-admin"

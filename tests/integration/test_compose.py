@@ -9,7 +9,7 @@ import pytest
 
 from lab import docker
 from lab.pytest_plugin import require_backend
-from tests.conftest import run_lab
+from tests.helpers import run_lab
 
 pytestmark = pytest.mark.integration
 

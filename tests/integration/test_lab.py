@@ -10,13 +10,13 @@ import pytest
 import redis
 from redis.sentinel import Sentinel
 
-from lab import faults, state, validate
+from lab import faults, procs, state, validate
 from lab.drill import write_acked
 from lab.profile import load_profile
 from lab.pytest_plugin import require_backend
 from lab.spec import LabSpec, build_spec
 from lab.topology import client
-from tests.conftest import processes_under, run_lab, running_parts
+from tests.helpers import run_lab, running_parts
 
 pytestmark = pytest.mark.integration
 
@@ -125,7 +125,7 @@ def _expect_clean_failure(result, home: Path, name: str, message: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not (home / name).exists(), "no state or half-rendered directory left behind"
-    assert processes_under(home / name) == []
+    assert procs.servers_under(home / name) == []
 
 
 def test_port_already_taken(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from lab.pytest_plugin import lab_name, require_backend
 from lab.spec import LabSpec
 from lab.topology import client
 from lab.waits import wait_for
-from tests.conftest import run_lab, running_parts
+from tests.helpers import run_lab, running_parts
 
 pytestmark = pytest.mark.integration
 

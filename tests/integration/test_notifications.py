@@ -11,6 +11,7 @@ from lab import faults
 from lab.drill import TRANSIENT, kill_master_unavailability, sentinel_for
 from lab.spec import LabSpec
 from lab.topology import client
+from lab.waits import wait_for
 
 
 def next_expired(pubsub, timeout: float) -> str | None:
@@ -51,18 +52,20 @@ def test_expiry_subscriber_through_sentinel_survives_a_failover(healthy_lab: Lab
 
     kill_master_unavailability(spec)
     new = faults.current_master(spec)
-    deadline = time.monotonic() + 20
-    got = None
-    while got != "session:after" and time.monotonic() < deadline:
+
+    def expiry_after_failover() -> tuple[bool, object]:
         try:
             conn.set("session:after", "v", px=50)
-        except TRANSIENT:
-            time.sleep(0.1)
-            continue
+        except TRANSIENT as exc:
+            return False, exc
         got = next_expired(pubsub, 2)
-    pubsub.close()
-    conn.close()
-    assert got == "session:after", f"the subscriber received the new master's ({new.name}) expiry event"
+        return got == "session:after", got
+
+    try:
+        wait_for(expiry_after_failover, what=f"the new master's ({new.name}) expiry event", timeout=20, interval=0.1)
+    finally:
+        pubsub.close()
+        conn.close()
 
 
 @pytest.mark.integration

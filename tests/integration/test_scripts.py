@@ -95,10 +95,12 @@ def test_stop_of_a_killed_and_of_a_frozen_server(instance) -> None:
     script = "manage_redis_server.sh"
     assert run(script, "start", str(conf), str(pidfile)).returncode == 0
     os.kill(pid(pidfile), signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while run(script, "status", str(conf), str(pidfile)).returncode != 1:
-        assert time.monotonic() < deadline, "status never reported the killed server as dead"
-        time.sleep(0.05)
+
+    def dead() -> tuple[bool, int]:
+        code = run(script, "status", str(conf), str(pidfile)).returncode
+        return code == 1, code
+
+    wait_for(dead, what="status to report the killed server dead (exit 1)", timeout=5, interval=0.05)
     assert run(script, "stop", str(conf), str(pidfile)).returncode == 0
     assert not pidfile.exists()
 

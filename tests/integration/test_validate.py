@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lab.profile import available_profiles
-from tests.conftest import run_lab
+from tests.helpers import run_lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ from lab.confparse import parse
 from lab.lint import RULES, lint_paths, lint_profile
 from lab.profile import available_profiles, load_profile
 from lab.render import render_profile
-from tests.conftest import run_lab
+from tests.helpers import run_lab
 
 
 def rendered(tmp_path: Path, profile_name: str = "lab") -> Path:

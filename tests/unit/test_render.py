@@ -7,13 +7,13 @@ import stat
 from pathlib import Path
 
 import pytest
-import yaml
 
+from lab.confparse import ConfFile, parse
 from lab.errors import LabError
-from lab.profile import PROFILES_DIR, load_profile
-from lab.render import render_lab, render_node
-from lab.spec import Layout, build_spec
-from tests.conftest import parse_conf, run_lab
+from lab.profile import load_profile
+from lab.render import render_lab, render_profile
+from lab.spec import build_spec
+from tests.helpers import run_lab
 
 # Template directive -> profile key under `redis:` (the values must appear verbatim).
 REDIS_DIRECTIVES = {
@@ -61,11 +61,18 @@ SENTINEL_DIRECTIVES = {
 NO_ENV: dict[str, str] = {}
 
 
+def values(conf: ConfFile) -> dict[str, list[str]]:
+    """Directive -> every value it is given, as Redis reads them (quotes removed)."""
+    found: dict[str, list[str]] = {}
+    for directive in conf.directives:
+        found.setdefault(directive.name, []).append(directive.value)
+    return found
+
+
 def render(profile_name: str, tmp_path: Path, env: dict[str, str] | None = None):
     profile = load_profile(profile_name, env or NO_ENV)
-    layout: Layout = "hosts" if profile.hosts else "local"
-    spec = build_spec("unit", profile, backend="none", base_dir=tmp_path / "out", layout=layout)
-    return profile, spec, {n.name: parse_conf(render_node(spec, profile, n)) for n in spec.nodes}
+    spec, paths = render_profile(profile, tmp_path / "out", name="unit")
+    return profile, spec, {p.parent.name: values(parse(p)) for p in paths}
 
 
 @pytest.mark.parametrize("profile_name", ["lab", "production"])
@@ -75,9 +82,9 @@ def test_every_directive_has_the_profile_value(profile_name: str, tmp_path: Path
         conf = confs[node.name]
         for directive, key in REDIS_DIRECTIVES.items():
             assert conf[directive] == [str(profile.redis[key])], (node.name, directive)
-        assert conf["notify-keyspace-events"] == [f'"{profile.redis["notify_keyspace_events"]}"']
+        assert conf["notify-keyspace-events"] == [profile.redis["notify_keyspace_events"]]
         assert conf["save"] == profile.redis["save"]
-        assert conf["requirepass"] == [f'"{spec.password}"'] == conf["masterauth"]
+        assert conf["requirepass"] == [spec.password] == conf["masterauth"]
         assert conf["port"] == [str(profile.redis_port)]
         assert conf["replica-priority"] == [str(node.replica_priority)]
         assert conf["client-output-buffer-limit"] == profile.redis["client_output_buffer_limit"]
@@ -90,8 +97,8 @@ def test_every_directive_has_the_profile_value(profile_name: str, tmp_path: Path
         for directive, key in SENTINEL_DIRECTIVES.items():
             assert conf[directive] == [f"{profile.master_name} {profile.sentinel[key]}"]
         assert conf["sentinel monitor"] == [f"{profile.master_name} {master.host} {master.port} {profile.quorum}"]
-        assert conf["sentinel auth-pass"] == [f'{profile.master_name} "{spec.password}"']
-        assert conf["requirepass"] == [f'"{spec.sentinel_password}"']
+        assert conf["sentinel auth-pass"] == [f"{profile.master_name} {spec.password}"]
+        assert conf["requirepass"] == [spec.sentinel_password]
         seeded = "sentinel myid" in conf
         assert seeded == profile.seed_sentinel_discovery
         if seeded:
@@ -113,7 +120,7 @@ def test_lab_nodes_each_own_a_loopback_address(tmp_path: Path) -> None:
 def test_production_uses_profile_hosts_and_no_lab_seeding(tmp_path: Path) -> None:
     profile, spec, confs = render("production", tmp_path)
     assert spec.initial_master.host == profile.hosts["redis-1"]
-    assert confs["redis-1"]["dir"] == [f'"{profile.paths["dir"]}"']
+    assert confs["redis-1"]["dir"] == [profile.paths["dir"]]
     assert "bind-source-addr" not in confs["redis-1"]
     assert not any(k.startswith("sentinel known") or k == "sentinel myid" for c in confs.values() for k in c)
 
@@ -133,25 +140,17 @@ def test_environment_overrides_win(tmp_path: Path) -> None:
     _, spec, confs = render("production", tmp_path, env)
     assert confs["redis-1"]["port"] == ["7001"]
     assert confs["redis-2"]["replicaof"] == ["10.1.2.3 7001"]
-    assert confs["redis-1"]["requirepass"] == ['"s3cret-Pass"']
-    assert confs["sentinel-2"]["requirepass"] == ['"sent-pass"']
+    assert confs["redis-1"]["requirepass"] == ["s3cret-Pass"]
+    assert confs["sentinel-2"]["requirepass"] == ["sent-pass"]
     assert confs["sentinel-3"]["sentinel monitor"] == ["sessions 10.1.2.3 7001 2"]
     assert [n.host for n in spec.sentinels] == ["s1.example", "s2.example", "s3.example"]
     assert spec.databases == {"session": 4, "cache": 5, "pubsub": 6}
 
 
-def _profile_copy(tmp_path: Path, edit) -> Path:
-    data = yaml.safe_load((PROFILES_DIR / "lab.yaml").read_text())
-    edit(data)
-    path = tmp_path / "custom.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-def test_missing_value_is_an_error_naming_it(tmp_path: Path) -> None:
-    path = _profile_copy(tmp_path, lambda d: d["redis"].pop("maxclients"))
-    with pytest.raises(LabError, match=r"custom.yaml: redis.maxclients: missing$"):
-        load_profile(str(path), NO_ENV)
+def test_missing_value_is_an_error_naming_it(profile_file) -> None:
+    path = profile_file(edit=lambda d: d["redis"].pop("maxclients"))
+    with pytest.raises(LabError, match=r"profile-0.yaml: redis.maxclients: missing$"):
+        load_profile(path, NO_ENV)
 
 
 def test_a_template_error_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -187,17 +186,15 @@ def test_a_template_error_leaves_nothing_behind(tmp_path: Path) -> None:
         (lambda d: d["redis"].update(protected_mode="maybe"), "redis.protected_mode: .*'yes' or 'no'"),
     ],
 )
-def test_malformed_profile_values(tmp_path: Path, edit, message: str) -> None:
+def test_malformed_profile_values(profile_file, edit, message: str) -> None:
     with pytest.raises(LabError, match=message) as raised:
-        load_profile(str(_profile_copy(tmp_path, edit)), NO_ENV)
+        load_profile(profile_file(edit=edit), NO_ENV)
     assert "\n" not in str(raised.value), "one line"
 
 
-def test_yaml_booleans_and_upper_case_become_what_redis_reads(tmp_path: Path) -> None:
-    def edit(d):
-        d["redis"].update(appendonly=True, protected_mode="YES", maxmemory="256MB")
-
-    profile = load_profile(str(_profile_copy(tmp_path, edit)), NO_ENV)
+def test_yaml_booleans_and_upper_case_become_what_redis_reads(profile_file) -> None:
+    overrides = {"appendonly": True, "protected_mode": "YES", "maxmemory": "256MB"}
+    profile = load_profile(profile_file(redis=overrides), NO_ENV)
     assert (profile.redis["appendonly"], profile.redis["protected_mode"], profile.redis["maxmemory"]) == (
         "yes",
         "yes",

@@ -1,0 +1,75 @@
+"""Lint a whole deployment's config files at once (``lab lint``): the rules live in
+:mod:`lab.lint.rules`, registered in :data:`RULES` with their id, severity and rationale."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from lab.confparse import UnreadableConfig, parse
+from lab.errors import LabError
+from lab.lint import rules as _rules  # noqa: F401 - registers every rule
+from lab.lint.registry import RULES, Deployment, Finding, Rule
+from lab.lint.rules import mostly_unknown
+
+__all__ = ["RULES", "Finding", "Rule", "as_json", "collect", "lint_paths", "lint_profile", "rules_table"]
+
+
+def collect(root: Path) -> list[Path]:
+    """Config files under ``root`` (a file, or every *.conf below a directory)."""
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise LabError(f"{root}: no such file or directory")
+    files = sorted(p for p in root.rglob("*.conf") if p.is_file())
+    if not files:
+        raise LabError(f"{root}: no *.conf files to lint")
+    return files
+
+
+def lint_paths(paths: list[Path], lab: bool = False) -> list[Finding]:
+    """Read the files as one deployment and run every rule over it."""
+    deployment = Deployment(confs=[], lab=lab)
+    for path in paths:
+        try:
+            conf = parse(path)
+        except UnreadableConfig as exc:
+            deployment.unreadable.append((path, exc.why))
+            continue
+        # A file that is not a config at all gets that one finding and takes no part in the rest.
+        (deployment.not_configs if mostly_unknown(conf) else deployment.confs).append(conf)
+    findings = [f for rule in RULES.values() for f in rule.findings(deployment)]
+    return sorted(findings, key=lambda f: (f.file, f.line, f.rule))
+
+
+def as_json(findings: list[Finding]) -> list[dict[str, Any]]:
+    return [asdict(f) for f in findings]
+
+
+def rules_table() -> list[dict[str, str]]:
+    """The registry as `lab lint --list-rules` prints it."""
+    return [{"rule": r.id, "severity": r.severity, "why": r.rationale} for r in sorted(RULES.values(), key=_order)]
+
+
+def _order(rule: Rule) -> tuple[str, int]:
+    prefix = rule.id.rstrip("0123456789")
+    return prefix, int(rule.id[len(prefix) :])
+
+
+def lint_profile(name: str) -> list[Finding]:
+    """Render a profile (as `lab render` does) into a temporary directory and lint the result."""
+    from lab.profile import load_profile
+    from lab.render import render_profile
+
+    profile = load_profile(name)
+    with tempfile.TemporaryDirectory(prefix="lab-lint-") as tmp:
+        out = Path(tmp) / profile.name
+        render_profile(profile, out)
+        findings = lint_paths(collect(out), lab=profile.seed_sentinel_discovery)
+    prefix = f"{tmp}/"
+    return [
+        Finding(f.rule, f.severity, f"{profile.name}:{f.file.removeprefix(prefix)}", f.line, f.directive, f.why)
+        for f in findings
+    ]

@@ -1,0 +1,33 @@
+"""redis-admin's command table and argument types (no server)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from python_utils.cli import COMMANDS, _key, build_parser
+from python_utils.values import ttl_seconds
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return {name: sub for action in actions for name, sub in action.choices.items()}
+
+
+def _offered(parser: argparse.ArgumentParser) -> set[tuple[str, str]]:
+    return {(area, command) for area, sub in _subcommands(parser).items() for command in _subcommands(sub)}
+
+
+def test_every_command_the_parser_offers_is_in_the_table() -> None:
+    assert _offered(build_parser()) == set(COMMANDS)
+
+
+@pytest.mark.parametrize(("pttl", "ttl"), [(-2, -2.0), (-1, -1.0), (0, 0.0), (1500, 1.5), (42_123, 42.123)])
+def test_one_ttl_helper(pttl: int, ttl: float) -> None:
+    assert ttl_seconds(pttl) == ttl
+
+
+def test_a_key_argument_that_is_not_utf8_becomes_its_bytes() -> None:
+    assert _key("cache:\udcff") == b"cache:\xff"
+    assert _key("cache:é") == "cache:é"

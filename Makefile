@@ -7,10 +7,10 @@ NAME ?= default
 BACKEND ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv lab-up lab-down lab-status test unit integration chaos lint bench clean
+.PHONY: help deps venv clients lab-up lab-down lab-status test unit integration chaos lint bench clean
 
 help:
-	@echo "make lab-up | lab-down | lab-status | test | unit | integration | lint | bench | clean"
+	@echo "make lab-up | lab-down | lab-status | test | unit | integration | chaos | lint | bench | clients | clean"
 
 deps:
 	@bash scripts/ensure_deps.sh
@@ -24,6 +24,15 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
+# The Node client adapters (ioredis, node-redis) of the client matrix, from the committed lock file.
+clients/node/node_modules/.installed: clients/node/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix clients/node --no-audit --no-fund --loglevel=error && touch $@; \
+	elif [ "$(LAB_REQUIRE_NODE)" = 1 ]; then echo "make: LAB_REQUIRE_NODE=1 but Node.js/npm is not installed"; exit 1; \
+	else echo "make: Node.js not installed: the client matrix runs redis-py only"; fi
+
+clients: clients/node/node_modules/.installed
+
 lab-up: deps venv
 	$(BIN)/lab up --name $(NAME) --backend $(BACKEND)
 
@@ -33,7 +42,7 @@ lab-down: venv
 lab-status: venv
 	$(BIN)/lab status --name $(NAME)
 
-test: deps venv lint
+test: deps venv clients lint
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 unit: venv
@@ -42,7 +51,7 @@ unit: venv
 integration: deps venv
 	$(BIN)/pytest -n 2 tests/integration $(PYTEST_ARGS)
 
-chaos: deps venv
+chaos: deps venv clients
 	$(BIN)/pytest -n 2 -m chaos $(PYTEST_ARGS)
 
 lint: venv
@@ -52,8 +61,8 @@ lint: venv
 	@if command -v shellcheck >/dev/null; then shellcheck -x scripts/*.sh .ci/run; \
 	  else echo "lint: shellcheck not installed, shell scripts not checked"; fi
 
-bench: deps venv
+bench: deps venv clients
 	$(BIN)/python -m benchmarks $(ONLY)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache clients/node/node_modules

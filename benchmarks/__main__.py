@@ -8,13 +8,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from benchmarks import Row, bench_admin, bench_failover, bench_health, bench_lab
+from benchmarks import Row, bench_admin, bench_drill, bench_failover, bench_health, bench_lab
 
 BENCHES: dict[str, Callable[[], list[Row]]] = {
     "lab": bench_lab.run,
     "health": bench_health.run,
     "admin": bench_admin.run,
     "failover": bench_failover.run,
+    "drill": bench_drill.run,
 }
 
 

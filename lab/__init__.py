@@ -19,3 +19,4 @@ def _data(name: str) -> Path:
 CONF_DIR = _data("conf")
 SCRIPTS_DIR = _data("scripts")
 COMPOSE_DIR = _data("compose")
+CLIENTS_DIR = _data("clients")

@@ -60,6 +60,7 @@ def build_parser() -> Parser:
     _lifecycle_commands(sub)
     _config_commands(sub)
     _fault_commands(sub)
+    _drill_commands(sub)
     return parser
 
 
@@ -135,6 +136,33 @@ def _fault_commands(sub: Any) -> None:
     _name(p)
     unsafe = "bare SENTINEL FAILOVER (writes on the old master may be lost)"
     p.add_argument("--unsafe", action="store_true", help=unsafe)
+
+
+def _drill_commands(sub: Any) -> None:
+    from lab.scenarios import SCENARIOS
+
+    scenarios = "; ".join(f"{s.name}: {s.about}" for s in SCENARIOS.values())
+    p = sub.add_parser("drill", help="run a failover drill with clients writing, then report what they saw")
+    p.add_argument("scenario", metavar="SCENARIO", help=f"one of: {scenarios}")
+    _name(p)
+    p.add_argument("--duration", type=_seconds, default=10.0, help="seconds of workload (default 10)")
+    p.add_argument("--clients", type=_count, default=4, help="concurrent client workers (default 4)")
+    p.add_argument("--workload", choices=("set", "counter"), default="set", help="unique keys, or INCR counters")
+    p.add_argument("--report", type=Path, help="report directory (default: $LAB_HOME/reports/NAME/SCENARIO-TIME)")
+    p.add_argument("--json", action="store_true", help="print report.json")
+    p.add_argument("--fail-on", action="append", default=[], metavar="COND", help="e.g. 'lost>0' (exit 1 if true)")
+    p.add_argument("--profile", default="lab", help="profile when the lab must be started first (default: lab)")
+    p.add_argument("--backend", default="auto", help="backend when the lab must be started first")
+
+    p = sub.add_parser("clients", help="the client matrix: each client library through each failover scenario")
+    _name(p)
+    p.add_argument("--clients", help="comma list (default: every client that can run here)")
+    p.add_argument("--scenarios", help="comma list (default: all nine)")
+    p.add_argument("--settings", default="defaults,recommended", help="defaults, recommended or both (default)")
+    p.add_argument("--report", type=Path, help="output directory (default: $LAB_HOME/reports/NAME/clients-TIME)")
+    p.add_argument("--json", action="store_true", help="print matrix.json")
+    p.add_argument("--profile", default="lab", help="profile when the lab must be started first (default: lab)")
+    p.add_argument("--backend", default="auto", help="backend when the lab must be started first")
 
 
 def _status_table(doc: dict[str, Any]) -> Table:
@@ -372,6 +400,18 @@ def cmd_failover(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_drill(args: argparse.Namespace) -> int:
+    from lab.drillcli import run
+
+    return run(args, out, err)
+
+
+def cmd_clients(args: argparse.Namespace) -> int:
+    from lab.drillcli import run_clients
+
+    return run_clients(args, out, err)
+
+
 COMMANDS = {
     "up": cmd_up,
     "down": cmd_down,
@@ -384,6 +424,8 @@ COMMANDS = {
     "lint": cmd_lint,
     "validate": cmd_validate,
     "failover": cmd_failover,
+    "drill": cmd_drill,
+    "clients": cmd_clients,
     **dict.fromkeys(FAULT_COMMANDS, cmd_fault),
 }
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import redis
 
@@ -88,12 +89,28 @@ class SentinelEvents:
         with self._lock:
             return [e for e in self.events if e.channel == channel]
 
+    def records(self) -> list[dict[str, Any]]:
+        """The events in lab.history's record format."""
+        with self._lock:
+            return [
+                {"t": e.t, "type": "sentinel", "sentinel": e.sentinel, "event": e.channel, "data": e.data}
+                for e in self.events
+            ]
+
     def failovers(self) -> list[tuple[str, str]]:
-        """Master switches as (old, new) 'host:port' pairs, in order. Every Sentinel announces each
-        switch it learns of; the Sentinel that saw the most (one may have been down) tells them all."""
-        seen: dict[str, list[tuple[str, str]]] = {}
-        for event in sorted(self.named("+switch-master"), key=lambda e: e.t):
-            parts = event.data.split()
+        """Master switches as (old, new) 'host:port' pairs, in order (see :func:`switches`)."""
+        return [(s["old"], s["new"]) for s in switches(self.records())]
+
+
+def switches(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Master switches as {"t", "old", "new"} ('host:port'), in order, from history records. Every
+    Sentinel announces each switch it learns of; the one that saw the most (another may have been
+    down) tells them all."""
+    seen: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted(records, key=lambda r: r["t"]):
+        if r["type"] == "sentinel" and r["event"] == "+switch-master":
+            parts = str(r["data"]).split()
             if len(parts) == 5:
-                seen.setdefault(event.sentinel, []).append((f"{parts[1]}:{parts[2]}", f"{parts[3]}:{parts[4]}"))
-        return max(seen.values(), key=len, default=[])
+                switch = {"t": r["t"], "old": f"{parts[1]}:{parts[2]}", "new": f"{parts[3]}:{parts[4]}"}
+                seen.setdefault(r["sentinel"], []).append(switch)
+    return max(seen.values(), key=len, default=[])

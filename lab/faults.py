@@ -80,25 +80,30 @@ def _inject(spec: LabSpec, kind: str, node_name: str, peers: list[str] | None) -
     return fault
 
 
-def revert(spec: LabSpec, fault: Fault) -> None:
-    """Undo one fault (restart a killed/stopped node, thaw, remove isolation rules); forget it."""
+def revert(spec: LabSpec, fault: Fault, *, rejoin: bool = True) -> None:
+    """Undo one fault (restart a killed/stopped node, thaw, remove isolation rules); forget it.
+
+    ``rejoin``: a data node that comes back as a stale master (restarted from its file, thawed, or
+    reconnected after a partition) is pointed at the current master at once and its clients are
+    disconnected, as Sentinel would do seconds later. A drill passes False to measure what
+    Sentinel alone does."""
     with locked(spec, f"revert {fault.kind} {fault.node}"):
-        _revert(spec, fault)
+        _revert(spec, fault, rejoin)
 
 
-def _revert(spec: LabSpec, fault: Fault) -> None:
+def _revert(spec: LabSpec, fault: Fault, rejoin: bool = True) -> None:
     backend = get_backend(spec.backend)
     node = spec.node(fault.node)
     if fault.kind in ("kill", "stop"):
         if backend.node_state(spec, node) == "down":
             backend.start(spec, [node])
-            if node.kind == "redis":
-                rejoin_as_replica(spec, node)
     elif fault.kind == "freeze":
         if backend.node_state(spec, node) == "frozen":
             backend.signal_node(spec, node, signal.SIGCONT)
     else:
         backend.heal_isolation(spec, node, [spec.node(p) for p in fault.peers])
+    if rejoin and node.kind == "redis" and backend.node_state(spec, node) == "up":
+        rejoin_as_replica(spec, node)
     _save(spec, [f for f in recorded(spec) if f != fault])
 
 
@@ -112,16 +117,33 @@ def restart(spec: LabSpec, node: Node) -> None:
             rejoin_as_replica(spec, node)
 
 
-def rejoin_as_replica(spec: LabSpec, node: Node) -> None:
-    """A data node restarted from its rendered file thinks it is a master; point it at the current
-    master at once, as an operator would, instead of leaving it writable until Sentinel converts
-    it (Sentinel waits 8 s before doing so)."""
+def rejoin_as_replica(spec: LabSpec, node: Node, *, disconnect: bool = True) -> None:
+    """A data node that believes it is a master while the Sentinels name another (restarted from its
+    rendered file, thawed, reconnected after a partition): point it at the current master at once,
+    as an operator would, instead of leaving it writable until Sentinel converts it (Sentinel waits
+    up to 8 s). Like Sentinel's own conversion (MULTI, REPLICAOF, CONFIG REWRITE, CLIENT KILL), its
+    normal and pub/sub clients are disconnected, so they rediscover the master instead of meeting
+    READONLY on every write (a client that only reconnects on errors would never leave)."""
     master = observe(spec).master
     if master is None or master == (node.host, node.port):
         return
     with client(node.host, node.port, spec.password, timeout=2) as conn:
-        conn.replicaof(*master)
-        conn.config_rewrite()
+        info = conn.info("replication")
+        if info.get("role") == "slave" and (info.get("master_host"), int(info.get("master_port", 0))) == master:
+            return
+        pipe = conn.pipeline(transaction=True)
+        pipe.replicaof(*master)
+        pipe.config_rewrite()
+        pipe.execute()
+    if disconnect:
+        disconnect_clients(spec, node)
+
+
+def disconnect_clients(spec: LabSpec, node: Node) -> None:
+    """CLIENT KILL TYPE normal and pubsub (this connection is spared: SKIPME yes)."""
+    with client(node.host, node.port, spec.password, timeout=2) as conn:
+        for kind in ("normal", "pubsub"):
+            conn.execute_command("CLIENT", "KILL", "TYPE", kind)
 
 
 def heal(spec: LabSpec) -> list[Fault]:
@@ -199,12 +221,16 @@ def _failover(spec: LabSpec, safe: bool, timeout: float) -> tuple[Node, Node]:
 
         addr = wait_for(switched, what="the Sentinels to name a new master", timeout=timeout)
         if safe:
-            rejoin_as_replica(spec, old)
+            rejoin_as_replica(spec, old, disconnect=False)
     finally:
         if safe:
             with suppress(redis.RedisError):
-                master_conn.client_unpause()
+                master_conn.client_unpause()  # writes held meanwhile now fail with READONLY: definite
         master_conn.close()
+    if safe:
+        # Then, as Sentinel's own demotion does, drop the old master's clients: they rediscover the
+        # new master instead of meeting READONLY on every write until they reconnect by themselves.
+        disconnect_clients(spec, old)
     return old, next(n for n in spec.redis_nodes if (n.host, n.port) == addr)
 
 

@@ -9,6 +9,7 @@ Loaded with ``-p lab.pytest_plugin`` (pyproject's addopts). Fixtures:
 - ``lab_factory``: ``lab_factory(profile='lab')`` starts another lab, torn down after the test.
 - ``profile_file``: ``profile_file(redis={...}, sentinel={...})`` a profile with just these overrides.
 - ``drill_events``: ``drill_events(spec)`` records the Sentinels' events; prints the failovers seen.
+- ``drill``: ``drill(spec, "kill-master", ...)`` a recorded drill; its report goes under ``--lab-report``.
 - ``redis_node``: ``redis_node(profile='lab', **overrides)`` one standalone redis-server rendered
   from the same template (no replicas, no Sentinels): a process, or a testcontainers container on
   the compose backend; for persistence, eviction and notification scenarios.
@@ -20,6 +21,7 @@ Loaded with ``-p lab.pytest_plugin`` (pyproject's addopts). Fixtures:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,18 +30,28 @@ from typing import Any
 import pytest
 import redis
 
-from lab import control, drill, faults
+from lab import control, faults
 from lab.backends import get_backend
+from lab.drill import master_client as sentinel_master_client
 from lab.errors import LabError
 from lab.events import SentinelEvents
+from lab.scenarios import DrillResult, run_drill
 from lab.spec import LabSpec
 from lab.standalone import StandaloneNode, standalone
 from lab.validate import restore_config
+
+REPORTS = pytest.StashKey[list[Path]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lab")
     group.addoption("--lab-keep", action="store_true", help="leave labs running after the tests (debugging)")
+    group.addoption(
+        "--lab-report",
+        type=Path,
+        default=None,
+        help="write every drill's report (report.html, timeline.png, report.json, history.jsonl) under this directory",
+    )
     group.addoption(
         "--lab-backend",
         choices=("local", "compose", "all"),
@@ -134,7 +146,7 @@ def healthy_lab(_lab_holder: _Holder) -> LabSpec:
 
 @pytest.fixture
 def master_client(healthy_lab: LabSpec) -> Iterator[redis.Redis]:
-    conn = drill.master_client(healthy_lab)
+    conn = sentinel_master_client(healthy_lab)
     yield conn
     conn.close()
 
@@ -186,6 +198,28 @@ def drill_events(request: pytest.FixtureRequest) -> Iterator[Callable[[LabSpec],
 
 
 @pytest.fixture
+def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., DrillResult]:
+    """``drill(spec, "kill-master", duration=8, ...)``: run a recorded drill (lab.scenarios.run_drill)
+    and write its report under ``--lab-report DIR`` (else the test's tmp dir); a failing test names it."""
+    root: Path | None = request.config.getoption("--lab-report")
+
+    def run(spec: LabSpec, scenario: str, **kw: Any) -> DrillResult:
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+        report_dir = (root / name if root else tmp_path / "report") / scenario
+        result = run_drill(spec, scenario, report_dir=report_dir, **kw)
+        request.node.stash.setdefault(REPORTS, []).append(report_dir)
+        summary = result.findings.summary()
+        print(
+            f"\n{request.node.name}: drill {scenario}: {summary['ok']} ok, {summary['lost']} lost, "
+            f"{summary['failovers']} failover(s), longest unavailability {summary['unavailable_ms'] / 1000:.2f}s; "
+            f"report {report_dir / 'report.html'}"
+        )
+        return result
+
+    return run
+
+
+@pytest.fixture
 def lab_factory(request: pytest.FixtureRequest, lab_home: Path, lab_backend: str) -> Iterator[Callable[..., LabSpec]]:
     require_backend(lab_backend)
     started: list[LabSpec] = []
@@ -225,6 +259,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     outcome = yield
     report = outcome.get_result()
     funcargs = getattr(item, "funcargs", None)
+    reports = item.stash.get(REPORTS, [])
+    if report.failed and reports:
+        report.sections.append(("drill reports", "\n".join(str(d / "report.html") for d in reports)))
     if report.failed and isinstance(funcargs, dict):
         spec = funcargs.get("healthy_lab") or funcargs.get("lab")
         if isinstance(spec, LabSpec):

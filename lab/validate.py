@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import redis
+
 from lab import control
 from lab.confparse import ConfFile, parse
 from lab.profile import Profile, load_profile
@@ -20,7 +22,18 @@ UNITS = {"k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb":
 # Rendered on purpose but overridden at start by manage_*.sh (--daemonize yes), or not a CONFIG parameter.
 NOT_COMPARED = {"daemonize", "include"}
 #: Not reset by restore_config: they cannot be changed at run time, or Redis rightly changed them.
-NOT_RESTORED = {"maxclients", "bind", "bind-source-addr", "port", "dir", "logfile", "pidfile", "databases"}
+NOT_RESTORED = {
+    "maxclients",
+    "bind",
+    "bind-source-addr",
+    "port",
+    "dir",
+    "logfile",
+    "pidfile",
+    "databases",
+    "replicaof",  # a failover changes it: that is the lab's state, not drift
+    "slaveof",
+}
 SENTINEL_COMPARED = ("down-after-milliseconds", "failover-timeout", "parallel-syncs")
 
 
@@ -66,10 +79,15 @@ def restore_config(spec: LabSpec) -> list[str]:
     reset = []
     for node in spec.redis_nodes:
         for name, want, got in _drift(spec, profile, node):
-            if got is not None and got != want and name not in NOT_RESTORED:
-                with client(node.host, node.port, spec.password) as conn:
+            if got is None or got == want or name in NOT_RESTORED:
+                continue
+            with client(node.host, node.port, spec.password) as conn:
+                try:
                     conn.config_set(name, want)
-                reset.append(f"{node.name}: {name} {got!r} -> {want!r}")
+                except redis.ResponseError as exc:  # immutable at run time: report it, leave it
+                    reset.append(f"{node.name}: {name} stays {got!r} ({str(exc).splitlines()[0]})")
+                    continue
+            reset.append(f"{node.name}: {name} {got!r} -> {want!r}")
     return reset
 
 

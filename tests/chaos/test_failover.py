@@ -3,23 +3,14 @@ asserts the outcome; the healthy_lab fixture heals it (or replaces it) before th
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 import redis
 
 from lab import control, faults
-from lab.backends import get_backend
-from lab.drill import (
-    TRANSIENT,
-    config_set,
-    first_write_after,
-    kill_master_unavailability,
-    master_client,
-    wait_converged,
-    write_acked,
-)
+from lab.drill import config_set, kill_master_unavailability, wait_converged, write_acked
+from lab.history import Workload
 from lab.pytest_plugin import require_fault
 from lab.spec import LabSpec, Node
 from lab.topology import client, observe
@@ -64,103 +55,66 @@ def wait_new_master(spec: LabSpec, old: Node, timeout: float = 30) -> Node:
     return next(n for n in spec.redis_nodes if (n.host, n.port) == addr)
 
 
-def test_master_sigkill_promotes_a_replica_and_everyone_follows(healthy_lab: LabSpec, drill_events) -> None:
+def sentinel_log_switches(spec: LabSpec, offsets: dict[str, int]) -> int:
+    """How many +switch-master lines the Sentinel that saw the most wrote since ``offsets``."""
+    counts = []
+    for node in spec.sentinels:
+        log = spec.files(node).logfile.read_text(errors="replace")[offsets[node.name] :]
+        counts.append(sum("+switch-master" in line for line in log.splitlines()))
+    return max(counts)
+
+
+def log_offsets(spec: LabSpec) -> dict[str, int]:
+    return {n.name: len(spec.files(n).logfile.read_text(errors="replace")) for n in spec.sentinels}
+
+
+def test_master_sigkill_promotes_a_replica_and_everyone_follows(healthy_lab: LabSpec, drill) -> None:
     spec = healthy_lab
-    events = drill_events(spec)
     write_acked(spec, {"drill:acked": "yes"})
-
-    unavailable, old = kill_master_unavailability(spec)
-    # One master that everyone follows: whichever replica won (Sentinel may fail over twice).
-    new = wait_converged(spec)
-    print(
-        f"\nkill -9 {old.name} -> first write after {unavailable:.2f}s, {new.name} master "
-        f"(down-after {spec.down_after_ms} ms)"
-    )
-    assert new != old
-    for node in spec.redis_nodes:
-        if node != old:
-            with client(node.host, node.port, spec.password) as conn:
-                assert conn.get("drill:acked") == "yes", f"a WAIT-ed write is on {node.name}"
-    assert len(events.failovers()) >= 1
-
-    # The old master returns from its rendered file (it believes it is a master); Sentinel converts it.
-    get_backend(spec.backend).start(spec, [old])
-    settled = wait_converged(spec)
-    assert settled != old and role_of(spec, old) == ("slave", settled.address)
-    faults.revert(spec, faults.Fault("kill", old.name))
-    control.wait_healthy(spec, timeout=20)
-
-
-def test_zombie_master_is_demoted_and_its_writes_are_lost(healthy_lab: LabSpec, drill_events) -> None:
-    """SIGSTOP the master past down-after, let the Sentinels fail over, SIGCONT it: a client still
-    connected to it writes until it is demoted. Count the acknowledged writes that are lost."""
-    spec = healthy_lab
-    drill_events(spec)
+    offsets = log_offsets(spec)
     old = faults.current_master(spec)
-    stale = client(old.host, old.port, spec.password, timeout=2)
-    stale.ping()
-    with faults.injected(spec, "freeze", old.name):
-        new = wait_new_master(spec, old)
-    acked: list[str] = []
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            stale.set(f"zombie:{len(acked)}", "1")
-            acked.append(f"zombie:{len(acked)}")
-        except TRANSIENT:
-            break
-    stale.close()
+    result = drill(spec, "kill-master", duration=6)
+    findings = result.findings
+    # One master that everyone follows (drill heals, then waits for convergence): whichever replica won.
     new = wait_converged(spec)
-    assert role_of(spec, old) == ("slave", new.address)
-    with client(new.host, new.port, spec.password) as conn:
-        survived = sum(int(conn.exists(*acked[i : i + 500])) for i in range(0, len(acked), 500))
-    print(
-        f"\nzombie {old.name}: {len(acked)} writes acknowledged after thaw, {len(acked) - survived} lost "
-        f"(min-replicas-to-write 0 lets a demoted-to-be master accept them)"
-    )
-    assert len(acked) > 0, "the thawed master accepted writes before Sentinel demoted it"
-    assert survived == 0, "writes taken by the zombie are discarded when it resyncs from the new master"
+    assert new != old and role_of(spec, old) == ("slave", new.address), "the old master came back as a replica"
+    for node in spec.redis_nodes:
+        with client(node.host, node.port, spec.password) as conn:
+            assert conn.get("drill:acked") == "yes", f"a WAIT-ed write is on {node.name}"
+    assert len(findings.failovers) >= 1 and findings.failovers[0]["old"] == old.name
+    assert len(findings.failovers) == sentinel_log_switches(spec, offsets), "the report counts what the logs show"
+    assert findings.summary()["ok"] > 100 and findings.unavailable, "clients wrote throughout, with a gap"
 
 
-def test_safe_manual_failover_loses_no_increment(healthy_lab: LabSpec, drill_events) -> None:
+def test_zombie_master_takes_writes_after_it_thaws_and_they_are_lost(healthy_lab: LabSpec, drill) -> None:
+    """SIGSTOP the master past down-after, let the Sentinels fail over, SIGCONT it: a client connected
+    straight to its address (not through Sentinel) writes to it until Sentinel demotes it."""
     spec = healthy_lab
-    drill_events(spec)
-    conn = master_client(spec)
-    conn.set("drill:counter", 0)
-    acked = 0
-    errors = 0
-    stop = threading.Event()
+    old = faults.current_master(spec)
+    result = drill(spec, "freeze-master", duration=12, workload=Workload(direct=1))
+    findings = result.findings
+    zombie = [
+        r
+        for r in result.recorder.history.records
+        if r["type"] == "ok" and r["f"] == "write" and r["process"] == 0 and r["t"] > 6000 and r.get("node") == old.name
+    ]
+    print(f"\nzombie {old.name}: {len(zombie)} writes acknowledged after the thaw; {findings.lost} lost in all")
+    assert findings.failovers and findings.failovers[0]["old"] == old.name
+    assert zombie, "the thawed master accepted writes from a client connected to it"
+    assert findings.lost >= len(zombie) > 0, "writes taken by the zombie are discarded when it resyncs"
+    assert findings.split_brain, "two nodes acknowledged writes at the same time"
 
-    def incr_loop() -> None:
-        nonlocal acked, errors
-        while not stop.is_set():
-            try:
-                conn.incr("drill:counter")
-                acked += 1
-            except TRANSIENT:
-                errors += 1
-                time.sleep(0.005)
 
-    def increments(at_least: int) -> None:
-        wait_for(lambda: (acked >= at_least, acked), what=f"{at_least} acknowledged increments", timeout=20)
-
-    worker = threading.Thread(target=incr_loop)
-    worker.start()
-    try:
-        increments(200)  # the loop runs at full speed before the failover...
-        old, new = faults.failover(spec, safe=True)
-        increments(acked + 200)  # ...and again on the new master after it
-    finally:
-        stop.set()
-        worker.join()
-    final = int((first_write_after(conn, time.monotonic(), "drill:after") >= 0 and conn.get("drill:counter")) or 0)
-    conn.close()
-    print(
-        f"\nfailover {old.name} -> {new.name}: {acked} increments acknowledged, counter {final}, "
-        f"{errors} transient errors retried"
-    )
-    assert new != old and acked > 100
-    assert final == acked, "every acknowledged INCR is in the new master's counter"
+def test_safe_manual_failover_loses_no_increment(healthy_lab: LabSpec, drill) -> None:
+    spec = healthy_lab
+    old = faults.current_master(spec)
+    findings = drill(spec, "failover", duration=4, workload="counter").findings
+    s = findings.summary()
+    assert [f["old"] for f in findings.failovers] == [old.name]
+    assert s["ok"] > 100 and s["lost"] == 0, "every acknowledged INCR is in the new master's counter"
+    # Commands in flight when the demoted master's clients are disconnected are indeterminate; none
+    # that the client was told failed (READONLY while the switch held them) was applied.
+    assert s["errored_but_applied"] == 0
     settled = wait_converged(spec)
     assert settled != old and role_of(spec, old) == ("slave", settled.address)
 
@@ -237,48 +191,29 @@ def test_sentinel_down_during_failover_learns_the_new_master(healthy_lab: LabSpe
     wait_for(probe, what=f"{late.name} to learn that {new.name} is master", timeout=30)
 
 
-def _partition_loss(spec: LabSpec, min_replicas: int, max_lag: int) -> tuple[int, int, float]:
-    """Isolate the master from replicas and Sentinels while a client keeps writing to it.
-    Returns (writes acknowledged by the isolated master, of which lost, seconds it kept accepting)."""
+def _partition(spec: LabSpec, drill, min_replicas: int, max_lag: int) -> tuple[int, float]:
+    """Isolate the master from replicas and Sentinels (clients still reach it) for 6 s. Returns
+    (acknowledged writes lost, seconds the isolated master kept acknowledging after the cut)."""
     old = faults.current_master(spec)
-    writer = client(old.host, old.port, spec.password, timeout=1)
-    acked: list[str] = []
-    last_ack = 0.0
-    guard = config_set(spec, min_replicas_to_write=min_replicas, min_replicas_max_lag=max_lag)
-    with guard, faults.injected(spec, "isolate", old.name):
-        started = time.monotonic()
-        new: Node | None = None
-        while time.monotonic() - started < 6:
-            try:
-                key = f"partition:{min_replicas}:{len(acked)}"
-                writer.set(key, "1")
-                acked.append(key)
-                last_ack = time.monotonic() - started
-            except TRANSIENT:
-                time.sleep(0.01)
-        new = wait_new_master(spec, old)
-        writer.close()
-        faults.rejoin_as_replica(spec, old)
-        new = wait_converged(spec)
-        assert new != old and role_of(spec, old) == ("slave", new.address)
-        with client(new.host, new.port, spec.password) as conn:
-            survived = sum(int(conn.exists(*acked[i : i + 500])) for i in range(0, len(acked), 500))
-    return len(acked), len(acked) - survived, last_ack
+    with config_set(spec, min_replicas_to_write=min_replicas, min_replicas_max_lag=max_lag):
+        result = drill(spec, "isolate-master", duration=9)
+    records = result.recorder.history.records
+    cut = next(r["t"] for r in records if r["type"] == "fault" and r["fault"] == "isolate")
+    accepted = [r["t"] for r in records if r["type"] == "ok" and r["f"] == "write" and r.get("node") == old.name]
+    return result.findings.lost, (max((t for t in accepted if t >= cut), default=cut) - cut) / 1000
 
 
-def test_partitioned_master_write_loss_is_bounded_by_min_replicas(healthy_lab: LabSpec, drill_events) -> None:
+def test_partitioned_master_write_loss_is_bounded_by_min_replicas(healthy_lab: LabSpec, drill) -> None:
     spec = healthy_lab
-    drill_events(spec)
     require_fault(spec, "isolate")
     max_lag = 1
-    acked_open, lost_open, window_open = _partition_loss(spec, 0, max_lag)
-    faults.heal(spec)
+    lost_open, window_open = _partition(spec, drill, 0, max_lag)
     control.wait_healthy(spec, timeout=30)
-    acked_guarded, lost_guarded, window_guarded = _partition_loss(spec, 1, max_lag)
+    lost_guarded, window_guarded = _partition(spec, drill, 1, max_lag)
     print(
-        f"\npartitioned master, 6 s: min-replicas-to-write 0 -> {lost_open}/{acked_open} acked writes lost, "
-        f"accepted for {window_open:.2f}s; min-replicas-to-write 1 (max-lag {max_lag}) -> "
-        f"{lost_guarded}/{acked_guarded} lost, accepted for {window_guarded:.2f}s"
+        f"\npartitioned master, 6 s: min-replicas-to-write 0 -> {lost_open} acknowledged writes lost, "
+        f"accepted for {window_open:.2f}s; min-replicas-to-write 1 (max-lag {max_lag}) -> {lost_guarded} lost, "
+        f"accepted for {window_guarded:.2f}s"
     )
     assert lost_open > 0 and window_open > 5, "without the guard the isolated master accepts writes throughout"
     assert lost_guarded < lost_open

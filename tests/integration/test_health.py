@@ -197,9 +197,10 @@ def test_a_corrupt_state_file_is_started_afresh(secrets_env: LabSpec, tmp_path: 
     state = tmp_path / "health.json"
     state.write_text(content)
     code, text = run(secrets_env, "--state-file", str(state))
-    assert code == 0, text
+    # Whatever the lab's state (a loaded machine may make a check WARN), never UNKNOWN for the file.
+    assert code != 3 and "internal error" not in text, text
     assert json.loads(state.read_text())["master"], "the file was rewritten with this run's state"
-    assert run(secrets_env, "--state-file", str(state))[0] == 0
+    assert run(secrets_env, "--state-file", str(state))[0] != 3
 
 
 def test_an_unwritable_state_file_is_unknown(secrets_env: LabSpec) -> None:

@@ -1,0 +1,49 @@
+// ioredis through Sentinel: `node ioredis-adapter.mjs CONFIG.json` (see lab/clients/__init__.py).
+import Redis from "ioredis";
+import { loadConfig, recorder, runWorkload } from "./common.mjs";
+
+const config = loadConfig(process.argv[2]);
+const rec = recorder(config);
+
+export const RECOMMENDED = {
+  // Subscribe to the Sentinels' +switch-master and reconnect at once: a client of a frozen, then
+  // thawed master otherwise keeps writing to it until Sentinel demotes it, and those writes are lost.
+  failoverDetector: true,
+  // READONLY (the old master demoted under us): reconnect through Sentinel, but never resend the
+  // command (2 would resend it: some writes would land twice).
+  reconnectOnError: (err) => (err.message.startsWith("READONLY") ? 1 : false),
+  // A hung Sentinel or master must not hold a command for ever.
+  sentinelCommandTimeout: 500,
+  connectTimeout: 500,
+  commandTimeout: 1000,
+  // A command that failed with the connection is reported, not silently retried after a reconnect.
+  maxRetriesPerRequest: 0,
+};
+
+const options = {
+  sentinels: config.sentinels.map(([host, port]) => ({ host, port })),
+  name: config.master_name,
+  password: config.password || undefined,
+  sentinelPassword: config.sentinel_password || undefined,
+  lazyConnect: false,
+  ...(config.settings === "recommended" ? RECOMMENDED : {}),
+};
+
+const clients = Array.from({ length: config.workload.clients }, (_, p) => {
+  const client = new Redis(options);
+  for (const event of ["connect", "ready", "reconnecting", "end", "+switch-master", "+node", "failover"]) {
+    client.on(event, (detail) => rec.add({ type: "client", process: p, event, detail: detail ? String(detail).slice(0, 120) : null }));
+  }
+  client.on("error", (err) => rec.add({ type: "client", process: p, event: "error", detail: String(err.message).slice(0, 120) }));
+  return client;
+});
+// Connected before READY: the drill's faults are timed from it.
+await Promise.all(clients.map((client) => client.ping().catch((err) => rec.add({ type: "client", process: null, event: "error", detail: String(err.message) }))));
+const served = (p) => {
+  const stream = clients[p].stream;
+  return stream && stream.remoteAddress ? `${stream.remoteAddress}:${stream.remotePort}` : null;
+};
+await runWorkload(config, rec, (key, value) => clients[Number(key.split(":").pop())].rpush(key, value), served);
+rec.write();
+for (const client of clients) client.disconnect();
+process.exit(0);

@@ -1,0 +1,304 @@
+"""Check a drill's history the way Jepsen checks one: what the clients were told against what the
+servers ended up holding. Pure functions over records (lab.history's format): no server needed.
+
+Findings for a set workload (unique keys) and a counter workload (INCR):
+- lost: writes acknowledged and absent after the heal (counter: acknowledged increments missing);
+- indeterminate: writes whose outcome the client did not learn (timeouts), and how many survived;
+- errored but applied: writes the client was told failed that are there after all;
+- stale reads: reads served by a node that was not the master at the time;
+- split brain: two nodes acknowledging writes in the same 100 ms, and samples with two masters;
+- unavailability: gaps between acknowledged writes longer than 100 ms (the longest, and their total);
+  the nothing-kept window also counts acknowledged writes that were later lost as not kept;
+- failovers: master switches the Sentinels announced, and the epochs they reached.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lab.events import switches
+from lab.history import Record
+
+BUCKET_MS = 100.0
+GAP_MS = 100.0  # with several workers, acknowledged writes normally follow each other within a few ms
+WRITES = ("write", "incr", "rpush")
+
+
+@dataclass
+class Window:
+    start_ms: float
+    end_ms: float
+    detail: str = ""
+
+    @property
+    def ms(self) -> float:
+        return round(self.end_ms - self.start_ms, 3)
+
+
+@dataclass
+class Findings:
+    workload: str
+    duration_ms: float
+    operations: dict[str, dict[str, int]]  # f -> {"ok", "fail", "info"}
+    errors: dict[str, int]  # error class -> count
+    lost: int
+    lost_examples: list[str]
+    indeterminate: int
+    indeterminate_survived: int
+    errored_but_applied: int
+    duplicated: int  # list workload: values that landed more than once (a client resent a write)
+    stale_reads: int
+    stale_read_examples: list[str]
+    split_brain: list[Window]
+    two_masters: list[Window]
+    unavailable: list[Window]
+    nothing_kept: list[Window]
+    failovers: list[dict[str, Any]]  # {"t", "old", "new"}
+    epochs: list[int]
+    final_node: str | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def unavailable_longest_ms(self) -> float:
+        return max((w.ms for w in self.unavailable), default=0.0)
+
+    @staticmethod
+    def summary_keys() -> list[str]:
+        """The numeric summary metrics (what `lab drill --fail-on` can gate on)."""
+        return [
+            "duration_ms",
+            "ok",
+            "failed",
+            "indeterminate",
+            "indeterminate_survived",
+            "lost",
+            "errored_but_applied",
+            "duplicated",
+            "stale_reads",
+            "split_brain_ms",
+            "two_masters_ms",
+            "unavailable_ms",
+            "unavailable_total_ms",
+            "nothing_kept_ms",
+            "failovers",
+            "epochs",
+            "errors",
+        ]
+
+    def summary(self) -> dict[str, Any]:
+        """The numbers a CI gate (`--fail-on`) and the report's table use."""
+        return {
+            "workload": self.workload,
+            "duration_ms": self.duration_ms,
+            "ok": sum(v["ok"] for v in self.operations.values()),
+            "failed": sum(v["fail"] for v in self.operations.values()),
+            "indeterminate": self.indeterminate,
+            "indeterminate_survived": self.indeterminate_survived,
+            "lost": self.lost,
+            "errored_but_applied": self.errored_but_applied,
+            "duplicated": self.duplicated,
+            "stale_reads": self.stale_reads,
+            "split_brain_ms": round(sum(w.ms for w in self.split_brain), 3),
+            "two_masters_ms": round(sum(w.ms for w in self.two_masters), 3),
+            "unavailable_ms": self.unavailable_longest_ms,
+            "unavailable_total_ms": round(sum(w.ms for w in self.unavailable), 3),
+            "nothing_kept_ms": max((w.ms for w in self.nothing_kept), default=0.0),
+            "failovers": len(self.failovers),
+            "epochs": len(self.epochs),
+            "errors": sum(self.errors.values()),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["summary"] = self.summary()
+        return doc
+
+
+def master_timeline(records: list[Record], addresses: dict[str, str]) -> list[tuple[float, str]]:
+    """(from ms, node name) of the master, from the first role samples and every announced switch."""
+    first = next((r["node"] for r in records if r["type"] == "role" and r["role"] == "master"), None)
+    timeline = [(0.0, first)] if first else []
+    for switch in switches(records):
+        timeline.append((switch["t"], addresses.get(switch["new"], switch["new"])))
+    return [(t, n) for t, n in timeline if n]
+
+
+def _master_at(timeline: list[tuple[float, str]], t: float) -> str | None:
+    current = None
+    for start, node in timeline:
+        if start <= t:
+            current = node
+    return current
+
+
+def _windows_from_gaps(times: list[float], start: float, end: float, gap: float, detail: str) -> list[Window]:
+    windows = []
+    previous = start
+    for t in [*sorted(times), end]:
+        if t - previous > gap:
+            windows.append(Window(previous, t, detail))
+        previous = t
+    return windows
+
+
+def _merge(buckets: list[float], detail: dict[float, str]) -> list[Window]:
+    windows: list[Window] = []
+    for b in sorted(buckets):
+        if windows and b - windows[-1].end_ms <= 1e-6:
+            windows[-1].end_ms = b + BUCKET_MS
+        else:
+            windows.append(Window(b, b + BUCKET_MS, detail[b]))
+    return windows
+
+
+def check(records: list[Record], addresses: dict[str, str] | None = None) -> Findings:
+    """``addresses``: 'host:port' -> node name, to name the nodes of Sentinel events."""
+    addresses = addresses or {}
+    records = sorted([*records, *_unfinished(records)], key=lambda r: r["t"])
+    ops = [r for r in records if r["type"] in ("ok", "fail", "info")]
+    final = next((r for r in reversed(records) if r["type"] == "final"), None)
+    duration = max((r["t"] for r in records), default=0.0)
+    functions = {r.get("f") for r in ops}
+    kind = "counter" if "incr" in functions else ("list" if "rpush" in functions else "set")
+
+    operations: dict[str, Counter[str]] = defaultdict(Counter)
+    errors: Counter[str] = Counter()
+    for r in ops:
+        operations[r["f"]][r["type"]] += 1
+        if r["type"] != "ok":
+            errors[r.get("error") or "unknown"] += 1
+
+    absent = set(final["absent"]) if final else set()
+    writes = [r for r in ops if r["f"] in WRITES]
+    acked = [r for r in writes if r["type"] == "ok"]
+    notes = [] if final else ["no final read: lost writes cannot be counted"]
+    duplicated = 0
+    kept = acked
+    if kind == "counter":
+        lost, lost_examples, survived, applied = _counter_outcome(writes, final)
+    elif kind == "list":
+        lost, lost_examples, survived, applied, duplicated, kept = _list_outcome(writes, final)
+    else:
+        lost_keys = [r["key"] for r in acked if r["key"] in absent]
+        lost, lost_examples = len(lost_keys), lost_keys[:20]
+        survived = sum(1 for r in writes if r["type"] == "info" and final and r["key"] not in absent)
+        applied = sum(1 for r in writes if r["type"] == "fail" and final and r["key"] not in absent)
+        kept = [r for r in acked if r["key"] not in absent]
+
+    timeline = master_timeline(records, addresses)
+    stale = [
+        r
+        for r in ops
+        if r["f"] == "read" and r["type"] == "ok" and r.get("node") and r["node"] != _master_at(timeline, r["t"])
+    ]
+
+    by_bucket: dict[float, set[str]] = defaultdict(set)
+    for r in acked:
+        if r.get("node"):
+            by_bucket[(r["t"] // BUCKET_MS) * BUCKET_MS].add(r["node"])
+    split = [b for b, nodes in by_bucket.items() if len(nodes) > 1]
+    split_brain = _merge(split, {b: "acknowledged by " + ", ".join(sorted(by_bucket[b])) for b in split})
+
+    masters: dict[float, set[str]] = defaultdict(set)
+    for r in records:
+        if r["type"] == "role" and r["role"] == "master":
+            masters[(r["t"] // BUCKET_MS) * BUCKET_MS].add(r["node"])
+    doubled = [b for b, nodes in masters.items() if len(nodes) > 1]
+    two_masters = _merge(doubled, {b: "masters: " + ", ".join(sorted(masters[b])) for b in doubled})
+
+    ack_times = [r["t"] for r in acked]
+    kept_times = [r["t"] for r in kept]
+    epochs = sorted(
+        {int(r["data"].split()[0]) for r in records if r["type"] == "sentinel" and r["event"] == "+new-epoch"}
+    )
+    return Findings(
+        workload=kind,
+        duration_ms=duration,
+        operations={f: {k: counts[k] for k in ("ok", "fail", "info")} for f, counts in operations.items()},
+        errors=dict(errors),
+        lost=lost,
+        lost_examples=lost_examples,
+        indeterminate=sum(1 for r in writes if r["type"] == "info"),
+        indeterminate_survived=survived,
+        errored_but_applied=applied,
+        duplicated=duplicated,
+        stale_reads=len(stale),
+        stale_read_examples=[f"{r['key']} read from {r['node']} at {r['t'] / 1000:.2f}s" for r in stale[:10]],
+        split_brain=split_brain,
+        two_masters=two_masters,
+        unavailable=_windows_from_gaps(ack_times, 0.0, _end(ops, duration), GAP_MS, "no write acknowledged"),
+        nothing_kept=_windows_from_gaps(kept_times, 0.0, _end(ops, duration), GAP_MS, "no write kept"),
+        failovers=[
+            {**s, "old": addresses.get(s["old"], s["old"]), "new": addresses.get(s["new"], s["new"])}
+            for s in switches(records)
+        ],
+        epochs=epochs,
+        final_node=final["node"] if final else None,
+        notes=notes,
+    )
+
+
+def _unfinished(records: list[Record]) -> list[Record]:
+    """An operation invoked and never completed (a client stuck when the drill ended) may or may not
+    have happened: an ``info`` at the end of the history."""
+    done = {
+        (r.get("process"), r.get("f"), r.get("key"), r.get("value"))
+        for r in records
+        if r["type"] in ("ok", "fail", "info")
+    }
+    end = max((r["t"] for r in records if r["type"] in ("invoke", "ok", "fail", "info")), default=0.0)
+    return [
+        {**r, "type": "info", "t": end, "error": "no answer"}
+        for r in records
+        if r["type"] == "invoke" and (r.get("process"), r.get("f"), r.get("key"), r.get("value")) not in done
+    ]
+
+
+def _end(ops: list[Record], duration: float) -> float:
+    """The last client operation: the workload's end, not the heal and final read after it."""
+    return max((r["t"] for r in ops), default=duration)
+
+
+def _list_outcome(writes: list[Record], final: Record | None) -> tuple[int, list[str], int, int, int, list[Record]]:
+    """RPUSH of unique values onto lists: (lost, examples, indeterminate that survived, errored but
+    applied, values that landed twice, the acknowledged writes kept)."""
+    if final is None:
+        return 0, [], 0, 0, 0, [r for r in writes if r["type"] == "ok"]
+    present = Counter((key, int(v)) for key, values in final.get("lists", {}).items() for v in values)
+
+    def there(r: Record) -> bool:
+        return present[(r["key"], int(r["value"]))] > 0
+
+    acked = [r for r in writes if r["type"] == "ok"]
+    lost = [r for r in acked if not there(r)]
+    return (
+        len(lost),
+        [f"{r['key']}={r['value']}" for r in lost[:20]],
+        sum(1 for r in writes if r["type"] == "info" and there(r)),
+        sum(1 for r in writes if r["type"] == "fail" and there(r)),
+        sum(count - 1 for count in present.values() if count > 1),
+        [r for r in acked if there(r)],
+    )
+
+
+def _counter_outcome(writes: list[Record], final: Record | None) -> tuple[int, list[str], int, int]:
+    """(lost, examples, indeterminate that survived, errored but applied) for INCR counters: per key,
+    the final value must lie between the acknowledged increments and those plus the indeterminate ones."""
+    if final is None:
+        return 0, [], 0, 0
+    lost = survived = applied = 0
+    examples = []
+    per_key: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in writes:
+        per_key[r["key"]][r["type"]] += 1
+    for key, counts in per_key.items():
+        value = int(final["counters"].get(key, 0))
+        if value < counts["ok"]:
+            lost += counts["ok"] - value
+            examples.append(f"{key}: {counts['ok']} acknowledged, {value} kept")
+        beyond = value - counts["ok"]
+        survived += max(0, min(beyond, counts["info"]))
+        applied += max(0, beyond - counts["info"])
+    return lost, examples[:20], survived, applied

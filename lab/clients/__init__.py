@@ -1,0 +1,182 @@
+"""Client adapters for the client matrix: a small program per client library that reads one JSON
+config, runs the drill's workload through the lab's Sentinels and writes lab.history records.
+
+The config (written 0600: it holds passwords, which never go on a command line)::
+
+    {"client": "ioredis", "settings": "defaults" | "recommended",
+     "sentinels": [["127.1.2.11", 26379], ...], "master_name": "mymaster",
+     "password": "...", "sentinel_password": "...",
+     "workload": {"clients": 2, "prefix": "m:ioredis:kill-master", "duration_s": 12},
+     "epoch_ms": 1764460000000.0,          # wall-clock ms of the drill's t=0 (one clock for all)
+     "out": "/path/history-ioredis.jsonl"}
+
+The adapter connects its clients, prints ``READY`` on a line of its own, then runs the workload for
+``duration_s`` from that moment (the drill's faults are timed from READY, so a slow start of the
+client's runtime never eats into the drill). Each of ``clients`` workers RPUSHes increasing
+integers onto ``<prefix>:<worker>``; every operation
+is an invoke/ok/fail/info record (``error`` is the matrix's class: READONLY, NOREPLICAS, refused,
+timeout, closed, other:...), and the library's own events are ``client`` records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lab import CLIENTS_DIR
+from lab.spec import LabSpec
+
+NODE_DIR = CLIENTS_DIR / "node"
+SETTINGS = ("defaults", "recommended")
+READY_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class Client:
+    name: str
+    adapter: Callable[[Path], list[str]]  # argv that runs the adapter on a config file
+    missing: Callable[[], str | None]  # why it cannot run here (None: it can)
+    version: Callable[[], str]
+
+
+def _node_missing() -> str | None:
+    if shutil.which("node") is None:
+        return "Node.js is not installed (Node 20+; Debian: apt-get install nodejs npm)"
+    if not (NODE_DIR / "node_modules" / "ioredis").is_dir():
+        return f"the Node clients are not installed: npm ci --prefix {NODE_DIR} (make clients does it)"
+    return None
+
+
+def _npm_version(package: str) -> Callable[[], str]:
+    def version() -> str:
+        try:
+            data = json.loads((NODE_DIR / "node_modules" / package / "package.json").read_text())
+        except (OSError, ValueError):
+            return "not installed"
+        return str(data.get("version", "?"))
+
+    return version
+
+
+def _redis_py_version() -> str:
+    import redis
+
+    return str(redis.__version__)
+
+
+CLIENTS: dict[str, Client] = {
+    "redis-py": Client(
+        "redis-py",
+        lambda config: [sys.executable, "-m", "lab.clients.redispy", str(config)],
+        lambda: None,
+        _redis_py_version,
+    ),
+    "ioredis": Client(
+        "ioredis",
+        lambda config: ["node", str(NODE_DIR / "ioredis-adapter.mjs"), str(config)],
+        _node_missing,
+        _npm_version("ioredis"),
+    ),
+    "node-redis": Client(
+        "node-redis",
+        lambda config: ["node", str(NODE_DIR / "node-redis-adapter.mjs"), str(config)],
+        _node_missing,
+        _npm_version("redis"),
+    ),
+}
+
+
+def glide_sentinel_support() -> str:
+    """Whether valkey-glide (if installed) can connect through Sentinel: it has no Sentinel mode to
+    configure (GlideClientConfiguration takes fixed addresses; upstream valkey-io/valkey-glide#2761)."""
+    try:
+        import glide  # type: ignore[import-not-found]
+    except ImportError:
+        return "valkey-glide is not installed (pip install valkey-glide): not measured"
+    names = [n for n in dir(glide) if "sentinel" in n.lower()]
+    version = getattr(glide, "__version__", None) or _dist_version("valkey-glide")
+    if names:
+        return f"valkey-glide {version} has Sentinel support ({', '.join(names)}): add an adapter"
+    return f"valkey-glide {version}: no Sentinel support (no Sentinel option in its client configuration)"
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "?"
+
+
+class AdapterRun:
+    """One adapter process for one drill: start it with a config, wait for it, read its records."""
+
+    def __init__(
+        self, client: Client, spec: LabSpec, settings: str, workdir: Path, *, clients: int, prefix: str
+    ) -> None:
+        if settings not in SETTINGS:
+            raise ValueError(f"settings {settings!r}")
+        self.client, self.spec, self.settings = client, spec, settings
+        self.workdir, self.clients, self.prefix = workdir, clients, prefix
+        self.process: subprocess.Popen[str] | None = None
+        self.out = workdir / f"history-{client.name}-{settings}.jsonl"
+
+    def start(self, epoch_ms: float, duration: float) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {
+            "client": self.client.name,
+            "settings": self.settings,
+            "sentinels": [[n.host, n.port] for n in self.spec.sentinels],
+            "master_name": self.spec.master_name,
+            "password": self.spec.password,
+            "sentinel_password": self.spec.sentinel_password,
+            "workload": {"clients": self.clients, "prefix": self.prefix, "duration_s": duration},
+            "epoch_ms": epoch_ms,
+            "out": str(self.out),
+        }
+        path = self.workdir / f"config-{self.client.name}-{self.settings}.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(config, handle)
+        self.log_path = self.workdir / f"adapter-{self.client.name}-{self.settings}.log"
+        self.log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            self.client.adapter(path),
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        ready = select.select([self.process.stdout], [], [], READY_TIMEOUT)[0]
+        line = self.process.stdout.readline() if ready else ""
+        if line.strip() != "READY":
+            self.process.kill()
+            self.process.wait()
+            self.log.close()
+            why = line.strip() or self.log_path.read_text(errors="replace").strip()[-300:] or "no output"
+            raise RuntimeError(f"{self.client.name} adapter did not get ready within {READY_TIMEOUT:g}s: {why}")
+
+    def wait(self, timeout: float) -> list[dict[str, Any]]:
+        """The adapter's records (it stops by itself at its deadline)."""
+        assert self.process is not None
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+        if not self.out.exists():
+            tail = self.log_path.read_text(errors="replace")[-500:]
+            raise RuntimeError(f"{self.client.name} adapter wrote no history (exit {self.process.returncode}): {tail}")
+        with self.out.open() as handle:
+            return [json.loads(line) for line in handle if line.strip()]

@@ -1,0 +1,366 @@
+"""One drill's history: what the clients did and saw, what the Sentinels announced, each data node's
+role, and the faults, on one clock (milliseconds since the drill started). Stored as JSON lines
+(``history.jsonl``); other clients' workloads (ioredis, node-redis) write the same records.
+
+Record format (every record has ``t``, ms since the start, and ``type``):
+
+- ``invoke`` / ``ok`` / ``fail`` / ``info``: a client operation. ``process`` (the worker), ``f``
+  (``write``, ``read``, ``incr``, ``rpush``), ``key``, ``value``; on completion ``node`` (the node that
+  served it, when known). ``fail`` means the operation did not happen (``error``: its class, e.g.
+  ``ReadOnlyError``); ``info`` means it may or may not have (a timeout, a lost connection).
+  For a read, ``value`` on ``ok`` is what was read (``null``: no such key).
+- ``sentinel``: ``sentinel`` (its name), ``event`` (``+switch-master``, ``+sdown``, ...), ``data``.
+- ``role``: ``node``, ``role`` (``master``, ``replica``, ``down``), ``offset``, ``master`` (the node it
+  replicates from).
+- ``fault``: ``action`` (``inject``, ``revert``), ``fault`` (``kill``, ``freeze``, ...), ``node``.
+- ``client``: ``process``, ``event`` (a client library's own: ``reconnecting``, ``ready``, ...), ``detail``.
+- ``final``: after the heal, from the converged master ``node``: ``checked`` (how many written keys were
+  looked up), ``absent`` (those not there), ``counters`` (key -> value, counter workload).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from redis.sentinel import MasterNotFoundError, Sentinel
+
+from lab.events import SentinelEvents
+
+if TYPE_CHECKING:
+    from lab.clients import AdapterRun
+from lab.spec import LabSpec, Node
+from lab.topology import client
+
+Record = dict[str, Any]
+
+
+def error_class(exc: Exception) -> tuple[str, bool]:
+    """(the error's class as every client's history names it, whether the operation may have
+    happened). A reply (READONLY, NOREPLICAS, ...) or a refused connection means it did not; a
+    timeout or a connection lost after sending means it may have."""
+    text = str(exc)
+    if isinstance(exc, redis.ResponseError):
+        word = text.split(" ", 1)[0]
+        return (word if word.isalpha() and word.isupper() else "other:ResponseError"), False
+    if isinstance(exc, MasterNotFoundError):
+        return "no master", False
+    if isinstance(exc, redis.TimeoutError):
+        return "timeout", True
+    if isinstance(exc, redis.ConnectionError) and "previous master is now a slave" in text:
+        return "READONLY", False  # redis-py turns READONLY into this, after disconnecting
+    if isinstance(exc, redis.ConnectionError) and ("refused" in text.lower() or "Error 111" in text):
+        return "refused", False
+    if isinstance(exc, redis.ConnectionError | OSError):
+        return "closed", True
+    return f"other:{type(exc).__name__}", True
+
+
+class Clock:
+    """Milliseconds since the drill started (monotonic). ``epoch_ms`` is the same instant on the
+    wall clock, which client adapters in other processes measure from."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.epoch_ms = time.time() * 1000
+
+    def ms(self) -> float:
+        return round((time.monotonic() - self.started) * 1000, 3)
+
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+
+class History:
+    """Records appended from many threads; written as JSON lines."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or Clock()
+        self._records: list[Record] = []
+        self._lock = threading.Lock()
+
+    def add(self, type_: str, **fields: Any) -> None:
+        record = {"t": self.clock.ms(), "type": type_, **fields}
+        with self._lock:
+            self._records.append(record)
+
+    def extend(self, records: Iterable[Record]) -> None:
+        with self._lock:
+            self._records.extend(records)
+
+    @property
+    def records(self) -> list[Record]:
+        with self._lock:
+            return sorted(self._records, key=lambda r: r["t"])
+
+    def write(self, path: Path) -> None:
+        with path.open("w") as handle:
+            for record in self.records:
+                handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+def read_history(path: Path) -> list[Record]:
+    with path.open() as handle:
+        return sorted((json.loads(line) for line in handle if line.strip()), key=lambda r: r["t"])
+
+
+# -- the client workload --------------------------------------------------------------------------
+def sentinel_client(spec: LabSpec) -> redis.Redis:
+    """A Sentinel-aware client whose pool holds one connection, so the node that served each command
+    is known (``served_by``). Not ``single_connection_client=True``: with redis-py 8.1 such a client
+    reconnects to the old master's address for ever after a failover (its reconnect bypasses the
+    Sentinel lookup that a pooled connection makes)."""
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        spec.sentinel_addrs(),
+        sentinel_kwargs={
+            "password": spec.sentinel_password,
+            "socket_timeout": 0.5,
+            "socket_connect_timeout": 0.5,
+            "retry": Retry(NoBackoff(), 0),
+        },
+        password=spec.password,
+        socket_timeout=1,
+        socket_connect_timeout=0.5,
+        decode_responses=True,
+        retry=Retry(NoBackoff(), 0),
+    )
+    conn: redis.Redis = sentinel.master_for(spec.master_name, max_connections=1)  # type: ignore[no-untyped-call]
+    return conn
+
+
+def served_by(conn: redis.Redis) -> tuple[str, int] | None:
+    """The address the client's (one) pooled connection is connected to, after a command."""
+    idle = getattr(conn.connection_pool, "_available_connections", [])
+    if not idle or getattr(idle[0], "_sock", None) is None:
+        return None
+    return idle[0].host, idle[0].port
+
+
+@dataclass
+class Workload:
+    """What each worker does: ``set`` writes unique keys (and reads one of its own back every
+    ``read_every`` operations); ``counter`` INCRs one key per worker. The first ``direct`` workers
+    connect straight to the master's address at the start, as an application configured with a
+    fixed host does, instead of through Sentinel. Keys start with ``prefix``, unique per drill."""
+
+    kind: str = "set"
+    read_every: int = 4
+    prefix: str = field(default_factory=lambda: f"drill:{time.time_ns() // 1_000_000}")
+    direct: int = 0
+
+
+class Workers:
+    """N threads running the workload against the lab through Sentinel, recording every operation.
+    Records are kept per thread as tuples and turned into dicts only at the end (cheap while running)."""
+
+    def __init__(self, spec: LabSpec, history: History, workload: Workload, clients: int = 4) -> None:
+        self.spec, self.history, self.workload = spec, history, workload
+        self.clients = clients
+        self._stop = threading.Event()
+        self._nodes = {(n.host, n.port): n.name for n in spec.redis_nodes}
+        self._threads = [threading.Thread(target=self._run, args=(p,), daemon=True) for p in range(clients)]
+        self._logs: list[list[tuple[Any, ...]]] = [[] for _ in range(clients)]
+        self.written: set[str] = set()  # keys a write was attempted on (ok, fail or info)
+
+    def start(self) -> Workers:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        records = []
+        for log in self._logs:
+            for entry in log:
+                t, kind, process, f, key, value, extra = entry
+                records.append({"t": t, "type": kind, "process": process, "f": f, "key": key, "value": value, **extra})
+        self.history.extend(records)
+
+    def _served_by(self, conn: redis.Redis) -> str | None:
+        address = served_by(conn)
+        return self._nodes.get(address) if address else None
+
+    def _client(self, process: int) -> redis.Redis:
+        if process >= self.workload.direct:
+            return sentinel_client(self.spec)
+        from lab.faults import current_master
+
+        master = current_master(self.spec, timeout=10)
+        return client(master.host, master.port, self.spec.password, timeout=1, max_connections=1)
+
+    def _run(self, process: int) -> None:
+        log = self._logs[process]
+        clock = self.history.clock
+        try:
+            conn = self._client(process)
+        except (redis.RedisError, OSError) as exc:
+            log.append((clock.ms(), "client", process, None, None, None, {"event": "error", "detail": str(exc)[:200]}))
+            return
+        w = self.workload
+        acked: list[str] = []
+        seq = 0
+        try:
+            while not self._stop.is_set():
+                seq += 1
+                value: Any = None
+                if w.kind == "counter":
+                    f, key = "incr", f"{w.prefix}:counter:{process}"
+                elif acked and seq % w.read_every == 0:
+                    f, key = "read", acked[len(acked) // 2 + (seq % max(1, len(acked) // 2))]
+                else:
+                    f, key, value = "write", f"{w.prefix}:{process}:{seq}", seq
+                log.append((clock.ms(), "invoke", process, f, key, value, {}))
+                try:
+                    if f == "incr":
+                        value = int(conn.incr(key))
+                    elif f == "read":
+                        value = conn.get(key)
+                    else:
+                        self.written.add(key)
+                        conn.set(key, value)
+                except (redis.RedisError, OSError) as exc:
+                    kind, maybe = error_class(exc)
+                    outcome = (
+                        "info" if maybe and f != "read" else "fail"
+                    )  # a read that may have happened changed nothing
+                    log.append((clock.ms(), outcome, process, f, key, value, {"error": kind}))
+                    self._stop.wait(0.005)
+                    continue
+                log.append((clock.ms(), "ok", process, f, key, value, {"node": self._served_by(conn)}))
+                if f == "write":
+                    acked.append(key)
+        finally:
+            conn.close()
+
+
+# -- what the servers did -------------------------------------------------------------------------
+class RoleSampler:
+    """Every data node's role and replication offset, sampled every ``interval`` seconds."""
+
+    def __init__(self, spec: LabSpec, history: History, interval: float = 0.1) -> None:
+        self.spec, self.history, self.interval = spec, history, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._names = {(n.host, n.port): n.name for n in spec.redis_nodes}
+
+    def start(self) -> RoleSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _sample(self, node: Node) -> Record:
+        try:
+            with client(node.host, node.port, self.spec.password, timeout=0.2) as conn:
+                info = conn.info("replication")
+        except (redis.RedisError, OSError):
+            return {"node": node.name, "role": "down", "offset": None, "master": None}
+        if info.get("role") == "slave":
+            master = self._names.get((str(info.get("master_host")), int(info.get("master_port", 0))))
+            return {
+                "node": node.name,
+                "role": "replica",
+                "offset": int(info.get("slave_repl_offset", 0)),
+                "master": master,
+            }
+        return {"node": node.name, "role": "master", "offset": int(info.get("master_repl_offset", 0)), "master": None}
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for node in self.spec.redis_nodes:
+                self.history.add("role", **self._sample(node))
+            self._stop.wait(self.interval)
+
+
+class Recorder:
+    """Everything of one drill on one clock: ``with Recorder(spec, workload) as rec: ... rec.fault(...)``.
+
+    The workload runs in this process (``Workers``, redis-py), or in a client adapter process
+    (``adapter``, see lab.clients) that writes the same records, on the same clock, for ``duration``.
+    """
+
+    def __init__(
+        self,
+        spec: LabSpec,
+        workload: Workload | None = None,
+        clients: int = 4,
+        adapter: AdapterRun | None = None,
+        duration: float = 0.0,
+    ) -> None:
+        self.spec = spec
+        self.history = History()
+        self.clients = clients
+        self.adapter, self.duration = adapter, duration
+        self.workload = workload or (Workload(kind="list", prefix=adapter.prefix) if adapter else Workload())
+        self.events = SentinelEvents(spec, clock=self.history.clock.ms)
+        self.roles = RoleSampler(spec, self.history)
+        self.workers = None if adapter else Workers(spec, self.history, self.workload, clients)
+        self._stopped = False
+
+    def __enter__(self) -> Recorder:
+        self.events.__enter__()
+        self.roles.start()
+        if self.workers is not None:
+            self.workers.start()
+        if self.adapter is not None:
+            self.adapter.start(self.history.clock.epoch_ms, self.duration)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the clients (an adapter stops by itself at its deadline), then the samplers; idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.workers is not None:
+            self.workers.stop()
+        if self.adapter is not None:
+            self.history.extend(self.adapter.wait(timeout=15))  # it stops at its own deadline (+2 s for a stuck one)
+        self.roles.stop()
+        self.events.__exit__(None, None, None)
+        self.history.extend(self.events.records())
+
+    def fault(self, action: str, fault: str, node: str) -> None:
+        self.history.add("fault", action=action, fault=fault, node=node)
+
+    def final(self, master: Node) -> None:
+        """Look up, on the converged master, every key the workers wrote (the counters, the lists)."""
+        with client(master.host, master.port, self.spec.password, timeout=10) as conn:
+            if self.workload.kind == "list":
+                keys = [f"{self.workload.prefix}:{p}" for p in range(self.clients)]
+                lists = {key: [int(v) for v in conn.lrange(key, 0, -1)] for key in keys}
+                self.history.add("final", node=master.name, checked=len(keys), absent=[], counters={}, lists=lists)
+                return
+            if self.workload.kind == "counter":
+                keys = [f"{self.workload.prefix}:counter:{p}" for p in range(self.clients)]
+                values = conn.mget(keys)
+                counters = {k: int(v) if v is not None else 0 for k, v in zip(keys, values, strict=True)}
+                self.history.add("final", node=master.name, checked=len(keys), absent=[], counters=counters)
+                return
+            written = sorted(self.workers.written if self.workers else ())
+            absent: list[str] = []
+            for batch in _batches(written, 1000):
+                pipe = conn.pipeline(transaction=False)
+                for key in batch:
+                    pipe.exists(key)
+                absent += [key for key, there in zip(batch, pipe.execute(), strict=True) if not there]
+        self.history.add("final", node=master.name, checked=len(written), absent=absent, counters={})
+
+
+def _batches(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

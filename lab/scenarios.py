@@ -1,0 +1,229 @@
+"""Failover drills as data: each scenario is a name, what it does to the lab and when. ``run_drill``
+records a workload through it (lab.history), heals the lab, checks the history (lab.checker) and
+writes the report (lab.report). Findings are data: a drill that loses writes still ran."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab import control, faults
+from lab.backends import get_backend
+from lab.checker import Findings, check
+from lab.drill import config_set, wait_converged
+from lab.errors import LabError
+from lab.history import Recorder, Workload
+from lab.spec import LabSpec, Node
+
+FAULT_AT = 1.0  # seconds of steady workload before the fault
+FREEZE_FOR = 5.0  # past down-after in the lab profile: a failover happens, then the zombie thaws
+ISOLATE_FOR = 6.0
+
+
+@dataclass
+class Drill:
+    """What a scenario acts on: the lab, the recorder (faults go into its history), the timings."""
+
+    spec: LabSpec
+    recorder: Recorder
+    duration: float
+    injected: list[faults.Fault] = field(default_factory=list)
+    started: float = 0.0  # clock seconds when the workload was running (a client adapter took a while)
+
+    def at(self, seconds: float) -> None:
+        """Wait until ``seconds`` into the workload."""
+        delay = self.started + seconds - self.recorder.history.clock.seconds()
+        if delay > 0:
+            time.sleep(delay)
+
+    def master(self) -> Node:
+        return faults.current_master(self.spec, timeout=10)
+
+    def inject(self, kind: str, node: Node, peers: list[str] | None = None) -> faults.Fault:
+        fault = faults.inject(self.spec, kind, node.name, peers)
+        self.recorder.fault("inject", kind, node.name)
+        self.injected.append(fault)
+        return fault
+
+    def revert(self, fault: faults.Fault) -> None:
+        faults.revert(self.spec, fault, rejoin=False)  # a drill measures what Sentinel alone does
+        self.recorder.fault("revert", fault.kind, fault.node)
+        self.injected.remove(fault)
+
+
+def _kill_master(d: Drill) -> None:
+    d.at(FAULT_AT)
+    d.inject("kill", d.master())
+
+
+def _stop_master(d: Drill) -> None:
+    d.at(FAULT_AT)
+    d.inject("stop", d.master())
+
+
+def _freeze_master(d: Drill) -> None:
+    d.at(FAULT_AT)
+    fault = d.inject("freeze", d.master())
+    d.at(FAULT_AT + FREEZE_FOR)
+    d.revert(fault)  # the zombie thaws; Sentinel alone decides when it stops taking writes
+
+
+def _isolate_master(d: Drill) -> None:
+    d.at(FAULT_AT)
+    fault = d.inject("isolate", d.master())
+    d.at(FAULT_AT + ISOLATE_FOR)
+    d.revert(fault)  # the partition heals; Sentinel alone decides when the stale master is demoted
+
+
+def _isolate_master_guarded(d: Drill) -> None:
+    """The same partition with min-replicas-to-write 1 and min-replicas-max-lag 1 on every data node."""
+    with config_set(d.spec, min_replicas_to_write=1, min_replicas_max_lag=1):
+        _isolate_master(d)
+
+
+def _freeze_sentinel_then_kill_master(d: Drill) -> None:
+    """A Sentinel that accepts connections but never answers (a hung host), then the master dies:
+    the first Sentinel a client asks is the frozen one."""
+    d.at(FAULT_AT)
+    d.inject("freeze", d.spec.sentinels[0])
+    d.at(FAULT_AT + 0.5)
+    d.inject("kill", d.master())
+
+
+def _failover(safe: bool) -> Callable[[Drill], None]:
+    def act(d: Drill) -> None:
+        d.at(FAULT_AT)
+        old = d.master()
+        d.recorder.fault("inject", "failover" if safe else "failover-unsafe", old.name)
+        faults.failover(d.spec, safe=safe)
+        d.recorder.fault("revert", "failover" if safe else "failover-unsafe", old.name)
+
+    return act
+
+
+def _kill_sentinel(d: Drill) -> None:
+    d.at(FAULT_AT)
+    d.inject("kill", d.spec.sentinels[0])
+
+
+def _kill_master_and_sentinel(d: Drill) -> None:
+    d.at(FAULT_AT)
+    master = d.master()
+    d.inject("kill", d.spec.sentinels[0])  # the host that held both dies
+    d.inject("kill", master)
+
+
+def _restart_all(d: Drill) -> None:
+    """A cold start of every node from its files (a data centre power cut and return)."""
+    d.at(FAULT_AT)
+    backend = get_backend(d.spec.backend)
+    order = [*d.spec.sentinels, *d.spec.redis_nodes]
+    for node in order:
+        d.recorder.fault("inject", "stop", node.name)
+    backend.stop(d.spec, order)
+    control.start_nodes(d.spec, backend, d.spec.nodes, fresh=False)
+    for node in order:
+        d.recorder.fault("revert", "stop", node.name)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    about: str
+    act: Callable[[Drill], None]
+    needs: str = ""  # a fault kind the backend must support
+
+
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario("kill-master", "SIGKILL the master", _kill_master),
+        Scenario("stop-master", "SIGTERM the master (a clean shutdown)", _stop_master),
+        Scenario("freeze-master", f"SIGSTOP the master for {FREEZE_FOR:g} s, then thaw it (a zombie)", _freeze_master),
+        Scenario(
+            "isolate-master",
+            f"cut the master off from every other node for {ISOLATE_FOR:g} s (clients still reach it)",
+            _isolate_master,
+            needs="isolate",
+        ),
+        Scenario(
+            "isolate-master-guarded",
+            "isolate-master with min-replicas-to-write 1 and min-replicas-max-lag 1",
+            _isolate_master_guarded,
+            needs="isolate",
+        ),
+        Scenario("failover", "safe manual failover (lab failover)", _failover(True)),
+        Scenario("failover-unsafe", "bare SENTINEL FAILOVER", _failover(False)),
+        Scenario("kill-sentinel", "SIGKILL one Sentinel", _kill_sentinel),
+        Scenario(
+            "freeze-sentinel-kill-master",
+            "SIGSTOP the first Sentinel (a hung host), then SIGKILL the master",
+            _freeze_sentinel_then_kill_master,
+        ),
+        Scenario("kill-master-and-sentinel", "the host of the master and a Sentinel dies", _kill_master_and_sentinel),
+        Scenario("restart-all", "stop every node, then start them all from their files", _restart_all),
+    )
+}
+
+
+@dataclass
+class DrillResult:
+    scenario: str
+    findings: Findings
+    recorder: Recorder
+    report_dir: Path | None
+    seconds: float
+
+
+def run_drill(
+    spec: LabSpec,
+    scenario: str,
+    *,
+    duration: float = 10.0,
+    clients: int = 4,
+    workload: str | Workload = "set",
+    report_dir: Path | None = None,
+    client: str | None = None,
+    settings: str = "defaults",
+) -> DrillResult:
+    """Record ``clients`` workers through the scenario for ``duration`` seconds, heal, check, report.
+    ``client`` runs the workload in that client library's adapter (lab.clients) instead of here."""
+    chosen = SCENARIOS.get(scenario)
+    if chosen is None:
+        raise LabError(f"unknown drill {scenario!r} (choose from: {', '.join(SCENARIOS)})")
+    if chosen.needs and (why := get_backend(spec.backend).unsupported(chosen.needs)):
+        raise LabError(f"drill {scenario} needs {chosen.needs}, which the {spec.backend} backend cannot do here: {why}")
+    started = time.perf_counter()
+    adapter = None
+    if client is not None:
+        from lab.clients import CLIENTS, AdapterRun
+
+        workdir = report_dir or Path(tempfile.mkdtemp(prefix="lab-drill-"))
+        prefix = f"m:{client}:{settings}:{scenario}:{int(time.time() * 1000)}"
+        adapter = AdapterRun(CLIENTS[client], spec, settings, workdir, clients=clients, prefix=prefix)
+    chosen_workload = workload if isinstance(workload, Workload) else Workload(kind=workload)
+    recorder = Recorder(spec, None if adapter else chosen_workload, clients, adapter=adapter, duration=duration)
+    drill = Drill(spec, recorder, duration)
+    with recorder:
+        drill.started = recorder.history.clock.seconds()
+        try:
+            chosen.act(drill)
+            drill.at(duration)
+        finally:
+            recorder.stop()
+            faults.heal(spec)
+            for fault in drill.injected:
+                recorder.fault("revert", fault.kind, fault.node)
+    control.wait_healthy(spec, timeout=60)
+    recorder.final(wait_converged(spec))
+    addresses = {n.address: n.name for n in spec.redis_nodes}
+    findings = check(recorder.history.records, addresses)
+    result = DrillResult(scenario, findings, recorder, report_dir, time.perf_counter() - started)
+    if report_dir is not None:
+        from lab.report import write_report
+
+        write_report(result, spec, report_dir)
+    return result

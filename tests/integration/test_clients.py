@@ -1,0 +1,67 @@
+"""The client matrix's adapters against a real lab (local backend, as CI runs it): every client, in
+its defaults and its recommended settings, through kill-master and the safe failover."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab import control
+from lab.clients import CLIENTS
+from lab.matrix import cell_of
+from lab.pytest_plugin import lab_name
+from lab.spec import LabSpec
+
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+
+
+@pytest.fixture(scope="module")
+def local_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabSpec]:
+    home = tmp_path_factory.mktemp("clients")
+    spec = control.up(lab_name("clients"), "lab", "local", home).spec
+    yield spec
+    control.down(spec.name, home)
+
+
+def require_client(name: str) -> None:
+    why = CLIENTS[name].missing()
+    if why:
+        if os.environ.get("LAB_REQUIRE_NODE") == "1":
+            pytest.fail(f"LAB_REQUIRE_NODE=1 but {name} cannot run: {why}")
+        pytest.skip(why)
+
+
+@pytest.mark.parametrize("settings", ["defaults", "recommended"])
+@pytest.mark.parametrize("client", list(CLIENTS))
+def test_every_client_survives_a_killed_master(local_lab: LabSpec, drill, client: str, settings: str) -> None:
+    require_client(client)
+    control.wait_healthy(local_lab, timeout=30)
+    result = drill(local_lab, "kill-master", duration=8, clients=2, client=client, settings=settings)
+    cell = cell_of(result, client, settings, 8)
+    print(f"\n{client} ({settings}): {cell}")
+    assert cell.ok > 20 and cell.failovers >= 1
+    assert cell.recovered, f"{client} ({settings}) wrote again after the failover, without a restart"
+
+
+@pytest.mark.parametrize("settings", ["defaults", "recommended"])
+@pytest.mark.parametrize("client", list(CLIENTS))
+def test_the_safe_failover_loses_nothing_for_any_client(local_lab: LabSpec, drill, client: str, settings: str) -> None:
+    require_client(client)
+    control.wait_healthy(local_lab, timeout=30)
+    result = drill(local_lab, "failover", duration=6, clients=2, client=client, settings=settings)
+    cell = cell_of(result, client, settings, 6)
+    print(f"\n{client} ({settings}): {cell}")
+    assert cell.ok > 20 and cell.failovers == 1
+    assert cell.lost == 0, "the safe failover loses no acknowledged write"
+    assert cell.recovered, "the demoted master's clients are disconnected: they find the new master"
+
+
+def test_the_adapters_write_the_history_format(local_lab: LabSpec, drill, tmp_path: Path) -> None:
+    require_client("ioredis")
+    result = drill(local_lab, "kill-sentinel", duration=3, clients=1, client="ioredis", settings="recommended")
+    types = {r["type"] for r in result.recorder.history.records}
+    assert {"invoke", "ok", "client", "sentinel", "role", "fault", "final"} <= types
+    assert result.findings.workload == "list"

@@ -1,0 +1,76 @@
+"""Drill reports on a real lab: the four files, a valid picture, report.json against its schema,
+and the `lab drill` command with its CI gate, on both backends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from matplotlib.image import imread
+
+from lab.scenarios import SCENARIOS
+from tests.helpers import run_lab
+
+pytestmark = pytest.mark.integration
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "report.schema.json").read_text())
+
+
+def test_a_drill_writes_a_report_that_matches_its_schema(healthy_lab, drill, tmp_path: Path) -> None:
+    result = drill(healthy_lab, "kill-master", duration=5)
+    directory = result.report_dir
+    assert directory is not None
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "history.jsonl",
+        "report.html",
+        "report.json",
+        "timeline.png",
+    ]
+    doc = json.loads((directory / "report.json").read_text())
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["summary"]["failovers"] >= 1 and doc["lab"]["backend"] == healthy_lab.backend
+    picture = imread(directory / "timeline.png")
+    height, width = picture.shape[:2]
+    assert width >= 1000 and 400 <= height <= 1000, picture.shape
+    assert (directory / "report.html").read_text().count("data:image/png;base64,") == 1, "self-contained"
+    types = {json.loads(line)["type"] for line in (directory / "history.jsonl").read_text().splitlines()}
+    assert types >= {"invoke", "ok", "sentinel", "role", "fault", "final"}
+
+
+def test_lab_drill_reports_and_gates_on_findings(healthy_lab, lab_home: Path, tmp_path: Path) -> None:
+    report = tmp_path / "gate"
+    ran = run_lab(
+        "drill", "failover", "--name", healthy_lab.name, "--duration", "3", "--report", str(report),
+        "--fail-on", "lost>0", "--fail-on", "failovers<1", home=lab_home, timeout=120,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "acknowledged writes lost" in ran.stdout and str(report / "report.html") in ran.stdout
+    gated = run_lab(
+        "drill", "kill-sentinel", "--name", healthy_lab.name, "--duration", "2", "--report", str(tmp_path / "g2"),
+        "--fail-on", "ok>0", "--json", home=lab_home, timeout=120,
+    )  # fmt: skip
+    assert gated.returncode == 1 and "lab drill: findings over the gate: ok=" in gated.stderr
+    jsonschema.validate(json.loads(gated.stdout), SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["drill", "nope"], "unknown drill 'nope' (choose from: " + ", ".join(SCENARIOS) + ")"),
+        (
+            ["drill", "kill-master", "--fail-on", "lost>>0"],
+            "--fail-on 'lost>>0': expected METRIC OP NUMBER, e.g. 'lost>0'",
+        ),
+        (
+            ["drill", "kill-master", "--fail-on", "bogus>0"],
+            "--fail-on 'bogus>0': unknown metric 'bogus' (choose from: ",
+        ),
+        (["drill", "kill-master", "--clients", "0"], "--clients must be at least 1"),
+    ],
+)
+def test_bad_drill_arguments_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run_lab(*args, home=tmp_path)
+    assert result.returncode == 1 and result.stderr.strip().startswith(f"lab drill: {message}"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "default").exists(), "no lab was started for bad arguments"

@@ -1,0 +1,171 @@
+"""The history checker on hand-written histories: each finding produced on purpose, nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lab.checker import check
+
+A, B, C = "10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"
+NAMES = {A: "redis-1", B: "redis-2", C: "redis-3"}
+
+
+def op(t: float, kind: str, f: str, key: str, node: str | None = "redis-1", **extra: Any) -> dict[str, Any]:
+    return {"t": t, "type": kind, "process": 0, "f": f, "key": key, "value": 1, "node": node, **extra}
+
+
+def role(t: float, node: str, role_: str) -> dict[str, Any]:
+    return {"t": t, "type": "role", "node": node, "role": role_, "offset": 0, "master": None}
+
+
+def switch(t: float, sentinel: str, old: str, new: str) -> dict[str, Any]:
+    (oh, op_), (nh, np_) = old.split(":"), new.split(":")
+    return {
+        "t": t,
+        "type": "sentinel",
+        "sentinel": sentinel,
+        "event": "+switch-master",
+        "data": f"m {oh} {op_} {nh} {np_}",
+    }
+
+
+def final(absent: list[str], node: str = "redis-2", counters: dict[str, int] | None = None) -> dict[str, Any]:
+    return {"t": 99_999, "type": "final", "node": node, "checked": 0, "absent": absent, "counters": counters or {}}
+
+
+def steady(start: float, end: float, node: str = "redis-1", prefix: str = "k") -> list[dict[str, Any]]:
+    """One acknowledged write every 10 ms."""
+    return [op(t, "ok", "write", f"{prefix}{t}", node) for t in range(int(start), int(end), 10)]
+
+
+def test_a_clean_history_has_no_findings() -> None:
+    findings = check([role(0, "redis-1", "master"), *steady(0, 1000), final([])], NAMES)
+    summary = findings.summary()
+    assert summary["lost"] == summary["stale_reads"] == summary["failovers"] == summary["indeterminate"] == 0
+    assert findings.unavailable == [] and findings.split_brain == [] and findings.two_masters == []
+
+
+def test_an_acknowledged_write_absent_after_the_heal_is_lost() -> None:
+    history = [*steady(0, 500), op(500, "ok", "write", "gone"), *steady(510, 1000), final(["gone"])]
+    findings = check(history, NAMES)
+    assert (findings.lost, findings.lost_examples) == (1, ["gone"])
+
+
+def test_indeterminate_writes_are_counted_with_how_many_survived() -> None:
+    history = [
+        *steady(0, 300),
+        op(300, "info", "write", "maybe-1", None, error="TimeoutError"),
+        op(310, "info", "write", "maybe-2", None, error="TimeoutError"),
+        op(320, "fail", "write", "refused", None, error="ReadOnlyError"),
+        *steady(330, 600),
+        final(["maybe-2"]),
+    ]
+    findings = check(history, NAMES)
+    assert (findings.indeterminate, findings.indeterminate_survived, findings.lost) == (2, 1, 0)
+    assert findings.errored_but_applied == 1, "told READONLY, yet the key is there"
+    assert findings.errors == {"TimeoutError": 2, "ReadOnlyError": 1}
+
+
+def test_a_read_served_by_a_node_that_was_no_longer_master_is_stale() -> None:
+    history = [
+        role(0, "redis-1", "master"),
+        *steady(0, 400),
+        switch(400, "sentinel-1", A, B),
+        op(450, "ok", "read", "k0", "redis-1"),  # the old master still answered
+        op(460, "ok", "read", "k10", "redis-2"),
+        *steady(470, 800, "redis-2", "n"),
+        final([]),
+    ]
+    findings = check(history, NAMES)
+    assert findings.stale_reads == 1 and findings.stale_read_examples == ["k0 read from redis-1 at 0.45s"]
+
+
+def test_two_nodes_acknowledging_writes_at_once_is_split_brain() -> None:
+    history = [
+        *steady(0, 1000, "redis-1", "a"),
+        *steady(405, 705, "redis-2", "b"),  # a new master while the old one still takes writes
+        role(500, "redis-1", "master"),
+        role(500, "redis-2", "master"),
+        final([]),
+    ]
+    findings = check(history, NAMES)
+    assert [(w.start_ms, w.end_ms) for w in findings.split_brain] == [(400.0, 700.0)]
+    assert findings.split_brain[0].detail == "acknowledged by redis-1, redis-2"
+    assert [(w.start_ms, w.end_ms) for w in findings.two_masters] == [(500.0, 600.0)]
+
+
+def test_two_failovers_are_counted_once_whatever_every_sentinel_announces() -> None:
+    history = [
+        *steady(0, 200),
+        switch(300, "sentinel-1", A, B),
+        switch(301, "sentinel-2", A, B),
+        switch(305, "sentinel-3", A, B),
+        switch(1300, "sentinel-1", B, C),
+        switch(1302, "sentinel-3", B, C),  # sentinel-2 was down for the second
+        {"t": 290, "type": "sentinel", "sentinel": "sentinel-1", "event": "+new-epoch", "data": "1"},
+        {"t": 1290, "type": "sentinel", "sentinel": "sentinel-1", "event": "+new-epoch", "data": "2"},
+        *steady(1400, 1600, "redis-3"),
+        final([], node="redis-3"),
+    ]
+    findings = check(history, NAMES)
+    assert [(f["old"], f["new"]) for f in findings.failovers] == [("redis-1", "redis-2"), ("redis-2", "redis-3")]
+    assert findings.epochs == [1, 2]
+
+
+def test_unavailability_is_the_gaps_between_acknowledged_writes() -> None:
+    history = [*steady(0, 1000), *steady(3200, 4000), *steady(4500, 5000), final([])]
+    findings = check(history, NAMES)
+    assert [(w.start_ms, w.end_ms) for w in findings.unavailable] == [(990.0, 3200.0), (3990.0, 4500.0)]
+    assert findings.summary()["unavailable_ms"] == 2210.0
+    assert findings.summary()["unavailable_total_ms"] == 2720.0
+
+
+def test_the_nothing_kept_window_counts_lost_writes_as_not_kept() -> None:
+    # Writes were acknowledged throughout, but those between 1 s and 2 s went to a zombie and were lost.
+    history = [*steady(0, 1000), *steady(1000, 2000, "redis-1", "z"), *steady(2000, 3000, "redis-2", "n")]
+    lost = [f"z{t}" for t in range(1000, 2000, 10)]
+    findings = check([*history, final(lost)], NAMES)
+    assert findings.unavailable == []
+    assert findings.lost == 100 and findings.summary()["nothing_kept_ms"] == 1010.0
+
+
+@pytest.mark.parametrize(
+    ("acked", "info", "value", "lost", "survived", "applied"),
+    [(10, 0, 10, 0, 0, 0), (10, 0, 7, 3, 0, 0), (10, 3, 12, 0, 2, 0), (10, 1, 13, 0, 1, 2)],
+)
+def test_a_counter_is_checked_against_its_acknowledged_increments(
+    acked: int, info: int, value: int, lost: int, survived: int, applied: int
+) -> None:
+    history = [op(i * 10, "ok", "incr", "c") for i in range(acked)]
+    history += [op(500 + i, "info", "incr", "c", None, error="TimeoutError") for i in range(info)]
+    findings = check([*history, final([], counters={"c": value})], NAMES)
+    assert findings.workload == "counter"
+    assert (findings.lost, findings.indeterminate_survived, findings.errored_but_applied) == (lost, survived, applied)
+
+
+def test_without_a_final_read_nothing_is_called_lost() -> None:
+    findings = check(steady(0, 500), NAMES)
+    assert findings.lost == 0 and findings.notes == ["no final read: lost writes cannot be counted"]
+
+
+def test_an_operation_that_never_completed_is_indeterminate() -> None:
+    stuck = {"t": 500, "type": "invoke", "process": 1, "f": "write", "key": "stuck", "value": 1}
+    findings = check([*steady(0, 1000), stuck, final([])], NAMES)
+    assert findings.indeterminate == 1 and findings.indeterminate_survived == 1
+    assert findings.unavailable == [], "the stuck operation does not stretch the workload's end"
+
+
+def test_a_list_workload_finds_lost_resent_and_applied_values() -> None:
+    def push(t: float, kind: str, value: int, **extra: Any) -> dict[str, Any]:
+        return {"t": t, "type": kind, "process": 0, "f": "rpush", "key": "l", "value": value, **extra}
+
+    history = [push(i * 10, "ok", i) for i in range(1, 6)]  # 1..5 acknowledged
+    history += [push(60, "info", 6, error="timeout"), push(70, "fail", 7, error="READONLY")]
+    # 2 was lost, 3 landed twice (resent after a reconnect), the unknown 6 and the refused 7 both landed
+    lists = {"l": [1, 3, 3, 4, 5, 6, 7]}
+    findings = check([*history, {"t": 9_999, "type": "final", "node": "redis-2", "lists": lists, "absent": []}], NAMES)
+    assert findings.workload == "list"
+    assert (findings.lost, findings.lost_examples) == (1, ["l=2"])
+    assert (findings.duplicated, findings.indeterminate_survived, findings.errored_but_applied) == (1, 1, 1)

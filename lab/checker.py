@@ -210,6 +210,7 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
 
     ack_times = [r["t"] for r in acked]
     kept_times = [r["t"] for r in kept]
+    start, end = _workload_span(records, ops, duration)
     epochs = sorted(
         {int(r["data"].split()[0]) for r in records if r["type"] == "sentinel" and r["event"] == "+new-epoch"}
     )
@@ -228,8 +229,8 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
         stale_read_examples=[f"{r['key']} read from {r['node']} at {r['t'] / 1000:.2f}s" for r in stale[:10]],
         split_brain=split_brain,
         two_masters=two_masters,
-        unavailable=_windows_from_gaps(ack_times, 0.0, _end(ops, duration), GAP_MS, "no write acknowledged"),
-        nothing_kept=_windows_from_gaps(kept_times, 0.0, _end(ops, duration), GAP_MS, "no write kept"),
+        unavailable=_windows_from_gaps(ack_times, start, end, GAP_MS, "no write acknowledged"),
+        nothing_kept=_windows_from_gaps(kept_times, start, end, GAP_MS, "no write kept"),
         failovers=[
             {**s, "old": addresses.get(s["old"], s["old"]), "new": addresses.get(s["new"], s["new"])}
             for s in switches(records)
@@ -256,9 +257,11 @@ def _unfinished(records: list[Record]) -> list[Record]:
     ]
 
 
-def _end(ops: list[Record], duration: float) -> float:
-    """The last client operation: the workload's end, not the heal and final read after it."""
-    return max((r["t"] for r in ops), default=duration)
+def _workload_span(records: list[Record], ops: list[Record], duration: float) -> tuple[float, float]:
+    """When the workload ran: the drill's start and stop records, else from 0 to the last operation
+    (not the heal and final read after it). A client stuck until the end is unavailable until then."""
+    marks = {r["event"]: r["t"] for r in records if r["type"] == "drill"}
+    return marks.get("start", 0.0), marks.get("stop", max((r["t"] for r in ops), default=duration))
 
 
 def _list_outcome(writes: list[Record], final: Record | None) -> tuple[int, list[str], int, int, int, list[Record]]:

@@ -78,12 +78,6 @@ def _isolate_master(d: Drill) -> None:
     d.revert(fault)  # the partition heals; Sentinel alone decides when the stale master is demoted
 
 
-def _isolate_master_guarded(d: Drill) -> None:
-    """The same partition with min-replicas-to-write 1 and min-replicas-max-lag 1 on every data node."""
-    with config_set(d.spec, min_replicas_to_write=1, min_replicas_max_lag=1):
-        _isolate_master(d)
-
-
 def _freeze_sentinel_then_kill_master(d: Drill) -> None:
     """A Sentinel that accepts connections but never answers (a hung host), then the master dies:
     the first Sentinel a client asks is the frozen one."""
@@ -135,6 +129,8 @@ class Scenario:
     about: str
     act: Callable[[Drill], None]
     needs: str = ""  # a fault kind the backend must support
+    #: CONFIG SET on every data node for the whole drill (until after the heal), then restored.
+    config: dict[str, int] = field(default_factory=dict)
 
 
 SCENARIOS = {
@@ -152,8 +148,9 @@ SCENARIOS = {
         Scenario(
             "isolate-master-guarded",
             "isolate-master with min-replicas-to-write 1 and min-replicas-max-lag 1",
-            _isolate_master_guarded,
+            _isolate_master,
             needs="isolate",
+            config={"min_replicas_to_write": 1, "min_replicas_max_lag": 1},
         ),
         Scenario("failover", "safe manual failover (lab failover)", _failover(True)),
         Scenario("failover-unsafe", "bare SENTINEL FAILOVER", _failover(False)),
@@ -207,18 +204,20 @@ def run_drill(
     chosen_workload = workload if isinstance(workload, Workload) else Workload(kind=workload)
     recorder = Recorder(spec, None if adapter else chosen_workload, clients, adapter=adapter, duration=duration)
     drill = Drill(spec, recorder, duration)
-    with recorder:
+    with config_set(spec, **chosen.config), recorder:
         drill.started = recorder.history.clock.seconds()
+        recorder.history.add("drill", event="start", scenario=scenario)
         try:
             chosen.act(drill)
             drill.at(duration)
         finally:
+            recorder.history.add("drill", event="stop", scenario=scenario)
             recorder.stop()
             faults.heal(spec)
             for fault in drill.injected:
                 recorder.fault("revert", fault.kind, fault.node)
-    control.wait_healthy(spec, timeout=60)
-    recorder.final(wait_converged(spec))
+        control.wait_healthy(spec, timeout=60)
+        recorder.final(wait_converged(spec))
     addresses = {n.address: n.name for n in spec.redis_nodes}
     findings = check(recorder.history.records, addresses)
     result = DrillResult(scenario, findings, recorder, report_dir, time.perf_counter() - started)

@@ -9,9 +9,10 @@ export const RECOMMENDED = {
   // Subscribe to the Sentinels' +switch-master and reconnect at once: a client of a frozen, then
   // thawed master otherwise keeps writing to it until Sentinel demotes it, and those writes are lost.
   failoverDetector: true,
-  // READONLY (the old master demoted under us): reconnect through Sentinel, but never resend the
-  // command (2 would resend it: some writes would land twice).
-  reconnectOnError: (err) => (err.message.startsWith("READONLY") ? 1 : false),
+  // READONLY (the old master demoted under us) or NOREPLICAS (a master cut off from its replicas,
+  // replaced, not yet demoted): reconnect through Sentinel, but never resend the command (2 would
+  // resend it: some writes would land twice).
+  reconnectOnError: (err) => (/^(READONLY|NOREPLICAS)/.test(err.message) ? 1 : false),
   // A hung Sentinel or master must not hold a command for ever.
   sentinelCommandTimeout: 500,
   connectTimeout: 500,

@@ -30,6 +30,11 @@ RECOMMENDED: dict[str, Any] = {
     # have been applied already.
     "retry": Retry(NoBackoff(), 0),
 }
+#: Replies that mean "this is not the master you want": drop the connections so the next command
+#: asks the Sentinels (redis-py only does that by itself for READONLY). A master cut off from its
+#: replicas answers NOREPLICAS (min-replicas-to-write) until Sentinel demotes it, long after a new
+#: master took over.
+REDISCOVER_ON = {"NOREPLICAS", "MASTERDOWN"}
 RECOMMENDED_SENTINEL: dict[str, Any] = {
     "socket_timeout": 0.5,
     "socket_connect_timeout": 0.5,
@@ -53,6 +58,7 @@ def main(path: str) -> int:
     config = json.loads(Path(path).read_text())
     epoch_ms = float(config["epoch_ms"])
     work = config["workload"]
+    recommended = config["settings"] == "recommended"
     records: list[dict[str, Any]] = []
     lock = threading.Lock()
 
@@ -87,6 +93,8 @@ def main(path: str) -> int:
             except Exception as exc:  # every failure is data: classified, recorded, and the loop goes on
                 kind, maybe = error_class(exc)
                 record(type="info" if maybe else "fail", value=value, error=kind, **base)
+                if recommended and kind in REDISCOVER_ON:
+                    conn.connection_pool.disconnect()  # ask the Sentinels again on the next command
                 time.sleep(0.005)
                 continue
             address = served_by(conn)

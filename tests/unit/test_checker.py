@@ -169,3 +169,10 @@ def test_a_list_workload_finds_lost_resent_and_applied_values() -> None:
     assert findings.workload == "list"
     assert (findings.lost, findings.lost_examples) == (1, ["l=2"])
     assert (findings.duplicated, findings.indeterminate_survived, findings.errored_but_applied) == (1, 1, 1)
+
+
+def test_a_client_stuck_until_the_end_is_unavailable_until_the_workload_stopped() -> None:
+    marks = [{"t": 0, "type": "drill", "event": "start"}, {"t": 8000, "type": "drill", "event": "stop"}]
+    stuck = {"t": 1005, "type": "invoke", "process": 0, "f": "write", "key": "stuck", "value": 1}
+    findings = check([*marks, *steady(0, 1000), stuck, final(["stuck"])], NAMES)
+    assert [(w.start_ms, w.end_ms) for w in findings.unavailable] == [(990.0, 8000.0)]

@@ -10,17 +10,17 @@ import tempfile
 from pathlib import Path
 
 from benchmarks import Row, p95
-from lab import control, faults
+from lab import control, faults, servers
 from lab.docker import docker_unavailable
 from lab.drill import kill_master_unavailability
 
 DRILLS = 10
 
 
-def drills(backend: str, count: int = DRILLS) -> list[float]:
+def drills(backend: str, count: int = DRILLS, server: str = "system") -> list[float]:
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as tmp:
         home = Path(tmp)
-        spec = control.up(f"bench-failover-{backend}", "lab", backend, home).spec
+        spec = control.up(f"bench-failover-{backend}", "lab", backend, home, server=[server]).spec
         times = []
         try:
             for _ in range(count):
@@ -30,7 +30,7 @@ def drills(backend: str, count: int = DRILLS) -> list[float]:
                 control.wait_healthy(spec, timeout=30)
         finally:
             control.down(spec.name, home)
-    print(f"{backend}: kill -9 master -> first write (s), {count} drills: {', '.join(f'{t:.2f}' for t in times)}")
+    print(f"{backend} {server}: kill -9 master -> first write (s), {count} drills: {', '.join(f'{t:.2f}' for t in times)}")
     return sorted(times)
 
 
@@ -45,6 +45,21 @@ def run() -> list[Row]:
             f"local failover unavailability p95 ({DRILLS})", p95(local), floor + 1.5, "s", "target: down-after + 1.5 s"
         ),
     ]
+    # The same drill on every other build here, side by side with the system's (Redis 7.0) median.
+    system = servers.system()
+    for build in servers.discover():
+        if build == system:
+            continue
+        other = drills("local", server=build.name)
+        rows.append(
+            Row(
+                f"local failover unavailability median ({DRILLS}), {build.name}",
+                statistics.median(other),
+                statistics.median(local),
+                "s",
+                f"{system.name} median, same run",
+            )
+        )
     if docker_unavailable() is None:
         compose = drills("compose")
         rows.append(

@@ -9,7 +9,9 @@ Findings for a set workload (unique keys) and a counter workload (INCR):
 - split brain: two nodes acknowledging writes in the same 100 ms, and samples with two masters;
 - unavailability: gaps between acknowledged writes longer than 100 ms (the longest, and their total);
   the nothing-kept window also counts acknowledged writes that were later lost as not kept;
-- failovers: master switches the Sentinels announced, and the epochs they reached.
+- failovers: master switches the Sentinels announced, and the epochs they reached;
+- steps (a multi-step drill such as rolling-upgrade): per step, the longest unavailability that
+  overlapped it and the acknowledged writes lost that were acknowledged during it.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ class Findings:
     epochs: list[int]
     final_node: str | None
     notes: list[str] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # {"step", "start_ms", "end_ms", "unavailable_ms", "lost"}
 
     @property
     def unavailable_longest_ms(self) -> float:
@@ -186,6 +191,9 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
         survived = sum(1 for r in writes if r["type"] == "info" and final and r["key"] not in absent)
         applied = sum(1 for r in writes if r["type"] == "fail" and final and r["key"] not in absent)
         kept = [r for r in acked if r["key"] not in absent]
+    kept_ids = {id(r) for r in kept}
+    # When each lost write was acknowledged (a counter's losses belong to a key, not to a write).
+    lost_times = None if kind == "counter" else [r["t"] for r in acked if id(r) not in kept_ids]
 
     timeline = master_timeline(records, addresses)
     stale = [
@@ -211,6 +219,7 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
     ack_times = [r["t"] for r in acked]
     kept_times = [r["t"] for r in kept]
     start, end = _workload_span(records, ops, duration)
+    unavailable = _windows_from_gaps(ack_times, start, end, GAP_MS, "no write acknowledged")
     epochs = sorted(
         {int(r["data"].split()[0]) for r in records if r["type"] == "sentinel" and r["event"] == "+new-epoch"}
     )
@@ -229,7 +238,7 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
         stale_read_examples=[f"{r['key']} read from {r['node']} at {r['t'] / 1000:.2f}s" for r in stale[:10]],
         split_brain=split_brain,
         two_masters=two_masters,
-        unavailable=_windows_from_gaps(ack_times, start, end, GAP_MS, "no write acknowledged"),
+        unavailable=unavailable,
         nothing_kept=_windows_from_gaps(kept_times, start, end, GAP_MS, "no write kept"),
         failovers=[
             {**s, "old": addresses.get(s["old"], s["old"]), "new": addresses.get(s["new"], s["new"])}
@@ -238,7 +247,33 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
         epochs=epochs,
         final_node=final["node"] if final else None,
         notes=notes,
+        steps=_steps(records, unavailable, lost_times),
     )
+
+
+def _steps(records: list[Record], unavailable: list[Window], lost_times: list[float] | None) -> list[dict[str, Any]]:
+    """Each step's span, the longest unavailability overlapping it, and the writes acknowledged during
+    it that were lost (None for a counter workload: its losses cannot be placed in time)."""
+    started: dict[str, float] = {}
+    steps = []
+    for r in records:
+        if r["type"] != "step":
+            continue
+        if r["event"] == "start":
+            started[r["step"]] = r["t"]
+            continue
+        begin, end = started.pop(r["step"], r["t"]), r["t"]
+        gaps = [w.ms for w in unavailable if w.start_ms < end and w.end_ms > begin]
+        steps.append(
+            {
+                "step": r["step"],
+                "start_ms": begin,
+                "end_ms": end,
+                "unavailable_ms": max(gaps, default=0.0),
+                "lost": None if lost_times is None else sum(1 for t in lost_times if begin <= t <= end),
+            }
+        )
+    return steps
 
 
 def _unfinished(records: list[Record]) -> list[Record]:

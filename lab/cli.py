@@ -14,12 +14,12 @@ from typing import Any, NoReturn
 from rich.console import Console
 from rich.table import Table
 
-from lab import control, faults, lint, state, validate
+from lab import control, faults, lint, servercli, servers, state, validate
 from lab.backends import get_backend
 from lab.errors import LabError
 from lab.profile import ENV_MARKER, Profile, available_profiles, env_marker, load_profile
-from lab.render import render_profile
-from lab.spec import LabSpec
+from lab.render import left_out, render_profile
+from lab.spec import NODE_NAMES, LabSpec
 
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
@@ -61,6 +61,7 @@ def build_parser() -> Parser:
     _config_commands(sub)
     _fault_commands(sub)
     _drill_commands(sub)
+    servercli.add_commands(sub)
     return parser
 
 
@@ -71,6 +72,7 @@ def _lifecycle_commands(sub: Any) -> None:
     p.add_argument("--profile", default="lab", help="profile name or YAML path (default: lab)")
     p.add_argument("--timeout", type=_seconds, default=control.HEALTHY_TIMEOUT, help="seconds to wait for health")
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
+    servercli.server_option(p, per_node=True)
 
     p = sub.add_parser("down", help="stop a lab and remove its state (idempotent)")
     _name(p)
@@ -96,6 +98,7 @@ def _config_commands(sub: Any) -> None:
     p.add_argument("--profile", default="lab", help="profile name or YAML path (default: lab)")
     p.add_argument("--out", type=Path, required=True, help="output directory (DIR/<node>/*.conf)")
     p.add_argument("--name", default="default", help="lab name, for lab-profile addresses (default: default)")
+    servercli.server_option(p, per_node=True)
 
     p = sub.add_parser("lint", help="check a deployment's configs together (exit 1 on any error)")
     p.add_argument("target", nargs="?", type=Path, help="a directory of *.conf files (or one file)")
@@ -103,9 +106,11 @@ def _config_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--lab", action="store_true", help="the files are a lab: allow seeded Sentinel state")
     p.add_argument("--list-rules", action="store_true", help="print every rule: id, severity, why it exists")
+    servercli.server_option(p, per_node=False)
 
     p = sub.add_parser("validate", help="start each rendered file on a throwaway server and compare CONFIG GET")
     p.add_argument("--profile", action="append", help="profile to validate (repeatable; default: all)")
+    servercli.server_option(p, per_node=True)
 
 
 FAULT_COMMANDS = {
@@ -153,6 +158,10 @@ def _drill_commands(sub: Any) -> None:
     p.add_argument("--fail-on", action="append", default=[], metavar="COND", help="e.g. 'lost>0' (exit 1 if true)")
     p.add_argument("--profile", default="lab", help="profile when the lab must be started first (default: lab)")
     p.add_argument("--backend", default="auto", help="backend when the lab must be started first")
+    p.add_argument(
+        "--from", dest="upgrade_from", metavar="BUILD", help="rolling-upgrade: the build every node runs first"
+    )
+    p.add_argument("--to", dest="upgrade_to", metavar="BUILD[,BUILD]", help="rolling-upgrade: the builds to move to")
 
     p = sub.add_parser("clients", help="the client matrix: each client library through each failover scenario")
     _name(p)
@@ -167,14 +176,14 @@ def _drill_commands(sub: Any) -> None:
 
 def _status_table(doc: dict[str, Any]) -> Table:
     table = Table(title=f"lab {doc['name']} ({doc['backend']}, profile {doc['profile']})")
-    for col in ("node", "role", "address", "state", "offset", "lag (bytes)"):
+    for col in ("node", "role", "address", "state", "server", "offset", "lag (bytes)"):
         table.add_column(col)
     for n in doc["nodes"]:
         lag = "" if n["lag_bytes"] is None else str(n["lag_bytes"])
         offset = "" if n["offset"] is None else str(n["offset"])
-        table.add_row(n["name"], n["role"], f"{n['host']}:{n['port']}", n["state"], offset, lag)
+        table.add_row(n["name"], n["role"], f"{n['host']}:{n['port']}", n["state"], n["server"], offset, lag)
     for s in doc["sentinels"]:
-        table.add_row(s["name"], "sentinel", f"{s['host']}:{s['port']}", s["state"], "", "")
+        table.add_row(s["name"], "sentinel", f"{s['host']}:{s['port']}", s["state"], s["server"], "", "")
     return table
 
 
@@ -227,7 +236,7 @@ def _report_overrides(command: str, profile: Profile) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    result = control.up(args.name, args.profile, args.backend, args.home, timeout=args.timeout)
+    result = control.up(args.name, args.profile, args.backend, args.home, timeout=args.timeout, server=args.server)
     doc, code = control.status(args.name, args.home)
     if args.json:
         print(json.dumps(doc, indent=2))
@@ -267,10 +276,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     _report_overrides("render", profile)
-    _, written = render_profile(profile, args.out.absolute(), args.name)
+    builds = servers.assign(args.server, NODE_NAMES) if args.server else None
+    spec, written = render_profile(profile, args.out.absolute(), args.name, builds)
     for path in written:
         out.print(str(path), markup=False)
-    out.print(f"rendered {len(written)} files ({profile.name} profile, 0600: they hold passwords)")
+    target = f", for {', '.join(sorted({b.name for b in builds.values()}))}" if builds else ""
+    out.print(f"rendered {len(written)} files ({profile.name} profile{target}, 0600: they hold passwords)")
+    for build, names in left_out(spec, profile).items():
+        err.print(f"lab render: left out for {build}, which refuses them: {', '.join(names)}", markup=False)
     return 0
 
 
@@ -332,11 +345,12 @@ def cmd_lint(args: argparse.Namespace) -> int:
         return 0
     if args.target and args.profile:
         raise LabError("give a directory or --profile, not both")
+    server = servers.resolve(args.server) if args.server else None
     if args.target:
-        findings = lint.lint_paths(lint.collect(args.target), lab=args.lab)
+        findings = lint.lint_paths(lint.collect(args.target), lab=args.lab, server=server)
     else:
         names = [args.profile] if args.profile else available_profiles()
-        findings = [f for name in names for f in lint.lint_profile(name)]
+        findings = [f for name in names for f in lint.lint_profile(name, server)]
     if args.json:
         print(json.dumps(lint.as_json(findings), indent=2))
     else:
@@ -350,7 +364,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     failed = 0
     for name in args.profile or available_profiles():
-        mismatches = validate.validate_profile(name)
+        mismatches = validate.validate_profile(name, args.server)
         failed += len(mismatches)
         for line in mismatches:
             out.print(f"{name}: {line}", markup=False)
@@ -426,6 +440,8 @@ COMMANDS = {
     "failover": cmd_failover,
     "drill": cmd_drill,
     "clients": cmd_clients,
+    "servers": lambda args: servercli.cmd_servers(args, out),
+    "upgrade": lambda args: servercli.cmd_upgrade(args, out),
     **dict.fromkeys(FAULT_COMMANDS, cmd_fault),
 }
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab import faults, procs, state
+from lab import faults, procs, servers, state
 from lab.backends import BACKENDS, get_backend
 from lab.backends.base import Backend
 from lab.errors import LabError, NetworkOverlap, NodeStartError
@@ -27,7 +27,7 @@ from lab.interrupts import interruptible, shielded
 from lab.lock import lab_lock
 from lab.profile import Profile, load_profile
 from lab.render import render_lab
-from lab.spec import LabSpec, Node, build_spec, validate_name
+from lab.spec import NODE_NAMES, LabSpec, Node, build_spec, validate_name
 from lab.topology import Observation, observe, problems
 from lab.waits import WaitTimeout, wait_for
 
@@ -101,22 +101,32 @@ def up(
     backend_name: str = "auto",
     home: Path | None = None,
     timeout: float = HEALTHY_TIMEOUT,
+    server: Sequence[str] = (),
 ) -> UpResult:
     """Bring a lab up and return once it is healthy; a running lab is left as it is, a lab with
-    dead nodes gets them restarted."""
+    dead nodes gets them restarted. ``server``: ``--server`` values (:func:`lab.servers.assign`)."""
     validate_name(name)
     if backend_name not in ("auto", *BACKENDS):
         raise LabError(f"unknown backend {backend_name!r} (choose from: auto, {', '.join(BACKENDS)})")
     profile = load_profile(profile_name, lab=True)  # bad input fails before anything is touched
+    builds = servers.assign(server, NODE_NAMES)
     home = home or state.default_home()
     started = time.perf_counter()
     with lab_lock(home, name, "up"):
         if state.exists(home, name):
-            return _repair(home, name, profile, backend_name, timeout, started)
-        return _create(home, name, profile, backend_name, timeout, started)
+            return _repair(home, name, profile, backend_name, timeout, started, builds if server else None)
+        return _create(home, name, profile, backend_name, timeout, started, builds)
 
 
-def _create(home: Path, name: str, profile: Profile, backend_name: str, timeout: float, started: float) -> UpResult:
+def _create(
+    home: Path,
+    name: str,
+    profile: Profile,
+    backend_name: str,
+    timeout: float,
+    started: float,
+    builds: dict[str, servers.Server],
+) -> UpResult:
     backend = get_backend(backend_name)
     base_dir = state.state_dir(home, name)
     existed = base_dir.exists()  # `down --keep-data` left its data: a new lab reuses it (and its passwords)
@@ -129,6 +139,7 @@ def _create(home: Path, name: str, profile: Profile, backend_name: str, timeout:
             layout=backend.layout,
             net=backend.network(name, attempt),
             secrets_dir=base_dir if existed else None,
+            servers=builds,
         )
         backend.prepare(spec)
         try:
@@ -173,12 +184,26 @@ def _teardown(spec: LabSpec, backend: Backend) -> list[str]:
     return backend.remove(spec)
 
 
-def _repair(home: Path, name: str, wanted: Profile, backend_name: str, timeout: float, started: float) -> UpResult:
+def _repair(
+    home: Path,
+    name: str,
+    wanted: Profile,
+    backend_name: str,
+    timeout: float,
+    started: float,
+    builds: dict[str, servers.Server] | None,
+) -> UpResult:
     spec = state.load(home, name)
     if wanted.name != spec.profile and str(wanted.source) != spec.profile:
         raise LabError(f"lab {name!r} is running with profile {spec.profile}; run `lab down --name {name}` first")
     if backend_name not in ("auto", spec.backend):
         raise LabError(f"lab {name!r} runs on the {spec.backend} backend; run `lab down --name {name}` first")
+    for node in spec.nodes:
+        if builds and (now := spec.server(node)) and builds[node.name] != now:
+            raise LabError(
+                f"lab {name!r} runs {now.name} on {node.name}, not {builds[node.name].name}: "
+                f"`lab upgrade --name {name} {node.name} --server {builds[node.name].name}` changes one node's build"
+            )
     backend = get_backend(spec.backend)
     dead = [n for n in spec.nodes if backend.node_state(spec, n) == "down"]
     if not dead:
@@ -244,6 +269,7 @@ def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:
     obs = observe(spec)
     found = problems(spec, obs)
     states = _process_states(spec, obs)
+    builds = {n.name: f"{b.flavour} {b.release}" if (b := spec.server(n)) else "system" for n in spec.nodes}
     master = obs.master
     master_node = next((n for n in spec.redis_nodes if master == (n.host, n.port)), None)
     doc = {
@@ -260,7 +286,7 @@ def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:
         "master_name": spec.master_name,
         "quorum": spec.quorum,
         "quorum_ok": obs.quorum_ok,
-        "nodes": _data_rows(obs, states),
+        "nodes": _data_rows(obs, states, builds),
         "sentinels": [
             {
                 "name": view.node.name,
@@ -268,6 +294,7 @@ def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:
                 "host": view.node.host,
                 "port": view.node.port,
                 "state": states[view.node.name],
+                "server": builds[view.node.name],
                 "master": f"{view.master[0]}:{view.master[1]}" if view.master else None,
                 "ckquorum": view.ckquorum or None,
             }
@@ -293,7 +320,7 @@ def _process_states(spec: LabSpec, obs: Observation) -> dict[str, str]:
     return states
 
 
-def _data_rows(obs: Observation, states: dict[str, str]) -> list[dict[str, Any]]:
+def _data_rows(obs: Observation, states: dict[str, str], builds: dict[str, str]) -> list[dict[str, Any]]:
     master_offset = max((r.offset for r in obs.redis), default=0)
     return [
         {
@@ -302,6 +329,7 @@ def _data_rows(obs: Observation, states: dict[str, str]) -> list[dict[str, Any]]
             "host": view.node.host,
             "port": view.node.port,
             "state": states[view.node.name],
+            "server": builds[view.node.name],
             "offset": view.offset if view.reachable else None,
             "lag_bytes": master_offset - view.offset if view.reachable and view.role == "slave" else None,
             "link": ("up" if view.link_up else "down") if view.role == "slave" else None,

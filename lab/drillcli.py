@@ -14,11 +14,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from lab import control, state
+from lab import control, servers, state
 from lab.checker import Findings
 from lab.errors import LabError
 from lab.lock import lab_lock
 from lab.scenarios import SCENARIOS, run_drill
+from lab.spec import LabSpec
 
 CONDITION = re.compile(r"^\s*([a-z_]+)\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -71,13 +72,56 @@ def summary_table(scenario: str, findings: Findings, seconds: float) -> Table:
     return table
 
 
-def _running_lab(args: argparse.Namespace, err: Console) -> Path:
-    """The lab's home, after starting the lab when it does not run yet."""
+def _running_lab(args: argparse.Namespace, err: Console, server: list[str] | None = None) -> Path:
+    """The lab's home, after starting the lab (on ``server``) when it does not run yet."""
     home: Path = args.home or state.default_home()
     if not state.exists(home, args.name):
-        started = control.up(args.name, args.profile, args.backend, home)
+        started = control.up(args.name, args.profile, args.backend, home, server=server or ())
         err.print(f"lab {args.name} is healthy after {started.seconds:.2f}s", markup=False)
     return home
+
+
+def _upgrade_path(args: argparse.Namespace) -> tuple[list[str], list[servers.Server]]:
+    """rolling-upgrade's --from (as ``--server`` values) and --to builds; checked before anything starts."""
+    if args.scenario != "rolling-upgrade":
+        if args.upgrade_from or args.upgrade_to:
+            raise LabError("--from and --to belong to the rolling-upgrade drill")
+        return [], []
+    if not args.upgrade_to:
+        raise LabError("rolling-upgrade needs --to BUILD[,BUILD...] (see `lab servers`)")
+    start = [args.upgrade_from] if args.upgrade_from else []
+    if args.upgrade_from:
+        servers.resolve(args.upgrade_from)
+    return start, [servers.resolve(name.strip()) for name in args.upgrade_to.split(",") if name.strip()]
+
+
+def _check_from(spec: LabSpec, start: list[str]) -> None:
+    """A running lab must run the --from build on every node (a new one is started on it)."""
+    if not start:
+        return
+    wanted = servers.resolve(start[0])
+    for node in spec.nodes:
+        build = spec.server(node) or servers.system()
+        if build != wanted:
+            raise LabError(
+                f"lab {spec.name} runs {build.name} on {node.name}, not {wanted.name} (--from): "
+                f"`lab down --name {spec.name}` first, and the drill starts it on {wanted.name}"
+            )
+
+
+def steps_table(findings: Findings) -> Table:
+    table = Table(title="steps")
+    for column in ("step", "from (s)", "to (s)", "longest unavailability (s)", "acknowledged writes lost"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    for st in findings.steps:
+        table.add_row(
+            st["step"],
+            f"{st['start_ms'] / 1000:.2f}",
+            f"{st['end_ms'] / 1000:.2f}",
+            f"{st['unavailable_ms'] / 1000:.2f}",
+            "n/a" if st["lost"] is None else str(st["lost"]),
+        )
+    return table
 
 
 def _report_dir(args: argparse.Namespace, home: Path, what: str) -> Path:
@@ -117,10 +161,12 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.clients < 1:
         raise LabError("--clients must be at least 1")
     conditions = parse_conditions(args.fail_on, list(Findings.summary_keys()))
-    home = _running_lab(args, err)
+    start, upgrade_to = _upgrade_path(args)
+    home = _running_lab(args, err, start)
     report_dir = _report_dir(args, home, args.scenario)
     with lab_lock(home, args.name, f"drill {args.scenario}"):
         spec = state.load(home, args.name)
+        _check_from(spec, start)
         result = run_drill(
             spec,
             args.scenario,
@@ -128,11 +174,14 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
             clients=args.clients,
             workload=args.workload,
             report_dir=report_dir,
+            upgrade_to=upgrade_to,
         )
     if args.json:
         print((report_dir / "report.json").read_text())
     else:
         out.print(summary_table(args.scenario, result.findings, result.seconds))
+        if result.findings.steps:
+            out.print(steps_table(result.findings))
         out.print(f"report: {report_dir / 'report.html'} (timeline.png, report.json, history.jsonl)", markup=False)
     failed = failing(result.findings.summary(), conditions)
     if failed:

@@ -13,6 +13,7 @@ import redis
 
 from lab import state
 from lab.backends import get_backend
+from lab.capabilities import accepts
 from lab.errors import LabError
 from lab.lock import lab_lock
 from lab.spec import LabSpec, Node
@@ -58,6 +59,23 @@ def inject(spec: LabSpec, kind: str, node_name: str, peers: list[str] | None = N
         return _inject(spec, kind, node_name, peers)
 
 
+def unsupported_by_builds(spec: LabSpec, kind: str) -> str | None:
+    """Why the lab's server builds rule a fault out, or None. Local isolation tells a node's peers
+    from its clients by source address, which a build without bind-source-addr (Redis 6.2) does
+    not set: its peers connect from 127.0.0.1, like every client."""
+    if kind != "isolate" or spec.layout != "local":
+        return None
+    for node in spec.redis_nodes + spec.sentinels:
+        build = spec.server(node)
+        if build is not None and not accepts(build, "bind-source-addr"):
+            return (
+                f"{node.name} runs {build.name}, which cannot bind its outgoing connections to its own address "
+                "(bind-source-addr, Redis 7.0+): its peers cannot be told from its clients on loopback "
+                "(the compose backend isolates any build)"
+            )
+    return None
+
+
 def _inject(spec: LabSpec, kind: str, node_name: str, peers: list[str] | None) -> Fault:
     if kind not in KINDS:
         raise LabError(f"unknown fault {kind!r} (choose from: {', '.join(KINDS)})")
@@ -65,6 +83,8 @@ def _inject(spec: LabSpec, kind: str, node_name: str, peers: list[str] | None) -
     why = backend.unsupported(kind)
     if why:
         raise LabError(f"{kind} is not supported by the {spec.backend} backend here: {why}")
+    if why := unsupported_by_builds(spec, kind):
+        raise LabError(f"{kind} is not possible in lab {spec.name}: {why}")
     node = spec.node(node_name)
     peer_nodes = [spec.node(p) for p in peers] if peers else [n for n in spec.nodes if n != node]
     fault = Fault(kind, node.name, tuple(p.name for p in peer_nodes) if kind == "isolate" else ())

@@ -15,6 +15,10 @@ Loaded with ``-p lab.pytest_plugin`` (pyproject's addopts). Fixtures:
   the compose backend; for persistence, eviction and notification scenarios.
 - ``lab_backend``: the backend under test; ``--lab-backend local|compose|all`` parametrizes every
   test that uses a lab. Docker missing skips compose tests, a failure under LAB_REQUIRE_DOCKER=1.
+- ``lab_server``: the server build under test; ``--lab-server redis-7.0,redis-6.2,valkey-8.1`` (or
+  ``all``) runs every lab test on each build with the local backend (compose runs the first; a test
+  marked ``one_server`` runs on the first only). A build that is not here skips, a failure under
+  LAB_REQUIRE_SERVERS=1.
 - ``master_client``: a Sentinel-aware client of ``healthy_lab``'s master (follows failovers).
 """
 
@@ -36,6 +40,7 @@ from lab.drill import master_client as sentinel_master_client
 from lab.errors import LabError
 from lab.events import SentinelEvents
 from lab.scenarios import DrillResult, run_drill
+from lab.servers import resolve
 from lab.spec import LabSpec
 from lab.standalone import StandaloneNode, standalone
 from lab.validate import restore_config
@@ -53,6 +58,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write every drill's report (report.html, timeline.png, report.json, history.jsonl) under this directory",
     )
     group.addoption(
+        "--lab-server",
+        default=os.environ.get("LAB_SERVER", "system"),
+        help="server build(s) for the lab fixtures: NAME[,NAME...] (system, redis-6.2, redis-7.0, valkey-8.1, a path) "
+        "or all (default: system; env LAB_SERVER)",
+    )
+    group.addoption(
         "--lab-backend",
         choices=("local", "compose", "all"),
         default=os.environ.get("LAB_BACKEND", "local"),
@@ -60,19 +71,56 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def chosen_servers(config: pytest.Config) -> list[str]:
+    """The builds named by --lab-server (``all``: every build `lab servers` finds), system first."""
+    from lab.servers import discover
+
+    names = [n.strip() for n in config.getoption("--lab-server").split(",") if n.strip()]
+    if names == ["all"]:
+        return [s.name for s in discover()]
+    return names
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "lab_backend" in metafunc.fixturenames:
-        chosen = metafunc.config.getoption("--lab-backend")
-        backends = ["local", "compose"] if chosen == "all" else [chosen]
+    chosen = metafunc.config.getoption("--lab-backend")
+    backends = ["local", "compose"] if chosen == "all" else [chosen]
+    builds = chosen_servers(metafunc.config)
+    if metafunc.definition.get_closest_marker("one_server"):
+        builds = builds[:1]
+    has_backend, has_server = ("lab_backend" in metafunc.fixturenames), ("lab_server" in metafunc.fixturenames)
+    if has_backend and has_server:
+        combos = [(b, s) for b in backends for s in builds if b == "local" or s == builds[0]]
+        ids = [b if len(builds) == 1 else f"{b}-{s}" for b, s in combos]
+        metafunc.parametrize(("lab_backend", "lab_server"), combos, ids=ids, scope="session")
+    elif has_backend:
         metafunc.parametrize("lab_backend", backends, scope="session")
+    elif has_server:
+        metafunc.parametrize("lab_server", builds, scope="session")
+
+
+def require_server(name: str) -> list[str]:
+    """``--server`` values for a build; skips when it is not here (a failure under LAB_REQUIRE_SERVERS=1)."""
+    from lab.servers import resolve
+
+    try:
+        resolve(name)
+    except LabError as exc:
+        if os.environ.get("LAB_REQUIRE_SERVERS") == "1":
+            pytest.fail(f"LAB_REQUIRE_SERVERS=1 but {exc}")
+        pytest.skip(str(exc))
+    return [name]
 
 
 def require_fault(spec: LabSpec, kind: str) -> None:
-    """Skip with the reason when the backend cannot inject this fault; a failure under LAB_REQUIRE_FAULTS=1."""
+    """Skip with the reason when the backend cannot inject this fault on this machine (a failure
+    under LAB_REQUIRE_FAULTS=1), or the lab's server builds rule it out (always a skip: no machine
+    can change that)."""
     why = get_backend(spec.backend).unsupported(kind)
     if why:
         if os.environ.get("LAB_REQUIRE_FAULTS") == "1":
             pytest.fail(f"LAB_REQUIRE_FAULTS=1 but {kind} is unsupported: {why}")
+        pytest.skip(why)
+    if why := faults.unsupported_by_builds(spec, kind):
         pytest.skip(why)
 
 
@@ -110,14 +158,17 @@ def _teardown(config: pytest.Config, spec: LabSpec, home: Path) -> None:
 class _Holder:
     spec: LabSpec
     home: Path
+    server: list[str]
     generation: int = 0
 
 
 @pytest.fixture(scope="session")
-def _lab_holder(request: pytest.FixtureRequest, lab_home: Path, lab_backend: str) -> Iterator[_Holder]:
+def _lab_holder(request: pytest.FixtureRequest, lab_home: Path, lab_backend: str, lab_server: str) -> Iterator[_Holder]:
     require_backend(lab_backend)
+    server = require_server(lab_server)
     os.environ.setdefault("LAB_PULL", "0")  # tests never contact a registry
-    holder = _Holder(control.up(lab_name(f"main-{lab_backend}"), "lab", lab_backend, lab_home).spec, lab_home)
+    tag = f"main-{lab_backend}-{lab_server}"
+    holder = _Holder(control.up(lab_name(tag), "lab", lab_backend, lab_home, server=server).spec, lab_home, server)
     yield holder
     _teardown(request.config, holder.spec, lab_home)
 
@@ -139,8 +190,10 @@ def healthy_lab(_lab_holder: _Holder) -> LabSpec:
         print(f"lab {spec.name} could not be healed ({str(exc).splitlines()[0]}); starting a fresh one")
         control.down(spec.name, _lab_holder.home)
         _lab_holder.generation += 1
-        tag = f"main-{spec.backend}{_lab_holder.generation}"
-        _lab_holder.spec = control.up(lab_name(tag), "lab", spec.backend, _lab_holder.home).spec
+        tag = f"main-{spec.backend}{_lab_holder.generation}-{_lab_holder.server[0]}"
+        _lab_holder.spec = control.up(
+            lab_name(tag), "lab", spec.backend, _lab_holder.home, server=_lab_holder.server
+        ).spec
     return _lab_holder.spec
 
 
@@ -220,14 +273,25 @@ def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Drill
 
 
 @pytest.fixture
-def lab_factory(request: pytest.FixtureRequest, lab_home: Path, lab_backend: str) -> Iterator[Callable[..., LabSpec]]:
+def lab_factory(
+    request: pytest.FixtureRequest, lab_home: Path, lab_backend: str, lab_server: str
+) -> Iterator[Callable[..., LabSpec]]:
+    """``lab_factory(profile='lab', tag=None, server=None, backend=None)``: another lab for this test,
+    on this test's build and backend unless ``server`` (``--server`` values) or ``backend`` say otherwise."""
     require_backend(lab_backend)
     started: list[LabSpec] = []
 
-    def make(profile: str = "lab", tag: str | None = None) -> LabSpec:
+    def make(
+        profile: str = "lab", tag: str | None = None, server: list[str] | None = None, backend: str | None = None
+    ) -> LabSpec:
+        backend = backend or lab_backend
+        require_backend(backend)
+        builds = server if server is not None else require_server(lab_server)
+        for build in builds:
+            require_server(build.partition("=")[2] or build)
         # A failed `up` cleans up after itself; only a started lab needs tearing down.
-        name = lab_name(f"{tag or f'x{len(started)}'}-{lab_backend[0]}")
-        spec = control.up(name, profile, lab_backend, lab_home).spec
+        name = lab_name(f"{tag or f'x{len(started)}'}-{backend[0]}")
+        spec = control.up(name, profile, backend, lab_home, server=builds).spec
         started.append(spec)
         return spec
 
@@ -237,15 +301,16 @@ def lab_factory(request: pytest.FixtureRequest, lab_home: Path, lab_backend: str
 
 
 @pytest.fixture
-def redis_node(tmp_path: Path, lab_backend: str) -> Iterator[Callable[..., StandaloneNode]]:
-    """Factory: a standalone redis-server from redis.conf.tpl with a profile and ``redis:`` overrides:
-    a process on the local backend, a testcontainers container on compose."""
+def redis_node(tmp_path: Path, lab_backend: str, lab_server: str) -> Iterator[Callable[..., StandaloneNode]]:
+    """Factory: a standalone server of this test's build from redis.conf.tpl with a profile and
+    ``redis:`` overrides: a process on the local backend, a testcontainers container on compose."""
     require_backend(lab_backend)
+    build = resolve(require_server(lab_server)[0])
     started: list[StandaloneNode] = []
 
     def make(profile: str = "lab", **overrides: Any) -> StandaloneNode:
         name = lab_name(f"solo{len(started)}")
-        solo = standalone(tmp_path / name, name, lab_backend, profile, **overrides)
+        solo = standalone(tmp_path / name, name, lab_backend, profile, build, **overrides)
         started.append(solo)
         return solo
 

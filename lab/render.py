@@ -12,8 +12,10 @@ from typing import Any
 import jinja2
 
 from lab import CONF_DIR
+from lab.capabilities import accepts, adapt, refused
 from lab.errors import LabError
 from lab.profile import Profile
+from lab.servers import Server
 from lab.spec import LabSpec, Layout, Node, build_spec, write_secret
 
 TEMPLATES = {"redis": "redis.conf.tpl", "sentinel": "sentinel.conf.tpl"}
@@ -49,6 +51,12 @@ def node_context(spec: LabSpec, profile: Profile, node: Node) -> dict[str, Any]:
         bind = list(profile.redis.get("bind", ["*", "-::*"]))
     else:  # compose: its address, plus loopback for the container's healthcheck
         bind = [node.host] if local else [node.host, "127.0.0.1"]
+    # Each local node owns a loopback address and connects out from it, so peers (and the
+    # firewall rules of `lab isolate`) see who it is. A build without bind-source-addr (Redis 6.2)
+    # connects from 127.0.0.1: a replica then announces its address instead.
+    server = spec.server(node)
+    source_addr = local and (server is None or accepts(server, "bind-source-addr"))
+    announce = spec.layout != "hosts" and (node.kind == "sentinel" or (local and not source_addr))
     return {
         "profile_name": profile.name,
         "node": {
@@ -57,9 +65,8 @@ def node_context(spec: LabSpec, profile: Profile, node: Node) -> dict[str, Any]:
             "host": node.host,
             "port": node.port,
             "bind": bind,
-            # Each lab node owns a loopback address: connect out from it so peers see the right source.
-            "bind_source_addr": node.host if local else "",
-            "announce_ip": node.host if spec.layout != "hosts" and node.kind == "sentinel" else "",
+            "bind_source_addr": node.host if source_addr else "",
+            "announce_ip": node.host if announce else "",
             "replica_priority": node.replica_priority,
             "dir": str(files.dir),
             "pidfile": str(files.pidfile),
@@ -74,21 +81,39 @@ def node_context(spec: LabSpec, profile: Profile, node: Node) -> dict[str, Any]:
     }
 
 
-def render_node(spec: LabSpec, profile: Profile, node: Node) -> str:
+def render_node(spec: LabSpec, profile: Profile, node: Node, *, adapted: bool = True) -> str:
+    """The node's config; for a lab that names the node's build, without what that build refuses
+    (:mod:`lab.capabilities`) unless ``adapted=False``."""
     env = _environment()
     try:
-        return env.get_template(TEMPLATES[node.kind]).render(node_context(spec, profile, node))
+        text = env.get_template(TEMPLATES[node.kind]).render(node_context(spec, profile, node))
     except jinja2.UndefinedError as exc:
         raise LabError(f"{TEMPLATES[node.kind]}: {exc.message} (profile {profile.name})") from None
     except jinja2.TemplateError as exc:
         raise LabError(f"{TEMPLATES[node.kind]}: {exc}") from None
+    server = spec.server(node)
+    return adapt(text, server)[0] if server and adapted else text
 
 
-def render_profile(profile: Profile, out_dir: Path, name: str = "default") -> tuple[LabSpec, list[Path]]:
+def left_out(spec: LabSpec, profile: Profile) -> dict[str, list[str]]:
+    """Per build the lab names: the directives its render leaves out (the build refuses them)."""
+    found: dict[str, set[str]] = {}
+    for node in spec.nodes:
+        server = spec.server(node)
+        if server:
+            names = {name for _, name, _ in refused(render_node(spec, profile, node, adapted=False), server)}
+            found.setdefault(server.name, set()).update(names)
+    return {build: sorted(names) for build, names in found.items() if names}
+
+
+def render_profile(
+    profile: Profile, out_dir: Path, name: str = "default", servers: dict[str, Server] | None = None
+) -> tuple[LabSpec, list[Path]]:
     """Render a profile as `lab render` does, without starting anything: on its production hosts
-    when it names them (``topology.hosts``), else on the lab's loopback addresses for ``name``."""
+    when it names them (``topology.hosts``), else on the lab's loopback addresses for ``name``;
+    for the builds in ``servers`` (node -> build) when given."""
     layout: Layout = "hosts" if profile.hosts else "local"
-    spec = build_spec(name, profile, backend="none", base_dir=out_dir, layout=layout)
+    spec = build_spec(name, profile, backend="none", base_dir=out_dir, layout=layout, servers=servers)
     return spec, render_lab(spec, profile, out_dir)
 
 

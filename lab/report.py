@@ -64,6 +64,12 @@ def report_document(result: DrillResult, spec: LabSpec, records: list[Record]) -
             "backend": spec.backend,
             "profile": spec.profile,
             "down_after_ms": spec.down_after_ms,
+            # The build each node ran at the end (a rolling upgrade changes them).
+            "servers": {
+                node.name: f"{build.flavour} {build.release}"
+                for node in spec.nodes
+                if (build := spec.server(node)) is not None
+            },
         },
         "clients": result.recorder.clients,
         "workload": findings.workload,
@@ -197,6 +203,17 @@ def render_html(doc: dict[str, Any], png: bytes) -> str:
         for f in doc["faults"]
     )
     lost = ", ".join(html.escape(k) for k in findings["lost_examples"]) or "none"
+    steps = "".join(
+        f"<tr><td>{html.escape(st['step'])}</td><td>{st['start_ms'] / 1000:.3f}</td><td>{st['end_ms'] / 1000:.3f}</td>"
+        f"<td>{st['unavailable_ms'] / 1000:.3f}</td><td>{'n/a' if st['lost'] is None else st['lost']}</td></tr>"
+        for st in findings["steps"]
+    )
+    if steps:
+        steps = (
+            "<h2>Steps</h2><table><tr><th>step</th><th>from</th><th>to</th><th>longest unavailability</th>"
+            f"<th>acknowledged writes lost</th></tr>{steps}</table>"
+        )
+    servers = ", ".join(f"{html.escape(n)}: {html.escape(b)}" for n, b in doc["lab"]["servers"].items())
     picture = base64.b64encode(png).decode()
     lab = doc["lab"]
     return f"""<!doctype html>
@@ -206,11 +223,11 @@ td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left;font-size:13px}} im
 <body><h1>Drill {html.escape(doc["scenario"])}</h1>
 <p>Lab {html.escape(lab["name"])} ({html.escape(lab["backend"])}, profile {html.escape(lab["profile"])},
 down-after {lab["down_after_ms"]} ms), {doc["clients"]} clients, {html.escape(doc["workload"])} workload,
-generated {html.escape(doc["generated_at"])}.</p>
+generated {html.escape(doc["generated_at"])}. Servers: {servers or "not recorded"}.</p>
 <img alt="timeline" src="data:image/png;base64,{picture}">
 <h2>Summary</h2><table>{summary}</table>
 <p>Lost writes (first 20): {lost}</p>
-<h2>Windows (seconds since the start)</h2>
+{steps}<h2>Windows (seconds since the start)</h2>
 <table><tr><th>kind</th><th>from</th><th>to</th><th>length</th><th>detail</th></tr>{windows}</table>
 <h2>Faults</h2><table><tr><th>t</th><th>action</th><th>fault</th><th>node</th></tr>{faults}</table>
 <h2>Sentinel events</h2><table><tr><th>t</th><th>Sentinel</th><th>event</th><th>data</th></tr>{events}</table>

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from lab.checker import Findings, check
 from lab.drill import config_set, wait_converged
 from lab.errors import LabError
 from lab.history import Recorder, Workload
+from lab.servers import Server
 from lab.spec import LabSpec, Node
 
 FAULT_AT = 1.0  # seconds of steady workload before the fault
@@ -32,6 +34,7 @@ class Drill:
     duration: float
     injected: list[faults.Fault] = field(default_factory=list)
     started: float = 0.0  # clock seconds when the workload was running (a client adapter took a while)
+    upgrade_to: Sequence[Server] = ()  # rolling-upgrade: the builds to move the lab to, in order
 
     def at(self, seconds: float) -> None:
         """Wait until ``seconds`` into the workload."""
@@ -39,8 +42,24 @@ class Drill:
         if delay > 0:
             time.sleep(delay)
 
+    def elapsed(self) -> float:
+        """Seconds since the workload started."""
+        return self.recorder.history.clock.seconds() - self.started
+
     def master(self) -> Node:
         return faults.current_master(self.spec, timeout=10)
+
+    @contextmanager
+    def step(self, name: str, kind: str, node: Node) -> Iterator[None]:
+        """One step of a multi-step drill: its span is in the history (the checker reports each
+        step's unavailability and losses) and on the timeline."""
+        self.recorder.history.add("step", event="start", step=name)
+        self.recorder.fault("inject", kind, node.name)
+        try:
+            yield
+        finally:
+            self.recorder.fault("revert", kind, node.name)
+            self.recorder.history.add("step", event="end", step=name)
 
     def inject(self, kind: str, node: Node, peers: list[str] | None = None) -> faults.Fault:
         fault = faults.inject(self.spec, kind, node.name, peers)
@@ -110,6 +129,24 @@ def _kill_master_and_sentinel(d: Drill) -> None:
     d.inject("kill", master)
 
 
+def _rolling_upgrade(d: Drill) -> None:
+    """For each target build: the replicas one by one, a safe failover to an upgraded replica, the
+    old master, then the Sentinels one by one; every node keeps its data. Then a steady second."""
+    from lab.upgrade import upgrade
+
+    d.at(FAULT_AT)
+    for target in d.upgrade_to:
+        old_master = d.master()
+        replicas = [n for n in d.spec.redis_nodes if n != old_master]
+        for node in [*replicas, old_master, *d.spec.sentinels]:
+            if node == old_master:
+                with d.step(f"failover away from {old_master.name}", "failover", old_master):
+                    faults.failover(d.spec, safe=True)
+            with d.step(f"{node.name} to {target.name}", "upgrade", node):
+                d.spec = upgrade(d.spec, node.name, target).spec
+    d.at(d.elapsed() + FAULT_AT)
+
+
 def _restart_all(d: Drill) -> None:
     """A cold start of every node from its files (a data centre power cut and return)."""
     d.at(FAULT_AT)
@@ -131,6 +168,8 @@ class Scenario:
     needs: str = ""  # a fault kind the backend must support
     #: CONFIG SET on every data node for the whole drill (until after the heal), then restored.
     config: dict[str, int] = field(default_factory=dict)
+    #: The scenario's own steps set its length (``--duration`` is not used).
+    open_ended: bool = False
 
 
 SCENARIOS = {
@@ -162,6 +201,12 @@ SCENARIOS = {
         ),
         Scenario("kill-master-and-sentinel", "the host of the master and a Sentinel dies", _kill_master_and_sentinel),
         Scenario("restart-all", "stop every node, then start them all from their files", _restart_all),
+        Scenario(
+            "rolling-upgrade",
+            "upgrade the replicas, fail over safely, upgrade the old master, then the Sentinels (--from, --to)",
+            _rolling_upgrade,
+            open_ended=True,
+        ),
     )
 }
 
@@ -185,14 +230,22 @@ def run_drill(
     report_dir: Path | None = None,
     client: str | None = None,
     settings: str = "defaults",
+    upgrade_to: Sequence[Server] = (),
 ) -> DrillResult:
     """Record ``clients`` workers through the scenario for ``duration`` seconds, heal, check, report.
-    ``client`` runs the workload in that client library's adapter (lab.clients) instead of here."""
+    ``client`` runs the workload in that client library's adapter (lab.clients) instead of here.
+    ``upgrade_to``: the builds a rolling upgrade moves the lab to, in order."""
     chosen = SCENARIOS.get(scenario)
     if chosen is None:
         raise LabError(f"unknown drill {scenario!r} (choose from: {', '.join(SCENARIOS)})")
+    if chosen.open_ended and client is not None:
+        raise LabError(f"drill {scenario} runs as long as its steps take: it records redis-py workers only")
+    if scenario == "rolling-upgrade" and not upgrade_to:
+        raise LabError("drill rolling-upgrade needs the builds to upgrade to (--to NAME[,NAME...])")
     if chosen.needs and (why := get_backend(spec.backend).unsupported(chosen.needs)):
         raise LabError(f"drill {scenario} needs {chosen.needs}, which the {spec.backend} backend cannot do here: {why}")
+    if chosen.needs and (why := faults.unsupported_by_builds(spec, chosen.needs)):
+        raise LabError(f"drill {scenario} needs {chosen.needs}: {why}")
     started = time.perf_counter()
     adapter = None
     if client is not None:
@@ -203,14 +256,16 @@ def run_drill(
         adapter = AdapterRun(CLIENTS[client], spec, settings, workdir, clients=clients, prefix=prefix)
     chosen_workload = workload if isinstance(workload, Workload) else Workload(kind=workload)
     recorder = Recorder(spec, None if adapter else chosen_workload, clients, adapter=adapter, duration=duration)
-    drill = Drill(spec, recorder, duration)
+    drill = Drill(spec, recorder, duration, upgrade_to=upgrade_to)
     with config_set(spec, **chosen.config), recorder:
         drill.started = recorder.history.clock.seconds()
         recorder.history.add("drill", event="start", scenario=scenario)
         try:
             chosen.act(drill)
-            drill.at(duration)
+            if not chosen.open_ended:
+                drill.at(duration)
         finally:
+            spec = drill.spec  # a step may have moved a node to another build
             recorder.history.add("drill", event="stop", scenario=scenario)
             recorder.stop()
             faults.heal(spec)

@@ -10,15 +10,17 @@ import hashlib
 import os
 import re
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from lab.errors import LabError
 from lab.profile import PROFILES_DIR, Profile
+from lab.servers import Server, probe
 
 REDIS_NODES = ("redis-1", "redis-2", "redis-3")
 SENTINEL_NODES = ("sentinel-1", "sentinel-2", "sentinel-3")
+NODE_NAMES = REDIS_NODES + SENTINEL_NODES
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 Layout = Literal["local", "hosts", "compose"]
 
@@ -63,6 +65,9 @@ class LabSpec:
     password: str = field(repr=False)
     sentinel_password: str | None = field(repr=False, default=None)
     profile_paths: dict[str, str] = field(default_factory=dict)
+    #: node name -> the server binary it runs (``lab up --server``); empty: no particular build
+    #: (a plain `lab render`), so nothing is adapted to one.
+    servers: dict[str, str] = field(default_factory=dict)
     #: Set on load, never saved: where the lab was created, when its directory has since been moved
     #: (its containers and firewall chain are still named after that path) or copied (the original
     #: there is another lab, which this one must never act on).
@@ -91,6 +96,14 @@ class LabSpec:
             if node.name == name:
                 return node
         raise LabError(f"unknown node {name!r} (nodes: {', '.join(n.name for n in self.nodes)})")
+
+    def server(self, node: Node) -> Server | None:
+        """The build ``node`` runs (its own ``--version`` decides what it is), if the lab names one."""
+        binary = self.servers.get(node.name)
+        return probe(binary) if binary else None
+
+    def with_server(self, node: Node, server: Server) -> LabSpec:
+        return replace(self, servers={**self.servers, node.name: str(server.server_bin)})
 
     def files(self, node: Node) -> NodeFiles:
         conf_name = "redis.conf" if node.kind == "redis" else "sentinel.conf"
@@ -192,6 +205,7 @@ def build_spec(
     layout: Layout = "local",
     secrets_dir: Path | None = None,
     net: str | None = None,
+    servers: dict[str, Server] | None = None,
 ) -> LabSpec:
     """Place the lab's six nodes and settle its secrets.
 
@@ -241,4 +255,5 @@ def build_spec(
         password=secret(profile.password, "redis.pass"),
         sentinel_password=secret(profile.sentinel_password, "sentinel.pass"),
         profile_paths=dict(profile.paths),
+        servers={node: str(server.server_bin) for node, server in (servers or {}).items()},
     )

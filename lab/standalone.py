@@ -12,11 +12,13 @@ from typing import Any
 
 import redis
 
+from lab import servers
 from lab.backends.local import LocalBackend
 from lab.errors import LabError
 from lab.profile import load_profile
 from lab.render import render_node
-from lab.spec import LabSpec, Layout, Node, build_spec, write_secret
+from lab.servers import Server
+from lab.spec import NODE_NAMES, LabSpec, Layout, Node, build_spec, write_secret
 from lab.topology import client
 
 
@@ -38,7 +40,7 @@ class StandaloneNode:
         if self.container is None:
             node_dir = self.spec.files(self.node).dir
             self.container = (
-                DockerContainer(resolve_image(say=None))
+                DockerContainer(resolve_image(self.spec.server(self.node), say=None))
                 .with_volume_mapping(str(node_dir), "/data", "rw")
                 .with_command(f"redis-server /data/redis.conf --bind 0.0.0.0 --port {self.node.port}")
                 .with_kwargs(user="0:0")
@@ -84,8 +86,11 @@ class StandaloneNode:
             self.container.stop()
 
 
-def standalone(base_dir: Path, name: str, backend: str, profile: str = "lab", **overrides: Any) -> StandaloneNode:
-    """Render redis-1 of ``profile`` (with ``redis:`` ``overrides``) into ``base_dir`` and start it."""
+def standalone(
+    base_dir: Path, name: str, backend: str, profile: str = "lab", server: Server | None = None, **overrides: Any
+) -> StandaloneNode:
+    """Render redis-1 of ``profile`` (with ``redis:`` ``overrides``) for ``server`` (default: the
+    system's build) into ``base_dir`` and start it."""
     loaded = load_profile(profile)
     loaded.redis.update(overrides)
     layout: Layout = "compose" if backend == "compose" else "local"
@@ -98,6 +103,7 @@ def standalone(base_dir: Path, name: str, backend: str, profile: str = "lab", **
         # A container's address is known only once it runs: the rendered bind is a placeholder that
         # the container's command line replaces (--bind 0.0.0.0); clients use the container's IP.
         net="172.29.255" if layout == "compose" else None,
+        servers={n: server or servers.system() for n in NODE_NAMES},
     )
     node = spec.initial_master
     conf = spec.files(node).conf

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import redis
@@ -119,12 +119,13 @@ def mismatches(spec: LabSpec) -> tuple[list[str], int]:
     return found, compared
 
 
-def validate_profile(name: str) -> list[str]:
-    """Bring the profile up as a throwaway loopback lab (it must become healthy), compare, tear down."""
+def validate_profile(name: str, server: Sequence[str] = ()) -> list[str]:
+    """Bring the profile up as a throwaway loopback lab on the builds ``server`` names (``--server``
+    values; default the system's): it must become healthy; compare; tear down."""
     with tempfile.TemporaryDirectory(prefix="lab-validate-") as tmp:
         home = Path(tmp)
         lab_name = f"validate-{os.getpid() % 100000}-{Path(name).stem}"[:40]
-        spec = control.up(lab_name, name, "local", home, timeout=60).spec
+        spec = control.up(lab_name, name, "local", home, timeout=60, server=server).spec
         try:
             return mismatches(spec)[0]
         finally:

@@ -26,6 +26,7 @@ from lab.backends.base import NodeState
 from lab.docker import compose_command, docker_unavailable, resolve_image, run
 from lab.errors import LabError, NetworkOverlap, NodeStartError
 from lab.interrupts import uninterrupted
+from lab.servers import Server
 from lab.spec import LabSpec, Layout, Node
 from lab.topology import client
 from lab.waits import wait_for
@@ -33,6 +34,11 @@ from lab.waits import wait_for
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
 ENV_FILE = "compose.env"
 POOL = ipaddress.ip_network(os.environ.get("LAB_COMPOSE_POOL", "172.29.0.0/16"))
+
+
+def image_variable(node: Node) -> str:
+    """The compose.env variable holding a node's image: LAB_IMAGE_REDIS_1, LAB_IMAGE_SENTINEL_2."""
+    return "LAB_IMAGE_" + node.name.upper().replace("-", "_")
 
 
 def project(spec: LabSpec) -> str:
@@ -73,7 +79,7 @@ class ComposeBackend:
     layout: Layout = "compose"
 
     def __init__(self) -> None:
-        self.image: str | None = None
+        self._images: dict[Server | None, str] = {}
         self._unavailable: str | bool | None = False  # False: not asked yet
 
     def _docker_missing(self) -> str | None:
@@ -106,14 +112,17 @@ class ComposeBackend:
             check=check,
         )
 
-    def _containers(self, spec: LabSpec) -> dict[str, tuple[str, str]]:
-        """Service name -> (container id, state: running/paused/exited/created), in one docker call."""
+    def _containers(self, spec: LabSpec, *, images: dict[str, str] | None = None) -> dict[str, tuple[str, str]]:
+        """Service name -> (container id, state: running/paused/exited/created), in one docker call
+        (and each container's image into ``images``)."""
         label = f"label=com.docker.compose.project={project(spec)}"
-        fmt = '{{.ID}} {{.State}} {{.Label "com.docker.compose.service"}}'
+        fmt = '{{.ID}} {{.State}} {{.Label "com.docker.compose.service"}} {{.Image}}'
         found = {}
         for line in run(["docker", "ps", "-a", "--filter", label, "--format", fmt]).stdout.splitlines():
-            cid, state, service = [*line.split(), "", "", ""][:3]
+            cid, state, service, image = [*line.split(), "", "", "", ""][:4]
             found[service] = (cid, state)
+            if images is not None:
+                images[service] = image
         return found
 
     def _ids(self, spec: LabSpec, nodes: Sequence[Node]) -> list[str]:
@@ -127,32 +136,41 @@ class ComposeBackend:
 
     def prepare(self, spec: LabSpec) -> None:
         self._require()
-        self.image = resolve_image()
+        for node in spec.nodes:
+            self.image(spec, node)
+
+    def image(self, spec: LabSpec, node: Node) -> str:
+        """The image of the build the node runs (built from that build's binaries when needed)."""
+        build = spec.server(node)
+        if build not in self._images:
+            self._images[build] = resolve_image(build)
+        return self._images[build]
 
     def _write_env(self, spec: LabSpec) -> None:
-        """compose.env: what the compose file needs to know about this lab (no secrets)."""
-        path = spec.base_dir / ENV_FILE
-        if path.exists():
-            return
-        image = self.image or resolve_image()
+        """compose.env: what the compose file needs to know about this lab (no secrets), one image
+        per node (``LAB_IMAGE_REDIS_1``...): a node upgraded to another build gets its own."""
         net = spec.redis_nodes[0].host.rsplit(".", 1)[0]
-        path.write_text(
-            f"LAB_IMAGE={image}\nLAB_DIR={spec.base_dir}\nLAB_NET={net}\n"
+        images = "".join(f"{image_variable(n)}={self.image(spec, n)}\n" for n in spec.nodes)
+        text = (
+            f"{images}LAB_DIR={spec.base_dir}\nLAB_NET={net}\n"
             f"REDIS_PORT={spec.redis_nodes[0].port}\nSENTINEL_PORT={spec.sentinels[0].port}\n"
         )
+        path = spec.base_dir / ENV_FILE
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
 
     def start(self, spec: LabSpec, nodes: Sequence[Node]) -> None:
         """Create the lab's containers (and network) if missing, start ``nodes`` together, then
         wait until each server answers (as manage_*.sh does locally)."""
         self._require()
         self._write_env(spec)
-        if any(n.name not in self._containers(spec) for n in nodes):
-            result = uninterrupted(lambda: self._compose(spec, "create", "--no-recreate", check=False))
-            if result.returncode != 0:
-                why = (result.stderr.strip() or result.stdout.strip() or f"exit {result.returncode}").splitlines()[-1]
-                if "overlap" in why.lower():
-                    raise NetworkOverlap(why)
-                raise NodeStartError(", ".join(n.name for n in nodes), why, None)
+        images: dict[str, str] = {}
+        listing = self._containers(spec, images=images)
+        stale = [n.name for n in nodes if n.name in listing and images[n.name] != self.image(spec, n)]
+        if stale:  # `lab upgrade`: the node's container is recreated on its new build's image
+            self._create(spec, nodes, "--force-recreate", *stale)
+        if any(n.name not in listing for n in nodes):
+            self._create(spec, nodes, "--no-recreate")
         ids = self._ids(spec, nodes)
         # One `docker start` per container, concurrently: the CLI starts a list one by one (~0.5 s each).
         with ThreadPoolExecutor(max_workers=max(1, len(ids))) as pool:
@@ -160,6 +178,14 @@ class ComposeBackend:
                 done.result()
         for node in nodes:
             self._wait_answers(spec, node)
+
+    def _create(self, spec: LabSpec, nodes: Sequence[Node], *args: str) -> None:
+        result = uninterrupted(lambda: self._compose(spec, "create", *args, check=False))
+        if result.returncode != 0:
+            why = (result.stderr.strip() or result.stdout.strip() or f"exit {result.returncode}").splitlines()[-1]
+            if "overlap" in why.lower():
+                raise NetworkOverlap(why)
+            raise NodeStartError(", ".join(n.name for n in nodes), why, None)
 
     def _wait_answers(self, spec: LabSpec, node: Node) -> None:
         password = spec.password if node.kind == "redis" else spec.sentinel_password

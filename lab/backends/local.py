@@ -17,26 +17,19 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lab import SCRIPTS_DIR, procs
+from lab import SCRIPTS_DIR, procs, servers
 from lab.backends.base import NodeState
 from lab.errors import LabError, NodeStartError
 from lab.interrupts import uninterrupted
+from lab.servers import Server
 from lab.spec import LabSpec, Layout, Node
 
 SCRIPT = {"redis": "manage_redis_server.sh", "sentinel": "manage_sentinel.sh"}
 
 
-def redis_server_bin() -> str:
-    return os.environ.get("REDIS_SERVER_BIN", "redis-server")
-
-
-def require_binaries() -> None:
-    for binary in (redis_server_bin(), os.environ.get("REDIS_CLI_BIN", "redis-cli")):
-        if shutil.which(binary) is None:
-            raise LabError(
-                f"{binary} not found: install redis-server and redis-tools "
-                "(Debian/Ubuntu: sudo apt-get install redis-server redis-tools; `make lab-up` does it as root)"
-            )
+def build_of(spec: LabSpec, node: Node) -> Server:
+    """The build a node runs: the one the lab names, else the system's."""
+    return spec.server(node) or servers.system()
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -81,19 +74,25 @@ class LocalBackend:
 
     # -- the lifecycle scripts --------------------------------------------------------------
     def _script(self, spec: LabSpec, action: str, nodes: Sequence[Node]) -> subprocess.CompletedProcess[str]:
-        """One script call for nodes of one kind (``start`` takes them all at once)."""
+        """One script call for nodes of one kind and one build (``start`` takes them all at once)."""
         args = ["bash", str(SCRIPTS_DIR / SCRIPT[nodes[0].kind]), action]
         for node in nodes:
             files = spec.files(node)
             args += [str(files.conf), str(files.pidfile)]
+        build = build_of(spec, nodes[0])
+        env = os.environ | {"REDIS_SERVER_BIN": str(build.server_bin), "REDIS_CLI_BIN": str(build.cli_bin)}
         # Its own session: a Ctrl-C meant for `lab` must not kill the script halfway through a start.
-        return subprocess.run(args, capture_output=True, text=True, check=False, start_new_session=True)
+        return subprocess.run(args, capture_output=True, text=True, check=False, start_new_session=True, env=env)
 
     def start(self, spec: LabSpec, nodes: Sequence[Node]) -> None:
         for kind in ("redis", "sentinel"):
-            group = [n for n in nodes if n.kind == kind]
-            if not group:
-                continue
+            same_kind = [n for n in nodes if n.kind == kind]
+            for build in dict.fromkeys(build_of(spec, n) for n in same_kind):
+                self._start_group(spec, [n for n in same_kind if build_of(spec, n) == build])
+
+    def _start_group(self, spec: LabSpec, group: list[Node]) -> None:
+        """Start nodes of one kind and build with one script call."""
+        if group:
             result = uninterrupted(self._script, spec, "start", group)
             if result.returncode != 0:
                 failed = next((n for n in group if self.node_state(spec, n) == "down"), group[0])
@@ -116,7 +115,8 @@ class LocalBackend:
                 raise LabError(f"did not stop: {'; '.join(failed)}")
 
     def prepare(self, spec: LabSpec) -> None:
-        require_binaries()
+        for node in spec.nodes:
+            build_of(spec, node)  # a missing or unknown binary fails here, before anything starts
         taken = [n.address for n in spec.nodes if port_in_use(n.host, n.port)]
         if taken:
             raise LabError(f"address already in use: {', '.join(taken)} (another lab or redis-server?)")

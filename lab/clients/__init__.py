@@ -143,7 +143,7 @@ class AdapterRun:
             "epoch_ms": epoch_ms,
             "out": str(self.out),
         }
-        path = self.workdir / f"config-{self.client.name}-{self.settings}.json"
+        path = self.config_path = self.workdir / f"config-{self.client.name}-{self.settings}.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(config, handle)
@@ -163,11 +163,13 @@ class AdapterRun:
             self.process.kill()
             self.process.wait()
             self.log.close()
+            path.unlink()
             why = line.strip() or self.log_path.read_text(errors="replace").strip()[-300:] or "no output"
             raise RuntimeError(f"{self.client.name} adapter did not get ready within {READY_TIMEOUT:g}s: {why}")
 
     def wait(self, timeout: float) -> list[dict[str, Any]]:
-        """The adapter's records (it stops by itself at its deadline)."""
+        """The adapter's records (it stops by itself at its deadline). Its own files go once read: the
+        records end up in the report's history.jsonl, and the config holds the lab's passwords."""
         assert self.process is not None
         try:
             self.process.wait(timeout=timeout)
@@ -178,5 +180,11 @@ class AdapterRun:
         if not self.out.exists():
             tail = self.log_path.read_text(errors="replace")[-500:]
             raise RuntimeError(f"{self.client.name} adapter wrote no history (exit {self.process.returncode}): {tail}")
-        with self.out.open() as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+        try:
+            with self.out.open() as handle:
+                return [json.loads(line) for line in handle if line.strip()]
+        finally:
+            self.out.unlink(missing_ok=True)
+            self.config_path.unlink(missing_ok=True)
+            if self.log_path.stat().st_size == 0:
+                self.log_path.unlink()

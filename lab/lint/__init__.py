@@ -13,6 +13,7 @@ from lab.errors import LabError
 from lab.lint import rules as _rules  # noqa: F401 - registers every rule
 from lab.lint.registry import RULES, Deployment, Finding, Rule
 from lab.lint.rules import mostly_unknown
+from lab.servers import Server
 
 __all__ = ["RULES", "Finding", "Rule", "as_json", "collect", "lint_paths", "lint_profile", "rules_table"]
 
@@ -29,9 +30,9 @@ def collect(root: Path) -> list[Path]:
     return files
 
 
-def lint_paths(paths: list[Path], lab: bool = False) -> list[Finding]:
-    """Read the files as one deployment and run every rule over it."""
-    deployment = Deployment(confs=[], lab=lab)
+def lint_paths(paths: list[Path], lab: bool = False, server: Server | None = None) -> list[Finding]:
+    """Read the files as one deployment (meant for ``server`` when given) and run every rule over it."""
+    deployment = Deployment(confs=[], lab=lab, server=server)
     for path in paths:
         try:
             conf = parse(path)
@@ -58,16 +59,18 @@ def _order(rule: Rule) -> tuple[str, int]:
     return prefix, int(rule.id[len(prefix) :])
 
 
-def lint_profile(name: str) -> list[Finding]:
-    """Render a profile (as `lab render` does) into a temporary directory and lint the result."""
+def lint_profile(name: str, server: Server | None = None) -> list[Finding]:
+    """Render a profile (as `lab render` does, for ``server`` when given) into a temporary directory
+    and lint the result against that build."""
     from lab.profile import load_profile
     from lab.render import render_profile
+    from lab.spec import NODE_NAMES
 
     profile = load_profile(name)
     with tempfile.TemporaryDirectory(prefix="lab-lint-") as tmp:
         out = Path(tmp) / profile.name
-        render_profile(profile, out)
-        findings = lint_paths(collect(out), lab=profile.seed_sentinel_discovery)
+        render_profile(profile, out, servers=dict.fromkeys(NODE_NAMES, server) if server else None)
+        findings = lint_paths(collect(out), lab=profile.seed_sentinel_discovery, server=server)
     prefix = f"{tmp}/"
     return [
         Finding(f.rule, f.severity, f"{profile.name}:{f.file.removeprefix(prefix)}", f.line, f.directive, f.why)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from lab.confparse import ConfFile, Directive
+from lab.servers import Server
 
 Severity = Literal["error", "warning"]
 
@@ -45,6 +46,7 @@ class Deployment:
 
     confs: list[ConfFile]  # the files that are Redis or Sentinel configs
     lab: bool = False  # the files are a lab's: seeded Sentinel state is expected
+    server: Server | None = None  # the build the files are meant for (`lab lint --server`)
     not_configs: list[ConfFile] = field(default_factory=list)
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
 

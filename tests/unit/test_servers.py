@@ -1,0 +1,92 @@
+"""Server builds without running one: the capability table, --server parsing, the downgrade check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lab import servers
+from lab.capabilities import adapt, refused
+from lab.errors import LabError
+from lab.profile import load_profile
+from lab.render import render_profile
+from lab.servers import Server
+from lab.spec import NODE_NAMES
+from lab.upgrade import rdb_version, unreadable_data
+
+
+def build(flavour: str, version: tuple[int, int, int]) -> Server:
+    return Server(flavour, version, Path(f"/nonexistent/{flavour}-server"), Path("/nonexistent/cli"), "test")
+
+
+REDIS_62, REDIS_70, VALKEY_81 = build("redis", (6, 2, 14)), build("redis", (7, 0, 15)), build("valkey", (8, 1, 8))
+TEXT = 'port 6379\nbind-source-addr 127.0.0.1\nenable-debug-command no\nappenddirname "aof"\nmaxmemory 1mb\n'
+
+
+def test_a_render_for_redis_62_leaves_out_what_it_refuses_and_keeps_the_meaning_of_the_rest() -> None:
+    text, removed = adapt(TEXT, REDIS_62)
+    assert removed == ["appenddirname", "bind-source-addr", "enable-debug-command"]
+    # DEBUG cannot be switched off on 6.2 by a directive: renaming it away is the 6.2 way.
+    assert text == 'port 6379\nrename-command DEBUG ""\nmaxmemory 1mb\n'
+
+
+@pytest.mark.parametrize("server", [REDIS_70, VALKEY_81], ids=["redis-7.0", "valkey-8.1"])
+def test_newer_builds_take_the_render_as_it_is(server: Server) -> None:
+    assert adapt(TEXT, server) == (TEXT, [])
+    assert refused(TEXT, server) == []
+
+
+def test_sentinel_directives_are_in_the_table_too() -> None:
+    text = "sentinel monitor m 127.0.0.1 6379 2\nsentinel master-reboot-down-after-period m 0\n"
+    assert [name for _, name, _ in refused(text, REDIS_62)] == ["sentinel master-reboot-down-after-period"]
+
+
+def test_server_names_come_from_flavour_and_version() -> None:
+    assert (REDIS_62.name, VALKEY_81.name, VALKEY_81.release) == ("redis-6.2", "valkey-8.1", "8.1.8")
+    assert (REDIS_62.rdb_version, REDIS_70.rdb_version, VALKEY_81.rdb_version) == (9, 10, 11)
+
+
+def test_server_choices_name_every_node_or_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    known = {"system": REDIS_70, "redis-6.2": REDIS_62, "valkey-8.1": VALKEY_81}
+    monkeypatch.setattr(servers, "resolve", known.__getitem__)
+    assert set(servers.assign([], NODE_NAMES).values()) == {REDIS_70}
+    mixed = servers.assign(["redis-6.2", "redis-1=valkey-8.1"], NODE_NAMES)
+    assert mixed["redis-1"] == VALKEY_81 and mixed["redis-2"] == mixed["sentinel-3"] == REDIS_62
+    with pytest.raises(LabError, match="NODE one of redis-1"):
+        servers.assign(["redis-9=redis-6.2"], NODE_NAMES)
+
+
+def test_probe_refuses_what_is_not_a_server(tmp_path: Path) -> None:
+    fake = tmp_path / "redis-server"
+    fake.write_text("#!/bin/sh\necho 'not redis'\n")
+    fake.chmod(0o755)
+    with pytest.raises(LabError, match="not a redis-server or valkey-server"):
+        servers.probe(str(fake))
+    with pytest.raises(LabError, match="not an executable file"):
+        servers.probe(str(tmp_path / "absent"))
+
+
+def test_the_rdb_header_gives_the_format_version(tmp_path: Path) -> None:
+    (tmp_path / "dump.rdb").write_bytes(b"REDIS0011\xfa\x09redis-ver")
+    (tmp_path / "other").write_bytes(b"*2\r\n$3\r\nSET\r\n")
+    assert rdb_version(tmp_path / "dump.rdb") == 11
+    assert rdb_version(tmp_path / "other") is None
+    assert rdb_version(tmp_path / "absent") is None
+
+
+def test_a_downgrade_the_data_forbids_is_explained(tmp_path: Path) -> None:
+    spec, _ = render_profile(load_profile("lab", {}), tmp_path / "lab", "unit")
+    node = spec.node("redis-1")
+    data = spec.files(node).dir
+    assert unreadable_data(spec, node, REDIS_62) is None, "no data: any build can start"
+    (data / "dump.rdb").write_bytes(b"REDIS0011rest")
+    assert unreadable_data(spec, node, VALKEY_81) is None
+    assert unreadable_data(spec, node, REDIS_70) == "redis-1's dump.rdb is RDB format 11; redis-7.0 reads up to 10"
+    (data / "dump.rdb").unlink()
+    (data / "appendonlydir").mkdir()
+    (data / "appendonlydir" / "appendonly.aof.1.incr.aof").write_bytes(b"*1\r\n")
+    why = unreadable_data(spec, node, REDIS_62)
+    assert why is not None and "multi-part AOF (appendonlydir/" in why and "start empty" in why
+    assert unreadable_data(spec, node, REDIS_70) is None
+    assert unreadable_data(spec, spec.node("sentinel-1"), REDIS_62) is None, "a Sentinel keeps no data"

@@ -30,7 +30,9 @@ def drills(backend: str, count: int = DRILLS, server: str = "system") -> list[fl
                 control.wait_healthy(spec, timeout=30)
         finally:
             control.down(spec.name, home)
-    print(f"{backend} {server}: kill -9 master -> first write (s), {count} drills: {', '.join(f'{t:.2f}' for t in times)}")
+    print(
+        f"{backend} {server}: kill -9 master -> first write (s), {count} drills: {', '.join(f'{t:.2f}' for t in times)}"
+    )
     return sorted(times)
 
 

@@ -279,17 +279,19 @@ def _steps(records: list[Record], unavailable: list[Window], lost_times: list[fl
 def _unfinished(records: list[Record]) -> list[Record]:
     """An operation invoked and never completed (a client stuck when the drill ended) may or may not
     have happened: an ``info`` at the end of the history."""
-    done = {
-        (r.get("process"), r.get("f"), r.get("key"), r.get("value"))
-        for r in records
-        if r["type"] in ("ok", "fail", "info")
-    }
+    done = {_operation(r) for r in records if r["type"] in ("ok", "fail", "info")}
     end = max((r["t"] for r in records if r["type"] in ("invoke", "ok", "fail", "info")), default=0.0)
     return [
         {**r, "type": "info", "t": end, "error": "no answer"}
         for r in records
-        if r["type"] == "invoke" and (r.get("process"), r.get("f"), r.get("key"), r.get("value")) not in done
+        if r["type"] == "invoke" and _operation(r) not in done
     ]
+
+
+def _operation(r: Record) -> tuple[Any, ...]:
+    """What pairs an invoke with its completion: a write's value is the one it sent, a read's
+    completion carries the value it read (its invoke has none)."""
+    return r.get("process"), r.get("f"), r.get("key"), None if r.get("f") == "read" else r.get("value")
 
 
 def _workload_span(records: list[Record], ops: list[Record], duration: float) -> tuple[float, float]:

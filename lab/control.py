@@ -28,10 +28,11 @@ from lab.lock import lab_lock
 from lab.profile import Profile, load_profile
 from lab.render import render_lab
 from lab.spec import NODE_NAMES, LabSpec, Node, build_spec, validate_name
-from lab.topology import Observation, observe, problems
+from lab.topology import INCOMPATIBLE, Observation, observe, problems
 from lab.waits import WaitTimeout, wait_for
 
 HEALTHY_TIMEOUT = 30.0
+STUCK_GRACE = 3.0  # seconds a replica may fail to sync from a newer build before that is final
 NET_ATTEMPTS = 5
 
 
@@ -60,9 +61,20 @@ def wait_healthy(spec: LabSpec, timeout: float = HEALTHY_TIMEOUT) -> Observation
     """Block until :func:`lab.topology.problems` is empty; on timeout, name the problems and log tails."""
     backend = get_backend(spec.backend)
 
+    stuck_since: list[float] = []
+
     def probe() -> tuple[bool, tuple[Observation, list[str]]]:
         obs = observe(spec)
         found = problems(spec, obs)
+        # A replica whose build cannot read its master's RDB format never syncs (a partial resync
+        # would have linked it within a second or two): say so instead of waiting out the timeout.
+        stuck = [p for p in found if INCOMPATIBLE in p]
+        if not stuck:
+            stuck_since.clear()
+        elif not stuck_since:
+            stuck_since.append(time.monotonic())
+        elif time.monotonic() - stuck_since[0] > STUCK_GRACE:
+            raise LabError(f"lab {spec.name} cannot become healthy: {stuck[0]}")
         return not found, (obs, found)
 
     obs, _ = wait_for(

@@ -182,6 +182,8 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         out.print(summary_table(args.scenario, result.findings, result.seconds))
         if result.findings.steps:
             out.print(steps_table(result.findings))
+        for note in result.findings.notes:
+            out.print(f"note: {note}", markup=False)
         out.print(f"report: {report_dir / 'report.html'} (timeline.png, report.json, history.jsonl)", markup=False)
     failed = failing(result.findings.summary(), conditions)
     if failed:

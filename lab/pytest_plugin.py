@@ -265,7 +265,7 @@ def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Drill
         print(
             f"\n{request.node.name}: drill {scenario}: {summary['ok']} ok, {summary['lost']} lost, "
             f"{summary['failovers']} failover(s), longest unavailability {summary['unavailable_ms'] / 1000:.2f}s; "
-            f"report {report_dir / 'report.html'}"
+            f"report {report_dir / 'report.html'}" + "".join(f"\n  note: {n}" for n in result.findings.notes)
         )
         return result
 

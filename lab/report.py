@@ -111,7 +111,7 @@ def draw_timeline(records: list[Record], findings: Findings, nodes: list[str], t
 
     end = max((r["t"] for r in records), default=1.0) / 1000
     fig, (lanes, ops) = plt.subplots(
-        2, 1, figsize=(12, 5.5), sharex=True, gridspec_kw={"height_ratios": [len(nodes) + 1, 2]}
+        2, 1, figsize=(13, 5.5), sharex=True, gridspec_kw={"height_ratios": [len(nodes) + 1, 2]}
     )
     # Lanes: data nodes, then the Sentinels' events on their own lane.
     for i, node in enumerate(nodes):
@@ -130,7 +130,7 @@ def draw_timeline(records: list[Record], findings: Findings, nodes: list[str], t
     lanes.set_ylim(-0.6, len(nodes) + 0.6)
     for role, colour in ROLE_COLOURS.items():
         lanes.barh([-10], [0], color=colour, label=role)
-    lanes.legend(loc="upper right", fontsize=7, ncol=4, framealpha=0.9)
+    lanes.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7, frameon=False)  # beside, never over
     # Client operations per 100 ms.
     buckets: dict[str, dict[float, int]] = {"ok": defaultdict(int), "fail": defaultdict(int), "info": defaultdict(int)}
     for r in records:
@@ -153,7 +153,7 @@ def draw_timeline(records: list[Record], findings: Findings, nodes: list[str], t
             bottom[x] += buckets[kind][x]
     ops.set_ylabel("ops / 100 ms")
     ops.set_xlabel("seconds since the drill started")
-    ops.legend(loc="upper right", fontsize=7, ncol=3)
+    ops.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7, frameon=False)
     # Across both panels: unavailability and faults.
     for axis in (lanes, ops):
         for window in findings.unavailable:
@@ -162,11 +162,11 @@ def draw_timeline(records: list[Record], findings: Findings, nodes: list[str], t
             if r["type"] == "fault":
                 style = "--" if r["action"] == "inject" else ":"
                 axis.axvline(r["t"] / 1000, color="#555", ls=style, lw=1)
-    for r in records:
-        if r["type"] == "fault" and r["action"] == "inject":
-            lanes.annotate(
-                f"{r['fault']} {r['node']}", (r["t"] / 1000, len(nodes) + 0.45), fontsize=7, ha="left", color="#333"
-            )
+    injected = [r for r in records if r["type"] == "fault" and r["action"] == "inject"]
+    dense = len(injected) > 4  # a rolling upgrade: numbered, the report's Faults table names them
+    for number, r in enumerate(injected, start=1):
+        label = str(number) if dense else f"{r['fault']} {r['node']}"
+        lanes.annotate(label, (r["t"] / 1000, len(nodes) + 0.45), fontsize=7, ha="left", color="#333")
     s = findings.summary()
     lanes.set_title(
         f"{title}\nlost {s['lost']} acknowledged writes; {s['failovers']} failover(s); longest unavailability "
@@ -197,9 +197,10 @@ def render_html(doc: dict[str, Any], png: bytes) -> str:
         f"<td>{html.escape(str(e['data']))}</td></tr>"
         for e in doc["sentinel_events"]
     )
+    numbers = {id(f): n for n, f in enumerate((f for f in doc["faults"] if f["action"] == "inject"), start=1)}
     faults = "".join(
-        f"<tr><td>{f['t'] / 1000:.3f}</td><td>{html.escape(f['action'])}</td><td>{html.escape(f['fault'])}</td>"
-        f"<td>{html.escape(f['node'])}</td></tr>"
+        f"<tr><td>{numbers.get(id(f), '')}</td><td>{f['t'] / 1000:.3f}</td><td>{html.escape(f['action'])}</td>"
+        f"<td>{html.escape(f['fault'])}</td><td>{html.escape(f['node'])}</td></tr>"
         for f in doc["faults"]
     )
     lost = ", ".join(html.escape(k) for k in findings["lost_examples"]) or "none"
@@ -213,6 +214,7 @@ def render_html(doc: dict[str, Any], png: bytes) -> str:
             "<h2>Steps</h2><table><tr><th>step</th><th>from</th><th>to</th><th>longest unavailability</th>"
             f"<th>acknowledged writes lost</th></tr>{steps}</table>"
         )
+    notes = "".join(f"<p><b>Note:</b> {html.escape(n)}</p>" for n in findings["notes"])
     servers = ", ".join(f"{html.escape(n)}: {html.escape(b)}" for n, b in doc["lab"]["servers"].items())
     picture = base64.b64encode(png).decode()
     lab = doc["lab"]
@@ -227,9 +229,9 @@ generated {html.escape(doc["generated_at"])}. Servers: {servers or "not recorded
 <img alt="timeline" src="data:image/png;base64,{picture}">
 <h2>Summary</h2><table>{summary}</table>
 <p>Lost writes (first 20): {lost}</p>
-{steps}<h2>Windows (seconds since the start)</h2>
+{notes}{steps}<h2>Windows (seconds since the start)</h2>
 <table><tr><th>kind</th><th>from</th><th>to</th><th>length</th><th>detail</th></tr>{windows}</table>
-<h2>Faults</h2><table><tr><th>t</th><th>action</th><th>fault</th><th>node</th></tr>{faults}</table>
+<h2>Faults</h2><table><tr><th>#</th><th>t</th><th>action</th><th>fault</th><th>node</th></tr>{faults}</table>
 <h2>Sentinel events</h2><table><tr><th>t</th><th>Sentinel</th><th>event</th><th>data</th></tr>{events}</table>
 </body></html>
 """

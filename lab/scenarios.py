@@ -211,6 +211,21 @@ SCENARIOS = {
 }
 
 
+def _settle(spec: LabSpec, recorder: Recorder) -> str:
+    """After the heal: wait for a healthy lab and read what the converged master kept. A lab that
+    cannot become healthy (a replica that cannot sync from a newer build) is a finding: the final
+    read goes to the master the Sentinels agree on, and the reason is returned for the report."""
+    try:
+        control.wait_healthy(spec, timeout=60)
+        master = wait_converged(spec)
+        why = ""
+    except LabError as exc:
+        why = f"not healthy after the heal: {str(exc).splitlines()[0]}"
+        master = faults.current_master(spec)
+    recorder.final(master)
+    return why
+
+
 @dataclass
 class DrillResult:
     scenario: str
@@ -271,10 +286,11 @@ def run_drill(
             faults.heal(spec)
             for fault in drill.injected:
                 recorder.fault("revert", fault.kind, fault.node)
-        control.wait_healthy(spec, timeout=60)
-        recorder.final(wait_converged(spec))
+        unhealthy = _settle(spec, recorder)
     addresses = {n.address: n.name for n in spec.redis_nodes}
     findings = check(recorder.history.records, addresses)
+    if unhealthy:
+        findings.notes.append(unhealthy)
     result = DrillResult(scenario, findings, recorder, report_dir, time.perf_counter() - started)
     if report_dir is not None:
         from lab.report import write_report

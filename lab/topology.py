@@ -198,5 +198,23 @@ def problems(spec: LabSpec, obs: Observation) -> list[str]:
         elif agreed and (r.master_host, r.master_port) != agreed:
             found.append(f"{r.node.name} replicates from {r.master_host}:{r.master_port}, not the master")
         elif not r.link_up:
-            found.append(f"{r.node.name} replication link is down")
+            found.append(f"{r.node.name} replication link is down" + _cannot_sync(spec, obs, r.node))
     return found
+
+
+INCOMPATIBLE = "cannot load the RDB format"
+
+
+def _cannot_sync(spec: LabSpec, obs: Observation, replica: Node) -> str:
+    """Why a replica's link stays down when its build cannot read what its master's build sends in a
+    full sync (an older replica under a newer master: Redis 6.2 under 7.0, 7.0 under Valkey 8)."""
+    master = next((n for n in spec.redis_nodes if (n.host, n.port) == obs.master), None)
+    mine, theirs = spec.server(replica), spec.server(master) if master else None
+    if master is None or mine is None or theirs is None or mine.rdb_version is None or theirs.rdb_version is None:
+        return ""
+    if mine.rdb_version >= theirs.rdb_version:
+        return ""
+    return (
+        f": its {mine.name} {INCOMPATIBLE} {theirs.rdb_version} that {master.name} ({theirs.name}) sends in a "
+        f"full sync; upgrade it (`lab upgrade --name {spec.name} {replica.name} --server {theirs.name}`)"
+    )

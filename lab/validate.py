@@ -61,8 +61,10 @@ def _rendered(spec: LabSpec, profile: Profile, node: Node) -> ConfFile:
 def _drift(spec: LabSpec, profile: Profile, node: Node) -> Iterator[tuple[str, str, str | None]]:
     """(directive, rendered value, live value or None if no such parameter) for every directive."""
     conf = _rendered(spec, profile, node)
-    names = dict.fromkeys(d.name for d in conf.directives if d.name not in NOT_COMPARED)
+    names = dict.fromkeys(d.name for d in conf.directives if d.name not in NOT_COMPARED | {"rename-command"})
     with client(node.host, node.port, spec.password) as conn:
+        for renamed in conf.all("rename-command"):
+            yield (f"rename-command {renamed.args[0]}", *_renamed(conn, *renamed.args))
         for name in names:
             live = conn.config_get(name)
             want = " ".join(normalise(name, d.value) for d in conf.all(name))
@@ -72,6 +74,28 @@ def _drift(spec: LabSpec, profile: Profile, node: Node) -> Iterator[tuple[str, s
             yield name, want, got
 
 
+def _renamed(conn: redis.Redis, command: str, new_name: str) -> tuple[str, str]:
+    """(what the file asks, what the server does) for ``rename-command`` (not a CONFIG parameter):
+    the command gone, or answering to its new name."""
+
+    def exists(name: str) -> bool:
+        if not name:
+            return False
+        # Raw: redis-py's COMMAND INFO parser fails on the nil a missing command gets.
+        raw = conn.connection_pool.get_connection()
+        try:
+            raw.send_command("COMMAND", "INFO", name)  # type: ignore[no-untyped-call]
+            reply = raw.read_response()
+        finally:
+            conn.connection_pool.release(raw)
+        return isinstance(reply, list) and reply[0] is not None
+
+    want = f"{command} as {new_name}" if new_name else f"no {command}"
+    if exists(command):
+        return want, f"{command} still there"
+    return want, (f"{command} as {new_name}" if exists(new_name) else f"no {command}")
+
+
 def restore_config(spec: LabSpec) -> list[str]:
     """CONFIG SET every data node's drifted directives back to their rendered values (a drill that
     changed one at run time and crashed before restoring it); returns what was reset."""
@@ -79,7 +103,7 @@ def restore_config(spec: LabSpec) -> list[str]:
     reset = []
     for node in spec.redis_nodes:
         for name, want, got in _drift(spec, profile, node):
-            if got is None or got == want or name in NOT_RESTORED:
+            if got is None or got == want or name in NOT_RESTORED or name.startswith("rename-command"):
                 continue
             with client(node.host, node.port, spec.password) as conn:
                 try:

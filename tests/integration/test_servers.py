@@ -65,7 +65,11 @@ def test_a_render_for_another_build_fails_lint_for_redis_62(tmp_path: Path) -> N
 
 
 @pytest.mark.one_server
-def test_a_lab_of_mixed_builds_fails_over(lab_factory, drill) -> None:
+def test_a_lab_of_mixed_builds_fails_over_and_names_the_node_that_cannot_rejoin(lab_factory, drill, lab_home) -> None:
+    """Mid-migration: the master still on Redis 6.2, replicas on Valkey 8.1 and Redis 7.0, Sentinels
+    mixed. A master kill fails over to a newer replica without losing a write; the old master
+    comes back as a 6.2 replica that cannot load the newer RDB format of a full sync: the drill
+    reports it (not a crash), `lab status` names it with the fix, and `lab upgrade` applies it."""
     for name in EVERY_BUILD:
         require_server(name)
     mixed = ["redis-1=redis-6.2", "redis-2=valkey-8.1", "sentinel-1=redis-6.2", "sentinel-2=valkey-8.1"]
@@ -75,17 +79,28 @@ def test_a_lab_of_mixed_builds_fails_over(lab_factory, drill) -> None:
         with client(node.host, node.port, spec.password if node.kind == "redis" else spec.sentinel_password) as conn:
             info = conn.info("server")
             versions[node.name] = info.get("valkey_version") or info["redis_version"]
+    system = resolve("system").release
     assert versions == {
         "redis-1": "6.2.14",
         "redis-2": "8.1.8",
-        "redis-3": resolve("system").release,
+        "redis-3": system,
         "sentinel-1": "6.2.14",
         "sentinel-2": "8.1.8",
-        "sentinel-3": resolve("system").release,
+        "sentinel-3": system,
     }
     result = drill(spec, "kill-master", duration=6, clients=2)
     summary = result.findings.summary()
     assert summary["lost"] == 0 and summary["failovers"] >= 1
+    assert any(
+        "redis-1 replication link is down: its redis-6.2 cannot load the RDB format" in n for n in result.findings.notes
+    )
+    doc, code = control.status(spec.name, lab_home)
+    assert code == 1 and any(
+        "--server" in p and p.startswith("redis-1 replication link is down") for p in doc["problems"]
+    )
+    fixed = run_lab("upgrade", "--name", spec.name, "redis-1", "--server", "valkey-8.1", home=lab_home)
+    assert fixed.returncode == 0, fixed.stderr
+    assert control.status(spec.name, lab_home)[1] == 0
     wait_converged(spec)
 
 

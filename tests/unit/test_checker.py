@@ -176,3 +176,32 @@ def test_a_client_stuck_until_the_end_is_unavailable_until_the_workload_stopped(
     stuck = {"t": 1005, "type": "invoke", "process": 0, "f": "write", "key": "stuck", "value": 1}
     findings = check([*marks, *steady(0, 1000), stuck, final(["stuck"])], NAMES)
     assert [(w.start_ms, w.end_ms) for w in findings.unavailable] == [(990.0, 8000.0)]
+
+
+def test_a_read_that_answered_is_not_an_operation_left_unanswered() -> None:
+    """A read's completion carries the value it read; its invoke has none: they are one operation."""
+    invoke = {"t": 500, "type": "invoke", "process": 0, "f": "read", "key": "k0", "value": None}
+    answered = {"t": 501, "type": "ok", "process": 0, "f": "read", "key": "k0", "value": "7", "node": "redis-1"}
+    findings = check([role(0, "redis-1", "master"), *steady(0, 1000), invoke, answered, final([])], NAMES)
+    assert findings.errors == {} and findings.operations["read"] == {"ok": 1, "fail": 0, "info": 0}
+
+
+def test_each_step_gets_its_own_unavailability_and_losses() -> None:
+    def mark(t: float, event: str, step: str) -> dict[str, Any]:
+        return {"t": t, "type": "step", "event": event, "step": step}
+
+    history = [
+        mark(0, "start", "redis-2 to redis-7.0"),
+        *steady(0, 400),
+        mark(400, "end", "redis-2 to redis-7.0"),
+        mark(400, "start", "failover away from redis-1"),
+        op(450, "ok", "write", "gone"),
+        *steady(1450, 2000),  # a 1 s gap inside the failover step
+        mark(2000, "end", "failover away from redis-1"),
+        final(["gone"]),
+    ]
+    steps = check(history, NAMES).steps
+    assert [(s["step"], s["unavailable_ms"], s["lost"]) for s in steps] == [
+        ("redis-2 to redis-7.0", 0.0, 0),
+        ("failover away from redis-1", 1000.0, 1),
+    ]

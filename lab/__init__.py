@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.resources
+import importlib.util
 from pathlib import Path
 
 
@@ -10,10 +10,14 @@ def _data(name: str) -> Path:
     """conf/, scripts/ or compose/: the repository's own directory in a checkout (an editable
     install maps it there too), the copy shipped in the package (lab/data/NAME) when installed."""
     try:
-        found = importlib.resources.files(f"lab.data.{name}")
+        spec = importlib.util.find_spec(f"lab.data.{name}")
     except ModuleNotFoundError:  # a checkout used without installing it
+        spec = None
+    # A directory without __init__.py is a namespace package: its directory is its search location
+    # (importlib.resources would hand back a MultiplexedPath, not a filesystem path).
+    if spec is None or not spec.submodule_search_locations:
         return Path(__file__).resolve().parent.parent / name
-    return Path(str(found))
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 CONF_DIR = _data("conf")

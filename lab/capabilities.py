@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab.confparse import parse_text
+from lab.confparse import ALIASES, parse_text
 from lab.servers import Server
 
 #: directive -> {flavour: (major, minor) of the first version that accepts it}
@@ -56,10 +56,17 @@ def adapt(text: str, server: Server) -> tuple[str, list[str]]:
     kept = []
     for number, line in enumerate(text.splitlines(keepends=True), start=1):
         if number not in drop:
-            kept.append(line)
+            kept.append(_redis_spelling(line) if server.flavour == "redis" else line)
         elif instead := INSTEAD.get(drop[number]):
             kept.append(instead + "\n")
     return "".join(kept), sorted({name for name, _ in drop.values()})
+
+
+def _redis_spelling(line: str) -> str:
+    """A line Valkey's CONFIG REWRITE wrote with its own name (primaryauth), as Redis spells it."""
+    word, _, rest = line.lstrip().partition(" ")
+    canonical = ALIASES.get(word.lower())
+    return f"{canonical} {rest}" if canonical and " " not in canonical else line
 
 
 def adapt_file(path: Path, server: Server) -> list[str]:

@@ -175,15 +175,20 @@ def _drill_commands(sub: Any) -> None:
 
 
 def _status_table(doc: dict[str, Any]) -> Table:
-    table = Table(title=f"lab {doc['name']} ({doc['backend']}, profile {doc['profile']})")
-    for col in ("node", "role", "address", "state", "server", "offset", "lag (bytes)"):
+    builds = {row["server"] for row in doc["nodes"] + doc["sentinels"]}
+    mixed = len(builds) > 1  # one build: named in the title; several: a column
+    built = "" if mixed else f", {builds.pop()}"
+    table = Table(title=f"lab {doc['name']} ({doc['backend']}, profile {doc['profile']}{built})")
+    for col in ("node", "role", "address", "state", *(["server"] if mixed else []), "offset", "lag (bytes)"):
         table.add_column(col)
     for n in doc["nodes"]:
         lag = "" if n["lag_bytes"] is None else str(n["lag_bytes"])
         offset = "" if n["offset"] is None else str(n["offset"])
-        table.add_row(n["name"], n["role"], f"{n['host']}:{n['port']}", n["state"], n["server"], offset, lag)
+        server = [n["server"]] if mixed else []
+        table.add_row(n["name"], n["role"], f"{n['host']}:{n['port']}", n["state"], *server, offset, lag)
     for s in doc["sentinels"]:
-        table.add_row(s["name"], "sentinel", f"{s['host']}:{s['port']}", s["state"], s["server"], "", "")
+        server = [s["server"]] if mixed else []
+        table.add_row(s["name"], "sentinel", f"{s['host']}:{s['port']}", s["state"], *server, "", "")
     return table
 
 

@@ -10,6 +10,15 @@ from pathlib import Path
 
 from lab.errors import LabError
 
+#: Valkey's spellings of Redis directives (what Valkey 8.1's CONFIG REWRITE writes), read as the
+#: Redis name so every rule and comparison sees one vocabulary.
+ALIASES = {
+    "primaryauth": "masterauth",
+    "primaryuser": "masteruser",
+    "commandlog-execution-slower-than": "slowlog-log-slower-than",
+    "commandlog-slow-execution-max-len": "slowlog-max-len",
+    "sentinel primary-reboot-down-after-period": "sentinel master-reboot-down-after-period",
+}
 #: Directives that may legitimately appear more than once.
 REPEATABLE = {"save", "client-output-buffer-limit", "include", "rename-command", "loadmodule", "user", "bind"}
 
@@ -95,6 +104,7 @@ def parse_text(text: str, path: Path, _seen: tuple[Path, ...] = ()) -> ConfFile:
         args = tuple(words[1:])
         if name == "sentinel" and args:
             name, args = f"sentinel {args[0].lower()}", args[1:]
+        name = ALIASES.get(name, name)
         if name == "include" and args:
             target = Path(args[0]) if Path(args[0]).is_absolute() else path.parent / args[0]
             if target.resolve() in _seen or target.resolve() == path.resolve():

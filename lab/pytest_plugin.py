@@ -139,6 +139,7 @@ def require_backend(backend: str) -> None:
 
 def lab_name(tag: str) -> str:
     """A lab name unique to this test process (its addresses are derived from the name)."""
+    tag = re.sub(r"[^a-z0-9_-]", "", tag.lower())  # build names carry dots (redis-7.0)
     return f"t{os.getpid() % 100000}-{os.environ.get('PYTEST_XDIST_WORKER', 'gw')}-{tag}"[:40]
 
 

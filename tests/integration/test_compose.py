@@ -37,7 +37,7 @@ def test_auto_backend_falls_back_to_local_without_docker(tmp_path: Path) -> None
     result = run_lab("up", "--name", "auto", home=tmp_path, env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
     try:
         assert result.returncode == 0, result.stderr
-        assert "lab auto (local, profile lab)" in result.stdout
+        assert "lab auto (local, profile lab, " in result.stdout
     finally:
         run_lab("down", "--name", "auto", home=tmp_path)
 

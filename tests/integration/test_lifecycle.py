@@ -285,10 +285,13 @@ def test_a_corrupt_state_file_is_reported_and_down_cleans_it_up(lab_factory, lab
         get_backend("compose").remove(spec)  # containers are named after the lab, not its state
 
 
-def test_down_of_a_compose_lab_without_docker_says_what_it_could_not_remove(lab_factory, lab_home: Path) -> None:
-    spec = lab_factory(tag="nodocker")
-    if spec.backend != "compose":
+@pytest.mark.one_server
+def test_down_of_a_compose_lab_without_docker_says_what_it_could_not_remove(
+    lab_factory, lab_home: Path, lab_backend: str
+) -> None:
+    if lab_backend != "compose":
         pytest.skip("compose only: a local lab needs no engine")
+    spec = lab_factory(tag="nodocker")
     no_docker = {"PATH": ":".join(p for p in os.environ["PATH"].split(":") if not (Path(p) / "docker").exists())}
     down = run_lab("down", "--name", spec.name, home=lab_home, env=no_docker)
     _one_line(down, 1, "could not remove the containers and network of compose project")

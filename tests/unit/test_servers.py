@@ -90,3 +90,10 @@ def test_a_downgrade_the_data_forbids_is_explained(tmp_path: Path) -> None:
     assert why is not None and "multi-part AOF (appendonlydir/" in why and "start empty" in why
     assert unreadable_data(spec, node, REDIS_70) is None
     assert unreadable_data(spec, spec.node("sentinel-1"), REDIS_62) is None, "a Sentinel keeps no data"
+
+
+def test_valkey_spellings_are_read_as_redis_names_and_written_back_for_redis() -> None:
+    rewritten = 'primaryauth "secret"\ncommandlog-slow-execution-max-len 128\nport 6379\n'
+    assert adapt(rewritten, VALKEY_81) == (rewritten, [])
+    text, removed = adapt(rewritten, REDIS_70)
+    assert text == 'masterauth "secret"\nslowlog-max-len 128\nport 6379\n' and removed == []

@@ -17,6 +17,7 @@ Findings for a set workload (unique keys) and a counter workload (INCR):
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -175,22 +176,17 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
         if r["type"] != "ok":
             errors[r.get("error") or "unknown"] += 1
 
-    absent = set(final["absent"]) if final else set()
     writes = [r for r in ops if r["f"] in WRITES]
     acked = [r for r in writes if r["type"] == "ok"]
     notes = [] if final else ["no final read: lost writes cannot be counted"]
     duplicated = 0
-    kept = acked
     if kind == "counter":
         lost, lost_examples, survived, applied = _counter_outcome(writes, final)
+        kept = acked
     elif kind == "list":
         lost, lost_examples, survived, applied, duplicated, kept = _list_outcome(writes, final)
     else:
-        lost_keys = [r["key"] for r in acked if r["key"] in absent]
-        lost, lost_examples = len(lost_keys), lost_keys[:20]
-        survived = sum(1 for r in writes if r["type"] == "info" and final and r["key"] not in absent)
-        applied = sum(1 for r in writes if r["type"] == "fail" and final and r["key"] not in absent)
-        kept = [r for r in acked if r["key"] not in absent]
+        lost, lost_examples, survived, applied, kept = _set_outcome(writes, final)
     kept_ids = {id(r) for r in kept}
     # When each lost write was acknowledged (a counter's losses belong to a key, not to a write).
     lost_times = None if kind == "counter" else [r["t"] for r in acked if id(r) not in kept_ids]
@@ -201,20 +197,9 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
         for r in ops
         if r["f"] == "read" and r["type"] == "ok" and r.get("node") and r["node"] != _master_at(timeline, r["t"])
     ]
-
-    by_bucket: dict[float, set[str]] = defaultdict(set)
-    for r in acked:
-        if r.get("node"):
-            by_bucket[(r["t"] // BUCKET_MS) * BUCKET_MS].add(r["node"])
-    split = [b for b, nodes in by_bucket.items() if len(nodes) > 1]
-    split_brain = _merge(split, {b: "acknowledged by " + ", ".join(sorted(by_bucket[b])) for b in split})
-
-    masters: dict[float, set[str]] = defaultdict(set)
-    for r in records:
-        if r["type"] == "role" and r["role"] == "master":
-            masters[(r["t"] // BUCKET_MS) * BUCKET_MS].add(r["node"])
-    doubled = [b for b, nodes in masters.items() if len(nodes) > 1]
-    two_masters = _merge(doubled, {b: "masters: " + ", ".join(sorted(masters[b])) for b in doubled})
+    split_brain = _at_once(((r["t"], r["node"]) for r in acked if r.get("node")), "acknowledged by")
+    roles = ((r["t"], r["node"]) for r in records if r["type"] == "role" and r["role"] == "master")
+    two_masters = _at_once(roles, "masters:")
 
     ack_times = [r["t"] for r in acked]
     kept_times = [r["t"] for r in kept]
@@ -274,6 +259,26 @@ def _steps(records: list[Record], unavailable: list[Window], lost_times: list[fl
             }
         )
     return steps
+
+
+def _at_once(samples: Iterable[tuple[float, str]], what: str) -> list[Window]:
+    """Windows where more than one node appears in the same 100 ms: (time ms, node) samples."""
+    buckets: dict[float, set[str]] = defaultdict(set)
+    for t, node in samples:
+        buckets[(t // BUCKET_MS) * BUCKET_MS].add(node)
+    doubled = [b for b, nodes in buckets.items() if len(nodes) > 1]
+    return _merge(doubled, {b: f"{what} " + ", ".join(sorted(buckets[b])) for b in doubled})
+
+
+def _set_outcome(writes: list[Record], final: Record | None) -> tuple[int, list[str], int, int, list[Record]]:
+    """SET of unique keys: (lost, examples, indeterminate that survived, errored but applied, the
+    acknowledged writes kept)."""
+    absent = set(final["absent"]) if final else set()
+    acked = [r for r in writes if r["type"] == "ok"]
+    lost_keys = [r["key"] for r in acked if r["key"] in absent]
+    survived = sum(1 for r in writes if r["type"] == "info" and final and r["key"] not in absent)
+    applied = sum(1 for r in writes if r["type"] == "fail" and final and r["key"] not in absent)
+    return len(lost_keys), lost_keys[:20], survived, applied, [r for r in acked if r["key"] not in absent]
 
 
 def _unfinished(records: list[Record]) -> list[Record]:

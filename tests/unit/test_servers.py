@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,7 @@ def test_the_default_server_is_not_the_copy_the_servers_extra_drops_into_the_ven
         (directory / "redis-server").write_text("#!/bin/sh\n")
         (directory / "redis-server").chmod(0o755)
     monkeypatch.delenv("REDIS_SERVER_BIN", raising=False)
-    monkeypatch.setattr(servers.sysconfig, "get_path", lambda name: str(venv_bin))
+    monkeypatch.setattr(sysconfig, "get_path", lambda name: str(venv_bin))
     monkeypatch.setenv("PATH", f"{venv_bin}:{system_bin}:{system_bin}/../usr-bin")
     assert servers.on_path("redis-server") == [str(venv_bin / "redis-server"), str(system_bin / "redis-server")]
     assert servers.system_binary() == str(system_bin / "redis-server")

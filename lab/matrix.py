@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import html
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from lab import control, faults
-from lab.clients import CLIENTS, SETTINGS, glide_sentinel_support
+from lab.clients import CLIENTS, SETTINGS, glide_sentinel_support, node_version
 from lab.errors import LabError
+from lab.report import machine
 from lab.scenarios import SCENARIOS, DrillResult, run_drill
 from lab.spec import LabSpec
 
@@ -105,6 +107,7 @@ def run_matrix(
         if name not in SETTINGS:
             raise LabError(f"unknown settings {name!r} (choose from: {', '.join(SETTINGS)})")
     cells = []
+    started = time.perf_counter()
     for scenario in scenarios:
         for client in clients:
             for setting in settings:
@@ -127,7 +130,14 @@ def run_matrix(
                     f"{scenario:<28} {client:<10} {setting:<11} unavailable {cell.unavailable_s:>5.2f}s "
                     f"lost {cell.lost:<7} duplicated {cell.duplicated:<4} recovered {'yes' if cell.recovered else 'NO'}"
                 )
-    write_matrix(cells, report_dir)
+    about = {
+        "servers": sorted({f"{b.flavour} {b.release}" for n in spec.nodes if (b := spec.server(n)) is not None}),
+        "backend": spec.backend,
+        "node": node_version(),
+        "machine": machine(),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    write_matrix(cells, report_dir, about)
     return cells
 
 
@@ -153,10 +163,12 @@ def markdown(cells: list[Cell]) -> str:
     return "\n".join(["| " + " | ".join(names) + " |", "|" + "---|" * len(names), *rows])
 
 
-def write_matrix(cells: list[Cell], directory: Path) -> None:
+def write_matrix(cells: list[Cell], directory: Path, about: dict[str, Any]) -> None:
+    """``about``: what the matrix ran on (server builds, backend, Node.js, machine, seconds)."""
     directory.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {
         "schema_version": 1,
+        **about,
         "workers_per_client": WORKERS,
         "workload": "each worker RPUSHes increasing integers onto its own list",
         "valkey_glide": glide_sentinel_support(),

@@ -8,6 +8,8 @@ import base64
 import datetime
 import html
 import json
+import os
+import platform
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -74,6 +76,7 @@ def report_document(result: DrillResult, spec: LabSpec, records: list[Record]) -
         "clients": result.recorder.clients,
         "workload": findings.workload,
         "generated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
         "seconds": round(result.seconds, 3),
         "summary": findings.summary(),
         "findings": findings.as_dict(),
@@ -83,6 +86,21 @@ def report_document(result: DrillResult, spec: LabSpec, records: list[Record]) -
         ],
         "files": {"history": "history.jsonl", "timeline": "timeline.png", "html": "report.html"},
     }
+
+
+def machine() -> dict[str, Any]:
+    """What a figure was measured on: it goes beside every figure the project publishes."""
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "kernel": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "load_1min": round(os.getloadavg()[0], 2),
+    }
+
+
+def _machine_line(m: dict[str, Any]) -> str:
+    return f"{m['cpus']} CPUs, {m['memory_gib']} GiB, {m['kernel']}, Python {m['python']}, load {m['load_1min']}"
 
 
 def _role_spans(records: Iterable[Record], node: str) -> list[tuple[float, float, str]]:
@@ -224,7 +242,8 @@ td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left;font-size:13px}} im
 <body><h1>Drill {html.escape(doc["scenario"])}</h1>
 <p>Lab {html.escape(lab["name"])} ({html.escape(lab["backend"])}, profile {html.escape(lab["profile"])},
 down-after {lab["down_after_ms"]} ms), {doc["clients"]} clients, {html.escape(doc["workload"])} workload,
-generated {html.escape(doc["generated_at"])}. Servers: {servers or "not recorded"}.</p>
+generated {html.escape(doc["generated_at"])} on {html.escape(_machine_line(doc["machine"]))}.
+Servers: {servers or "not recorded"}.</p>
 <img alt="timeline" src="data:image/png;base64,{picture}">
 <h2>Summary</h2><table>{summary}</table>
 <p>Lost writes (first 20): {lost}</p>

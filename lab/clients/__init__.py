@@ -55,6 +55,14 @@ def _node_missing() -> str | None:
     return None
 
 
+def node_version() -> str | None:
+    """``node --version`` without its v, or None without Node.js."""
+    if shutil.which("node") is None:
+        return None
+    out = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
+    return out.strip().lstrip("v") or None
+
+
 def _npm_version(package: str) -> Callable[[], str]:
     def version() -> str:
         try:

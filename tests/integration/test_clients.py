@@ -3,6 +3,7 @@ its defaults and its recommended settings, through kill-master and the safe fail
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from lab.clients import CLIENTS
 from lab.matrix import cell_of
 from lab.pytest_plugin import lab_name
 from lab.spec import LabSpec
+from tests.helpers import run_lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -65,3 +67,22 @@ def test_the_adapters_write_the_history_format(local_lab: LabSpec, drill, tmp_pa
     types = {r["type"] for r in result.recorder.history.records}
     assert {"invoke", "ok", "client", "sentinel", "role", "fault", "final"} <= types
     assert result.findings.workload == "list"
+
+
+def test_lab_clients_writes_the_matrix_with_what_it_ran_on(local_lab: LabSpec, tmp_path: Path) -> None:
+    out = tmp_path / "matrix"
+    ran = run_lab(
+        "clients", "--name", local_lab.name, "--clients", "redis-py", "--scenarios", "kill-sentinel",
+        "--settings", "recommended", "--report", str(out), "--json", home=local_lab.base_dir.parent, timeout=120,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    doc = json.loads(ran.stdout)
+    assert doc == json.loads((out / "matrix.json").read_text())
+    [cell] = doc["cells"]
+    assert (cell["client"], cell["settings"], cell["scenario"]) == ("redis-py", "recommended", "kill-sentinel")
+    assert cell["ok"] > 0 and cell["lost"] == 0 and cell["recovered"], cell
+    build = local_lab.server(local_lab.node("redis-1"))
+    assert build is not None and doc["servers"] == [f"{build.flavour} {build.release}"]
+    assert doc["backend"] == "local" and doc["machine"]["cpus"] == os.cpu_count() and doc["seconds"] > 0
+    assert "| redis-py " in (out / "matrix.md").read_text()
+    assert 'href="kill-sentinel/redis-py-recommended/report.html"' in (out / "matrix.html").read_text()

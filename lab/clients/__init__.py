@@ -106,7 +106,7 @@ def glide_sentinel_support() -> str:
     """Whether valkey-glide (if installed) can connect through Sentinel: it has no Sentinel mode to
     configure (GlideClientConfiguration takes fixed addresses; upstream valkey-io/valkey-glide#2761)."""
     try:
-        import glide  # type: ignore[import-not-found]
+        import glide  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return "valkey-glide is not installed (pip install valkey-glide): not measured"
     names = [n for n in dir(glide) if "sentinel" in n.lower()]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from benchmarks import Row, bench_admin, bench_drill, bench_failover, bench_health, bench_lab
+from benchmarks import Row, bench_admin, bench_clients, bench_drill, bench_failover, bench_health, bench_lab
 
 BENCHES: dict[str, Callable[[], list[Row]]] = {
     "lab": bench_lab.run,
@@ -16,7 +16,15 @@ BENCHES: dict[str, Callable[[], list[Row]]] = {
     "admin": bench_admin.run,
     "failover": bench_failover.run,
     "drill": bench_drill.run,
+    "clients": bench_clients.run,
 }
+
+
+def ratio(row: Row) -> str:
+    """baseline / project; a zero (no write lost, no scenario stuck) has no ratio to print."""
+    if row.ours == 0:
+        return "same" if row.baseline == 0 else "inf"
+    return f"{row.baseline / row.ours:.2f}x"
 
 
 def main(argv: list[str]) -> int:
@@ -30,7 +38,7 @@ def main(argv: list[str]) -> int:
     for row in rows:
         # ratio > 1: the project is faster (or smaller) than the baseline or under the target by that factor
         ours, base = f"{row.ours:.3f} {row.unit}", f"{row.baseline:.3f} {row.unit}"
-        print(f"{row.what:<{width}}  {ours:>12}  {base:>12}  {row.baseline / row.ours:>5.2f}x  {row.baseline_is}")
+        print(f"{row.what:<{width}}  {ours:>12}  {base:>12}  {ratio(row):>6}  {row.baseline_is}")
     return 0
 
 

@@ -215,6 +215,11 @@ def test_partitioned_master_write_loss_is_bounded_by_min_replicas(healthy_lab: L
         f"accepted for {window_open:.2f}s; min-replicas-to-write 1 (max-lag {max_lag}) -> {lost_guarded} lost, "
         f"accepted for {window_guarded:.2f}s"
     )
-    assert lost_open > 0 and window_open > 5, "without the guard the isolated master accepts writes throughout"
+    # Bounded: the guarded master stops about max-lag after the cut. Unguarded it keeps taking writes past
+    # that bound, usually the whole 6 s; a client whose command stalls past its 1 s socket timeout on a
+    # loaded machine re-asks the Sentinels and leaves earlier (seen: 4.5 s on compose in CI), which is the
+    # client's doing, not the guard's.
+    bound = max_lag + 2.0
+    assert lost_open > 0 and window_open > bound, "without the guard the isolated master accepts writes past the bound"
     assert lost_guarded < lost_open
-    assert window_guarded <= max_lag + 2.0, "with the guard the master refuses writes about max-lag after the cut"
+    assert window_guarded <= bound, "with the guard the master refuses writes about max-lag after the cut"

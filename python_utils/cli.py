@@ -69,6 +69,7 @@ def build_parser() -> Parser:
     p.add_argument("--port", type=int, help="default $REDIS_PORT or 6379")
     p.add_argument("--sentinel", action="append", metavar="HOST:PORT", help="go through Sentinel (repeatable)")
     p.add_argument("--master-name", help="default $SENTINEL_MASTER_NAME or mymaster")
+    p.add_argument("--user", help="ACL user (default $REDIS_USERNAME; the password is always $REDIS_PASSWORD)")
     p.add_argument("--db", type=int, help="database index (default: the role's REDIS_*_DB_INDEX)")
     p.add_argument("--timeout", type=_positive, default=5.0, help="seconds per command (default 5)")
     p.add_argument("--progress", action="store_true", help="show scan progress even when stderr is not a terminal")
@@ -204,6 +205,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         master_name=args.master_name or env.master_name,
         sentinel_password=env.sentinel_password,
         timeout=args.timeout,
+        username=args.user or env.username,
+        sentinel_username=env.sentinel_username,
     )
 
 

@@ -36,6 +36,8 @@ class Settings:
     master_name: str = "mymaster"
     sentinel_password: str | None = field(default=None, repr=False)
     timeout: float = 5.0
+    username: str | None = None  # ACL user on the data nodes (REDIS_USERNAME); None: default
+    sentinel_username: str | None = None  # ACL user on the Sentinels (SENTINEL_USERNAME)
 
     @property
     def where(self) -> str:
@@ -74,6 +76,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         sentinels=parse_sentinels(env.get("SENTINEL_HOSTS", "")),
         master_name=env.get("SENTINEL_MASTER_NAME") or "mymaster",
         sentinel_password=env.get("SENTINEL_PASSWORD") or None,
+        username=env.get("REDIS_USERNAME") or None,
+        sentinel_username=env.get("SENTINEL_USERNAME") or None,
     )
 
 
@@ -90,6 +94,7 @@ _LOCK = threading.Lock()
 def _client(settings: Settings, db: int, use_pool: bool) -> redis.Redis:
     common: dict[str, Any] = {
         "password": settings.password,
+        "username": settings.username,
         "db": db,
         "socket_timeout": settings.timeout,
         "socket_connect_timeout": settings.timeout,
@@ -100,6 +105,7 @@ def _client(settings: Settings, db: int, use_pool: bool) -> redis.Redis:
             list(settings.sentinels),
             sentinel_kwargs={
                 "password": settings.sentinel_password,
+                "username": settings.sentinel_username,
                 "socket_timeout": settings.timeout,
                 "socket_connect_timeout": settings.timeout,
                 "retry": Retry(NoBackoff(), 0),
@@ -110,7 +116,7 @@ def _client(settings: Settings, db: int, use_pool: bool) -> redis.Redis:
         return conn
     if not use_pool:
         return redis.Redis(host=settings.host, port=settings.port, single_connection_client=True, **common)
-    key = (settings.host, settings.port, db, settings.password)
+    key = (settings.host, settings.port, db, settings.username, settings.password)
     with _LOCK:
         if key not in _POOLS:
             _POOLS[key] = redis.Redis(host=settings.host, port=settings.port, **common)
@@ -126,7 +132,10 @@ def connect(settings: Settings, db: int = 0, use_pool: bool = True, check: bool 
         except MasterNotFoundError:
             raise RedisAdminError(_why_no_master(settings)) from None
         except redis.AuthenticationError:
-            raise RedisAdminError(f"{settings.where}: authentication failed (check REDIS_PASSWORD)") from None
+            raise RedisAdminError(
+                f"{settings.where}: authentication failed for user {settings.username or 'default'} "
+                "(check REDIS_USERNAME and REDIS_PASSWORD)"
+            ) from None
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             raise RedisAdminError(f"cannot connect to {settings.where}: {_reason(exc, settings)}") from None
         except redis.ResponseError as exc:
@@ -155,6 +164,7 @@ def _why_no_master(settings: Settings) -> str:
             host=host,
             port=port,
             password=settings.sentinel_password,
+            username=settings.sentinel_username,
             socket_timeout=settings.timeout,
             socket_connect_timeout=settings.timeout,
             retry=Retry(NoBackoff(), 0),
@@ -170,7 +180,10 @@ def _why_no_master(settings: Settings) -> str:
             probe.close()
     where = f"Sentinel {','.join(f'{h}:{p}' for h, p in settings.sentinels)}"
     if "auth" in errors:
-        return f"{where}: authentication failed (check SENTINEL_PASSWORD)"
+        return (
+            f"{where}: authentication failed for user {settings.sentinel_username or 'default'} "
+            "(check SENTINEL_USERNAME and SENTINEL_PASSWORD)"
+        )
     if errors and all(e == "unreachable" for e in errors):
         return f"cannot connect to any {where}"
     if "unknown master" in errors:

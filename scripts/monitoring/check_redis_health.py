@@ -146,11 +146,13 @@ def get_redis_connection(
     )
 
 
-def _describe_error(exc: Exception) -> str:
-    """One line for a failed connection or command; never the password."""
+def _describe_error(exc: Exception, client: redis.Redis | None = None) -> str:
+    """One line for a failed connection or command; never the password. An authentication failure
+    names the user it was for (``default`` when none was given)."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if isinstance(exc, redis.AuthenticationError):  # WRONGPASS, and NOAUTH (AuthenticationRequiredError)
-        return f"authentication failed ({text})"
+        user = (client.get_connection_kwargs().get("username") if client is not None else None) or "default"
+        return f"authentication failed for user {user} ({text})"
     if isinstance(exc, redis.TimeoutError):
         return "unreachable (timed out)"
     if isinstance(exc, redis.ConnectionError | OSError):
@@ -165,7 +167,7 @@ def check_instance_liveness(client: redis.Redis) -> dict[str, Any]:
         client.ping()
     except (redis.RedisError, OSError) as exc:
         auth = isinstance(exc, redis.AuthenticationError)
-        return {"alive": False, "latency_ms": None, "error": _describe_error(exc), "auth_failed": auth}
+        return {"alive": False, "latency_ms": None, "error": _describe_error(exc, client), "auth_failed": auth}
     return {"alive": True, "latency_ms": (time.perf_counter() - started) * 1000, "error": None, "auth_failed": False}
 
 
@@ -218,10 +220,15 @@ def _sentinel_flags(entry: dict[str, Any]) -> set[str]:
 
 
 def check_sentinel_status(
-    sentinel_host: str, sentinel_port: int, master_name: str, password: str | None = None, timeout: float = 2.0
+    sentinel_host: str,
+    sentinel_port: int,
+    master_name: str,
+    password: str | None = None,
+    timeout: float = 2.0,
+    username: str | None = None,
 ) -> dict[str, Any]:
     """One Sentinel's view of ``master_name`` as a plain dict (reachable=False with an error if not)."""
-    conn = get_redis_connection(sentinel_host, sentinel_port, password, timeout)
+    conn = get_redis_connection(sentinel_host, sentinel_port, password, timeout, username)
     try:
         master = cast(dict[str, Any], conn.sentinel_master(master_name))
         replicas = conn.sentinel_slaves(master_name)
@@ -236,7 +243,7 @@ def check_sentinel_status(
         return {
             "address": f"{sentinel_host}:{sentinel_port}",
             "reachable": False,
-            "error": _describe_error(exc),
+            "error": _describe_error(exc, conn),
         }
     finally:
         conn.close()
@@ -296,6 +303,7 @@ class Options:
     sentinels: tuple[tuple[str, int], ...] = ()
     master_name: str = "mymaster"
     sentinel_password: str | None = field(default=None, repr=False)
+    sentinel_username: str | None = None
     expect_role: str | None = None
     expect_replicas: int | None = None
     timeout: float = 2.0
@@ -342,7 +350,7 @@ def gather_instance(host: str, port: int, opts: Options) -> InstanceFacts | Unre
         min_replicas = int(conn.config_get("min-replicas-to-write").get("min-replicas-to-write", 0) or 0)
         repl = check_replication_status(conn)
     except (redis.RedisError, OSError) as exc:
-        return Unreachable(_describe_error(exc), isinstance(exc, redis.AuthenticationError))
+        return Unreachable(_describe_error(exc, conn), isinstance(exc, redis.AuthenticationError))
     finally:
         conn.close()
     return InstanceFacts(f"{host}:{port}", live["latency_ms"], info, maxclients, min_replicas, repl)
@@ -675,7 +683,7 @@ def build_parser() -> Parser:
     p.add_argument("--host", default=None, help="a Redis instance (default: $REDIS_HOST when no Sentinel is given)")
     p.add_argument("--port", type=_port, default=None, help="default: $REDIS_PORT or 6379")
     p.add_argument("--password", default=None, help="default: $REDIS_PASSWORD (prefer the variable: argv is visible)")
-    p.add_argument("--username", default=None, help="ACL user")
+    p.add_argument("--user", "--username", dest="username", default=None, help="ACL user (default: $REDIS_USERNAME)")
     p.add_argument("--tls", action="store_true")
     p.add_argument(
         "--sentinel",
@@ -686,6 +694,7 @@ def build_parser() -> Parser:
     )
     p.add_argument("--master-name", default=env.get("SENTINEL_MASTER_NAME", "mymaster"))
     p.add_argument("--sentinel-password", default=None, help="default: $SENTINEL_PASSWORD")
+    p.add_argument("--sentinel-user", default=None, help="ACL user on the Sentinels (default: $SENTINEL_USERNAME)")
     p.add_argument("--expect-role", choices=("master", "replica"))
     p.add_argument("--expect-replicas", type=int, default=None, help="replicas the master should have online")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds per connection (default 2)")
@@ -740,11 +749,12 @@ def _parse(argv: Sequence[str] | None) -> Options:
         host=host,
         port=port,
         password=args.password or env.get("REDIS_PASSWORD") or None,
-        username=args.username,
+        username=args.username or env.get("REDIS_USERNAME") or None,
         tls=args.tls,
         sentinels=tuple(sentinels or ()),
         master_name=args.master_name,
         sentinel_password=args.sentinel_password or env.get("SENTINEL_PASSWORD") or None,
+        sentinel_username=args.sentinel_user or env.get("SENTINEL_USERNAME") or None,
         expect_role=args.expect_role,
         expect_replicas=args.expect_replicas,
         timeout=args.timeout,
@@ -795,7 +805,9 @@ def sentinel_discovery(
     """Ask every Sentinel (concurrently): their checks, the instances to check, the master they name."""
 
     def status(hp: tuple[str, int]) -> dict[str, Any]:
-        return check_sentinel_status(hp[0], hp[1], opts.master_name, opts.sentinel_password, opts.timeout)
+        return check_sentinel_status(
+            hp[0], hp[1], opts.master_name, opts.sentinel_password, opts.timeout, opts.sentinel_username
+        )
 
     views = list(pool.map(status, opts.sentinels))
     checks = sentinel_checks(views, opts.expect_replicas)

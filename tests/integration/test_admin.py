@@ -341,7 +341,9 @@ def test_a_wrong_sentinel_password_is_one_short_line(healthy_lab: LabSpec) -> No
     }
     result = admin("sessions", "count", env=env)
     assert result.returncode == 1, result.stderr
-    assert result.stderr.strip().endswith("authentication failed (check SENTINEL_PASSWORD)")
+    assert result.stderr.strip().endswith(
+        "authentication failed for user default (check SENTINEL_USERNAME and SENTINEL_PASSWORD)"
+    )
     assert len(result.stderr) < 300 and "not-the-sentinel-password" not in result.stderr
     unknown = admin(
         "sessions",

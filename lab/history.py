@@ -287,11 +287,17 @@ class RoleSampler:
             self._stop.wait(self.interval)
 
 
+#: How much longer than planned an adapter may run before it stops by itself (a drill whose fault
+#: takes longer than its workload extends the workload; see lab.scenarios.RECOVERY_TAIL_S).
+ADAPTER_SLACK_S = 300.0
+
+
 class Recorder:
     """Everything of one drill on one clock: ``with Recorder(spec, workload) as rec: ... rec.fault(...)``.
 
     The workload runs in this process (``Workers``, redis-py), or in a client adapter process
-    (``adapter``, see lab.clients) that writes the same records, on the same clock, for ``duration``.
+    (``adapter``, see lab.clients) that writes the same records, on the same clock, until it is told to
+    stop (``duration`` is only its safety limit: a drill may run longer than planned).
     """
 
     def __init__(
@@ -318,21 +324,22 @@ class Recorder:
         if self.workers is not None:
             self.workers.start()
         if self.adapter is not None:
-            self.adapter.start(self.history.clock.epoch_ms, self.duration)
+            self.adapter.start(self.history.clock.epoch_ms, self.duration + ADAPTER_SLACK_S)
         return self
 
     def __exit__(self, *_: object) -> None:
         self.stop()
 
     def stop(self) -> None:
-        """Stop the clients (an adapter stops by itself at its deadline), then the samplers; idempotent."""
+        """Stop the clients, then the samplers; idempotent."""
         if self._stopped:
             return
         self._stopped = True
         if self.workers is not None:
             self.workers.stop()
         if self.adapter is not None:
-            self.history.extend(self.adapter.wait(timeout=15))  # it stops at its own deadline (+2 s for a stuck one)
+            self.adapter.stop()
+            self.history.extend(self.adapter.wait(timeout=15))  # a stuck command is given up after 2 s
         self.roles.stop()
         self.events.__exit__(None, None, None)
         self.history.extend(self.events.records())

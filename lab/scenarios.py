@@ -21,6 +21,10 @@ from lab.servers import Server
 from lab.spec import LabSpec, Node
 
 FAULT_AT = 1.0  # seconds of steady workload before the fault
+#: The workload runs at least this long after the scenario's last step returns, however long the step
+#: took (a failover that Sentinel aborts and retries can outlast the planned workload): whether the
+#: clients recovered is only visible with time left to recover in.
+RECOVERY_TAIL_S = 3.0
 FREEZE_FOR = 5.0  # past down-after in the lab profile: a failover happens, then the zombie thaws
 ISOLATE_FOR = 6.0
 
@@ -272,13 +276,15 @@ def run_drill(
     chosen_workload = workload if isinstance(workload, Workload) else Workload(kind=workload)
     recorder = Recorder(spec, None if adapter else chosen_workload, clients, adapter=adapter, duration=duration)
     drill = Drill(spec, recorder, duration, upgrade_to=upgrade_to)
+    acted = 0.0
     with config_set(spec, **chosen.config), recorder:
         drill.started = recorder.history.clock.seconds()
         recorder.history.add("drill", event="start", scenario=scenario)
         try:
             chosen.act(drill)
+            acted = drill.elapsed()
             if not chosen.open_ended:
-                drill.at(duration)
+                drill.at(max(duration, acted + RECOVERY_TAIL_S))
         finally:
             spec = drill.spec  # a step may have moved a node to another build
             recorder.history.add("drill", event="stop", scenario=scenario)
@@ -291,6 +297,11 @@ def run_drill(
     findings = check(recorder.history.records, addresses)
     if unhealthy:
         findings.notes.append(unhealthy)
+    if not chosen.open_ended and acted > duration:
+        findings.notes.append(
+            f"the scenario's steps took {acted:.1f}s, longer than the {duration:g}s workload: it ran on until "
+            f"{RECOVERY_TAIL_S:g}s after them"
+        )
     result = DrillResult(scenario, findings, recorder, report_dir, time.perf_counter() - started)
     if report_dir is not None:
         from lab.report import write_report

@@ -33,15 +33,27 @@ export function errorClass(err) {
   return [`other:${message.slice(0, 60)}`, true];
 }
 
-// Run `clients` workers, each RPUSHing increasing integers onto its own list until the deadline.
+// Run `clients` workers, each RPUSHing increasing integers onto its own list until the drill closes
+// our stdin (duration_s is only a safety limit).
 export async function runWorkload(config, rec, push, served) {
   const work = config.workload;
+  const clock = () => performance.timeOrigin + performance.now();
+  let deadline = clock() + work.duration_s * 1000;
+  let stop;
+  const stopped = new Promise((resolve) => (stop = resolve));
+  const end = () => {
+    deadline = Math.min(deadline, clock());
+    stop();
+  };
+  process.stdin.on("end", end);
+  process.stdin.on("error", end);
+  process.stdin.resume();
+  const safety = setTimeout(end, work.duration_s * 1000);
   process.stdout.write("READY\n");
-  const deadline = performance.timeOrigin + performance.now() + work.duration_s * 1000;
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
   const worker = async (process) => {
     const key = `${work.prefix}:${process}`;
-    for (let value = 1; performance.timeOrigin + performance.now() < deadline; value++) {
+    for (let value = 1; clock() < deadline; value++) {
       rec.add({ type: "invoke", process, f: "rpush", key, value });
       try {
         await push(key, value);
@@ -53,8 +65,9 @@ export async function runWorkload(config, rec, push, served) {
       }
     }
   };
-  // A command stuck without a timeout never settles: stop waiting for it at the deadline (+2 s); its
+  // A command stuck without a timeout never settles: stop waiting for it 2 s after the stop; its
   // invoke without a completion is indeterminate to the checker.
   const all = Promise.all(Array.from({ length: work.clients }, (_, p) => worker(p)));
-  await Promise.race([all, sleep(Math.max(0, deadline - (performance.timeOrigin + performance.now())) + 2000)]);
+  await Promise.race([all, stopped.then(() => sleep(2000))]);
+  clearTimeout(safety);
 }

@@ -20,6 +20,7 @@ timeout, closed, other:...), and the library's own events are ``client`` records
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -159,6 +160,7 @@ class AdapterRun:
         self.log = self.log_path.open("w")
         self.process = subprocess.Popen(
             self.client.adapter(path),
+            stdin=subprocess.PIPE,  # closed by stop(): the adapter ends its workload then
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,
@@ -175,8 +177,14 @@ class AdapterRun:
             why = line.strip() or self.log_path.read_text(errors="replace").strip()[-300:] or "no output"
             raise RuntimeError(f"{self.client.name} adapter did not get ready within {READY_TIMEOUT:g}s: {why}")
 
+    def stop(self) -> None:
+        """End the workload now: the adapter stops when its stdin closes (or at its safety deadline)."""
+        if self.process is not None and self.process.stdin is not None and not self.process.stdin.closed:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+
     def wait(self, timeout: float) -> list[dict[str, Any]]:
-        """The adapter's records (it stops by itself at its deadline). Its own files go once read: the
+        """The adapter's records, once it has stopped (:meth:`stop`). Its own files go once read: the
         records end up in the report's history.jsonl, and the config holds the lab's passwords."""
         assert self.process is not None
         try:

@@ -77,15 +77,24 @@ def main(path: str) -> int:
         except Exception as exc:
             record(type="client", process=process, event="error", detail=f"{type(exc).__name__}: {exc}"[:200])
         clients.append(conn)
+    stop = threading.Event()  # set when the drill closes our stdin (or at the safety limit)
+
+    def stop_on_eof() -> None:
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=stop_on_eof, daemon=True).start()
+    safety = threading.Timer(work["duration_s"], stop.set)
+    safety.daemon = True
+    safety.start()
     print("READY", flush=True)
-    deadline = time.time() * 1000 + work["duration_s"] * 1000
 
     def worker(process: int) -> None:
         key = f"{work['prefix']}:{process}"
         base = {"process": process, "f": "rpush", "key": key}
         conn = clients[process]
         value = 0
-        while time.time() * 1000 < deadline:
+        while not stop.is_set():
             value += 1
             record(type="invoke", value=value, **base)
             try:
@@ -106,8 +115,10 @@ def main(path: str) -> int:
         t.start()
     # A worker blocked in a command with no timeout (the defaults) never returns: stop waiting for it.
     # Its last operation has an invoke and no completion, which the checker counts as indeterminate.
+    stop.wait()
+    given_up = time.monotonic() + 2
     for t in threads:
-        t.join(timeout=max(0.0, (deadline - time.time() * 1000) / 1000) + 2)
+        t.join(timeout=max(0.0, given_up - time.monotonic()))
     with lock, Path(config["out"]).open("w") as out:
         for item in sorted(records, key=lambda r: r["t"]):
             out.write(json.dumps(item) + "\n")

@@ -42,7 +42,7 @@ def test_every_client_survives_a_killed_master(local_lab: LabSpec, drill, client
     require_client(client)
     control.wait_healthy(local_lab, timeout=30)
     result = drill(local_lab, "kill-master", duration=8, clients=2, client=client, settings=settings)
-    cell = cell_of(result, client, settings, 8)
+    cell = cell_of(result, client, settings)
     print(f"\n{client} ({settings}): {cell}")
     assert cell.ok > 20 and cell.failovers >= 1
     assert cell.recovered, f"{client} ({settings}) wrote again after the failover, without a restart"
@@ -54,7 +54,7 @@ def test_the_safe_failover_loses_nothing_for_any_client(local_lab: LabSpec, dril
     require_client(client)
     control.wait_healthy(local_lab, timeout=30)
     result = drill(local_lab, "failover", duration=6, clients=2, client=client, settings=settings)
-    cell = cell_of(result, client, settings, 6)
+    cell = cell_of(result, client, settings)
     print(f"\n{client} ({settings}): {cell}")
     assert cell.ok > 20 and cell.failovers == 1
     assert cell.lost == 0, "the safe failover loses no acknowledged write"
@@ -67,6 +67,11 @@ def test_the_adapters_write_the_history_format(local_lab: LabSpec, drill, tmp_pa
     types = {r["type"] for r in result.recorder.history.records}
     assert {"invoke", "ok", "client", "sentinel", "role", "fault", "final"} <= types
     assert result.findings.workload == "list"
+    # The adapter runs until the drill closes its stdin, not to a clock of its own.
+    records = result.recorder.history.records
+    stop = next(r["t"] for r in records if r["type"] == "drill" and r["event"] == "stop")
+    last = max(r["t"] for r in records if r["type"] == "ok")
+    assert stop - 1000 < last < stop + 1000, (last, stop)
 
 
 def test_lab_clients_writes_the_matrix_with_what_it_ran_on(local_lab: LabSpec, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 from matplotlib.image import imread
 
-from lab.scenarios import SCENARIOS
+from lab.scenarios import RECOVERY_TAIL_S, SCENARIOS
 from tests.helpers import run_lab
 
 pytestmark = pytest.mark.integration
@@ -74,3 +74,16 @@ def test_bad_drill_arguments_are_one_line(tmp_path: Path, args: list[str], messa
     assert result.returncode == 1 and result.stderr.strip().startswith(f"lab drill: {message}"), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "default").exists(), "no lab was started for bad arguments"
+
+
+def test_a_workload_outlasts_steps_that_outlast_it(healthy_lab, drill) -> None:
+    # A safe failover takes a few seconds; with a 1 s workload the drill runs the workload on until
+    # RECOVERY_TAIL_S after the failover returned, so whether the clients recovered stays visible.
+    result = drill(healthy_lab, "failover", duration=1, clients=1)
+    records = result.recorder.history.records
+    done = next(r["t"] for r in records if r["type"] == "fault" and r["action"] == "revert")
+    stop = next(r["t"] for r in records if r["type"] == "drill" and r["event"] == "stop")
+    assert stop - done >= RECOVERY_TAIL_S * 1000 - 50, (done, stop)
+    assert any(r["type"] == "ok" and r["t"] > done + 1000 for r in records), "writes after the failover"
+    assert any("longer than the 1s workload" in note for note in result.findings.notes), result.findings.notes
+    assert result.findings.lost == 0

@@ -16,6 +16,7 @@ from monitoring.check_redis_health import main
 from prometheus_client.parser import text_string_to_metric_families
 
 from lab import faults
+from lab.drill import wait_converged
 from lab.spec import LabSpec
 from lab.waits import wait_for
 
@@ -123,8 +124,13 @@ def test_master_killed_is_critical_then_ok_after_failover(secrets_env: LabSpec, 
         return code == 0, code
 
     wait_for(healthy_again, what="OK after the failover", timeout=30)
-    assert f"master changed from {old.address} to {new.address} since the last run" in messages
-    assert json.loads(state_file.read_text())["master"] == new.address
+    assert f"master changed from {old.address} to " in " ".join(messages), messages
+    # Sentinel may fail over a second time right after the first (seen under load: redis-2, then redis-3):
+    # the checker follows whichever master the lab converges on.
+    converged = wait_converged(spec)
+    assert converged != old and new != old
+    assert run(spec, "--state-file", str(state_file))[0] == 0
+    assert json.loads(state_file.read_text())["master"] == converged.address
 
 
 def test_failover_reported_from_state_file(secrets_env: LabSpec, tmp_path: Path) -> None:

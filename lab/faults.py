@@ -236,8 +236,15 @@ def _failover(spec: LabSpec, safe: bool, timeout: float) -> tuple[Node, Node]:
             sconn.execute_command("SENTINEL", "FAILOVER", spec.master_name)
 
         def switched() -> tuple[bool, Any]:
-            new = observe(spec).master
-            return new is not None and new != (old.host, old.port), new
+            seen = observe(spec)
+            new = seen.master
+            if new is None or new == (old.host, old.port):
+                return False, new
+            # A Sentinel that has not heard of the failover yet can turn the promoted replica straight back
+            # into a replica (+convert-to-slave); demoting the old master under it would leave no master at
+            # all (seen in CI: the two replicating from each other). Wait until the named node is a master.
+            promoted = next((v for v in seen.redis if (v.node.host, v.node.port) == new), None)
+            return promoted is not None and promoted.role == "master", new
 
         addr = wait_for(switched, what="the Sentinels to name a new master", timeout=timeout)
         if safe:

@@ -51,10 +51,10 @@ dir "{{ node.dir }}"
 replicaof {{ master.host }} {{ master.port }}
 {% endif %}
 # masterauth on every node: a master becomes a replica after a failover.
-masterauth "{{ auth.password }}"
-{% if auth.user %}
-masteruser {{ auth.user }}
+{% if auth.masteruser %}
+masteruser {{ auth.masteruser }}
 {% endif %}
+masterauth "{{ auth.masterauth }}"
 replica-serve-stale-data {{ redis.replica_serve_stale_data }}
 replica-read-only {{ redis.replica_read_only }}
 repl-diskless-sync {{ redis.repl_diskless_sync }}
@@ -69,7 +69,17 @@ min-replicas-to-write {{ redis.min_replicas_to_write }}
 min-replicas-max-lag {{ redis.min_replicas_max_lag }}
 
 ################################## SECURITY ###################################
+{% if auth.acl %}
+# ACL users (passwords as SHA-256); the default user is off unless the profile defines it.
+{% if 'default' not in auth.users | map(attribute='name') %}
+user default off resetkeys resetchannels -@all
+{% endif %}
+{% for user in auth.users %}
+user {{ user.name }} on #{{ user.hash }} {{ user.rules }}
+{% endfor %}
+{% else %}
 requirepass "{{ auth.password }}"
+{% endif %}
 enable-debug-command {{ redis.enable_debug_command }}
 enable-protected-configs {{ redis.enable_protected_configs }}
 

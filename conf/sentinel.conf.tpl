@@ -12,7 +12,17 @@ pidfile "{{ node.pidfile }}"
 loglevel {{ sentinel.loglevel }}
 logfile "{{ node.logfile }}"
 dir "{{ node.dir }}"
-{% if auth.sentinel_password %}
+{% if auth.acl %}
+# Sentinel's own ACL users (passwords as SHA-256); Sentinels log in to each other as {{ auth.peer_user }}.
+{% if 'default' not in auth.users | map(attribute='name') %}
+user default off resetkeys resetchannels -@all
+{% endif %}
+{% for user in auth.users %}
+user {{ user.name }} on #{{ user.hash }} {{ user.rules }}
+{% endfor %}
+sentinel sentinel-user {{ auth.peer_user }}
+sentinel sentinel-pass "{{ auth.peer_pass }}"
+{% elif auth.sentinel_password %}
 # Sentinel's own password; Sentinels use it to authenticate to each other too.
 requirepass "{{ auth.sentinel_password }}"
 {% endif %}
@@ -24,10 +34,10 @@ sentinel announce-hostnames {{ sentinel.announce_hostnames }}
 sentinel deny-scripts-reconfig {{ sentinel.deny_scripts_reconfig }}
 
 sentinel monitor {{ master.name }} {{ master.host }} {{ master.port }} {{ sentinel.quorum }}
-sentinel auth-pass {{ master.name }} "{{ auth.password }}"
-{% if auth.user %}
-sentinel auth-user {{ master.name }} {{ auth.user }}
+{% if auth.sentinel_auth_user %}
+sentinel auth-user {{ master.name }} {{ auth.sentinel_auth_user }}
 {% endif %}
+sentinel auth-pass {{ master.name }} "{{ auth.sentinel_auth_pass }}"
 sentinel down-after-milliseconds {{ master.name }} {{ sentinel.down_after_milliseconds }}
 sentinel failover-timeout {{ master.name }} {{ sentinel.failover_timeout }}
 sentinel parallel-syncs {{ master.name }} {{ sentinel.parallel_syncs }}

@@ -19,7 +19,7 @@ from lab.backends import get_backend
 from lab.errors import LabError
 from lab.profile import ENV_MARKER, Profile, available_profiles, env_marker, load_profile
 from lab.render import left_out, render_profile
-from lab.spec import NODE_NAMES, LabSpec
+from lab.spec import ACL_DIR, NODE_NAMES, LabSpec
 
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
@@ -213,14 +213,12 @@ def _connect_hint(spec: LabSpec, home_flag: str) -> None:
     m = spec.initial_master
     name = shlex.quote(spec.name)
     out.print("\nConnect:")
-    redis_pass = _secret_ref(spec.base_dir / state.REDIS_SECRET)
-    out.print(f"  REDISCLI_AUTH={redis_pass} redis-cli -h {m.host} -p {m.port}", markup=False)
-    s = spec.sentinels[0]
-    out.print(
-        f"  REDISCLI_AUTH={_secret_ref(spec.base_dir / state.SENTINEL_SECRET)} redis-cli -h {s.host} -p {s.port} "
-        f"SENTINEL get-master-addr-by-name {spec.master_name}",
-        markup=False,
-    )
+    ask = f" SENTINEL get-master-addr-by-name {spec.master_name}"
+    for node, rest in ((m, ""), (spec.sentinels[0], ask)):
+        user, secret = spec.secret_file(node.kind, "admin" if node.kind == "redis" else "client")
+        login = f" --user {user}" if spec.acl else ""
+        auth = _secret_ref(spec.base_dir / secret)
+        out.print(f"  REDISCLI_AUTH={auth} redis-cli{login} -h {node.host} -p {node.port}{rest}", markup=False)
     out.print(
         f'  eval "$(lab{home_flag} env --name {name})"   # REDIS_*, SENTINEL_* for redis-admin, check-redis-health',
         markup=False,
@@ -287,6 +285,13 @@ def cmd_render(args: argparse.Namespace) -> int:
         out.print(str(path), markup=False)
     target = f", for {', '.join(sorted({b.name for b in builds.values()}))}" if builds else ""
     out.print(f"rendered {len(written)} files ({profile.name} profile{target}, 0600: they hold passwords)")
+    generated = [key for key in spec.acl_passwords if key not in profile.acl_passwords]
+    if generated:
+        err.print(
+            f"lab render: generated the passwords of {len(generated)} ACL users, in {args.out.absolute() / ACL_DIR}/ "
+            "(0600; REDIS_ACL_<USER>_PASSWORD[_FILE] and SENTINEL_ACL_<USER>_PASSWORD[_FILE] choose them)",
+            markup=False,
+        )
     for build, names in left_out(spec, profile).items():
         err.print(f"lab render: left out for {build}, which refuses them: {', '.join(names)}", markup=False)
     return 0
@@ -315,8 +320,15 @@ def cmd_env(args: argparse.Namespace) -> int:
         "SENTINEL_MASTER_NAME": spec.master_name,
         **{f"REDIS_{role.upper()}_DB_INDEX": str(db) for role, db in spec.databases.items()},
     }
-    secrets = {"REDIS_PASSWORD": state.REDIS_SECRET, "SENTINEL_PASSWORD": state.SENTINEL_SECRET}
-    values = {**plain, "REDIS_PASSWORD": spec.password, "SENTINEL_PASSWORD": spec.sentinel_password or ""}
+    (app, app_secret), (client, client_secret) = (
+        spec.secret_file("redis", "app"),
+        spec.secret_file("sentinel", "client"),
+    )
+    if spec.acl:  # applications' users; the lab's own tools log in as admin
+        plain |= {"REDIS_USERNAME": app, "SENTINEL_USERNAME": client}
+    secrets = {"REDIS_PASSWORD": app_secret, "SENTINEL_PASSWORD": client_secret}
+    app_pass, client_pass = spec.auth("redis", "app")["password"], spec.auth("sentinel", "client")["password"]
+    values = {**plain, "REDIS_PASSWORD": app_pass or "", "SENTINEL_PASSWORD": client_pass or ""}
     lines = [f"export {var}={shlex.quote(value)}" for var, value in plain.items()]
     lines += [f"export {var}={_secret_ref(spec.base_dir / file)}" for var, file in secrets.items()]
     # Lets later `lab render`/`lab up` tell these variables (describing this lab) from the user's own.

@@ -9,40 +9,15 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-from redis.sentinel import Sentinel
 
 from lab import faults
 from lab.backends import get_backend
 from lab.spec import LabSpec, Node
-from lab.topology import client, observe
+from lab.topology import node_client, observe, sentinel_for
 from lab.waits import wait_for
 
 #: What a client sees while a master is gone or being replaced.
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, redis.ResponseError)
-
-
-def sentinel_for(spec: LabSpec, **kw: Any) -> Sentinel:
-    """A redis-py Sentinel for the lab, with short timeouts so failover drills see changes fast."""
-    return Sentinel(  # type: ignore[no-untyped-call]
-        spec.sentinel_addrs(),
-        # A dead container does not refuse: without a connect timeout each dead Sentinel costs ~3 s.
-        sentinel_kwargs={
-            "password": spec.sentinel_password,
-            "socket_timeout": 0.5,
-            "socket_connect_timeout": 0.5,
-            "retry": Retry(NoBackoff(), 0),
-        },
-        password=spec.password,
-        socket_timeout=1,
-        socket_connect_timeout=0.5,
-        decode_responses=True,
-        # Drills retry themselves and time it: redis-py's default backoff (up to 10 s between
-        # tries) would be measured instead of the failover.
-        retry=Retry(NoBackoff(), 0),
-        **kw,
-    )
 
 
 def write_acked(spec: LabSpec, values: dict[str, Any], timeout: float = 10.0) -> Node:
@@ -51,7 +26,7 @@ def write_acked(spec: LabSpec, values: dict[str, Any], timeout: float = 10.0) ->
     master = faults.current_master(spec)
     replicas = len(spec.redis_nodes) - 1
     # The socket must outlast WAIT's own timeout: on a busy machine the ack can take a while.
-    with client(master.host, master.port, spec.password, timeout=timeout + 2) as conn:
+    with node_client(spec, master, timeout=timeout + 2) as conn:
         conn.mset(values)
         acked = int(conn.execute_command("WAIT", replicas, int(timeout * 1000)))
     if acked < replicas:
@@ -66,7 +41,7 @@ def config_set(spec: LabSpec, **values: str | int) -> Iterator[None]:
     before: dict[Node, dict[str, str]] = {}
     try:
         for node in spec.redis_nodes:
-            with client(node.host, node.port, spec.password) as conn:
+            with node_client(spec, node) as conn:
                 for key, value in values.items():
                     name = key.replace("_", "-")
                     before.setdefault(node, {})[name] = str(conn.config_get(name)[name])
@@ -74,7 +49,7 @@ def config_set(spec: LabSpec, **values: str | int) -> Iterator[None]:
         yield
     finally:
         for node, saved in before.items():
-            with suppress(redis.RedisError, OSError), client(node.host, node.port, spec.password) as conn:
+            with suppress(redis.RedisError, OSError), node_client(spec, node) as conn:
                 for name, value in saved.items():
                     conn.config_set(name, value)
 

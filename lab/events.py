@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from lab.spec import LabSpec, Node
-from lab.topology import client
+from lab.topology import node_client
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class SentinelEvents:
     def _watch(self, node: Node) -> None:
         first = True
         while not self._stop.is_set():
-            conn = client(node.host, node.port, self.spec.sentinel_password, timeout=0.5)
+            conn = node_client(self.spec, node, timeout=0.5)
             pubsub = conn.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
                 pubsub.psubscribe("*")

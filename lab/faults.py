@@ -17,7 +17,7 @@ from lab.capabilities import accepts
 from lab.errors import LabError
 from lab.lock import lab_lock
 from lab.spec import LabSpec, Node
-from lab.topology import client, observe
+from lab.topology import node_client, observe
 from lab.waits import wait_for
 
 KINDS = ("kill", "stop", "freeze", "isolate")
@@ -147,7 +147,7 @@ def rejoin_as_replica(spec: LabSpec, node: Node, *, disconnect: bool = True) -> 
     master = observe(spec).master
     if master is None or master == (node.host, node.port):
         return
-    with client(node.host, node.port, spec.password, timeout=2) as conn:
+    with node_client(spec, node, timeout=2) as conn:
         info = conn.info("replication")
         if info.get("role") == "slave" and (info.get("master_host"), int(info.get("master_port", 0))) == master:
             return
@@ -161,7 +161,7 @@ def rejoin_as_replica(spec: LabSpec, node: Node, *, disconnect: bool = True) -> 
 
 def disconnect_clients(spec: LabSpec, node: Node) -> None:
     """CLIENT KILL TYPE normal and pubsub (this connection is spared: SKIPME yes)."""
-    with client(node.host, node.port, spec.password, timeout=2) as conn:
+    with node_client(spec, node, timeout=2) as conn:
         for kind in ("normal", "pubsub"):
             conn.execute_command("CLIENT", "KILL", "TYPE", kind)
 
@@ -225,14 +225,14 @@ def failover(spec: LabSpec, safe: bool = True, timeout: float = 30.0) -> tuple[N
 
 def _failover(spec: LabSpec, safe: bool, timeout: float) -> tuple[Node, Node]:
     old = current_master(spec)
-    master_conn = client(old.host, old.port, spec.password, timeout=2)
+    master_conn = node_client(spec, old, timeout=2)
     pause_ms = int(timeout * 1000)
     try:
         if safe:
             master_conn.client_pause(pause_ms, all=False)
             _wait_replicas_caught_up(master_conn, len(spec.redis_nodes) - 1, timeout)
         sentinel = next(s for s in spec.sentinels if get_backend(spec.backend).node_state(spec, s) == "up")
-        with client(sentinel.host, sentinel.port, spec.sentinel_password, timeout=2) as sconn:
+        with node_client(spec, sentinel, timeout=2) as sconn:
             sconn.execute_command("SENTINEL", "FAILOVER", spec.master_name)
 
         def switched() -> tuple[bool, Any]:

@@ -32,16 +32,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-from redis.sentinel import MasterNotFoundError, Sentinel
+from redis.sentinel import MasterNotFoundError
 
 from lab.events import SentinelEvents
 
 if TYPE_CHECKING:
     from lab.clients import AdapterRun
 from lab.spec import LabSpec, Node
-from lab.topology import client
+from lab.topology import node_client, sentinel_for
 
 Record = dict[str, Any]
 
@@ -121,20 +119,7 @@ def sentinel_client(spec: LabSpec) -> redis.Redis:
     is known (``served_by``). Not ``single_connection_client=True``: with redis-py 8.1 such a client
     reconnects to the old master's address for ever after a failover (its reconnect bypasses the
     Sentinel lookup that a pooled connection makes)."""
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
-        spec.sentinel_addrs(),
-        sentinel_kwargs={
-            "password": spec.sentinel_password,
-            "socket_timeout": 0.5,
-            "socket_connect_timeout": 0.5,
-            "retry": Retry(NoBackoff(), 0),
-        },
-        password=spec.password,
-        socket_timeout=1,
-        socket_connect_timeout=0.5,
-        decode_responses=True,
-        retry=Retry(NoBackoff(), 0),
-    )
+    sentinel = sentinel_for(spec)
     conn: redis.Redis = sentinel.master_for(spec.master_name, max_connections=1)  # type: ignore[no-untyped-call]
     return conn
 
@@ -199,7 +184,7 @@ class Workers:
         from lab.faults import current_master
 
         master = current_master(self.spec, timeout=10)
-        return client(master.host, master.port, self.spec.password, timeout=1, max_connections=1)
+        return node_client(self.spec, master, timeout=1, max_connections=1)
 
     def _run(self, process: int) -> None:
         log = self._logs[process]
@@ -266,7 +251,7 @@ class RoleSampler:
 
     def _sample(self, node: Node) -> Record:
         try:
-            with client(node.host, node.port, self.spec.password, timeout=0.2) as conn:
+            with node_client(self.spec, node, timeout=0.2) as conn:
                 info = conn.info("replication")
         except (redis.RedisError, OSError):
             return {"node": node.name, "role": "down", "offset": None, "master": None}
@@ -349,7 +334,7 @@ class Recorder:
 
     def final(self, master: Node) -> None:
         """Look up, on the converged master, every key the workers wrote (the counters, the lists)."""
-        with client(master.host, master.port, self.spec.password, timeout=10) as conn:
+        with node_client(self.spec, master, timeout=10) as conn:
             if self.workload.kind == "list":
                 keys = [f"{self.workload.prefix}:{p}" for p in range(self.clients)]
                 lists = {key: [int(v) for v in conn.lrange(key, 0, -1)] for key in keys}

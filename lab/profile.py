@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from lab import CONF_DIR
 from lab.errors import LabError
@@ -44,6 +44,7 @@ OVERRIDE_VARS = (
     "REDIS_PUBSUB_DB_INDEX",
 )
 SECRET_VARS = {"REDIS_PASSWORD", "SENTINEL_PASSWORD"}
+ACL_VARS = {"REDIS": "REDIS_ACL_<USER>_PASSWORD[_FILE]", "SENTINEL": "SENTINEL_ACL_<USER>_PASSWORD[_FILE]"}
 
 
 # -- value types ------------------------------------------------------------------------------
@@ -116,6 +117,38 @@ class Tls(Strict):
     cert_file: Str
     key_file: Str
     ca_cert_file: Str
+
+
+def _acl_rules(value: str) -> str:
+    """ACL rules after a user's name: never a password (those come from the environment or a file)."""
+    for token in value.split():
+        if token[0] in "<>#!" or token.lower() in ("on", "off", "reset", "resetpass"):
+            raise ValueError(f"{token!r}: give only the rules; a user's password and on/off are set by the lab")
+    return " ".join(value.split())
+
+
+AclRules = Annotated[Str, AfterValidator(_acl_rules)]
+UserName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+#: The users the lab wires together: tools and operators (admin), replication, Sentinel on the data
+#: nodes; on the Sentinels: tools (admin), Sentinel to Sentinel (peer), clients discovering the master.
+REQUIRED_USERS = {"users": ("admin", "replica", "sentinel"), "sentinel_users": ("admin", "peer", "client")}
+
+
+class Acl(Strict):
+    """Named users with least privilege instead of one shared password (``default`` is off)."""
+
+    enabled: bool = False
+    users: dict[UserName, AclRules] = {}
+    sentinel_users: dict[UserName, AclRules] = {}
+
+    @model_validator(mode="after")
+    def _lab_users(self) -> Acl:
+        if self.enabled:
+            for section, names in REQUIRED_USERS.items():
+                missing = [n for n in names if n not in getattr(self, section)]
+                if missing:
+                    raise ValueError(f"{section} lacks {', '.join(missing)} (the lab connects as them)")
+        return self
 
 
 class RedisSection(Strict):
@@ -217,6 +250,7 @@ class ProfileFile(Strict):
     databases: Databases
     redis: RedisSection
     sentinel: SentinelSection
+    acl: Acl = Acl()
 
 
 # -- the loaded profile -----------------------------------------------------------------------
@@ -239,6 +273,10 @@ class Profile:
     paths: dict[str, str] = field(default_factory=dict)
     password: str | None = None
     sentinel_password: str | None = None
+    #: ACL users (``acl.enabled``): section ("users" for data nodes, "sentinel_users") -> name -> rules.
+    acl: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Their passwords given by the environment or files: "users/app" -> password.
+    acl_passwords: dict[str, str] = field(default_factory=dict, repr=False)
     #: Environment overrides applied ("REDIS_PORT=7001", secrets as "(set)") and ignored (with why).
     applied: tuple[str, ...] = ()
     ignored: tuple[str, ...] = ()
@@ -426,6 +464,13 @@ def load_profile(name_or_path: str, env: Mapping[str, str] | None = None, *, lab
     redis_port = _int("REDIS_PORT", values["REDIS_PORT"], 1, 65535) if "REDIS_PORT" in values else topo.redis_port
     if topo.sentinel_port == redis_port:
         raise LabError(f"{path}: sentinel_port and redis_port are both {redis_port}")
+    acl: dict[str, dict[str, str]] = {}
+    if model.acl.enabled:
+        acl = {"users": dict(model.acl.users), "sentinel_users": dict(model.acl.sentinel_users)}
+        for var in ("REDIS_PASSWORD", "SENTINEL_PASSWORD"):
+            if values.pop(var, None):
+                applied.remove(f"{var}=(set)")
+                ignored.append(f"{var} (this profile has ACL users: set {ACL_VARS[var[:-9]]})")
     return Profile(
         name=path.stem,
         source=path,
@@ -442,9 +487,43 @@ def load_profile(name_or_path: str, env: Mapping[str, str] | None = None, *, lab
         paths={} if lab or topo.paths is None else topo.paths.model_dump(),
         password=_secret("REDIS_PASSWORD", values.get("REDIS_PASSWORD")),
         sentinel_password=_secret("SENTINEL_PASSWORD", values.get("SENTINEL_PASSWORD")),
+        acl=acl,
+        acl_passwords=acl_passwords(acl, os.environ if env is None else env),
         applied=tuple(applied),
         ignored=tuple(ignored),
     )
+
+
+def acl_password_vars(section: str, user: str) -> tuple[str, str]:
+    """The variables that give a user's password: the value itself, or a 0600 file holding it."""
+    prefix = "REDIS" if section == "users" else "SENTINEL"
+    var = f"{prefix}_ACL_{user.upper().replace('-', '_')}_PASSWORD"
+    return var, f"{var}_FILE"
+
+
+def acl_passwords(acl: Mapping[str, Mapping[str, str]], env: Mapping[str, str]) -> dict[str, str]:
+    """Passwords of the profile's ACL users that the environment gives ("users/app" -> password)."""
+    found: dict[str, str] = {}
+    for section, users in acl.items():
+        for user in users:
+            var, file_var = acl_password_vars(section, user)
+            if env.get(var):
+                found[f"{section}/{user}"] = cast(str, _secret(var, env[var]))
+            elif env.get(file_var):
+                found[f"{section}/{user}"] = _secret_file(file_var, Path(env[file_var]))
+    return found
+
+
+def _secret_file(var: str, path: Path) -> str:
+    """A password file: readable by its owner only (a secret others can read is not a secret)."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabError(f"{var}: cannot read {path} ({getattr(exc, 'strerror', None) or exc})") from None
+    if mode & 0o077:
+        raise LabError(f"{var}: {path} is readable by others (mode {mode & 0o777:o}): chmod 600 {path}")
+    return cast(str, _secret(f"{var} ({path})", text))
 
 
 def _databases(path: Path, model: ProfileFile, values: Mapping[str, str]) -> dict[str, int]:

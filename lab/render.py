@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -16,7 +17,7 @@ from lab.capabilities import accepts, adapt, refused
 from lab.errors import LabError
 from lab.profile import Profile
 from lab.servers import Server
-from lab.spec import LabSpec, Layout, Node, build_spec, write_secret
+from lab.spec import ACL_DIR, LabSpec, Layout, Node, build_spec, write_acl_secrets, write_secret
 
 TEMPLATES = {"redis": "redis.conf.tpl", "sentinel": "sentinel.conf.tpl"}
 
@@ -75,10 +76,47 @@ def node_context(spec: LabSpec, profile: Profile, node: Node) -> dict[str, Any]:
         "master": {"name": spec.master_name, "host": master.host, "port": master.port},
         "redis": profile.redis,
         "sentinel": profile.sentinel,
-        "auth": {"password": spec.password, "sentinel_password": spec.sentinel_password, "user": ""},
+        "auth": auth_context(spec, profile, node),
         "databases": spec.databases,
         "seed": seed,
     }
+
+
+def auth_context(spec: LabSpec, profile: Profile, node: Node) -> dict[str, Any]:
+    """Who authenticates as whom. Without ACL users: one password per kind (``default`` user).
+    With them: ``user`` lines (SHA-256 of each password, never the password) for the node's kind;
+    replicas log in as ``replica``, Sentinels to data nodes as ``sentinel`` and to each other as ``peer``."""
+    if not spec.acl:
+        password, sentinel_password = spec.password, spec.sentinel_password
+        return {
+            "acl": False,
+            "password": password,
+            "sentinel_password": sentinel_password,
+            "masteruser": "",
+            "masterauth": password,
+            "sentinel_auth_user": "",
+            "sentinel_auth_pass": password,
+        }
+    section = "users" if node.kind == "redis" else "sentinel_users"
+    hashes = {
+        name: hashlib.sha256(spec.acl_passwords[f"{section}/{name}"].encode()).hexdigest()
+        for name in profile.acl[section]
+    }
+    users = [{"name": name, "hash": hashes[name], "rules": rules} for name, rules in profile.acl[section].items()]
+    return {
+        "acl": True,
+        "users": users,
+        "masteruser": "replica",
+        "masterauth": spec.acl_passwords["users/replica"],
+        "sentinel_auth_user": "sentinel",
+        "sentinel_auth_pass": spec.acl_passwords["users/sentinel"],
+        "peer_user": "peer",
+        "peer_pass": spec.acl_passwords["sentinel_users/peer"],
+    }
+
+
+def _sha256(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
 
 
 def render_node(spec: LabSpec, profile: Profile, node: Node, *, adapted: bool = True) -> str:
@@ -114,7 +152,10 @@ def render_profile(
     for the builds in ``servers`` (node -> build) when given."""
     layout: Layout = "hosts" if profile.hosts else "local"
     spec = build_spec(name, profile, backend="none", base_dir=out_dir, layout=layout, servers=servers)
-    return spec, render_lab(spec, profile, out_dir)
+    generated = {k: v for k, v in spec.acl_passwords.items() if k not in profile.acl_passwords}
+
+    # The configs hold only their hashes: these files are the one copy of a generated password.
+    return spec, render_lab(spec, profile, out_dir, extra=lambda staging: write_acl_secrets(staging, generated))
 
 
 def render_lab(
@@ -150,6 +191,9 @@ def render_lab(
             staging = None
         else:
             _publish_into(staging, out_dir, [spec.files(n).conf.name for n in spec.nodes], spec)
+            if (staging / ACL_DIR).is_dir():  # generated passwords replace the old render's
+                shutil.rmtree(out_dir / ACL_DIR, ignore_errors=True)
+                os.replace(staging / ACL_DIR, out_dir / ACL_DIR)
     except OSError as exc:
         raise LabError(f"cannot write {exc.filename or out_dir}: {exc.strerror}") from None
     finally:

@@ -21,6 +21,11 @@ from lab.servers import Server, probe
 REDIS_NODES = ("redis-1", "redis-2", "redis-3")
 SENTINEL_NODES = ("sentinel-1", "sentinel-2", "sentinel-3")
 NODE_NAMES = REDIS_NODES + SENTINEL_NODES
+#: The shared passwords of the default user (a lab without ACL users), beside its state (0600).
+REDIS_SECRET = "redis.pass"
+SENTINEL_SECRET = "sentinel.pass"
+#: The directory of the ACL users' password files (0700, files 0600), beside a lab's state.
+ACL_DIR = "users"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 Layout = Literal["local", "hosts", "compose"]
 
@@ -64,6 +69,10 @@ class LabSpec:
     nodes: tuple[Node, ...]
     password: str = field(repr=False)
     sentinel_password: str | None = field(repr=False, default=None)
+    #: ACL users and their passwords (a profile with ``acl.enabled``): "users/app" -> password for
+    #: the data nodes' users, "sentinel_users/client" for the Sentinels'. Empty: one shared password
+    #: per kind (``password``, ``sentinel_password``) for the ``default`` user.
+    acl_passwords: dict[str, str] = field(repr=False, default_factory=dict)
     profile_paths: dict[str, str] = field(default_factory=dict)
     #: node name -> the server binary it runs (``lab up --server``); empty: no particular build
     #: (a plain `lab render`), so nothing is adapted to one.
@@ -137,6 +146,26 @@ class LabSpec:
             logfile=inside / files.logfile.name,
         )
 
+    @property
+    def acl(self) -> bool:
+        return bool(self.acl_passwords)
+
+    def auth(self, kind: Literal["redis", "sentinel"], user: str = "admin") -> dict[str, str | None]:
+        """redis-py's ``username``/``password`` for ``kind`` nodes: with ACL users, ``user``'s (the
+        lab's tools are ``admin``; applications ``app`` on data nodes, ``client`` on Sentinels);
+        without, the shared password of the ``default`` user."""
+        if self.acl:
+            section = "users" if kind == "redis" else "sentinel_users"
+            return {"username": user, "password": self.acl_passwords[f"{section}/{user}"]}
+        return {"username": None, "password": self.password if kind == "redis" else self.sentinel_password}
+
+    def secret_file(self, kind: Literal["redis", "sentinel"], user: str = "admin") -> tuple[str, str]:
+        """(user name, its password file relative to the lab's directory): what :meth:`auth` gives,
+        for a shell or a container that reads the password from a file."""
+        if self.acl:
+            return user, acl_secret_file(f"{'users' if kind == 'redis' else 'sentinel_users'}/{user}")
+        return "default", REDIS_SECRET if kind == "redis" else SENTINEL_SECRET
+
     def sentinel_myid(self, node: Node) -> str:
         """A stable, per-lab unique Sentinel run id (40 hex), used to seed discovery."""
         return hashlib.sha1(f"{self.name}/{node.name}".encode()).hexdigest()
@@ -147,17 +176,19 @@ class LabSpec:
     def to_dict(self) -> dict[str, Any]:
         """Serialisable form without secrets (those live in 0600 files beside the state)."""
         data = asdict(self)
-        for private in ("password", "sentinel_password", "moved_from", "copy_of"):
+        for private in ("password", "sentinel_password", "acl_passwords", "moved_from", "copy_of"):
             data.pop(private)
         data["base_dir"] = str(self.base_dir)
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], password: str, sentinel_password: str | None) -> LabSpec:
+    def from_dict(
+        cls, data: dict[str, Any], password: str, sentinel_password: str | None, acl_passwords: dict[str, str]
+    ) -> LabSpec:
         fields = dict(data)
         fields["nodes"] = tuple(Node(**n) for n in data["nodes"])
         fields["base_dir"] = Path(data["base_dir"])
-        return cls(**fields, password=password, sentinel_password=sentinel_password)
+        return cls(**fields, password=password, sentinel_password=sentinel_password, acl_passwords=acl_passwords)
 
 
 def loopback_subnet(name: str) -> str:
@@ -185,6 +216,30 @@ def read_secret(path: Path) -> str | None:
         return path.read_text().strip() or None
     except FileNotFoundError:
         return None
+
+
+def acl_secret_file(key: str) -> str:
+    """Where an ACL user's password lives, relative to a lab's (or a render's) directory:
+    "users/app" -> users/redis-app.pass, "sentinel_users/client" -> users/sentinel-client.pass."""
+    section, _, user = key.partition("/")
+    return f"{ACL_DIR}/{'redis' if section == 'users' else 'sentinel'}-{user}.pass"
+
+
+def read_acl_secrets(directory: Path) -> dict[str, str]:
+    """The ACL users' passwords saved under ``directory`` (see :func:`acl_secret_file`)."""
+    found = {}
+    for path in sorted((directory / ACL_DIR).glob("*.pass")):
+        kind, _, user = path.stem.partition("-")
+        if (secret := read_secret(path)) and kind in ("redis", "sentinel"):
+            found[f"{'users' if kind == 'redis' else 'sentinel_users'}/{user}"] = secret
+    return found
+
+
+def write_acl_secrets(directory: Path, passwords: dict[str, str]) -> None:
+    for key, password in passwords.items():
+        write_secret(directory / acl_secret_file(key), password)
+    if passwords:
+        os.chmod(directory / ACL_DIR, 0o700)
 
 
 def write_secret(path: Path, value: str) -> None:
@@ -241,6 +296,12 @@ def build_spec(
             return stored
         return secrets.token_hex(24)
 
+    stored_users = read_acl_secrets(secrets_dir) if secrets_dir is not None else {}
+    acl_passwords = {
+        key: profile.acl_passwords.get(key) or stored_users.get(key) or secrets.token_hex(24)
+        for key in (f"{section}/{user}" for section, users in profile.acl.items() for user in users)
+    }
+
     return LabSpec(
         name=name,
         profile=profile.name if profile.source.parent == PROFILES_DIR else str(profile.source),
@@ -254,6 +315,7 @@ def build_spec(
         nodes=nodes,
         password=secret(profile.password, "redis.pass"),
         sentinel_password=secret(profile.sentinel_password, "sentinel.pass"),
+        acl_passwords=acl_passwords,
         profile_paths=dict(profile.paths),
         servers={node: str(server.server_bin) for node, server in (servers or {}).items()},
     )

@@ -19,7 +19,7 @@ from lab.profile import load_profile
 from lab.render import render_node
 from lab.servers import Server
 from lab.spec import NODE_NAMES, LabSpec, Layout, Node, build_spec, write_secret
-from lab.topology import client
+from lab.topology import client, node_client
 
 
 class StandaloneNode:
@@ -31,7 +31,7 @@ class StandaloneNode:
     def _start(self) -> redis.Redis:
         if self.backend == "local":
             LocalBackend().start(self.spec, [self.node])
-            return client(self.node.host, self.node.port, self.spec.password, timeout=5)
+            return node_client(self.spec, self.node, timeout=5)
         from testcontainers.core.container import DockerContainer
 
         from lab.docker import resolve_image
@@ -51,7 +51,8 @@ class StandaloneNode:
         wrapped = self.container.get_wrapped_container()
         wrapped.reload()
         host = wrapped.attrs["NetworkSettings"]["IPAddress"]
-        conn = client(host, self.node.port, self.spec.password, timeout=5)
+        auth = self.spec.auth("redis")
+        conn = client(host, self.node.port, auth["password"], timeout=5, username=auth["username"])
         deadline = time.monotonic() + 20
         while True:
             try:

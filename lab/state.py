@@ -16,11 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError, NotRunning
-from lab.spec import LabSpec, read_secret, write_secret
+from lab.spec import (
+    REDIS_SECRET,
+    SENTINEL_SECRET,
+    LabSpec,
+    read_acl_secrets,
+    read_secret,
+    write_acl_secrets,
+    write_secret,
+)
 
 STATE_FILE = "state.json"
-REDIS_SECRET = "redis.pass"
-SENTINEL_SECRET = "sentinel.pass"
 
 
 class CorruptState(LabError):
@@ -47,6 +53,7 @@ def save(spec: LabSpec, extra: dict[str, Any] | None = None, directory: Path | N
     write_secret(directory / REDIS_SECRET, spec.password)
     if spec.sentinel_password:
         write_secret(directory / SENTINEL_SECRET, spec.sentinel_password)
+    write_acl_secrets(directory, spec.acl_passwords)
     payload = {"spec": spec.to_dict(), **(extra or {})}
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".state-")
     with os.fdopen(fd, "w") as handle:
@@ -75,7 +82,8 @@ def load(home: Path, name: str, *, runnable: bool = True) -> LabSpec:
     directory = state_dir(home, name)
     password = read_secret(directory / REDIS_SECRET) or ""
     try:
-        spec = LabSpec.from_dict(data["spec"], password, read_secret(directory / SENTINEL_SECRET))
+        users = read_acl_secrets(directory)
+        spec = LabSpec.from_dict(data["spec"], password, read_secret(directory / SENTINEL_SECRET), users)
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptState(f"{directory / STATE_FILE} is not a lab's state ({exc})") from None
     if spec.base_dir != directory:

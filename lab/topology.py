@@ -11,6 +11,7 @@ from typing import Any, TypeVar, cast
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from lab.spec import LabSpec, Node
 
@@ -75,13 +76,20 @@ def client(host: str, port: int, password: str | None, timeout: float = 2.0, **k
     )
 
 
+def node_client(spec: LabSpec, node: Node, timeout: float = 2.0, **kw: Any) -> redis.Redis:
+    """A :func:`client` of one of the lab's nodes, logged in as the lab's tools (``admin`` when the
+    lab has ACL users)."""
+    auth = spec.auth(node.kind)
+    return client(node.host, node.port, auth["password"], timeout, username=auth["username"], **kw)
+
+
 def _error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
-def _ask(node: Node, password: str | None, timeout: float, question: Callable[[redis.Redis], T]) -> T | Exception:
+def _ask(spec: LabSpec, node: Node, timeout: float, question: Callable[[redis.Redis], T]) -> T | Exception:
     """One question to one node on its own short-lived connection: the answer, or the error."""
-    conn = client(node.host, node.port, password, timeout)
+    conn = node_client(spec, node, timeout)
     try:
         return question(conn)
     except (redis.RedisError, OSError) as exc:
@@ -92,7 +100,7 @@ def _ask(node: Node, password: str | None, timeout: float, question: Callable[[r
 
 def observe_redis(spec: LabSpec, node: Node, timeout: float = 0.5) -> RedisView:
     view = RedisView(node)
-    info = _ask(node, spec.password, timeout, lambda conn: conn.info("replication"))
+    info = _ask(spec, node, timeout, lambda conn: conn.info("replication"))
     if isinstance(info, Exception):
         view.error = _error(info)
         return view
@@ -132,7 +140,7 @@ def observe_sentinel(spec: LabSpec, node: Node, timeout: float = 0.5) -> Sentine
             view.ckquorum = str(exc)
         return master
 
-    master = _ask(node, spec.sentinel_password, timeout, question)
+    master = _ask(spec, node, timeout, question)
     if isinstance(master, Exception):
         view.error = _error(master)
         return view
@@ -217,4 +225,29 @@ def _cannot_sync(spec: LabSpec, obs: Observation, replica: Node) -> str:
     return (
         f": its {mine.name} {INCOMPATIBLE} {theirs.rdb_version} that {master.name} ({theirs.name}) sends in a "
         f"full sync; upgrade it (`lab upgrade --name {spec.name} {replica.name} --server {theirs.name}`)"
+    )
+
+
+def sentinel_for(spec: LabSpec, **kw: Any) -> Sentinel:
+    """A redis-py Sentinel for the lab as its applications connect (the ``app`` user on data nodes
+    and ``client`` on Sentinels when the lab has ACL users), with short timeouts so failover drills
+    see changes fast."""
+    app, discovery = spec.auth("redis", "app"), spec.auth("sentinel", "client")
+    return Sentinel(  # type: ignore[no-untyped-call]
+        spec.sentinel_addrs(),
+        # A dead container does not refuse: without a connect timeout each dead Sentinel costs ~3 s.
+        sentinel_kwargs={
+            **discovery,
+            "socket_timeout": 0.5,
+            "socket_connect_timeout": 0.5,
+            "retry": Retry(NoBackoff(), 0),
+        },
+        **app,
+        socket_timeout=1,
+        socket_connect_timeout=0.5,
+        decode_responses=True,
+        # Drills retry themselves and time it: redis-py's default backoff (up to 10 s between
+        # tries) would be measured instead of the failover.
+        retry=Retry(NoBackoff(), 0),
+        **kw,
     )

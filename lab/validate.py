@@ -8,15 +8,17 @@ import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 import redis
 
 from lab import control
 from lab.confparse import ConfFile, parse
+from lab.lint.acl import acl_users
 from lab.profile import Profile, load_profile
 from lab.render import render_node
 from lab.spec import LabSpec, Node
-from lab.topology import client
+from lab.topology import node_client
 
 UNITS = {"k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
 # Rendered on purpose but overridden at start by manage_*.sh (--daemonize yes), or not a CONFIG parameter.
@@ -61,10 +63,12 @@ def _rendered(spec: LabSpec, profile: Profile, node: Node) -> ConfFile:
 def _drift(spec: LabSpec, profile: Profile, node: Node) -> Iterator[tuple[str, str, str | None]]:
     """(directive, rendered value, live value or None if no such parameter) for every directive."""
     conf = _rendered(spec, profile, node)
-    names = dict.fromkeys(d.name for d in conf.directives if d.name not in NOT_COMPARED | {"rename-command"})
-    with client(node.host, node.port, spec.password) as conn:
+    special = NOT_COMPARED | {"rename-command", "user"}
+    names = dict.fromkeys(d.name for d in conf.directives if d.name not in special)
+    with node_client(spec, node) as conn:
         for renamed in conf.all("rename-command"):
             yield (f"rename-command {renamed.args[0]}", *_renamed(conn, *renamed.args))
+        yield from _users(conn, conf)
         for name in names:
             live = conn.config_get(name)
             want = " ".join(normalise(name, d.value) for d in conf.all(name))
@@ -72,6 +76,19 @@ def _drift(spec: LabSpec, profile: Profile, node: Node) -> Iterator[tuple[str, s
             if name == "notify-keyspace-events" and got is not None:
                 got = "".join(sorted(got))
             yield name, want, got
+
+
+def _users(conn: redis.Redis, conf: ConfFile) -> Iterator[tuple[str, str, str]]:
+    """("user NAME", rendered state, live state) for every ACL user the file defines: on or off, and
+    the SHA-256 of its passwords (ACL GETUSER; its rules come back rewritten, so they are not compared)."""
+    for name, user in acl_users(conf).items():
+        live = conn.acl_getuser(name)
+        want = f"{'on' if user.on else 'off'} {' '.join(sorted(user.hashes)) or 'no password'}"
+        if live is None:
+            yield f"user {name}", want, "no such user"
+            continue
+        flags, hashes = cast(list[str], live.get("flags", [])), cast(list[str], live.get("passwords", []))
+        yield f"user {name}", want, f"{'on' if 'on' in flags else 'off'} {' '.join(sorted(hashes)) or 'no password'}"
 
 
 def _renamed(conn: redis.Redis, command: str, new_name: str) -> tuple[str, str]:
@@ -103,9 +120,9 @@ def restore_config(spec: LabSpec) -> list[str]:
     reset = []
     for node in spec.redis_nodes:
         for name, want, got in _drift(spec, profile, node):
-            if got is None or got == want or name in NOT_RESTORED or name.startswith("rename-command"):
+            if got is None or got == want or name in NOT_RESTORED or name.startswith(("rename-command", "user ")):
                 continue
-            with client(node.host, node.port, spec.password) as conn:
+            with node_client(spec, node) as conn:
                 try:
                     conn.config_set(name, want)
                 except redis.ResponseError as exc:  # immutable at run time: report it, leave it
@@ -130,8 +147,12 @@ def mismatches(spec: LabSpec) -> tuple[list[str], int]:
                 found.append(f"{node.name}: {name} rendered {want!r}, server runs {got!r}")
     for node in spec.sentinels:
         conf = _rendered(spec, profile, node)
-        with client(node.host, node.port, spec.sentinel_password) as conn:
+        with node_client(spec, node) as conn:
             master = conn.sentinel_master(spec.master_name)
+            for name, want, got in _users(conn, conf):
+                compared += 1
+                if got != want:
+                    found.append(f"{node.name}: {name} rendered {want!r}, Sentinel runs {got!r}")
         for name in SENTINEL_COMPARED:
             rendered = conf.get(f"sentinel {name}")
             compared += 1

@@ -5,7 +5,8 @@
 #
 # Environment (all optional):
 #   REDIS_HOST REDIS_PORT REDIS_PASSWORD          used when the config does not say (bind/port/requirepass)
-#   SENTINEL_HOSTS SENTINEL_MASTER_NAME SENTINEL_PASSWORD
+#   REDIS_USERNAME                                ACL user to log in as when the config has no requirepass
+#   SENTINEL_HOSTS SENTINEL_MASTER_NAME SENTINEL_PASSWORD SENTINEL_USERNAME   the same, for Sentinels
 #   REDIS_SERVER_BIN REDIS_CLI_BIN                binaries (default: from PATH)
 #   REDIS_START_TIMEOUT REDIS_STOP_TIMEOUT        seconds (default 10 and 15)
 #
@@ -146,15 +147,23 @@ instance_status() {
 
 # Connection details for the loaded config: host (first bind address, loopback when binding all),
 # port, password. Sets EP_HOST EP_PORT EP_PASS.
+# A config with requirepass is logged in to as the default user; one without (ACL users) as
+# LOGIN_USER (the calling script sets it from REDIS_USERNAME or SENTINEL_USERNAME) with
+# DEFAULT_PASSWORD. Sets EP_USER too.
 instance_endpoint() { # instance_endpoint DEFAULT_PORT DEFAULT_PASSWORD
   EP_HOST="$C_BIND"
   case "$EP_HOST" in ""|"*"|"0.0.0.0"|"-"*) EP_HOST="$REDIS_HOST" ;; esac
   EP_PORT="${C_PORT:-$1}"; EP_PASS="${C_PASS:-$2}"
+  if [[ -n "$C_PASS" ]]; then EP_USER=""; else EP_USER="${LOGIN_USER:-}"; fi
 }
 
 # cli ARGS...: redis-cli against the instance; the password goes through the environment, never argv.
 cli() {
-  REDISCLI_AUTH="$EP_PASS" timeout 5 "$REDIS_CLI_BIN" --no-auth-warning -h "$EP_HOST" -p "$EP_PORT" "$@"
+  if [[ -n "$EP_USER" ]]; then
+    REDISCLI_AUTH="$EP_PASS" timeout 5 "$REDIS_CLI_BIN" --no-auth-warning --user "$EP_USER" -h "$EP_HOST" -p "$EP_PORT" "$@"
+  else
+    REDISCLI_AUTH="$EP_PASS" timeout 5 "$REDIS_CLI_BIN" --no-auth-warning -h "$EP_HOST" -p "$EP_PORT" "$@"
+  fi
 }
 
 log_tail() { # log_tail: the last lines of the loaded config's log, indented

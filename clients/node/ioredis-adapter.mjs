@@ -24,7 +24,9 @@ export const RECOMMENDED = {
 const options = {
   sentinels: config.sentinels.map(([host, port]) => ({ host, port })),
   name: config.master_name,
+  username: config.username || undefined,
   password: config.password || undefined,
+  sentinelUsername: config.sentinel_username || undefined,
   sentinelPassword: config.sentinel_password || undefined,
   lazyConnect: false,
   ...(config.settings === "recommended" ? RECOMMENDED : {}),

@@ -13,6 +13,7 @@ export const RECOMMENDED_SOCKET = {
 
 const recommended = config.settings === "recommended";
 const node = (extra) => ({
+  username: config.username || undefined,
   password: config.password || undefined,
   ...(recommended ? { socket: RECOMMENDED_SOCKET } : {}),
   ...extra,
@@ -25,6 +26,7 @@ const clients = await Promise.all(
       sentinelRootNodes: config.sentinels.map(([host, port]) => ({ host, port })),
       nodeClientOptions: node({}),
       sentinelClientOptions: {
+        username: config.sentinel_username || undefined,
         password: config.sentinel_password || undefined,
         ...(recommended ? { socket: RECOMMENDED_SOCKET } : {}),
       },

@@ -81,6 +81,10 @@ class LocalBackend:
             args += [str(files.conf), str(files.pidfile)]
         build = build_of(spec, nodes[0])
         env = os.environ | {"REDIS_SERVER_BIN": str(build.server_bin), "REDIS_CLI_BIN": str(build.cli_bin)}
+        if spec.acl:  # no requirepass in the config: the scripts log in as admin (from the environment)
+            auth = spec.auth(nodes[0].kind)
+            prefix = "REDIS" if nodes[0].kind == "redis" else "SENTINEL"
+            env |= {f"{prefix}_USERNAME": str(auth["username"]), f"{prefix}_PASSWORD": str(auth["password"])}
         # Its own session: a Ctrl-C meant for `lab` must not kill the script halfway through a start.
         return subprocess.run(args, capture_output=True, text=True, check=False, start_new_session=True, env=env)
 

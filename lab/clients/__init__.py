@@ -5,7 +5,8 @@ The config (written 0600: it holds passwords, which never go on a command line):
 
     {"client": "ioredis", "settings": "defaults" | "recommended",
      "sentinels": [["127.1.2.11", 26379], ...], "master_name": "mymaster",
-     "password": "...", "sentinel_password": "...",
+     "username": "app" | null, "password": "...",          # the app user with ACL users, else default
+     "sentinel_username": "client" | null, "sentinel_password": "...",
      "workload": {"clients": 2, "prefix": "m:ioredis:kill-master", "duration_s": 12},
      "epoch_ms": 1764460000000.0,          # wall-clock ms of the drill's t=0 (one clock for all)
      "out": "/path/history-ioredis.jsonl"}
@@ -146,8 +147,8 @@ class AdapterRun:
             "settings": self.settings,
             "sentinels": [[n.host, n.port] for n in self.spec.sentinels],
             "master_name": self.spec.master_name,
-            "password": self.spec.password,
-            "sentinel_password": self.spec.sentinel_password,
+            **self.spec.auth("redis", "app"),
+            **{f"sentinel_{k}": v for k, v in self.spec.auth("sentinel", "client").items()},
             "workload": {"clients": self.clients, "prefix": self.prefix, "duration_s": duration},
             "epoch_ms": epoch_ms,
             "out": str(self.out),

@@ -46,7 +46,12 @@ def make_client(config: dict[str, Any]) -> redis.Redis:
     recommended = config["settings"] == "recommended"
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         [tuple(s) for s in config["sentinels"]],
-        sentinel_kwargs={"password": config.get("sentinel_password"), **(RECOMMENDED_SENTINEL if recommended else {})},
+        sentinel_kwargs={
+            "username": config.get("sentinel_username"),
+            "password": config.get("sentinel_password"),
+            **(RECOMMENDED_SENTINEL if recommended else {}),
+        },
+        username=config.get("username"),
         password=config.get("password"),
         **(RECOMMENDED if recommended else {}),
     )

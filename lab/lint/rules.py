@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lab.capabilities import SINCE, accepts
 from lab.confparse import REPEATABLE, ConfFile
+from lab.lint.acl import NEVER_FOR_APPS, REPLICA_NEEDS, SENTINEL_NEEDS, AclUser, acl_users, authenticated, default_user
 from lab.lint.registry import Deployment, Hit, each, replicaof, rule
 
 KNOWN_REDIS = {
@@ -155,6 +156,7 @@ def refused_by_target(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
 @each("file")
 def secret_file_mode(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
     holds = [x for x in conf.directives if x.name in SECRET_DIRECTIVES and x.args]
+    holds += [x for x in conf.all("user") if any(a.startswith(">") for a in x.args)]
     if not holds:
         return
     mode = stat.S_IMODE(os.stat(conf.path).st_mode)
@@ -167,7 +169,7 @@ def secret_file_mode(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
 def _unprotected(conf: ConfFile, protected_mode: str, why: str) -> Iterator[Hit]:
     """A non-loopback bind, no password, and protected-mode as given."""
     binds = [a.lstrip("-") for x in conf.all("bind") for a in x.args] or ["*"]
-    exposed = any(not _loopback(a) for a in binds) and not conf.value("requirepass")
+    exposed = any(not _loopback(a) for a in binds) and not authenticated(conf)
     if exposed and conf.flag("protected-mode", "yes") == protected_mode:
         yield Hit(conf, conf.get("protected-mode") or conf.get("bind"), "protected-mode", why)
 
@@ -175,14 +177,18 @@ def _unprotected(conf: ConfFile, protected_mode: str, why: str) -> Iterator[Hit]
 @rule("NET001", "error", "protected-mode no, no password and a non-loopback bind: anyone on the network is admin")
 @each("file")
 def open_to_the_network(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
-    why = "protected-mode no, no requirepass and a non-loopback bind: anyone on the network is admin"
+    why = (
+        "protected-mode no, no password (requirepass or ACL users), a non-loopback bind: anyone on the network is admin"
+    )
     return _unprotected(conf, "no", why)
 
 
 @rule("NET002", "error", "protected-mode yes, no password and a non-loopback bind: Redis refuses every peer")
 @each("file")
 def refuses_its_peers(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
-    why = "protected-mode yes without requirepass refuses every non-loopback client, replicas included"
+    why = (
+        "protected-mode yes without a password (requirepass or ACL users) refuses every non-loopback client and replica"
+    )
     return _unprotected(conf, "yes", why)
 
 
@@ -403,6 +409,159 @@ def seeded_state(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
             "of this file shares one identity"
         )
         yield Hit(conf, seeded[0], seeded[0].name, why)
+
+
+# -- ACL users and TLS ----------------------------------------------------------------------------
+@rule("ACL001", "error", "a production data node whose default user is on with every command, or without a password")
+@each("data")
+def default_user_open(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    default = default_user(conf)
+    if default is None or not default.on:
+        return
+    if default.nopass:
+        yield Hit(conf, default.directive, "user", "the default user is on with nopass: anyone who connects is it")
+    elif default.all_commands() and not d.lab:
+        why = (
+            "the default user is on with every command (requirepass alone does this): in production turn it off "
+            "(`user default off`) and give each client a named user with what it needs"
+        )
+        yield Hit(conf, default.directive, default.directive.name, why)
+
+
+def _service_users(d: Deployment) -> set[str]:
+    """Users that replication and Sentinel log in as (masteruser, sentinel auth-user)."""
+    names = {c.value("masteruser") for c in d.data if c.get("masteruser")}
+    for conf in d.sentinels:
+        auth = conf.get("sentinel auth-user")
+        if auth and len(auth.args) > 1:
+            names.add(auth.args[1])
+    return names
+
+
+@rule("ACL002", "error", "an application user with @dangerous or @admin commands (FLUSHALL, CONFIG, DEBUG, KEYS...)")
+@each("data")
+def app_user_too_broad(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    service = _service_users(d)
+    for user in acl_users(conf).values():
+        if user.name == "default" or "admin" in user.name or user.name in service or not user.on:
+            continue
+        reachable = sorted(c.upper() for c in NEVER_FOR_APPS if user.may_run(c))
+        if reachable:
+            why = (
+                f"application user {user.name} may run {', '.join(reachable)}: take away -@dangerous -@admin "
+                "(or name an operator's user *admin*)"
+            )
+            yield Hit(conf, user.directive, "user", why)
+
+
+@rule("ACL003", "warning", "Sentinel's user on the data nodes allowed more than Sentinel runs")
+@each("data")
+def sentinel_user_too_broad(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    users = acl_users(conf)
+    for name in _sentinel_users(d):
+        user = users.get(name)
+        if user is None:
+            continue
+        extra = user.broad() or sorted(user.granted() - SENTINEL_NEEDS)
+        if extra:
+            why = f"Sentinel's user {name} may run {', '.join(extra)}; it needs only {' '.join(sorted(SENTINEL_NEEDS))}"
+            yield Hit(conf, user.directive, "user", why)
+
+
+def _sentinel_users(d: Deployment) -> set[str]:
+    return {a.args[1] for c in d.sentinels if (a := c.get("sentinel auth-user")) and len(a.args) > 1}
+
+
+@rule("ACL004", "error", "masterauth without masteruser while the default user is off: replicas cannot log in")
+@each("data")
+def masterauth_without_user(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    default = default_user(conf)
+    if conf.get("masterauth") and not conf.get("masteruser") and default is not None and not default.on:
+        why = "the default user is off, so masterauth alone logs in as nobody: set masteruser (e.g. replica)"
+        yield Hit(conf, conf.get("masterauth"), "masterauth", why)
+
+
+def _login_problem(users: dict[str, AclUser], name: str, password: str, needs: frozenset[str]) -> str:
+    user = users.get(name)
+    if user is None:
+        return f"there is no user {name}"
+    if not user.on:
+        return f"user {name} is off"
+    if not user.accepts(password):
+        return f"the password is not user {name}'s"
+    missing = sorted(c for c in needs if not user.may_run(c))
+    return f"user {name} may not run {' '.join(missing)}" if missing else ""
+
+
+@rule(
+    "ACL005",
+    "error",
+    "replication or Sentinel logs in as a user that is missing, off, has another password or lacks a command it needs",
+)
+def service_logins(d: Deployment) -> Iterator[Hit]:
+    for conf in d.data:
+        users = acl_users(conf)
+        if not users or not (user := conf.get("masteruser")) or not (auth := conf.get("masterauth")):
+            continue
+        if problem := _login_problem(users, user.value, auth.value, REPLICA_NEEDS):
+            yield Hit(conf, user, "masteruser", f"replicas log in as {user.value}, but {problem}: replication fails")
+    for sentinel in d.sentinels:
+        user, auth = sentinel.get("sentinel auth-user"), sentinel.get("sentinel auth-pass")
+        if not user or not auth or len(user.args) < 2 or len(auth.args) < 2:
+            continue
+        for conf in d.data:
+            users = acl_users(conf)
+            if users and (problem := _login_problem(users, user.args[1], auth.args[1], SENTINEL_NEEDS)):
+                why = f"Sentinel logs in to {conf.path.parent.name or conf.path.name} as {user.args[1]}, but {problem}"
+                yield Hit(sentinel, user, "sentinel auth-user", why)
+                break
+
+
+@rule("AUTH004", "warning", "a password shorter than 16 characters outside a lab: guessable at Redis's speed")
+@each("file")
+def short_password(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    if d.lab:
+        return
+    given = [(x, x.args[-1]) for x in conf.directives if x.name in SECRET_DIRECTIVES and x.args]
+    given += [(x, word) for x in conf.all("user") for word in acl_users(conf)[x.args[0]].plain]
+    for directive, password in given:
+        if len(password) < 16:
+            why = f"a {len(password)}-character password: use 16 or more random characters (Redis answers fast)"
+            yield Hit(conf, directive, directive.name, why)
+            return
+
+
+@rule("TLS001", "error", "TLS on with the plain-text port still open outside a lab")
+@each("file")
+def plain_port_beside_tls(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    if conf.get("tls-port") and conf.value("tls-port") != "0" and conf.value("port", "6379") != "0" and not d.lab:
+        why = "tls-port is set but port is not 0: clients can still talk (and send passwords) in plain text"
+        yield Hit(conf, conf.get("port") or conf.get("tls-port"), "port", why)
+
+
+@rule("TLS002", "warning", "tls-auth-clients no: any client that reaches the port is accepted without a certificate")
+@each("file")
+def clients_not_verified(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    if conf.get("tls-port") and conf.flag("tls-auth-clients", "yes") == "no":
+        why = "tls-auth-clients no: clients need no certificate (passwords are then the only check)"
+        yield Hit(conf, conf.get("tls-auth-clients"), "tls-auth-clients", why)
+
+
+@rule("F002", "error", "a TLS private key or ACL file that group or others can read (want 0600)")
+@each("file")
+def key_file_mode(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    for directive in (conf.get("tls-key-file"), conf.get("aclfile")):
+        if directive is None or not directive.value:
+            continue
+        path = Path(directive.value)
+        path = path if path.is_absolute() else conf.path.parent / path
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except OSError:
+            continue  # rendered for another host: the file is not here to check
+        if mode & 0o077:
+            why = f"{path} is mode {mode:04o}: a key or ACL file must be 0600 (readable by the server's user only)"
+            yield Hit(conf, directive, directive.name, why)
 
 
 # -- values as Redis reads them -------------------------------------------------------------------

@@ -30,6 +30,8 @@ from redis.retry import Retry
 
 SCHEMA_VERSION = 1
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+#: What the check runs on a data node: a read-only ACL user with just these runs all of it.
+NEEDS = "+ping +info +config|get"
 STATE_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
 
 
@@ -150,9 +152,11 @@ def _describe_error(exc: Exception, client: redis.Redis | None = None) -> str:
     """One line for a failed connection or command; never the password. An authentication failure
     names the user it was for (``default`` when none was given)."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    user = (client.get_connection_kwargs().get("username") if client is not None else None) or "default"
     if isinstance(exc, redis.AuthenticationError):  # WRONGPASS, and NOAUTH (AuthenticationRequiredError)
-        user = (client.get_connection_kwargs().get("username") if client is not None else None) or "default"
         return f"authentication failed for user {user} ({text})"
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return f"user {user} may not run what the check needs ({text}): it needs -@all {NEEDS}"
     if isinstance(exc, redis.TimeoutError):
         return "unreachable (timed out)"
     if isinstance(exc, redis.ConnectionError | OSError):
@@ -336,6 +340,7 @@ class Unreachable:
 
     message: str
     auth_failed: bool = False
+    no_permission: bool = False  # it answered, but the check's ACL user may not run a command it needs
 
 
 def gather_instance(host: str, port: int, opts: Options) -> InstanceFacts | Unreachable:
@@ -350,7 +355,8 @@ def gather_instance(host: str, port: int, opts: Options) -> InstanceFacts | Unre
         min_replicas = int(conn.config_get("min-replicas-to-write").get("min-replicas-to-write", 0) or 0)
         repl = check_replication_status(conn)
     except (redis.RedisError, OSError) as exc:
-        return Unreachable(_describe_error(exc, conn), isinstance(exc, redis.AuthenticationError))
+        denied = isinstance(exc, redis.exceptions.NoPermissionError)
+        return Unreachable(_describe_error(exc, conn), isinstance(exc, redis.AuthenticationError), denied)
     finally:
         conn.close()
     return InstanceFacts(f"{host}:{port}", live["latency_ms"], info, maxclients, min_replicas, repl)
@@ -470,6 +476,8 @@ def instance_checks(
         # A replica down degrades the deployment; the master (or a single instance) down breaks it,
         # and so do credentials that a node refuses.
         state = WARNING if expect_role == "replica" and not facts.auth_failed else CRITICAL
+        if facts.no_permission:  # it answers, but this check's user cannot ask it: the check cannot tell
+            state = UNKNOWN
         return [check("reachable", state, facts.message, 0, target=f"{host}:{port}")], {}
     t = opts.thresholds
     side = (

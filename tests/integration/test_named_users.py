@@ -64,6 +64,15 @@ def test_the_monitor_user_runs_the_whole_check_and_cannot_write(
     monitor.close()
 
 
+def test_a_user_without_what_the_check_needs_is_unknown_and_says_what(
+    users_node: StandaloneNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_PASSWORD", APP[1])
+    code, text = check(users_node, "--user", APP[0])
+    assert code == 3, text  # UNKNOWN: the server answers; the check cannot see what it must judge
+    assert "user app may not run what the check needs" in text and "-@all +ping +info +config|get" in text, text
+
+
 def test_a_wrong_password_names_the_user(users_node: StandaloneNode, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDIS_PASSWORD", "not-the-password")
     code, text = check(users_node, "--user", MONITOR[0])

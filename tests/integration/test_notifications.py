@@ -8,9 +8,9 @@ import pytest
 import redis
 
 from lab import faults
-from lab.drill import TRANSIENT, kill_master_unavailability, sentinel_for
+from lab.drill import TRANSIENT, kill_master_unavailability
 from lab.spec import LabSpec
-from lab.topology import client
+from lab.topology import client, sentinel_for
 from lab.waits import wait_for
 
 

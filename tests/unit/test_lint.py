@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +69,9 @@ class Broken:
     server: Server | None = None  # lint the files as meant for this build
 
 
+#: The production render (ACL users), linted as a production deployment.
+PRODUCTION: dict[str, Any] = {"base": "production", "lab": False}
+
 BROKEN: dict[str, Broken] = {
     # Today's render (for Redis 7.0) handed to a 6.2 fleet: bind-source-addr & co. would not start.
     "L007": Broken(lambda r: None, server=REDIS_62),
@@ -119,7 +123,8 @@ BROKEN: dict[str, Broken] = {
         lab=False,
     ),
     "SEN009": Broken(lambda r: sub(r, "sentinel-2", r"^sentinel myid \S+", "sentinel myid " + myid(r, "sentinel-1"))),
-    "SEN010": Broken(lambda r: None, lab=False),  # the lab render's seeded state, read as a production deployment
+    # A lab's seeded Sentinel state copied into a production deployment.
+    "SEN010": Broken(lambda r: append(r, "sentinel-1", "sentinel myid " + "1" * 40), **PRODUCTION),
     "F001": Broken(lambda r: conf(r, "redis-2").chmod(0o644)),
     "L001": Broken(lambda r: append(r, "redis-1", 'maxclients "100')),
     "L002": Broken(lambda r: append(r, "redis-1", "no-such-directive yes")),
@@ -129,6 +134,18 @@ BROKEN: dict[str, Broken] = {
     "L006": Broken(lambda r: sub(r, "redis-2", r'^pidfile "(.*)"', r"pidfile /var/run/my redis/\1")),
     "NET001": Broken(lambda r: write(r, "bind 0.0.0.0\nprotected-mode no\nport 6379\n"), base="file"),
     "NET002": Broken(lambda r: write(r, "bind 10.0.0.1 -::1\nprotected-mode yes\nport 6379\n"), base="file"),
+    # The issue's own example: an open default user appended after requirepass.
+    "ACL001": Broken(lambda r: append(r, "redis-2", "user default on nopass ~* &* +@all")),
+    "ACL002": Broken(lambda r: sub(r, "redis-1", r"^(user app .*) -@dangerous -@admin", r"\1"), **PRODUCTION),
+    "ACL003": Broken(lambda r: sub(r, "redis-1", r"^(user sentinel on \S+) .*", r"\1 allchannels +@all"), **PRODUCTION),
+    "ACL004": Broken(lambda r: sub(r, "redis-2", r"^masteruser .*\n", ""), **PRODUCTION),
+    "ACL005": Broken(lambda r: sub(r, "redis-1", r"^(user replica .*) \+psync", r"\1"), **PRODUCTION),
+    "AUTH004": Broken(lambda r: append(r, "redis-1", "user ops on >short -@all +ping"), **PRODUCTION),
+    "TLS001": Broken(lambda r: append(r, "redis-1", "tls-port 6380"), **PRODUCTION),
+    "TLS002": Broken(lambda r: append(r, "redis-1", "tls-port 6380\ntls-auth-clients no")),
+    "F002": Broken(
+        lambda r: ((r / "redis-1" / "key.pem").write_text("KEY"), append(r, "redis-1", 'tls-key-file "key.pem"'))
+    ),
 }
 
 
@@ -162,7 +179,7 @@ def test_list_rules_prints_the_registry(tmp_path: Path) -> None:
         r.id: r.severity for r in RULES.values()
     }
     human = run_lab("lint", "--list-rules", home=tmp_path).stdout.splitlines()
-    assert len(human) == len(RULES) and human[0].split()[:2] == ["AUTH001", "error"]
+    assert len(human) == len(RULES) and human[0].split()[:2] == ["ACL001", "error"]
 
 
 @pytest.mark.parametrize(
@@ -220,19 +237,19 @@ def test_lint_cli_round_trip_and_json(tmp_path: Path) -> None:
     assert run_lab("render", "--profile", "production", "--out", str(out), home=tmp_path).returncode == 0
     clean = run_lab("lint", str(out), home=tmp_path)
     assert clean.returncode == 0 and "0 error(s), 0 warning(s)" in clean.stdout
-    sub(out, "redis-2", r'^masterauth ".*"', 'masterauth "stale"')
+    sub(out, "redis-2", r'^masterauth ".*"', 'masterauth "an-old-password-0123456789"')
     broken = run_lab("lint", str(out), "--json", home=tmp_path)
     assert broken.returncode == 1
     [finding] = json.loads(broken.stdout)
     assert finding == {
-        "rule": "AUTH002",
+        "rule": "ACL005",
         "severity": "error",
         "file": str(conf(out, "redis-2")),
         "line": finding["line"],
-        "directive": "masterauth",
-        "why": "masterauth must equal requirepass on every node: a master becomes a replica after failover",
+        "directive": "masteruser",
+        "why": "replicas log in as replica, but the password is not user replica's: replication fails",
     }
-    assert conf(out, "redis-2").read_text().splitlines()[finding["line"] - 1].startswith("masterauth")
+    assert conf(out, "redis-2").read_text().splitlines()[finding["line"] - 1].startswith("masteruser")
     assert run_lab("lint", home=tmp_path).returncode == 0, "every shipped profile, rendered then linted"
     missing = run_lab("lint", str(tmp_path / "nope"), home=tmp_path)
     assert (

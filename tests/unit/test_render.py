@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import stat
 from pathlib import Path
 
@@ -75,6 +76,18 @@ def render(profile_name: str, tmp_path: Path, env: dict[str, str] | None = None)
     return profile, spec, {p.parent.name: values(parse(p)) for p in paths}
 
 
+def assert_users(conf: dict[str, list[str]], spec, profile, section: str) -> None:
+    """One `user` line per profile user, with the SHA-256 of its password, never the password."""
+    expected = ["default off resetkeys resetchannels -@all"]
+    for name, rules in profile.acl[section].items():
+        digest = hashlib.sha256(spec.acl_passwords[f"{section}/{name}"].encode()).hexdigest()
+        expected.append(f"{name} on #{digest} {rules}")
+    assert conf["user"] == expected
+    assert not any(
+        spec.acl_passwords[f"{section}/{name}"] in line for line in conf["user"] for name in profile.acl[section]
+    )
+
+
 @pytest.mark.parametrize("profile_name", ["lab", "production"])
 def test_every_directive_has_the_profile_value(profile_name: str, tmp_path: Path) -> None:
     profile, spec, confs = render(profile_name, tmp_path)
@@ -84,7 +97,12 @@ def test_every_directive_has_the_profile_value(profile_name: str, tmp_path: Path
             assert conf[directive] == [str(profile.redis[key])], (node.name, directive)
         assert conf["notify-keyspace-events"] == [profile.redis["notify_keyspace_events"]]
         assert conf["save"] == profile.redis["save"]
-        assert conf["requirepass"] == [spec.password] == conf["masterauth"]
+        if spec.acl:  # named users, the default user off; replicas log in as replica
+            assert "requirepass" not in conf
+            assert conf["masteruser"] == ["replica"] and conf["masterauth"] == [spec.acl_passwords["users/replica"]]
+            assert_users(conf, spec, profile, "users")
+        else:
+            assert conf["requirepass"] == [spec.password] == conf["masterauth"]
         assert conf["port"] == [str(profile.redis_port)]
         assert conf["replica-priority"] == [str(node.replica_priority)]
         assert conf["client-output-buffer-limit"] == profile.redis["client_output_buffer_limit"]
@@ -97,8 +115,15 @@ def test_every_directive_has_the_profile_value(profile_name: str, tmp_path: Path
         for directive, key in SENTINEL_DIRECTIVES.items():
             assert conf[directive] == [f"{profile.master_name} {profile.sentinel[key]}"]
         assert conf["sentinel monitor"] == [f"{profile.master_name} {master.host} {master.port} {profile.quorum}"]
-        assert conf["sentinel auth-pass"] == [f"{profile.master_name} {spec.password}"]
-        assert conf["requirepass"] == [spec.sentinel_password]
+        if spec.acl:  # Sentinel logs in to the data nodes as sentinel, to its peers as peer
+            assert conf["sentinel auth-user"] == [f"{profile.master_name} sentinel"]
+            assert conf["sentinel auth-pass"] == [f"{profile.master_name} {spec.acl_passwords['users/sentinel']}"]
+            assert conf["sentinel sentinel-user"] == ["peer"]
+            assert conf["sentinel sentinel-pass"] == [spec.acl_passwords["sentinel_users/peer"]]
+            assert_users(conf, spec, profile, "sentinel_users")
+        else:
+            assert conf["sentinel auth-pass"] == [f"{profile.master_name} {spec.password}"]
+            assert conf["requirepass"] == [spec.sentinel_password]
         seeded = "sentinel myid" in conf
         assert seeded == profile.seed_sentinel_discovery
         if seeded:
@@ -125,6 +150,13 @@ def test_production_uses_profile_hosts_and_no_lab_seeding(tmp_path: Path) -> Non
     assert not any(k.startswith("sentinel known") or k == "sentinel myid" for c in confs.values() for k in c)
 
 
+def secret_file(tmp_path: Path, value: str, mode: int = 0o600) -> Path:
+    path = tmp_path / f"secret-{mode:o}"
+    path.write_text(value + "\n")
+    path.chmod(mode)
+    return path
+
+
 def test_environment_overrides_win(tmp_path: Path) -> None:
     env = {
         "REDIS_PORT": "7001",
@@ -136,12 +168,18 @@ def test_environment_overrides_win(tmp_path: Path) -> None:
         "REDIS_SESSION_DB_INDEX": "4",
         "REDIS_CACHE_DB_INDEX": "5",
         "REDIS_PUBSUB_DB_INDEX": "6",
+        "REDIS_ACL_APP_PASSWORD": "app-Pass-0123456789",
+        "SENTINEL_ACL_CLIENT_PASSWORD_FILE": str(secret_file(tmp_path, "client-Pass-0123456789")),
     }
-    _, spec, confs = render("production", tmp_path, env)
+    profile, spec, confs = render("production", tmp_path, env)
     assert confs["redis-1"]["port"] == ["7001"]
     assert confs["redis-2"]["replicaof"] == ["10.1.2.3 7001"]
-    assert confs["redis-1"]["requirepass"] == ["s3cret-Pass"]
-    assert confs["sentinel-2"]["requirepass"] == ["sent-pass"]
+    # The production profile has ACL users: one shared password would be ignored, theirs are taken.
+    assert profile.ignored and all("ACL" in why for why in profile.ignored)
+    assert "requirepass" not in confs["redis-1"] and "requirepass" not in confs["sentinel-2"]
+    app_hash = hashlib.sha256(b"app-Pass-0123456789").hexdigest()
+    assert any(line.startswith(f"app on #{app_hash} ") for line in confs["redis-1"]["user"])
+    assert spec.acl_passwords["sentinel_users/client"] == "client-Pass-0123456789"
     assert confs["sentinel-3"]["sentinel monitor"] == ["sessions 10.1.2.3 7001 2"]
     assert [n.host for n in spec.sentinels] == ["s1.example", "s2.example", "s3.example"]
     assert spec.databases == {"session": 4, "cache": 5, "pubsub": 6}
@@ -229,8 +267,37 @@ def test_render_cli(tmp_path: Path) -> None:
         "sentinel-1",
         "sentinel-2",
         "sentinel-3",
+        "users",
     ]
     assert "rendered 6 files" in result.stdout
+    # The ACL users' generated passwords: the one copy of each (the configs hold their hashes), 0600.
+    users = tmp_path / "prod" / "users"
+    assert stat.S_IMODE(users.stat().st_mode) == 0o700 and "generated the passwords of 8 ACL users" in result.stderr
+    for path in users.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600 and len(path.read_text().strip()) >= 16, path
+    chosen = run_lab(
+        "render",
+        "--profile",
+        "production",
+        "--out",
+        str(tmp_path / "mine"),
+        home=tmp_path,
+        env={"REDIS_ACL_ADMIN_PASSWORD_FILE": str(secret_file(tmp_path, "admin-Pass-0123456789", 0o644))},
+    )
+    assert chosen.returncode == 1 and not (tmp_path / "mine").exists()
+    assert chosen.stderr.strip() == (
+        f"lab render: REDIS_ACL_ADMIN_PASSWORD_FILE: {tmp_path}/secret-644 is readable by others (mode 644): "
+        f"chmod 600 {tmp_path}/secret-644"
+    )
+
+
+def test_acl_rules_never_hold_a_password(profile_file) -> None:
+    path = profile_file(base="production", edit=lambda d: d["acl"]["users"].update(app="on >hunter2 ~* +@all"))
+    with pytest.raises(LabError, match=r"acl.users.app: 'on': give only the rules; a user's password and on/off"):
+        load_profile(path, NO_ENV)
+    path = profile_file(base="production", edit=lambda d: d["acl"]["users"].pop("replica"))
+    with pytest.raises(LabError, match=r"acl: .*users lacks replica \(the lab connects as them\)"):
+        load_profile(path, NO_ENV)
 
 
 @pytest.mark.parametrize(

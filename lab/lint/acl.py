@@ -1,0 +1,157 @@
+"""ACL `user` lines as Redis reads them: who exists, whether they can log in with a given password,
+and what they may run (rules applied left to right, case-insensitively, as ACL SETUSER does)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from lab.confparse import ConfFile, Directive
+
+#: What Sentinel runs on the data nodes (Redis's Sentinel documentation, "Redis ACL").
+SENTINEL_NEEDS = frozenset(
+    {"multi", "slaveof", "ping", "exec", "subscribe", "config|rewrite", "role", "publish", "info"}
+    | {"client|setname", "client|kill", "script|kill"}
+)
+#: What a replica runs on its master.
+REPLICA_NEEDS = frozenset({"psync", "replconf", "ping"})
+#: Commands an application must never reach, whatever its categories say.
+NEVER_FOR_APPS = frozenset(
+    {"flushall", "flushdb", "config", "config|set", "config|rewrite", "config|resetstat", "debug", "shutdown"}
+    | {"keys", "acl", "acl|setuser", "acl|deluser", "save", "bgsave", "bgrewriteaof", "replicaof", "slaveof"}
+    | {"failover", "monitor", "module"}
+)
+#: ACL categories of the commands lint asks about (COMMAND INFO, Redis 7.0).
+_ADMIN = frozenset({"admin", "slow", "dangerous"})
+CATEGORIES = {
+    "flushall": frozenset({"keyspace", "write", "slow", "dangerous"}),
+    "flushdb": frozenset({"keyspace", "write", "slow", "dangerous"}),
+    "keys": frozenset({"keyspace", "read", "slow", "dangerous"}),
+    **dict.fromkeys(("config", "debug", "shutdown", "acl", "save", "bgsave", "bgrewriteaof"), _ADMIN),
+    **dict.fromkeys(("replicaof", "slaveof", "failover", "monitor", "module", "psync", "replconf", "role"), _ADMIN),
+    "info": frozenset({"slow", "dangerous"}),
+    "ping": frozenset({"fast", "connection"}),
+    "multi": frozenset({"fast", "transaction"}),
+    "exec": frozenset({"slow", "transaction"}),
+    "subscribe": frozenset({"pubsub", "slow"}),
+    "publish": frozenset({"pubsub", "fast"}),
+    "client": frozenset({"slow", "connection"}),
+    "script": frozenset({"slow", "scripting"}),
+}
+ALL = frozenset({"+@all", "allcommands"})
+NONE = frozenset({"-@all", "nocommands"})
+
+
+@dataclass
+class AclUser:
+    name: str
+    directive: Directive
+    on: bool = False
+    nopass: bool = False
+    hashes: set[str] = field(default_factory=set)  # SHA-256 (hex) of every password it accepts
+    plain: list[str] = field(default_factory=list)  # passwords written in clear (>password)
+    #: Command rules in order (lower case): +@all, -@dangerous, +get, allcommands, ...
+    commands: list[str] = field(default_factory=list)
+
+    def accepts(self, password: str) -> bool:
+        return self.on and (self.nopass or hashlib.sha256(password.encode()).hexdigest() in self.hashes)
+
+    def all_commands(self) -> bool:
+        """Every command: the last +@all/allcommands (or -@all) is +@all, with nothing taken away after."""
+        state = False
+        for rule in self.commands:
+            state = rule in ALL or (state and not rule.startswith("-") and rule not in NONE)
+        return state
+
+    def may_run(self, command: str) -> bool:
+        """Whether the rules, applied in order, leave ``command`` (``config|get`` for a subcommand)
+        allowed. Categories are resolved with :data:`CATEGORIES` (the commands lint asks about)."""
+        base = command.split("|")[0]
+        categories = CATEGORIES.get(base, frozenset())
+        allowed = False
+        for rule in self.commands:
+            sign, what = rule[0] == "+" or rule == "allcommands", rule.lstrip("+-")
+            if rule in ALL or rule in NONE:
+                allowed = rule in ALL
+            elif what.startswith("@"):
+                allowed = sign if what[1:] in categories else allowed
+            elif what in (command, base):
+                allowed = sign
+        return allowed
+
+    def granted(self) -> set[str]:
+        """Single commands (and subcommands) granted by name and not taken back."""
+        granted: set[str] = set()
+        for rule in self.commands:
+            if rule in NONE:
+                granted.clear()
+            elif rule.startswith("+") and not rule.startswith("+@"):
+                granted.add(rule[1:])
+            elif rule.startswith("-") and not rule.startswith("-@"):
+                granted.discard(rule[1:])
+        return granted
+
+    def broad(self) -> list[str]:
+        """What makes the user broader than a list of single commands: every command, or categories."""
+        found: list[str] = []
+        for rule in self.commands:
+            if rule in ALL:
+                found = ["every command"]
+            elif rule in NONE:
+                found = []
+            elif rule.startswith("+@"):
+                found.append(rule[1:])
+        return found
+
+
+def acl_users(conf: ConfFile) -> dict[str, AclUser]:
+    """The file's `user` lines (a user without any is not defined by this file)."""
+    users: dict[str, AclUser] = {}
+    for directive in conf.all("user"):
+        if not directive.args:
+            continue
+        user = users.setdefault(directive.args[0], AclUser(directive.args[0], directive))
+        for token in directive.args[1:]:
+            word = token.lower()
+            if word in ("on", "off"):
+                user.on = word == "on"
+            elif word == "nopass":
+                user.nopass, user.hashes, user.plain = True, set(), []
+            elif word in ("resetpass", "reset"):
+                user.nopass, user.hashes, user.plain = False, set(), []
+                if word == "reset":
+                    user.on, user.commands = False, ["-@all"]
+            elif token.startswith(">"):
+                user.plain.append(token[1:])
+                user.hashes.add(hashlib.sha256(token[1:].encode()).hexdigest())
+                user.nopass = False
+            elif token.startswith("#"):
+                user.hashes.add(token[1:].lower())
+                user.nopass = False
+            elif word in ALL or word in NONE or word[:1] in "+-":
+                user.commands.append(word)
+    return users
+
+
+def default_user(conf: ConfFile) -> AclUser | None:
+    """The default user as the file leaves it: its `user default` line, else what requirepass makes
+    of it (on, all commands, that password); None when neither is there (on, no password)."""
+    users = acl_users(conf)
+    if "default" in users:
+        return users["default"]
+    password = conf.get("requirepass")
+    if password is None:
+        return None
+    user = AclUser("default", password, on=True, commands=["+@all"])
+    if password.value:
+        user.hashes.add(hashlib.sha256(password.value.encode()).hexdigest())
+        user.plain.append(password.value)
+    else:
+        user.nopass = True
+    return user
+
+
+def authenticated(conf: ConfFile) -> bool:
+    """Clients must log in: requirepass, or a default user that is off or has a password."""
+    default = default_user(conf)
+    return default is not None and (not default.on or not default.nopass)

@@ -28,8 +28,8 @@ from lab.errors import LabError, NetworkOverlap, NodeStartError
 from lab.interrupts import uninterrupted
 from lab.servers import Server
 from lab.spec import LabSpec, Layout, Node
-from lab.topology import client
-from lab.waits import wait_for
+from lab.topology import node_client
+from lab.waits import WaitTimeout, wait_for
 
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
 ENV_FILE = "compose.env"
@@ -155,6 +155,9 @@ class ComposeBackend:
             f"{images}LAB_DIR={spec.base_dir}\nLAB_NET={net}\n"
             f"REDIS_PORT={spec.redis_nodes[0].port}\nSENTINEL_PORT={spec.sentinels[0].port}\n"
         )
+        for kind in ("redis", "sentinel"):
+            user, secret = spec.secret_file(kind)
+            text += f"LAB_{kind.upper()}_USER={user}\nLAB_{kind.upper()}_SECRET={secret}\n"
         path = spec.base_dir / ENV_FILE
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
@@ -188,11 +191,9 @@ class ComposeBackend:
             raise NodeStartError(", ".join(n.name for n in nodes), why, None)
 
     def _wait_answers(self, spec: LabSpec, node: Node) -> None:
-        password = spec.password if node.kind == "redis" else spec.sentinel_password
-
         def answers() -> tuple[bool, str]:
             try:
-                with client(node.host, node.port, password, timeout=0.5) as conn:
+                with node_client(spec, node, timeout=0.5) as conn:
                     conn.ping()
             except (redis.RedisError, OSError) as exc:
                 if self.node_state(spec, node) == "down":
@@ -229,11 +230,31 @@ class ComposeBackend:
         if why:
             return [f"the containers and network of compose project {project(spec)} ({why})"]
         label = f"label=com.docker.compose.project={project(spec)}"
+        containers = run(["docker", "ps", "-aq", "--no-trunc", "--filter", label]).stdout.split()
         for kind, remove in (("ps", ["rm", "-f", "-v"]), ("network", ["network", "rm"]), ("volume", ["volume", "rm"])):
             listing = ["docker", "ps", "-aq"] if kind == "ps" else ["docker", kind, "ls", "-q"]
-            leftovers = run([*listing, "--filter", label]).stdout.split()
-            if leftovers:
-                run(["docker", *remove, *leftovers])
+
+            def removed(listing: list[str] = listing, remove: list[str] = remove) -> tuple[bool, str]:
+                leftovers = run([*listing, "--filter", label]).stdout.split()
+                if not leftovers:
+                    return True, ""
+                result = run(["docker", *remove, *leftovers], check=False)
+                why = " ".join((result.stderr.strip() or f"exit {result.returncode}").split())
+                if "active endpoints" in why:  # endpoints of containers already gone: force them off
+                    for network in leftovers:
+                        for container in containers:
+                            run(["docker", "network", "disconnect", "--force", network, container], check=False)
+                return result.returncode == 0, why
+
+            # The engine may refuse for a moment what it has just stopped using (seen under load in CI:
+            # `network rm` saying "has active endpoints" after the containers went): try again.
+            try:
+                wait_for(removed, what=f"docker {' '.join(remove)}", timeout=15, interval=0.5)
+            except WaitTimeout as exc:
+                last = str(exc).partition("last seen: ")[2]
+                return [
+                    f"the {kind} of compose project {project(spec)} (docker: {last}; restarting the engine clears it)"
+                ]
         return []
 
     def node_state(self, spec: LabSpec, node: Node) -> NodeState:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from benchmarks import Row, bench_admin, bench_clients, bench_drill, bench_failover, bench_health, bench_lab
+from benchmarks import Row, bench_admin, bench_clients, bench_drill, bench_failover, bench_health, bench_lab, bench_tls
 
 BENCHES: dict[str, Callable[[], list[Row]]] = {
     "lab": bench_lab.run,
@@ -17,6 +17,7 @@ BENCHES: dict[str, Callable[[], list[Row]]] = {
     "failover": bench_failover.run,
     "drill": bench_drill.run,
     "clients": bench_clients.run,
+    "tls": bench_tls.run,
 }
 
 

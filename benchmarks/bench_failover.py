@@ -17,10 +17,10 @@ from lab.drill import kill_master_unavailability
 DRILLS = 10
 
 
-def drills(backend: str, count: int = DRILLS, server: str = "system") -> list[float]:
+def drills(backend: str, count: int = DRILLS, server: str = "system", tls: bool = False) -> list[float]:
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as tmp:
         home = Path(tmp)
-        spec = control.up(f"bench-failover-{backend}", "lab", backend, home, server=[server]).spec
+        spec = control.up(f"bench-failover-{backend}", "lab", backend, home, server=[server], tls=tls).spec
         times = []
         try:
             for _ in range(count):
@@ -31,7 +31,8 @@ def drills(backend: str, count: int = DRILLS, server: str = "system") -> list[fl
         finally:
             control.down(spec.name, home)
     print(
-        f"{backend} {server}: kill -9 master -> first write (s), {count} drills: {', '.join(f'{t:.2f}' for t in times)}"
+        f"{backend} {server}{' TLS' if tls else ''}: kill -9 master -> first write (s), {count} drills: "
+        + ", ".join(f"{t:.2f}" for t in times)
     )
     return sorted(times)
 

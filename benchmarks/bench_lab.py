@@ -51,14 +51,15 @@ def _sentinels_one_by_one() -> Iterator[None]:
         LocalBackend.start = original  # type: ignore[method-assign]
 
 
-def _up_times(
-    home: Path, profile: str, runs: int, tag: str, sequential_down: bool = False
+def up_times(
+    home: Path, profile: str, runs: int, tag: str, sequential_down: bool = False, tls: bool = False
 ) -> tuple[list[float], list[float]]:
+    """``lab up`` and ``lab down`` seconds of ``runs`` fresh local labs."""
     ups, downs = [], []
     for i in range(runs):
         name = f"bench-{tag}-{i}"
         try:
-            ups.append(control.up(name, profile, "local", home).seconds)
+            ups.append(control.up(name, profile, "local", home, tls=tls).seconds)
             spec = state.load(home, name)
             started = time.perf_counter()
             if sequential_down:
@@ -101,12 +102,12 @@ def _compose_rows(home: Path, local_up: float) -> list[Row]:
 def run() -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as tmp:
         home = Path(tmp)
-        ups, downs = _up_times(home, "lab", 10, "lab")
+        ups, downs = up_times(home, "lab", 10, "lab")
         with _sentinels_one_by_one():
-            ungated, _ = _up_times(home, "lab", 10, "ungated")
+            ungated, _ = up_times(home, "lab", 10, "ungated")
         compose = _compose_rows(home, statistics.median(ups))
-        naive_ups, seq_downs = _up_times(home, _variant(home, "unseeded", False, 0), 3, "unseeded", True)
-        default_ups, _ = _up_times(home, _variant(home, "defaults", False, 5), 1, "defaults")
+        naive_ups, seq_downs = up_times(home, _variant(home, "unseeded", False, 0), 3, "unseeded", True)
+        default_ups, _ = up_times(home, _variant(home, "defaults", False, 5), 1, "defaults")
     up = statistics.median(ups)
     print(
         f"lab up (s): {', '.join(f'{t:.3f}' for t in ups)}\n"

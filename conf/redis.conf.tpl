@@ -11,18 +11,26 @@ bind {{ node.bind | join(' ') }}
 bind-source-addr {{ node.bind_source_addr }}
 {% endif %}
 protected-mode {{ redis.protected_mode }}
+{% if tls.enabled %}
+# TLS only: no plain-text port.
+port 0
+tls-port {{ node.port }}
+{% else %}
 port {{ node.port }}
+{% endif %}
 tcp-backlog {{ redis.tcp_backlog }}
 timeout {{ redis.timeout }}
 tcp-keepalive {{ redis.tcp_keepalive }}
-{% if redis.tls.enabled %}
+{% if tls.enabled %}
 
 ################################# TLS ##########################################
-tls-port {{ redis.tls.port }}
-tls-cert-file {{ redis.tls.cert_file }}
-tls-key-file {{ redis.tls.key_file }}
-tls-ca-cert-file {{ redis.tls.ca_cert_file }}
+tls-cert-file "{{ tls.cert_file }}"
+tls-key-file "{{ tls.key_file }}"
+tls-ca-cert-file "{{ tls.ca_cert_file }}"
+tls-auth-clients {{ tls.auth_clients }}
+# replicas to their master, and Sentinel to this node, over TLS too
 tls-replication yes
+tls-cluster no
 {% endif %}
 
 ################################# GENERAL #####################################

@@ -1,7 +1,18 @@
 # sentinel.conf for {{ node.name }} ({{ profile_name }} profile) - rendered by redis-ha-lab.
 # Sentinel rewrites this file at run time (by rename): render it once into a writable directory
 # and never re-render over a running Sentinel's file, or its learned state is lost.
+{% if tls.enabled %}
+# TLS only: clients and the other Sentinels over TLS; tls-replication: to the data nodes too.
+port 0
+tls-port {{ node.port }}
+tls-cert-file "{{ tls.cert_file }}"
+tls-key-file "{{ tls.key_file }}"
+tls-ca-cert-file "{{ tls.ca_cert_file }}"
+tls-auth-clients {{ tls.auth_clients }}
+tls-replication yes
+{% else %}
 port {{ node.port }}
+{% endif %}
 bind {{ node.bind | join(' ') }}
 {% if node.bind_source_addr %}
 bind-source-addr {{ node.bind_source_addr }}

@@ -72,6 +72,7 @@ def _lifecycle_commands(sub: Any) -> None:
     p.add_argument("--profile", default="lab", help="profile name or YAML path (default: lab)")
     p.add_argument("--timeout", type=_seconds, default=control.HEALTHY_TIMEOUT, help="seconds to wait for health")
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
+    p.add_argument("--tls", action="store_true", help="TLS only, with a CA of the lab's own (needs a TLS build)")
     servercli.server_option(p, per_node=True)
 
     p = sub.add_parser("down", help="stop a lab and remove its state (idempotent)")
@@ -217,6 +218,10 @@ def _connect_hint(spec: LabSpec, home_flag: str) -> None:
     for node, rest in ((m, ""), (spec.sentinels[0], ask)):
         user, secret = spec.secret_file(node.kind, "admin" if node.kind == "redis" else "client")
         login = f" --user {user}" if spec.acl else ""
+        if spec.tls:
+            files = spec.tls_files()
+            paths = (shlex.quote(str(p)) for p in (files.ca, files.client_cert, files.client_key))
+            login += " --tls --cacert {} --cert {} --key {}".format(*paths)
         auth = _secret_ref(spec.base_dir / secret)
         out.print(f"  REDISCLI_AUTH={auth} redis-cli{login} -h {node.host} -p {node.port}{rest}", markup=False)
     out.print(
@@ -239,7 +244,9 @@ def _report_overrides(command: str, profile: Profile) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    result = control.up(args.name, args.profile, args.backend, args.home, timeout=args.timeout, server=args.server)
+    result = control.up(
+        args.name, args.profile, args.backend, args.home, timeout=args.timeout, server=args.server, tls=args.tls
+    )
     doc, code = control.status(args.name, args.home)
     if args.json:
         print(json.dumps(doc, indent=2))
@@ -326,6 +333,10 @@ def cmd_env(args: argparse.Namespace) -> int:
     )
     if spec.acl:  # applications' users; the lab's own tools log in as admin
         plain |= {"REDIS_USERNAME": app, "SENTINEL_USERNAME": client}
+    if spec.tls:  # the lab's CA and client certificate (check-redis-health and redis-admin read them)
+        files = spec.tls_files()
+        plain |= {"REDIS_TLS_CA_CERT": str(files.ca), "REDIS_TLS_CERT": str(files.client_cert)}
+        plain |= {"REDIS_TLS_KEY": str(files.client_key)}
     secrets = {"REDIS_PASSWORD": app_secret, "SENTINEL_PASSWORD": client_secret}
     app_pass, client_pass = spec.auth("redis", "app")["password"], spec.auth("sentinel", "client")["password"]
     values = {**plain, "REDIS_PASSWORD": app_pass or "", "SENTINEL_PASSWORD": client_pass or ""}

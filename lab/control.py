@@ -15,7 +15,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from lab.lock import lab_lock
 from lab.profile import Profile, load_profile
 from lab.render import render_lab
 from lab.spec import NODE_NAMES, LabSpec, Node, build_spec, validate_name
+from lab.tls import TLS_DIR, issue_lab_certificates
 from lab.topology import INCOMPATIBLE, Observation, observe, problems
 from lab.waits import WaitTimeout, wait_for
 
@@ -114,14 +115,25 @@ def up(
     home: Path | None = None,
     timeout: float = HEALTHY_TIMEOUT,
     server: Sequence[str] = (),
+    tls: bool = False,
 ) -> UpResult:
     """Bring a lab up and return once it is healthy; a running lab is left as it is, a lab with
-    dead nodes gets them restarted. ``server``: ``--server`` values (:func:`lab.servers.assign`)."""
+    dead nodes gets them restarted. ``server``: ``--server`` values (:func:`lab.servers.assign`);
+    ``tls``: TLS only, whatever the profile says (a new lab gets a CA of its own)."""
     validate_name(name)
     if backend_name not in ("auto", *BACKENDS):
         raise LabError(f"unknown backend {backend_name!r} (choose from: auto, {', '.join(BACKENDS)})")
     profile = load_profile(profile_name, lab=True)  # bad input fails before anything is touched
+    if tls:
+        profile = replace(profile, redis={**profile.redis, "tls": {**profile.redis["tls"], "enabled": True}})
     builds = servers.assign(server, NODE_NAMES)
+    if profile.redis["tls"]["enabled"]:
+        plain = sorted({b.name for b in builds.values() if not b.tls})
+        if plain:
+            raise LabError(
+                f"TLS asked for, but {', '.join(plain)} is built without TLS support (see `lab servers`): "
+                "use a TLS build (e.g. the system's redis-server) or leave TLS off"
+            )
     home = home or state.default_home()
     started = time.perf_counter()
     with lab_lock(home, name, "up"):
@@ -174,7 +186,10 @@ def _create(
 
 
 def _save_into(spec: LabSpec, directory: Path) -> None:
+    """A new lab's state (and, TLS on, its CA and certificates for every node's address)."""
     state.save(spec, directory=directory)
+    if spec.tls:
+        issue_lab_certificates(directory / TLS_DIR, spec.name, [n.host for n in spec.nodes])
 
 
 def _roll_back(spec: LabSpec, backend: Backend, existed: bool) -> None:

@@ -112,11 +112,14 @@ class Strict(BaseModel):
 
 
 class Tls(Strict):
-    enabled: bool
-    port: Port
-    cert_file: Str
-    key_file: Str
-    ca_cert_file: Str
+    """TLS only (``port 0``): the nodes' ports take TLS, replication and Sentinel use it. A lab makes
+    its own CA and certificates (``lab up --tls``); a production render names the files."""
+
+    enabled: bool = False
+    auth_clients: Annotated[Literal["yes", "no", "optional"], BeforeValidator(_yes_no)] = "yes"
+    cert_file: Str = ""
+    key_file: Str = ""
+    ca_cert_file: Str = ""
 
 
 def _acl_rules(value: str) -> str:

@@ -16,8 +16,9 @@ from lab import CONF_DIR
 from lab.capabilities import accepts, adapt, refused
 from lab.errors import LabError
 from lab.profile import Profile
+from lab.secretfiles import write_secret
 from lab.servers import Server
-from lab.spec import ACL_DIR, LabSpec, Layout, Node, build_spec, write_acl_secrets, write_secret
+from lab.spec import LabSpec, Layout, Node, build_spec, write_acl_secrets
 
 TEMPLATES = {"redis": "redis.conf.tpl", "sentinel": "sentinel.conf.tpl"}
 
@@ -77,6 +78,7 @@ def node_context(spec: LabSpec, profile: Profile, node: Node) -> dict[str, Any]:
         "redis": profile.redis,
         "sentinel": profile.sentinel,
         "auth": auth_context(spec, profile, node),
+        "tls": tls_context(spec, profile, node),
         "databases": spec.databases,
         "seed": seed,
     }
@@ -113,6 +115,22 @@ def auth_context(spec: LabSpec, profile: Profile, node: Node) -> dict[str, Any]:
         "peer_user": "peer",
         "peer_pass": spec.acl_passwords["sentinel_users/peer"],
     }
+
+
+def tls_context(spec: LabSpec, profile: Profile, node: Node) -> dict[str, Any]:
+    """TLS files as the node's config names them: a lab's own CA, or the production profile's files."""
+    wanted = profile.redis["tls"]
+    if not spec.tls:
+        return {"enabled": False}
+    if spec.layout == "hosts":
+        missing = [k for k in ("cert_file", "key_file", "ca_cert_file") if not wanted[k]]
+        if missing:
+            raise LabError(f"profile {profile.name}: redis.tls.enabled needs {', '.join('tls.' + k for k in missing)}")
+        files = {k: wanted[k] for k in ("cert_file", "key_file", "ca_cert_file")}
+    else:
+        lab = spec.tls_files(node)
+        files = {"cert_file": str(lab.cert), "key_file": str(lab.key), "ca_cert_file": str(lab.ca)}
+    return {"enabled": True, "auth_clients": wanted["auth_clients"], **files}
 
 
 def _sha256(password: str) -> str:
@@ -191,9 +209,11 @@ def render_lab(
             staging = None
         else:
             _publish_into(staging, out_dir, [spec.files(n).conf.name for n in spec.nodes], spec)
-            if (staging / ACL_DIR).is_dir():  # generated passwords replace the old render's
-                shutil.rmtree(out_dir / ACL_DIR, ignore_errors=True)
-                os.replace(staging / ACL_DIR, out_dir / ACL_DIR)
+            nodes = {n.name for n in spec.nodes}
+            for extra_entry in [e for e in staging.iterdir() if e.name not in nodes]:  # users/, tls/, state
+                if extra_entry.is_dir():
+                    shutil.rmtree(out_dir / extra_entry.name, ignore_errors=True)
+                os.replace(extra_entry, out_dir / extra_entry.name)
     except OSError as exc:
         raise LabError(f"cannot write {exc.filename or out_dir}: {exc.strerror}") from None
     finally:

@@ -16,7 +16,9 @@ from typing import Any, Literal
 
 from lab.errors import LabError
 from lab.profile import PROFILES_DIR, Profile
+from lab.secretfiles import read_secret, write_secret
 from lab.servers import Server, probe
+from lab.tls import TLS_DIR, TlsFiles
 
 REDIS_NODES = ("redis-1", "redis-2", "redis-3")
 SENTINEL_NODES = ("sentinel-1", "sentinel-2", "sentinel-3")
@@ -69,6 +71,8 @@ class LabSpec:
     nodes: tuple[Node, ...]
     password: str = field(repr=False)
     sentinel_password: str | None = field(repr=False, default=None)
+    #: TLS only: every node's port takes TLS (``port 0``), with the lab's own CA under ``tls/``.
+    tls: bool = False
     #: ACL users and their passwords (a profile with ``acl.enabled``): "users/app" -> password for
     #: the data nodes' users, "sentinel_users/client" for the Sentinels'. Empty: one shared password
     #: per kind (``password``, ``sentinel_password``) for the ``default`` user.
@@ -159,6 +163,24 @@ class LabSpec:
             return {"username": user, "password": self.acl_passwords[f"{section}/{user}"]}
         return {"username": None, "password": self.password if kind == "redis" else self.sentinel_password}
 
+    def tls_files(self, node: Node | None = None) -> TlsFiles:
+        """The lab's CA and certificates: on this host, or as ``node``'s config names them (compose: /tls)."""
+        if node is not None and self.layout == "compose":
+            return TlsFiles.under(Path("/") / TLS_DIR)
+        return TlsFiles.under(self.base_dir / TLS_DIR)
+
+    def tls_kwargs(self) -> dict[str, Any]:
+        """redis-py's TLS options for a client of this lab (its CA, the client certificate), or none."""
+        if not self.tls:
+            return {}
+        files = self.tls_files()
+        return {
+            "ssl": True,
+            "ssl_ca_certs": str(files.ca),
+            "ssl_certfile": str(files.client_cert),
+            "ssl_keyfile": str(files.client_key),
+        }
+
     def secret_file(self, kind: Literal["redis", "sentinel"], user: str = "admin") -> tuple[str, str]:
         """(user name, its password file relative to the lab's directory): what :meth:`auth` gives,
         for a shell or a container that reads the password from a file."""
@@ -211,13 +233,6 @@ def _check_config_path(path: Path) -> None:
         raise LabError(f"{text!r}: a lab or node path may not hold a double quote, a backslash or a control character")
 
 
-def read_secret(path: Path) -> str | None:
-    try:
-        return path.read_text().strip() or None
-    except FileNotFoundError:
-        return None
-
-
 def acl_secret_file(key: str) -> str:
     """Where an ACL user's password lives, relative to a lab's (or a render's) directory:
     "users/app" -> users/redis-app.pass, "sentinel_users/client" -> users/sentinel-client.pass."""
@@ -240,15 +255,6 @@ def write_acl_secrets(directory: Path, passwords: dict[str, str]) -> None:
         write_secret(directory / acl_secret_file(key), password)
     if passwords:
         os.chmod(directory / ACL_DIR, 0o700)
-
-
-def write_secret(path: Path, value: str) -> None:
-    """Write a secret file created 0600 from the start (never briefly world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value + "\n")
-    os.chmod(path, 0o600)
 
 
 def build_spec(
@@ -316,6 +322,7 @@ def build_spec(
         password=secret(profile.password, "redis.pass"),
         sentinel_password=secret(profile.sentinel_password, "sentinel.pass"),
         acl_passwords=acl_passwords,
+        tls=bool(profile.redis["tls"]["enabled"]),
         profile_paths=dict(profile.paths),
         servers={node: str(server.server_bin) for node, server in (servers or {}).items()},
     )

@@ -17,8 +17,9 @@ from lab.backends.local import LocalBackend
 from lab.errors import LabError
 from lab.profile import load_profile
 from lab.render import render_node
+from lab.secretfiles import write_secret
 from lab.servers import Server
-from lab.spec import NODE_NAMES, LabSpec, Layout, Node, build_spec, write_secret
+from lab.spec import NODE_NAMES, LabSpec, Layout, Node, build_spec
 from lab.topology import client, node_client
 
 
@@ -52,7 +53,9 @@ class StandaloneNode:
         wrapped.reload()
         host = wrapped.attrs["NetworkSettings"]["IPAddress"]
         auth = self.spec.auth("redis")
-        conn = client(host, self.node.port, auth["password"], timeout=5, username=auth["username"])
+        conn = client(
+            host, self.node.port, auth["password"], timeout=5, username=auth["username"], **self.spec.tls_kwargs()
+        )
         deadline = time.monotonic() + 20
         while True:
             try:

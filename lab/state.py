@@ -16,15 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError, NotRunning
-from lab.spec import (
-    REDIS_SECRET,
-    SENTINEL_SECRET,
-    LabSpec,
-    read_acl_secrets,
-    read_secret,
-    write_acl_secrets,
-    write_secret,
-)
+from lab.secretfiles import read_secret, write_secret
+from lab.spec import REDIS_SECRET, SENTINEL_SECRET, LabSpec, read_acl_secrets, write_acl_secrets
 
 STATE_FILE = "state.json"
 

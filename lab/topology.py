@@ -78,9 +78,9 @@ def client(host: str, port: int, password: str | None, timeout: float = 2.0, **k
 
 def node_client(spec: LabSpec, node: Node, timeout: float = 2.0, **kw: Any) -> redis.Redis:
     """A :func:`client` of one of the lab's nodes, logged in as the lab's tools (``admin`` when the
-    lab has ACL users)."""
+    lab has ACL users), over TLS when the lab runs it."""
     auth = spec.auth(node.kind)
-    return client(node.host, node.port, auth["password"], timeout, username=auth["username"], **kw)
+    return client(node.host, node.port, auth["password"], timeout, username=auth["username"], **spec.tls_kwargs(), **kw)
 
 
 def _error(exc: Exception) -> str:
@@ -238,11 +238,13 @@ def sentinel_for(spec: LabSpec, **kw: Any) -> Sentinel:
         # A dead container does not refuse: without a connect timeout each dead Sentinel costs ~3 s.
         sentinel_kwargs={
             **discovery,
+            **spec.tls_kwargs(),
             "socket_timeout": 0.5,
             "socket_connect_timeout": 0.5,
             "retry": Retry(NoBackoff(), 0),
         },
         **app,
+        **spec.tls_kwargs(),
         socket_timeout=1,
         socket_connect_timeout=0.5,
         decode_responses=True,

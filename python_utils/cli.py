@@ -8,6 +8,7 @@ than one key need --yes; --dry-run lists what would go.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -196,17 +197,15 @@ def _guarded_delete(
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    env = settings_from_env()
-    return Settings(
+    env = settings_from_env()  # the environment, with what the flags say on top
+    return dataclasses.replace(
+        env,
         host=args.host or env.host,
         port=args.port or env.port,
-        password=os.environ.get("REDIS_PASSWORD") or None,
         sentinels=parse_sentinels(",".join(args.sentinel)) if args.sentinel else env.sentinels,
         master_name=args.master_name or env.master_name,
-        sentinel_password=env.sentinel_password,
         timeout=args.timeout,
         username=args.user or env.username,
-        sentinel_username=env.sentinel_username,
     )
 
 

@@ -8,6 +8,7 @@ failover.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Mapping
@@ -38,6 +39,15 @@ class Settings:
     timeout: float = 5.0
     username: str | None = None  # ACL user on the data nodes (REDIS_USERNAME); None: default
     sentinel_username: str | None = None  # ACL user on the Sentinels (SENTINEL_USERNAME)
+    #: TLS to the nodes and Sentinels: CA, client certificate, key (REDIS_TLS_CA_CERT/CERT/KEY); () = plain
+    tls: tuple[str, ...] = ()
+
+    @property
+    def tls_kwargs(self) -> dict[str, Any]:
+        if not self.tls:
+            return {}
+        ca, cert, key = self.tls
+        return {"ssl": True, "ssl_ca_certs": ca or None, "ssl_certfile": cert or None, "ssl_keyfile": key or None}
 
     @property
     def where(self) -> str:
@@ -78,7 +88,18 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         sentinel_password=env.get("SENTINEL_PASSWORD") or None,
         username=env.get("REDIS_USERNAME") or None,
         sentinel_username=env.get("SENTINEL_USERNAME") or None,
+        tls=_tls(env),
     )
+
+
+def _tls(env: Mapping[str, str]) -> tuple[str, ...]:
+    """REDIS_TLS_CA_CERT (turns TLS on), REDIS_TLS_CERT and REDIS_TLS_KEY (a client certificate)."""
+    files = tuple(env.get(f"REDIS_TLS_{name}") or "" for name in ("CA_CERT", "CERT", "KEY"))
+    if not any(files):
+        return ()
+    if bool(files[1]) != bool(files[2]):
+        raise RedisAdminError("REDIS_TLS_CERT and REDIS_TLS_KEY go together (a client certificate and its key)")
+    return files
 
 
 def role_db(role: str, env: Mapping[str, str] | None = None) -> int:
@@ -99,6 +120,7 @@ def _client(settings: Settings, db: int, use_pool: bool) -> redis.Redis:
         "socket_timeout": settings.timeout,
         "socket_connect_timeout": settings.timeout,
         "retry": Retry(NoBackoff(), 1),
+        **settings.tls_kwargs,
     }
     if settings.sentinels:
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
@@ -109,6 +131,7 @@ def _client(settings: Settings, db: int, use_pool: bool) -> redis.Redis:
                 "socket_timeout": settings.timeout,
                 "socket_connect_timeout": settings.timeout,
                 "retry": Retry(NoBackoff(), 0),
+                **settings.tls_kwargs,
             },
             **common,
         )
@@ -168,6 +191,7 @@ def _why_no_master(settings: Settings) -> str:
             socket_timeout=settings.timeout,
             socket_connect_timeout=settings.timeout,
             retry=Retry(NoBackoff(), 0),
+            **settings.tls_kwargs,
         )
         try:
             if probe.sentinel_get_master_addr_by_name(settings.master_name) is None:
@@ -197,13 +221,8 @@ def get_redis_connection(
     """A checked connection. With SENTINEL_HOSTS set, ``host``/``port`` are ignored and the current
     master is found through Sentinel (SENTINEL_MASTER_NAME, SENTINEL_PASSWORD)."""
     env = settings_from_env()
-    settings = Settings(
-        host=host,
-        port=port,
-        password=password if password is not None else env.password,
-        sentinels=env.sentinels,
-        master_name=env.master_name,
-        sentinel_password=env.sentinel_password,
+    settings = dataclasses.replace(
+        env, host=host, port=port, password=password if password is not None else env.password, timeout=5.0
     )
     return connect(settings, db=db, use_pool=use_pool)
 

@@ -45,14 +45,17 @@ abspath() { # abspath PATH: sets ABS
   if [[ "$1" == /* ]]; then ABS="$1"; else ABS="$PWD/$1"; fi
 }
 
-# load_conf CONF: the directives the scripts need, in one pass: C_BIND C_PORT C_PASS C_DIR C_LOG
-# (first value of each; a quoted value such as "/srv/redis data" whole, without its quotes).
-# C_DIR is absolute: a relative `dir` is relative to the config's own directory, where the server
-# is started.
+# load_conf CONF: the directives the scripts need, in one pass: C_BIND C_PORT C_PASS C_DIR C_LOG,
+# and for TLS C_TLS_PORT C_TLS_CERT C_TLS_KEY C_TLS_CA (first value of each; a quoted value such as
+# "/srv/redis data" whole, without its quotes). C_DIR is absolute: a relative `dir` is relative to
+# the config's own directory, where the server is started.
 load_conf() {
-  { IFS= read -r C_BIND; IFS= read -r C_PORT; IFS= read -r C_PASS; IFS= read -r C_DIR; IFS= read -r C_LOG; } < <(
+  {
+    IFS= read -r C_BIND; IFS= read -r C_PORT; IFS= read -r C_PASS; IFS= read -r C_DIR; IFS= read -r C_LOG
+    IFS= read -r C_TLS_PORT; IFS= read -r C_TLS_CERT; IFS= read -r C_TLS_KEY; IFS= read -r C_TLS_CA
+  } < <(
     awk '
-      BEGIN { n = split("bind port requirepass dir logfile", keys, " ") }
+      BEGIN { n = split("bind port requirepass dir logfile tls-port tls-cert-file tls-key-file tls-ca-cert-file", keys, " ") }
       {
         key = tolower($1)
         if (!(key in seen)) {
@@ -153,17 +156,20 @@ instance_status() {
 instance_endpoint() { # instance_endpoint DEFAULT_PORT DEFAULT_PASSWORD
   EP_HOST="$C_BIND"
   case "$EP_HOST" in ""|"*"|"0.0.0.0"|"-"*) EP_HOST="$REDIS_HOST" ;; esac
-  EP_PORT="${C_PORT:-$1}"; EP_PASS="${C_PASS:-$2}"
+  EP_PORT="${C_PORT:-$1}"; EP_PASS="${C_PASS:-$2}"; EP_TLS=()
+  if [[ "$EP_PORT" == 0 && -n "$C_TLS_PORT" ]]; then # TLS only: the node's own certificate as the client's
+    EP_PORT="$C_TLS_PORT"
+    EP_TLS=(--tls --cacert "$C_TLS_CA" --cert "$C_TLS_CERT" --key "$C_TLS_KEY")
+  fi
   if [[ -n "$C_PASS" ]]; then EP_USER=""; else EP_USER="${LOGIN_USER:-}"; fi
 }
 
 # cli ARGS...: redis-cli against the instance; the password goes through the environment, never argv.
 cli() {
-  if [[ -n "$EP_USER" ]]; then
-    REDISCLI_AUTH="$EP_PASS" timeout 5 "$REDIS_CLI_BIN" --no-auth-warning --user "$EP_USER" -h "$EP_HOST" -p "$EP_PORT" "$@"
-  else
-    REDISCLI_AUTH="$EP_PASS" timeout 5 "$REDIS_CLI_BIN" --no-auth-warning -h "$EP_HOST" -p "$EP_PORT" "$@"
-  fi
+  local login=()
+  if [[ -n "$EP_USER" ]]; then login=(--user "$EP_USER"); fi
+  REDISCLI_AUTH="$EP_PASS" timeout 5 "$REDIS_CLI_BIN" --no-auth-warning "${login[@]}" "${EP_TLS[@]}" \
+    -h "$EP_HOST" -p "$EP_PORT" "$@"
 }
 
 log_tail() { # log_tail: the last lines of the loaded config's log, indented
@@ -202,6 +208,7 @@ set_instance() {
     load_conf "$CONF"
   else
     C_BIND=""; C_PORT=""; C_PASS=""; C_DIR="${CONF%/*}"; C_LOG=""
+    C_TLS_PORT=""; C_TLS_CERT=""; C_TLS_KEY=""; C_TLS_CA=""
   fi
 }
 

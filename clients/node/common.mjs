@@ -7,6 +7,12 @@ export function loadConfig(path) {
   return JSON.parse(readFileSync(path, "utf8"));
 }
 
+// Node's TLS options for the lab's CA and client certificate, or undefined (plain text).
+export function tlsOptions(config) {
+  if (!config.tls) return undefined;
+  return { ca: readFileSync(config.tls.ca), cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) };
+}
+
 export function recorder(config) {
   const records = [];
   const epoch = Number(config.epoch_ms);

@@ -1,6 +1,6 @@
 // ioredis through Sentinel: `node ioredis-adapter.mjs CONFIG.json` (see lab/clients/__init__.py).
 import Redis from "ioredis";
-import { loadConfig, recorder, runWorkload } from "./common.mjs";
+import { loadConfig, recorder, runWorkload, tlsOptions } from "./common.mjs";
 
 const config = loadConfig(process.argv[2]);
 const rec = recorder(config);
@@ -28,6 +28,8 @@ const options = {
   password: config.password || undefined,
   sentinelUsername: config.sentinel_username || undefined,
   sentinelPassword: config.sentinel_password || undefined,
+  // TLS to the Sentinels and to the nodes they name (the lab's CA, a client certificate).
+  ...(config.tls ? { tls: tlsOptions(config), sentinelTLS: tlsOptions(config), enableTLSForSentinelMode: true } : {}),
   lazyConnect: false,
   ...(config.settings === "recommended" ? RECOMMENDED : {}),
 };

@@ -1,6 +1,6 @@
 // node-redis through Sentinel (createSentinel): `node node-redis-adapter.mjs CONFIG.json`.
 import { createSentinel } from "redis";
-import { loadConfig, recorder, runWorkload } from "./common.mjs";
+import { loadConfig, recorder, runWorkload, tlsOptions } from "./common.mjs";
 
 const config = loadConfig(process.argv[2]);
 const rec = recorder(config);
@@ -12,10 +12,13 @@ export const RECOMMENDED_SOCKET = {
 };
 
 const recommended = config.settings === "recommended";
+// TLS to the Sentinels and the nodes (the lab's CA, a client certificate), on top of the socket options.
+const tls = config.tls ? { tls: true, ...tlsOptions(config) } : {};
+const socket = { ...(recommended ? RECOMMENDED_SOCKET : {}), ...tls };
 const node = (extra) => ({
   username: config.username || undefined,
   password: config.password || undefined,
-  ...(recommended ? { socket: RECOMMENDED_SOCKET } : {}),
+  ...(Object.keys(socket).length ? { socket } : {}),
   ...extra,
 });
 
@@ -28,7 +31,7 @@ const clients = await Promise.all(
       sentinelClientOptions: {
         username: config.sentinel_username || undefined,
         password: config.sentinel_password || undefined,
-        ...(recommended ? { socket: RECOMMENDED_SOCKET } : {}),
+        ...(Object.keys(socket).length ? { socket } : {}),
       },
       // No scanInterval (it defaults to 0, off): every command waits for a scan in flight
       // (RedisSentinel.execute awaits it), so with a hung Sentinel a periodic scan stalls writes to

@@ -28,6 +28,7 @@ from lab.errors import LabError, NetworkOverlap, NodeStartError
 from lab.interrupts import uninterrupted
 from lab.servers import Server
 from lab.spec import LabSpec, Layout, Node
+from lab.tls import TLS_DIR
 from lab.topology import node_client
 from lab.waits import WaitTimeout, wait_for
 
@@ -158,6 +159,10 @@ class ComposeBackend:
         for kind in ("redis", "sentinel"):
             user, secret = spec.secret_file(kind)
             text += f"LAB_{kind.upper()}_USER={user}\nLAB_{kind.upper()}_SECRET={secret}\n"
+        inside = spec.tls_files(spec.nodes[0])
+        tls = f"--tls --cacert {inside.ca} --cert {inside.client_cert} --key {inside.client_key}" if spec.tls else ""
+        text += f"LAB_CLI_TLS={tls}\n"
+        (spec.base_dir / TLS_DIR).mkdir(mode=0o700, exist_ok=True)  # mounted at /tls (empty without TLS)
         path = spec.base_dir / ENV_FILE
         if not path.exists() or path.read_text() != text:
             path.write_text(text)

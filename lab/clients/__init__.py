@@ -7,6 +7,7 @@ The config (written 0600: it holds passwords, which never go on a command line):
      "sentinels": [["127.1.2.11", 26379], ...], "master_name": "mymaster",
      "username": "app" | null, "password": "...",          # the app user with ACL users, else default
      "sentinel_username": "client" | null, "sentinel_password": "...",
+     "tls": {"ca": "...", "cert": "...", "key": "..."} | null,   # PEM files; null: plain text
      "workload": {"clients": 2, "prefix": "m:ioredis:kill-master", "duration_s": 12},
      "epoch_ms": 1764460000000.0,          # wall-clock ms of the drill's t=0 (one clock for all)
      "out": "/path/history-ioredis.jsonl"}
@@ -140,6 +141,13 @@ class AdapterRun:
         self.process: subprocess.Popen[str] | None = None
         self.out = workdir / f"history-{client.name}-{settings}.jsonl"
 
+    def _tls(self) -> dict[str, str] | None:
+        """The lab's CA and client certificate (PEM paths), or None: the lab runs plain text."""
+        if not self.spec.tls:
+            return None
+        files = self.spec.tls_files()
+        return {"ca": str(files.ca), "cert": str(files.client_cert), "key": str(files.client_key)}
+
     def start(self, epoch_ms: float, duration: float) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {
@@ -149,6 +157,7 @@ class AdapterRun:
             "master_name": self.spec.master_name,
             **self.spec.auth("redis", "app"),
             **{f"sentinel_{k}": v for k, v in self.spec.auth("sentinel", "client").items()},
+            "tls": self._tls(),
             "workload": {"clients": self.clients, "prefix": self.prefix, "duration_s": duration},
             "epoch_ms": epoch_ms,
             "out": str(self.out),

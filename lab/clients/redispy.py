@@ -44,13 +44,19 @@ RECOMMENDED_SENTINEL: dict[str, Any] = {
 
 def make_client(config: dict[str, Any]) -> redis.Redis:
     recommended = config["settings"] == "recommended"
+    tls = config.get("tls")
+    ssl = (
+        {"ssl": True, "ssl_ca_certs": tls["ca"], "ssl_certfile": tls["cert"], "ssl_keyfile": tls["key"]} if tls else {}
+    )
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         [tuple(s) for s in config["sentinels"]],
         sentinel_kwargs={
             "username": config.get("sentinel_username"),
             "password": config.get("sentinel_password"),
             **(RECOMMENDED_SENTINEL if recommended else {}),
+            **ssl,
         },
+        **ssl,
         username=config.get("username"),
         password=config.get("password"),
         **(RECOMMENDED if recommended else {}),

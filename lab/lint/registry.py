@@ -70,7 +70,7 @@ class Deployment:
     @functools.cached_property
     def known(self) -> set[str]:
         """host:port of every data node that binds a specific address."""
-        return {f"{a}:{c.value('port', '6379')}" for c in self.data for a in specific_binds(c)}
+        return {f"{a}:{client_port(c)}" for c in self.data for a in specific_binds(c)}
 
 
 Check = Callable[[Deployment], Iterable[Hit]]
@@ -128,6 +128,12 @@ def each(kind: Literal["file", "data", "sentinel"]) -> Callable[[FileCheck], Che
 def replicaof(conf: ConfFile) -> str:
     d = conf.get("replicaof") or conf.get("slaveof")
     return f"{d.args[0]}:{d.args[1]}" if d and len(d.args) == 2 else ""
+
+
+def client_port(conf: ConfFile) -> str:
+    """The port clients (and replicas, and Sentinel) reach a node on: tls-port when port is 0."""
+    port = conf.value("port", "6379")
+    return conf.value("tls-port", port) if port == "0" else port
 
 
 def specific_binds(conf: ConfFile) -> list[str]:

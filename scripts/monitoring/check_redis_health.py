@@ -18,7 +18,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,13 +126,26 @@ def measured(
 # --------------------------------------------------------------------------------------------
 # Connections and raw facts
 # --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Tls:
+    """TLS to every instance and Sentinel: the CA that signed them, and a client certificate when the
+    servers ask for one (tls-auth-clients yes)."""
+
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"ssl": True, "ssl_ca_certs": self.ca, "ssl_certfile": self.cert, "ssl_keyfile": self.key}
+
+
 def get_redis_connection(
     host: str,
     port: int,
     password: str | None = None,
     timeout: float = 2.0,
     username: str | None = None,
-    tls: bool = False,
+    tls: Tls | None = None,
 ) -> redis.Redis:
     """A client with timeouts and no retries: a health check answers now or reports why."""
     return redis.Redis(
@@ -140,7 +153,7 @@ def get_redis_connection(
         port=port,
         password=password,
         username=username,
-        ssl=tls,
+        **(tls.kwargs() if tls else {}),
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         decode_responses=True,
@@ -230,9 +243,10 @@ def check_sentinel_status(
     password: str | None = None,
     timeout: float = 2.0,
     username: str | None = None,
+    tls: Tls | None = None,
 ) -> dict[str, Any]:
     """One Sentinel's view of ``master_name`` as a plain dict (reachable=False with an error if not)."""
-    conn = get_redis_connection(sentinel_host, sentinel_port, password, timeout, username)
+    conn = get_redis_connection(sentinel_host, sentinel_port, password, timeout, username, tls)
     try:
         master = cast(dict[str, Any], conn.sentinel_master(master_name))
         replicas = conn.sentinel_slaves(master_name)
@@ -303,7 +317,7 @@ class Options:
     port: int = 6379
     password: str | None = field(default=None, repr=False)
     username: str | None = None
-    tls: bool = False
+    tls: Tls | None = None
     sentinels: tuple[tuple[str, int], ...] = ()
     master_name: str = "mymaster"
     sentinel_password: str | None = field(default=None, repr=False)
@@ -692,7 +706,10 @@ def build_parser() -> Parser:
     p.add_argument("--port", type=_port, default=None, help="default: $REDIS_PORT or 6379")
     p.add_argument("--password", default=None, help="default: $REDIS_PASSWORD (prefer the variable: argv is visible)")
     p.add_argument("--user", "--username", dest="username", default=None, help="ACL user (default: $REDIS_USERNAME)")
-    p.add_argument("--tls", action="store_true")
+    p.add_argument("--tls", action="store_true", help="TLS to every instance and Sentinel (implied by --cacert)")
+    p.add_argument("--cacert", default=None, help="CA certificate (PEM) to verify them (default: $REDIS_TLS_CA_CERT)")
+    p.add_argument("--cert", default=None, help="client certificate (PEM) (default: $REDIS_TLS_CERT)")
+    p.add_argument("--key", default=None, help="its private key (PEM) (default: $REDIS_TLS_KEY)")
     p.add_argument(
         "--sentinel",
         action="append",
@@ -758,7 +775,7 @@ def _parse(argv: Sequence[str] | None) -> Options:
         port=port,
         password=args.password or env.get("REDIS_PASSWORD") or None,
         username=args.username or env.get("REDIS_USERNAME") or None,
-        tls=args.tls,
+        tls=_tls(args, env),
         sentinels=tuple(sentinels or ()),
         master_name=args.master_name,
         sentinel_password=args.sentinel_password or env.get("SENTINEL_PASSWORD") or None,
@@ -770,6 +787,20 @@ def _parse(argv: Sequence[str] | None) -> Options:
         state_file=args.state_file,
         warn_on_failover=args.warn_on_failover,
     )
+
+
+def _tls(args: argparse.Namespace, env: Mapping[str, str]) -> Tls | None:
+    """TLS from --tls/--cacert/--cert/--key, else REDIS_TLS_CA_CERT/CERT/KEY (a CA turns it on)."""
+    ca = args.cacert or env.get("REDIS_TLS_CA_CERT") or None
+    cert, key = args.cert or env.get("REDIS_TLS_CERT") or None, args.key or env.get("REDIS_TLS_KEY") or None
+    if not (args.tls or ca or cert):
+        return None
+    if bool(cert) != bool(key):
+        raise UnknownError("a client certificate needs its key: give both --cert and --key (or neither)")
+    for path in (ca, cert, key):
+        if path and not os.access(path, os.R_OK):
+            raise UnknownError(f"cannot read TLS file {path}")
+    return Tls(ca, cert, key)
 
 
 def _load_state(path: Path | None) -> dict[str, Any]:
@@ -814,7 +845,7 @@ def sentinel_discovery(
 
     def status(hp: tuple[str, int]) -> dict[str, Any]:
         return check_sentinel_status(
-            hp[0], hp[1], opts.master_name, opts.sentinel_password, opts.timeout, opts.sentinel_username
+            hp[0], hp[1], opts.master_name, opts.sentinel_password, opts.timeout, opts.sentinel_username, opts.tls
         )
 
     views = list(pool.map(status, opts.sentinels))

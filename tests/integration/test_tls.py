@@ -1,0 +1,88 @@
+"""A TLS-only lab (`lab up --tls`: a CA of the lab's own, `port 0`), on both backends: plain text is
+refused, every client the project has follows a failover over TLS, the health checker runs its whole
+Sentinel check over TLS, and a build without TLS is refused with one line."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import redis
+from monitoring.check_redis_health import main as health_check
+
+from lab import faults
+from lab.clients import CLIENTS
+from lab.lint import lint_paths
+from lab.pytest_plugin import require_server
+from lab.spec import LabSpec
+from lab.topology import client, node_client
+from tests.helpers import run_lab
+from tests.integration.test_clients import require_client
+
+pytestmark = [pytest.mark.integration, pytest.mark.one_server]
+
+
+@pytest.fixture
+def tls_lab(lab_factory, profile_file) -> LabSpec:
+    spec: LabSpec = lab_factory(profile_file(redis={"tls": {"enabled": True}}), tag="tls")
+    assert spec.tls
+    return spec
+
+
+def plain_text_answer(host: str, port: int) -> bytes:
+    """What a node says to a plain-text PING (a TLS port closes the connection instead)."""
+    with socket.create_connection((host, port), timeout=2) as sock:
+        sock.sendall(b"PING\r\n")
+        try:
+            return sock.recv(64)
+        except (ConnectionResetError, TimeoutError):
+            return b""
+
+
+def test_tls_lab_refuses_plain_text_and_fails_over_over_tls(
+    tls_lab: LabSpec, drill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = tls_lab
+    for node in spec.nodes:  # data nodes and Sentinels: TLS only
+        assert plain_text_answer(node.host, node.port) == b"", node.name
+    without_cert = {k: v for k, v in spec.tls_kwargs().items() if k not in ("ssl_certfile", "ssl_keyfile")}
+    with pytest.raises((redis.ConnectionError, OSError)):  # tls-auth-clients yes: a certificate or nothing
+        client(spec.initial_master.host, spec.initial_master.port, spec.password, **without_cert).ping()
+
+    # The health checker: Sentinel discovery, every node, over TLS (the files from the environment).
+    files = spec.tls_files()
+    monkeypatch.setenv("REDIS_PASSWORD", spec.password)
+    monkeypatch.setenv("SENTINEL_PASSWORD", spec.sentinel_password or "")
+    monkeypatch.setenv("REDIS_TLS_CA_CERT", str(files.ca))
+    monkeypatch.setenv("REDIS_TLS_CERT", str(files.client_cert))
+    monkeypatch.setenv("REDIS_TLS_KEY", str(files.client_key))
+    sentinels = [arg for n in spec.sentinels for arg in ("--sentinel", n.address)]
+    printed: list[str] = []
+    # (PING thresholds out of the way: a TLS handshake on a machine this suite keeps busy can take 1 s.)
+    args = [*sentinels, "--master-name", spec.master_name, "--expect-replicas", "2", "--ping-crit", "10000"]
+    code = health_check([*args, "--ping-warn", "10000"], out=printed.append)
+    assert code == 0 and printed[0].startswith("REDIS OK"), "\n".join(printed)
+
+    # Failover over TLS: the lab's own workload (redis-py), then each Node.js client on the local backend.
+    clients = ["lab"] + ([c for c in CLIENTS if c != "redis-py"] if spec.backend == "local" else [])
+    for name in clients:
+        kw = {} if name == "lab" else {"client": name, "settings": "recommended", "clients": 1}
+        if name != "lab":
+            require_client(name)
+        result = drill(spec, "kill-master", duration=5, **kw)
+        summary = result.findings.summary()
+        assert summary["ok"] > 50 and summary["lost"] == 0 and summary["failovers"] >= 1, (name, summary)
+        with node_client(spec, faults.current_master(spec, timeout=10)) as conn:
+            info = conn.info("replication")
+            assert info["role"] == "master" and info["connected_slaves"] == 2, (name, info)
+    # The running lab's files lint clean (TLS on, no plain port, keys 0600).
+    findings = lint_paths(sorted(spec.base_dir.glob("*/*.conf")), lab=True)
+    assert [f for f in findings if f.severity == "error"] == []
+
+
+def test_a_build_without_tls_is_refused_in_one_line(tmp_path) -> None:
+    require_server("redis-6.2")
+    result = run_lab("up", "--name", "notls", "--tls", "--server", "redis-6.2", "--backend", "local", home=tmp_path)
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "redis-6.2 is built without TLS support" in result.stderr
+    assert not (tmp_path / "notls").exists(), "nothing was started or written"

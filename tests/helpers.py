@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from lab import procs
+from lab.clients import CLIENTS
 from lab.spec import LabSpec
 
 
@@ -42,3 +45,12 @@ def running_parts(spec: LabSpec) -> list[str]:
         ids = subprocess.run([*listing, "--filter", label], capture_output=True, text=True, check=False).stdout.split()
         found += [f"{kind} {i}" for i in ids]
     return found
+
+
+def require_client(name: str) -> None:
+    """Skip a test whose client library cannot run here (a failure under LAB_REQUIRE_NODE=1)."""
+    why = CLIENTS[name].missing()
+    if why:
+        if os.environ.get("LAB_REQUIRE_NODE") == "1":
+            pytest.fail(f"LAB_REQUIRE_NODE=1 but {name} cannot run: {why}")
+        pytest.skip(why)

@@ -15,7 +15,7 @@ from lab.clients import CLIENTS
 from lab.matrix import cell_of
 from lab.pytest_plugin import lab_name
 from lab.spec import LabSpec
-from tests.helpers import run_lab
+from tests.helpers import require_client, run_lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -26,14 +26,6 @@ def local_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabSpec]:
     spec = control.up(lab_name("clients"), "lab", "local", home).spec
     yield spec
     control.down(spec.name, home)
-
-
-def require_client(name: str) -> None:
-    why = CLIENTS[name].missing()
-    if why:
-        if os.environ.get("LAB_REQUIRE_NODE") == "1":
-            pytest.fail(f"LAB_REQUIRE_NODE=1 but {name} cannot run: {why}")
-        pytest.skip(why)
 
 
 @pytest.mark.parametrize("settings", ["defaults", "recommended"])

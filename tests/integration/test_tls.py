@@ -16,8 +16,7 @@ from lab.lint import lint_paths
 from lab.pytest_plugin import require_server
 from lab.spec import LabSpec
 from lab.topology import client, node_client
-from tests.helpers import run_lab
-from tests.integration.test_clients import require_client
+from tests.helpers import require_client, run_lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.one_server]
 

@@ -85,3 +85,12 @@ def test_a_build_without_tls_is_refused_in_one_line(tmp_path) -> None:
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "redis-6.2 is built without TLS support" in result.stderr
     assert not (tmp_path / "notls").exists(), "nothing was started or written"
+
+
+def test_tls_is_not_switched_on_under_a_running_lab(healthy_lab: LabSpec) -> None:
+    """`lab up --tls` of a running plain-text lab would be another lab: refused, the lab left as it is."""
+    name, home = healthy_lab.name, healthy_lab.base_dir.parent
+    result = run_lab("up", "--name", name, "--tls", home=home)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"lab {name!r} runs plain text; run `lab down --name {name}` first to change that" in result.stderr
+    assert run_lab("status", "--name", name, home=home).returncode == 0

@@ -225,9 +225,8 @@ def _repair(
         raise LabError(f"lab {name!r} is running with profile {spec.profile}; run `lab down --name {name}` first")
     if backend_name not in ("auto", spec.backend):
         raise LabError(f"lab {name!r} runs on the {spec.backend} backend; run `lab down --name {name}` first")
-    if bool(wanted.redis["tls"]["enabled"]) != spec.tls:
-        how = "TLS only" if spec.tls else "plain text"
-        raise LabError(f"lab {name!r} runs {how}; run `lab down --name {name}` first to change that")
+    if wanted.redis["tls"]["enabled"] and not spec.tls:  # (a TLS lab stays TLS on a plain `lab up`)
+        raise LabError(f"lab {name!r} runs plain text; run `lab down --name {name}` first to change that")
     for node in spec.nodes:
         if builds and (now := spec.server(node)) and builds[node.name] != now:
             raise LabError(

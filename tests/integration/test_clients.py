@@ -48,7 +48,10 @@ def test_the_safe_failover_loses_nothing_for_any_client(local_lab: LabSpec, dril
     result = drill(local_lab, "failover", duration=6, clients=2, client=client, settings=settings)
     cell = cell_of(result, client, settings)
     print(f"\n{client} ({settings}): {cell}")
-    assert cell.ok > 20 and cell.failovers == 1
+    # Not "exactly one failover": a Sentinel that has not heard of the failover yet may turn the new
+    # master back into a replica (+convert-to-slave), and a second failover follows; seen once in CI
+    # (2 failovers, 29.8 s without a kept write, nothing lost). The drill reports it as a finding.
+    assert cell.ok > 20 and cell.failovers >= 1
     assert cell.lost == 0, "the safe failover loses no acknowledged write"
     assert cell.recovered, "the demoted master's clients are disconnected: they find the new master"
 

@@ -90,7 +90,11 @@ def test_a_lab_of_mixed_builds_fails_over_and_names_the_node_that_cannot_rejoin(
     }
     result = drill(spec, "kill-master", duration=6, clients=2)
     summary = result.findings.summary()
-    assert summary["lost"] == 0 and summary["failovers"] >= 1
+    # One failover loses nothing. A second one (seen with both cores busy: the new Valkey master was slow
+    # to answer while forking for its replicas, went down for a Sentinel, and redis-3, a Redis 7.0 that
+    # cannot load Valkey's RDB and so never synced from it, was promoted) loses what the first winner
+    # took (4,201 writes that time): a finding the drill reports, not a promise this test can make.
+    assert summary["failovers"] >= 1 and (summary["lost"] == 0 or summary["failovers"] > 1), summary
     assert any(
         "redis-1 replication link is down: its redis-6.2 cannot load the RDB format" in n for n in result.findings.notes
     )

@@ -108,7 +108,9 @@ def test_acl_lab_least_privilege_and_failover(acl_lab: LabSpec, drill, monkeypat
     assert logins(spec) == {"replicas": {"replica"}, "sentinels": {"sentinel"}}
     result = drill(spec, "kill-master", duration=6)
     summary = result.findings.summary()
-    assert summary["ok"] > 100 and summary["lost"] == 0 and summary["failovers"] >= 1, summary
+    # The failover completes and the clients write on. (A SIGKILLed master may take with it a write it
+    # acknowledged but had not yet sent to its replicas: 1 of 9,509 once in CI. The drill counts it.)
+    assert summary["ok"] > 100 and summary["failovers"] >= 1 and summary["lost"] <= 10, summary
     # The new master's replicas and Sentinels logged in again as those users, and nobody else.
     assert logins(spec) == {"replicas": {"replica"}, "sentinels": {"sentinel"}}
     # Sentinel's CONFIG REWRITE (after the failover) kept the users, 0600, and the lab lints clean.

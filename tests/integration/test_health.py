@@ -195,7 +195,9 @@ def test_memory_threshold_warning_then_critical(redis_node) -> None:
         if not seen or seen[-1] != current:
             seen.append(current)
         assert batch < 2000
-    assert seen == ["OK", "WARNING", "CRITICAL"]
+    # WARNING on the way to CRITICAL. (Valkey's used_memory can dip back under the warning line between
+    # two batches, seen once in CI: OK, WARNING, OK, WARNING, CRITICAL.)
+    assert seen[0] == "OK" and seen[-1] == "CRITICAL" and "WARNING" in seen, seen
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"counters": 5, "master": 7}', '{"counters": {"a": []}}'])

@@ -89,22 +89,20 @@ def auth_context(spec: LabSpec, profile: Profile, node: Node) -> dict[str, Any]:
     With them: ``user`` lines (SHA-256 of each password, never the password) for the node's kind;
     replicas log in as ``replica``, Sentinels to data nodes as ``sentinel`` and to each other as ``peer``."""
     if not spec.acl:
-        password, sentinel_password = spec.password, spec.sentinel_password
         return {
             "acl": False,
-            "password": password,
-            "sentinel_password": sentinel_password,
+            "password": spec.password,
+            "sentinel_password": spec.sentinel_password,
             "masteruser": "",
-            "masterauth": password,
+            "masterauth": spec.password,
             "sentinel_auth_user": "",
-            "sentinel_auth_pass": password,
+            "sentinel_auth_pass": spec.password,
         }
     section = "users" if node.kind == "redis" else "sentinel_users"
-    hashes = {
-        name: hashlib.sha256(spec.acl_passwords[f"{section}/{name}"].encode()).hexdigest()
-        for name in profile.acl[section]
-    }
-    users = [{"name": name, "hash": hashes[name], "rules": rules} for name, rules in profile.acl[section].items()]
+    users = [
+        {"name": name, "hash": _sha256(spec.acl_passwords[f"{section}/{name}"]), "rules": rules}
+        for name, rules in profile.acl[section].items()
+    ]
     return {
         "acl": True,
         "users": users,

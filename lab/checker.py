@@ -7,6 +7,8 @@ Findings for a set workload (unique keys) and a counter workload (INCR):
 - errored but applied: writes the client was told failed that are there after all;
 - stale reads: reads served by a node that was not the master at the time;
 - split brain: two nodes acknowledging writes in the same 100 ms, and samples with two masters;
+- lost acknowledged: when the lost writes were acknowledged, first to last (a SIGKILLed async
+  master takes only the tail it had not yet sent on: this window ends at the kill);
 - unavailability: gaps between acknowledged writes longer than 100 ms (the longest, and their total);
   the nothing-kept window also counts acknowledged writes that were later lost as not kept;
 - failovers: master switches the Sentinels announced, and the epochs they reached;
@@ -65,6 +67,7 @@ class Findings:
     steps: list[dict[str, Any]] = field(
         default_factory=list
     )  # {"step", "start_ms", "end_ms", "unavailable_ms", "lost"}
+    lost_acked: Window | None = None  # when the lost writes were acknowledged (None: none lost, or a counter)
 
     @property
     def unavailable_longest_ms(self) -> float:
@@ -233,6 +236,7 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
         final_node=final["node"] if final else None,
         notes=notes,
         steps=_steps(records, unavailable, lost_times),
+        lost_acked=Window(min(lost_times), max(lost_times), "lost writes acknowledged") if lost_times else None,
     )
 
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lab import control, servers, state
-from lab.checker import Findings
+from lab.checker import Findings, Window
 from lab.errors import LabError
 from lab.lock import lab_lock
 from lab.scenarios import SCENARIOS, run_drill
@@ -49,6 +49,10 @@ def failing(summary: dict[str, Any], conditions: list[tuple[str, str, float]]) -
     return [f"{m}={summary[m]:g} {op} {v:g}" for m, op, v in conditions if OPERATORS[op](float(summary[m]), v)]
 
 
+def _span(window: Window | None) -> str:
+    return "-" if window is None else f"{window.start_ms / 1000:.3f}-{window.end_ms / 1000:.3f} s"
+
+
 def summary_table(scenario: str, findings: Findings, seconds: float) -> Table:
     s = findings.summary()
     table = Table(title=f"drill {scenario}: {seconds:.1f} s, {s['workload']} workload")
@@ -59,6 +63,7 @@ def summary_table(scenario: str, findings: Findings, seconds: float) -> Table:
         ("operations failed (did not happen)", s["failed"]),
         ("indeterminate writes (survived)", f"{s['indeterminate']} ({s['indeterminate_survived']})"),
         ("acknowledged writes lost", s["lost"]),
+        ("lost writes acknowledged", _span(findings.lost_acked)),
         ("failed writes applied anyway", s["errored_but_applied"]),
         ("stale reads", s["stale_reads"]),
         ("split brain (two nodes acknowledging)", f"{s['split_brain_ms'] / 1000:.2f} s"),

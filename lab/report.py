@@ -221,6 +221,9 @@ def render_html(doc: dict[str, Any], png: bytes) -> str:
         for f in doc["faults"]
     )
     lost = ", ".join(html.escape(k) for k in findings["lost_examples"]) or "none"
+    if findings["lost_acked"]:
+        span = findings["lost_acked"]
+        lost += f" (acknowledged between {span['start_ms'] / 1000:.3f} s and {span['end_ms'] / 1000:.3f} s)"
     steps = "".join(
         f"<tr><td>{html.escape(st['step'])}</td><td>{st['start_ms'] / 1000:.3f}</td><td>{st['end_ms'] / 1000:.3f}</td>"
         f"<td>{st['unavailable_ms'] / 1000:.3f}</td><td>{'n/a' if st['lost'] is None else st['lost']}</td></tr>"

@@ -11,6 +11,7 @@ import pytest
 
 from lab import procs
 from lab.clients import CLIENTS
+from lab.scenarios import DrillResult
 from lab.spec import LabSpec
 
 
@@ -54,3 +55,22 @@ def require_client(name: str) -> None:
         if os.environ.get("LAB_REQUIRE_NODE") == "1":
             pytest.fail(f"LAB_REQUIRE_NODE=1 but {name} cannot run: {why}")
         pytest.skip(why)
+
+
+def assert_only_the_kill_tail_lost(result: DrillResult, within_ms: float = 1000.0) -> None:
+    """A SIGKILLed master replicates asynchronously: it may take with it writes it acknowledged and had
+    not yet sent to its replicas (2 of 2,990 once in CI over TLS under compose). What a drill may lose is
+    that tail and nothing else: every lost write was acknowledged in the last ``within_ms`` before the kill
+    (which is recorded once the kill returned; a worker stamps an ack after reading it, hence the 100 ms)."""
+    findings = result.findings
+    if findings.lost == 0:
+        return
+    kill = next(
+        r["t"]
+        for r in result.recorder.history.records
+        if r["type"] == "fault" and r["action"] == "inject" and r["fault"] == "kill"
+    )
+    span = findings.lost_acked
+    assert span is not None and kill - within_ms <= span.start_ms and span.end_ms <= kill + 100, (
+        f"{findings.lost} lost writes acknowledged at {span}, not just before the kill at {kill:.0f} ms"
+    )

@@ -17,6 +17,7 @@ from lab.pytest_plugin import require_fault
 from lab.spec import LabSpec, Node
 from lab.topology import client, observe
 from lab.waits import wait_for
+from tests.helpers import assert_only_the_kill_tail_lost
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
@@ -86,6 +87,7 @@ def test_master_sigkill_promotes_a_replica_and_everyone_follows(healthy_lab: Lab
     assert len(findings.failovers) >= 1 and findings.failovers[0]["old"] == old.name
     assert len(findings.failovers) == sentinel_log_switches(spec, offsets), "the report counts what the logs show"
     assert findings.summary()["ok"] > 100 and findings.unavailable, "clients wrote throughout, with a gap"
+    assert_only_the_kill_tail_lost(result)
 
 
 def test_zombie_master_takes_writes_after_it_thaws_and_they_are_lost(healthy_lab: LabSpec, drill) -> None:

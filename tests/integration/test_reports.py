@@ -11,7 +11,7 @@ import pytest
 from matplotlib.image import imread
 
 from lab.scenarios import RECOVERY_TAIL_S, SCENARIOS
-from tests.helpers import run_lab
+from tests.helpers import assert_only_the_kill_tail_lost, run_lab
 
 pytestmark = pytest.mark.integration
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "report.schema.json").read_text())
@@ -30,6 +30,7 @@ def test_a_drill_writes_a_report_that_matches_its_schema(healthy_lab, drill, tmp
     doc = json.loads((directory / "report.json").read_text())
     jsonschema.validate(doc, SCHEMA)
     assert doc["summary"]["failovers"] >= 1 and doc["lab"]["backend"] == healthy_lab.backend
+    assert_only_the_kill_tail_lost(result)
     picture = imread(directory / "timeline.png")
     height, width = picture.shape[:2]
     assert width >= 1000 and 400 <= height <= 1000, picture.shape

@@ -129,6 +129,11 @@ def test_the_nothing_kept_window_counts_lost_writes_as_not_kept() -> None:
     findings = check([*history, final(lost)], NAMES)
     assert findings.unavailable == []
     assert findings.lost == 100 and findings.summary()["nothing_kept_ms"] == 1010.0
+    assert findings.lost_acked is not None and (findings.lost_acked.start_ms, findings.lost_acked.end_ms) == (
+        1000,
+        1990,
+    )
+    assert check([*history, final([])], NAMES).lost_acked is None, "nothing lost, no window"
 
 
 @pytest.mark.parametrize(

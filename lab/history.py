@@ -301,7 +301,7 @@ class Recorder:
         self.events = SentinelEvents(spec, clock=self.history.clock.ms)
         self.roles = RoleSampler(spec, self.history)
         self.workers = None if adapter else Workers(spec, self.history, self.workload, clients)
-        self._stopped = False
+        self._workload_stopped = self._stopped = False
 
     def __enter__(self) -> Recorder:
         self.events.__enter__()
@@ -315,17 +315,26 @@ class Recorder:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def stop(self) -> None:
-        """Stop the clients, then the samplers; idempotent."""
-        if self._stopped:
+    def stop_workload(self) -> None:
+        """Stop the clients, then the role sampler; idempotent. The Sentinels' events are still
+        recorded (until :meth:`stop`): a failover that began during the workload and ends during the
+        heal (a second one, say) is part of what the drill saw."""
+        if self._workload_stopped:
             return
-        self._stopped = True
+        self._workload_stopped = True
         if self.workers is not None:
             self.workers.stop()
         if self.adapter is not None:
             self.adapter.stop()
             self.history.extend(self.adapter.wait(timeout=15))  # a stuck command is given up after 2 s
         self.roles.stop()
+
+    def stop(self) -> None:
+        """Stop the workload, then the Sentinels' event streams; idempotent."""
+        self.stop_workload()
+        if self._stopped:
+            return
+        self._stopped = True
         self.events.__exit__(None, None, None)
         self.history.extend(self.events.records())
 

@@ -288,7 +288,7 @@ def run_drill(
         finally:
             spec = drill.spec  # a step may have moved a node to another build
             recorder.history.add("drill", event="stop", scenario=scenario)
-            recorder.stop()
+            recorder.stop_workload()  # the Sentinels' events are recorded on through the heal
             faults.heal(spec)
             for fault in drill.injected:
                 recorder.fault("revert", fault.kind, fault.node)

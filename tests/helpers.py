@@ -63,7 +63,9 @@ def assert_only_the_kill_tail_lost(result: DrillResult, within_ms: float = 1000.
     that tail and nothing else: every lost write was acknowledged in the last ``within_ms`` before the kill
     (which is recorded once the kill returned; a worker stamps an ack after reading it, hence the 100 ms)."""
     findings = result.findings
-    if findings.lost == 0:
+    if findings.lost == 0 or len(findings.failovers) > 1:
+        # A second failover (Sentinel's race right after a switch) loses what the first winner acknowledged
+        # and had not passed on: a finding the drill reports with the failovers it counted (README).
         return
     kill = next(
         r["t"]

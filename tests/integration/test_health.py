@@ -32,11 +32,24 @@ def secrets_env(healthy_lab: LabSpec, monkeypatch: pytest.MonkeyPatch) -> LabSpe
     return healthy_lab
 
 
+# What these tests check is state, not speed: a PING over the default 100 ms warning (a busy CI machine,
+# another worker's drill forking) is a WARNING the checker rightly gives, and no test here is about it.
+SLOW_OK = ("--ping-warn", "5000", "--ping-crit", "10000")
+
+
 def run(spec: LabSpec, *extra: str) -> tuple[int, str]:
     printed: list[str] = []
     args = [a for s in spec.sentinels for a in ("--sentinel", s.address)]
-    code = main([*args, "--master-name", spec.master_name, "--expect-replicas", "2", *extra], out=printed.append)
+    code = main(
+        [*args, "--master-name", spec.master_name, "--expect-replicas", "2", *SLOW_OK, *extra], out=printed.append
+    )
     return code, "\n".join(printed)
+
+
+def ok(spec: LabSpec, *extra: str) -> None:
+    """The check is OK (the output says why not)."""
+    code, text = run(spec, *extra)
+    assert code == 0, text
 
 
 def until(spec: LabSpec, wanted: int, *extra: str, timeout: float = 30, showing: str = "") -> str:
@@ -77,7 +90,7 @@ def test_console_script_single_instance(secrets_env: LabSpec) -> None:
     master = faults.current_master(secrets_env)
     script = Path(sys.executable).parent / "check-redis-health"
     result = subprocess.run(
-        [str(script), "--host", master.host, "--port", str(master.port), "--expect-role", "master"],
+        [str(script), "--host", master.host, "--port", str(master.port), "--expect-role", "master", *SLOW_OK],
         capture_output=True,
         text=True,
         env=os.environ,
@@ -109,7 +122,7 @@ def test_frozen_replica_lag_is_reported(secrets_env: LabSpec) -> None:
 def test_master_killed_is_critical_then_ok_after_failover(secrets_env: LabSpec, tmp_path: Path) -> None:
     spec = secrets_env
     state_file = tmp_path / "health.json"
-    assert run(spec, "--state-file", str(state_file))[0] == 0
+    ok(spec, "--state-file", str(state_file))
     old = faults.current_master(spec)
     faults.inject(spec, "kill", old.name)
     code, text = run(spec, "--state-file", str(state_file))
@@ -129,7 +142,7 @@ def test_master_killed_is_critical_then_ok_after_failover(secrets_env: LabSpec, 
     # the checker follows whichever master the lab converges on.
     converged = wait_converged(spec)
     assert converged != old and new != old
-    assert run(spec, "--state-file", str(state_file))[0] == 0
+    ok(spec, "--state-file", str(state_file))
     assert json.loads(state_file.read_text())["master"] == converged.address
 
 
@@ -140,8 +153,7 @@ def test_failover_reported_from_state_file(secrets_env: LabSpec, tmp_path: Path)
     code, text = run(spec, "--state-file", str(state_file), "--format", "json")
     change = [c for c in json.loads(text)["checks"] if c["name"] == "failover"]
     assert code == 0 and change[0]["message"].startswith("master changed from 10.9.9.9:6379 to ")
-    code, _ = run(spec, "--state-file", str(state_file), "--warn-on-failover")
-    assert code == 0, "the master is remembered: no change on the second run"
+    ok(spec, "--state-file", str(state_file), "--warn-on-failover")  # the master is remembered: no change
     state_file.write_text(json.dumps({"master": "10.9.9.9:6379"}))
     assert run(spec, "--state-file", str(state_file), "--warn-on-failover")[0] == 1
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+import redis
 from rich.console import Console
 from rich.table import Table
 
@@ -483,6 +484,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LabError as exc:
         err.print(f"lab {args.command}: {exc}", markup=False)
         return exc.exit_code
+    except redis.RedisError as exc:  # a node answered what the command did not expect: one line, not a traceback
+        first = (str(exc).splitlines() or [""])[0]
+        err.print(f"lab {args.command}: a node answered {type(exc).__name__}: {first}", markup=False)
+        return 1
     except KeyboardInterrupt:
         err.print(f"lab {args.command}: interrupted (a new lab's processes and files were removed)")
         return 130

@@ -223,17 +223,46 @@ def failover(spec: LabSpec, safe: bool = True, timeout: float = 30.0) -> tuple[N
         return _failover(spec, safe, timeout)
 
 
+#: How long to keep asking while a Sentinel answers NOGOODSLAVE: its view of a replica can be stale
+#: (replicas' INFO is refreshed every 10 s; a replica that just resynced, or a PING answered late on a
+#: busy machine, makes it unfit for a moment). Seen in CI right after a lab had healed.
+NOGOODSLAVE_RETRY_S = 12.0
+
+
+def _ask_for_failover(spec: LabSpec) -> None:
+    """SENTINEL FAILOVER, asking the running Sentinels in turn while they answer NOGOODSLAVE (which
+    starts nothing, so asking again is safe); any other refusal is a one-line LabError."""
+    backend = get_backend(spec.backend)
+    asked = 0
+
+    def ask() -> tuple[bool, str]:
+        nonlocal asked
+        running = [s for s in spec.sentinels if backend.node_state(spec, s) == "up"]
+        if not running:
+            raise LabError("no Sentinel is running: none can fail the master over")
+        sentinel = running[asked % len(running)]
+        asked += 1
+        try:
+            with node_client(spec, sentinel, timeout=2) as sconn:
+                sconn.execute_command("SENTINEL", "FAILOVER", spec.master_name)
+        except redis.ResponseError as exc:
+            if not str(exc).startswith("NOGOODSLAVE"):
+                raise LabError(f"{sentinel.name} refused SENTINEL FAILOVER: {exc}") from exc
+            return False, f"{sentinel.name}: {exc}"
+        return True, ""
+
+    wait_for(ask, what="a Sentinel with a replica it may promote", timeout=NOGOODSLAVE_RETRY_S, interval=0.5)
+
+
 def _failover(spec: LabSpec, safe: bool, timeout: float) -> tuple[Node, Node]:
     old = current_master(spec)
     master_conn = node_client(spec, old, timeout=2)
-    pause_ms = int(timeout * 1000)
+    pause_ms = int((timeout + NOGOODSLAVE_RETRY_S) * 1000)  # a ceiling: the pause ends once the switch is done
     try:
         if safe:
             master_conn.client_pause(pause_ms, all=False)
             _wait_replicas_caught_up(master_conn, len(spec.redis_nodes) - 1, timeout)
-        sentinel = next(s for s in spec.sentinels if get_backend(spec.backend).node_state(spec, s) == "up")
-        with node_client(spec, sentinel, timeout=2) as sconn:
-            sconn.execute_command("SENTINEL", "FAILOVER", spec.master_name)
+        _ask_for_failover(spec)
 
         def switched() -> tuple[bool, Any]:
             seen = observe(spec)

@@ -17,7 +17,7 @@ from lab.pytest_plugin import require_fault
 from lab.spec import LabSpec, Node
 from lab.topology import client, observe
 from lab.waits import wait_for
-from tests.helpers import assert_only_the_kill_tail_lost
+from tests.helpers import assert_only_the_kill_tail_lost, run_lab
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
@@ -132,6 +132,23 @@ def test_replica_priority_zero_is_never_promoted(lab_factory, profile_file) -> N
     assert old.name == "redis-1"
     assert new.name == "redis-3", "redis-2 has replica-priority 0: Sentinel must pick redis-3"
     wait_replica_of(spec, spec.node("redis-2"), new)
+
+
+def test_failover_with_no_promotable_replica_is_one_line_and_leaves_the_master_writable(
+    lab_factory, profile_file, lab_home
+) -> None:
+    """Sentinel answers NOGOODSLAVE when no replica may be promoted (here: both have replica-priority 0;
+    in CI once, a replica Sentinel had just seen resync). `lab failover` asks again for 12 s (a stale view
+    clears with the next INFO), then says so in one line; the write pause it took is lifted."""
+    spec = lab_factory(profile_file(topology={"replica_priority": [100, 0, 0]}), tag="nogood")
+    ran = run_lab("failover", "--name", spec.name, home=lab_home, timeout=90)
+    lines = ran.stderr.strip().splitlines()
+    assert ran.returncode == 1 and len(lines) == 1, ran.stderr
+    assert "waiting for a Sentinel with a replica it may promote" in lines[0] and "NOGOODSLAVE" in lines[0], lines
+    master = faults.current_master(spec)
+    assert master.name == "redis-1"
+    with client(master.host, master.port, spec.password, timeout=2) as conn:
+        assert conn.set("after:nogood", "1"), "writes are no longer paused"
 
 
 def test_no_failover_without_quorum_then_failover_once_sentinels_return(healthy_lab: LabSpec, drill_events) -> None:

@@ -3,7 +3,9 @@ by ``lab heal`` and by ``lab down``, so a crashed test never leaves a frozen nod
 
 from __future__ import annotations
 
+import itertools
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
@@ -160,10 +162,20 @@ def rejoin_as_replica(spec: LabSpec, node: Node, *, disconnect: bool = True) -> 
 
 
 def disconnect_clients(spec: LabSpec, node: Node) -> None:
-    """CLIENT KILL TYPE normal and pubsub (this connection is spared: SKIPME yes)."""
-    with node_client(spec, node, timeout=2) as conn:
-        for kind in ("normal", "pubsub"):
-            conn.execute_command("CLIENT", "KILL", "TYPE", kind)
+    """CLIENT KILL TYPE normal and pubsub (this connection is spared: SKIPME yes). A node that has just
+    restarted and turned replica may drop a new connection once (a TLS handshake cut short, seen in CI):
+    connecting is retried for a few seconds."""
+
+    def kill() -> tuple[bool, str]:
+        try:
+            with node_client(spec, node, timeout=2) as conn:
+                for kind in ("normal", "pubsub"):
+                    conn.execute_command("CLIENT", "KILL", "TYPE", kind)
+        except redis.ConnectionError as exc:
+            return False, str(exc)
+        return True, ""
+
+    wait_for(kill, what=f"{node.name} to disconnect its clients", timeout=5, interval=0.1)
 
 
 def heal(spec: LabSpec) -> list[Fault]:
@@ -223,46 +235,48 @@ def failover(spec: LabSpec, safe: bool = True, timeout: float = 30.0) -> tuple[N
         return _failover(spec, safe, timeout)
 
 
-#: How long to keep asking while a Sentinel answers NOGOODSLAVE: its view of a replica can be stale
-#: (replicas' INFO is refreshed every 10 s; a replica that just resynced, or a PING answered late on a
-#: busy machine, makes it unfit for a moment). Seen in CI right after a lab had healed.
+#: How long to keep asking while the Sentinels answer NOGOODSLAVE: a Sentinel's view of a replica can
+#: be stale (replicas' INFO is refreshed every 10 s; a replica that just resynced, or a PING answered
+#: late on a busy machine, makes it unfit for a moment). Seen in CI right after a lab had healed.
 NOGOODSLAVE_RETRY_S = 12.0
 
 
-def _ask_for_failover(spec: LabSpec) -> None:
-    """SENTINEL FAILOVER, asking the running Sentinels in turn while they answer NOGOODSLAVE (which
-    starts nothing, so asking again is safe); any other refusal is a one-line LabError."""
+def _ask_for_failover(spec: LabSpec, attempt: int) -> str:
+    """SENTINEL FAILOVER on one running Sentinel (the next one on each attempt): "" once one accepted,
+    its NOGOODSLAVE answer (which starts nothing) otherwise; any other refusal is a one-line LabError."""
     backend = get_backend(spec.backend)
-    asked = 0
-
-    def ask() -> tuple[bool, str]:
-        nonlocal asked
-        running = [s for s in spec.sentinels if backend.node_state(spec, s) == "up"]
-        if not running:
-            raise LabError("no Sentinel is running: none can fail the master over")
-        sentinel = running[asked % len(running)]
-        asked += 1
-        try:
-            with node_client(spec, sentinel, timeout=2) as sconn:
-                sconn.execute_command("SENTINEL", "FAILOVER", spec.master_name)
-        except redis.ResponseError as exc:
-            if not str(exc).startswith("NOGOODSLAVE"):
-                raise LabError(f"{sentinel.name} refused SENTINEL FAILOVER: {exc}") from exc
-            return False, f"{sentinel.name}: {exc}"
-        return True, ""
-
-    wait_for(ask, what="a Sentinel with a replica it may promote", timeout=NOGOODSLAVE_RETRY_S, interval=0.5)
+    running = [s for s in spec.sentinels if backend.node_state(spec, s) == "up"]
+    if not running:
+        raise LabError("no Sentinel is running: none can fail the master over")
+    sentinel = running[attempt % len(running)]
+    try:
+        with node_client(spec, sentinel, timeout=2) as sconn:
+            sconn.execute_command("SENTINEL", "FAILOVER", spec.master_name)
+    except redis.ResponseError as exc:
+        if not str(exc).startswith("NOGOODSLAVE"):
+            raise LabError(f"{sentinel.name} refused SENTINEL FAILOVER: {exc}") from exc
+        return f"{sentinel.name}: {exc}"
+    return ""
 
 
 def _failover(spec: LabSpec, safe: bool, timeout: float) -> tuple[Node, Node]:
     old = current_master(spec)
     master_conn = node_client(spec, old, timeout=2)
-    pause_ms = int((timeout + NOGOODSLAVE_RETRY_S) * 1000)  # a ceiling: the pause ends once the switch is done
+    pause_ms = int(timeout * 1000)
     try:
-        if safe:
-            master_conn.client_pause(pause_ms, all=False)
-            _wait_replicas_caught_up(master_conn, len(spec.redis_nodes) - 1, timeout)
-        _ask_for_failover(spec)
+        deadline = time.monotonic() + NOGOODSLAVE_RETRY_S
+        for attempt in itertools.count():
+            if safe:
+                master_conn.client_pause(pause_ms, all=False)
+                _wait_replicas_caught_up(master_conn, len(spec.redis_nodes) - 1, timeout)
+            refused = _ask_for_failover(spec, attempt)
+            if not refused:
+                break
+            if safe:  # not paused while waiting: to the Sentinels a paused master soon looks down
+                master_conn.client_unpause()
+            if time.monotonic() >= deadline:
+                raise LabError(f"no Sentinel would fail over within {NOGOODSLAVE_RETRY_S:g}s (last: {refused})")
+            time.sleep(0.5)
 
         def switched() -> tuple[bool, Any]:
             seen = observe(spec)

@@ -3,9 +3,7 @@ by ``lab heal`` and by ``lab down``, so a crashed test never leaves a frozen nod
 
 from __future__ import annotations
 
-import itertools
 import signal
-import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
@@ -20,7 +18,7 @@ from lab.errors import LabError
 from lab.lock import lab_lock
 from lab.spec import LabSpec, Node
 from lab.topology import node_client, observe
-from lab.waits import wait_for
+from lab.waits import WaitTimeout, wait_for
 
 KINDS = ("kill", "stop", "freeze", "isolate")
 
@@ -263,20 +261,26 @@ def _failover(spec: LabSpec, safe: bool, timeout: float) -> tuple[Node, Node]:
     old = current_master(spec)
     master_conn = node_client(spec, old, timeout=2)
     pause_ms = int(timeout * 1000)
-    try:
-        deadline = time.monotonic() + NOGOODSLAVE_RETRY_S
-        for attempt in itertools.count():
-            if safe:
-                master_conn.client_pause(pause_ms, all=False)
-                _wait_replicas_caught_up(master_conn, len(spec.redis_nodes) - 1, timeout)
-            refused = _ask_for_failover(spec, attempt)
-            if not refused:
-                break
+    refusals: list[str] = []  # NOGOODSLAVE answers so far; each ask goes to the next running Sentinel
+
+    def accepted() -> tuple[bool, str]:
+        if safe:
+            master_conn.client_pause(pause_ms, all=False)
+            _wait_replicas_caught_up(master_conn, len(spec.redis_nodes) - 1, timeout)
+        refused = _ask_for_failover(spec, len(refusals))
+        if refused:
+            refusals.append(refused)
             if safe:  # not paused while waiting: to the Sentinels a paused master soon looks down
                 master_conn.client_unpause()
-            if time.monotonic() >= deadline:
-                raise LabError(f"no Sentinel would fail over within {NOGOODSLAVE_RETRY_S:g}s (last: {refused})")
-            time.sleep(0.5)
+        return not refused, refused
+
+    try:
+        try:
+            wait_for(accepted, what="a Sentinel to accept SENTINEL FAILOVER", timeout=NOGOODSLAVE_RETRY_S, interval=0.5)
+        except WaitTimeout:
+            raise LabError(
+                f"no Sentinel would fail over within {NOGOODSLAVE_RETRY_S:g}s (last: {refusals[-1]})"
+            ) from None
 
         def switched() -> tuple[bool, Any]:
             seen = observe(spec)

@@ -142,9 +142,12 @@ def test_failover_with_no_promotable_replica_is_one_line_and_leaves_the_master_w
     clears with the next INFO), not paused meanwhile (a paused master soon looks down to the Sentinels, and
     one would start a failover of its own), then says so in one line; the master still takes writes."""
     spec = lab_factory(profile_file(topology={"replica_priority": [100, 0, 0]}), tag="nogood")
+    started = time.monotonic()
     ran = run_lab("failover", "--name", spec.name, home=lab_home, timeout=90)
+    asked_for = time.monotonic() - started
     lines = ran.stderr.strip().splitlines()
     assert ran.returncode == 1 and len(lines) == 1, ran.stderr
+    assert asked_for >= faults.NOGOODSLAVE_RETRY_S, f"gave up after {asked_for:.1f}s, before asking again for 12 s"
     assert lines[0].startswith("lab failover: no Sentinel would fail over within 12s (last: sentinel-"), lines
     assert "NOGOODSLAVE" in lines[0], lines
     master = faults.current_master(spec)

@@ -52,7 +52,13 @@ def _used_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     used: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     ids = run(["docker", "network", "ls", "-q"]).stdout.split()
     if ids:
-        for net in json.loads(run(["docker", "network", "inspect", *ids]).stdout):
+        # A network removed between ls and inspect (another lab going down) is not in use: docker prints the
+        # others and "network X not found" for it. Anything else is an error.
+        inspected = run(["docker", "network", "inspect", *ids], check=False)
+        errors = [e for e in inspected.stderr.strip().splitlines() if not e.endswith(" not found")]
+        if inspected.returncode != 0 and (errors or not inspected.stdout.strip()):
+            raise LabError(f"docker network inspect: {(errors or ['exit ' + str(inspected.returncode)])[-1]}")
+        for net in json.loads(inspected.stdout):
             for cfg in (net.get("IPAM") or {}).get("Config") or []:
                 if "Subnet" in cfg and ":" not in cfg["Subnet"]:
                     used.append(ipaddress.ip_network(cfg["Subnet"]))

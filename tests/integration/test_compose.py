@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lab import control, docker
+from lab.backends import compose
 from lab.backends.compose import project
 from lab.pytest_plugin import lab_name, require_backend, require_server
 from lab.topology import client
@@ -67,6 +69,29 @@ def test_missing_image_without_registry_builds_a_local_one(monkeypatch: pytest.M
         assert docker.resolve_image(say=said.append) == image and len(said) == 1, "built once, then reused"
     finally:
         subprocess.run(["docker", "rmi", "-f", f"{tag}:{version}"], capture_output=True, check=False)
+
+
+def test_a_network_removed_while_free_subnets_are_sought_is_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another lab going down between `docker network ls` and `inspect` (seen with 4 xdist workers): its
+    network is simply no longer in use, not a failed `lab up`."""
+    require_backend("compose")
+    name = lab_name("vanishing")
+    create = ["docker", "network", "create", "--subnet", "172.29.251.0/24", name]
+    subprocess.run(create, capture_output=True, check=True)
+    real_run = docker.run
+
+    def ls_then_remove(args: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        result = real_run(args, **kw)
+        if args[:3] == ["docker", "network", "ls"]:
+            subprocess.run(["docker", "network", "rm", name], capture_output=True, check=True)
+        return result
+
+    monkeypatch.setattr(compose, "run", ls_then_remove)
+    try:
+        used = {str(net) for net in compose._used_networks()}
+    finally:
+        subprocess.run(["docker", "network", "rm", name], capture_output=True, check=False)
+    assert "172.29.251.0/24" not in used and any(net.startswith("172.17.") for net in used), used
 
 
 @pytest.mark.one_server

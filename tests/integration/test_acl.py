@@ -12,7 +12,7 @@ from lab import faults
 from lab.lint import lint_paths
 from lab.spec import LabSpec
 from lab.topology import client, node_client
-from tests.helpers import assert_only_the_kill_tail_lost, run_lab
+from tests.helpers import SLOW_OK, assert_only_the_kill_tail_lost, run_lab
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +93,7 @@ def test_acl_lab_least_privilege_and_failover(acl_lab: LabSpec, drill, monkeypat
     users = ["--user", str(monitor["username"]), "--sentinel-user", str(sentinel_client["username"])]
     printed: list[str] = []
     code = health_check(
-        [*sentinels, "--master-name", spec.master_name, "--expect-replicas", "2", *users],
+        [*sentinels, "--master-name", spec.master_name, "--expect-replicas", "2", *users, *SLOW_OK],
         out=printed.append,
     )
     assert code == 0 and printed[0].startswith("REDIS OK"), "\n".join(printed)

@@ -19,6 +19,7 @@ from lab import faults
 from lab.drill import wait_converged
 from lab.spec import LabSpec
 from lab.waits import wait_for
+from tests.helpers import SLOW_OK
 
 pytestmark = pytest.mark.integration
 
@@ -30,11 +31,6 @@ def secrets_env(healthy_lab: LabSpec, monkeypatch: pytest.MonkeyPatch) -> LabSpe
     for var in ("SENTINEL_HOSTS", "REDIS_HOST"):
         monkeypatch.delenv(var, raising=False)
     return healthy_lab
-
-
-# What these tests check is state, not speed: a PING over the default 100 ms warning (a busy CI machine,
-# another worker's drill forking) is a WARNING the checker rightly gives, and no test here is about it.
-SLOW_OK = ("--ping-warn", "5000", "--ping-crit", "10000")
 
 
 def run(spec: LabSpec, *extra: str) -> tuple[int, str]:

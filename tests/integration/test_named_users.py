@@ -14,6 +14,7 @@ import redis
 from monitoring.check_redis_health import main
 
 from lab.standalone import StandaloneNode
+from tests.helpers import SLOW_OK
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,7 @@ def where(solo: StandaloneNode) -> tuple[str, int]:
 def check(solo: StandaloneNode, *extra: str) -> tuple[int, str]:
     host, port = where(solo)
     printed: list[str] = []
-    code = main(["--host", host, "--port", str(port), *extra], out=printed.append)
+    code = main(["--host", host, "--port", str(port), *SLOW_OK, *extra], out=printed.append)
     return code, "\n".join(printed)
 
 

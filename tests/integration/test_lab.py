@@ -70,6 +70,7 @@ def test_every_rendered_directive_is_what_the_server_runs(lab_factory) -> None:
     assert compared >= 3 * 50 + 3 * 3, "every data-node directive and the Sentinel timers were compared"
 
 
+@pytest.mark.one_server
 def test_second_up_is_a_noop(lab: LabSpec, lab_home: Path) -> None:
     pids = {n.name: lab.files(n).pidfile.read_text() for n in lab.nodes}
     result = run_lab("up", "--name", lab.name, home=lab_home)
@@ -78,6 +79,7 @@ def test_second_up_is_a_noop(lab: LabSpec, lab_home: Path) -> None:
     assert pids == {n.name: lab.files(n).pidfile.read_text() for n in lab.nodes}
 
 
+@pytest.mark.one_server
 def test_logs_command(lab: LabSpec, lab_home: Path) -> None:
     result = run_lab("logs", "--name", lab.name, "sentinel-1", home=lab_home)
     assert result.returncode == 0 and "+monitor master" in result.stdout
@@ -90,6 +92,7 @@ def test_logs_command(lab: LabSpec, lab_home: Path) -> None:
     )
 
 
+@pytest.mark.one_server
 def test_two_labs_side_by_side_and_down_cleans_up(lab: LabSpec, lab_factory, lab_home: Path) -> None:
     other = lab_factory(tag="side")
     assert {n.host for n in other.nodes}.isdisjoint({n.host for n in lab.nodes})
@@ -110,6 +113,7 @@ def test_two_labs_side_by_side_and_down_cleans_up(lab: LabSpec, lab_factory, lab
     assert run_lab("status", "--name", lab.name, home=lab_home).returncode == 0, "the first lab is untouched"
 
 
+@pytest.mark.one_server
 def test_down_keep_data_keeps_the_node_directories(lab_factory, lab_home: Path) -> None:
     spec = lab_factory(tag="keep")
     with client(spec.initial_master.host, spec.initial_master.port, spec.password) as conn:

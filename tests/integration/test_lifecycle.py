@@ -39,6 +39,7 @@ def _read(spec: LabSpec, key: str) -> str | None:
 
 
 # 1. A failed repair used to stop every node and delete the lab directory, data included.
+@pytest.mark.one_server
 def test_a_failed_repair_keeps_the_running_nodes_and_the_data(lab_factory, lab_home: Path) -> None:
     spec = lab_factory(tag="repair")
     write_acked(spec, {"precious": "kept"})
@@ -58,6 +59,7 @@ def test_a_failed_repair_keeps_the_running_nodes_and_the_data(lab_factory, lab_h
     assert _read(spec, "precious") == "kept"
 
 
+@pytest.mark.one_server
 def test_a_repair_names_the_node_that_did_not_start_and_where_its_log_is(lab_factory, lab_home: Path) -> None:
     spec = lab_factory(tag="broken")
     write_acked(spec, {"precious": "kept"})
@@ -108,6 +110,7 @@ def test_concurrent_ups_of_one_name_make_one_lab(tmp_path: Path) -> None:
         assert procs.servers_under(home / name) == [] and not (home / name).exists()
 
 
+@pytest.mark.one_server
 def test_a_command_on_a_busy_lab_waits_then_says_who_holds_it(lab: LabSpec, lab_home: Path) -> None:
     with lab_lock(lab_home, lab.name, "drill kill-master"):
         result = run_lab("kill", "--name", lab.name, "redis-2", home=lab_home, env={"LAB_LOCK_TIMEOUT": "0.5"})
@@ -154,6 +157,7 @@ def test_an_interrupted_up_of_a_new_lab_removes_everything(tmp_path: Path, sig: 
 
 
 # 6. `lab down --name COPY` of a copied lab directory used to stop and delete the ORIGINAL lab.
+@pytest.mark.one_server
 def test_a_copied_lab_directory_is_never_an_alias(lab: LabSpec, lab_home: Path) -> None:
     copy = lab_home / f"{lab.name}-copy"[-40:]
     shutil.copytree(lab.base_dir, copy, ignore=shutil.ignore_patterns("appendonlydir"))
@@ -229,6 +233,7 @@ def test_lab_env_and_the_connect_hint_are_shell_quoted(tmp_path: Path) -> None:
 
 
 # 10. After `eval "$(lab env)"`, rendering used to fail (lab) or take the lab's values (production).
+@pytest.mark.one_server
 def test_lab_env_does_not_change_what_later_commands_render(lab: LabSpec, lab_home: Path, tmp_path: Path) -> None:
     exports = run_lab("env", "--name", lab.name, home=lab_home).stdout
     script = f"""
@@ -257,6 +262,7 @@ def test_lab_env_does_not_change_what_later_commands_render(lab: LabSpec, lab_ho
 
 
 # 12. User-caused errors of `lab` that used to print tracebacks.
+@pytest.mark.one_server
 def test_render_errors_are_one_line_and_leave_nothing(tmp_path: Path, lab: LabSpec, lab_home: Path) -> None:
     a_file = tmp_path / "a-file"
     a_file.write_text("keep me\n")
@@ -269,6 +275,7 @@ def test_render_errors_are_one_line_and_leave_nothing(tmp_path: Path, lab: LabSp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"], "no staging directory left behind"
 
 
+@pytest.mark.one_server
 def test_a_corrupt_state_file_is_reported_and_down_cleans_it_up(lab_factory, lab_home: Path) -> None:
     spec = lab_factory(tag="corrupt")
     (spec.base_dir / "state.json").write_text("{not json")

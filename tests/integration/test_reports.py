@@ -17,6 +17,7 @@ pytestmark = pytest.mark.integration
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "report.schema.json").read_text())
 
 
+@pytest.mark.one_server
 def test_a_drill_writes_a_report_that_matches_its_schema(healthy_lab, drill, tmp_path: Path) -> None:
     result = drill(healthy_lab, "kill-master", duration=5)
     directory = result.report_dir
@@ -39,6 +40,7 @@ def test_a_drill_writes_a_report_that_matches_its_schema(healthy_lab, drill, tmp
     assert types >= {"invoke", "ok", "sentinel", "role", "fault", "final"}
 
 
+@pytest.mark.one_server
 def test_lab_drill_reports_and_gates_on_findings(healthy_lab, lab_home: Path, tmp_path: Path) -> None:
     report = tmp_path / "gate"
     ran = run_lab(
@@ -77,6 +79,7 @@ def test_bad_drill_arguments_are_one_line(tmp_path: Path, args: list[str], messa
     assert not (tmp_path / "default").exists(), "no lab was started for bad arguments"
 
 
+@pytest.mark.one_server
 def test_a_workload_outlasts_steps_that_outlast_it(healthy_lab, drill) -> None:
     # A safe failover takes a few seconds; with a 1 s workload the drill runs the workload on until
     # RECOVERY_TAIL_S after the failover returned, so whether the clients recovered stays visible.

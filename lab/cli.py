@@ -38,13 +38,24 @@ def _name(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="default", help="lab name (default: default)")
 
 
-def _seconds(text: str) -> float:
+def _number(text: str, what: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+
+def _seconds(text: str) -> float:
+    value = _number(text, "seconds")
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
+    return value
+
+
+def _rate(text: str) -> float:
+    value = _number(text, "operations per second")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
     return value
 
 
@@ -155,6 +166,7 @@ def _drill_commands(sub: Any) -> None:
     p.add_argument("--duration", type=_seconds, default=10.0, help="seconds of workload (default 10)")
     p.add_argument("--clients", type=_count, default=4, help="concurrent client workers (default 4)")
     p.add_argument("--workload", choices=("set", "counter"), default="set", help="unique keys, or INCR counters")
+    p.add_argument("--rate", type=_rate, help="operations/s of all workers together (default: as fast as they go)")
     p.add_argument("--report", type=Path, help="report directory (default: $LAB_HOME/reports/NAME/SCENARIO-TIME)")
     p.add_argument("--json", action="store_true", help="print report.json")
     p.add_argument("--fail-on", action="append", default=[], metavar="COND", help="e.g. 'lost>0' (exit 1 if true)")

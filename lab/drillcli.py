@@ -180,6 +180,7 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
             workload=args.workload,
             report_dir=report_dir,
             upgrade_to=upgrade_to,
+            rate=args.rate,
         )
     if args.json:
         print((report_dir / "report.json").read_text())

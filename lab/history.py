@@ -137,12 +137,33 @@ class Workload:
     """What each worker does: ``set`` writes unique keys (and reads one of its own back every
     ``read_every`` operations); ``counter`` INCRs one key per worker. The first ``direct`` workers
     connect straight to the master's address at the start, as an application configured with a
-    fixed host does, instead of through Sentinel. Keys start with ``prefix``, unique per drill."""
+    fixed host does, instead of through Sentinel. Keys start with ``prefix``, unique per drill.
+    ``rate``: operations per second across all workers (None: each goes as fast as it can)."""
 
     kind: str = "set"
     read_every: int = 4
     prefix: str = field(default_factory=lambda: f"drill:{time.time_ns() // 1_000_000}")
     direct: int = 0
+    rate: float | None = None
+
+
+class Pace:
+    """Spaces one worker's operations ``1/rate`` seconds apart (None: no spacing). A worker held up
+    (a failover, a timeout) starts afresh instead of catching up in a burst."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self.next = time.monotonic()
+
+    def wait(self, stop: threading.Event) -> bool:
+        """Sleep until the next operation is due; False if ``stop`` was set meanwhile."""
+        if not self.interval:
+            return True
+        now = time.monotonic()
+        if self.next < now - 1.0:
+            self.next = now
+        delay, self.next = self.next - now, self.next + self.interval
+        return delay <= 0 or not stop.wait(delay)
 
 
 class Workers:
@@ -197,8 +218,9 @@ class Workers:
         w = self.workload
         acked: list[str] = []
         seq = 0
+        pace = Pace(w.rate / self.clients if w.rate else None)
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and pace.wait(self._stop):
                 seq += 1
                 value: Any = None
                 if w.kind == "counter":

@@ -9,7 +9,8 @@ Loaded with ``-p lab.pytest_plugin`` (pyproject's addopts). Fixtures:
 - ``lab_factory``: ``lab_factory(profile='lab')`` starts another lab, torn down after the test.
 - ``profile_file``: ``profile_file(redis={...}, sentinel={...})`` a profile with just these overrides.
 - ``drill_events``: ``drill_events(spec)`` records the Sentinels' events; prints the failovers seen.
-- ``drill``: ``drill(spec, "kill-master", ...)`` a recorded drill; its report goes under ``--lab-report``.
+- ``drill``: ``drill(spec, "kill-master", ...)`` a recorded drill (workers paced at ``DRILL_RATE``); its
+  report goes under ``--lab-report``.
 - ``redis_node``: ``redis_node(profile='lab', **overrides)`` one standalone redis-server rendered
   from the same template (no replicas, no Sentinels): a process, or a testcontainers container on
   the compose backend; for persistence, eviction and notification scenarios.
@@ -46,6 +47,10 @@ from lab.standalone import StandaloneNode, standalone
 from lab.validate import restore_config
 
 REPORTS = pytest.StashKey[list[Path]]()
+#: Operations/s of a drill's workers in tests (``drill(..., rate=None)``: unpaced). A write a millisecond
+#: is finer than any window a test asserts on; unpaced, each drill's four workers keep a core busy and
+#: starve the other xdist worker's lab.
+DRILL_RATE = 1000.0
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -260,6 +265,8 @@ def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Drill
     def run(spec: LabSpec, scenario: str, **kw: Any) -> DrillResult:
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
         report_dir = (root / name if root else tmp_path / "report") / scenario
+        if kw.get("client") is None:
+            kw.setdefault("rate", DRILL_RATE)
         result = run_drill(spec, scenario, report_dir=report_dir, **kw)
         request.node.stash.setdefault(REPORTS, []).append(report_dir)
         summary = result.findings.summary()

@@ -75,6 +75,7 @@ def report_document(result: DrillResult, spec: LabSpec, records: list[Record]) -
         },
         "clients": result.recorder.clients,
         "workload": findings.workload,
+        "rate": result.recorder.workload.rate,
         "generated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "seconds": round(result.seconds, 3),
@@ -244,7 +245,8 @@ def render_html(doc: dict[str, Any], png: bytes) -> str:
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left;font-size:13px}} img{{max-width:100%}}</style></head>
 <body><h1>Drill {html.escape(doc["scenario"])}</h1>
 <p>Lab {html.escape(lab["name"])} ({html.escape(lab["backend"])}, profile {html.escape(lab["profile"])},
-down-after {lab["down_after_ms"]} ms), {doc["clients"]} clients, {html.escape(doc["workload"])} workload,
+down-after {lab["down_after_ms"]} ms), {doc["clients"]} clients, {html.escape(doc["workload"])} workload
+{f"at {doc['rate']:g} operations/s" if doc["rate"] else "as fast as they go"},
 generated {html.escape(doc["generated_at"])} on {html.escape(_machine_line(doc["machine"]))}.
 Servers: {servers or "not recorded"}.</p>
 <img alt="timeline" src="data:image/png;base64,{picture}">

@@ -8,7 +8,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lab import control, faults
@@ -250,15 +250,19 @@ def run_drill(
     client: str | None = None,
     settings: str = "defaults",
     upgrade_to: Sequence[Server] = (),
+    rate: float | None = None,
 ) -> DrillResult:
     """Record ``clients`` workers through the scenario for ``duration`` seconds, heal, check, report.
     ``client`` runs the workload in that client library's adapter (lab.clients) instead of here.
-    ``upgrade_to``: the builds a rolling upgrade moves the lab to, in order."""
+    ``upgrade_to``: the builds a rolling upgrade moves the lab to, in order. ``rate``: operations per
+    second across the workers (default: the workload's own, else as fast as they go)."""
     chosen = SCENARIOS.get(scenario)
     if chosen is None:
         raise LabError(f"unknown drill {scenario!r} (choose from: {', '.join(SCENARIOS)})")
     if chosen.open_ended and client is not None:
         raise LabError(f"drill {scenario} runs as long as its steps take: it records redis-py workers only")
+    if rate is not None and (client is not None or rate <= 0):
+        raise LabError("a drill's rate paces the lab's own workers: a positive number, and no client adapter")
     if scenario == "rolling-upgrade" and not upgrade_to:
         raise LabError("drill rolling-upgrade needs the builds to upgrade to (--to NAME[,NAME...])")
     if chosen.needs and (why := get_backend(spec.backend).unsupported(chosen.needs)):
@@ -274,6 +278,8 @@ def run_drill(
         prefix = f"m:{client}:{settings}:{scenario}:{int(time.time() * 1000)}"
         adapter = AdapterRun(CLIENTS[client], spec, settings, workdir, clients=clients, prefix=prefix)
     chosen_workload = workload if isinstance(workload, Workload) else Workload(kind=workload)
+    if rate is not None:
+        chosen_workload = replace(chosen_workload, rate=rate)
     recorder = Recorder(spec, None if adapter else chosen_workload, clients, adapter=adapter, duration=duration)
     drill = Drill(spec, recorder, duration, upgrade_to=upgrade_to)
     acted = 0.0

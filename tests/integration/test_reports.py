@@ -51,10 +51,17 @@ def test_lab_drill_reports_and_gates_on_findings(healthy_lab, lab_home: Path, tm
     assert "acknowledged writes lost" in ran.stdout and str(report / "report.html") in ran.stdout
     gated = run_lab(
         "drill", "kill-sentinel", "--name", healthy_lab.name, "--duration", "2", "--report", str(tmp_path / "g2"),
-        "--fail-on", "ok>0", "--json", home=lab_home, timeout=120,
+        "--fail-on", "ok>0", "--json", "--rate", "200", home=lab_home, timeout=120,
     )  # fmt: skip
     assert gated.returncode == 1 and "lab drill: findings over the gate: ok=" in gated.stderr
-    jsonschema.validate(json.loads(gated.stdout), SCHEMA)
+    doc = json.loads(gated.stdout)
+    jsonschema.validate(doc, SCHEMA)
+    # --rate paces the four workers together: about 200 operations a second, never a busy loop.
+    history = [json.loads(line) for line in (tmp_path / "g2" / "history.jsonl").read_text().splitlines()]
+    invoked = [r["t"] for r in history if r["type"] == "invoke"]
+    asked = 200 * (max(invoked) - min(invoked)) / 1000
+    assert doc["rate"] == 200 and 0.5 * asked <= len(invoked) <= 1.1 * asked + 4, (len(invoked), asked)
+    assert "at 200 operations/s" in (tmp_path / "g2" / "report.html").read_text()
 
 
 @pytest.mark.parametrize(
@@ -76,6 +83,14 @@ def test_bad_drill_arguments_are_one_line(tmp_path: Path, args: list[str], messa
     result = run_lab(*args, home=tmp_path)
     assert result.returncode == 1 and result.stderr.strip().startswith(f"lab drill: {message}"), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "default").exists(), "no lab was started for bad arguments"
+
+
+@pytest.mark.parametrize("rate", ["0", "-5", "abc", "inf"])
+def test_a_rate_that_is_not_a_positive_number_is_a_usage_error(tmp_path: Path, rate: str) -> None:
+    result = run_lab("drill", "kill-master", "--rate", rate, home=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "argument --rate: " in lines[0], result.stderr
     assert not (tmp_path / "default").exists(), "no lab was started for bad arguments"
 
 

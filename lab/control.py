@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import faults, procs, servers, state
-from lab.backends import BACKENDS, get_backend
+from lab.backends import BACKENDS, get_backend, log_tails
 from lab.backends.base import Backend
 from lab.errors import LabError, NetworkOverlap, NodeStartError
 from lab.interrupts import interruptible, shielded
@@ -46,21 +46,8 @@ class UpResult:
     profile: Profile | None = None  # the profile a new lab was made from (its env overrides)
 
 
-def log_tails(spec: LabSpec, backend: Backend, lines: int = 5) -> str:
-    out = []
-    for node in spec.nodes:
-        path = backend.log_path(spec, node)
-        try:
-            tail = path.read_text(errors="replace").splitlines()[-lines:]
-        except OSError:
-            continue
-        out.append(f"--- {node.name} ({path})\n" + "\n".join(tail))
-    return "\n".join(out)
-
-
 def wait_healthy(spec: LabSpec, timeout: float = HEALTHY_TIMEOUT) -> Observation:
     """Block until :func:`lab.topology.problems` is empty; on timeout, name the problems and log tails."""
-    backend = get_backend(spec.backend)
 
     stuck_since: list[float] = []
 
@@ -84,7 +71,7 @@ def wait_healthy(spec: LabSpec, timeout: float = HEALTHY_TIMEOUT) -> Observation
         timeout=timeout,
         interval=0.01,
         describe=lambda seen: "; ".join(seen[1]),
-        detail=lambda: log_tails(spec, backend),
+        detail=lambda: log_tails(spec),
     )
     return obs
 

@@ -36,7 +36,7 @@ import pytest
 import redis
 
 from lab import control, faults
-from lab.backends import get_backend
+from lab.backends import get_backend, log_tails
 from lab.drill import master_client as sentinel_master_client
 from lab.errors import LabError
 from lab.events import SentinelEvents
@@ -336,6 +336,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if report.failed and reports:
         report.sections.append(("drill reports", "\n".join(str(d / "report.html") for d in reports)))
     if report.failed and isinstance(funcargs, dict):
-        spec = funcargs.get("healthy_lab") or funcargs.get("lab")
-        if isinstance(spec, LabSpec):
-            report.sections.append(("lab node logs", control.log_tails(spec, get_backend(spec.backend), 20)))
+        # Every lab the test used (lab, healthy_lab, local_lab, compose_lab, ...), once each.
+        specs = {v.name: v for v in funcargs.values() if isinstance(v, LabSpec)}
+        for spec in specs.values():
+            report.sections.append((f"lab {spec.name} node logs", log_tails(spec, 20)))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 
 from lab.backends.base import Backend
 from lab.errors import LabError
+from lab.spec import LabSpec, Node
 
 BACKENDS = ("local", "compose")
 
@@ -28,3 +30,17 @@ def get_backend(name: str) -> Backend:
 
         return ComposeBackend()
     raise LabError(f"unknown backend {name!r} (choose from: auto, {', '.join(BACKENDS)})")
+
+
+def log_tails(spec: LabSpec, lines: int = 5, nodes: Iterable[Node] | None = None) -> str:
+    """The last ``lines`` of each node's log (all nodes by default), for an error or a failed test."""
+    backend = get_backend(spec.backend)
+    out = []
+    for node in spec.nodes if nodes is None else nodes:
+        path = backend.log_path(spec, node)
+        try:
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            continue
+        out.append(f"--- {node.name} ({path})\n" + "\n".join(tail))
+    return "\n".join(out)

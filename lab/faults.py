@@ -291,6 +291,7 @@ def _ask_for_failover(spec: LabSpec, sentinel: Node) -> str:
 
 def _failover(spec: LabSpec, safe: bool, timeout: float) -> tuple[Node, Node]:
     old = current_master(spec)
+    old_addr = (old.host, old.port)
     master_conn = node_client(spec, old, timeout=2)
     pause_ms = int(timeout * 1000)
     refusals: list[str] = []  # NOGOODSLAVE answers so far; each ask goes to the next usable Sentinel
@@ -298,6 +299,14 @@ def _failover(spec: LabSpec, safe: bool, timeout: float) -> tuple[Node, Node]:
     first_refusal: list[float] = []
 
     def accepted() -> tuple[bool, str]:
+        if accepted_by:  # asking again: unless the Sentinels are already failing the paused master over
+            seen = observe(spec)
+            busy = [v.node for v in seen.sentinels if v.reachable and "failover_in_progress" in v.master_flags]
+            busy = [n for n in busy if n not in accepted_by]
+            if busy:
+                accepted_by.append(busy[0])
+            if busy or seen.master != old_addr:
+                return True, "a switch is under way"
         usable, why_not = _sentinels_to_ask(spec, accepted_by)
         if not usable and not why_not:
             if accepted_by:
@@ -308,8 +317,11 @@ def _failover(spec: LabSpec, safe: bool, timeout: float) -> tuple[Node, Node]:
             return False, "; ".join(why_not)
         sentinel = usable[len(refusals) % len(usable)]
         if safe:
-            master_conn.client_pause(pause_ms, all=False)
-            _wait_replicas_caught_up(master_conn, len(spec.redis_nodes) - 1, timeout)
+            try:
+                master_conn.client_pause(pause_ms, all=False)
+                _wait_replicas_caught_up(master_conn, len(spec.redis_nodes) - 1, timeout)
+            except redis.ConnectionError as exc:  # a Sentinel demoting it drops its clients: look again
+                return False, f"{old.name}: {exc}"
         refused = _ask_for_failover(spec, sentinel)
         if not refused:
             accepted_by.append(sentinel)
@@ -325,17 +337,17 @@ def _failover(spec: LabSpec, safe: bool, timeout: float) -> tuple[Node, Node]:
     def switched() -> tuple[bool, Any]:
         seen = observe(spec)
         new = seen.master
-        if new is None or new == (old.host, old.port):
+        if new == old_addr:  # every Sentinel still names the old master: is the one that accepted acting?
             acting = accepted_by[-1]
             view = next(v for v in seen.sentinels if v.node == acting)
-            gave_up = view.master == (old.host, old.port) and "failover_in_progress" not in view.master_flags
-            if view.reachable and gave_up:  # an abort (-failover-abort-*: its log says which)
-                raise _Stalled(f"{acting.name} ended the failover with {old.name} still master")
+            if view.reachable and view.master == old_addr and "failover_in_progress" not in view.master_flags:
+                raise _Stalled(f"{acting.name} ended the failover with {old.name} still master")  # -failover-abort-*
             tilted = False
             with suppress(redis.RedisError):
                 tilted = _in_tilt(spec, acting)
             if tilted:
                 raise _Stalled(f"{acting.name} entered TILT mode after accepting")
+        if new is None or new == old_addr:  # (None: the Sentinels disagree, a switch is under way)
             return False, new
         # A Sentinel that has not heard of the failover yet can turn the promoted replica straight back
         # into a replica (+convert-to-slave); demoting the old master under it would leave no master at
@@ -344,6 +356,7 @@ def _failover(spec: LabSpec, safe: bool, timeout: float) -> tuple[Node, Node]:
         return promoted is not None and promoted.role == "master", new
 
     try:
+        stalls: list[str] = []
         while True:
             try:
                 asking = TILT_PERIOD_S + 5  # NOGOODSLAVE ends sooner (in accepted()); TILT takes this long
@@ -359,8 +372,9 @@ def _failover(spec: LabSpec, safe: bool, timeout: float) -> tuple[Node, Node]:
                 )
                 break
             except _Stalled as exc:
-                if len(accepted_by) == len(spec.sentinels):
-                    raise LabError(f"no Sentinel carried out the failover (last: {exc})") from None
+                stalls.append(str(exc))
+                if len(stalls) > len(spec.sentinels):
+                    raise LabError(f"no Sentinel carried out the failover ({'; '.join(stalls)})") from None
                 refusals.clear()
         if safe:
             rejoin_as_replica(spec, old, disconnect=False)

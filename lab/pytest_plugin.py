@@ -47,6 +47,7 @@ from lab.standalone import StandaloneNode, standalone
 from lab.validate import restore_config
 
 REPORTS = pytest.StashKey[list[Path]]()
+LABS = pytest.StashKey[list[LabSpec]]()  # labs lab_factory started for a test (their logs go with a failure)
 #: Operations/s of a drill's workers in tests (``drill(..., rate=None)``: unpaced). A write a millisecond
 #: is finer than any window a test asserts on; unpaced, each drill's four workers keep a core busy and
 #: starve the other xdist worker's lab.
@@ -301,6 +302,7 @@ def lab_factory(
         name = lab_name(f"{tag or f'x{len(started)}'}-{backend[0]}")
         spec = control.up(name, profile, backend, lab_home, server=builds).spec
         started.append(spec)
+        request.node.stash.setdefault(LABS, []).append(spec)
         return spec
 
     yield make
@@ -336,7 +338,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if report.failed and reports:
         report.sections.append(("drill reports", "\n".join(str(d / "report.html") for d in reports)))
     if report.failed and isinstance(funcargs, dict):
-        # Every lab the test used (lab, healthy_lab, local_lab, compose_lab, ...), once each.
-        specs = {v.name: v for v in funcargs.values() if isinstance(v, LabSpec)}
+        # Every lab the test used (lab, healthy_lab, local_lab, lab_factory's, ...), once each.
+        labs = [*funcargs.values(), *item.stash.get(LABS, [])]
+        specs = {v.name: v for v in labs if isinstance(v, LabSpec)}
         for spec in specs.values():
             report.sections.append((f"lab {spec.name} node logs", log_tails(spec, 20)))

@@ -16,7 +16,7 @@ from lab.drill import wait_converged, write_acked
 from lab.pytest_plugin import require_server
 from lab.servers import resolve
 from lab.topology import client
-from tests.helpers import run_lab
+from tests.helpers import assert_only_the_kill_tail_lost, run_lab
 
 pytestmark = [pytest.mark.integration]
 EVERY_BUILD = ("redis-7.0", "redis-6.2", "valkey-8.1")
@@ -89,12 +89,13 @@ def test_a_lab_of_mixed_builds_fails_over_and_names_the_node_that_cannot_rejoin(
         "sentinel-3": system,
     }
     result = drill(spec, "kill-master", duration=6, clients=2)
-    summary = result.findings.summary()
-    # One failover loses nothing. A second one (seen with both cores busy: the new Valkey master was slow
-    # to answer while forking for its replicas, went down for a Sentinel, and redis-3, a Redis 7.0 that
-    # cannot load Valkey's RDB and so never synced from it, was promoted) loses what the first winner
-    # took (4,201 writes that time): a finding the drill reports, not a promise this test can make.
-    assert summary["failovers"] >= 1 and (summary["lost"] == 0 or summary["failovers"] > 1), summary
+    assert len(result.findings.failovers) >= 1, result.findings.summary()
+    # One failover loses at most the kill's tail (1 write of 3,835 once in CI, compose). A second one (seen
+    # with both cores busy: the new Valkey master was slow to answer while forking for its replicas, went
+    # down for a Sentinel, and redis-3, a Redis 7.0 that cannot load Valkey's RDB and so never synced from
+    # it, was promoted) loses what the first winner took (4,201 writes that time): a finding the drill
+    # reports, not a promise this test can make.
+    assert_only_the_kill_tail_lost(result)
     assert any(
         "redis-1 replication link is down: its redis-6.2 cannot load the RDB format" in n for n in result.findings.notes
     )

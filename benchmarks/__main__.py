@@ -8,13 +8,24 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from benchmarks import Row, bench_admin, bench_clients, bench_drill, bench_failover, bench_health, bench_lab, bench_tls
+from benchmarks import (
+    Row,
+    bench_admin,
+    bench_clients,
+    bench_drill,
+    bench_failover,
+    bench_health,
+    bench_lab,
+    bench_tilt,
+    bench_tls,
+)
 
 BENCHES: dict[str, Callable[[], list[Row]]] = {
     "lab": bench_lab.run,
     "health": bench_health.run,
     "admin": bench_admin.run,
     "failover": bench_failover.run,
+    "tilt": bench_tilt.run,
     "drill": bench_drill.run,
     "clients": bench_clients.run,
     "tls": bench_tls.run,

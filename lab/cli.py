@@ -18,6 +18,7 @@ from rich.table import Table
 from lab import control, faults, lint, servercli, servers, state, validate
 from lab.backends import get_backend
 from lab.errors import LabError
+from lab.failover import failover
 from lab.profile import ENV_MARKER, Profile, available_profiles, env_marker, load_profile
 from lab.render import left_out, render_profile
 from lab.spec import ACL_DIR, NODE_NAMES, LabSpec
@@ -450,7 +451,7 @@ def cmd_heal(args: argparse.Namespace) -> int:
 def cmd_failover(args: argparse.Namespace) -> int:
     spec = state.load(args.home or state.default_home(), args.name)
     started = time.perf_counter()
-    old, new = faults.failover(spec, safe=not args.unsafe)
+    old, new = failover(spec, safe=not args.unsafe)
     out.print(f"failover: {old.name} -> {new.name} ({new.address}) in {time.perf_counter() - started:.2f}s")
     return 0
 

@@ -16,6 +16,7 @@ from lab.backends import get_backend
 from lab.checker import Findings, check
 from lab.drill import config_set, wait_converged
 from lab.errors import LabError
+from lab.failover import failover
 from lab.history import Recorder, Workload
 from lab.servers import Server
 from lab.spec import LabSpec, Node
@@ -115,7 +116,7 @@ def _failover(safe: bool) -> Callable[[Drill], None]:
         d.at(FAULT_AT)
         old = d.master()
         d.recorder.fault("inject", "failover" if safe else "failover-unsafe", old.name)
-        faults.failover(d.spec, safe=safe)
+        failover(d.spec, safe=safe)
         d.recorder.fault("revert", "failover" if safe else "failover-unsafe", old.name)
 
     return act
@@ -145,7 +146,7 @@ def _rolling_upgrade(d: Drill) -> None:
         for node in [*replicas, old_master, *d.spec.sentinels]:
             if node == old_master:
                 with d.step(f"failover away from {old_master.name}", "failover", old_master):
-                    faults.failover(d.spec, safe=True)
+                    failover(d.spec, safe=True)
             with d.step(f"{node.name} to {target.name}", "upgrade", node):
                 d.spec = upgrade(d.spec, node.name, target).spec
     d.at(d.elapsed() + FAULT_AT)

@@ -4,14 +4,13 @@ asserts the outcome; the healthy_lab fixture heals it (or replaces it) before th
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
 import time
 
 import pytest
 import redis
 
-from lab import control, faults
+from lab import control, failover, faults
 from lab.backends import get_backend
 from lab.drill import config_set, kill_master_unavailability, wait_converged, write_acked
 from lab.history import Workload
@@ -149,7 +148,7 @@ def test_failover_with_no_promotable_replica_is_one_line_and_leaves_the_master_w
     asked_for = time.monotonic() - started
     lines = ran.stderr.strip().splitlines()
     assert ran.returncode == 1 and len(lines) == 1, ran.stderr
-    assert asked_for >= faults.NOGOODSLAVE_RETRY_S, f"gave up after {asked_for:.1f}s, before asking again for 12 s"
+    assert asked_for >= failover.NOGOODSLAVE_RETRY_S, f"gave up after {asked_for:.1f}s, before asking again for 12 s"
     assert lines[0].startswith("lab failover: no Sentinel would fail over within 12s (last: sentinel-"), lines
     assert "NOGOODSLAVE" in lines[0], lines
     master = faults.current_master(spec)
@@ -168,18 +167,6 @@ def _log_since(spec: LabSpec, node: Node, offset: int) -> str:
         return log.read()
 
 
-def _stall(spec: LabSpec, sentinel: Node) -> None:
-    """Stop a Sentinel's process for 2.5 s: its timer then jumps past 2 s and it enters TILT mode."""
-    backend = get_backend(spec.backend)
-    backend.signal_node(spec, sentinel, signal.SIGSTOP)
-    time.sleep(2.5)
-    backend.signal_node(spec, sentinel, signal.SIGCONT)
-
-
-def _wait_tilt(spec: LabSpec, sentinel: Node) -> None:
-    wait_for(lambda: (faults._in_tilt(spec, sentinel), None), what=f"{sentinel.name} to enter TILT mode", timeout=10)
-
-
 def test_failover_does_not_ask_a_sentinel_in_tilt_mode(lab_factory) -> None:
     """A Sentinel in TILT mode answers OK to SENTINEL FAILOVER and then does nothing for up to 30 s
     (measured: the switch came 31.5 s later; in CI a 30 s `lab failover` timed out on it). `lab failover`
@@ -187,12 +174,11 @@ def test_failover_does_not_ask_a_sentinel_in_tilt_mode(lab_factory) -> None:
     spec = lab_factory(tag="tilt")
     require_fault(spec, "freeze")
     s1 = spec.sentinels[0]
-    _stall(spec, s1)
-    _wait_tilt(spec, s1)
+    failover.stall_into_tilt(spec, s1)
     since = _log_size(spec, s1)
-    old, new = faults.failover(spec)
+    old, new = failover.failover(spec)
     assert new != old
-    assert faults._in_tilt(spec, s1), "the failover waited sentinel-1's TILT out"
+    assert failover.in_tilt(spec, s1), "the failover waited sentinel-1's TILT out"
     assert "Executing user requested FAILOVER" not in _log_since(spec, s1, since), "asked the Sentinel in TILT"
     control.wait_healthy(spec, timeout=30)
 
@@ -204,23 +190,23 @@ def test_failover_asks_another_sentinel_when_the_first_enters_tilt_after_accepti
     spec = lab_factory(tag="tiltafter")
     require_fault(spec, "freeze")
     stalled: list[threading.Thread] = []
-    ask = faults._ask_for_failover
+    ask = failover._ask_for_failover
 
     def ask_then_stall(spec_: LabSpec, sentinel: Node) -> str:
         answer = ask(spec_, sentinel)
         if not answer and not stalled:
-            stalled.append(threading.Thread(target=_stall, args=(spec_, sentinel)))
+            stalled.append(threading.Thread(target=failover.stall_into_tilt, args=(spec_, sentinel)))
             stalled[0].start()
         return answer
 
-    monkeypatch.setattr(faults, "_ask_for_failover", ask_then_stall)
+    monkeypatch.setattr(failover, "_ask_for_failover", ask_then_stall)
     since = {s.name: _log_size(spec, s) for s in spec.sentinels}
-    old, new = faults.failover(spec)
+    old, new = failover.failover(spec)
     stalled[0].join()
     first = spec.sentinels[0]
     assert new != old
     assert "Executing user requested FAILOVER" in _log_since(spec, first, since[first.name])
-    assert faults._in_tilt(spec, first), "the failover waited the stalled Sentinel's TILT out"
+    assert failover.in_tilt(spec, first), "the failover waited the stalled Sentinel's TILT out"
     others = [_log_since(spec, s, since[s.name]) for s in spec.sentinels[1:]]
     assert any("+promoted-slave" in log for log in others), others
     control.wait_healthy(spec, timeout=30)

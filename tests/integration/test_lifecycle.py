@@ -14,6 +14,7 @@ import pytest
 
 from lab import control, faults, procs, state
 from lab.drill import write_acked
+from lab.failover import failover
 from lab.lock import lab_lock
 from lab.pytest_plugin import lab_name, require_backend
 from lab.spec import LabSpec
@@ -175,7 +176,7 @@ def test_a_copied_lab_directory_is_never_an_alias(lab: LabSpec, lab_home: Path) 
 
 # 7. After heal or failover, Redis and Sentinel used to rewrite their configs 0644 (they hold passwords).
 def test_files_holding_secrets_stay_0600_after_failover_and_heal(lab: LabSpec, lab_home: Path) -> None:
-    faults.failover(lab)
+    failover(lab)
     replica = next(n for n in lab.redis_nodes if n != faults.current_master(lab))
     faults.inject(lab, "kill", replica.name)
     faults.heal(lab)  # restart + REPLICAOF + CONFIG REWRITE

@@ -1,0 +1,242 @@
+"""Manual failover through Sentinel (``lab failover``), safe by default, and what it does when a
+Sentinel will not act on it: NOGOODSLAVE, TILT mode, a failover it aborts."""
+
+from __future__ import annotations
+
+import signal
+import time
+from contextlib import suppress
+
+import redis
+
+from lab.backends import get_backend, log_tails
+from lab.errors import LabError
+from lab.faults import current_master, disconnect_clients, locked, rejoin_as_replica
+from lab.spec import LabSpec, Node
+from lab.topology import node_client, observe
+from lab.waits import WaitTimeout, wait_for
+
+#: How long to keep asking while the Sentinels answer NOGOODSLAVE: a Sentinel's view of a replica can
+#: be stale (replicas' INFO is refreshed every 10 s; a replica that just resynced, or a PING answered
+#: late on a busy machine, makes it unfit for a moment). Seen in CI right after a lab had healed.
+NOGOODSLAVE_RETRY_S = 12.0
+
+#: Sentinel's TILT period (SENTINEL_TILT_PERIOD): a Sentinel whose timer stalled for 2 s (a starved or
+#: paused process, a slow fsync, a clock jump) only watches for 30 s. In TILT it still answers OK to
+#: SENTINEL FAILOVER, then does nothing until TILT ends (measured: the switch came 31.5 s later).
+TILT_PERIOD_S = 30.0
+
+#: How often to look for the switch: one look (every node's INFO) costs ~25 ms of CPU on this machine
+#: kind, and polling it back to back would starve the very Sentinels being waited for on 2 cores.
+POLL_S = 0.1
+
+
+def failover(spec: LabSpec, safe: bool = True, timeout: float = 30.0) -> tuple[Node, Node]:
+    """Manual failover through Sentinel; returns (old master, new master).
+
+    ``safe`` (the default) loses no acknowledged write: writes on the master are paused
+    (CLIENT PAUSE WRITE: clients wait, they do not fail), the replicas are let catch up, SENTINEL
+    FAILOVER runs, and the pause ends only once the old master is a replica, so a write held
+    during the switch fails with READONLY (the client retries on the new master) instead of
+    being accepted by the old master and then lost. ``safe=False`` is a bare SENTINEL FAILOVER.
+    """
+    with locked(spec, "failover"):
+        return _Failover(spec, safe, timeout).run()
+
+
+def in_tilt(spec: LabSpec, sentinel: Node) -> bool:
+    with node_client(spec, sentinel, timeout=2) as conn:
+        return bool(int(conn.info("sentinel").get("sentinel_tilt", 0)))
+
+
+def stall_into_tilt(spec: LabSpec, sentinel: Node, seconds: float = 2.5) -> None:
+    """Stop a Sentinel's process for ``seconds`` (> 2): its timer then jumps and it enters TILT mode,
+    as a starved process or a slow fsync makes it do. Returns once it reports TILT (drills, benches)."""
+    backend = get_backend(spec.backend)
+    backend.signal_node(spec, sentinel, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        backend.signal_node(spec, sentinel, signal.SIGCONT)
+    wait_for(lambda: (in_tilt(spec, sentinel), None), what=f"{sentinel.name} to enter TILT mode", timeout=10)
+
+
+class _Stalled(LabError):
+    """The Sentinel that accepted the failover will not carry it out: ask another one."""
+
+
+class _Failover:
+    """One failover: ask a Sentinel that would act on SENTINEL FAILOVER (never one in TILT), wait for
+    the switch, and ask the next one when the Sentinel that accepted stalls or aborts."""
+
+    def __init__(self, spec: LabSpec, safe: bool, timeout: float) -> None:
+        self.spec, self.safe, self.timeout = spec, safe, timeout
+        self.old = current_master(spec)
+        self.old_addr = (self.old.host, self.old.port)
+        self.acting: Node | None = None  # the Sentinel that accepted (or is failing the master over)
+        self.stalled: dict[Node, str] = {}  # Sentinels that accepted and then did not act, and why
+        self.refusals = 0  # NOGOODSLAVE answers so far: each ask goes to the next usable Sentinel
+        self.refused_since: float | None = None
+
+    def run(self) -> tuple[Node, Node]:
+        self.master_conn = node_client(self.spec, self.old, timeout=2)
+        try:
+            addr = self._until_switched()
+            if self.safe:
+                rejoin_as_replica(self.spec, self.old, disconnect=False)
+        finally:
+            if self.safe:
+                with suppress(redis.RedisError):
+                    self.master_conn.client_unpause()  # writes held meanwhile now fail with READONLY: definite
+            self.master_conn.close()
+        if self.safe:
+            # Then, as Sentinel's own demotion does, drop the old master's clients: they rediscover the
+            # new master instead of meeting READONLY on every write until they reconnect by themselves.
+            disconnect_clients(self.spec, self.old)
+        return self.old, next(n for n in self.spec.redis_nodes if (n.host, n.port) == addr)
+
+    def _until_switched(self) -> tuple[str, int]:
+        while True:
+            try:
+                # NOGOODSLAVE gives up sooner (in _ask); a TILT that every Sentinel is in lasts this long
+                asking = TILT_PERIOD_S + 5
+                wait_for(self._ask, what="a Sentinel to accept SENTINEL FAILOVER", timeout=asking, interval=0.5)
+            except WaitTimeout as exc:
+                raise LabError(f"no Sentinel would fail over: {exc}") from None
+            who = f"{self.acting.name} accepted" if self.acting else "a switch was under way"
+            try:
+                addr = wait_for(
+                    self._switched,
+                    what=f"the Sentinels to name a new master ({who})",
+                    timeout=self.timeout,
+                    interval=POLL_S,
+                    detail=lambda: _sentinel_report(self.spec),
+                )
+                assert addr is not None  # (_switched is done only once a new master is named)
+                return addr
+            except _Stalled as exc:
+                assert self.acting is not None
+                self.stalled[self.acting] = str(exc)
+                self.acting, self.refusals, self.refused_since = None, 0, None
+
+    def _ask(self) -> tuple[bool, str]:
+        if self.stalled and self._switch_under_way():
+            return True, "a switch is under way"
+        usable, why_not = _sentinels_to_ask(self.spec, exclude=list(self.stalled))
+        if not usable and not why_not:
+            if self.stalled:
+                raise LabError(f"no other Sentinel is running ({'; '.join(self.stalled.values())})")
+            raise LabError("no Sentinel is running: none can fail the master over")
+        if not usable:  # every Sentinel in TILT (a machine-wide stall): wait it out, not paused
+            return False, "; ".join(why_not)
+        sentinel = usable[self.refusals % len(usable)]
+        if self.safe:
+            try:
+                self.master_conn.client_pause(int(self.timeout * 1000), all=False)
+                _wait_replicas_caught_up(self.master_conn, len(self.spec.redis_nodes) - 1, self.timeout)
+            except redis.ConnectionError as exc:  # a Sentinel demoting it drops its clients: look again
+                return False, f"{self.old.name}: {exc}"
+        refused = _ask_for_failover(self.spec, sentinel)
+        if not refused:
+            self.acting = sentinel
+            return True, sentinel.name
+        self.refusals += 1
+        if self.safe:  # not paused while waiting: to the Sentinels a paused master soon looks down
+            self.master_conn.client_unpause()
+        self.refused_since = self.refused_since or time.monotonic()
+        if time.monotonic() - self.refused_since >= NOGOODSLAVE_RETRY_S:
+            raise LabError(f"no Sentinel would fail over within {NOGOODSLAVE_RETRY_S:g}s (last: {refused})")
+        return False, refused
+
+    def _switch_under_way(self) -> bool:
+        """Before asking again: are the Sentinels already failing the paused master over on their own
+        (it looked down to them)? Then wait for that switch rather than start a second one."""
+        seen = observe(self.spec)
+        busy = [v.node for v in seen.sentinels if v.reachable and "failover_in_progress" in v.master_flags]
+        busy = [n for n in busy if n not in self.stalled]
+        if not busy and seen.master == self.old_addr:
+            return False
+        self.acting = busy[0] if busy else None  # None: the Sentinels name a new master already
+        return True
+
+    def _switched(self) -> tuple[bool, tuple[str, int] | None]:
+        seen = observe(self.spec)
+        new = seen.master
+        acting = self.acting
+        if new == self.old_addr and acting is not None:  # all still name the old master: is the one asked acting?
+            view = next(v for v in seen.sentinels if v.node == acting)
+            if view.reachable and view.master == self.old_addr and "failover_in_progress" not in view.master_flags:
+                # -failover-abort-*
+                raise _Stalled(f"{acting.name} ended the failover with {self.old.name} still master")
+            tilted = False
+            with suppress(redis.RedisError):
+                tilted = in_tilt(self.spec, acting)
+            if tilted:
+                raise _Stalled(f"{acting.name} entered TILT mode after accepting")
+        if new is None or new == self.old_addr:  # (None: the Sentinels disagree, a switch is under way)
+            return False, new
+        # A Sentinel that has not heard of the failover yet can turn the promoted replica straight back
+        # into a replica (+convert-to-slave); demoting the old master under it would leave no master at
+        # all (seen in CI: the two replicating from each other). Wait until the named node is a master.
+        promoted = next((v for v in seen.redis if (v.node.host, v.node.port) == new), None)
+        return promoted is not None and promoted.role == "master", new
+
+
+def _sentinels_to_ask(spec: LabSpec, exclude: list[Node]) -> tuple[list[Node], list[str]]:
+    """Running Sentinels that would act on SENTINEL FAILOVER now, and why each other one would not."""
+    backend = get_backend(spec.backend)
+    usable: list[Node] = []
+    why_not: list[str] = []
+    for sentinel in spec.sentinels:
+        if sentinel in exclude or backend.node_state(spec, sentinel) != "up":
+            continue
+        try:
+            tilted = in_tilt(spec, sentinel)
+        except redis.RedisError as exc:
+            why_not.append(f"{sentinel.name}: {exc}")
+            continue
+        if tilted:
+            why_not.append(f"{sentinel.name} is in TILT mode (it would accept and do nothing for up to 30 s)")
+        else:
+            usable.append(sentinel)
+    return usable, why_not
+
+
+def _ask_for_failover(spec: LabSpec, sentinel: Node) -> str:
+    """SENTINEL FAILOVER on ``sentinel``: "" once it accepted (or is already failing the master over:
+    INPROG), its NOGOODSLAVE answer (which starts nothing) otherwise; any other refusal is a LabError."""
+    try:
+        with node_client(spec, sentinel, timeout=2) as sconn:
+            sconn.execute_command("SENTINEL", "FAILOVER", spec.master_name)
+    except redis.ResponseError as exc:
+        if str(exc).startswith("INPROG"):
+            return ""
+        if not str(exc).startswith("NOGOODSLAVE"):
+            raise LabError(f"{sentinel.name} refused SENTINEL FAILOVER: {exc}") from exc
+        return f"{sentinel.name}: {exc}"
+    return ""
+
+
+def _sentinel_report(spec: LabSpec) -> str:
+    """What each Sentinel names and flags, and the tail of its log: why a failover did not finish."""
+    seen = observe(spec)
+    lines = [
+        f"{v.node.name}: master {v.master} flags {v.master_flags}" if v.reachable else f"{v.node.name}: {v.error}"
+        for v in seen.sentinels
+    ]
+    return "\n".join(lines) + "\n" + log_tails(spec, 12, spec.sentinels)
+
+
+def _wait_replicas_caught_up(conn: redis.Redis, replicas: int, timeout: float) -> None:
+    def probe() -> tuple[bool, str]:
+        info = conn.info("replication")
+        offset = int(info["master_repl_offset"])
+        lagging = [
+            f"{v['ip']}:{v['port']} at {v['offset']}"
+            for k, v in info.items()
+            if k.startswith("slave") and isinstance(v, dict) and int(v["offset"]) != offset
+        ]
+        online = sum(1 for k, v in info.items() if k.startswith("slave") and isinstance(v, dict))
+        return not lagging and online >= min(replicas, 1), f"master at {offset}, lagging: {lagging or 'none'}"
+
+    wait_for(probe, what="replicas to reach the master's offset", timeout=timeout)

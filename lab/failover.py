@@ -77,9 +77,9 @@ class _Failover:
         self.stalled: dict[Node, str] = {}  # Sentinels that accepted and then did not act, and why
         self.refusals = 0  # NOGOODSLAVE answers so far: each ask goes to the next usable Sentinel
         self.refused_since: float | None = None
+        self.master_conn = node_client(spec, self.old, timeout=2)  # connects on first use
 
     def run(self) -> tuple[Node, Node]:
-        self.master_conn = node_client(self.spec, self.old, timeout=2)
         try:
             addr = self._until_switched()
             if self.safe:

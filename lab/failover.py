@@ -26,6 +26,10 @@ NOGOODSLAVE_RETRY_S = 12.0
 #: SENTINEL FAILOVER, then does nothing until TILT ends (measured: the switch came 31.5 s later).
 TILT_PERIOD_S = 30.0
 
+#: How long the node the Sentinels name may stay a replica before `lab failover` promotes it itself:
+#: every Sentinel names it already, so none is still on its way to turn it back.
+TURNED_BACK_GRACE_S = 1.0
+
 #: How often to look for the switch: one look (every node's INFO) costs ~25 ms of CPU on this machine
 #: kind, and polling it back to back would starve the very Sentinels being waited for on 2 cores.
 POLL_S = 0.1
@@ -77,6 +81,7 @@ class _Failover:
         self.stalled: dict[Node, str] = {}  # Sentinels that accepted and then did not act, and why
         self.refusals = 0  # NOGOODSLAVE answers so far: each ask goes to the next usable Sentinel
         self.refused_since: float | None = None
+        self.turned_back_since: float | None = None  # when the named master was first seen a replica
         self.master_conn = node_client(spec, self.old, timeout=2)  # connects on first use
 
     def run(self) -> tuple[Node, Node]:
@@ -179,7 +184,29 @@ class _Failover:
         # into a replica (+convert-to-slave); demoting the old master under it would leave no master at
         # all (seen in CI: the two replicating from each other). Wait until the named node is a master.
         promoted = next((v for v in seen.redis if (v.node.host, v.node.port) == new), None)
-        return promoted is not None and promoted.role == "master", new
+        if promoted is not None and promoted.role == "master":
+            return True, new
+        if promoted is not None and promoted.role == "slave" and self.safe:
+            self._promote_if_turned_back(promoted.node)
+        return False, new
+
+    def _promote_if_turned_back(self, named: Node) -> None:
+        """Every Sentinel names ``named`` master, but it is a replica again: a Sentinel that had not heard
+        of the switch turned it back (+convert-to-slave) and none will undo that; Sentinel's own remedy is
+        to find it down after down-after + 20 s of reporting the wrong role and fail over a second time
+        (seen in CI, loaded, compose: 26 s of READONLY, two failovers). With the old master's writes
+        paused and the replicas caught up, promoting it as the Sentinels already say loses nothing."""
+        now = time.monotonic()
+        if self.turned_back_since is None:
+            self.turned_back_since = now
+        if now - self.turned_back_since < TURNED_BACK_GRACE_S:
+            return
+        with node_client(self.spec, named, timeout=2) as conn:  # as Sentinel promotes: MULTI, and rewrite
+            pipe = conn.pipeline(transaction=True)
+            pipe.replicaof("NO", "ONE")
+            pipe.config_rewrite()
+            pipe.execute()
+        self.turned_back_since = None
 
 
 def _sentinels_to_ask(spec: LabSpec, exclude: list[Node]) -> tuple[list[Node], list[str]]:

@@ -16,7 +16,7 @@ from lab.drill import config_set, kill_master_unavailability, wait_converged, wr
 from lab.history import Workload
 from lab.pytest_plugin import require_fault
 from lab.spec import LabSpec, Node
-from lab.topology import client, observe
+from lab.topology import Observation, client, observe
 from lab.waits import wait_for
 from tests.helpers import assert_only_the_kill_tail_lost, run_lab
 
@@ -122,6 +122,49 @@ def test_safe_manual_failover_loses_no_increment(healthy_lab: LabSpec, drill) ->
     assert s["errored_but_applied"] == 0
     settled = wait_converged(spec)
     assert settled != old and role_of(spec, old) == ("slave", settled.address)
+
+
+@pytest.mark.one_server
+def test_safe_failover_promotes_the_master_the_sentinels_name_when_a_late_one_turned_it_back(
+    lab_factory, drill, monkeypatch
+) -> None:
+    """Seen in CI (compose, both cores busy): a Sentinel that had not heard of the switch yet turned the
+    promoted replica back into a replica of the paused old master (+convert-to-slave), then heard of it
+    and named it master like the others. No Sentinel undoes that: 22 s later they found their master
+    down (it reported the wrong role) and failed over a second time, 26 s of READONLY in all. Here the
+    turn-back is done as that Sentinel does it, once the Sentinels name the new master: `lab failover`
+    promotes the node they all name. One failover; the only writes lost are those the new master took
+    before it was turned back (its full resync from the old master drops them: the fault's own loss)."""
+    spec = lab_factory(tag="turnback")
+    old = faults.current_master(spec)
+    real_observe = observe  # (lab.failover looks through this name)
+    turned: list[tuple[Node, float]] = []
+
+    def observe_and_turn_back(spec_: LabSpec) -> Observation:
+        seen = real_observe(spec_)
+        if turned or seen.master in (None, (old.host, old.port)):
+            return seen
+        named = next(n for n in spec_.redis_nodes if (n.host, n.port) == seen.master)
+        with client(named.host, named.port, spec_.password, timeout=2) as conn:
+            pipe = conn.pipeline(transaction=True)  # what +convert-to-slave sends
+            pipe.replicaof(old.host, old.port)
+            pipe.config_rewrite()
+            pipe.execute()
+        turned.append((named, time.monotonic()))
+        return real_observe(spec_)
+
+    monkeypatch.setattr(failover, "observe", observe_and_turn_back)
+    result = drill(spec, "failover", duration=4)
+    findings = result.findings
+    assert turned, "the turn-back was not injected"
+    new, turned_at = turned[0]
+    assert [(f["old"], f["new"]) for f in findings.failovers] == [(old.name, new.name)], findings.failovers
+    assert findings.summary()["ok"] > 100, findings.summary()
+    if findings.lost_acked is not None:
+        turned_ms = (turned_at - result.recorder.history.clock.started) * 1000
+        # (+100 ms: a worker stamps an ack after reading it, which may be after the turn-back returned)
+        assert findings.lost_acked.end_ms <= turned_ms + 100, f"{findings.lost} lost, acked at {findings.lost_acked}"
+    assert wait_converged(spec) == new and role_of(spec, old) == ("slave", new.address)
 
 
 def test_replica_priority_zero_is_never_promoted(lab_factory, profile_file) -> None:

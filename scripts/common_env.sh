@@ -101,7 +101,17 @@ read_state() {
   fi
 }
 
-alive() { read_state "$1"; [[ -n "$PSTATE" && "$PSTATE" != Z && "$PSTATE" != X ]]; }
+# alive PID: running, or a zombie main thread whose other threads are still exiting: they hold its
+# sockets, and a restart on its port would fail with "Address already in use" (seen in CI after SIGKILL).
+alive() {
+  read_state "$1"
+  if [[ "$PSTATE" == Z ]]; then
+    local tasks=("/proc/$1/task/"*)
+    ((${#tasks[@]} > 1))
+    return
+  fi
+  [[ -n "$PSTATE" && "$PSTATE" != X ]]
+}
 
 # nap SECONDS: sleep without forking /bin/sleep (a read that times out on a pipe nobody writes):
 # polling loops must not steal CPU from servers that are starting on the same cores.

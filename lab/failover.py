@@ -201,11 +201,14 @@ class _Failover:
             self.turned_back_since = now
         if now - self.turned_back_since < TURNED_BACK_GRACE_S:
             return
-        with node_client(self.spec, named, timeout=2) as conn:  # as Sentinel promotes: MULTI, and rewrite
-            pipe = conn.pipeline(transaction=True)
-            pipe.replicaof("NO", "ONE")
-            pipe.config_rewrite()
-            pipe.execute()
+        try:
+            with node_client(self.spec, named, timeout=2) as conn:  # as Sentinel promotes: MULTI, and rewrite
+                pipe = conn.pipeline(transaction=True)
+                pipe.replicaof("NO", "ONE")
+                pipe.config_rewrite()
+                pipe.execute()
+        except (redis.ConnectionError, redis.TimeoutError):
+            return  # it dropped between two looks: look again on the next poll
         self.turned_back_since = None
 
 

@@ -7,22 +7,30 @@ NAME ?= default
 BACKEND ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv clients lab-up lab-down lab-status test unit integration chaos lint bench clean
+.PHONY: help deps venv lock clients lab-up lab-down lab-status test unit integration chaos lint bench clean
 
 help:
-	@echo "make lab-up | lab-down | lab-status | test | unit | integration | chaos | lint | bench | clients | clean"
+	@echo "make lab-up | lab-down | lab-status | test | unit | integration | chaos | lint | bench | clients | lock | clean"
 
 deps:
 	@bash scripts/ensure_deps.sh
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "make: Python 3.11+ is required ($(PYTHON) is $$($(PYTHON) -V 2>&1))"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,servers]'
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,servers]'
 	@touch $@
 
 venv: $(BIN)/.installed
+
+# Re-pin constraints.txt to the newest releases pyproject.toml allows (in a scratch venv), on purpose.
+lock:
+	@rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	@.lock-venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,servers]'
+	@{ sed -n '/^#/p' constraints.txt; .lock-venv/bin/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	@mv constraints.txt.new constraints.txt && rm -rf .lock-venv
+	@git diff --stat constraints.txt 2>/dev/null || true
 
 # The Node client adapters (ioredis, node-redis) of the client matrix, from the committed lock file.
 clients/node/node_modules/.installed: clients/node/package-lock.json

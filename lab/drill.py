@@ -56,7 +56,7 @@ def config_set(spec: LabSpec, **values: str | int) -> Iterator[None]:
 
 def master_client(spec: LabSpec) -> redis.Redis:
     """A client of the current master that follows failovers (rediscovers through Sentinel)."""
-    conn: redis.Redis = sentinel_for(spec).master_for(spec.master_name)  # type: ignore[no-untyped-call]
+    conn: redis.Redis = sentinel_for(spec).master_for(spec.master_name)
     return conn
 
 

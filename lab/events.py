@@ -58,7 +58,7 @@ class SentinelEvents:
         first = True
         while not self._stop.is_set():
             conn = node_client(self.spec, node, timeout=0.5)
-            pubsub = conn.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub = conn.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.psubscribe("*")
                 if first:

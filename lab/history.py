@@ -120,7 +120,7 @@ def sentinel_client(spec: LabSpec) -> redis.Redis:
     reconnects to the old master's address for ever after a failover (its reconnect bypasses the
     Sentinel lookup that a pooled connection makes)."""
     sentinel = sentinel_for(spec)
-    conn: redis.Redis = sentinel.master_for(spec.master_name, max_connections=1)  # type: ignore[no-untyped-call]
+    conn: redis.Redis = sentinel.master_for(spec.master_name, max_connections=1)
     return conn
 
 

@@ -232,8 +232,9 @@ def sentinel_for(spec: LabSpec, **kw: Any) -> Sentinel:
     """A redis-py Sentinel for the lab as its applications connect (the ``app`` user on data nodes
     and ``client`` on Sentinels when the lab has ACL users), with short timeouts so failover drills
     see changes fast."""
-    app, discovery = spec.auth("redis", "app"), spec.auth("sentinel", "client")
-    return Sentinel(  # type: ignore[no-untyped-call]
+    discovery = spec.auth("sentinel", "client")
+    app: dict[str, Any] = {**spec.auth("redis", "app"), **spec.tls_kwargs()}
+    return Sentinel(
         spec.sentinel_addrs(),
         # A dead container does not refuse: without a connect timeout each dead Sentinel costs ~3 s.
         sentinel_kwargs={
@@ -244,7 +245,6 @@ def sentinel_for(spec: LabSpec, **kw: Any) -> Sentinel:
             "retry": Retry(NoBackoff(), 0),
         },
         **app,
-        **spec.tls_kwargs(),
         socket_timeout=1,
         socket_connect_timeout=0.5,
         decode_responses=True,

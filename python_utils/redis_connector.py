@@ -123,7 +123,7 @@ def _client(settings: Settings, db: int, use_pool: bool) -> redis.Redis:
         **settings.tls_kwargs,
     }
     if settings.sentinels:
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(
             list(settings.sentinels),
             sentinel_kwargs={
                 "password": settings.sentinel_password,
@@ -135,7 +135,7 @@ def _client(settings: Settings, db: int, use_pool: bool) -> redis.Redis:
             },
             **common,
         )
-        conn: redis.Redis = sentinel.master_for(settings.master_name)  # type: ignore[no-untyped-call]
+        conn: redis.Redis = sentinel.master_for(settings.master_name)
         return conn
     if not use_pool:
         return redis.Redis(host=settings.host, port=settings.port, single_connection_client=True, **common)

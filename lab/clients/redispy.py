@@ -48,7 +48,7 @@ def make_client(config: dict[str, Any]) -> redis.Redis:
     ssl = (
         {"ssl": True, "ssl_ca_certs": tls["ca"], "ssl_certfile": tls["cert"], "ssl_keyfile": tls["key"]} if tls else {}
     )
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(
         [tuple(s) for s in config["sentinels"]],
         sentinel_kwargs={
             "username": config.get("sentinel_username"),
@@ -61,7 +61,7 @@ def make_client(config: dict[str, Any]) -> redis.Redis:
         password=config.get("password"),
         **(RECOMMENDED if recommended else {}),
     )
-    conn: redis.Redis = sentinel.master_for(config["master_name"])  # type: ignore[no-untyped-call]
+    conn: redis.Redis = sentinel.master_for(config["master_name"])
     return conn
 
 

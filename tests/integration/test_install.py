@@ -32,7 +32,9 @@ def test_the_wheel_runs_outside_the_checkout(tmp_path: Path) -> None:
     sh(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(REPO), cwd=work)
     [wheel] = dist.glob("redis_ha_lab-*.whl")
     sh(sys.executable, "-m", "venv", str(venv), cwd=work)
-    sh(str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel), cwd=work)
+    # The pinned versions make/CI install (constraints.txt), so a new release elsewhere cannot fail this test.
+    pip = [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check"]
+    sh(*pip, "-c", str(REPO / "constraints.txt"), str(wheel), cwd=work)
     bin_ = venv / "bin"
     where = sh(str(bin_ / "python"), "-c", "import lab, monitoring; print(lab.CONF_DIR, monitoring.__file__)", cwd=work)
     assert all(path.startswith(str(venv)) for path in where.split()), "everything comes from the install"

@@ -98,5 +98,8 @@ def upgrade(spec: LabSpec, node_name: str, target: Server, timeout: float = cont
         spec = spec.with_server(node, target)
         state.update(spec)
         control.start_nodes(spec, backend, [node], fresh=False)
-        control.wait_healthy(spec, timeout)
+        try:
+            control.wait_healthy(spec, timeout)
+        except LabError as exc:  # the move itself is done and recorded: say so, then what still stands
+            raise LabError(f"{node.name} now runs {target.name}, but {exc}") from exc
         return Upgraded(spec, node, before, target, removed, time.perf_counter() - started)

@@ -30,6 +30,12 @@ TILT_PERIOD_S = 30.0
 #: every Sentinel names it already, so none is still on its way to turn it back.
 TURNED_BACK_GRACE_S = 1.0
 
+#: Sentinel's hello period (SENTINEL_PUBLISH_PERIOD): a write-paused master queues the PUBLISH of a hello
+#: and every PING behind it on that Sentinel's link, so it looks down to every Sentinel within
+#: down-after + this (measured 2.5-3.8 s with down-after 1 s on Redis 6.2, 7.0 and Valkey 8.1), and
+#: they fail it over themselves: o_down one is-master-down round (1 s) later, then an election.
+HELLO_PERIOD_S = 2.0
+
 #: How often to look for the switch: one look (every node's INFO) costs ~25 ms of CPU on this machine
 #: kind, and polling it back to back would starve the very Sentinels being waited for on 2 cores.
 POLL_S = 0.1
@@ -83,6 +89,7 @@ class _Failover:
         self.refused_since: float | None = None
         self.turned_back_since: float | None = None  # when the named master was first seen a replica
         self.master_conn = node_client(spec, self.old, timeout=2)  # connects on first use
+        self.paused_at: float | None = None  # when the old master's writes were paused (safe mode)
 
     def run(self) -> tuple[Node, Node]:
         try:
@@ -127,6 +134,11 @@ class _Failover:
     def _ask(self) -> tuple[bool, str]:
         if self.stalled and self._switch_under_way():
             return True, "a switch is under way"
+        if self.stalled and self._own_failover_due():
+            # Forcing another Sentinel now would race their election: a forced failover does not vote
+            # for itself, so it can vote for a peer's candidate in its own epoch and both promote a
+            # different replica (seen in CI, loaded: two masters replicating from each other for 30 s).
+            return False, "the other Sentinels are due to fail the paused master over themselves"
         usable, why_not = _sentinels_to_ask(self.spec, exclude=list(self.stalled))
         if not usable and not why_not:
             if self.stalled:
@@ -138,6 +150,7 @@ class _Failover:
         if self.safe:
             try:
                 self.master_conn.client_pause(int(self.timeout * 1000), all=False)
+                self.paused_at = self.paused_at or time.monotonic()
                 _wait_replicas_caught_up(self.master_conn, len(self.spec.redis_nodes) - 1, self.timeout)
             except redis.ConnectionError as exc:  # a Sentinel demoting it drops its clients: look again
                 return False, f"{self.old.name}: {exc}"
@@ -148,6 +161,7 @@ class _Failover:
         self.refusals += 1
         if self.safe:  # not paused while waiting: to the Sentinels a paused master soon looks down
             self.master_conn.client_unpause()
+            self.paused_at = None
         self.refused_since = self.refused_since or time.monotonic()
         if time.monotonic() - self.refused_since >= NOGOODSLAVE_RETRY_S:
             raise LabError(f"no Sentinel would fail over within {NOGOODSLAVE_RETRY_S:g}s (last: {refused})")
@@ -155,14 +169,26 @@ class _Failover:
 
     def _switch_under_way(self) -> bool:
         """Before asking again: are the Sentinels already failing the paused master over on their own
-        (it looked down to them)? Then wait for that switch rather than start a second one."""
+        (it looked down to them: o_down starts their election)? Then wait for that switch rather than
+        start a second one."""
         seen = observe(self.spec)
-        busy = [v.node for v in seen.sentinels if v.reachable and "failover_in_progress" in v.master_flags]
-        busy = [n for n in busy if n not in self.stalled]
-        if not busy and seen.master == self.old_addr:
+        others = [v for v in seen.sentinels if v.reachable and v.node not in self.stalled]
+        busy = [v.node for v in others if "failover_in_progress" in v.master_flags]
+        electing = any("o_down" in v.master_flags for v in others)
+        if not busy and not electing and seen.master == self.old_addr:
             return False
-        self.acting = busy[0] if busy else None  # None: the Sentinels name a new master already
+        # None: the Sentinels name a new master already, or are electing the one that will act
+        self.acting = busy[0] if busy else None
         return True
+
+    def _own_failover_due(self) -> bool:
+        """Is the old master paused recently enough that the Sentinels may not have flagged it o_down
+        yet? They all will (HELLO_PERIOD_S), unless too few of them are running for a quorum: once
+        that time has passed with no election, asking the next Sentinel races nothing."""
+        if self.paused_at is None:
+            return False
+        due = self.spec.down_after_ms / 1000 + HELLO_PERIOD_S + 2.0  # + the o_down round, + slack
+        return time.monotonic() - self.paused_at < due
 
     def _switched(self) -> tuple[bool, tuple[str, int] | None]:
         seen = observe(self.spec)

@@ -137,8 +137,18 @@ def test_upgrade_keeps_the_data_and_a_downgrade_the_data_forbids_is_refused(lab_
     back = run_lab("upgrade", *home, "redis-2", "--server", "redis-6.2", home=lab_home)
     assert back.returncode == 1 and len(back.stderr.strip().splitlines()) == 1
     assert "refusing to move redis-2 from redis-7.0 to redis-6.2" in back.stderr and "start empty" in back.stderr
+    # A move that works in a lab that then does not become healthy (here a Sentinel is down) says that the node
+    # moved, then why the lab is not healthy: the operator must not redo (or undo) a move that happened.
+    assert run_lab("kill", *home, "sentinel-3", home=lab_home).returncode == 0
+    moved = run_lab("upgrade", *home, "redis-3", "--server", "valkey-8.1", "--timeout", "2", home=lab_home)
+    assert moved.returncode == 1
+    assert moved.stderr.startswith(
+        f"lab upgrade: redis-3 now runs valkey-8.1, but timed out after 2s waiting for lab {spec.name} to be healthy"
+    ), moved.stderr
+    assert "sentinel-3 unreachable" in moved.stderr.splitlines()[0], moved.stderr
+    assert state.load(lab_home, spec.name).servers["redis-3"] == str(resolve("valkey-8.1").server_bin)
+    assert run_lab("heal", *home, home=lab_home).returncode == 0
     # Valkey 8.1 writes RDB format 11, which Redis 7.0 cannot load.
-    assert run_lab("upgrade", *home, "redis-3", "--server", "valkey-8.1", home=lab_home).returncode == 0
     down = run_lab("upgrade", *home, "redis-3", "--server", "redis-7.0", home=lab_home)
     assert down.returncode == 1
     assert "is RDB format 11; redis-7.0 reads up to 10" in down.stderr, down.stderr

@@ -72,12 +72,13 @@ def stall_into_tilt(spec: LabSpec, sentinel: Node, seconds: float = 2.5) -> None
 
 
 class _Stalled(LabError):
-    """The Sentinel that accepted the failover will not carry it out: ask another one."""
+    """The Sentinel that accepted the failover will not carry it out: go on without it."""
 
 
 class _Failover:
-    """One failover: ask a Sentinel that would act on SENTINEL FAILOVER (never one in TILT), wait for
-    the switch, and ask the next one when the Sentinel that accepted stalls or aborts."""
+    """One failover: ask a Sentinel that would act on SENTINEL FAILOVER (never one in TILT) and wait for
+    the switch. When the Sentinel that accepted stalls or aborts, the other Sentinels soon fail the
+    paused master over themselves (wait for that); only if they do not is the next one asked."""
 
     def __init__(self, spec: LabSpec, safe: bool, timeout: float) -> None:
         self.spec, self.safe, self.timeout = spec, safe, timeout

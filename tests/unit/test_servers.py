@@ -9,7 +9,7 @@ import pytest
 
 from lab import servers
 from lab.capabilities import adapt, refused
-from lab.errors import LabError
+from lab.errors import LabError, UsageError
 from lab.profile import load_profile
 from lab.render import render_profile
 from lab.servers import Server
@@ -66,6 +66,43 @@ def test_probe_refuses_what_is_not_a_server(tmp_path: Path) -> None:
         servers.probe(str(fake))
     with pytest.raises(LabError, match="not an executable file"):
         servers.probe(str(tmp_path / "absent"))
+
+
+def test_a_script_that_prints_a_server_version_is_not_a_server(tmp_path: Path) -> None:
+    """A node's process is known by the file it executes: a script (even one that says it is Redis, or
+    one that execs a real server) is refused as a bad --server, exit 2."""
+    liar = tmp_path / "kvserver"
+    liar.write_text("#!/bin/sh\necho 'Redis server v=7.0.15 sha=00000000:0 malloc=libc bits=64 build=1'\n")
+    liar.chmod(0o755)
+    not_executable = tmp_path / "plain"
+    not_executable.write_bytes(b"\x7fELF" + b"\0" * 60)
+    for path, why in (
+        (liar, "a script or other file, not a server binary"),
+        (not_executable, "not an executable file"),
+    ):
+        with pytest.raises(UsageError, match=why) as raised:
+            servers.probe(str(path))
+        assert raised.value.exit_code == 2
+    with pytest.raises(UsageError, match="not an executable file"):
+        servers.probe(str(tmp_path))  # a directory
+
+
+def test_a_build_is_known_by_what_it_is_not_by_its_file_name(tmp_path: Path) -> None:
+    """Same flavour, version and bytes: the same build, whatever the file is called; `same_file` tells the
+    files apart (a symlink or a hard link is the same file, a copy is not)."""
+    original, copy, other, link = (tmp_path / n for n in ("redis-server", "kvserver", "other", "link"))
+    original.write_bytes(b"\x7fELF one build")
+    copy.write_bytes(original.read_bytes())
+    other.write_bytes(b"\x7fELF another build")
+    link.symlink_to(original)
+    first, renamed, rebuilt, linked = (
+        Server("redis", (7, 0, 15), p, Path("cli"), "test") for p in (original, copy, other, link)
+    )
+    assert first == renamed and hash(first) == hash(renamed) and not first.same_file(renamed)
+    assert first != rebuilt, "the same version built differently is another build"
+    assert first == linked and first.same_file(linked)
+    assert first != Server("valkey", (7, 0, 15), copy, Path("cli"), "test")
+    assert len({first, renamed, linked, rebuilt}) == 2
 
 
 def test_the_rdb_header_gives_the_format_version(tmp_path: Path) -> None:

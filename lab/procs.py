@@ -1,15 +1,17 @@
 """Local processes of a lab, identified the way scripts/common_env.sh identifies them: a pid is a
-node's only if it is a live redis/valkey server working in that node's directory. A recycled pid,
-or the pid of another lab copied into this lab's pidfile, is never ours and never signalled."""
+node's only if it is a live process of the server binary the lab started for that node (the same file,
+whatever it is called) working in that node's directory. A recycled pid, or the pid of another lab
+copied into this lab's pidfile, is never ours and never signalled."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
-SERVER_NAMES = ("redis-", "valkey-")
+DELETED = " (deleted)"
 
 
 def state_letter(pid: int) -> str:
@@ -22,14 +24,36 @@ def state_letter(pid: int) -> str:
 
 def _link(pid: int, what: str) -> str:
     try:
-        return os.readlink(f"/proc/{pid}/{what}").removesuffix(" (deleted)")
+        return os.readlink(f"/proc/{pid}/{what}").removesuffix(DELETED)
     except OSError:
         return ""
 
 
-def is_server(pid: int) -> bool:
-    """A live (not zombie) redis/valkey server process."""
-    return state_letter(pid) not in ("", "Z", "X") and Path(_link(pid, "exe")).name.startswith(SERVER_NAMES)
+def runs(pid: int, binary: Path) -> bool:
+    """``pid`` executes ``binary``, whatever either is called: the same file (device and inode; a symlink,
+    a hard link or a copy's own name all count), or, once that file was replaced or removed (a package
+    upgrade under a running lab), the path it was started from."""
+    try:
+        exe = os.stat(f"/proc/{pid}/exe")
+    except OSError:
+        return False
+    try:
+        wanted = os.stat(binary)
+    except OSError:
+        pass
+    else:
+        if (exe.st_dev, exe.st_ino) == (wanted.st_dev, wanted.st_ino):
+            return True
+    try:
+        link = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return False
+    return link.endswith(DELETED) and link.removesuffix(DELETED) == os.path.realpath(binary)
+
+
+def is_server(pid: int, binary: Path) -> bool:
+    """A live (not zombie) process of the server ``binary``."""
+    return state_letter(pid) not in ("", "Z", "X") and runs(pid, binary)
 
 
 def workdir(pid: int) -> Path | None:
@@ -37,19 +61,26 @@ def workdir(pid: int) -> Path | None:
     return Path(cwd) if cwd else None
 
 
-def node_pid(pidfile: Path, node_dir: Path) -> tuple[int | None, str]:
-    """(pid, state letter) of the node's server, or (None, '') when the pidfile names no process of ours."""
+def node_pid(pidfile: Path, node_dir: Path, binary: Path) -> tuple[int | None, str]:
+    """(pid, state letter) of the node's server (``binary`` working in ``node_dir``), or (None, '') when
+    the pidfile names no process of ours."""
     try:
         pid = int(pidfile.read_text().strip())
     except (OSError, ValueError):
         return None, ""
-    if not is_server(pid) or workdir(pid) != node_dir.resolve():
+    if not is_server(pid, binary) or workdir(pid) != node_dir.resolve():
         return None, ""
     return pid, state_letter(pid)
 
 
-def servers_under(root: Path) -> list[int]:
-    """Every redis/valkey server working inside ``root`` (a lab directory), pidfile or not."""
+def servers_under(root: Path, binaries: Iterable[Path] | None = None) -> list[int]:
+    """Every live process of one of ``binaries`` (a lab's: :func:`lab.backends.local.binaries`; default:
+    every build `lab servers` finds here) working inside ``root`` (a lab directory), pidfile or not."""
+    if binaries is None:
+        from lab.servers import discover
+
+        binaries = [build.server_bin for build in discover()]
+    binaries = list(binaries)
     root = root.resolve()
     found = []
     for entry in Path("/proc").iterdir():
@@ -57,7 +88,7 @@ def servers_under(root: Path) -> list[int]:
             continue
         pid = int(entry.name)
         cwd = workdir(pid)
-        if cwd is not None and (cwd == root or root in cwd.parents) and is_server(pid):
+        if cwd is not None and (cwd == root or root in cwd.parents) and any(is_server(pid, b) for b in binaries):
             found.append(pid)
     return found
 

@@ -11,8 +11,9 @@
 #   REDIS_START_TIMEOUT REDIS_STOP_TIMEOUT        seconds (default 10 and 15)
 #
 # An instance is identified by its config, never by a pid alone: a pid is the instance's only if it
-# is a live redis/valkey server whose working directory is the config's `dir` (a recycled pid, or
-# another instance's pid in this pidfile, belongs to someone else and is never signalled).
+# is a live process of the server binary these scripts run (REDIS_SERVER_BIN: the same file, whatever
+# it is called) whose working directory is the config's `dir` (a recycled pid, or another instance's
+# pid in this pidfile, belongs to someone else and is never signalled).
 # Helpers set variables instead of printing, so the hot paths fork as little as possible.
 
 REDIS_HOST="${REDIS_HOST:-127.0.0.1}"
@@ -120,18 +121,83 @@ nap() {
   read -r -t "$1" -u "$NAP_FD" || true
 }
 
-# is_ours PID: PID is a live redis/valkey server working in the loaded config's `dir` (C_DIR).
-is_ours() {
-  local comm=""
-  alive "$1" || return 1
-  if [[ -r "/proc/$1/comm" ]]; then
-    read -r comm <"/proc/$1/comm" || true
-    [[ "$comm" == redis-* || "$comm" == valkey-* ]] || return 1
+# server_path: sets SERVER_PATH to the file REDIS_SERVER_BIN names (looked up on PATH, without a fork,
+# when it is a bare name; "" when there is none).
+server_path() {
+  local dir
+  local -a dirs
+  SERVER_PATH=""
+  if [[ "$REDIS_SERVER_BIN" == */* ]]; then
+    abspath "$REDIS_SERVER_BIN"; SERVER_PATH="$ABS"; return
+  fi
+  IFS=: read -r -a dirs <<<"$PATH"
+  for dir in "${dirs[@]}"; do
+    if [[ -f "${dir:-.}/$REDIS_SERVER_BIN" && -x "${dir:-.}/$REDIS_SERVER_BIN" ]]; then
+      abspath "${dir:-.}/$REDIS_SERVER_BIN"; SERVER_PATH="$ABS"; return
+    fi
+  done
+}
+server_path
+
+# runs_server PID: PID executes the server binary (SERVER_PATH), whatever either file is called: the
+# same file (device and inode), or, once that file was replaced or removed (a package upgrade under a
+# running server), the path it was started from, which /proc shows with " (deleted)".
+runs_server() {
+  local exe=""
+  [[ -n "$SERVER_PATH" ]] || return 1
+  if [[ -d "/proc/$1" ]]; then
+    [[ "/proc/$1/exe" -ef "$SERVER_PATH" ]] && return 0
+    exe="$(readlink "/proc/$1/exe" 2>/dev/null)" || return 1
+    [[ "$exe" == *" (deleted)" ]] || return 1
+    [[ "${exe% (deleted)}" == "$(readlink -f "$SERVER_PATH" 2>/dev/null || printf '%s' "$SERVER_PATH")" ]]
+  else # no /proc (macOS): the executable ps reports
+    exe="$(ps -p "$1" -o comm= 2>/dev/null || true)"
+    [[ -n "$exe" && ("$exe" -ef "$SERVER_PATH" || "${exe##*/}" == "${SERVER_PATH##*/}") ]]
+  fi
+}
+
+# works_in PID: PID's working directory is the loaded config's `dir` (C_DIR).
+works_in() {
+  if [[ -d "/proc/$1" ]]; then
     [[ "/proc/$1/cwd" -ef "$C_DIR" ]]
-  else # no /proc (macOS): the command name, and the working directory lsof reports
-    comm="$(ps -p "$1" -o comm= 2>/dev/null || true)"
-    [[ "${comm##*/}" == redis-* || "${comm##*/}" == valkey-* ]] || return 1
+  else # no /proc (macOS): the working directory lsof reports
     [[ "$(lsof -a -p "$1" -d cwd -Fn 2>/dev/null | sed -n 's/^n//p')" -ef "$C_DIR" ]]
+  fi
+}
+
+# is_ours PID: PID is a live process of the server binary working in the loaded config's `dir` (C_DIR).
+is_ours() {
+  alive "$1" && works_in "$1" && runs_server "$1"
+}
+
+# serving_pid (config and endpoint loaded): sets SPID to the process that serves the config although
+# the pidfile does not name it: the one that answers on the config's address as itself (INFO server
+# process_id) from the config's `dir`, whatever binary it runs. When the address answers but will not
+# say (a wrong password, still loading), a process of the server binary working in `dir`. Returns 1
+# when there is none ("" SPID): a server that answers nowhere is not found.
+serving_pid() {
+  local reply="" entry
+  SPID=""
+  reply="$(cli INFO server 2>/dev/null | tr -d '\r' || true)"
+  if [[ "$reply" =~ (^|$'\n')process_id:([0-9]+) ]]; then
+    SPID="${BASH_REMATCH[2]}"
+    alive "$SPID" && works_in "$SPID" && return 0
+    SPID=""; return 1 # the address is another directory's server
+  fi
+  [[ -n "$reply" || -n "$(cli PING 2>/dev/null || true)" ]] || return 1
+  for entry in /proc/[0-9]*; do
+    if [[ "$entry/cwd" -ef "$C_DIR" ]] && is_ours "${entry#/proc/}"; then SPID="${entry#/proc/}"; return 0; fi
+  done
+  return 1
+}
+
+# pidfile_says PIDFILE: sets SAID to what the pidfile holds, in a few words (after instance_status,
+# from its PID and PSTATE).
+pidfile_says() {
+  if [[ ! -e "$1" ]]; then SAID="it does not exist"
+  elif [[ -z "$PID" ]]; then SAID="it holds no pid"
+  elif [[ -n "$PSTATE" && "$PSTATE" != Z ]]; then SAID="pid $PID is another process"
+  else SAID="pid $PID is gone"
   fi
 }
 
@@ -150,7 +216,10 @@ instance_status() {
     if [[ "$PSTATE" == T ]]; then say "running (pid $PID, frozen by SIGSTOP)"; else say "running (pid $PID)"; fi
     return "$LSB_OK"
   fi
-  if [[ -n "$PSTATE" && "$PSTATE" != Z ]]; then
+  if [[ -n "$PSTATE" && "$PSTATE" != Z ]] && works_in "$PID"; then
+    say "dead: stale pidfile $pidfile (pid $PID works in $C_DIR but runs" \
+      "$(readlink "/proc/$PID/exe" 2>/dev/null || echo 'another binary'), not $REDIS_SERVER_BIN)"
+  elif [[ -n "$PSTATE" && "$PSTATE" != Z ]]; then
     say "dead: stale pidfile $pidfile (pid $PID is another process, not the server of $conf)"
   else
     say "dead: stale pidfile $pidfile (pid $PID is gone)"
@@ -305,6 +374,19 @@ instance_stop() { # instance_stop KIND CONF PIDFILE (config loaded)
   local kind="$1" conf="$2" pidfile="$3" pid rc=0
   instance_status "$conf" "$pidfile" >/dev/null || rc=$?
   if ((rc != LSB_OK)); then
+    # The pidfile names no server of this config. If one serves it all the same, neither stop that one
+    # (the pidfile is what the caller says to stop: a human decides) nor call it not running, and keep
+    # the pidfile.
+    pidfile_says "$pidfile"
+    if serving_pid; then
+      if [[ "$SPID" == "$PID" ]]; then # the right process, started from another binary
+        die "$LSB_GENERIC" "not stopping: pid $SPID serves $conf ($EP_HOST:$EP_PORT, working in $C_DIR) but runs" \
+          "$(readlink "/proc/$SPID/exe" 2>/dev/null || echo 'another binary'), not $REDIS_SERVER_BIN:" \
+          "set REDIS_SERVER_BIN to the binary it runs"
+      fi
+      die "$LSB_GENERIC" "not stopping: $pidfile names no server of $conf ($SAID), but pid $SPID serves it" \
+        "($EP_HOST:$EP_PORT, working in $C_DIR); stop it with its own pidfile, or fix this one"
+    fi
     # Only a pidfile that names a pid which is not this instance's goes (never anything else).
     if ((rc == LSB_DEAD_PIDFILE)) && [[ -n "$PID" ]]; then rm -f "$pidfile"; fi
     say "not running"; return "$LSB_OK"

@@ -32,6 +32,21 @@ def build_of(spec: LabSpec, node: Node) -> Server:
     return spec.server(node) or servers.system()
 
 
+def binary_of(spec: LabSpec, node: Node) -> Path:
+    """The file a node's server runs, as the lab recorded it (not probed: a lab whose binary has gone
+    since must still be found and stopped)."""
+    recorded = spec.servers.get(node.name)
+    if recorded:
+        return Path(recorded)
+    system = servers.system_binary()  # a lab from before builds were recorded runs the system's
+    return Path(shutil.which(system) or system).absolute()
+
+
+def binaries(spec: LabSpec) -> list[Path]:
+    """Every server binary the lab's nodes run: what tells its processes from any other."""
+    return list(dict.fromkeys(binary_of(spec, node) for node in spec.nodes))
+
+
 def port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -91,8 +106,9 @@ class LocalBackend:
     def start(self, spec: LabSpec, nodes: Sequence[Node]) -> None:
         for kind in ("redis", "sentinel"):
             same_kind = [n for n in nodes if n.kind == kind]
-            for build in dict.fromkeys(build_of(spec, n) for n in same_kind):
-                self._start_group(spec, [n for n in same_kind if build_of(spec, n) == build])
+            # By file, not by build: a node runs the very binary the lab recorded for it (its pid is known by it).
+            for binary in dict.fromkeys(binary_of(spec, n) for n in same_kind):
+                self._start_group(spec, [n for n in same_kind if binary_of(spec, n) == binary])
 
     def _start_group(self, spec: LabSpec, group: list[Node]) -> None:
         """Start nodes of one kind and build with one script call."""
@@ -129,13 +145,14 @@ class LocalBackend:
         """Firewall chain, then any server still working in the lab's directory (a start that was
         interrupted before its pidfile was written, a moved lab whose scripts no longer match)."""
         self.heal_isolation(spec)
-        stray = procs.servers_under(spec.base_dir)
+        lab_binaries = binaries(spec)
+        stray = procs.servers_under(spec.base_dir, lab_binaries)
         procs.terminate(stray)
-        return [f"pid {pid} (survived SIGKILL)" for pid in stray if procs.is_server(pid)]
+        return [f"pid {pid} (survived SIGKILL)" for pid in stray if any(procs.is_server(pid, b) for b in lab_binaries)]
 
     def node_state(self, spec: LabSpec, node: Node) -> NodeState:
         files = spec.files(node)
-        pid, letter = procs.node_pid(files.pidfile, files.dir)
+        pid, letter = procs.node_pid(files.pidfile, files.dir, binary_of(spec, node))
         if pid is None:
             return "down"
         return "frozen" if letter == "T" else "up"
@@ -155,7 +172,7 @@ class LocalBackend:
 
     def signal_node(self, spec: LabSpec, node: Node, sig: signal.Signals) -> None:
         files = spec.files(node)
-        pid, letter = procs.node_pid(files.pidfile, files.dir)
+        pid, letter = procs.node_pid(files.pidfile, files.dir, binary_of(spec, node))
         if pid is None:
             raise LabError(f"{node.name} is not running")
         if sig in (signal.SIGKILL, signal.SIGTERM) and letter == "T":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -309,3 +310,68 @@ def test_files_the_server_rewrites_stay_0600(instance) -> None:
     assert "maxmemory-samples 7" in conf.read_text()
     for path in (conf, conf.parent / "dump.rdb"):
         assert path.stat().st_mode & 0o077 == 0, f"{path.name} is {oct(path.stat().st_mode)}"
+
+
+@pytest.mark.parametrize("given", ["stale", "missing"])
+def test_stop_with_a_pidfile_that_names_no_server_while_the_server_runs_refuses(
+    instance, tmp_path: Path, given
+) -> None:
+    """`stop CONF wrong.pid` while CONF's server serves: it says so in one line naming the pid (exit 1), stops
+    nothing, deletes no pidfile; restart does not start a second server. (It used to say "not running",
+    exit 0, delete the pidfile, and leave the server serving.)"""
+    host, conf, pidfile = instance
+    script = "manage_redis_server.sh"
+    assert run(script, "start", str(conf), str(pidfile)).returncode == 0
+    server = pid(pidfile)
+    wrong = tmp_path / "stale.pid"
+    if given == "stale":
+        wrong.write_text(f"{os.getpid()}\n")  # a live process, not a server
+    for action in ("stop", "restart"):
+        refused = run(script, action, str(conf), str(wrong))
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        line = refused.stderr.strip()
+        assert len(line.splitlines()) == 1 and f"but pid {server} serves it" in line, line
+        assert ("another process" if given == "stale" else "does not exist") in line
+        assert wrong.exists() == (given == "stale") and pid(pidfile) == server, "no pidfile deleted or written"
+        with client(host, 6390, PASSWORD) as conn:
+            assert conn.info("server")["process_id"] == server, "the server still runs, and no other started"
+    stopped = run(script, "stop", str(conf), str(pidfile))
+    assert stopped.returncode == 0 and f"stopped server (pid {server})" in stopped.stdout
+    # Nothing serves the config any more: a stale pidfile is only that, and goes.
+    if given == "stale":
+        gone = run(script, "stop", str(conf), str(wrong))
+        assert gone.returncode == 0 and "not running" in gone.stdout and not wrong.exists()
+
+
+def test_a_server_binary_under_another_name_is_the_instance_by_its_file(instance, tmp_path: Path) -> None:
+    """REDIS_SERVER_BIN may be called anything: the instance's pid is a process of that very file working in
+    the config's `dir`, still after the file is deleted (a package upgrade under a running server). Asked
+    with another REDIS_SERVER_BIN, status and stop say which binary runs there and signal nothing."""
+    from lab import procs
+    from lab.servers import resolve
+
+    host, conf, pidfile = instance
+    renamed = tmp_path / "bin" / "kvserver"
+    renamed.parent.mkdir()
+    shutil.copy(resolve("system").server_bin, renamed)
+    env = {"REDIS_SERVER_BIN": str(renamed)}
+    script = "manage_redis_server.sh"
+    started = run(script, "start", str(conf), str(pidfile), env=env)
+    assert started.returncode == 0, started.stderr
+    server = pid(pidfile)
+    assert run(script, "status", str(conf), str(pidfile), env=env).returncode == 0
+    assert procs.node_pid(pidfile, tmp_path, renamed)[0] == server
+    assert procs.servers_under(tmp_path, [renamed]) == [server]
+    other = {"REDIS_SERVER_BIN": str(resolve("system").server_bin)}
+    status = run(script, "status", str(conf), str(pidfile), env=other)
+    assert status.returncode == 1 and f"runs {renamed}, not {other['REDIS_SERVER_BIN']}" in status.stdout
+    refused = run(script, "stop", str(conf), str(pidfile), env=other)
+    assert refused.returncode == 1 and "set REDIS_SERVER_BIN to the binary it runs" in refused.stderr
+    assert procs.node_pid(pidfile, tmp_path, resolve("system").server_bin) == (None, "")
+    renamed.unlink()
+    assert procs.node_pid(pidfile, tmp_path, renamed)[0] == server, "its binary deleted, the process is still ours"
+    assert run(script, "status", str(conf), str(pidfile), env=env).returncode == 0
+    stopped = run(script, "stop", str(conf), str(pidfile), env=env)
+    assert stopped.returncode == 0 and f"stopped server (pid {server})" in stopped.stdout
+    with pytest.raises(redis.ConnectionError), client(host, 6390, PASSWORD) as conn:
+        conn.ping()

@@ -52,12 +52,14 @@ def cmd_servers(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_upgrade(args: argparse.Namespace, out: Console) -> int:
+    target = servers.resolve(args.server)  # not a server build: one line, exit 2, before anything is touched
     spec = state.load(args.home or state.default_home(), args.name)
-    done = upgrade(spec, args.node, servers.resolve(args.server), timeout=args.timeout)
+    done = upgrade(spec, args.node, target, timeout=args.timeout)
     left_out = f"; left out of its config for {done.after.name}: {', '.join(done.removed)}" if done.removed else ""
+    same = f" (the same build, now from {done.after.server_bin})" if done.before == done.after else ""
     out.print(
-        f"{done.node.name}: {done.before.name} ({done.before.release}) -> {done.after.name} ({done.after.release}), "
-        f"lab healthy {done.seconds:.2f}s after the stop{left_out}",
+        f"{done.node.name}: {done.before.name} ({done.before.release}) -> {done.after.name} ({done.after.release})"
+        f"{same}, lab healthy {done.seconds:.2f}s after the stop{left_out}",
         markup=False,
     )
     return 0

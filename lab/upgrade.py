@@ -84,8 +84,9 @@ def upgrade(spec: LabSpec, node_name: str, target: Server, timeout: float = cont
             from lab.servers import system
 
             before = system()
-        if before == target:
+        if before.same_file(target):
             raise LabError(f"{node.name} already runs {target.name} ({target.server_bin})")
+        # The same build from another file (a copy, another name) is a move too: the node then runs that file.
         why = unreadable_data(spec, node, target)
         if why:
             raise LabError(f"refusing to move {node.name} from {before.name} to {target.name}: {why}")

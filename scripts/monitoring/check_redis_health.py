@@ -30,8 +30,9 @@ from redis.retry import Retry
 
 SCHEMA_VERSION = 1
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
-#: What the check runs on a data node: a read-only ACL user with just these runs all of it.
-NEEDS = "+ping +info +config|get"
+#: What the check runs on a data node: a read-only ACL user with just these runs all of it. Never
+#: CONFIG GET: it hands out masterauth (the replica user's password, and with it the whole dataset).
+NEEDS = "+ping +info"
 STATE_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
 
 
@@ -324,6 +325,7 @@ class Options:
     sentinel_username: str | None = None
     expect_role: str | None = None
     expect_replicas: int | None = None
+    min_replicas: int | None = None  # --min-replicas-to-write
     timeout: float = 2.0
     format: str = "nagios"
     state_file: Path | None = None
@@ -337,9 +339,13 @@ class InstanceFacts:
     target: str
     latency_ms: float
     info: dict[str, Any]
-    maxclients: int
-    min_replicas: int
     repl: dict[str, Any]
+    #: min-replicas-to-write as --min-replicas-to-write gives it (INFO tells only that it is on)
+    min_replicas: int | None = None
+
+    @property
+    def maxclients(self) -> int:
+        return int(self.info.get("maxclients", 0) or 0)  # INFO clients (Redis 6.2+, Valkey)
 
 
 def replica_count(name: str, healthy: int, expected: int, what: str, target: str) -> dict[str, Any]:
@@ -365,15 +371,13 @@ def gather_instance(host: str, port: int, opts: Options) -> InstanceFacts | Unre
         if not live["alive"]:
             return Unreachable(str(live["error"]), bool(live["auth_failed"]))
         info = get_instance_info(conn, ("server", "clients", "memory", "persistence", "stats", "replication"))
-        maxclients = int(conn.config_get("maxclients").get("maxclients", 0) or 0)
-        min_replicas = int(conn.config_get("min-replicas-to-write").get("min-replicas-to-write", 0) or 0)
         repl = check_replication_status(conn)
     except (redis.RedisError, OSError) as exc:
         denied = isinstance(exc, redis.exceptions.NoPermissionError)
         return Unreachable(_describe_error(exc, conn), isinstance(exc, redis.AuthenticationError), denied)
     finally:
         conn.close()
-    return InstanceFacts(f"{host}:{port}", live["latency_ms"], info, maxclients, min_replicas, repl)
+    return InstanceFacts(f"{host}:{port}", live["latency_ms"], info, repl, opts.min_replicas)
 
 
 def judge_liveness(f: InstanceFacts, t: Thresholds) -> list[dict[str, Any]]:
@@ -427,9 +431,14 @@ def judge_replicas(f: InstanceFacts, t: Thresholds, expected: int | None) -> lis
     out = []
     if expected is not None:
         out.append(replica_count("replicas", len(online), expected, "expected replicas online", f.target))
-    if f.min_replicas and len(online) < f.min_replicas:
-        message = f"{len(online)} replicas online, min-replicas-to-write {f.min_replicas}: writes are refused"
-        out.append(check("min_replicas", CRITICAL, message, len(online), target=f.target))
+    # INFO shows min_slaves_good_slaves (replicas within min-replicas-max-lag) only when
+    # min-replicas-to-write is on (1 or more); its value comes from --min-replicas-to-write.
+    if "min_slaves_good_slaves" in f.info:
+        good, need = int(f.info["min_slaves_good_slaves"]), f.min_replicas or 1
+        if good < need:
+            setting = f"min-replicas-to-write {f.min_replicas}" if f.min_replicas else "min-replicas-to-write on"
+            message = f"{good} replicas within min-replicas-max-lag, {setting}: writes are refused"
+            out.append(check("min_replicas", CRITICAL, message, good, target=f.target))
     backlog = max(1, f.repl["repl_backlog_size"])
     for r in replicas:
         # Target the replica: one series per replica (its lag, as the master measures it).
@@ -722,6 +731,13 @@ def build_parser() -> Parser:
     p.add_argument("--sentinel-user", default=None, help="ACL user on the Sentinels (default: $SENTINEL_USERNAME)")
     p.add_argument("--expect-role", choices=("master", "replica"))
     p.add_argument("--expect-replicas", type=int, default=None, help="replicas the master should have online")
+    p.add_argument(
+        "--min-replicas-to-write",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the masters' min-replicas-to-write (INFO says only that it is on; default: 1 when it is)",
+    )
     p.add_argument("--timeout", type=float, default=2.0, help="seconds per connection (default 2)")
     p.add_argument("--format", choices=("nagios", "json", "prometheus"), default="nagios")
     p.add_argument("--state-file", type=Path, help="remember counters and the master between runs")
@@ -760,8 +776,8 @@ def _parse(argv: Sequence[str] | None) -> Options:
     if sentinels is None and env.get("SENTINEL_HOSTS") and not args.host:
         sentinels = _from_env("SENTINEL_HOSTS", lambda text: [_host_port(h) for h in text.split(",") if h.strip()])
     host = args.host if args.host or sentinels else env.get("REDIS_HOST", "127.0.0.1")
-    if args.timeout <= 0 or (args.expect_replicas is not None and args.expect_replicas < 0):
-        raise UnknownError("--timeout must be positive and --expect-replicas not negative")
+    if args.timeout <= 0 or any(n is not None and n < 0 for n in (args.expect_replicas, args.min_replicas_to_write)):
+        raise UnknownError("--timeout must be positive, --expect-replicas and --min-replicas-to-write not negative")
     thresholds = Thresholds(
         *(
             getattr(args, f"{n}_{level}")
@@ -782,6 +798,7 @@ def _parse(argv: Sequence[str] | None) -> Options:
         sentinel_username=args.sentinel_user or env.get("SENTINEL_USERNAME") or None,
         expect_role=args.expect_role,
         expect_replicas=args.expect_replicas,
+        min_replicas=args.min_replicas_to_write,
         timeout=args.timeout,
         format=args.format,
         state_file=args.state_file,

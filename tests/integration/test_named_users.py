@@ -25,9 +25,9 @@ APP = ("app", "app-secret-0123456789")
 @pytest.fixture
 def users_node(redis_node, monkeypatch: pytest.MonkeyPatch) -> StandaloneNode:
     solo: StandaloneNode = redis_node()
-    # What the health check reads, nothing more: PING, INFO, CONFIG GET (maxclients, min-replicas).
+    # What the health check reads, nothing more: PING and INFO (no CONFIG GET: it reads masterauth).
     solo.conn.execute_command(
-        "ACL", "SETUSER", MONITOR[0], "on", f">{MONITOR[1]}", "-@all", "+ping", "+info", "+config|get"
+        "ACL", "SETUSER", MONITOR[0], "on", f">{MONITOR[1]}", "resetchannels", "-@all", "+ping", "+info"
     )
     solo.conn.execute_command("ACL", "SETUSER", APP[0], "on", f">{APP[1]}", "~*", "+@all", "-@dangerous", "-@admin")
     solo.conn.set("session:named-users:1", "x")
@@ -62,7 +62,31 @@ def test_the_monitor_user_runs_the_whole_check_and_cannot_write(
         monitor.set("monitor:wrote", 1)
     with pytest.raises(redis.exceptions.NoPermissionError):
         monitor.config_set("maxclients", 10)
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        monitor.config_get("masterauth")
     monitor.close()
+
+
+def test_min_replicas_to_write_is_judged_from_info_without_config_get(
+    redis_node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """INFO says only that min-replicas-to-write is on (min_slaves_good_slaves); the monitor user
+    cannot CONFIG GET its value, so --min-replicas-to-write gives it (default 1)."""
+    solo: StandaloneNode = redis_node(min_replicas_to_write=2, min_replicas_max_lag=10)
+    solo.conn.execute_command(
+        "ACL", "SETUSER", MONITOR[0], "on", f">{MONITOR[1]}", "resetchannels", "-@all", "+ping", "+info"
+    )
+    for var in ("REDIS_USERNAME", "SENTINEL_HOSTS", "REDIS_HOST", "REDIS_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("REDIS_PASSWORD", MONITOR[1])
+    code, text = check(solo, "--user", MONITOR[0])
+    assert code == 2, text
+    assert "0 replicas within min-replicas-max-lag, min-replicas-to-write on: writes are refused" in text, text
+    code, text = check(solo, "--user", MONITOR[0], "--min-replicas-to-write", "2")
+    assert code == 2 and "min-replicas-to-write 2: writes are refused" in text, text
+    solo.conn.config_set("min-replicas-to-write", 0)  # off: INFO no longer shows it, nothing to judge
+    code, text = check(solo, "--user", MONITOR[0], "--min-replicas-to-write", "2")
+    assert code == 0 and "min-replicas" not in text, text
 
 
 def test_a_user_without_what_the_check_needs_is_unknown_and_says_what(
@@ -71,7 +95,7 @@ def test_a_user_without_what_the_check_needs_is_unknown_and_says_what(
     monkeypatch.setenv("REDIS_PASSWORD", APP[1])
     code, text = check(users_node, "--user", APP[0])
     assert code == 3, text  # UNKNOWN: the server answers; the check cannot see what it must judge
-    assert "user app may not run what the check needs" in text and "-@all +ping +info +config|get" in text, text
+    assert "user app may not run what the check needs" in text and "it needs -@all +ping +info" in text, text
 
 
 def test_a_wrong_password_names_the_user(users_node: StandaloneNode, monkeypatch: pytest.MonkeyPatch) -> None:

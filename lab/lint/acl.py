@@ -3,6 +3,7 @@ and what they may run (rules applied left to right, case-insensitively, as ACL S
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 from dataclasses import dataclass, field
 
@@ -13,6 +14,9 @@ SENTINEL_NEEDS = frozenset(
     {"multi", "slaveof", "ping", "exec", "subscribe", "config|rewrite", "role", "publish", "info"}
     | {"client|setname", "client|kill", "script|kill"}
 )
+#: The channel Sentinels announce themselves and the master on: whoever may publish there can send
+#: every Sentinel to an address of its choice (a forged hello), so only Sentinel's user may.
+SENTINEL_HELLO = "__sentinel__:hello"
 #: What a replica runs on its master.
 REPLICA_NEEDS = frozenset({"psync", "replconf", "ping"})
 #: Commands an application must never reach, whatever its categories say.
@@ -52,6 +56,16 @@ class AclUser:
     plain: list[str] = field(default_factory=list)  # passwords written in clear (>password)
     #: Command rules in order (lower case): +@all, -@dangerous, +get, allcommands, ...
     commands: list[str] = field(default_factory=list)
+    #: Pub/sub channel patterns (&pattern), or every channel (allchannels, &*)
+    channels: list[str] = field(default_factory=list)
+    allchannels: bool = False
+
+    def may_use_channel(self, channel: str) -> bool:
+        """Whether PUBLISH/SUBSCRIBE on ``channel`` passes the user's channel patterns (glob)."""
+        return self.allchannels or any(fnmatch.fnmatchcase(channel, pattern) for pattern in self.channels)
+
+    def channel_rules(self) -> str:
+        return "allchannels" if self.allchannels else " ".join(f"&{c}" for c in self.channels) or "no channel"
 
     def accepts(self, password: str) -> bool:
         return self.on and (self.nopass or hashlib.sha256(password.encode()).hexdigest() in self.hashes)
@@ -105,12 +119,15 @@ class AclUser:
 
 
 def acl_users(conf: ConfFile) -> dict[str, AclUser]:
-    """The file's `user` lines (a user without any is not defined by this file)."""
+    """The file's `user` lines (a user without any is not defined by this file). A new user starts
+    with every channel when the file says `acl-pubsub-default allchannels` (Redis 6.2's default)."""
     users: dict[str, AclUser] = {}
+    every_channel = conf.value("acl-pubsub-default", "resetchannels").lower() == "allchannels"
     for directive in conf.all("user"):
         if not directive.args:
             continue
-        user = users.setdefault(directive.args[0], AclUser(directive.args[0], directive))
+        name = directive.args[0]
+        user = users.setdefault(name, AclUser(name, directive, allchannels=every_channel))
         for token in directive.args[1:]:
             word = token.lower()
             if word in ("on", "off"):
@@ -121,6 +138,13 @@ def acl_users(conf: ConfFile) -> dict[str, AclUser]:
                 user.nopass, user.hashes, user.plain = False, set(), []
                 if word == "reset":
                     user.on, user.commands = False, ["-@all"]
+                    user.channels, user.allchannels = [], every_channel
+            elif word == "resetchannels":
+                user.channels, user.allchannels = [], False
+            elif word == "allchannels" or token == "&*":
+                user.channels, user.allchannels = [], True
+            elif token.startswith("&"):
+                user.channels.append(token[1:])
             elif token.startswith(">"):
                 user.plain.append(token[1:])
                 user.hashes.add(hashlib.sha256(token[1:].encode()).hexdigest())

@@ -13,7 +13,16 @@ from pathlib import Path
 
 from lab.capabilities import SINCE, accepts
 from lab.confparse import REPEATABLE, ConfFile
-from lab.lint.acl import NEVER_FOR_APPS, REPLICA_NEEDS, SENTINEL_NEEDS, AclUser, acl_users, authenticated, default_user
+from lab.lint.acl import (
+    NEVER_FOR_APPS,
+    REPLICA_NEEDS,
+    SENTINEL_HELLO,
+    SENTINEL_NEEDS,
+    AclUser,
+    acl_users,
+    authenticated,
+    default_user,
+)
 from lab.lint.registry import Deployment, Hit, each, replicaof, rule
 
 KNOWN_REDIS = {
@@ -466,10 +475,55 @@ def sentinel_user_too_broad(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
         if extra:
             why = f"Sentinel's user {name} may run {', '.join(extra)}; it needs only {' '.join(sorted(SENTINEL_NEEDS))}"
             yield Hit(conf, user.directive, "user", why)
+        elif user.allchannels or set(user.channels) - {SENTINEL_HELLO}:
+            why = f"Sentinel's user {name} may use {user.channel_rules()}; it needs only &{SENTINEL_HELLO}"
+            yield Hit(conf, user.directive, "user", why)
 
 
 def _sentinel_users(d: Deployment) -> set[str]:
     return {a.args[1] for c in d.sentinels if (a := c.get("sentinel auth-user")) and len(a.args) > 1}
+
+
+def _application_users(conf: ConfFile, d: Deployment) -> Iterator[AclUser]:
+    """Users that are neither the default, an operator's (*admin*), replication's nor Sentinel's."""
+    service = _service_users(d)
+    for user in acl_users(conf).values():
+        if user.name != "default" and "admin" not in user.name and user.name not in service and user.on:
+            yield user
+
+
+@rule("ACL006", "error", "an application user that may publish to Sentinel's hello channel (&*, allchannels)")
+@each("data")
+def app_user_sentinel_channel(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    for user in _application_users(conf, d):
+        if user.may_use_channel(SENTINEL_HELLO) and user.may_run("publish"):
+            why = (
+                f"user {user.name} may publish to {SENTINEL_HELLO} ({user.channel_rules()}): one forged hello sends "
+                "every Sentinel to an address of the sender's choice; give it an allow-list "
+                "(resetchannels &events:* &__keyspace@*__:* &__keyevent@*__:*)"
+            )
+            yield Hit(conf, user.directive, "user", why)
+
+
+@rule("ACL007", "error", "a user other than an operator's that may run CONFIG GET: it reads masterauth")
+@each("data")
+def reads_masterauth(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    sentinels = _sentinel_users(d)  # ACL003 judges Sentinel's user
+    for user in _application_users(conf, d):
+        if any(user.may_run(c) for c in NEVER_FOR_APPS):
+            continue  # ACL002 says so (CONFIG is among them)
+        if user.may_run("config|get"):
+            why = (
+                f"user {user.name} may run CONFIG GET: it reads masterauth (the replica user's password, and with it "
+                "PSYNC copies every key); a monitoring user needs only -@all +ping +info"
+            )
+            yield Hit(conf, user.directive, "user", why)
+    service = _service_users(d) - sentinels
+    for name in sorted(service):
+        replica = acl_users(conf).get(name)
+        if replica is not None and replica.on and replica.may_run("config|get"):
+            why = f"replication's user {name} may run CONFIG GET: it reads masterauth"
+            yield Hit(conf, replica.directive, "user", why)
 
 
 @rule("ACL004", "error", "masterauth without masteruser while the default user is off: replicas cannot log in")

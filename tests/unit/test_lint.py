@@ -140,6 +140,8 @@ BROKEN: dict[str, Broken] = {
     "ACL003": Broken(lambda r: sub(r, "redis-1", r"^(user sentinel on \S+) .*", r"\1 allchannels +@all"), **PRODUCTION),
     "ACL004": Broken(lambda r: sub(r, "redis-2", r"^masteruser .*\n", ""), **PRODUCTION),
     "ACL005": Broken(lambda r: sub(r, "redis-1", r"^(user replica .*) \+psync", r"\1"), **PRODUCTION),
+    "ACL006": Broken(lambda r: sub(r, "redis-1", r"^(user app .*)$", r"\1 &*"), **PRODUCTION),
+    "ACL007": Broken(lambda r: sub(r, "redis-1", r"^(user monitor .*)$", r"\1 +config|get"), **PRODUCTION),
     "AUTH004": Broken(lambda r: append(r, "redis-1", "user ops on >short -@all +ping"), **PRODUCTION),
     "TLS001": Broken(lambda r: append(r, "redis-1", "tls-port 6380"), **PRODUCTION),
     "TLS002": Broken(lambda r: append(r, "redis-1", "tls-port 6380\ntls-auth-clients no")),
@@ -256,3 +258,41 @@ def test_lint_cli_round_trip_and_json(tmp_path: Path) -> None:
         missing.returncode == 1
         and missing.stderr.strip() == f"lab lint: {tmp_path / 'nope'}: no such file or directory"
     )
+
+
+SENTINEL_RULES = load_profile("production", {}).acl["users"]["sentinel"]
+
+
+@pytest.mark.parametrize(
+    ("user", "rules_", "found"),
+    [
+        # issue 24's production users: app with every channel, monitor with CONFIG GET
+        ("app", "~* &* +@all -@dangerous -@admin +role +info", {"ACL006"}),
+        ("app", "~* allchannels +@all -@dangerous -@admin", {"ACL006"}),
+        ("app", "~* resetchannels &__sentinel__:* +@all -@dangerous -@admin", {"ACL006"}),
+        ("app", "~* resetchannels &* +@all -@dangerous -@admin", {"ACL006"}),
+        ("app", "~* resetchannels &events:* &__keyevent@*__:* +@all -@dangerous -@admin", set()),
+        ("app", "~* allchannels resetchannels &events:* +@all -@dangerous -@admin", set()),
+        ("app", "~* allchannels -@all +get +subscribe", set()),  # may not publish
+        ("monitor", "resetchannels -@all +ping +info +config|get", {"ACL007"}),
+        ("monitor", "resetchannels -@all +ping +info +config", {"ACL002"}),
+        ("monitor", "resetchannels -@all +ping +info +@admin", {"ACL002"}),
+        ("monitor", "resetchannels -@all +ping +info +config|get -config|get", set()),
+        ("replica", "resetchannels -@all +psync +replconf +ping +config|get", {"ACL007"}),
+        ("sentinel", SENTINEL_RULES.replace("&__sentinel__:hello", "allchannels"), {"ACL003"}),
+        ("sentinel", SENTINEL_RULES.replace("&__sentinel__:hello", "&__sentinel__:*"), {"ACL003"}),
+    ],
+)
+def test_channel_and_secret_rules_of_each_user(tmp_path: Path, user: str, rules_: str, found: set[str]) -> None:
+    root = rendered(tmp_path, "production")
+    sub(root, "redis-1", rf"^(user {user} on \S+) .*$", rf"\1 {rules_}")
+    assert rules(root, lab=False) == found
+
+
+def test_a_user_without_resetchannels_gets_every_channel_where_the_default_is_allchannels(tmp_path: Path) -> None:
+    """Redis 6.2's acl-pubsub-default is allchannels: a user line without resetchannels has every channel."""
+    root = rendered(tmp_path, "production")
+    sub(root, "redis-1", r"^(user app on \S+) .*$", r"\1 ~* +@all -@dangerous -@admin")
+    assert rules(root, lab=False) == set()  # 7.0's default: no channel
+    append(root, "redis-1", "acl-pubsub-default allchannels")
+    assert rules(root, lab=False) == {"ACL006"}

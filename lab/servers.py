@@ -121,26 +121,37 @@ def probe(binary: str, source: str = "--server") -> Server:
     """What the binary says it is (``--version``), the cli beside it, and whether it was built with TLS."""
     path = Path(binary) if os.sep in binary else Path(shutil.which(binary) or binary)
     if not path.is_file() or not os.access(path, os.X_OK):
-        raise UsageError(f"{binary}: not an executable file")
+        raise LabError(f"{binary}: not an executable file")
     try:
         with path.open("rb") as handle:
             head = handle.read(4)
     except OSError as exc:
-        raise UsageError(f"{binary}: cannot read it ({exc.strerror})") from None
+        raise LabError(f"{binary}: cannot read it ({exc.strerror})") from None
     if head not in BINARY_MAGIC:
         # A node's process is known by the file it executes (/proc/PID/exe): a wrapper script would exec another.
-        raise UsageError(f"{binary}: not a redis-server or valkey-server (a script or other file, not a server binary)")
+        raise LabError(f"{binary}: not a redis-server or valkey-server (a script or other file, not a server binary)")
     try:
         out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise UsageError(f"{binary}: cannot run it ({exc})") from None
+        raise LabError(f"{binary}: cannot run it ({exc})") from None
     match = VERSION.match(out.strip())
     if not match:
-        raise UsageError(f"{binary}: not a redis-server or valkey-server (--version said {out.strip()[:60]!r})")
+        raise LabError(f"{binary}: not a redis-server or valkey-server (--version said {out.strip()[:60]!r})")
     flavour = match.group(1).lower()
     version = (int(match.group(2)), int(match.group(3)), int(match.group(4)))
     # Not resolved: redis-server is often a symlink to redis-check-rdb, and the binary picks its mode by its name.
     return Server(flavour, version, path.absolute(), _cli_beside(path, flavour), source)
+
+
+def given(binary: str) -> Server:
+    """A build the user names by path (``--server PATH``): anything that is not a server binary is bad
+    input (exit 2). A binary a lab recorded and that has gone since is not: :func:`probe` says so (exit 1)."""
+    try:
+        return probe(binary)
+    except UsageError:
+        raise
+    except LabError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _cli_beside(server: Path, flavour: str) -> Path:
@@ -202,7 +213,7 @@ def discover(extra: list[str] | None = None) -> list[Server]:
         if os.sep not in binary and shutil.which(binary) is None:
             continue
         try:
-            server = probe(binary, source)
+            server = given(binary) if source == "--server" else probe(binary, source)
         except LabError:
             if source == "--server":
                 raise
@@ -215,7 +226,7 @@ def discover(extra: list[str] | None = None) -> list[Server]:
 def resolve(name_or_path: str) -> Server:
     """A build by name (redis-6.2, valkey-8.1, redis-7.0, or ``system``) or by path to its binary."""
     if os.sep in name_or_path:
-        return probe(name_or_path)
+        return given(name_or_path)
     if name_or_path == "system":
         return system()
     builds = discover()

@@ -64,13 +64,15 @@ def test_probe_refuses_what_is_not_a_server(tmp_path: Path) -> None:
     fake.chmod(0o755)
     with pytest.raises(LabError, match="not a redis-server or valkey-server"):
         servers.probe(str(fake))
-    with pytest.raises(LabError, match="not an executable file"):
+    with pytest.raises(LabError, match="not an executable file") as gone:
         servers.probe(str(tmp_path / "absent"))
+    assert gone.value.exit_code == 1, "a binary a lab recorded that has gone since is not bad input"
 
 
 def test_a_script_that_prints_a_server_version_is_not_a_server(tmp_path: Path) -> None:
     """A node's process is known by the file it executes: a script (even one that says it is Redis, or
-    one that execs a real server) is refused as a bad --server, exit 2."""
+    one that execs a real server) is refused as a bad --server, exit 2. (A binary a lab recorded that has gone
+    since is not bad input: probe says so as a LabError, exit 1.)"""
     liar = tmp_path / "kvserver"
     liar.write_text("#!/bin/sh\necho 'Redis server v=7.0.15 sha=00000000:0 malloc=libc bits=64 build=1'\n")
     liar.chmod(0o755)
@@ -81,10 +83,10 @@ def test_a_script_that_prints_a_server_version_is_not_a_server(tmp_path: Path) -
         (not_executable, "not an executable file"),
     ):
         with pytest.raises(UsageError, match=why) as raised:
-            servers.probe(str(path))
+            servers.resolve(str(path))
         assert raised.value.exit_code == 2
     with pytest.raises(UsageError, match="not an executable file"):
-        servers.probe(str(tmp_path))  # a directory
+        servers.resolve(str(tmp_path))  # a directory
 
 
 def test_a_build_is_known_by_what_it_is_not_by_its_file_name(tmp_path: Path) -> None:

@@ -17,8 +17,10 @@ from rich.table import Table
 
 from lab import control, faults, lint, servercli, servers, state, validate
 from lab.backends import get_backend
-from lab.errors import LabError
+from lab.errors import LabError, UsageError
 from lab.failover import failover
+from lab.home import check_home, validate_name
+from lab.lock import env_timeout
 from lab.profile import ENV_MARKER, Profile, available_profiles, env_marker, load_profile
 from lab.render import left_out, render_profile
 from lab.spec import ACL_DIR, NODE_NAMES, LabSpec
@@ -99,7 +101,7 @@ def _lifecycle_commands(sub: Any) -> None:
     p = sub.add_parser("logs", help="print a node's log")
     _name(p)
     p.add_argument("node", help="redis-1..3 or sentinel-1..3")
-    p.add_argument("-n", "--lines", type=_count, default=0, help="only the last N lines")
+    p.add_argument("-n", "--lines", type=_count, help="only the last N lines (0: none; default: the whole log)")
 
     sub.add_parser("list", help="labs with state under the home directory")
 
@@ -279,12 +281,12 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    spec = control.down(args.name, args.home, keep_data=args.keep_data)
-    if spec is None:
+    result = control.down(args.name, args.home, keep_data=args.keep_data)
+    if result is None:
         out.print(f"lab {args.name} is not running; nothing to do.")
     else:
-        kept = f" (data kept in {spec.base_dir})" if args.keep_data else ""
-        out.print(f"lab {args.name} is down{kept}.")
+        kept = f" (data kept in {result.spec.base_dir})" if args.keep_data else control.left_note(result.left)
+        out.print(f"lab {args.name} is down{kept}.", markup=False)
     return 0
 
 
@@ -326,7 +328,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
         lines = path.read_text(errors="replace").splitlines()
     except OSError as exc:
         raise LabError(f"cannot read {node.name} log {path}: {exc.strerror}") from None
-    sys.stdout.write("\n".join(lines[-args.lines :] if args.lines else lines) + "\n")
+    if args.lines is not None:
+        lines = lines[len(lines) - min(args.lines, len(lines)) :]
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
     return 0
 
 
@@ -357,7 +361,8 @@ def cmd_env(args: argparse.Namespace) -> int:
     lines = [f"export {var}={shlex.quote(value)}" for var, value in plain.items()]
     lines += [f"export {var}={_secret_ref(spec.base_dir / file)}" for var, file in secrets.items()]
     # Lets later `lab render`/`lab up` tell these variables (describing this lab) from the user's own.
-    lines.append(f"export {ENV_MARKER}={shlex.quote(env_marker(spec.name, values))}")
+    marker = env_marker(spec.name, values, spec.base_dir / state.ENV_KEY)
+    lines.append(f"export {ENV_MARKER}={shlex.quote(marker)}")
     print("\n".join(lines))
     return 0
 
@@ -367,6 +372,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name in state.list_labs(home):
         try:
             spec = state.load(home, name, runnable=False)
+        except UsageError as exc:
+            out.print(f"{name}\t(not a lab `lab` can act on: {exc})", markup=False)
+            continue
         except LabError as exc:
             out.print(f"{name}\t(unreadable: {exc}; `lab down --name {name}` removes it)", markup=False)
             continue
@@ -490,9 +498,13 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.home is not None:
-        args.home = args.home.absolute()
     try:
+        # The gate, before anything is touched: the home, the lab name, the environment's knobs.
+        if args.home is not None:
+            args.home = check_home(args.home)
+        if getattr(args, "name", None) is not None:
+            validate_name(args.name)
+        env_timeout()
         return COMMANDS[args.command](args)
     except LabError as exc:
         err.print(f"lab {args.command}: {exc}", markup=False)

@@ -22,12 +22,13 @@ from typing import Any
 from lab import faults, procs, servers, state
 from lab.backends import BACKENDS, get_backend, log_tails
 from lab.backends.base import Backend
-from lab.errors import LabError, NetworkOverlap, NodeStartError
+from lab.errors import LabError, NetworkOverlap, NodeStartError, UsageError
+from lab.home import validate_name
 from lab.interrupts import interruptible, shielded
 from lab.lock import lab_lock
 from lab.profile import Profile, load_profile
 from lab.render import render_lab
-from lab.spec import NODE_NAMES, LabSpec, Node, build_spec, validate_name
+from lab.spec import NODE_NAMES, LabSpec, Node, build_spec
 from lab.tls import TLS_DIR, issue_lab_certificates
 from lab.topology import INCOMPATIBLE, Observation, observe, problems
 from lab.waits import WaitTimeout, wait_for
@@ -140,7 +141,12 @@ def _create(
 ) -> UpResult:
     backend = get_backend(backend_name)
     base_dir = state.state_dir(home, name)
-    existed = base_dir.exists()  # `down --keep-data` left its data: a new lab reuses it (and its passwords)
+    existed = (base_dir / state.KEPT).is_file()  # `down --keep-data` left its data: reuse it (and its passwords)
+    if not existed and base_dir.is_dir() and any(base_dir.iterdir()):
+        raise UsageError(
+            f"{base_dir} exists but holds no lab (no state, and no `lab down --keep-data` left it): "
+            "remove it or choose another name"
+        )
     for attempt in range(NET_ATTEMPTS):
         spec = build_spec(
             name,
@@ -158,6 +164,7 @@ def _create(
                 render_lab(spec, profile, base_dir, extra=functools.partial(_save_into, spec))
                 if existed:
                     state.save(spec)
+                    (base_dir / state.KEPT).unlink()
                 start_nodes(spec, backend, spec.nodes, fresh=True)
                 wait_healthy(spec, timeout)
         except NetworkOverlap:
@@ -165,11 +172,28 @@ def _create(
             if attempt == NET_ATTEMPTS - 1:
                 raise
             continue  # another lab took the same free /24 between choice and start
+        except NodeStartError as exc:
+            tail = _log_tail(exc.log)
+            _roll_back(spec, backend, existed)
+            if exc.log is None or existed:
+                raise
+            # Its log went with the new lab's directory: say what it held instead of naming it.
+            said = f"\nits log ended:\n{tail}" if tail else ""
+            raise LabError(
+                f"{exc.node} did not start: {exc.why} (the new lab was removed, its log too){said}"
+            ) from None
         except BaseException:
             _roll_back(spec, backend, existed)
             raise
         return UpResult(spec, False, time.perf_counter() - started, [n.name for n in spec.nodes], profile)
     raise AssertionError("unreachable")
+
+
+def _log_tail(path: Path | None, lines: int = 5) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path else ""
+    except OSError:
+        return ""
 
 
 def _save_into(spec: LabSpec, directory: Path) -> None:
@@ -246,9 +270,17 @@ def _repair(
     return UpResult(spec, False, time.perf_counter() - started, [n.name for n in dead])
 
 
-def down(name: str, home: Path | None = None, keep_data: bool = False) -> LabSpec | None:
-    """Stop a lab and remove its state; None when there was nothing to stop."""
+@dataclass
+class DownResult:
+    spec: LabSpec
+    left: list[Path]  # entries of the lab directory the lab did not make: never deleted
+
+
+def down(name: str, home: Path | None = None, keep_data: bool = False) -> DownResult | None:
+    """Stop a lab and remove what it made; None when there was nothing to stop."""
     home = home or state.default_home()
+    if not state.exists(home, name):  # nothing to stop: create no lock (nor home) for it
+        return None
     with lab_lock(home, name, "down"):
         if not state.exists(home, name):
             return None
@@ -265,17 +297,27 @@ def down(name: str, home: Path | None = None, keep_data: bool = False) -> LabSpe
                     f"lab {name}: could not remove {'; '.join(leftovers)}; its state is kept in {spec.base_dir}: "
                     f"run `lab down --name {name}` again once that is fixed"
                 )
-            state.remove(spec.base_dir, keep_data=keep_data)
-    return spec
+            left = state.remove(spec.base_dir, keep_data=keep_data)
+    return DownResult(spec, left)
+
+
+def left_note(left: Sequence[Path]) -> str:
+    """What a removal left because the lab did not make it."""
+    if not left:
+        return ""
+    names = ", ".join(p.name for p in left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+    return f"; kept {names} in {left[0].parent} (not made by the lab)"
 
 
 def _down_unreadable(home: Path, name: str, why: state.CorruptState) -> None:
-    """A lab whose state.json is unreadable: stop every server working in its directory, remove it."""
+    """A lab whose state.json is unreadable: stop every server working in its directory, remove
+    what a lab makes there (node directories, secrets, state) and nothing else."""
     directory = state.state_dir(home, name)
     stray = procs.servers_under(directory)
     procs.terminate(stray)
-    state.remove(directory)
-    raise LabError(f"{why}: stopped {len(stray)} server process(es) working in it and removed {directory}")
+    left = state.remove(directory)
+    gone = "removed it" if not left else f"removed the lab's files{left_note(left)}"
+    raise LabError(f"{why}: stopped {len(stray)} server process(es) working in it and {gone}")
 
 
 def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:

@@ -44,6 +44,7 @@ class NodeStartError(LabError):
         where = f" (log: {log})" if log else ""
         super().__init__(f"{node} did not start: {why}{where}")
         self.node = node
+        self.why = why
         self.log = log
 
 

@@ -16,9 +16,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.errors import LabBusy, LabError
+from lab.errors import LabBusy, LabError, UsageError
+from lab.home import lock_path
 
-DEFAULT_TIMEOUT = float(os.environ.get("LAB_LOCK_TIMEOUT", "30"))
+DEFAULT_TIMEOUT = 30.0
+MAX_TIMEOUT = 86400.0
+
+
+def env_timeout() -> float:
+    """LAB_LOCK_TIMEOUT (seconds, 0 to a day; default 30), read when a lock is taken so that a bad value
+    is one usage error of the command that needs it, not a traceback of every command."""
+    text = os.environ.get("LAB_LOCK_TIMEOUT", "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= MAX_TIMEOUT:  # also refuses nan and inf
+        raise UsageError(f"LAB_LOCK_TIMEOUT={text!r}: give seconds from 0 to {MAX_TIMEOUT:g}")
+    return value
 
 
 @dataclass
@@ -30,10 +47,6 @@ class _Held:
 
 _REGISTRY: dict[Path, _Held] = {}
 _REGISTRY_LOCK = threading.Lock()
-
-
-def lock_path(home: Path, name: str) -> Path:
-    return home / ".locks" / f"{name}.lock"
 
 
 def _holder(path: Path) -> str:
@@ -70,7 +83,7 @@ def lab_lock(home: Path, name: str, command: str, timeout: float | None = None) 
         finally:
             held.depth -= 1  # type: ignore[union-attr]
         return
-    wait = DEFAULT_TIMEOUT if timeout is None else timeout
+    wait = env_timeout() if timeout is None else timeout
     deadline = time.monotonic() + wait
     fd = _open(path)
     try:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import copy
 import difflib
 import hashlib
+import hmac
 import os
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from lab import CONF_DIR
 from lab.errors import LabError
+from lab.secretfiles import write_secret
 
 PROFILES_DIR = CONF_DIR / "profiles"
 ROLES = ("session", "cache", "pubsub")
@@ -398,24 +401,45 @@ def _schema_error(where: Path, exc: ValidationError) -> LabError:
     return LabError(f"{where}: {dotted}: {message}{more}")
 
 
-def env_marker(name: str, values: Mapping[str, str]) -> str:
+def env_marker(name: str, values: Mapping[str, str], key_file: Path) -> str:
     """The value of REDIS_HA_LAB_ENV that `lab env` exports beside ``values``: per variable a short
-    hash, so rendering can tell a variable still holding lab env's value from one the user set."""
-    digests = ",".join(f"{k}={_digest(v)}" for k, v in sorted(values.items()))
-    return f"{name}:{digests}"
+    keyed hash (HMAC-SHA256 with the lab's own random key, a 0600 file in its directory), so
+    rendering can tell a variable still holding lab env's value from one the user set, and the
+    environment holds no fingerprint of a password that could be checked against guesses."""
+    key = _env_key(key_file, create=True) or b""
+    digests = ",".join(f"{k}={_digest(key, k, v)}" for k, v in sorted(values.items()))
+    return f"{name}:{digests}:{key_file}"
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()[:12]
+def _env_key(path: Path, create: bool = False) -> bytes | None:
+    try:
+        return bytes.fromhex(path.read_text().strip()) or None
+    except FileNotFoundError:
+        if not create:
+            return None
+    except (OSError, ValueError):
+        return None
+    key = secrets.token_bytes(32)
+    write_secret(path, key.hex())
+    return key
+
+
+def _digest(key: bytes, var: str, value: str) -> str:
+    return hmac.new(key, f"{var}={value}".encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def _from_lab_env(env: Mapping[str, str]) -> tuple[str, set[str]]:
-    """(lab name, the variables that still hold the values `lab env` exported)."""
-    name, _, digests = env.get(ENV_MARKER, "").partition(":")
-    same = set()
+    """(lab name, the variables that still hold the values `lab env` exported); none when the lab's
+    key cannot be read (the lab is gone: the variables are then the user's own)."""
+    name, _, rest = env.get(ENV_MARKER, "").partition(":")
+    digests, _, key_file = rest.partition(":")
+    key = _env_key(Path(key_file)) if key_file else None
+    same: set[str] = set()
+    if key is None:
+        return name, same
     for item in filter(None, digests.split(",")):
         var, _, digest = item.partition("=")
-        if var in env and _digest(env[var]) == digest:
+        if var in env and hmac.compare_digest(_digest(key, var, env[var]), digest):
             same.add(var)
     return name, same
 

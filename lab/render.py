@@ -14,7 +14,7 @@ import jinja2
 
 from lab import CONF_DIR
 from lab.capabilities import accepts, adapt, refused
-from lab.errors import LabError
+from lab.errors import LabError, UsageError
 from lab.profile import Profile
 from lab.secretfiles import write_secret
 from lab.servers import Server
@@ -187,9 +187,10 @@ def render_lab(
     rendered = {node: render_node(spec, profile, node) for node in spec.nodes}
     if out_dir.exists() and not out_dir.is_dir():
         raise LabError(f"{out_dir} is a file, not a directory")
-    if (out_dir / "state.json").exists():
-        raise LabError(
-            f"{out_dir} is a lab's directory: re-rendering would overwrite what its Sentinels learned "
+    for lab_dir in (d for d in (out_dir, *out_dir.parents) if (d / "state.json").exists()):
+        what = "is a lab's directory" if lab_dir == out_dir else f"is inside the directory of the lab {lab_dir}"
+        raise UsageError(
+            f"{out_dir} {what}: re-rendering would overwrite what its nodes and Sentinels run from "
             "(`lab down` it first, or render elsewhere)"
         )
     staging: Path | None = None

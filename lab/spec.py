@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import secrets
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from lab.errors import LabError
+from lab.home import check_path_text, validate_name
 from lab.profile import PROFILES_DIR, Profile
 from lab.secretfiles import read_secret, write_secret
 from lab.servers import Server, probe
@@ -26,9 +26,10 @@ NODE_NAMES = REDIS_NODES + SENTINEL_NODES
 #: The shared passwords of the default user (a lab without ACL users), beside its state (0600).
 REDIS_SECRET = "redis.pass"
 SENTINEL_SECRET = "sentinel.pass"
+#: The compose backend's environment file in a lab's directory.
+COMPOSE_ENV = "compose.env"
 #: The directory of the ACL users' password files (0700, files 0600), beside a lab's state.
 ACL_DIR = "users"
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 Layout = Literal["local", "hosts", "compose"]
 
 
@@ -219,20 +220,6 @@ def loopback_subnet(name: str) -> str:
     return f"127.{1 + digest[0] % 254}.{digest[1]}"
 
 
-def validate_name(name: str) -> str:
-    if not NAME_RE.match(name):
-        raise LabError(f"lab name {name!r}: use 1-40 of a-z 0-9 _ - (starting with a letter or digit)")
-    return name
-
-
-def _check_config_path(path: Path) -> None:
-    """Paths are written quoted into the configs ("/a b/c" is fine); a quote, a backslash or a
-    control character would need escapes that Redis and Ansible read differently."""
-    text = str(path)
-    if any(c in text for c in '"\\') or any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
-        raise LabError(f"{text!r}: a lab or node path may not hold a double quote, a backslash or a control character")
-
-
 def acl_secret_file(key: str) -> str:
     """Where an ACL user's password lives, relative to a lab's (or a render's) directory:
     "users/app" -> users/redis-app.pass, "sentinel_users/client" -> users/sentinel-client.pass."""
@@ -277,9 +264,9 @@ def build_spec(
     ``secrets_dir`` (an earlier run of the same lab), else are generated.
     """
     validate_name(name)
-    _check_config_path(base_dir)
+    check_path_text(base_dir)
     for path in profile.paths.values():
-        _check_config_path(Path(path))
+        check_path_text(Path(path))
     if layout == "hosts":
         missing = [n for n in REDIS_NODES + SENTINEL_NODES if n not in profile.hosts]
         if missing:

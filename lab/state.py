@@ -7,6 +7,7 @@ directory, so it can never act on the original.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -16,10 +17,28 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError, NotRunning
+from lab.home import check_home, lab_dir
 from lab.secretfiles import read_secret, write_secret
-from lab.spec import REDIS_SECRET, SENTINEL_SECRET, LabSpec, read_acl_secrets, write_acl_secrets
+from lab.spec import (
+    ACL_DIR,
+    COMPOSE_ENV,
+    NODE_NAMES,
+    REDIS_SECRET,
+    SENTINEL_SECRET,
+    LabSpec,
+    read_acl_secrets,
+    write_acl_secrets,
+)
+from lab.tls import TLS_DIR
 
 STATE_FILE = "state.json"
+#: What a lab makes in its directory: the only names `down` and a rollback delete.
+LAB_DIRS = frozenset({*NODE_NAMES, ACL_DIR, TLS_DIR})
+#: Left by `down --keep-data`: the only directory without state that `up` adopts.
+KEPT = "kept"
+#: The key of `lab env`'s marker (see :func:`lab.profile.env_marker`).
+ENV_KEY = "env.key"
+LAB_ENTRIES = LAB_DIRS | {STATE_FILE, REDIS_SECRET, SENTINEL_SECRET, COMPOSE_ENV, ENV_KEY, KEPT}
 
 
 class CorruptState(LabError):
@@ -27,12 +46,13 @@ class CorruptState(LabError):
 
 
 def default_home() -> Path:
-    """Where labs keep their state: $LAB_HOME, else ./.lab."""
-    return Path(os.environ.get("LAB_HOME") or ".lab").absolute()
+    """Where labs keep their state: $LAB_HOME, else ./.lab (checked by :func:`lab.home.check_home`)."""
+    return check_home(Path(os.environ.get("LAB_HOME") or ".lab"))
 
 
 def state_dir(home: Path, name: str) -> Path:
-    return home / name
+    """The lab's directory, through the gate (:func:`lab.home.lab_dir`): never outside ``home``."""
+    return lab_dir(home, name)
 
 
 def save(spec: LabSpec, extra: dict[str, Any] | None = None, directory: Path | None = None) -> None:
@@ -117,9 +137,32 @@ def list_labs(home: Path) -> list[str]:
     return sorted(p.parent.name for p in home.glob(f"*/{STATE_FILE}"))
 
 
-def remove(directory: Path, keep_data: bool = False) -> None:
-    """Delete a lab's directory; with ``keep_data`` only state.json goes (node dirs with data stay)."""
+def lab_entries(directory: Path) -> tuple[list[Path], list[Path]]:
+    """(what the lab made in ``directory``, everything else): a command removes only the first."""
+    ours: list[Path] = []
+    other: list[Path] = []
+    for entry in sorted(directory.iterdir()) if directory.is_dir() else []:
+        named = entry.name in LAB_ENTRIES or entry.name.startswith(".state-")
+        made = named and not entry.is_symlink() and entry.is_dir() == (entry.name in LAB_DIRS)
+        (ours if made else other).append(entry)
+    return ours, other
+
+
+def remove(directory: Path, keep_data: bool = False) -> list[Path]:
+    """Delete what a lab made in its directory, and the directory once empty; with ``keep_data`` only
+    state.json goes (node dirs with data stay). Anything else (a file the user put there, a link) is
+    left where it is and returned, so nothing the lab did not make is ever deleted."""
     if keep_data:
+        (directory / KEPT).write_text("kept by `lab down --keep-data`: the next `lab up` of this name reuses it\n")
         (directory / STATE_FILE).unlink(missing_ok=True)
-        return
-    shutil.rmtree(directory, ignore_errors=True)
+        return []
+    ours, other = lab_entries(directory)
+    for entry in ours:
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    if not other:
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+    return other

@@ -27,13 +27,13 @@ from lab.docker import compose_command, docker_unavailable, resolve_image, run
 from lab.errors import LabError, NetworkOverlap, NodeStartError
 from lab.interrupts import uninterrupted
 from lab.servers import Server
-from lab.spec import LabSpec, Layout, Node
+from lab.spec import COMPOSE_ENV, LabSpec, Layout, Node
 from lab.tls import TLS_DIR
 from lab.topology import node_client
 from lab.waits import WaitTimeout, wait_for
 
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
-ENV_FILE = "compose.env"
+ENV_FILE = COMPOSE_ENV
 POOL = ipaddress.ip_network(os.environ.get("LAB_COMPOSE_POOL", "172.29.0.0/16"))
 
 

@@ -271,7 +271,7 @@ def test_render_errors_are_one_line_and_leave_nothing(tmp_path: Path, lab: LabSp
     assert a_file.read_text() == "keep me\n"
     _one_line(run_lab("render", "--out", str(a_file / "sub"), home=tmp_path), 1, "cannot write")
     _one_line(run_lab("render", "--out", "/proc/lab-render", home=tmp_path), 1, "cannot write")
-    _one_line(run_lab("render", "--out", str(lab.base_dir), home=lab_home), 1, "is a lab's directory")
+    _one_line(run_lab("render", "--out", str(lab.base_dir), home=lab_home), 2, "is a lab's directory")
     _one_line(run_lab("--home", "/proc/lab-home", "up", "--name", "x", home=tmp_path), 1, "cannot use the lab home")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"], "no staging directory left behind"
 

@@ -14,6 +14,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from lab.spec import LabSpec, Node
+from lab.tls import check_client_files
 
 T = TypeVar("T")
 
@@ -76,11 +77,21 @@ def client(host: str, port: int, password: str | None, timeout: float = 2.0, **k
     )
 
 
+def tls_kwargs(spec: LabSpec) -> dict[str, Any]:
+    """The lab's TLS client options, its files checked first: a missing, unreadable or wrong CA,
+    client certificate or key is a :class:`lab.tls.TlsFileError` naming the file, not every node
+    looking down (or a wait timing out)."""
+    options = spec.tls_kwargs()
+    if options:
+        check_client_files(options["ssl_ca_certs"], options["ssl_certfile"], options["ssl_keyfile"])
+    return options
+
+
 def node_client(spec: LabSpec, node: Node, timeout: float = 2.0, **kw: Any) -> redis.Redis:
     """A :func:`client` of one of the lab's nodes, logged in as the lab's tools (``admin`` when the
     lab has ACL users), over TLS when the lab runs it."""
     auth = spec.auth(node.kind)
-    return client(node.host, node.port, auth["password"], timeout, username=auth["username"], **spec.tls_kwargs(), **kw)
+    return client(node.host, node.port, auth["password"], timeout, username=auth["username"], **tls_kwargs(spec), **kw)
 
 
 def _error(exc: Exception) -> str:
@@ -157,6 +168,7 @@ _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lab-observe")
 
 def observe(spec: LabSpec, timeout: float = 0.5) -> Observation:
     """Query all nodes concurrently (one round trip per node, bounded by ``timeout``)."""
+    tls_kwargs(spec)  # a TLS file problem is one error up front, not six nodes "down"
     redis_f = [_POOL.submit(observe_redis, spec, n, timeout) for n in spec.redis_nodes]
     sent_f = [_POOL.submit(observe_sentinel, spec, n, timeout) for n in spec.sentinels]
     return Observation([f.result() for f in redis_f], [f.result() for f in sent_f])
@@ -233,13 +245,14 @@ def sentinel_for(spec: LabSpec, **kw: Any) -> Sentinel:
     and ``client`` on Sentinels when the lab has ACL users), with short timeouts so failover drills
     see changes fast."""
     discovery = spec.auth("sentinel", "client")
-    app: dict[str, Any] = {**spec.auth("redis", "app"), **spec.tls_kwargs()}
+    tls = tls_kwargs(spec)
+    app: dict[str, Any] = {**spec.auth("redis", "app"), **tls}
     return Sentinel(
         spec.sentinel_addrs(),
         # A dead container does not refuse: without a connect timeout each dead Sentinel costs ~3 s.
         sentinel_kwargs={
             **discovery,
-            **spec.tls_kwargs(),
+            **tls,
             "socket_timeout": 0.5,
             "socket_connect_timeout": 0.5,
             "retry": Retry(NoBackoff(), 0),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import ssl
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -102,6 +103,49 @@ def _tls(env: Mapping[str, str]) -> tuple[str, ...]:
     return files
 
 
+#: The TLS files: (what, the variable naming it, what its PEM's BEGIN line ends with)
+TLS_FILES = (
+    ("CA certificate", "REDIS_TLS_CA_CERT", b"CERTIFICATE-----"),
+    ("client certificate", "REDIS_TLS_CERT", b"CERTIFICATE-----"),
+    ("client key", "REDIS_TLS_KEY", b"PRIVATE KEY-----"),
+)
+
+
+def check_tls_files(settings: Settings) -> None:
+    """RedisAdminError naming the first TLS file that is missing, unreadable or not a PEM of its
+    kind, or a certificate and key that do not go together: said once, before any connection
+    (redis-py would report each connection failing, or a Sentinel-wide "no master")."""
+    if not settings.tls:
+        return
+    for (what, var, marker), path in zip(TLS_FILES, settings.tls, strict=True):
+        if not path:
+            continue
+        try:
+            with open(path, "rb") as f:
+                head = f.read(1 << 20)
+        except FileNotFoundError:
+            raise RedisAdminError(f"TLS {what} {path} ({var}) is missing") from None
+        except OSError as exc:
+            raise RedisAdminError(f"TLS {what} {path} ({var}) cannot be read ({exc.strerror or exc})") from None
+        if b"-----BEGIN " not in head or marker not in head:
+            raise RedisAdminError(f"TLS {what} {path} ({var}) is not a PEM {what.split()[-1]}")
+    ca, cert, key = settings.tls
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        if ca:
+            context.load_verify_locations(ca)
+    except ssl.SSLError as exc:
+        raise RedisAdminError(
+            f"TLS CA certificate {ca} (REDIS_TLS_CA_CERT) cannot be loaded ({exc.reason or exc})"
+        ) from None
+    try:
+        if cert and key:
+            context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        why = "they do not match" if exc.reason == "KEY_VALUES_MISMATCH" else (exc.reason or str(exc))
+        raise RedisAdminError(f"TLS client certificate {cert} and key {key} cannot be used ({why})") from None
+
+
 def role_db(role: str, env: Mapping[str, str] | None = None) -> int:
     """The database index configured for a role (session, cache, pubsub)."""
     env = os.environ if env is None else env
@@ -148,6 +192,7 @@ def _client(settings: Settings, db: int, use_pool: bool) -> redis.Redis:
 
 def connect(settings: Settings, db: int = 0, use_pool: bool = True, check: bool = True) -> redis.Redis:
     """A client for ``settings``; with ``check``, PING first and turn failures into RedisAdminError."""
+    check_tls_files(settings)
     client = _client(settings, db, use_pool)
     if check:
         try:

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import ssl
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -814,10 +815,42 @@ def _tls(args: argparse.Namespace, env: Mapping[str, str]) -> Tls | None:
         return None
     if bool(cert) != bool(key):
         raise UnknownError("a client certificate needs its key: give both --cert and --key (or neither)")
-    for path in (ca, cert, key):
-        if path and not os.access(path, os.R_OK):
-            raise UnknownError(f"cannot read TLS file {path}")
+    _check_tls_files(ca, cert, key)
     return Tls(ca, cert, key)
+
+
+def _check_tls_files(ca: str | None, cert: str | None, key: str | None) -> None:
+    """UNKNOWN naming the first TLS file that is missing, unreadable or not a PEM of its kind, or a
+    certificate and key that do not go together: the check cannot judge anything without them (and
+    every node "unreachable" would blame the servers for the monitoring host's files)."""
+    named = (
+        ("CA certificate", "--cacert, REDIS_TLS_CA_CERT", ca, b"CERTIFICATE-----"),
+        ("client certificate", "--cert, REDIS_TLS_CERT", cert, b"CERTIFICATE-----"),
+    )
+    for what, flag, path, marker in (*named, ("client key", "--key, REDIS_TLS_KEY", key, b"PRIVATE KEY-----")):
+        if not path:
+            continue
+        try:
+            with open(path, "rb") as f:
+                head = f.read(1 << 20)
+        except FileNotFoundError:
+            raise UnknownError(f"TLS {what} {path} ({flag}) is missing") from None
+        except OSError as exc:
+            raise UnknownError(f"TLS {what} {path} ({flag}) cannot be read ({exc.strerror or exc})") from None
+        if b"-----BEGIN " not in head or marker not in head:
+            raise UnknownError(f"TLS {what} {path} ({flag}) is not a PEM {what.split()[-1]}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        if ca:
+            context.load_verify_locations(ca)
+    except ssl.SSLError as exc:
+        raise UnknownError(f"TLS CA certificate {ca} cannot be loaded ({exc.reason or exc})") from None
+    try:
+        if cert and key:
+            context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        why = "they do not match" if exc.reason == "KEY_VALUES_MISMATCH" else (exc.reason or str(exc))
+        raise UnknownError(f"TLS client certificate {cert} and key {key} cannot be used ({why})") from None
 
 
 def _load_state(path: Path | None) -> dict[str, Any]:

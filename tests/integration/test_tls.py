@@ -4,7 +4,13 @@ Sentinel check over TLS, and a build without TLS is refused with one line."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis
@@ -95,3 +101,117 @@ def test_tls_is_not_switched_on_under_a_running_lab(healthy_lab: LabSpec) -> Non
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"lab {name!r} runs plain text; run `lab down --name {name}` first to change that" in result.stderr
     assert run_lab("status", "--name", name, home=home).returncode == 0
+
+
+def _missing(path: Path) -> str:
+    path.unlink()
+    return "is missing"
+
+
+def _unreadable(path: Path) -> str:
+    path.unlink()
+    path.mkdir()  # unreadable even for root (chmod 000 is not)
+    return "cannot be read (Is a directory)"
+
+
+def _not_pem(path: Path) -> str:
+    path.write_text("not a certificate")
+    return "is not a PEM"
+
+
+#: file -> what is done to it -> what the tools must say about it
+BREAKS: list[tuple[str, Callable[[Path], str]]] = [
+    ("client_key", _missing),
+    ("client_key", _unreadable),
+    ("client_cert", _not_pem),
+    ("ca", _missing),
+]
+KIND = {"client_key": "client key", "client_cert": "client certificate", "ca": "CA certificate"}
+
+
+def tls_tools(spec: LabSpec, monkeypatch: pytest.MonkeyPatch) -> dict[str, Callable[[], tuple[int, str]]]:
+    """Every tool that opens TLS connections to the lab: exit code and what it printed."""
+    files = spec.tls_files()
+    env = {
+        "REDIS_TLS_CA_CERT": str(files.ca),
+        "REDIS_TLS_CERT": str(files.client_cert),
+        "REDIS_TLS_KEY": str(files.client_key),
+        "REDIS_PASSWORD": spec.password or "",
+        "SENTINEL_PASSWORD": spec.sentinel_password or "",
+        "SENTINEL_HOSTS": ",".join(n.address for n in spec.sentinels),
+        "SENTINEL_MASTER_NAME": spec.master_name,
+    }
+    home = spec.base_dir.parent
+
+    def lab(*args: str) -> Callable[[], tuple[int, str]]:
+        def run() -> tuple[int, str]:
+            done = run_lab(*args, "--name", spec.name, home=home, timeout=60)
+            return done.returncode, done.stderr
+
+        return run
+
+    def admin() -> tuple[int, str]:
+        script = Path(sys.executable).parent / "redis-admin"
+        done = subprocess.run(
+            [str(script), "sessions", "count"], capture_output=True, text=True, env={**os.environ, **env}, timeout=60
+        )
+        return done.returncode, done.stderr
+
+    def health() -> tuple[int, str]:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        printed: list[str] = []
+        code = health_check([*SLOW_OK], out=printed.append)
+        return code, "\n".join(printed)
+
+    return {
+        "lab status": lab("status"),
+        "lab heal": lab("heal"),
+        "lab failover": lab("failover"),
+        "redis-admin": admin,
+    } | {"check-redis-health": health}
+
+
+@pytest.mark.parametrize(("which", "damage"), BREAKS, ids=[f"{w}-{d.__name__.strip('_')}" for w, d in BREAKS])
+def test_a_broken_tls_file_is_named_by_every_tool(
+    tls_lab: LabSpec, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, which: str, damage: Callable[[Path], str]
+) -> None:
+    """Issue 24 item 12: with client.key deleted, `lab status` showed all six nodes down (they were
+    up) and `lab heal`/`lab failover` timed out after 30 s. Each tool now says which file, in one
+    line, and exits non-zero (the health checker UNKNOWN: it cannot judge the servers)."""
+    spec = tls_lab
+    path = getattr(spec.tls_files(), which)
+    kept = tmp_path / "kept"
+    shutil.copy2(path, kept)
+    said = damage(path)
+    try:
+        for tool, run in tls_tools(spec, monkeypatch).items():
+            code, text = run()
+            lines = text.strip().splitlines()
+            assert code == (3 if tool == "check-redis-health" else 1) and len(lines) == 1, (tool, code, text)
+            assert f"TLS {KIND[which]} {path}" in lines[0] and said in lines[0], (tool, text)
+    finally:
+        if path.is_dir():
+            path.rmdir()
+        shutil.copy2(kept, path)
+    # The lab was up all along.
+    assert run_lab("status", "--name", spec.name, home=spec.base_dir.parent).returncode == 0
+
+
+def test_a_client_key_of_another_certificate_is_named(tls_lab: LabSpec, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's key in place of the client's: readable, a PEM key, but not the certificate's."""
+    spec = tls_lab
+    files = spec.tls_files()
+    monkeypatch.setenv("REDIS_TLS_KEY", str(files.key))
+    for name, value in (("REDIS_TLS_CA_CERT", files.ca), ("REDIS_TLS_CERT", files.client_cert)):
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.setenv("SENTINEL_HOSTS", ",".join(n.address for n in spec.sentinels))
+    printed: list[str] = []
+    assert health_check([*SLOW_OK], out=printed.append) == 3
+    assert (
+        f"TLS client certificate {files.client_cert} and key {files.key} cannot be used (they do not match)"
+        in printed[0]
+    )
+    script = Path(sys.executable).parent / "redis-admin"
+    done = subprocess.run([str(script), "sessions", "count"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "they do not match" in done.stderr, done.stderr

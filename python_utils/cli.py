@@ -25,7 +25,7 @@ from python_utils.pubsub_diagnostics import PubSubAdmin
 from python_utils.rate_limit_utils import RateLimitAdmin
 from python_utils.redis_connector import RedisAdminError, Settings, connect, parse_sentinels, role_db, settings_from_env
 from python_utils.scanning import Progress, count_keys
-from python_utils.session_utils import SessionAdminTools
+from python_utils.session_utils import SESSION_PREFIX, SessionAdminTools
 from python_utils.values import text
 
 T = TypeVar("T")
@@ -93,9 +93,9 @@ def build_parser() -> Parser:
         area_subs[ap] = ap.add_subparsers(dest="command", required=True, parser_class=Parser)
         if area == "sessions":
             c = command(ap, "count", "count sessions")
-            c.add_argument("--prefix", default="session:")
+            c.add_argument("--prefix", default=SESSION_PREFIX)
             c = command(ap, "list", "list session keys matching a pattern")
-            c.add_argument("pattern", nargs="?", default="session:*", type=_key)
+            c.add_argument("pattern", nargs="?", default=f"{SESSION_PREFIX}*", type=_key)
             c.add_argument("--limit", type=_count, default=0)
             c = command(ap, "show", "a session's type, TTL and decoded value")
             c.add_argument("session_id", type=_key)
@@ -369,7 +369,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.area, args.command) == ("sessions", "clear") and args.pattern is not None:
+        # A session command deletes sessions only: '*' (or any pattern that can match another key) is
+        # refused before connecting, even when one key would match (issue 24: it took a non-session key).
+        pattern: str | bytes = args.pattern
+        if not (pattern.encode() if isinstance(pattern, str) else pattern).startswith(SESSION_PREFIX.encode()):
+            parser.error(
+                f"--pattern {args.pattern!r} can match keys that are not sessions: start it with "
+                f"{SESSION_PREFIX!r} (`cache flush PATTERN --yes` deletes any key)"
+            )
     try:
         return run(args)
     except RedisAdminError as exc:

@@ -10,9 +10,12 @@ import redis
 from python_utils.scanning import Progress, count_keys, scan_keys
 from python_utils.values import describe, text
 
+#: Where session keys live: the session commands never touch a key outside it.
+SESSION_PREFIX = "session:"
+
 
 class SessionAdminTools:
-    def __init__(self, redis_client: redis.Redis, session_key_prefix: str = "session:") -> None:
+    def __init__(self, redis_client: redis.Redis, session_key_prefix: str = SESSION_PREFIX) -> None:
         self.client = redis_client
         self.prefix = session_key_prefix
 

@@ -250,6 +250,17 @@ def test_cli(settings: Settings, healthy_lab: LabSpec, tag: str) -> None:
     wrong = admin("sessions", "count", env={**env, "REDIS_PASSWORD": "nope"})
     assert wrong.returncode == 1 and "authentication failed" in wrong.stderr and "nope" not in wrong.stderr
 
+    # Issue 24: `sessions clear --pattern '*'` deleted the only matching key, a non-session one, without
+    # --yes. A session command's pattern must stay among sessions; refused before connecting (exit 2).
+    sessions = connect(settings, db=healthy_lab.databases["session"])
+    sessions.set(f"other:{tag}", "not a session")
+    for pattern in ("*", f"*{tag}*", "sess*", f"other:{tag}"):
+        refused = admin("sessions", "clear", "--pattern", pattern, env=env)
+        assert refused.returncode == 2 and "not sessions" in refused.stderr, refused.stderr
+    assert sessions.get(f"other:{tag}") == b"not a session"
+    cleared = admin("sessions", "clear", "--pattern", f"session:{tag}:*", env=env)
+    assert cleared.returncode == 0 and "deleted 1 key(s)" in cleared.stdout and sessions.exists(f"other:{tag}")
+
 
 def test_lab_env_feeds_redis_admin(healthy_lab: LabSpec, lab_home: Path) -> None:
     exported = run_lab("env", "--name", healthy_lab.name, home=lab_home)

@@ -375,3 +375,22 @@ def test_a_server_binary_under_another_name_is_the_instance_by_its_file(instance
     assert stopped.returncode == 0 and f"stopped server (pid {server})" in stopped.stdout
     with pytest.raises(redis.ConnectionError), client(host, 6390, PASSWORD) as conn:
         conn.ping()
+
+
+def test_sentinel_stop_with_a_stale_pidfile_while_it_runs_refuses_too(tmp_path: Path) -> None:
+    """manage_sentinel.sh shares the logic: a stale pidfile never stops (or hides) a running Sentinel."""
+    host = f"127.252.{os.getpid() % 250}.{1 + int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:] or 0)}"
+    conf, pidfile, stale = tmp_path / "sentinel.conf", tmp_path / "sentinel.pid", tmp_path / "stale.pid"
+    conf.write_text(
+        f'bind {host}\nport 26390\ndir "{tmp_path}"\nlogfile "{tmp_path}/sentinel.log"\n'
+        f"sentinel monitor m {host} 6399 1\n"
+    )
+    stale.write_text(f"{os.getpid()}\n")
+    try:
+        assert run("manage_sentinel.sh", "start", str(conf), str(pidfile)).returncode == 0
+        refused = run("manage_sentinel.sh", "stop", str(conf), str(stale))
+        assert refused.returncode == 1 and f"but pid {pid(pidfile)} serves it" in refused.stderr, refused.stderr
+        assert stale.exists() and run("manage_sentinel.sh", "status", str(conf), str(pidfile)).returncode == 0
+    finally:
+        run("manage_sentinel.sh", "stop", str(conf), str(pidfile))
+    assert not pidfile.exists()

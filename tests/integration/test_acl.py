@@ -389,6 +389,10 @@ def test_a_forged_sentinel_hello_from_the_app_user_is_refused_and_no_sentinel_mo
             with pytest.raises((redis.exceptions.NoPermissionError, redis.exceptions.ExecAbortError)):
                 pipe.execute()
             assert app.publish("events:acl-test", "still fine") == 0  # its own channels work
+    # Sentinels take hellos on their own port too: there applications log in as client, who may not publish.
+    for node in spec.sentinels:
+        with as_user(spec, "client", node.name) as sentinel, pytest.raises(redis.exceptions.NoPermissionError):
+            sentinel.publish(SENTINEL_HELLO, forged)
     assert _sentinel_views(spec) == before
 
 

@@ -13,10 +13,16 @@ import pytest
 from monitoring.check_redis_health import (
     CRITICAL,
     OK,
+    UNKNOWN,
     WARNING,
+    InstanceFacts,
     Range,
+    Thresholds,
+    _parse,
     check,
     judge,
+    judge_clients,
+    judge_replicas,
     main,
     measured,
     render_json,
@@ -137,3 +143,79 @@ def test_a_console_script_error_never_prints_a_traceback() -> None:
         [str(script)], env={**os.environ, "REDIS_PORT": "abc"}, capture_output=True, text=True, check=False
     )
     assert result.returncode == 3 and result.stderr == "" and result.stdout.startswith("REDIS UNKNOWN - REDIS_PORT")
+
+
+def _facts(info: dict[str, object], min_replicas: int | None = None) -> InstanceFacts:
+    repl = {"role": "master", "replicas": [], "repl_backlog_size": 1}
+    return InstanceFacts("h:6379", 1.0, dict(info), repl, min_replicas)
+
+
+def _thresholds() -> Thresholds:
+    return _parse(["--host", "h"]).thresholds
+
+
+@pytest.mark.parametrize(
+    ("info", "flag", "state", "text"),
+    [
+        ({}, None, None, ""),  # min-replicas-to-write off: INFO has no min_slaves_good_slaves
+        (
+            {"min_slaves_good_slaves": 0},
+            None,
+            CRITICAL,
+            "0 replicas within min-replicas-max-lag, min-replicas-to-write on",
+        ),
+        ({"min_slaves_good_slaves": 1}, None, None, ""),
+        ({"min_slaves_good_slaves": 1}, 2, CRITICAL, "1 replicas within min-replicas-max-lag, min-replicas-to-write 2"),
+        ({"min_slaves_good_slaves": 2}, 2, None, ""),
+    ],
+)
+def test_min_replicas_is_judged_from_info(
+    info: dict[str, object], flag: int | None, state: int | None, text: str
+) -> None:
+    """No CONFIG GET (it reads masterauth): INFO says min-replicas-to-write is on, --min-replicas-to-write its value."""
+    found = [c for c in judge_replicas(_facts(info, flag), _thresholds(), None) if c["name"] == "min_replicas"]
+    assert [c["code"] for c in found] == ([state] if state is not None else [])
+    assert all(text in c["message"] and c["message"].endswith("writes are refused") for c in found)
+
+
+def test_maxclients_comes_from_info() -> None:
+    (clients,) = judge_clients(_facts({"maxclients": 200, "connected_clients": 190}), _thresholds())
+    assert clients["value"] == 95.0 and clients["code"] == CRITICAL
+
+
+def _pem_files(tmp_path: Path) -> dict[str, Path]:
+    """A CA, a certificate it signed and its key, and another key (the lab's own CA maker)."""
+    from lab.tls import issue_lab_certificates
+
+    files = issue_lab_certificates(tmp_path / "tls", "unit", ["127.0.0.1"])
+    return {"ca": files.ca, "cert": files.client_cert, "key": files.client_key, "other_key": files.key}
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        ("missing key", "TLS client key {key} (--key, REDIS_TLS_KEY) is missing"),
+        ("key is a directory", "TLS client key {key} (--key, REDIS_TLS_KEY) cannot be read (Is a directory)"),
+        ("cert not PEM", "TLS client certificate {cert} (--cert, REDIS_TLS_CERT) is not a PEM certificate"),
+        ("ca is a key", "TLS CA certificate {ca} (--cacert, REDIS_TLS_CA_CERT) is not a PEM certificate"),
+        ("another key", "TLS client certificate {cert} and key {other_key} cannot be used (they do not match)"),
+    ],
+)
+def test_a_broken_tls_file_is_unknown_naming_it(tmp_path: Path, damage: str, said: str) -> None:
+    files = _pem_files(tmp_path)
+    key = files["key"]
+    if damage == "missing key":
+        key.unlink()
+    elif damage == "key is a directory":
+        key.unlink()
+        key.mkdir()
+    elif damage == "cert not PEM":
+        files["cert"].write_text("garbage")
+    elif damage == "ca is a key":
+        files["ca"].write_text(files["other_key"].read_text())
+    else:
+        key = files["other_key"]
+    printed: list[str] = []
+    args = ["--host", "127.0.0.1", "--cacert", str(files["ca"]), "--cert", str(files["cert"]), "--key", str(key)]
+    assert main(args, out=printed.append) == UNKNOWN
+    assert printed == [f"REDIS UNKNOWN - {said.format(**{k: str(v) for k, v in files.items()})}"]

@@ -1,6 +1,26 @@
 """``lab``: bring up, inspect, render and tear down a Redis HA lab."""
 
+# ruff: noqa: E402  (the imports below come after the handler that covers them)
 from __future__ import annotations
+
+import signal
+import threading
+
+
+def _interrupted_while_starting(signum: int, _frame: object) -> None:
+    """Ctrl-C or SIGTERM while the CLI loads its modules (a second or so on a busy machine): one line,
+    no traceback; nothing has been touched yet. main() hands the signals to lab.interrupts."""
+    import sys
+
+    sys.stderr.write(f"lab: interrupted by {signal.Signals(signum).name} while starting; nothing was changed\n")
+    raise SystemExit(128 + signum)
+
+
+_STARTING = (
+    {sig: signal.signal(sig, _interrupted_while_starting) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if threading.current_thread() is threading.main_thread()
+    else {}
+)
 
 import argparse
 import json
@@ -15,9 +35,9 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
-from lab import control, faults, lint, servercli, servers, state, validate
+from lab import control, faults, interrupts, lint, servercli, servers, state, validate
 from lab.backends import get_backend
-from lab.errors import LabError, UsageError
+from lab.errors import Interrupted, LabError, UsageError
 from lab.failover import failover
 from lab.home import check_home, validate_name
 from lab.lock import env_timeout
@@ -260,6 +280,12 @@ def _report_overrides(command: str, profile: Profile) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    home = args.home or state.default_home()
+    if state.exists(home, args.name):
+        what = f"lab {args.name} as it was: a repair stops and deletes nothing (nodes it restarted stay up)"
+        interrupts.explain("up", lambda: ("left", what))
+    else:
+        interrupts.new_lab(home, args.name)
     result = control.up(
         args.name, args.profile, args.backend, args.home, timeout=args.timeout, server=args.server, tls=args.tls
     )
@@ -442,6 +468,15 @@ def cmd_fault(args: argparse.Namespace) -> int:
 
 def cmd_heal(args: argparse.Namespace) -> int:
     spec = state.load(args.home or state.default_home(), args.name)
+    before = faults.recorded(spec)
+
+    def look() -> interrupts.Outcome:  # what the heal had undone when it was interrupted, and what is left
+        now = faults.recorded(spec)
+        undone = ", ".join(f.key for f in before if f not in now) or "no recorded fault"
+        left = ", ".join(f.key for f in now)
+        return "undone", f"{undone}" + (f"; still recorded: {left} (`lab heal` again)" if left else "")
+
+    interrupts.explain("heal", look)
     if args.node:
         spec.node(args.node)
         undone = [f for f in faults.recorded(spec) if f.node == args.node]
@@ -450,7 +485,7 @@ def cmd_heal(args: argparse.Namespace) -> int:
     else:
         undone = faults.heal(spec)
     for fault in undone:
-        out.print(f"undone: {fault.kind} {fault.node}")
+        out.print(f"undone: {fault.key}", markup=False)
     control.wait_healthy(spec, args.timeout)
     out.print(f"lab {spec.name} is healthy")
     return 0
@@ -505,7 +540,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "name", None) is not None:
             validate_name(args.name)
         env_timeout()
-        return COMMANDS[args.command](args)
+        with interrupts.command():  # SIGINT, SIGTERM: undo what the command injected, say what (exit 130, 143)
+            return COMMANDS[args.command](args)
+    except Interrupted as exc:
+        err.print(f"lab {args.command}: {exc}", markup=False)
+        return exc.exit_code
     except LabError as exc:
         err.print(f"lab {args.command}: {exc}", markup=False)
         return exc.exit_code
@@ -513,10 +552,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = (str(exc).splitlines() or [""])[0]
         err.print(f"lab {args.command}: a node answered {type(exc).__name__}: {first}", markup=False)
         return 1
-    except KeyboardInterrupt:
-        err.print(f"lab {args.command}: interrupted (a new lab's processes and files were removed)")
+    except KeyboardInterrupt:  # before the command began: nothing was touched
+        err.print(f"lab {args.command}: interrupted by SIGINT before it changed anything", markup=False)
         return 130
 
+
+for _sig, _handler in _STARTING.items():  # loaded: main() handles the signals from here on
+    signal.signal(_sig, _handler)
 
 if __name__ == "__main__":
     raise SystemExit(main())

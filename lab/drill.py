@@ -12,6 +12,7 @@ import redis
 
 from lab import faults
 from lab.backends import get_backend
+from lab.errors import LabError
 from lab.spec import LabSpec, Node
 from lab.topology import node_client, observe, sentinel_for
 from lab.waits import wait_for
@@ -37,21 +38,22 @@ def write_acked(spec: LabSpec, values: dict[str, Any], timeout: float = 10.0) ->
 @contextmanager
 def config_set(spec: LabSpec, **values: str | int) -> Iterator[None]:
     """``with config_set(spec, min_replicas_to_write=1):`` CONFIG SET on every data node for the
-    block, restored to what each node ran before, whatever happens in the block."""
-    before: dict[Node, dict[str, str]] = {}
+    block, restored to what each node ran before, whatever happens in the block. Each node's change
+    is a recorded fault (lab.faults.set_config) from before it is applied: ``lab heal`` restores what
+    a killed drill left, an interrupted command restores it at once."""
+    changed = faults.set_config(spec, values)
+    interrupted = False
     try:
-        for node in spec.redis_nodes:
-            with node_client(spec, node) as conn:
-                for key, value in values.items():
-                    name = key.replace("_", "-")
-                    before.setdefault(node, {})[name] = str(conn.config_get(name)[name])
-                    conn.config_set(name, value)
         yield
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the command's undo log restores them and says so
+        interrupted = True
+        raise
     finally:
-        for node, saved in before.items():
-            with suppress(redis.RedisError, OSError), node_client(spec, node) as conn:
-                for name, value in saved.items():
-                    conn.config_set(name, value)
+        still = [] if interrupted else faults.recorded(spec)  # (a heal in the block may have restored them)
+        for fault in reversed(changed):
+            if fault in still:
+                with suppress(LabError):
+                    faults.revert(spec, fault)
 
 
 def master_client(spec: LabSpec) -> redis.Redis:

@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from lab import control, servers, state
+from lab import control, interrupts, servers, state
 from lab.checker import Findings, Window
 from lab.errors import LabError
 from lab.lock import lab_lock
@@ -78,9 +78,11 @@ def summary_table(scenario: str, findings: Findings, seconds: float) -> Table:
 
 
 def _running_lab(args: argparse.Namespace, err: Console, server: list[str] | None = None) -> Path:
-    """The lab's home, after starting the lab (on ``server``) when it does not run yet."""
+    """The lab's home, after starting the lab (on ``server``) when it does not run yet. An interrupt
+    while it starts removes it again (lab.control); one after leaves it running, and says so."""
     home: Path = args.home or state.default_home()
     if not state.exists(home, args.name):
+        interrupts.new_lab(home, args.name)
         started = control.up(args.name, args.profile, args.backend, home, server=server or ())
         err.print(f"lab {args.name} is healthy after {started.seconds:.2f}s", markup=False)
     return home

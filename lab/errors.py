@@ -29,11 +29,15 @@ class LabBusy(LabError):
     exit_code = 75  # EX_TEMPFAIL: try again later
 
 
-class Interrupted(LabError):
-    """SIGINT/SIGTERM arrived while a command changed a lab (what it had created was rolled back)."""
+class Interrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM arrived while a command ran (lab.interrupts): the message says what was undone.
+
+    A KeyboardInterrupt, not a LabError, so that no ``except LabError`` / ``except Exception`` on the
+    way out (a wait that tolerates errors, a retry loop) swallows a SIGTERM."""
 
     def __init__(self, signum: int, message: str) -> None:
         super().__init__(message)
+        self.signum = signum
         self.exit_code = 128 + signum
 
 

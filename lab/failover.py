@@ -9,6 +9,7 @@ from contextlib import suppress
 
 import redis
 
+from lab import interrupts
 from lab.backends import get_backend, log_tails
 from lab.errors import LabError
 from lab.faults import current_master, disconnect_clients, locked, rejoin_as_replica
@@ -92,16 +93,35 @@ class _Failover:
         self.master_conn = node_client(spec, self.old, timeout=2)  # connects on first use
         self.paused_at: float | None = None  # when the old master's writes were paused (safe mode)
 
+    @property
+    def pause_key(self) -> str:
+        return f"write pause on {self.old.name}"
+
+    def _lift_pause(self) -> str:
+        """An interrupt's undo: a fresh connection (the paused one may be mid-command)."""
+        with node_client(self.spec, self.old, timeout=2) as conn:
+            conn.client_unpause()
+        return f"lifted the write pause (CLIENT PAUSE WRITE) on {self.old.name}"
+
+    def _unpause(self) -> None:
+        self.master_conn.client_unpause()
+        interrupts.done(self.pause_key)
+
     def run(self) -> tuple[Node, Node]:
+        interrupted = False
         try:
             addr = self._until_switched()
             if self.safe:
                 rejoin_as_replica(self.spec, self.old, disconnect=False)
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the command's undo log lifts the pause and says so
+            interrupted = True
+            raise
         finally:
-            if self.safe:
+            if self.safe and not interrupted:
                 with suppress(redis.RedisError):
-                    self.master_conn.client_unpause()  # writes held meanwhile now fail with READONLY: definite
+                    self._unpause()  # writes held meanwhile now fail with READONLY: definite
             self.master_conn.close()
+        interrupts.done("failover under way")
         if self.safe:
             # Then, as Sentinel's own demotion does, drop the old master's clients: they rediscover the
             # new master instead of meeting READONLY on every write until they reconnect by themselves.
@@ -117,6 +137,11 @@ class _Failover:
             except WaitTimeout as exc:
                 raise LabError(f"no Sentinel would fail over: {exc}") from None
             who = f"{self.acting.name} accepted" if self.acting else "a switch was under way"
+            interrupts.leave(
+                "failover under way",
+                f"the failover ({who}) goes on without `lab failover`: {self.old.name} takes writes until the "
+                "Sentinels demote it",
+            )
             try:
                 addr = wait_for(
                     self._switched,
@@ -150,6 +175,7 @@ class _Failover:
         sentinel = usable[self.refusals % len(usable)]
         if self.safe:
             try:
+                interrupts.undo_on_interrupt(self.pause_key, self._lift_pause)
                 self.master_conn.client_pause(int(self.timeout * 1000), all=False)
                 self.paused_at = self.paused_at or time.monotonic()
                 _wait_replicas_caught_up(self.master_conn, len(self.spec.redis_nodes) - 1, self.timeout)
@@ -161,7 +187,7 @@ class _Failover:
             return True, sentinel.name
         self.refusals += 1
         if self.safe:  # not paused while waiting: to the Sentinels a paused master soon looks down
-            self.master_conn.client_unpause()
+            self._unpause()
             self.paused_at = None
         self.refused_since = self.refused_since or time.monotonic()
         if time.monotonic() - self.refused_since >= NOGOODSLAVE_RETRY_S:

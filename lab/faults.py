@@ -1,5 +1,13 @@
 """Fault injection: every fault is recorded in the lab's state and reverted by its context manager,
-by ``lab heal`` and by ``lab down``, so a crashed test never leaves a frozen node or a DROP rule."""
+by ``lab heal`` and by ``lab down``, so a crashed test never leaves a frozen node or a DROP rule.
+
+Besides the node and network faults (``KINDS``), a drill's setting changes are faults too
+(``config``: CONFIG SET on a data node, recorded with the values it replaced *before* it is applied),
+so a drill killed with ``kill -9`` leaves nothing that ``lab heal`` does not restore.
+
+Every fault registers its undo with the command under way (lab.interrupts) before it is applied: an
+interrupted command thaws, removes isolation rules and restores settings at once; a killed or stopped
+node is left down and recorded, for ``lab heal``."""
 
 from __future__ import annotations
 
@@ -11,7 +19,7 @@ from typing import Any
 
 import redis
 
-from lab import state
+from lab import interrupts, state
 from lab.backends import get_backend
 from lab.capabilities import accepts
 from lab.errors import LabError
@@ -28,11 +36,28 @@ class Fault:
     kind: str
     node: str
     peers: tuple[str, ...] = field(default_factory=tuple)
+    #: config faults: (directive, the value it had before), restored on revert
+    settings: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    @property
+    def key(self) -> str:
+        """How the fault is named (in an interrupted command's undo log, in ``lab heal``'s output)."""
+        if self.kind == "config":
+            return f"config {self.node} ({', '.join(f'{name} {value}' for name, value in self.settings)})"
+        return f"{self.kind} {self.node}" + (f" from {', '.join(self.peers)}" if self.peers else "")
 
 
 def recorded(spec: LabSpec) -> list[Fault]:
     raw = state.load_raw(spec.base_dir.parent, spec.name).get("faults", [])
-    return [Fault(f["kind"], f["node"], tuple(f.get("peers", ()))) for f in raw]
+    return [
+        Fault(
+            f["kind"],
+            f["node"],
+            tuple(f.get("peers", ())),
+            tuple((str(name), str(value)) for name, value in f.get("settings", ())),
+        )
+        for f in raw
+    ]
 
 
 def _save(spec: LabSpec, faults: list[Fault]) -> None:
@@ -88,6 +113,11 @@ def _inject(spec: LabSpec, kind: str, node_name: str, peers: list[str] | None) -
     node = spec.node(node_name)
     peer_nodes = [spec.node(p) for p in peers] if peers else [n for n in spec.nodes if n != node]
     fault = Fault(kind, node.name, tuple(p.name for p in peer_nodes) if kind == "isolate" else ())
+    if kind in ("kill", "stop"):
+        how = "killed" if kind == "kill" else "stopped"
+        interrupts.leave(fault.key, f"{node.name} {how} (recorded: `lab heal --name {spec.name}` restarts it)")
+    else:
+        interrupts.undo_on_interrupt(fault.key, lambda: _undo(spec, fault))
     if kind == "kill":
         backend.signal_node(spec, node, signal.SIGKILL)
     elif kind == "stop":
@@ -98,6 +128,46 @@ def _inject(spec: LabSpec, kind: str, node_name: str, peers: list[str] | None) -
         backend.isolate(spec, node, peer_nodes)
     _save(spec, [*recorded(spec), fault])
     return fault
+
+
+def _undo(spec: LabSpec, fault: Fault) -> str | None:
+    """An interrupted command's undo of ``fault``: what it did, or None if the fault was not in place."""
+    node = spec.node(fault.node)
+    frozen = fault.kind == "freeze" and get_backend(spec.backend).node_state(spec, node) == "frozen"
+    revert(spec, fault)
+    if fault.kind == "freeze":
+        return f"thawed {node.name}" if frozen else None
+    if fault.kind == "isolate":
+        return f"removed the iptables rules isolating {node.name} from {', '.join(fault.peers)}"
+    return f"restored {', '.join(f'{name} {value}' for name, value in fault.settings)} on {node.name}"
+
+
+def set_config(spec: LabSpec, values: dict[str, str | int]) -> list[Fault]:
+    """CONFIG SET ``values`` on every data node, each node's change recorded as a ``config`` fault (with
+    the values it replaces) before any node is changed: ``lab heal`` / ``lab down`` / an interrupt
+    restore them, and a restored value is rewritten into the node's file (Sentinel's CONFIG REWRITE on
+    a demotion would otherwise have put the drill's value there for good)."""
+    names = {key.replace("_", "-"): str(value) for key, value in values.items()}
+    if not names:
+        return []
+    with locked(spec, "config"):
+        earlier = {f.node: dict(f.settings) for f in recorded(spec) if f.kind == "config"}
+        changes: list[Fault] = []
+        for node in spec.redis_nodes:
+            before = {}
+            with node_client(spec, node, timeout=2) as conn:
+                for name in names:
+                    # a change an earlier (killed) drill left recorded keeps the value from before it
+                    before[name] = earlier.get(node.name, {}).get(name) or str(conn.config_get(name)[name])
+            changes.append(Fault("config", node.name, settings=tuple(before.items())))
+        _save(spec, [*recorded(spec), *changes])
+        for fault in changes:
+            interrupts.undo_on_interrupt(fault.key, lambda fault=fault: _undo(spec, fault))  # type: ignore[misc]
+        for node in spec.redis_nodes:
+            with node_client(spec, node, timeout=2) as conn:
+                for name, value in names.items():
+                    conn.config_set(name, value)
+        return changes
 
 
 def revert(spec: LabSpec, fault: Fault, *, rejoin: bool = True) -> None:
@@ -120,11 +190,28 @@ def _revert(spec: LabSpec, fault: Fault, rejoin: bool = True) -> None:
     elif fault.kind == "freeze":
         if backend.node_state(spec, node) == "frozen":
             backend.signal_node(spec, node, signal.SIGCONT)
+    elif fault.kind == "config":
+        _restore_config(spec, node, fault)
+        rejoin = False  # (a setting, not a node that was away)
     else:
         backend.heal_isolation(spec, node, [spec.node(p) for p in fault.peers])
     if rejoin and node.kind == "redis" and backend.node_state(spec, node) == "up":
         rejoin_as_replica(spec, node)
     _save(spec, [f for f in recorded(spec) if f != fault])
+    interrupts.done(fault.key)
+
+
+def _restore_config(spec: LabSpec, node: Node, fault: Fault) -> None:
+    try:
+        with node_client(spec, node, timeout=2) as conn:
+            for name, value in fault.settings:
+                conn.config_set(name, value)
+            conn.config_rewrite()
+    except (redis.RedisError, OSError) as exc:
+        raise LabError(
+            f"cannot restore {', '.join(f'{n} {v}' for n, v in fault.settings)} on {node.name} ({exc}); "
+            f"it stays recorded: `lab heal --name {spec.name}` tries again"
+        ) from None
 
 
 def restart(spec: LabSpec, node: Node) -> None:
@@ -184,7 +271,8 @@ def heal(spec: LabSpec) -> list[Fault]:
 
 def _heal(spec: LabSpec) -> list[Fault]:
     undone = []
-    for fault in reversed(recorded(spec)):
+    settings = [f for f in recorded(spec) if f.kind == "config"]
+    for fault in reversed([f for f in recorded(spec) if f.kind != "config"]):
         revert(spec, fault)
         undone.append(fault)
     backend = get_backend(spec.backend)
@@ -195,6 +283,9 @@ def _heal(spec: LabSpec) -> list[Fault]:
             fault = Fault("freeze" if current == "frozen" else "kill", node.name)
             revert(spec, fault)
             undone.append(fault)
+    for fault in reversed(settings):  # last: every node is running again
+        revert(spec, fault)
+        undone.append(fault)
     return undone
 
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from redis.sentinel import MasterNotFoundError
 
+from lab import interrupts
 from lab.events import SentinelEvents
 
 if TYPE_CHECKING:
@@ -184,6 +185,9 @@ class Workers:
             thread.start()
         return self
 
+    def abort(self) -> None:
+        self._stop.set()
+
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:
@@ -266,6 +270,9 @@ class RoleSampler:
     def start(self) -> RoleSampler:
         self._thread.start()
         return self
+
+    def abort(self) -> None:
+        self._stop.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -359,6 +366,16 @@ class Recorder:
         self._stopped = True
         self.events.__exit__(None, None, None)
         self.history.extend(self.events.records())
+
+    def abort(self) -> None:
+        """An interrupt: stop everything now without waiting for it (the threads are daemons, a worker
+        may hang on a frozen node for ever; the adapter is killed and its config deleted)."""
+        self._workload_stopped = self._stopped = True
+        if self.workers is not None:
+            self.workers.abort()
+        if self.adapter is not None and not interrupts.undo_now(self.adapter.key):
+            self.adapter.kill()
+        self.roles.abort()  # (the Sentinel event threads are daemons too: they end with the process)
 
     def fault(self, action: str, fault: str, node: str) -> None:
         self.history.add("fault", action=action, fault=fault, node=node)

@@ -1,11 +1,27 @@
-"""Ctrl-C and SIGTERM while a command changes a lab: finish the step under way, then roll back.
+"""Ctrl-C and SIGTERM while a command changes a lab: undo what it injected, say what was undone.
 
-- :func:`interruptible` turns SIGTERM into :class:`~lab.errors.Interrupted` (SIGINT already raises
-  KeyboardInterrupt), so ``except BaseException`` cleanup runs for both.
+One mechanism for every command (lab.cli runs each one inside :func:`command`):
+
+- :func:`command` turns SIGTERM into :class:`~lab.errors.Interrupted` for the whole command (SIGINT
+  raises KeyboardInterrupt, of which Interrupted is a kind), and holds the command's undo log.
+- A step that changes a lab registers in that log, *before* it acts, how to undo it
+  (:func:`undo_on_interrupt`: a callable that reverts the change and returns what it did, or None
+  when there was nothing to undo), and takes the entry out once it has undone the change itself
+  (:func:`done`). What an interrupt deliberately leaves (a killed node, recorded for ``lab heal``; a
+  lab a drill started) is a note (:func:`leave`); :func:`explain` adds a callable that looks at the
+  lab when the interrupt comes and says what a step had undone or left by itself (a new lab that
+  ``up`` rolled back).
+- On an interrupt, :func:`command` runs the pending undos, newest first, with both signals ignored
+  (:func:`shielded`), and raises Interrupted whose message names what was undone, what could not be,
+  and what was left. Outside a command (a library caller, pytest) the log is not kept.
+
+Two helpers for the steps themselves:
+
 - :func:`uninterrupted` runs a step (a lifecycle script, a compose call) in a worker thread: an
   interrupt in the main thread waits for the step instead of killing it halfway, which would leave
   a server that no pidfile names.
-- :func:`shielded` ignores both signals while a rollback runs.
+- :func:`shielded` ignores both signals while a rollback runs; :func:`interruptible` turns SIGTERM
+  into Interrupted for a block of library code run outside :func:`command`.
 """
 
 from __future__ import annotations
@@ -15,29 +31,169 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from lab.errors import Interrupted
 
 T = TypeVar("T")
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+Outcome = tuple[Literal["undone", "left"], str]
 
 
 def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
+    raise Interrupted(signum, f"interrupted by {signal.Signals(signum).name}")
+
+
+@dataclass
+class UndoLog:
+    """What the command under way must undo if it is interrupted, in the order it was registered."""
+
+    undos: dict[str, Callable[[], str | None]] = field(default_factory=dict)
+    notes: dict[str, Callable[[], Outcome | None]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    #: undos already run on the interrupt's way out (:func:`undo_now`): what they did, what failed
+    undone: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def run(self, key: str, undo: Callable[[], str | None]) -> None:
+        try:
+            what = undo()
+        except Exception as exc:  # one failed undo must not stop the others
+            self.failed.append(f"{key}: {(str(exc).splitlines() or [type(exc).__name__])[0]}")
+            return
+        if what:
+            self.undone.append(what)
+
+    def unwind(self) -> tuple[list[str], list[str], list[str]]:
+        """Run every pending undo (newest first) and read every note: (undone, failed, left)."""
+        left: list[str] = []
+        with self.lock:
+            undos, self.undos = list(self.undos.items()), {}
+            notes = list(self.notes.values())
+        for key, undo in reversed(undos):
+            self.run(key, undo)
+        undone, failed = self.undone, self.failed
+        for note in notes:
+            try:
+                outcome = note()
+            except Exception as exc:
+                left.append(f"(could not tell: {exc})")
+                continue
+            if outcome is not None:
+                (undone if outcome[0] == "undone" else left).append(outcome[1])
+        return undone, failed, left
+
+
+_LOG: UndoLog | None = None
+
+
+def undo_on_interrupt(key: str, undo: Callable[[], str | None]) -> None:
+    """Register, before acting, how to undo a change if the command is interrupted. ``undo`` returns
+    what it did ("thawed redis-1"), or None when it found nothing to undo. ``key`` names the change
+    in :func:`done` and, should the undo fail, in the message ("freeze redis-1")."""
+    log = _LOG
+    if log is not None:
+        with log.lock:
+            log.undos[key] = undo
+
+
+def leave(key: str, text: str) -> None:
+    """A change an interrupt leaves in place on purpose, and how to undo it by hand."""
+    explain(key, lambda: ("left", text))
+
+
+def explain(key: str, look: Callable[[], Outcome | None]) -> None:
+    """``look`` runs when the interrupt comes (after the undos) and says what a step undid or left."""
+    log = _LOG
+    if log is not None:
+        with log.lock:
+            log.notes[key] = look
+
+
+def new_lab(home: Path, name: str) -> None:
+    """About to start lab ``name`` (none exists): an interrupt says whether it was removed again
+    (lab.control rolls back a new lab that did not become healthy) or is left running."""
+    from lab import state
+
+    def look() -> Outcome:
+        if not state.exists(home, name):
+            kept = state.state_dir(home, name).exists()
+            kept_text = " (the data an earlier `down --keep-data` kept stays)" if kept else ""
+            return "undone", f"stopped the new lab {name}'s processes and removed its files{kept_text}"
+        return "left", f"lab {name}, new and healthy, is running (`lab down --name {name}` stops it)"
+
+    explain(f"new lab {name}", look)
+
+
+def undo_now(key: str) -> bool:
+    """On an interrupt's way out, a step that cannot wait for the command's unwinding (a process that
+    must stop before anything else happens) runs its registered undo now; it is reported with the rest.
+    False when nothing is registered under ``key`` (no command, or already undone)."""
+    log = _LOG
+    if log is None:
+        return False
+    with log.lock:
+        undo = log.undos.pop(key, None)
+    if undo is None:
+        return False
+    log.run(key, undo)
+    return True
+
+
+def done(key: str) -> None:
+    """The change registered under ``key`` was undone (or made permanent) by the step itself."""
+    log = _LOG
+    if log is not None:
+        with log.lock:
+            log.undos.pop(key, None)
+            log.notes.pop(key, None)
+
+
+def interrupt_message(signum: int, undone: list[str], failed: list[str], left: list[str]) -> str:
+    parts = [f"interrupted by {signal.Signals(signum).name}"]
+    parts.append(f"undone: {'; '.join(undone)}" if undone else "nothing needed undoing")
+    if failed:
+        parts.append(f"NOT undone (`lab heal` retries): {'; '.join(failed)}")
+    if left:
+        parts.append(f"left: {'; '.join(left)}")
+    return "; ".join(parts)
+
+
+@contextmanager
+def command() -> Iterator[UndoLog]:
+    """Run one command: SIGTERM raises Interrupted, and an interrupt (SIGINT or SIGTERM) undoes what the
+    command registered and becomes Interrupted with a message naming what was undone and left."""
+    global _LOG
+    if not _main_thread():
+        raise RuntimeError("a command runs in the main thread")
+    log = _LOG = UndoLog()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        yield log
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        with shielded():
+            undone, failed, left = log.unwind()
+        raise Interrupted(signum, interrupt_message(signum, undone, failed, left)) from None
+    finally:
+        _LOG = None
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextmanager
 def interruptible() -> Iterator[None]:
+    """SIGTERM raises Interrupted in the block (inside :func:`command` it already does)."""
     if not _main_thread():
         yield
         return
-
-    def on_term(signum: int, _frame: FrameType | None) -> None:
-        raise Interrupted(signum, f"interrupted by {signal.Signals(signum).name}")
-
-    previous = signal.signal(signal.SIGTERM, on_term)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         yield
     finally:

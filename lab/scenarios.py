@@ -284,6 +284,7 @@ def run_drill(
     recorder = Recorder(spec, None if adapter else chosen_workload, clients, adapter=adapter, duration=duration)
     drill = Drill(spec, recorder, duration, upgrade_to=upgrade_to)
     acted = 0.0
+    interrupted = False
     with config_set(spec, **chosen.config), recorder:
         drill.started = recorder.history.clock.seconds()
         recorder.history.add("drill", event="start", scenario=scenario)
@@ -292,13 +293,18 @@ def run_drill(
             acted = drill.elapsed()
             if not chosen.open_ended:
                 drill.at(max(duration, acted + RECOVERY_TAIL_S))
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (lab.interrupts): no heal, no report
+            interrupted = True
+            recorder.abort()  # the command's undo log reverts what was injected, and says so
+            raise
         finally:
             spec = drill.spec  # a step may have moved a node to another build
-            recorder.history.add("drill", event="stop", scenario=scenario)
-            recorder.stop_workload()  # the Sentinels' events are recorded on through the heal
-            faults.heal(spec)
-            for fault in drill.injected:
-                recorder.fault("revert", fault.kind, fault.node)
+            if not interrupted:
+                recorder.history.add("drill", event="stop", scenario=scenario)
+                recorder.stop_workload()  # the Sentinels' events are recorded on through the heal
+                faults.heal(spec)
+                for fault in drill.injected:
+                    recorder.fault("revert", fault.kind, fault.node)
         unhealthy = _settle(spec, recorder)
     addresses = {n.address: n.name for n in spec.redis_nodes}
     findings = check(recorder.history.records, addresses)

@@ -1,10 +1,14 @@
 // Shared by the Node adapters: the config, the clock, the record format (lab/history.py) and the
 // matrix's error classes, so that every client's history is checked the same way.
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 
+// The config holds the lab's passwords: it is deleted as soon as it is read, so no way this process
+// or lab ends (a kill -9 included) leaves it behind.
 export function loadConfig(path) {
-  return JSON.parse(readFileSync(path, "utf8"));
+  const config = JSON.parse(readFileSync(path, "utf8"));
+  rmSync(path, { force: true });
+  return config;
 }
 
 // Node's TLS options for the lab's CA and client certificate, or undefined (plain text).

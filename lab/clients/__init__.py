@@ -1,7 +1,8 @@
 """Client adapters for the client matrix: a small program per client library that reads one JSON
 config, runs the drill's workload through the lab's Sentinels and writes lab.history records.
 
-The config (written 0600: it holds passwords, which never go on a command line)::
+The config (written 0600: it holds passwords, which never go on a command line; the adapter deletes it
+as soon as it has read it, and an interrupted command deletes it if the adapter did not get that far)::
 
     {"client": "ioredis", "settings": "defaults" | "recommended",
      "sentinels": [["127.1.2.11", 26379], ...], "master_name": "mymaster",
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab import CLIENTS_DIR
+from lab import CLIENTS_DIR, interrupts
 from lab.spec import LabSpec
 
 NODE_DIR = CLIENTS_DIR / "node"
@@ -163,6 +164,7 @@ class AdapterRun:
             "out": str(self.out),
         }
         path = self.config_path = self.workdir / f"config-{self.client.name}-{self.settings}.json"
+        interrupts.undo_on_interrupt(self.key, self.kill)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(config, handle)
@@ -183,9 +185,29 @@ class AdapterRun:
             self.process.kill()
             self.process.wait()
             self.log.close()
-            path.unlink()
+            path.unlink(missing_ok=True)
+            interrupts.done(self.key)
             why = line.strip() or self.log_path.read_text(errors="replace").strip()[-300:] or "no output"
             raise RuntimeError(f"{self.client.name} adapter did not get ready within {READY_TIMEOUT:g}s: {why}")
+
+    @property
+    def key(self) -> str:
+        return f"{self.client.name} adapter ({self.settings})"
+
+    def kill(self) -> str | None:
+        """An interrupt: end the adapter at once and delete its config (it holds the lab's passwords)
+        if it is still there; says what it did."""
+        did = []
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)
+            did.append(f"stopped the {self.key}")
+        if self.config_path.exists():
+            self.config_path.unlink(missing_ok=True)
+            did.append(f"deleted its config {self.config_path} (it holds the lab's passwords)")
+        interrupts.done(self.key)
+        return "; ".join(did) or None
 
     def stop(self) -> None:
         """End the workload now: the adapter stops when its stdin closes (or at its safety deadline)."""
@@ -212,5 +234,6 @@ class AdapterRun:
         finally:
             self.out.unlink(missing_ok=True)
             self.config_path.unlink(missing_ok=True)
+            interrupts.done(self.key)
             if self.log_path.stat().st_size == 0:
                 self.log_path.unlink()

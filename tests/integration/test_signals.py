@@ -1,0 +1,231 @@
+"""Ctrl-C and SIGTERM of the commands that change a lab: each reverts what it injected (thaw, iptables
+rules, the write pause, settings), deletes the secrets it wrote, says what it undid and exits 130/143.
+Each case once left a frozen master, DROP rules, a write-paused master or a password file behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import redis
+
+from lab import faults
+from lab.backends import get_backend
+from lab.confparse import parse
+from lab.pytest_plugin import require_fault
+from lab.spec import LabSpec, Node
+from lab.topology import node_client
+from lab.waits import wait_for
+from tests.helpers import run_lab
+
+pytestmark = pytest.mark.integration
+GUARD = ("min-replicas-to-write", "min-replicas-max-lag")
+
+
+@contextmanager
+def lab_command(*args: str, home: Path) -> Iterator[subprocess.Popen[str]]:
+    """The real CLI in a subprocess, as from a terminal (SIGINT not ignored); killed if a test fails."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lab.cli", *args],
+        env={**os.environ, "LAB_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def interrupt(process: subprocess.Popen[str], sig: signal.Signals) -> str:
+    """Send ``sig``; the command's stderr, once it exited 128 + sig with one line and no traceback."""
+    process.send_signal(sig)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + sig, out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and f"interrupted by {sig.name}" in lines[0] and "Traceback" not in err, err
+    return lines[0]
+
+
+def wait_recorded(spec: LabSpec, kind: str, process: subprocess.Popen[str]) -> faults.Fault:
+    def probe() -> tuple[bool, faults.Fault | str]:
+        if process.poll() is not None:
+            raise AssertionError(f"the command ended first: {process.communicate()}")
+        found = [f for f in faults.recorded(spec) if f.kind == kind]
+        return bool(found), found[0] if found else str(faults.recorded(spec))
+
+    fault = wait_for(probe, what=f"a {kind} fault in lab {spec.name}'s state", timeout=30, interval=0.05)
+    assert isinstance(fault, faults.Fault)
+    return fault
+
+
+def frozen(spec: LabSpec) -> list[str]:
+    backend = get_backend(spec.backend)
+    return [n.name for n in spec.nodes if backend.node_state(spec, n) == "frozen"]
+
+
+def lab_rules(spec: LabSpec) -> list[str]:
+    rules = subprocess.run(["iptables", "-S"], capture_output=True, text=True, check=False).stdout
+    return [line for line in rules.splitlines() if f"redis-ha-lab {spec.name} " in line]
+
+
+def guard(spec: LabSpec, node: Node) -> dict[str, str]:
+    with node_client(spec, node) as conn:
+        return {name: str(conn.config_get(name)[name]) for name in GUARD}
+
+
+def guard_in_file(spec: LabSpec, node: Node) -> dict[str, str]:
+    conf = parse(spec.files(node).conf)
+    return {name: conf.value(name, "") for name in GUARD}
+
+
+def write_seconds(spec: LabSpec, node: Node) -> float:
+    with node_client(spec, node, timeout=10) as conn:
+        started = time.monotonic()
+        conn.set("signals:after", "1")
+        return time.monotonic() - started
+
+
+@pytest.mark.one_server
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_an_interrupted_drill_thaws_the_frozen_master(healthy_lab, lab_home: Path, tmp_path: Path, sig) -> None:
+    spec = healthy_lab
+    name = spec.name
+    args = ("drill", "freeze-master", "--name", name, "--duration", "8", "--report", str(tmp_path / "r"))
+    with lab_command(*args, home=lab_home) as drill:
+        fault = wait_recorded(spec, "freeze", drill)
+        message = interrupt(drill, sig)
+    assert f"undone: thawed {fault.node}" in message, message
+    assert frozen(spec) == [] and faults.recorded(spec) == []
+    assert run_lab("heal", "--name", name, home=lab_home).returncode == 0
+
+
+@pytest.mark.one_server
+def test_an_interrupted_guarded_drill_removes_its_rules_and_restores_the_settings(
+    healthy_lab, lab_home: Path, tmp_path: Path
+) -> None:
+    spec = healthy_lab
+    require_fault(spec, "isolate")
+    before = {n.name: guard(spec, n) for n in spec.redis_nodes}
+    assert before["redis-1"] == {"min-replicas-to-write": "0", "min-replicas-max-lag": "10"}  # the lab profile's
+    args = ("drill", "isolate-master-guarded", "--name", spec.name, "--duration", "8", "--report", str(tmp_path / "r"))
+    with lab_command(*args, home=lab_home) as drill:
+        fault = wait_recorded(spec, "isolate", drill)
+        assert lab_rules(spec), "the drill's DROP rules are in place"
+        message = interrupt(drill, signal.SIGTERM)
+    assert f"removed the iptables rules isolating {fault.node}" in message, message
+    assert "restored min-replicas-to-write 0, min-replicas-max-lag 10 on redis-1" in message, message
+    assert lab_rules(spec) == [] and faults.recorded(spec) == []
+    assert {n.name: guard(spec, n) for n in spec.redis_nodes} == before
+    assert all(guard_in_file(spec, n) == before[n.name] for n in spec.redis_nodes)
+
+
+@pytest.mark.one_server
+def test_a_drill_killed_with_sigkill_leaves_its_settings_for_heal(healthy_lab, lab_home: Path, tmp_path: Path) -> None:
+    spec = healthy_lab
+    require_fault(spec, "isolate")
+    before = {n.name: guard(spec, n) for n in spec.redis_nodes}
+    args = ("drill", "isolate-master-guarded", "--name", spec.name, "--duration", "8", "--report", str(tmp_path / "r"))
+    with lab_command(*args, home=lab_home) as drill:
+        wait_recorded(spec, "isolate", drill)
+        drill.kill()
+        drill.communicate(timeout=30)
+    recorded = {f.node for f in faults.recorded(spec) if f.kind == "config"}
+    assert recorded == {n.name for n in spec.redis_nodes}, faults.recorded(spec)
+    assert guard(spec, spec.node("redis-2"))["min-replicas-to-write"] == "1", "kill -9 reverted nothing"
+    healed = run_lab("heal", "--name", spec.name, home=lab_home)
+    assert healed.returncode == 0, healed.stderr
+    assert "undone: config redis-1 (min-replicas-to-write 0, min-replicas-max-lag 10)" in healed.stdout
+    assert faults.recorded(spec) == [] and lab_rules(spec) == []
+    # heal's REPLICAOF rewrote the demoted master's file with the drill's values; the restore rewrote it back
+    assert {n.name: guard(spec, n) for n in spec.redis_nodes} == before
+    assert all(guard_in_file(spec, n) == before[n.name] for n in spec.redis_nodes)
+
+
+@pytest.mark.one_server
+def test_interrupted_lab_clients_stops_its_adapter_and_deletes_its_config(
+    healthy_lab, lab_home: Path, tmp_path: Path
+) -> None:
+    spec, report = healthy_lab, tmp_path / "matrix"
+    args = ("clients", "--name", spec.name, "--clients", "redis-py", "--scenarios", "freeze-master")
+    with lab_command(*args, "--settings", "defaults", "--report", str(report), home=lab_home) as matrix:
+        fault = wait_recorded(spec, "freeze", matrix)
+        message = interrupt(matrix, signal.SIGTERM)
+    assert f"thawed {fault.node}" in message and "stopped the redis-py adapter (defaults)" in message, message
+    assert frozen(spec) == [] and list(report.rglob("config-*.json")) == []
+    adapters = [p for p in Path("/proc").glob("[0-9]*") if _cmdline(p).find(str(report)) >= 0]
+    assert adapters == [], "the adapter process is gone"
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@pytest.mark.one_server
+def test_an_interrupted_failover_lifts_the_write_pause(healthy_lab, lab_home: Path) -> None:
+    spec = healthy_lab
+    master = faults.current_master(spec)
+    replica = next(n for n in spec.redis_nodes if n != master)
+    faults.inject(spec, "freeze", replica.name)  # the failover waits for it to catch up, writes paused
+    with node_client(spec, master) as conn:
+        conn.set("signals:before", "1")
+
+    def paused() -> tuple[bool, str]:
+        try:
+            with node_client(spec, master, timeout=0.3) as conn:
+                conn.set("signals:probe", "1")
+        except redis.TimeoutError:
+            return True, "a write waits"
+        return False, "writes go through"
+
+    with lab_command("failover", "--name", spec.name, home=lab_home) as command:
+        wait_for(paused, what=f"lab failover to pause writes on {master.name}", timeout=20, interval=0.05)
+        message = interrupt(command, signal.SIGTERM)
+    assert f"undone: lifted the write pause (CLIENT PAUSE WRITE) on {master.name}" in message, message
+    assert write_seconds(spec, master) < 2, "the pause was lifted, not left to run out (30 s)"
+    faults.heal(spec)
+
+
+@pytest.mark.one_server
+def test_an_interrupted_up_of_a_running_lab_says_it_left_it_as_it_was(healthy_lab, lab_home: Path) -> None:
+    spec = healthy_lab
+    faults.inject(spec, "freeze", "sentinel-3")  # not healthy: `up` waits
+    with lab_command("up", "--name", spec.name, home=lab_home) as up:
+        held = lab_home / ".locks" / f"{spec.name}.lock"  # (the holder writes its pid and command there)
+        wait_for(lambda: (held.read_text().startswith(f"{up.pid} up"), None), what="up to hold the lock", timeout=20)
+        message = interrupt(up, signal.SIGINT)
+    assert "nothing needed undoing" in message and f"left: lab {spec.name} as it was" in message, message
+    assert "new lab" not in message
+    faults.heal(spec)
+
+
+def test_ctrl_c_while_the_cli_loads_is_one_line(tmp_path: Path) -> None:
+    # A SIGINT delivered while lab.cli imports its modules (as from a Ctrl-C right after Enter).
+    code = (
+        "import os, signal, sys, runpy\n"
+        "class Hook:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'rich.table': os.kill(os.getpid(), signal.SIGINT)\n"
+        "sys.meta_path.insert(0, Hook())\n"
+        "sys.argv = ['lab', 'status']\n"
+        "runpy.run_module('lab.cli', run_name='__main__')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "LAB_HOME": str(tmp_path)}
+    )
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.strip() == "lab: interrupted by SIGINT while starting; nothing was changed"

@@ -88,9 +88,15 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _path(text: str) -> Path:
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got ''")
+    return Path(text)
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="lab", description=__doc__)
-    parser.add_argument("--home", type=Path, help="state directory (default: $LAB_HOME or ./.lab)")
+    parser.add_argument("--home", type=_path, help="state directory (default: $LAB_HOME or ./.lab)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     _lifecycle_commands(sub)
     _config_commands(sub)
@@ -132,7 +138,7 @@ def _lifecycle_commands(sub: Any) -> None:
 def _config_commands(sub: Any) -> None:
     p = sub.add_parser("render", help="render every node's config without starting anything")
     p.add_argument("--profile", default="lab", help="profile name or YAML path (default: lab)")
-    p.add_argument("--out", type=Path, required=True, help="output directory (DIR/<node>/*.conf)")
+    p.add_argument("--out", type=_path, required=True, help="output directory (DIR/<node>/*.conf)")
     p.add_argument("--name", default="default", help="lab name, for lab-profile addresses (default: default)")
     servercli.server_option(p, per_node=True)
 
@@ -395,7 +401,10 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     home = args.home or state.default_home()
-    for name in state.list_labs(home):
+    names = state.list_labs(home)
+    if not names:
+        out.print(f"no labs under {home} (`lab up` starts one)", markup=False)
+    for name in names:
         try:
             spec = state.load(home, name, runnable=False)
         except UsageError as exc:

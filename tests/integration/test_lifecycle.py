@@ -154,7 +154,7 @@ def test_an_interrupted_up_of_a_new_lab_removes_everything(tmp_path: Path, sig: 
     assert len(err.strip().splitlines()) == 1 and "interrupted" in err and "Traceback" not in err
     assert procs.servers_under(home / name) == [], "every process the interrupted up started is gone"
     assert not (home / name).exists()
-    assert run_lab("list", home=home).stdout.strip() == ""
+    assert run_lab("list", home=home).stdout.startswith("no labs under")
 
 
 # 6. `lab down --name COPY` of a copied lab directory used to stop and delete the ORIGINAL lab.
@@ -350,5 +350,5 @@ def test_the_lock_file_of_a_lab_is_not_a_lab(tmp_path: Path) -> None:
     with lab_lock(tmp_path, "solo", "test"):
         pass
     assert (tmp_path / ".locks" / "solo.lock").exists()
-    assert run_lab("list", home=tmp_path).stdout.strip() == ""
+    assert run_lab("list", home=tmp_path).stdout.startswith("no labs under")
     assert "not running" in run_lab("down", "--name", "solo", home=tmp_path).stdout

@@ -176,3 +176,13 @@ def test_a_home_that_is_a_file_or_unquotable_is_refused_and_never_created(
     quoted = tmp_path / 'a"b'
     assert cli.main(["--home", str(quoted), "down", "--name", "x"]) == 2
     assert not quoted.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+@pytest.mark.parametrize("argv", [["--home", "", "list"], ["render", "--out", ""]])
+def test_an_empty_path_is_not_the_current_directory(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(argv) == 2
+
+
+def test_list_says_when_there_is_no_lab(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--home", str(tmp_path / "none"), "list"]) == 0
+    assert capsys.readouterr().out.startswith("no labs under") and not (tmp_path / "none").exists()

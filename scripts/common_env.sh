@@ -472,7 +472,7 @@ start_all() {
       fd="${fds[$i]}"
       exec {fd}<&-
       if [[ "$line" == "${pids[$i]}" ]]; then
-        printf '%s\n' "$line" >"${pidfiles[$i]}.tmp" && mv -f "${pidfiles[$i]}.tmp" "${pidfiles[$i]}"
+        (umask 077 && printf '%s\n' "$line" >"${pidfiles[$i]}.tmp") && mv -f "${pidfiles[$i]}.tmp" "${pidfiles[$i]}"
       else
         rm -f "${pidfiles[$i]}"
       fi

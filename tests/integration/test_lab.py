@@ -182,6 +182,10 @@ def test_cli_up_prints_the_lab_and_never_the_password(tmp_path: Path, lab_backen
         )
         assert spec.password not in result.stdout + result.stderr
         assert spec.sentinel_password and spec.sentinel_password not in result.stdout
+        # Every file and directory of the lab, pidfiles of the gated Sentinel start included (issue 24: 0644).
+        if spec.backend == "local":
+            opened = [p for p in [spec.base_dir, *spec.base_dir.rglob("*")] if p.stat().st_mode & 0o077]
+            assert opened == [], [f"{p} {oct(p.stat().st_mode)}" for p in opened]
         for secret in ("redis.pass", "sentinel.pass", "state.json"):
             assert (spec.base_dir / secret).stat().st_mode & 0o077 == 0, secret
     finally:

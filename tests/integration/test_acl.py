@@ -300,6 +300,8 @@ def test_each_user_may_run_exactly_its_allow_list(prod_node: StandaloneNode, use
     allowed = probe.allowed(table)
     tried = {n for n in table if probe.dryrun or n not in NOT_QUEUED}
     want = expected(user, table, tried)
+    # every ACL category the build has is among the commands tried
+    assert set(prod_node.conn.acl_cat()) <= {cat for n in tried for cat in table[n].categories}
     assert allowed == want, (
         f"{user}: allowed beyond its list {sorted(allowed - want)}; refused {sorted(want - allowed)}"
     )

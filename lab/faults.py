@@ -263,15 +263,17 @@ def disconnect_clients(spec: LabSpec, node: Node) -> None:
     wait_for(kill, what=f"{node.name} to disconnect its clients", timeout=5, interval=0.1)
 
 
-def heal(spec: LabSpec) -> list[Fault]:
-    """Revert every recorded fault, then anything a crash left unrecorded (frozen or dead nodes, rules)."""
+def heal(spec: LabSpec, *, settings: bool = True) -> list[Fault]:
+    """Revert every recorded fault, then anything a crash left unrecorded (frozen or dead nodes, rules).
+    ``settings=False`` keeps the recorded setting changes: a drill heals the lab with its settings still
+    in force (they are part of what it measures) and restores them once it is done."""
     with locked(spec, "heal"):
-        return _heal(spec)
+        return _heal(spec, settings)
 
 
-def _heal(spec: LabSpec) -> list[Fault]:
+def _heal(spec: LabSpec, with_settings: bool = True) -> list[Fault]:
     undone = []
-    settings = [f for f in recorded(spec) if f.kind == "config"]
+    settings = [f for f in recorded(spec) if f.kind == "config"] if with_settings else []
     for fault in reversed([f for f in recorded(spec) if f.kind != "config"]):
         revert(spec, fault)
         undone.append(fault)

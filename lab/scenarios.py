@@ -302,7 +302,7 @@ def run_drill(
             if not interrupted:
                 recorder.history.add("drill", event="stop", scenario=scenario)
                 recorder.stop_workload()  # the Sentinels' events are recorded on through the heal
-                faults.heal(spec)
+                faults.heal(spec, settings=False)  # (a guard set for the drill stays until it is done)
                 for fault in drill.injected:
                     recorder.fault("revert", fault.kind, fault.node)
         unhealthy = _settle(spec, recorder)

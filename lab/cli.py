@@ -24,6 +24,7 @@ _STARTING = (
 
 import argparse
 import json
+import math
 import shlex
 import sys
 import time
@@ -68,10 +69,43 @@ def _number(text: str, what: str) -> float:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
 
 
-def _seconds(text: str) -> float:
+#: The longest wait a --timeout may ask for.
+MAX_TIMEOUT_S = 3600.0
+#: The longest drill workload: a drill keeps its history in memory (unpaced, 4 workers record about
+#: 3,000 operations a second here, some 0.5 kB each), so 5 minutes is ~1 GB; longer soak runs are
+#: repeated drills.
+MAX_DRILL_S = 300.0
+#: The most drill workers: they are threads of one Python process (one core at most, under the GIL);
+#: past a few dozen they measure that process's own queueing, not the failover (500 made a 2 s drill
+#: take 63 s on 2 cores). 64 is 16 times the default and still finishes a short drill on time here.
+MAX_CLIENTS = 64
+
+
+def _bounded_seconds(text: str, most: float) -> float:
     value = _number(text, "seconds")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
+    if not math.isfinite(value) or not 0 <= value <= most:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0 to {most:g}, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    return _bounded_seconds(text, MAX_TIMEOUT_S)
+
+
+def _duration(text: str) -> float:
+    return _bounded_seconds(text, MAX_DRILL_S)
+
+
+def _node(text: str) -> str:
+    if text not in NODE_NAMES:
+        raise argparse.ArgumentTypeError(f"no node {text!r} (choose from: {', '.join(NODE_NAMES)})")
+    return text
+
+
+def _clients(text: str) -> int:
+    value = _count(text)
+    if not 1 <= value <= MAX_CLIENTS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_CLIENTS}, got {text!r}")
     return value
 
 
@@ -169,15 +203,17 @@ def _fault_commands(sub: Any) -> None:
     for kind, text in FAULT_COMMANDS.items():
         p = sub.add_parser(kind, help=text)
         _name(p)
-        p.add_argument("node", help="redis-1..3 or sentinel-1..3")
+        p.add_argument("node", type=_node, help="redis-1..3 or sentinel-1..3")
         if kind == "isolate":
             help_text = "isolate only from this node (repeatable; default: from every other node)"
-            p.add_argument("--from", dest="peers", action="append", metavar="NODE", help=help_text)
+            p.add_argument("--from", dest="peers", type=_node, action="append", metavar="NODE", help=help_text)
 
     p = sub.add_parser("heal", help="undo every recorded fault (or one node's) and wait until healthy")
     _name(p)
-    p.add_argument("node", nargs="?", help="only this node's faults")
-    p.add_argument("--timeout", type=_seconds, default=control.HEALTHY_TIMEOUT)
+    p.add_argument("node", nargs="?", type=_node, help="only this node's faults")
+    p.add_argument(
+        "--timeout", type=_seconds, default=control.HEALTHY_TIMEOUT, help=f"seconds, at most {MAX_TIMEOUT_S:g}"
+    )
 
     p = sub.add_parser("failover", help="manual failover through Sentinel (no acknowledged write lost)")
     _name(p)
@@ -192,8 +228,12 @@ def _drill_commands(sub: Any) -> None:
     p = sub.add_parser("drill", help="run a failover drill with clients writing, then report what they saw")
     p.add_argument("scenario", metavar="SCENARIO", help=f"one of: {scenarios}")
     _name(p)
-    p.add_argument("--duration", type=_seconds, default=10.0, help="seconds of workload (default 10)")
-    p.add_argument("--clients", type=_count, default=4, help="concurrent client workers (default 4)")
+    p.add_argument(
+        "--duration", type=_duration, default=10.0, help=f"seconds of workload, at most {MAX_DRILL_S:g} (default 10)"
+    )
+    p.add_argument(
+        "--clients", type=_clients, default=4, help=f"concurrent client workers, 1 to {MAX_CLIENTS} (default 4)"
+    )
     p.add_argument("--workload", choices=("set", "counter"), default="set", help="unique keys, or INCR counters")
     p.add_argument("--rate", type=_rate, help="operations/s of all workers together (default: as fast as they go)")
     p.add_argument("--report", type=Path, help="report directory (default: $LAB_HOME/reports/NAME/SCENARIO-TIME)")
@@ -208,7 +248,7 @@ def _drill_commands(sub: Any) -> None:
 
     p = sub.add_parser("clients", help="the client matrix: each client library through each failover scenario")
     _name(p)
-    p.add_argument("--clients", help="comma list (default: every client that can run here)")
+    p.add_argument("--clients", help="comma list of client libraries (default: every client that can run here)")
     p.add_argument("--scenarios", help="comma list (default: all nine)")
     p.add_argument("--settings", default="defaults,recommended", help="defaults, recommended or both (default)")
     p.add_argument("--report", type=Path, help="output directory (default: $LAB_HOME/reports/NAME/clients-TIME)")
@@ -458,6 +498,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_fault(args: argparse.Namespace) -> int:
+    if args.node in (getattr(args, "peers", None) or ()):
+        raise UsageError(f"--from {args.node}: a node cannot be isolated from itself")
     spec = state.load(args.home or state.default_home(), args.name)
     node = spec.node(args.node)
     if args.command == "restart":

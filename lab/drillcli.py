@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import operator
 import re
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from rich.table import Table
 
 from lab import control, interrupts, servers, state
 from lab.checker import Findings, Window
-from lab.errors import LabError
+from lab.errors import LabError, UsageError
 from lab.lock import lab_lock
 from lab.scenarios import SCENARIOS, run_drill
 from lab.spec import LabSpec
@@ -37,10 +38,10 @@ def parse_conditions(texts: list[str], metrics: list[str]) -> list[tuple[str, st
     for text in texts:
         match = CONDITION.match(text)
         if not match:
-            raise LabError(f"--fail-on {text!r}: expected METRIC OP NUMBER, e.g. 'lost>0'")
+            raise UsageError(f"--fail-on {text!r}: expected METRIC OP NUMBER, e.g. 'lost>0'")
         metric, op, value = match.groups()
         if metric not in metrics:
-            raise LabError(f"--fail-on {text!r}: unknown metric {metric!r} (choose from: {', '.join(metrics)})")
+            raise UsageError(f"--fail-on {text!r}: unknown metric {metric!r} (choose from: {', '.join(metrics)})")
         conditions.append((metric, op, float(value)))
     return conditions
 
@@ -88,18 +89,36 @@ def _running_lab(args: argparse.Namespace, err: Console, server: list[str] | Non
     return home
 
 
-def _upgrade_path(args: argparse.Namespace) -> tuple[list[str], list[servers.Server]]:
-    """rolling-upgrade's --from (as ``--server`` values) and --to builds; checked before anything starts."""
+def _build(name: str, option: str) -> servers.Server:
+    try:
+        return servers.resolve(name)
+    except LabError as exc:
+        raise UsageError(f"{option} {name}: {exc}") from None
+
+
+def _upgrade_path(args: argparse.Namespace, home: Path) -> tuple[list[str], list[servers.Server]]:
+    """rolling-upgrade's --from (as ``--server`` values) and --to builds; checked before anything starts:
+    each move must change the build (an upgrade to the build a node runs is refused halfway through)."""
     if args.scenario != "rolling-upgrade":
         if args.upgrade_from or args.upgrade_to:
-            raise LabError("--from and --to belong to the rolling-upgrade drill")
+            raise UsageError("--from and --to belong to the rolling-upgrade drill")
         return [], []
     if not args.upgrade_to:
-        raise LabError("rolling-upgrade needs --to BUILD[,BUILD...] (see `lab servers`)")
-    start = [args.upgrade_from] if args.upgrade_from else []
-    if args.upgrade_from:
-        servers.resolve(args.upgrade_from)
-    return start, [servers.resolve(name.strip()) for name in args.upgrade_to.split(",") if name.strip()]
+        raise UsageError("rolling-upgrade needs --to BUILD[,BUILD...] (see `lab servers`)")
+    targets = [_build(name.strip(), "--to") for name in args.upgrade_to.split(",") if name.strip()]
+    if not targets:
+        raise UsageError("rolling-upgrade needs --to BUILD[,BUILD...] (see `lab servers`)")
+    first = _build(args.upgrade_from, "--from") if args.upgrade_from else None
+    if first is None and state.exists(home, args.name):
+        spec = state.load(home, args.name)
+        for node in spec.nodes:
+            if (spec.server(node) or servers.system()) == targets[0]:
+                raise UsageError(f"lab {args.name}'s {node.name} runs {targets[0].name} already: nothing to upgrade")
+    chain = [first or (None if state.exists(home, args.name) else servers.system()), *targets]
+    for before, after in itertools.pairwise(chain):
+        if before is not None and before == after:
+            raise UsageError(f"--to {after.name} after {before.name} is no upgrade: the same build")
+    return [args.upgrade_from] if args.upgrade_from else [], targets
 
 
 def _check_from(spec: LabSpec, start: list[str]) -> None:
@@ -132,25 +151,34 @@ def steps_table(findings: Findings) -> Table:
 
 
 def _report_dir(args: argparse.Namespace, home: Path, what: str) -> Path:
+    """The report directory, checked before the drill starts (lab.report.check_destination)."""
+    from lab.report import check_destination
+
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(args.report or home / "reports" / args.name / f"{what}-{stamp}").absolute()
+    return check_destination(Path(args.report or home / "reports" / args.name / f"{what}-{stamp}"))
+
+
+def _names(text: str | None, default: list[str]) -> list[str]:
+    """A comma list option: None (left out) is ``default``; an empty one names nothing (refused)."""
+    return default if text is None else [name.strip() for name in text.split(",") if name.strip()]
 
 
 def run_clients(args: argparse.Namespace, out: Console, err: Console) -> int:
     """`lab clients`: the matrix, one line per cell as it goes, then the table and where it is."""
     from lab.clients import CLIENTS
-    from lab.matrix import default_scenarios, markdown, run_matrix
+    from lab.matrix import check_matrix, default_scenarios, markdown, run_matrix
 
-    wanted = [c.strip() for c in args.clients.split(",")] if args.clients else None
     available = [c for c in CLIENTS if CLIENTS[c].missing() is None]
-    clients = wanted or available
-    for name in CLIENTS:
-        if wanted is None and name not in available:
-            err.print(f"lab clients: {name} skipped: {CLIENTS[name].missing()}", markup=False)
-    scenarios = [s.strip() for s in args.scenarios.split(",")] if args.scenarios else default_scenarios()
-    settings = [s.strip() for s in args.settings.split(",")]
+    clients = _names(args.clients, available)
+    scenarios = _names(args.scenarios, default_scenarios())
+    settings = _names(args.settings, [])
+    check_matrix(clients, scenarios, settings)
+    report_dir = _report_dir(args, args.home or state.default_home(), "clients")
+    if args.clients is None:
+        for name in CLIENTS:
+            if name not in available:
+                err.print(f"lab clients: {name} skipped: {CLIENTS[name].missing()}", markup=False)
     home = _running_lab(args, err)
-    report_dir = _report_dir(args, home, "clients")
     with lab_lock(home, args.name, "clients"):
         spec = state.load(home, args.name)
         cells = run_matrix(spec, clients, scenarios, settings, report_dir, progress=lambda line: err.print(line))
@@ -163,14 +191,14 @@ def run_clients(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    # Every option is checked before a lab is started or touched (bad usage: exit 2).
     if args.scenario not in SCENARIOS:
-        raise LabError(f"unknown drill {args.scenario!r} (choose from: {', '.join(SCENARIOS)})")
-    if args.clients < 1:
-        raise LabError("--clients must be at least 1")
+        raise UsageError(f"unknown drill {args.scenario!r} (choose from: {', '.join(SCENARIOS)})")
     conditions = parse_conditions(args.fail_on, list(Findings.summary_keys()))
-    start, upgrade_to = _upgrade_path(args)
-    home = _running_lab(args, err, start)
+    home: Path = args.home or state.default_home()
+    start, upgrade_to = _upgrade_path(args, home)
     report_dir = _report_dir(args, home, args.scenario)
+    home = _running_lab(args, err, start)
     with lab_lock(home, args.name, f"drill {args.scenario}"):
         spec = state.load(home, args.name)
         _check_from(spec, start)

@@ -14,7 +14,7 @@ from typing import Any
 
 from lab import control, faults
 from lab.clients import CLIENTS, SETTINGS, glide_sentinel_support, node_version
-from lab.errors import LabError
+from lab.errors import LabError, UsageError
 from lab.report import machine
 from lab.scenarios import SCENARIOS, DrillResult, run_drill
 from lab.spec import LabSpec
@@ -63,6 +63,23 @@ def classify(errors: dict[str, int]) -> dict[str, int]:
     return out
 
 
+def check_matrix(clients: list[str], scenarios: list[str], settings: list[str]) -> None:
+    """Every name known (a UsageError otherwise) and every client runnable here (a LabError)."""
+    for option, names, known in (
+        ("--clients", clients, list(CLIENTS)),
+        ("--scenarios", scenarios, list(DURATIONS)),
+        ("--settings", settings, list(SETTINGS)),
+    ):
+        if not names:
+            raise UsageError(f"{option} names none (choose from: {', '.join(known)}; leave it out for all)")
+        for name in names:
+            if name not in known:
+                raise UsageError(f"{option}: unknown {name!r} (choose from: {', '.join(known)})")
+    for name in clients:
+        if why := CLIENTS[name].missing():
+            raise LabError(f"client {name} cannot run here: {why}")
+
+
 def cell_of(result: DrillResult, client: str, settings: str) -> Cell:
     findings = result.findings
     records = result.recorder.history.records
@@ -96,17 +113,7 @@ def run_matrix(
     report_dir: Path,
     progress: Callable[[str], None] = print,
 ) -> list[Cell]:
-    for name in clients:
-        if name not in CLIENTS:
-            raise LabError(f"unknown client {name!r} (choose from: {', '.join(CLIENTS)})")
-        if why := CLIENTS[name].missing():
-            raise LabError(f"client {name} cannot run here: {why}")
-    for name in scenarios:
-        if name not in DURATIONS:
-            raise LabError(f"scenario {name!r} is not in the matrix (choose from: {', '.join(DURATIONS)})")
-    for name in settings:
-        if name not in SETTINGS:
-            raise LabError(f"unknown settings {name!r} (choose from: {', '.join(SETTINGS)})")
+    check_matrix(clients, scenarios, settings)
     cells = []
     started = time.perf_counter()
     for scenario in scenarios:

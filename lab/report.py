@@ -12,10 +12,12 @@ import os
 import platform
 from collections import defaultdict
 from collections.abc import Iterable
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lab.checker import BUCKET_MS, Findings
+from lab.errors import UsageError
 from lab.history import Record
 from lab.spec import LabSpec
 
@@ -35,6 +37,36 @@ MARKED = {
     "+convert-to-slave": ("s", "#16a085"),
     "+tilt": ("X", "#000000"),
 }
+
+
+def check_destination(directory: Path, option: str = "--report") -> Path:
+    """Refuse, before a drill starts (a drill kills a master: it cannot be run again for free), a report
+    directory it could not write into (a file, a path under a file, a place it may not create files)
+    or one that holds files already (a previous report would be overwritten file by file, the rest of
+    it left mixed in). Creates nothing: what it creates to try is removed again. The absolute path."""
+    directory = directory.absolute()
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{option} {directory} is a file, not a directory")
+    if directory.is_dir() and any(directory.iterdir()):
+        raise UsageError(f"{option} {directory} is not empty (a previous report?): name a new or empty directory")
+    existing = directory
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{option} {directory}: {existing} is a file, not a directory")
+    created = [p for p in (directory, *directory.parents) if not p.exists()]
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".lab-write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"{option} {directory}: cannot write there ({exc.strerror})") from None
+    finally:
+        for path in created:  # (innermost first)
+            with suppress(OSError):
+                path.rmdir()
+    return directory
 
 
 def write_report(result: DrillResult, spec: LabSpec, directory: Path) -> dict[str, Path]:

@@ -86,3 +86,26 @@ def test_lab_clients_writes_the_matrix_with_what_it_ran_on(local_lab: LabSpec, t
     assert doc["backend"] == "local" and doc["machine"]["cpus"] == os.cpu_count() and doc["seconds"] > 0
     assert "| redis-py " in (out / "matrix.md").read_text()
     assert 'href="kill-sentinel/redis-py-recommended/report.html"' in (out / "matrix.html").read_text()
+    assert list(out.rglob("config-*.json")) == [], "the adapter's config (the lab's passwords) is gone"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--clients", ""], "--clients names none (choose from: redis-py, ioredis, node-redis; leave it out for all)"),
+        (["--clients", ","], "--clients names none"),
+        (["--clients", "jedis"], "--clients: unknown 'jedis' (choose from: redis-py, ioredis, node-redis)"),
+        (["--scenarios", "restart-all"], "--scenarios: unknown 'restart-all' (choose from: kill-master"),
+        (["--settings", ""], "--settings names none"),
+        (["--settings", "fast"], "--settings: unknown 'fast' (choose from: defaults, recommended)"),
+        (["--report", "/etc/hostname"], "--report /etc/hostname is a file, not a directory"),
+        (["--report", "/sys/lab-matrix"], "--report /sys/lab-matrix: cannot write there"),
+    ],
+)
+def test_bad_lab_clients_arguments_are_usage_errors_before_any_lab(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = run_lab("clients", *args, home=tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith(f"lab clients: {message}"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "default").exists(), "no lab was started for bad arguments"

@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 from matplotlib.image import imread
 
+from lab.report import check_destination
 from lab.scenarios import RECOVERY_TAIL_S, SCENARIOS
 from tests.helpers import assert_only_the_kill_tail_lost, run_lab
 
@@ -76,17 +77,46 @@ def test_lab_drill_reports_and_gates_on_findings(healthy_lab, lab_home: Path, tm
             ["drill", "kill-master", "--fail-on", "bogus>0"],
             "--fail-on 'bogus>0': unknown metric 'bogus' (choose from: ",
         ),
-        (["drill", "kill-master", "--clients", "0"], "--clients must be at least 1"),
+        (["drill", "kill-master", "--clients", "0"], "error: argument --clients: must be from 1 to 64, got '0'"),
+        (["drill", "kill-master", "--clients", "10000"], "error: argument --clients: must be from 1 to 64"),
+        (["drill", "kill-master", "--duration", "inf"], "error: argument --duration: must be a number of seconds"),
+        (["drill", "kill-master", "--duration", "nan"], "error: argument --duration: must be a number of seconds"),
+        (["drill", "kill-master", "--duration", "301"], "error: argument --duration: must be a number of seconds"),
+        (["drill", "kill-master", "--rate", "nan"], "error: argument --rate: must be a positive number"),
+        (["drill", "kill-master", "--from", "redis-7.0"], "--from and --to belong to the rolling-upgrade drill"),
+        (["drill", "rolling-upgrade"], "rolling-upgrade needs --to BUILD[,BUILD...]"),
+        (["drill", "rolling-upgrade", "--to", "nope-1.0"], "--to nope-1.0: "),
+        (
+            ["drill", "rolling-upgrade", "--from", "redis-7.0", "--to", "redis-7.0"],
+            "--to redis-7.0 after redis-7.0 is no upgrade: the same build",
+        ),
+        (["drill", "kill-master", "--report", "/sys/lab-report"], "--report /sys/lab-report: cannot write there"),
+        (["drill", "kill-master", "--report", "/etc/hostname"], "--report /etc/hostname is a file, not a directory"),
+        (["drill", "kill-master", "--report", "/etc/hostname/r"], "--report /etc/hostname/r: /etc/hostname is a file"),
     ],
 )
-def test_bad_drill_arguments_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_drill_arguments_are_usage_errors_before_any_lab(tmp_path: Path, args: list[str], message: str) -> None:
     result = run_lab(*args, home=tmp_path)
-    assert result.returncode == 1 and result.stderr.strip().startswith(f"lab drill: {message}"), result.stderr
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert result.stderr.startswith("lab drill: "), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "default").exists(), "no lab was started for bad arguments"
 
 
-@pytest.mark.parametrize("rate", ["0", "-5", "abc", "inf"])
+def test_a_report_directory_with_files_in_it_is_refused(tmp_path: Path) -> None:
+    # A second drill into one --report directory used to overwrite the first report file by file.
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "report.json").write_text("{}")
+    result = run_lab("drill", "kill-master", "--report", str(report), home=tmp_path / "home")
+    assert result.returncode == 2 and f"--report {report} is not empty" in result.stderr, result.stderr
+    assert (report / "report.json").read_text() == "{}" and not (tmp_path / "home" / "default").exists()
+    fresh = tmp_path / "new" / "deeper"
+    assert check_destination(fresh) == fresh
+    assert not (tmp_path / "new").exists(), "checking a destination creates nothing"
+
+
+@pytest.mark.parametrize("rate", ["0", "-5", "abc", "inf", "nan"])
 def test_a_rate_that_is_not_a_positive_number_is_a_usage_error(tmp_path: Path, rate: str) -> None:
     result = run_lab("drill", "kill-master", "--rate", rate, home=tmp_path)
     lines = result.stderr.strip().splitlines()

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import control, faults, state
+from lab import control, faults, interrupts, state
 from lab.backends import get_backend
 from lab.capabilities import accepts, adapt_file
 from lab.confparse import parse
@@ -94,6 +94,20 @@ def upgrade(spec: LabSpec, node_name: str, target: Server, timeout: float = cont
         if backend.node_state(spec, node) != "up":
             raise LabError(f"{node.name} is not running: `lab heal --name {spec.name}` first")
         started = time.perf_counter()
+        move = f"upgrade {node.name}"
+
+        def left() -> interrupts.Outcome:  # what an interrupt leaves (lab.interrupts), as it stands then
+            build = (spec.server(node) or before).name
+            if backend.node_state(spec, node) == "down":
+                return "left", (
+                    f"{node.name} is stopped, mid-move from {before.name} to {target.name}: "
+                    f"`lab heal --name {spec.name}` starts it on {build}, the build the lab records"
+                )
+            if build == target.name:
+                return "left", f"{node.name} runs {target.name} now (the lab was not healthy again yet)"
+            return "left", f"{node.name} still runs {before.name} (the move had not begun)"
+
+        interrupts.explain(move, left)
         backend.stop(spec, [node])
         removed = adapt_file(spec.files(node).conf, target)
         spec = spec.with_server(node, target)
@@ -103,4 +117,5 @@ def upgrade(spec: LabSpec, node_name: str, target: Server, timeout: float = cont
             control.wait_healthy(spec, timeout)
         except LabError as exc:  # the move itself is done and recorded: say so, then what still stands
             raise LabError(f"{node.name} now runs {target.name}, but {exc}") from exc
+        interrupts.done(move)
         return Upgraded(spec, node, before, target, removed, time.perf_counter() - started)

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from lab import faults
+from lab import faults, state
 from lab.backends import get_backend
 from lab.confparse import parse
-from lab.pytest_plugin import require_fault
+from lab.pytest_plugin import require_fault, require_server
 from lab.spec import LabSpec, Node
 from lab.topology import node_client
 from lab.waits import wait_for
@@ -229,3 +229,21 @@ def test_ctrl_c_while_the_cli_loads_is_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 130, result.stderr
     assert result.stderr.strip() == "lab: interrupted by SIGINT while starting; nothing was changed"
+
+
+@pytest.mark.one_server
+def test_an_interrupted_upgrade_says_where_the_node_stands(lab_factory, lab_home: Path) -> None:
+    require_server("valkey-8.1")
+    spec = lab_factory(tag="upgint")
+    faults.inject(spec, "freeze", "sentinel-3")  # the moved node is up, the lab not healthy: upgrade waits
+
+    def moved() -> tuple[bool, str]:
+        now = state.load(lab_home, spec.name)
+        build = now.server(now.node("redis-3"))
+        up = get_backend(now.backend).node_state(now, now.node("redis-3")) == "up"
+        return build is not None and build.name == "valkey-8.1" and up, str(build)
+
+    with lab_command("upgrade", "--name", spec.name, "redis-3", "--server", "valkey-8.1", home=lab_home) as command:
+        wait_for(moved, what="redis-3 to run valkey-8.1", timeout=30, interval=0.05)
+        message = interrupt(command, signal.SIGTERM)
+    assert "nothing needed undoing; left: redis-3 runs valkey-8.1 now (the lab was not healthy again yet)" in message

@@ -240,9 +240,12 @@ def _repair(
         raise LabError(f"lab {name!r} runs plain text; run `lab down --name {name}` first to change that")
     for node in spec.nodes:
         if builds and (now := spec.server(node)) and builds[node.name] != now:
+            asked = builds[node.name]
+            # Two different builds of one name (e.g. two compiles of 7.0.15): name them by their files.
+            have, want = (now.name, asked.name) if now.name != asked.name else (now.server_bin, asked.server_bin)
             raise LabError(
-                f"lab {name!r} runs {now.name} on {node.name}, not {builds[node.name].name}: "
-                f"`lab upgrade --name {name} {node.name} --server {builds[node.name].name}` changes one node's build"
+                f"lab {name!r} runs {have} on {node.name}, not {want}: "
+                f"`lab upgrade --name {name} {node.name} --server {want}` changes one node's build"
             )
     backend = get_backend(spec.backend)
     dead = [n for n in spec.nodes if backend.node_state(spec, n) == "down"]
@@ -313,11 +316,22 @@ def _down_unreadable(home: Path, name: str, why: state.CorruptState) -> None:
     """A lab whose state.json is unreadable: stop every server working in its directory, remove
     what a lab makes there (node directories, secrets, state) and nothing else."""
     directory = state.state_dir(home, name)
-    stray = procs.servers_under(directory)
+    stray = [pid for pid in procs.processes_under(directory) if _runs_a_server(pid)]
     procs.terminate(stray)
     left = state.remove(directory)
     gone = "removed it" if not left else f"removed the lab's files{left_note(left)}"
     raise LabError(f"{why}: stopped {len(stray)} server process(es) working in it and {gone}")
+
+
+def _runs_a_server(pid: int) -> bool:
+    """The process executes a Redis or Valkey server binary, whatever it is called and even if that file
+    was deleted since: its own ``--version``, run through /proc/PID/exe, says (a shell or an editor working
+    in the directory is not one)."""
+    try:
+        servers.probe(f"/proc/{pid}/exe")
+    except LabError:
+        return False
+    return True
 
 
 def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:
@@ -327,7 +341,7 @@ def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:
     obs = observe(spec)
     found = problems(spec, obs)
     states = _process_states(spec, obs)
-    builds = {n.name: f"{b.flavour} {b.release}" if (b := spec.server(n)) else "system" for n in spec.nodes}
+    builds = {n.name: _build_name(spec, n) for n in spec.nodes}
     master = obs.master
     master_node = next((n for n in spec.redis_nodes if master == (n.host, n.port)), None)
     doc = {
@@ -360,6 +374,15 @@ def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:
         ],
     }
     return doc, 0 if not found else 1
+
+
+def _build_name(spec: LabSpec, node: Node) -> str:
+    """ "redis 7.0.15", "system", or what became of a recorded binary (removed since: status still answers)."""
+    try:
+        build = spec.server(node)
+    except LabError:
+        return f"{spec.servers[node.name]} (gone)"
+    return f"{build.flavour} {build.release}" if build else "system"
 
 
 def _process_states(spec: LabSpec, obs: Observation) -> dict[str, str]:

@@ -93,6 +93,19 @@ def servers_under(root: Path, binaries: Iterable[Path] | None = None) -> list[in
     return found
 
 
+def processes_under(root: Path) -> list[int]:
+    """Every live process working inside ``root``, whatever it runs (for a lab whose state is lost:
+    which of them are servers is for their own ``--version`` to say)."""
+    root = root.resolve()
+    found = []
+    for entry in Path("/proc").iterdir():
+        pid = int(entry.name) if entry.name.isdigit() else 0
+        inside = pid and (cwd := workdir(pid)) is not None and (cwd == root or root in cwd.parents)
+        if inside and state_letter(pid) not in ("", "Z", "X"):
+            found.append(pid)
+    return found
+
+
 def exited(pid: int) -> bool:
     """Gone, or a zombie none of whose threads still runs. A killed server's main thread turns zombie
     while its other threads are still exiting, and they hold its sockets: a restart on the same port

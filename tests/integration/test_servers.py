@@ -234,3 +234,34 @@ def test_what_is_not_a_server_is_refused_before_anything_starts(tmp_path: Path) 
         assert len(line.splitlines()) == 1 and line.startswith(f"lab {args[0]}: {server}: "), line
         assert "not a redis-server or valkey-server" in line or "not an executable file" in line, line
         assert not home.exists() and not out.exists(), f"{args[0]} created something"
+
+
+@pytest.mark.one_server
+def test_a_renamed_server_lab_whose_state_is_lost_is_still_stopped_and_a_gone_binary_still_shows(
+    lab_factory, lab_home: Path, tmp_path: Path
+) -> None:
+    """`lab status` of a lab whose binary was deleted since answers (the build shows as gone); `lab down` of
+    a lab whose state.json is garbage stops its servers even under another file name (their own --version
+    says what they are), and leaves a shell that works in the lab's directory alone."""
+    system = resolve(require_server("redis-7.0")[0])
+    renamed = tmp_path / "bin" / "kvserver"
+    renamed.parent.mkdir()
+    shutil.copy(system.server_bin, renamed)
+    spec = lab_factory(server=[str(renamed), "sentinel-1=redis-7.0"], tag="lost", backend="local")
+    removed = tmp_path / "bin" / "kvserver2"
+    shutil.copy(system.server_bin, removed)
+    moved = run_lab("upgrade", "--name", spec.name, "redis-3", "--server", str(removed), home=lab_home)
+    assert moved.returncode == 0, moved.stderr
+    removed.unlink()
+    doc, _ = control.status(spec.name, lab_home)
+    assert {n["name"]: n["server"] for n in doc["nodes"]}["redis-3"] == f"{removed} (gone)"
+    shell = subprocess.Popen(["sleep", "300"], cwd=spec.base_dir / "redis-1")
+    try:
+        (spec.base_dir / "state.json").write_text("garbage")
+        down = run_lab("down", "--name", spec.name, home=lab_home)
+        assert down.returncode == 1 and "stopped 6 server process(es)" in down.stderr, down.stderr
+        assert shell.poll() is None, "a process that is not a server is never signalled"
+    finally:
+        shell.kill()
+        shell.wait()
+    assert procs.servers_under(spec.base_dir, [renamed, system.server_bin, removed]) == []

@@ -37,7 +37,9 @@ def run_lab(
 def running_parts(spec: LabSpec) -> list[str]:
     """What a lab still has running: server processes (local) or containers, networks, volumes (compose)."""
     if spec.backend == "local":
-        return [f"pid {pid}" for pid in procs.servers_under(spec.base_dir)]
+        from lab.backends.local import binaries
+
+        return [f"pid {pid}" for pid in procs.servers_under(spec.base_dir, binaries(spec))]
     from lab.backends.compose import project
 
     label = f"label=com.docker.compose.project={project(spec)}"

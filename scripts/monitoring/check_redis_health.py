@@ -749,11 +749,11 @@ def build_parser() -> Parser:
     )
     defaults = {
         "ping": ("100", "500", "PING round trip, ms"),
-        "memory": ("80", "90", "used_memory, % of maxmemory"),
+        "memory": ("80", "90", "used_memory, %% of maxmemory"),
         "frag": ("1.5", "2", "fragmentation ratio (checked above 64 MB RSS)"),
-        "clients": ("80", "90", "connected clients, % of maxclients"),
+        "clients": ("80", "90", "connected clients, %% of maxclients"),
         "lag": ("10", "30", "replica lag, seconds"),
-        "lag-bytes": ("50", "100", "replica lag, % of the backlog"),
+        "lag-bytes": ("50", "100", "replica lag, %% of the backlog"),
         "last-io": ("10", "30", "seconds since a replica heard from its master"),
     }
     for name, (warn, crit, what) in defaults.items():

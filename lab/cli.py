@@ -25,6 +25,7 @@ _STARTING = (
 import argparse
 import json
 import math
+import os
 import shlex
 import sys
 import time
@@ -584,6 +585,15 @@ COMMANDS = {
 }
 
 
+def _exit_now(code: int) -> NoReturn:
+    """End the process once an interrupt has been undone and reported. Python would first join the
+    worker threads of an observation the signal cut short, and one waiting on a node that answers
+    nobody (a frozen Sentinel) kept an interrupted `lab up` alive for a minute after its message."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -597,7 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return COMMANDS[args.command](args)
     except Interrupted as exc:
         err.print(f"lab {args.command}: {exc}", markup=False)
-        return exc.exit_code
+        _exit_now(exc.exit_code)
     except LabError as exc:
         err.print(f"lab {args.command}: {exc}", markup=False)
         return exc.exit_code

@@ -19,7 +19,7 @@ import redis
 from lab import faults, state
 from lab.backends import get_backend
 from lab.confparse import parse
-from lab.pytest_plugin import require_fault, require_server
+from lab.pytest_plugin import lab_name, require_fault, require_server
 from lab.spec import LabSpec, Node
 from lab.topology import node_client
 from lab.waits import wait_for
@@ -49,13 +49,15 @@ def lab_command(*args: str, home: Path) -> Iterator[subprocess.Popen[str]]:
 
 
 def interrupt(process: subprocess.Popen[str], sig: signal.Signals) -> str:
-    """Send ``sig``; the command's stderr, once it exited 128 + sig with one line and no traceback."""
+    """Send ``sig``; the command's last line on stderr, once it exited 128 + sig: one line that says it
+    was interrupted (after the progress lines the command printed before), and no traceback."""
     process.send_signal(sig)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 128 + sig, out + err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and f"interrupted by {sig.name}" in lines[0] and "Traceback" not in err, err
-    return lines[0]
+    assert f"interrupted by {sig.name}" in lines[-1] and "Traceback" not in err, err
+    assert not any("interrupted" in line for line in lines[:-1]), err
+    return lines[-1]
 
 
 def wait_recorded(spec: LabSpec, kind: str, process: subprocess.Popen[str]) -> faults.Fault:
@@ -247,3 +249,37 @@ def test_an_interrupted_upgrade_says_where_the_node_stands(lab_factory, lab_home
         wait_for(moved, what="redis-3 to run valkey-8.1", timeout=30, interval=0.05)
         message = interrupt(command, signal.SIGTERM)
     assert "nothing needed undoing; left: redis-3 runs valkey-8.1 now (the lab was not healthy again yet)" in message
+
+
+def test_an_interrupted_drill_that_started_its_lab_says_it_left_it_running(tmp_path: Path) -> None:
+    home, name = tmp_path / "home", lab_name("drnew")
+    args = ("drill", "freeze-master", "--name", name, "--backend", "local", "--duration", "8")
+    try:
+        with lab_command(*args, "--report", str(tmp_path / "r"), home=home) as drill:
+            wait_for(lambda: (state.exists(home, name), None), what="the drill's new lab", timeout=60, interval=0.05)
+            spec = state.load(home, name)
+            fault = wait_recorded(spec, "freeze", drill)
+            message = interrupt(drill, signal.SIGINT)
+        assert f"undone: thawed {fault.node}" in message, message
+        assert f"left: lab {name}, new and healthy, is running (`lab down --name {name}` stops it)" in message
+        assert frozen(spec) == []
+    finally:
+        run_lab("down", "--name", name, home=home)
+
+
+@pytest.mark.one_server
+def test_lab_clients_killed_with_sigkill_leaves_no_password_file(healthy_lab, lab_home: Path, tmp_path: Path) -> None:
+    spec, report = healthy_lab, tmp_path / "matrix"
+    args = ("clients", "--name", spec.name, "--clients", "redis-py", "--scenarios", "freeze-master")
+    with lab_command(*args, "--settings", "defaults", "--report", str(report), home=lab_home) as matrix:
+        wait_recorded(spec, "freeze", matrix)
+        matrix.kill()
+        matrix.communicate(timeout=30)
+    # The adapter deleted its config once it had read it; it ends by itself when its stdin closes.
+    assert list(report.rglob("config-*.json")) == []
+    wait_for(
+        lambda: (not [p for p in Path("/proc").glob("[0-9]*") if str(report) in _cmdline(p)], None),
+        what="the orphaned adapter to end",
+        timeout=30,
+    )
+    assert run_lab("heal", "--name", spec.name, home=lab_home).returncode == 0

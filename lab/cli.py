@@ -524,11 +524,10 @@ def cmd_heal(args: argparse.Namespace) -> int:
     spec = state.load(args.home or state.default_home(), args.name)
     before = faults.recorded(spec)
 
-    def look() -> interrupts.Outcome:  # what the heal had undone when it was interrupted, and what is left
+    def look() -> list[interrupts.Outcome]:  # what the heal had reverted when it was interrupted, what is left
         now = faults.recorded(spec)
-        undone = ", ".join(f.key for f in before if f not in now) or "no recorded fault"
-        left = ", ".join(f.key for f in now)
-        return "undone", f"{undone}" + (f"; still recorded: {left} (`lab heal` again)" if left else "")
+        seen: list[interrupts.Outcome] = [("undone", f"reverted {f.key}") for f in before if f not in now]
+        return seen + [("left", f"{f.key} (recorded: `lab heal --name {spec.name}` reverts it)") for f in now]
 
     interrupts.explain("heal", look)
     if args.node:

@@ -56,7 +56,7 @@ class UndoLog:
     """What the command under way must undo if it is interrupted, in the order it was registered."""
 
     undos: dict[str, Callable[[], str | None]] = field(default_factory=dict)
-    notes: dict[str, Callable[[], Outcome | None]] = field(default_factory=dict)
+    notes: dict[str, Callable[[], Outcome | list[Outcome] | None]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: undos already run on the interrupt's way out (:func:`undo_now`): what they did, what failed
     undone: list[str] = field(default_factory=list)
@@ -86,8 +86,8 @@ class UndoLog:
             except Exception as exc:
                 left.append(f"(could not tell: {exc})")
                 continue
-            if outcome is not None:
-                (undone if outcome[0] == "undone" else left).append(outcome[1])
+            for kind, text in [outcome] if isinstance(outcome, tuple) else outcome or []:
+                (undone if kind == "undone" else left).append(text)
         return undone, failed, left
 
 
@@ -109,7 +109,7 @@ def leave(key: str, text: str) -> None:
     explain(key, lambda: ("left", text))
 
 
-def explain(key: str, look: Callable[[], Outcome | None]) -> None:
+def explain(key: str, look: Callable[[], Outcome | list[Outcome] | None]) -> None:
     """``look`` runs when the interrupt comes (after the undos) and says what a step undid or left."""
     log = _LOG
     if log is not None:

@@ -283,3 +283,22 @@ def test_lab_clients_killed_with_sigkill_leaves_no_password_file(healthy_lab, la
         timeout=30,
     )
     assert run_lab("heal", "--name", spec.name, home=lab_home).returncode == 0
+
+
+@pytest.mark.one_server
+def test_an_interrupted_heal_says_what_it_reverted_and_what_is_still_recorded(healthy_lab, lab_home: Path) -> None:
+    spec = healthy_lab
+    faults.inject(spec, "freeze", "redis-2")
+    faults.inject(spec, "freeze", "sentinel-3")  # not healed by `heal redis-2`: the lab stays unhealthy
+    with lab_command("heal", "--name", spec.name, "redis-2", home=lab_home) as heal:
+        wait_for(
+            lambda: ([f.node for f in faults.recorded(spec)] == ["sentinel-3"], faults.recorded(spec)),
+            what="heal to revert redis-2's fault",
+            timeout=20,
+            interval=0.05,
+        )
+        message = interrupt(heal, signal.SIGTERM)
+    assert "undone: reverted freeze redis-2" in message, message
+    assert f"left: freeze sentinel-3 (recorded: `lab heal --name {spec.name}` reverts it)" in message, message
+    assert frozen(spec) == ["sentinel-3"]
+    faults.heal(spec)

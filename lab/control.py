@@ -142,7 +142,9 @@ def _create(
     backend = get_backend(backend_name)
     base_dir = state.state_dir(home, name)
     existed = (base_dir / state.KEPT).is_file()  # `down --keep-data` left its data: reuse it (and its passwords)
-    if not existed and base_dir.is_dir() and any(base_dir.iterdir()):
+    if existed:
+        state.check_tree(base_dir)  # kept node directories are adopted only as real directories of the lab
+    elif base_dir.is_dir() and any(base_dir.iterdir()):
         raise UsageError(
             f"{base_dir} exists but holds no lab (no state, and no `lab down --keep-data` left it): "
             "remove it or choose another name"
@@ -316,6 +318,7 @@ def _down_unreadable(home: Path, name: str, why: state.CorruptState) -> None:
     """A lab whose state.json is unreadable: stop every server working in its directory, remove
     what a lab makes there (node directories, secrets, state) and nothing else."""
     directory = state.state_dir(home, name)
+    state.check_tree(directory)
     stray = [pid for pid in procs.processes_under(directory) if _runs_a_server(pid)]
     procs.terminate(stray)
     left = state.remove(directory)

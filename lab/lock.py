@@ -7,6 +7,8 @@ command can say who it waited for. Re-entrant within a process (``up`` heals, ``
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import os
 import threading
@@ -58,11 +60,20 @@ def _holder(path: Path) -> str:
 
 
 def _open(path: Path) -> int:
+    """The lock file, never through a link: a lock file or a ``.locks`` that is a symbolic link (to a
+    file the user cares about, to a directory outside the home) is refused, not truncated or written."""
+    locks = path.parent
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        locks.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            locks.mkdir(mode=0o700)
+        if locks.is_symlink() or not locks.is_dir():
+            raise UsageError(f"{locks} is not a directory of the lab home (a link or a file): remove it by hand")
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
-        raise LabError(f"cannot use the lab home {path.parent.parent}: {exc.strerror}") from None
+        if exc.errno == errno.ELOOP:
+            raise UsageError(f"{path} is a symbolic link, not a lab's lock file: remove it by hand") from None
+        raise LabError(f"cannot use the lab home {locks.parent}: {exc.strerror}") from None
 
 
 @contextmanager

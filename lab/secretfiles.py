@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -14,9 +15,14 @@ def read_secret(path: Path) -> str | None:
 
 
 def write_secret(path: Path, value: str) -> None:
-    """Write a secret file created 0600 from the start (never briefly world-readable)."""
+    """Write a secret file created 0600 from the start (never briefly world-readable), by a rename: a
+    symbolic link at ``path`` is replaced, never followed (its target is not overwritten)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value + "\n")
-    os.chmod(path, 0o600)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # created 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lab.errors import LabError, NotRunning
+from lab.errors import LabError, NotRunning, UsageError
 from lab.home import check_home, lab_dir
 from lab.secretfiles import read_secret, write_secret
 from lab.spec import (
@@ -87,12 +87,27 @@ def load_raw(home: Path, name: str) -> dict[str, Any]:
     return data
 
 
+def check_tree(directory: Path) -> None:
+    """The directories a lab makes in its own (node directories, users/, tls/) are real directories in
+    it: one that became a symbolic link would have its servers write pidfiles, logs, data and configs
+    wherever it points (and a graceful stop delete a pidfile there)."""
+    for name in sorted(LAB_DIRS):
+        entry = directory / name
+        if entry.is_symlink() or (entry.exists() and not entry.is_dir()):
+            what = f"a symbolic link to {os.readlink(entry)}" if entry.is_symlink() else "not a directory"
+            raise UsageError(
+                f"{entry} is {what}, not the lab's own directory: nothing was done; put the real one "
+                "back (or remove it) and try again"
+            )
+
+
 def load(home: Path, name: str, *, runnable: bool = True) -> LabSpec:
     """The lab of ``<home>/<name>``. ``runnable``: refuse a copied or moved lab directory (its
     files name the original's directory and addresses, so it cannot run from here); ``down``
     and ``list`` load such a lab with ``runnable=False`` to remove or show it."""
     data = load_raw(home, name)
     directory = state_dir(home, name)
+    check_tree(directory)
     password = read_secret(directory / REDIS_SECRET) or ""
     try:
         users = read_acl_secrets(directory)
@@ -142,7 +157,8 @@ def lab_entries(directory: Path) -> tuple[list[Path], list[Path]]:
     ours: list[Path] = []
     other: list[Path] = []
     for entry in sorted(directory.iterdir()) if directory.is_dir() else []:
-        named = entry.name in LAB_ENTRIES or entry.name.startswith(".state-")
+        temp = entry.name.startswith(".") and entry.name[1:].rsplit(".", 1)[0] in LAB_ENTRIES  # write_secret's
+        named = entry.name in LAB_ENTRIES or entry.name.startswith(".state-") or temp
         made = named and not entry.is_symlink() and entry.is_dir() == (entry.name in LAB_DIRS)
         (ours if made else other).append(entry)
     return ours, other

@@ -115,3 +115,70 @@ def test_lab_env_exports_no_password_fingerprint(lab: LabSpec, lab_home: Path) -
         check=False,
     )
     assert rendered.returncode == 0 and "environment ignored: REDIS_HOST" in rendered.stderr, rendered.stderr
+
+
+# Hostile tour D1: the lock file (or .locks) made a link to a file the user cares about was truncated.
+def test_a_lock_that_is_a_link_is_refused_and_its_target_untouched(
+    lab: LabSpec, lab_home: Path, tmp_path: Path
+) -> None:
+    decoy = tmp_path / "keep.txt"
+    decoy.write_text("precious")
+    lock = lab_home / ".locks" / f"{lab.name}.lock"
+    lock.unlink()
+    lock.symlink_to(decoy)
+    try:
+        _usage_error(run_lab("kill", "--name", lab.name, "redis-2", home=lab_home), "symbolic link")
+        assert decoy.read_text() == "precious" and _running(lab) == 6
+    finally:
+        lock.unlink()
+    home = tmp_path / "home2"
+    home.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (home / ".locks").symlink_to(tmp_path / "elsewhere")
+    (home / "lab1").mkdir()
+    (home / "lab1" / "state.json").write_text("{}")
+    _usage_error(run_lab("down", "--name", "lab1", home=home), "not a directory of the lab home")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+# Hostile tour D2 and D3: a node directory swapped for a link made the servers write (and a graceful stop
+# delete) pidfiles, logs, configs with passwords and data wherever it pointed.
+def test_a_node_directory_that_is_a_link_stops_every_command(tmp_path: Path) -> None:
+    home, decoy = tmp_path / "home", tmp_path / "decoy"
+    decoy.mkdir()
+    (decoy / "redis.pid").write_text("x")
+    assert run_lab("up", "--name", "gate3", "--backend", "local", home=home, timeout=120).returncode == 0
+    lab_dir = home / "gate3"
+    real = lab_dir / "redis-1.real"
+    try:
+        (lab_dir / "redis-1").rename(real)
+        (lab_dir / "redis-1").symlink_to(decoy)
+        for command in (["down"], ["status"], ["kill", "redis-2"], ["heal"]):
+            _usage_error(run_lab(command[0], "--name", "gate3", *command[1:], home=home), "symbolic link to")
+        assert sorted(p.name for p in decoy.iterdir()) == ["redis.pid"] and (decoy / "redis.pid").read_text() == "x"
+        assert len(procs.servers_under(lab_dir)) == 6, "nothing was stopped"
+        (lab_dir / "redis-1").unlink()
+        real.rename(lab_dir / "redis-1")
+        assert run_lab("down", "--name", "gate3", "--keep-data", home=home).returncode == 0
+        # A kept lab whose node directory became a link is not adopted either.
+        (lab_dir / "redis-2").rename(tmp_path / "redis-2.moved")
+        (lab_dir / "redis-2").symlink_to(decoy)
+        _usage_error(run_lab("up", "--name", "gate3", "--backend", "local", home=home), "symbolic link to")
+        assert sorted(p.name for p in decoy.iterdir()) == ["redis.pid"]
+    finally:
+        procs.terminate(procs.servers_under(lab_dir))
+
+
+def test_secrets_are_written_by_rename_never_through_a_link(tmp_path: Path) -> None:
+    from lab.secretfiles import write_secret
+
+    target = tmp_path / "target"
+    target.write_text("precious")
+    link = tmp_path / "redis.pass"
+    link.symlink_to(target)
+    write_secret(link, "s3cret")
+    assert target.read_text() == "precious" and not link.is_symlink() and link.read_text() == "s3cret\n"
+    assert link.stat().st_mode & 0o777 == 0o600 and sorted(p.name for p in tmp_path.iterdir()) == [
+        "redis.pass",
+        "target",
+    ]

@@ -302,3 +302,19 @@ def test_an_interrupted_heal_says_what_it_reverted_and_what_is_still_recorded(he
     assert f"left: freeze sentinel-3 (recorded: `lab heal --name {spec.name}` reverts it)" in message, message
     assert frozen(spec) == ["sentinel-3"]
     faults.heal(spec)
+
+
+@pytest.mark.one_server
+def test_an_interrupted_kill_drill_leaves_the_killed_master_recorded_for_heal(
+    healthy_lab, lab_home: Path, tmp_path: Path
+) -> None:
+    spec = healthy_lab
+    args = ("drill", "kill-master", "--name", spec.name, "--duration", "8", "--report", str(tmp_path / "r"))
+    with lab_command(*args, home=lab_home) as drill:
+        fault = wait_recorded(spec, "kill", drill)
+        message = interrupt(drill, signal.SIGTERM)
+    assert "nothing needed undoing" in message, message
+    assert f"left: {fault.node} killed (recorded: `lab heal --name {spec.name}` restarts it)" in message, message
+    assert faults.recorded(spec) == [fault] and not (tmp_path / "r").exists(), "no half report"
+    healed = run_lab("heal", "--name", spec.name, home=lab_home)
+    assert healed.returncode == 0 and f"undone: kill {fault.node}" in healed.stdout, healed.stdout + healed.stderr

@@ -110,7 +110,7 @@ def up(
     ``tls``: TLS only, whatever the profile says (a new lab gets a CA of its own)."""
     validate_name(name)
     if backend_name not in ("auto", *BACKENDS):
-        raise LabError(f"unknown backend {backend_name!r} (choose from: auto, {', '.join(BACKENDS)})")
+        raise UsageError(f"unknown backend {backend_name!r} (choose from: auto, {', '.join(BACKENDS)})")
     profile = load_profile(profile_name, lab=True)  # bad input fails before anything is touched
     if tls:
         profile = replace(profile, redis={**profile.redis, "tls": {**profile.redis["tls"], "enabled": True}})

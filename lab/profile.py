@@ -23,7 +23,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from lab import CONF_DIR
-from lab.errors import LabError
+from lab.errors import UsageError
 from lab.secretfiles import write_secret
 
 PROFILES_DIR = CONF_DIR / "profiles"
@@ -297,23 +297,23 @@ def profile_path(name_or_path: str) -> Path:
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml") or os.sep in name_or_path:
         if not candidate.is_file():
-            raise LabError(f"profile file {name_or_path} does not exist")
+            raise UsageError(f"profile file {name_or_path} does not exist")
         return candidate
     path = PROFILES_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
-        raise LabError(f"unknown profile {name_or_path!r} (available: {', '.join(available_profiles())})")
+        raise UsageError(f"unknown profile {name_or_path!r} (available: {', '.join(available_profiles())})")
     return path
 
 
 def _int(where: str, value: Any, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise LabError(f"{where}: expected an integer from {lo} to {hi}, got {value!r}")
+        raise UsageError(f"{where}: expected an integer from {lo} to {hi}, got {value!r}")
     try:
         number = int(value)
     except ValueError:
-        raise LabError(f"{where}: expected an integer from {lo} to {hi}, got {value!r}") from None
+        raise UsageError(f"{where}: expected an integer from {lo} to {hi}, got {value!r}") from None
     if not lo <= number <= hi:
-        raise LabError(f"{where}: {number} is out of range ({lo} to {hi})")
+        raise UsageError(f"{where}: {number} is out of range ({lo} to {hi})")
     return number
 
 
@@ -322,7 +322,9 @@ def _secret(where: str, value: str | None) -> str | None:
         return None
     assert value is not None
     if not SAFE_SECRET.match(value):
-        raise LabError(f"{where}: a password must be 1-512 printable characters without spaces, quotes or backslashes")
+        raise UsageError(
+            f"{where}: a password must be 1-512 printable characters without spaces, quotes or backslashes"
+        )
     return value
 
 
@@ -337,7 +339,7 @@ def _no_control_env(where: str, value: str) -> str:
     try:
         return _no_control(value)
     except ValueError as exc:
-        raise LabError(f"{where}: {exc}") from None
+        raise UsageError(f"{where}: {exc}") from None
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -350,13 +352,13 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A profile's mapping; ``extends: NAME`` merges it over another profile (nested keys override)."""
     if path in seen:
-        raise LabError(f"{path}: 'extends' loops back to itself")
+        raise UsageError(f"{path}: 'extends' loops back to itself")
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise LabError(f"cannot read profile {path}: {str(exc).splitlines()[0]}") from None
+        raise UsageError(f"cannot read profile {path}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise LabError(f"{path}: a profile is a YAML mapping")
+        raise UsageError(f"{path}: a profile is a YAML mapping")
     parent = data.pop("extends", None)
     if parent:
         base_path = (path.parent / parent) if str(parent).endswith((".yaml", ".yml")) else profile_path(str(parent))
@@ -383,7 +385,7 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     return model
 
 
-def _schema_error(where: Path, exc: ValidationError) -> LabError:
+def _schema_error(where: Path, exc: ValidationError) -> UsageError:
     errors = exc.errors()
     first = errors[0]
     loc = tuple(first["loc"])
@@ -398,7 +400,7 @@ def _schema_error(where: Path, exc: ValidationError) -> LabError:
     else:
         message = f"{first['msg'].removeprefix('Value error, ')} (got {first['input']!r})"
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-    return LabError(f"{where}: {dotted}: {message}{more}")
+    return UsageError(f"{where}: {dotted}: {message}{more}")
 
 
 def env_marker(name: str, values: Mapping[str, str], key_file: Path) -> str:
@@ -463,7 +465,7 @@ def effective_env(env: Mapping[str, str], on_loopback: bool) -> tuple[dict[str, 
             ignored.append(f"{var} (exported by `lab env --name {lab_name}`)")
             continue
         if on_loopback and var in PLACEMENT_VARS:
-            raise LabError(
+            raise UsageError(
                 f"{var} is set, but this profile runs every node on its own loopback address: unset {var} "
                 "(it places production nodes: render a profile with topology.hosts)"
             )
@@ -487,10 +489,10 @@ def load_profile(name_or_path: str, env: Mapping[str, str] | None = None, *, lab
     values, applied, ignored = effective_env(os.environ if env is None else env, lab or not topo.hosts)
     master_name = values.get("SENTINEL_MASTER_NAME") or topo.master_name
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", master_name):
-        raise LabError(f"SENTINEL_MASTER_NAME {master_name!r} must be 1-64 of [A-Za-z0-9._-]")
+        raise UsageError(f"SENTINEL_MASTER_NAME {master_name!r} must be 1-64 of [A-Za-z0-9._-]")
     redis_port = _int("REDIS_PORT", values["REDIS_PORT"], 1, 65535) if "REDIS_PORT" in values else topo.redis_port
     if topo.sentinel_port == redis_port:
-        raise LabError(f"{path}: sentinel_port and redis_port are both {redis_port}")
+        raise UsageError(f"{path}: sentinel_port and redis_port are both {redis_port}")
     acl: dict[str, dict[str, str]] = {}
     if model.acl.enabled:
         acl = {"users": dict(model.acl.users), "sentinel_users": dict(model.acl.sentinel_users)}
@@ -547,9 +549,9 @@ def _secret_file(var: str, path: Path) -> str:
         mode = path.stat().st_mode
         text = path.read_text().strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise LabError(f"{var}: cannot read {path} ({getattr(exc, 'strerror', None) or exc})") from None
+        raise UsageError(f"{var}: cannot read {path} ({getattr(exc, 'strerror', None) or exc})") from None
     if mode & 0o077:
-        raise LabError(f"{var}: {path} is readable by others (mode {mode & 0o777:o}): chmod 600 {path}")
+        raise UsageError(f"{var}: {path} is readable by others (mode {mode & 0o777:o}): chmod 600 {path}")
     return cast(str, _secret(f"{var} ({path})", text))
 
 
@@ -571,10 +573,10 @@ def _hosts(topo: Topology, values: Mapping[str, str]) -> dict[str, str]:
     if "SENTINEL_HOSTS" in values:
         items = [i for i in values["SENTINEL_HOSTS"].split(",") if i.strip()]
         if len(items) != 3:
-            raise LabError(f"SENTINEL_HOSTS must name 3 Sentinels (host:port,...), got {len(items)}")
+            raise UsageError(f"SENTINEL_HOSTS must name 3 Sentinels (host:port,...), got {len(items)}")
         for index, item in enumerate(items, start=1):
             host, port = _host_port("SENTINEL_HOSTS", item, topo.sentinel_port)
             if port != topo.sentinel_port:
-                raise LabError("SENTINEL_HOSTS: all Sentinels must use one port in this layout")
+                raise UsageError("SENTINEL_HOSTS: all Sentinels must use one port in this layout")
             hosts[f"sentinel-{index}"] = host
     return hosts

@@ -186,7 +186,7 @@ def render_lab(
     """
     rendered = {node: render_node(spec, profile, node) for node in spec.nodes}
     if out_dir.exists() and not out_dir.is_dir():
-        raise LabError(f"{out_dir} is a file, not a directory")
+        raise UsageError(f"{out_dir} is a file, not a directory")
     for lab_dir in (d for d in (out_dir, *out_dir.parents) if (d / "state.json").exists()):
         what = "is a lab's directory" if lab_dir == out_dir else f"is inside the directory of the lab {lab_dir}"
         raise UsageError(

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from lab.errors import LabError
+from lab.errors import LabError, UsageError
 from lab.home import check_path_text, validate_name
 from lab.profile import PROFILES_DIR, Profile
 from lab.secretfiles import read_secret, write_secret
@@ -109,7 +109,7 @@ class LabSpec:
         for node in self.nodes:
             if node.name == name:
                 return node
-        raise LabError(f"unknown node {name!r} (nodes: {', '.join(n.name for n in self.nodes)})")
+        raise UsageError(f"unknown node {name!r} (nodes: {', '.join(n.name for n in self.nodes)})")
 
     def server(self, node: Node) -> Server | None:
         """The build ``node`` runs (its own ``--version`` decides what it is), if the lab names one."""

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Iterable
 
 from lab.backends.base import Backend
-from lab.errors import LabError
+from lab.errors import UsageError
 from lab.spec import LabSpec, Node
 
 BACKENDS = ("local", "compose")
@@ -29,7 +29,7 @@ def get_backend(name: str) -> Backend:
         from lab.backends.compose import ComposeBackend
 
         return ComposeBackend()
-    raise LabError(f"unknown backend {name!r} (choose from: auto, {', '.join(BACKENDS)})")
+    raise UsageError(f"unknown backend {name!r} (choose from: auto, {', '.join(BACKENDS)})")
 
 
 def log_tails(spec: LabSpec, lines: int = 5, nodes: Iterable[Node] | None = None) -> str:

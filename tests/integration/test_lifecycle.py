@@ -263,7 +263,7 @@ def test_lab_env_does_not_change_what_later_commands_render(lab: LabSpec, lab_ho
     assert applied.returncode == 0 and "environment overrides applied: REDIS_HOST=10.9.8.7" in applied.stderr
     assert "replicaof 10.9.8.7 6379" in (tmp_path / "mine" / "redis-2" / "redis.conf").read_text()
     refused = run_lab("render", "--profile", "lab", "--out", str(tmp_path / "no"), home=lab_home, env=mine)
-    _one_line(refused, 1, "REDIS_HOST is set, but this profile runs every node on its own loopback address")
+    _one_line(refused, 2, "REDIS_HOST is set, but this profile runs every node on its own loopback address")
     assert not (tmp_path / "no").exists()
 
 
@@ -272,7 +272,7 @@ def test_lab_env_does_not_change_what_later_commands_render(lab: LabSpec, lab_ho
 def test_render_errors_are_one_line_and_leave_nothing(tmp_path: Path, lab: LabSpec, lab_home: Path) -> None:
     a_file = tmp_path / "a-file"
     a_file.write_text("keep me\n")
-    _one_line(run_lab("render", "--out", str(a_file), home=tmp_path), 1, "is a file, not a directory")
+    _one_line(run_lab("render", "--out", str(a_file), home=tmp_path), 2, "is a file, not a directory")
     assert a_file.read_text() == "keep me\n"
     _one_line(run_lab("render", "--out", str(a_file / "sub"), home=tmp_path), 1, "cannot write")
     _one_line(run_lab("render", "--out", "/proc/lab-render", home=tmp_path), 1, "cannot write")

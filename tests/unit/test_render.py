@@ -284,7 +284,7 @@ def test_render_cli(tmp_path: Path) -> None:
         home=tmp_path,
         env={"REDIS_ACL_ADMIN_PASSWORD_FILE": str(secret_file(tmp_path, "admin-Pass-0123456789", 0o644))},
     )
-    assert chosen.returncode == 1 and not (tmp_path / "mine").exists()
+    assert chosen.returncode == 2 and not (tmp_path / "mine").exists()
     assert chosen.stderr.strip() == (
         f"lab render: REDIS_ACL_ADMIN_PASSWORD_FILE: {tmp_path}/secret-644 is readable by others (mode 644): "
         f"chmod 600 {tmp_path}/secret-644"
@@ -306,6 +306,8 @@ def test_acl_rules_never_hold_a_password(profile_file) -> None:
         (["render", "--profile", "nope", "--out", "x"], "unknown profile 'nope' (available: cache, lab, production)"),
         (["up", "--name", "Bad Name!"], "lab name 'Bad Name!'"),
         (["up", "--backend", "kvm"], "unknown backend 'kvm'"),
+        (["up", "--profile", "/etc/hostname"], "a profile is a YAML mapping"),
+        (["logs", "--name", "ghost", "../redis.pass"], "lab 'ghost' is not running"),
         (["status", "--name", "ghost"], "lab 'ghost' is not running"),
         (["render"], "the following arguments are required: --out"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
@@ -313,7 +315,7 @@ def test_acl_rules_never_hold_a_password(profile_file) -> None:
 )
 def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
     result = run_lab(*args, home=tmp_path / "home")
-    assert result.returncode != 0
+    assert result.returncode == 2, "bad usage"
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert "Traceback" not in result.stderr

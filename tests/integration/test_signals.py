@@ -23,7 +23,7 @@ from lab.pytest_plugin import lab_name, require_fault, require_server
 from lab.spec import LabSpec, Node
 from lab.topology import node_client
 from lab.waits import wait_for
-from tests.helpers import run_lab
+from tests.helpers import require_client, run_lab
 
 pytestmark = pytest.mark.integration
 GUARD = ("min-replicas-to-write", "min-replicas-max-lag")
@@ -268,9 +268,13 @@ def test_an_interrupted_drill_that_started_its_lab_says_it_left_it_running(tmp_p
 
 
 @pytest.mark.one_server
-def test_lab_clients_killed_with_sigkill_leaves_no_password_file(healthy_lab, lab_home: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", ["redis-py", "ioredis"])
+def test_lab_clients_killed_with_sigkill_leaves_no_password_file(
+    healthy_lab, lab_home: Path, tmp_path: Path, client: str
+) -> None:
+    require_client(client)
     spec, report = healthy_lab, tmp_path / "matrix"
-    args = ("clients", "--name", spec.name, "--clients", "redis-py", "--scenarios", "freeze-master")
+    args = ("clients", "--name", spec.name, "--clients", client, "--scenarios", "freeze-master")
     with lab_command(*args, "--settings", "defaults", "--report", str(report), home=lab_home) as matrix:
         wait_recorded(spec, "freeze", matrix)
         matrix.kill()

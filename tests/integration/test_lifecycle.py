@@ -357,3 +357,22 @@ def test_the_lock_file_of_a_lab_is_not_a_lab(tmp_path: Path) -> None:
     assert (tmp_path / ".locks" / "solo.lock").exists()
     assert run_lab("list", home=tmp_path).stdout.startswith("no labs under")
     assert "not running" in run_lab("down", "--name", "solo", home=tmp_path).stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["kill", "redis-9"], "lab kill: error: argument node: no node 'redis-9' (choose from: redis-1, "),
+        (["isolate", "redis-1", "--from", "redis-1"], "lab isolate: --from redis-1: a node cannot be isolated from"),
+        (["isolate", "redis-1", "--from", "sentinel-9"], "lab isolate: error: argument --from: no node 'sentinel-9'"),
+        (["heal", "redis-0"], "lab heal: error: argument node: no node 'redis-0'"),
+        (["heal", "--timeout", "nan"], "lab heal: error: argument --timeout: must be a number of seconds from 0 to"),
+        (["up", "--timeout", "inf"], "lab up: error: argument --timeout: must be a number of seconds from 0 to"),
+    ],
+)
+def test_bad_fault_and_heal_arguments_exit_2_before_the_lab_is_read(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = run_lab(*args, home=tmp_path)  # (no lab there: a usage error comes first)
+    _one_line(result, 2, message)
+    assert not (tmp_path / "default").exists()

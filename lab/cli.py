@@ -139,7 +139,7 @@ def build_parser() -> Parser:
     _config_commands(sub)
     _fault_commands(sub)
     _drill_commands(sub)
-    servercli.add_commands(sub)
+    servercli.add_commands(sub, seconds=_seconds)
     return parser
 
 

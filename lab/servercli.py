@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -28,7 +29,8 @@ def server_option(p: argparse.ArgumentParser, *, per_node: bool) -> None:
         p.add_argument("--server", metavar="BUILD", help=f"target build: {SERVER_HELP}")
 
 
-def add_commands(sub: Any) -> None:
+def add_commands(sub: Any, seconds: Callable[[str], float] = float) -> None:
+    """``seconds``: the CLI's check of a --timeout (finite, bounded)."""
     p = sub.add_parser("servers", help="the server builds found here (system, the [servers] extra, --server)")
     p.add_argument("--server", action="append", default=[], metavar="PATH", help="also probe this binary")
     p.add_argument("--json", action="store_true")
@@ -37,7 +39,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--name", default="default", help="lab name (default: default)")
     p.add_argument("node", help="redis-1..3 or sentinel-1..3")
     p.add_argument("--server", required=True, metavar="BUILD", help=SERVER_HELP)
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for health afterwards")
+    p.add_argument("--timeout", type=seconds, default=30.0, help="seconds to wait for health afterwards")
 
 
 def cmd_servers(args: argparse.Namespace, out: Console) -> int:

@@ -368,6 +368,10 @@ def test_the_lock_file_of_a_lab_is_not_a_lab(tmp_path: Path) -> None:
         (["heal", "redis-0"], "lab heal: error: argument node: no node 'redis-0'"),
         (["heal", "--timeout", "nan"], "lab heal: error: argument --timeout: must be a number of seconds from 0 to"),
         (["up", "--timeout", "inf"], "lab up: error: argument --timeout: must be a number of seconds from 0 to"),
+        (
+            ["upgrade", "redis-1", "--server", "redis-7.0", "--timeout", "nan"],
+            "lab upgrade: error: argument --timeout: must be a number of seconds from 0 to",
+        ),
     ],
 )
 def test_bad_fault_and_heal_arguments_exit_2_before_the_lab_is_read(

@@ -160,7 +160,7 @@ def interrupt_message(signum: int, undone: list[str], failed: list[str], left: l
     parts = [f"interrupted by {signal.Signals(signum).name}"]
     parts.append(f"undone: {'; '.join(undone)}" if undone else "nothing needed undoing")
     if failed:
-        parts.append(f"NOT undone (`lab heal` retries): {'; '.join(failed)}")
+        parts.append(f"could NOT undo: {'; '.join(failed)}")
     if left:
         parts.append(f"left: {'; '.join(left)}")
     return "; ".join(parts)

@@ -7,13 +7,13 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lab.errors import LabError
 from lab.secretfiles import write_secret
+from python_utils.tls_files import files_problem
 
 if TYPE_CHECKING:  # imported when certificates are made: every `lab` command would pay for it
     from cryptography import x509
@@ -49,57 +49,24 @@ class TlsFileError(LabError):
     said once, naming the file, instead of every node looking down."""
 
 
-#: What each file must hold (a PEM block whose BEGIN line ends with this).
-_PEM = {
-    "CA certificate": b"CERTIFICATE-----",
-    "client certificate": b"CERTIFICATE-----",
-    "client key": b"PRIVATE KEY-----",
-}
 _checked: dict[tuple[str, ...], tuple[tuple[int, int, int], ...]] = {}
-
-
-def tls_file_problem(what: str, path: str | Path) -> str | None:
-    """Why ``path`` (the ``what``: "CA certificate", "client certificate", "client key") cannot be
-    used, in a few words naming it; None when it is there, readable and a PEM of its kind."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(1 << 20)
-    except FileNotFoundError:
-        return f"TLS {what} {path} is missing"
-    except OSError as exc:
-        return f"TLS {what} {path} cannot be read ({exc.strerror or exc})"
-    if b"-----BEGIN " not in head or _PEM[what] not in head:
-        return f"TLS {what} {path} is not a PEM {what.split()[-1]}"
-    return None
 
 
 def check_client_files(ca: str | Path, cert: str | Path | None = None, key: str | Path | None = None) -> None:
     """Raise :class:`TlsFileError` naming the first of a TLS client's files that is missing,
-    unreadable or not what it should be, or a certificate and key that do not belong together.
-    A set of files that passed is not read again until one of them changes."""
-    named = [("CA certificate", ca), ("client certificate", cert), ("client key", key)]
-    files = [(what, str(path)) for what, path in named if path]
+    unreadable or not what it should be, or a certificate and key that do not belong together
+    (:func:`python_utils.tls_files.files_problem`). A set of files that passed is not read again
+    until one of them changes."""
+    files = [str(path) for path in (ca, cert, key) if path]
     try:
-        signature = tuple((st.st_ino, st.st_size, st.st_mtime_ns) for st in (os.stat(p) for _, p in files))
+        signature = tuple((st.st_ino, st.st_size, st.st_mtime_ns) for st in map(os.stat, files))
     except OSError:
         signature = ()
-    key_of = tuple(p for _, p in files)
+    key_of = tuple(files)
     if signature and _checked.get(key_of) == signature:
         return
-    for what, path in files:
-        if problem := tls_file_problem(what, path):
-            raise TlsFileError(problem)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    try:
-        context.load_verify_locations(str(ca))
-    except ssl.SSLError as exc:
-        raise TlsFileError(f"TLS CA certificate {ca} cannot be loaded ({exc.reason or exc})") from None
-    if cert and key:
-        try:
-            context.load_cert_chain(str(cert), str(key))
-        except ssl.SSLError as exc:
-            why = "they do not match" if exc.reason == "KEY_VALUES_MISMATCH" else (exc.reason or str(exc))
-            raise TlsFileError(f"TLS client certificate {cert} and key {key} cannot be used ({why})") from None
+    if problem := files_problem(ca, cert, key):
+        raise TlsFileError(problem)
     _checked[key_of] = signature
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import ssl
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
+
+from python_utils.tls_files import files_problem
 
 ROLE_DB_VARS = {"session": "REDIS_SESSION_DB_INDEX", "cache": "REDIS_CACHE_DB_INDEX", "pubsub": "REDIS_PUBSUB_DB_INDEX"}
 ROLE_DB_DEFAULTS = {"session": 0, "cache": 1, "pubsub": 2}
@@ -104,46 +105,17 @@ def _tls(env: Mapping[str, str]) -> tuple[str, ...]:
 
 
 #: The TLS files: (what, the variable naming it, what its PEM's BEGIN line ends with)
-TLS_FILES = (
-    ("CA certificate", "REDIS_TLS_CA_CERT", b"CERTIFICATE-----"),
-    ("client certificate", "REDIS_TLS_CERT", b"CERTIFICATE-----"),
-    ("client key", "REDIS_TLS_KEY", b"PRIVATE KEY-----"),
-)
+#: Where each TLS file comes from, for the message that names one.
+TLS_VARS = ("REDIS_TLS_CA_CERT", "REDIS_TLS_CERT", "REDIS_TLS_KEY")
 
 
 def check_tls_files(settings: Settings) -> None:
     """RedisAdminError naming the first TLS file that is missing, unreadable or not a PEM of its
-    kind, or a certificate and key that do not go together: said once, before any connection
-    (redis-py would report each connection failing, or a Sentinel-wide "no master")."""
-    if not settings.tls:
-        return
-    for (what, var, marker), path in zip(TLS_FILES, settings.tls, strict=True):
-        if not path:
-            continue
-        try:
-            with open(path, "rb") as f:
-                head = f.read(1 << 20)
-        except FileNotFoundError:
-            raise RedisAdminError(f"TLS {what} {path} ({var}) is missing") from None
-        except OSError as exc:
-            raise RedisAdminError(f"TLS {what} {path} ({var}) cannot be read ({exc.strerror or exc})") from None
-        if b"-----BEGIN " not in head or marker not in head:
-            raise RedisAdminError(f"TLS {what} {path} ({var}) is not a PEM {what.split()[-1]}")
-    ca, cert, key = settings.tls
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    try:
-        if ca:
-            context.load_verify_locations(ca)
-    except ssl.SSLError as exc:
-        raise RedisAdminError(
-            f"TLS CA certificate {ca} (REDIS_TLS_CA_CERT) cannot be loaded ({exc.reason or exc})"
-        ) from None
-    try:
-        if cert and key:
-            context.load_cert_chain(cert, key)
-    except ssl.SSLError as exc:
-        why = "they do not match" if exc.reason == "KEY_VALUES_MISMATCH" else (exc.reason or str(exc))
-        raise RedisAdminError(f"TLS client certificate {cert} and key {key} cannot be used ({why})") from None
+    kind, or a certificate and key that do not go together: said once, before any connection."""
+    if settings.tls:
+        ca, cert, key = settings.tls
+        if problem := files_problem(ca, cert, key, hints=TLS_VARS):
+            raise RedisAdminError(problem)
 
 
 def role_db(role: str, env: Mapping[str, str] | None = None) -> int:

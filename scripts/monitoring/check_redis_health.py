@@ -17,6 +17,7 @@ import math
 import os
 import re
 import ssl
+import stat
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -831,12 +832,20 @@ def _check_tls_files(ca: str | None, cert: str | None, key: str | None) -> None:
         if not path:
             continue
         try:
-            with open(path, "rb") as f:
-                head = f.read(1 << 20)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO would block a plain open
         except FileNotFoundError:
             raise UnknownError(f"TLS {what} {path} ({flag}) is missing") from None
         except OSError as exc:
             raise UnknownError(f"TLS {what} {path} ({flag}) cannot be read ({exc.strerror or exc})") from None
+        try:
+            if not stat.S_ISREG(mode := os.fstat(fd).st_mode):
+                kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a special file"
+                raise UnknownError(f"TLS {what} {path} ({flag}) is not a regular file ({kind})")
+            head = os.read(fd, 1 << 20)
+        except OSError as exc:
+            raise UnknownError(f"TLS {what} {path} ({flag}) cannot be read ({exc.strerror or exc})") from None
+        finally:
+            os.close(fd)
         if b"-----BEGIN " not in head or marker not in head:
             raise UnknownError(f"TLS {what} {path} ({flag}) is not a PEM {what.split()[-1]}")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -111,7 +111,13 @@ def _missing(path: Path) -> str:
 def _unreadable(path: Path) -> str:
     path.unlink()
     path.mkdir()  # unreadable even for root (chmod 000 is not)
-    return "cannot be read (Is a directory)"
+    return "is not a regular file (a directory)"
+
+
+def _fifo(path: Path) -> str:
+    path.unlink()
+    os.mkfifo(path)  # hostile tour: every tool hung on it, the health checker despite its timeout
+    return "is not a regular file (a FIFO)"
 
 
 def _not_pem(path: Path) -> str:
@@ -123,6 +129,7 @@ def _not_pem(path: Path) -> str:
 BREAKS: list[tuple[str, Callable[[Path], str]]] = [
     ("client_key", _missing),
     ("client_key", _unreadable),
+    ("client_key", _fifo),
     ("client_cert", _not_pem),
     ("ca", _missing),
 ]
@@ -193,6 +200,8 @@ def test_a_broken_tls_file_is_named_by_every_tool(
     finally:
         if path.is_dir():
             path.rmdir()
+        elif path.exists() and not path.is_file():
+            path.unlink()
         shutil.copy2(kept, path)
     # The lab was up all along.
     assert run_lab("status", "--name", spec.name, home=spec.base_dir.parent).returncode == 0

@@ -195,7 +195,7 @@ def _pem_files(tmp_path: Path) -> dict[str, Path]:
     ("damage", "said"),
     [
         ("missing key", "TLS client key {key} (--key, REDIS_TLS_KEY) is missing"),
-        ("key is a directory", "TLS client key {key} (--key, REDIS_TLS_KEY) cannot be read (Is a directory)"),
+        ("key is a directory", "TLS client key {key} (--key, REDIS_TLS_KEY) is not a regular file (a directory)"),
         ("cert not PEM", "TLS client certificate {cert} (--cert, REDIS_TLS_CERT) is not a PEM certificate"),
         ("ca is a key", "TLS CA certificate {ca} (--cacert, REDIS_TLS_CA_CERT) is not a PEM certificate"),
         ("another key", "TLS client certificate {cert} and key {other_key} cannot be used (they do not match)"),

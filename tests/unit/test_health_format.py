@@ -219,3 +219,10 @@ def test_a_broken_tls_file_is_unknown_naming_it(tmp_path: Path, damage: str, sai
     args = ["--host", "127.0.0.1", "--cacert", str(files["ca"]), "--cert", str(files["cert"]), "--key", str(key)]
     assert main(args, out=printed.append) == UNKNOWN
     assert printed == [f"REDIS UNKNOWN - {said.format(**{k: str(v) for k, v in files.items()})}"]
+
+
+@pytest.mark.parametrize("argv", [["--pasword=S3cret-pw"], ["--password", "S3cret-pw", "--bogus", "S3cret-pw"]])
+def test_a_password_on_the_command_line_is_never_repeated_in_unknown(argv: list[str]) -> None:
+    printed: list[str] = []
+    assert main(argv, out=printed.append) == UNKNOWN
+    assert "S3cret-pw" not in "\n".join(printed) and "***" in printed[0]

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from lab import control, faults
+from lab import control, faults, interrupts
 from lab.backends import get_backend
 from lab.checker import Findings, check
 from lab.drill import config_set, wait_converged
@@ -157,10 +157,19 @@ def _restart_all(d: Drill) -> None:
     d.at(FAULT_AT)
     backend = get_backend(d.spec.backend)
     order = [*d.spec.sentinels, *d.spec.redis_nodes]
+
+    def left() -> interrupts.Outcome | None:  # an interrupt between the stop and the start
+        down = [n.name for n in order if backend.node_state(d.spec, n) == "down"]
+        if not down:
+            return None
+        return "left", f"stopped by restart-all: {', '.join(down)} (`lab heal --name {d.spec.name}` starts them)"
+
+    interrupts.explain("restart-all", left)
     for node in order:
         d.recorder.fault("inject", "stop", node.name)
     backend.stop(d.spec, order)
     control.start_nodes(d.spec, backend, d.spec.nodes, fresh=False)
+    interrupts.done("restart-all")
     for node in order:
         d.recorder.fault("revert", "stop", node.name)
 

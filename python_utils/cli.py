@@ -77,6 +77,12 @@ def _key(text: str) -> str | bytes:
     return text
 
 
+def _db(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a database index (0, 1, ...), got {text!r}")
+    return int(text)
+
+
 def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected a whole number (0: no limit), got {text!r}")
@@ -90,7 +96,7 @@ def build_parser() -> Parser:
     p.add_argument("--sentinel", action="append", metavar="HOST:PORT", help="go through Sentinel (repeatable)")
     p.add_argument("--master-name", help="default $SENTINEL_MASTER_NAME or mymaster")
     p.add_argument("--user", help="ACL user (default $REDIS_USERNAME; the password is always $REDIS_PASSWORD)")
-    p.add_argument("--db", type=int, help="database index (default: the role's REDIS_*_DB_INDEX)")
+    p.add_argument("--db", type=_db, help="database index (default: the role's REDIS_*_DB_INDEX)")
     p.add_argument("--timeout", type=_positive, default=5.0, help="seconds per command (default 5)")
     p.add_argument("--progress", action="store_true", help="show scan progress even when stderr is not a terminal")
     sub = p.add_subparsers(dest="area", required=True, parser_class=Parser)

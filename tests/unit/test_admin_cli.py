@@ -51,3 +51,11 @@ def test_a_password_on_the_command_line_is_never_repeated_in_an_error(
         main(argv)
     err = capsys.readouterr().err
     assert exited.value.code == 2 and "S3cret-pw" not in err and "***" in err
+
+
+def test_a_negative_database_is_bad_usage_before_connecting(capsys: pytest.CaptureFixture[str]) -> None:
+    from python_utils.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--port", "1", "--db", "-1", "sessions", "count"])
+    assert exited.value.code == 2 and "expected a database index" in capsys.readouterr().err

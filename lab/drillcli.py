@@ -150,26 +150,26 @@ def steps_table(findings: Findings) -> Table:
     return table
 
 
-def _check_needs(args: argparse.Namespace, home: Path) -> None:
+def _check_needs(args: argparse.Namespace, home: Path, scenario: str) -> None:
     """A scenario the lab cannot run (isolation without root and iptables, or on builds that cannot
     bind their own source address) is refused before a lab is started for it."""
     from lab import faults
     from lab.backends import BACKENDS, get_backend
 
-    needs = SCENARIOS[args.scenario].needs
+    needs = SCENARIOS[scenario].needs
     if not needs:
         return
     if state.exists(home, args.name):
         spec = state.load(home, args.name)
         if why := faults.unsupported_by_builds(spec, needs):
-            raise LabError(f"drill {args.scenario} needs {needs}: {why}")
+            raise LabError(f"drill {scenario} needs {needs}: {why}")
         backend = get_backend(spec.backend)
     elif args.backend in ("auto", *BACKENDS):
         backend = get_backend(args.backend)
     else:
         return  # (lab up refuses the name)
     if why := backend.unsupported(needs):
-        raise LabError(f"drill {args.scenario} needs {needs}, which the {backend.name} backend cannot do here: {why}")
+        raise LabError(f"drill {scenario} needs {needs}, which the {backend.name} backend cannot do here: {why}")
 
 
 def _report_dir(args: argparse.Namespace, home: Path, what: str) -> Path:
@@ -195,6 +195,8 @@ def run_clients(args: argparse.Namespace, out: Console, err: Console) -> int:
     scenarios = _names(args.scenarios, default_scenarios())
     settings = _names(args.settings, [])
     check_matrix(clients, scenarios, settings)
+    for scenario in scenarios:  # (an isolate scenario half-way through a 14 min matrix would end it)
+        _check_needs(args, args.home or state.default_home(), scenario)
     report_dir = _report_dir(args, args.home or state.default_home(), "clients")
     if args.clients is None:
         for name in CLIENTS:
@@ -219,7 +221,7 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     conditions = parse_conditions(args.fail_on, list(Findings.summary_keys()))
     home: Path = args.home or state.default_home()
     start, upgrade_to = _upgrade_path(args, home)
-    _check_needs(args, home)
+    _check_needs(args, home, args.scenario)
     report_dir = _report_dir(args, home, args.scenario)
     home = _running_lab(args, err, start)
     with lab_lock(home, args.name, f"drill {args.scenario}"):

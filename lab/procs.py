@@ -1,7 +1,10 @@
 """Local processes of a lab, identified the way scripts/common_env.sh identifies them: a pid is a
 node's only if it is a live process of the server binary the lab started for that node (the same file,
-whatever it is called) working in that node's directory. A recycled pid, or the pid of another lab
-copied into this lab's pidfile, is never ours and never signalled."""
+whatever it is called: by its path, or by the device and inode the lab recorded when it chose it, so a
+binary renamed or deleted since still counts) working in that node's directory, and the file it executes
+says it is a Redis or Valkey server (its own ``--version``, once per binary). A recycled pid, the pid of
+another lab copied into this lab's pidfile, or any process that is no server is never ours and never
+signalled."""
 
 from __future__ import annotations
 
@@ -9,9 +12,25 @@ import os
 import signal
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
+from lab.servers import server_exe
+
 DELETED = " (deleted)"
+
+
+@dataclass(frozen=True)
+class Binary:
+    """A node's server binary as the lab recorded it: its path and, when recorded, the (device, inode) of the
+    file that path named then (older labs recorded only the path)."""
+
+    path: Path
+    ident: tuple[int, int] | None = None
+
+
+def _binary(binary: Path | Binary) -> Binary:
+    return binary if isinstance(binary, Binary) else Binary(Path(binary))
 
 
 def state_letter(pid: int) -> str:
@@ -29,14 +48,19 @@ def _link(pid: int, what: str) -> str:
         return ""
 
 
-def runs(pid: int, binary: Path) -> bool:
-    """``pid`` executes ``binary``, whatever either is called: the same file (device and inode; a symlink,
-    a hard link or a copy's own name all count), or, once that file was replaced or removed (a package
-    upgrade under a running lab), the path it was started from."""
+def runs(pid: int, binary: Path | Binary) -> bool:
+    """``pid`` executes ``binary``, whatever either is called: the file the lab recorded (its device and
+    inode, even if renamed or deleted since), the file its path names now (a symlink, a hard link or a
+    copy's own name all count), or, once that file was replaced or removed (a package upgrade under a
+    running lab), the path it was started from."""
+    recorded = _binary(binary)
+    binary = recorded.path
     try:
         exe = os.stat(f"/proc/{pid}/exe")
     except OSError:
         return False
+    if recorded.ident is not None and (exe.st_dev, exe.st_ino) == recorded.ident:
+        return True
     try:
         wanted = os.stat(binary)
     except OSError:
@@ -51,9 +75,16 @@ def runs(pid: int, binary: Path) -> bool:
     return link.endswith(DELETED) and link.removesuffix(DELETED) == os.path.realpath(binary)
 
 
-def is_server(pid: int, binary: Path) -> bool:
-    """A live (not zombie) process of the server ``binary``."""
-    return state_letter(pid) not in ("", "Z", "X") and runs(pid, binary)
+def is_server(pid: int, binary: Path | Binary) -> bool:
+    """A live (not zombie) process of the server ``binary`` that is a Redis or Valkey server (what a lab
+    recorded is checked against what the process runs: a recorded path that names a `sleep` never makes
+    the `sleep` a node)."""
+    return state_letter(pid) not in ("", "Z", "X") and runs(pid, binary) and server_exe(pid)
+
+
+def exe_path(pid: int) -> str:
+    """The path ``pid`` was started from (without " (deleted)"), or ''."""
+    return _link(pid, "exe")
 
 
 def workdir(pid: int) -> Path | None:
@@ -61,7 +92,7 @@ def workdir(pid: int) -> Path | None:
     return Path(cwd) if cwd else None
 
 
-def node_pid(pidfile: Path, node_dir: Path, binary: Path) -> tuple[int | None, str]:
+def node_pid(pidfile: Path, node_dir: Path, binary: Path | Binary) -> tuple[int | None, str]:
     """(pid, state letter) of the node's server (``binary`` working in ``node_dir``), or (None, '') when
     the pidfile names no process of ours."""
     try:
@@ -73,14 +104,14 @@ def node_pid(pidfile: Path, node_dir: Path, binary: Path) -> tuple[int | None, s
     return pid, state_letter(pid)
 
 
-def servers_under(root: Path, binaries: Iterable[Path] | None = None) -> list[int]:
+def servers_under(root: Path, binaries: Iterable[Path | Binary] | None = None) -> list[int]:
     """Every live process of one of ``binaries`` (a lab's: :func:`lab.backends.local.binaries`; default:
     every build `lab servers` finds here) working inside ``root`` (a lab directory), pidfile or not."""
     if binaries is None:
         from lab.servers import discover
 
         binaries = [build.server_bin for build in discover()]
-    binaries = list(binaries)
+    wanted = list(binaries)
     root = root.resolve()
     found = []
     for entry in Path("/proc").iterdir():
@@ -88,9 +119,16 @@ def servers_under(root: Path, binaries: Iterable[Path] | None = None) -> list[in
             continue
         pid = int(entry.name)
         cwd = workdir(pid)
-        if cwd is not None and (cwd == root or root in cwd.parents) and any(is_server(pid, b) for b in binaries):
+        if cwd is not None and (cwd == root or root in cwd.parents) and any(is_server(pid, b) for b in wanted):
             found.append(pid)
     return found
+
+
+def unknown_servers_under(root: Path, known: Iterable[int] = ()) -> list[int]:
+    """Every live Redis or Valkey server process working inside ``root`` but ``known`` ones, whatever binary it
+    runs (its own ``--version`` says): what `lab down` checks is gone before it calls a lab down."""
+    skip = set(known)
+    return [pid for pid in processes_under(root) if pid not in skip and server_exe(pid)]
 
 
 def processes_under(root: Path) -> list[int]:

@@ -116,31 +116,96 @@ class Server:
         }
 
 
-@functools.cache
+#: probe()'s answers, by (path, source, device, inode, mtime): one ``--version`` per binary per process, and a
+#: file replaced under the same path (a package upgrade, a renamed binary's old name reused) is probed anew.
+_PROBED: dict[tuple[str, str, tuple[int, int, int] | None], Server | LabError] = {}
+
+
+def identity(path: str | Path) -> tuple[int, int] | None:
+    """(device, inode) of the file ``path`` names (after links), or None when there is none: what a lab records
+    of each node's binary, so that its processes are still known once the file is renamed or deleted."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def probe(binary: str, source: str = "--server") -> Server:
-    """What the binary says it is (``--version``), the cli beside it, and whether it was built with TLS."""
+    """What the binary says it is (``--version``), the cli beside it, and whether it was built with TLS.
+    Cached by the file's identity (path, device, inode, mtime)."""
     path = Path(binary) if os.sep in binary else Path(shutil.which(binary) or binary)
+    try:
+        st = os.stat(path)
+        stamp: tuple[int, int, int] | None = (st.st_dev, st.st_ino, st.st_mtime_ns)
+    except OSError:
+        stamp = None
+    key = (str(path), source, stamp)
+    if key not in _PROBED:
+        try:
+            _PROBED[key] = _probe(binary, path, source)
+        except LabError as exc:
+            _PROBED[key] = exc
+    found = _PROBED[key]
+    if isinstance(found, LabError):
+        raise type(found)(str(found))
+    return found
+
+
+#: server_exe()'s answers by the executable's (device, inode, mtime): one ``--version`` per binary, not per process.
+_EXE_IS_SERVER: dict[tuple[int, int, int], bool] = {}
+
+
+def server_exe(pid: int) -> bool:
+    """Process ``pid`` executes a Redis or Valkey server binary, whatever the file is called and even if it was
+    renamed or deleted since: its own ``--version``, run through /proc/PID/exe (a name that selects no
+    redis-check-rdb mode), says. False when the process is gone or cannot be asked."""
+    exe = f"/proc/{pid}/exe"
+    try:
+        st = os.stat(exe)
+    except OSError:
+        return False
+    key = (st.st_dev, st.st_ino, st.st_mtime_ns)
+    if key not in _EXE_IS_SERVER:
+        try:
+            _probe(exe, Path(exe), "process", cli=False)
+        except NoAnswer:
+            return False  # gone meanwhile, or not ours to run: no answer to remember
+        except LabError:
+            _EXE_IS_SERVER[key] = False
+        else:
+            _EXE_IS_SERVER[key] = True
+    return _EXE_IS_SERVER[key]
+
+
+class NoAnswer(LabError):
+    """The file could not be asked what it is (missing, not executable, unreadable, would not run)."""
+
+
+def _probe(binary: str, path: Path, source: str, *, cli: bool = True) -> Server:
+    """What ``path`` (``binary`` as the user gave it) says it is, uncached."""
     if not path.is_file() or not os.access(path, os.X_OK):
-        raise LabError(f"{binary}: not an executable file")
+        raise NoAnswer(f"{binary}: not an executable file")
     try:
         with path.open("rb") as handle:
             head = handle.read(4)
     except OSError as exc:
-        raise LabError(f"{binary}: cannot read it ({exc.strerror})") from None
+        raise NoAnswer(f"{binary}: cannot read it ({exc.strerror})") from None
     if head not in BINARY_MAGIC:
         # A node's process is known by the file it executes (/proc/PID/exe): a wrapper script would exec another.
         raise LabError(f"{binary}: not a redis-server or valkey-server (a script or other file, not a server binary)")
     try:
         out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise LabError(f"{binary}: cannot run it ({exc})") from None
+        raise NoAnswer(f"{binary}: cannot run it ({exc})") from None
     match = VERSION.match(out.strip())
     if not match:
-        raise LabError(f"{binary}: not a redis-server or valkey-server (--version said {out.strip()[:60]!r})")
+        said = (out.strip().splitlines() or [""])[0][:60]
+        raise LabError(f"{binary}: not a redis-server or valkey-server (--version said {said!r})")
     flavour = match.group(1).lower()
     version = (int(match.group(2)), int(match.group(3)), int(match.group(4)))
     # Not resolved: redis-server is often a symlink to redis-check-rdb, and the binary picks its mode by its name.
-    return Server(flavour, version, path.absolute(), _cli_beside(path, flavour), source)
+    return Server(flavour, version, path.absolute(), _cli_beside(path, flavour) if cli else path, source)
 
 
 def given(binary: str) -> Server:

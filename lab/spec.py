@@ -17,7 +17,7 @@ from lab.errors import LabError, UsageError
 from lab.home import check_path_text, validate_name
 from lab.profile import PROFILES_DIR, Profile
 from lab.secretfiles import read_secret, write_secret
-from lab.servers import Server, probe
+from lab.servers import Server, identity, probe
 from lab.tls import TLS_DIR, TlsFiles
 
 REDIS_NODES = ("redis-1", "redis-2", "redis-3")
@@ -82,6 +82,9 @@ class LabSpec:
     #: node name -> the server binary it runs (``lab up --server``); empty: no particular build
     #: (a plain `lab render`), so nothing is adapted to one.
     servers: dict[str, str] = field(default_factory=dict)
+    #: node name -> [device, inode] of the file ``servers`` named when the lab chose it: a node's process is
+    #: still known by it once that file is renamed or deleted. Absent in labs from before it was recorded.
+    server_ids: dict[str, list[int]] = field(default_factory=dict)
     #: Set on load, never saved: where the lab was created, when its directory has since been moved
     #: (its containers and firewall chain are still named after that path) or copied (the original
     #: there is another lab, which this one must never act on).
@@ -117,7 +120,18 @@ class LabSpec:
         return probe(binary) if binary else None
 
     def with_server(self, node: Node, server: Server) -> LabSpec:
-        return replace(self, servers={**self.servers, node.name: str(server.server_bin)})
+        ids = {k: v for k, v in self.server_ids.items() if k != node.name}
+        if (found := identity(server.server_bin)) is not None:
+            ids[node.name] = list(found)
+        return replace(self, servers={**self.servers, node.name: str(server.server_bin)}, server_ids=ids)
+
+    def server_id(self, node: Node) -> tuple[int, int] | None:
+        """(device, inode) of the binary recorded for ``node`` when it was chosen, if recorded."""
+        found = self.server_ids.get(node.name)
+        try:
+            return (int(found[0]), int(found[1])) if found and len(found) == 2 else None
+        except (TypeError, ValueError):
+            return None
 
     def files(self, node: Node) -> NodeFiles:
         conf_name = "redis.conf" if node.kind == "redis" else "sentinel.conf"
@@ -312,4 +326,7 @@ def build_spec(
         tls=bool(profile.redis["tls"]["enabled"]),
         profile_paths=dict(profile.paths),
         servers={node: str(server.server_bin) for node, server in (servers or {}).items()},
+        server_ids={
+            node: list(found) for node, server in (servers or {}).items() if (found := identity(server.server_bin))
+        },
     )

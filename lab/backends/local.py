@@ -32,19 +32,38 @@ def build_of(spec: LabSpec, node: Node) -> Server:
     return spec.server(node) or servers.system()
 
 
-def binary_of(spec: LabSpec, node: Node) -> Path:
-    """The file a node's server runs, as the lab recorded it (not probed: a lab whose binary has gone
-    since must still be found and stopped)."""
-    recorded = spec.servers.get(node.name)
-    if recorded:
-        return Path(recorded)
+def recorded(spec: LabSpec, node: Node) -> procs.Binary:
+    """The file a node's server runs, as the lab recorded it: its path and (device, inode), not probed (a lab
+    whose binary has gone since must still be found and stopped; procs checks what each process runs)."""
+    path = spec.servers.get(node.name)
+    if path:
+        return procs.Binary(Path(path), spec.server_id(node))
     system = servers.system_binary()  # a lab from before builds were recorded runs the system's
-    return Path(shutil.which(system) or system).absolute()
+    return procs.Binary(Path(shutil.which(system) or system).absolute())
 
 
-def binaries(spec: LabSpec) -> list[Path]:
+def binary_of(spec: LabSpec, node: Node) -> procs.Binary:
+    """:func:`recorded`, checked before it is trusted to find a process to signal: a recorded path that names a
+    file which is not a Redis or Valkey server binary (a state file edited to name /bin/sleep) fails the command
+    in one line naming it. A path that names no file any more is not probed (the node's process is known by the
+    recorded device and inode, and what it runs is asked through /proc/PID/exe)."""
+    binary = recorded(spec, node)
+    if binary.path.exists():
+        try:
+            servers.probe(str(binary.path))  # cached by (path, device, inode, mtime)
+        except servers.NoAnswer:
+            pass  # not runnable by path (say, no x bit any more): known by its identity
+        except LabError as exc:
+            raise LabError(
+                f"{node.name}: the lab records {binary.path} as its server binary, but {exc}; "
+                "refusing to act on it (see state.json)"
+            ) from None
+    return binary
+
+
+def binaries(spec: LabSpec) -> list[procs.Binary]:
     """Every server binary the lab's nodes run: what tells its processes from any other."""
-    return list(dict.fromkeys(binary_of(spec, node) for node in spec.nodes))
+    return list(dict.fromkeys(recorded(spec, node) for node in spec.nodes))
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -107,8 +126,8 @@ class LocalBackend:
         for kind in ("redis", "sentinel"):
             same_kind = [n for n in nodes if n.kind == kind]
             # By file, not by build: a node runs the very binary the lab recorded for it (its pid is known by it).
-            for binary in dict.fromkeys(binary_of(spec, n) for n in same_kind):
-                self._start_group(spec, [n for n in same_kind if binary_of(spec, n) == binary])
+            for binary in dict.fromkeys(binary_of(spec, n).path for n in same_kind):
+                self._start_group(spec, [n for n in same_kind if binary_of(spec, n).path == binary])
 
     def _start_group(self, spec: LabSpec, group: list[Node]) -> None:
         """Start nodes of one kind and build with one script call."""
@@ -143,12 +162,20 @@ class LocalBackend:
 
     def remove(self, spec: LabSpec) -> list[str]:
         """Firewall chain, then any server still working in the lab's directory (a start that was
-        interrupted before its pidfile was written, a moved lab whose scripts no longer match)."""
+        interrupted before its pidfile was written, a moved lab whose scripts no longer match). Returns what
+        still runs there: a lab with a server left working in its directory is never called down."""
         self.heal_isolation(spec)
         lab_binaries = binaries(spec)
         stray = procs.servers_under(spec.base_dir, lab_binaries)
         procs.terminate(stray)
-        return [f"pid {pid} (survived SIGKILL)" for pid in stray if any(procs.is_server(pid, b) for b in lab_binaries)]
+        left = [f"pid {pid} (survived SIGKILL)" for pid in stray if any(procs.is_server(pid, b) for b in lab_binaries)]
+        # A server the lab does not know as one of its own (its binary replaced under another identity, a lab
+        # from before identities were recorded whose binary was renamed): not signalled, but named.
+        for pid in procs.unknown_servers_under(spec.base_dir, stray):
+            exe = procs.exe_path(pid) or "a server binary"
+            where = procs.workdir(pid)
+            left.append(f"pid {pid} ({exe}, working in {where}: a server of no binary the lab recorded, left running)")
+        return left
 
     def node_state(self, spec: LabSpec, node: Node) -> NodeState:
         files = spec.files(node)

@@ -197,7 +197,7 @@ def test_a_server_binary_under_another_name_is_a_node_like_any_other(
     assert back.returncode == 0, back.stderr
     assert state.load(lab_home, spec.name).servers["redis-2"] == str(system.server_bin)
     every = binaries(state.load(lab_home, spec.name))
-    assert sorted(map(str, every)) == sorted([str(renamed), str(system.server_bin)])
+    assert sorted(str(b.path) for b in every) == sorted([str(renamed), str(system.server_bin)])
     assert len(procs.servers_under(spec.base_dir, every)) == 6
     down = run_lab("down", *home, home=lab_home)
     assert down.returncode == 0, down.stderr
@@ -265,3 +265,85 @@ def test_a_renamed_server_lab_whose_state_is_lost_is_still_stopped_and_a_gone_bi
         shell.kill()
         shell.wait()
     assert procs.servers_under(spec.base_dir, [renamed, system.server_bin, removed]) == []
+
+
+@pytest.mark.one_server
+def test_a_node_binary_renamed_after_up_is_still_the_nodes_and_down_never_leaves_one_running(
+    lab_factory, lab_home: Path, tmp_path: Path
+) -> None:
+    """D6: `lab up --server bins/kvA`, then `mv kvA kvA2`: kill said "redis-3 is not running" (exit 1), and `lab
+    down` said "is down" (exit 0), removed the directory and left all six servers running. The lab records each
+    node's binary by device and inode when it chooses it, so its processes are known under any name; and `down`
+    never calls a lab down while a server still works in its directory (a lab from before identities were
+    recorded cannot know them: it names them, exits 1 and keeps its state)."""
+    system = resolve(require_server("redis-7.0")[0])
+    kv_a, kv_a2 = tmp_path / "bins" / "kvA", tmp_path / "bins" / "kvA2"
+    kv_a.parent.mkdir()
+    shutil.copy(system.server_bin.resolve(), kv_a)  # redis-check-rdb's bytes: the name kvA selects the server
+    spec = lab_factory(server=[str(kv_a)], tag="mv", backend="local")
+    home = ["--name", spec.name]
+    recorded = json.loads((spec.base_dir / "state.json").read_text())
+    st = kv_a.stat()
+    assert recorded["spec"]["server_ids"]["redis-3"] == [st.st_dev, st.st_ino]
+    kv_a.rename(kv_a2)
+    try:
+        killed = run_lab("kill", *home, "redis-3", home=lab_home)
+        assert killed.returncode == 0, killed.stderr
+        assert len(procs.servers_under(spec.base_dir, [kv_a2])) == 5
+        doc, _ = control.status(spec.name, lab_home)
+        assert {n["name"]: n["state"] for n in doc["nodes"]} == {"redis-1": "up", "redis-2": "up", "redis-3": "down"}
+        # A lab from before identities were recorded: its servers run a file by a name it never knew.
+        old = json.loads(json.dumps(recorded))
+        del old["spec"]["server_ids"]
+        (spec.base_dir / "state.json").write_text(json.dumps(old))
+        down = run_lab("down", *home, home=lab_home)
+        assert down.returncode == 1 and len(down.stderr.strip().splitlines()) == 1, down.stdout + down.stderr
+        assert "a server of no binary the lab recorded, left running" in down.stderr
+        assert "state is kept" in down.stderr and state.exists(lab_home, spec.name)
+        assert len(procs.servers_under(spec.base_dir, [kv_a2])) == 5, "nothing it could not tell was signalled"
+        (spec.base_dir / "state.json").write_text(json.dumps(recorded))
+        down = run_lab("down", *home, home=lab_home)
+        assert down.returncode == 0, down.stderr
+        assert procs.servers_under(spec.base_dir, [kv_a2]) == [] and not spec.base_dir.exists()
+    finally:
+        if spec.base_dir.exists():
+            kv_a2.rename(kv_a)  # the fixture's teardown finds them by the recorded name
+
+
+def test_a_recorded_binary_that_is_not_a_server_is_never_signalled(lab_factory, lab_home: Path) -> None:
+    """D5: state.json naming /bin/sleep for redis-2, with a `sleep` working in redis-2/ named by its pidfile: `lab
+    kill redis-2` SIGKILLed the sleep (exit 0). A recorded binary is probed before it is trusted (one line naming
+    it, exit 1); one that is gone is known by its recorded identity, and what the process runs is asked
+    through /proc/PID/exe: a `sleep` is no node's, whatever the state says."""
+    spec = lab_factory(tag="rec", backend="local")
+    node = spec.node("redis-2")
+    files = spec.files(node)
+    state_file = spec.base_dir / "state.json"
+    saved, server = state_file.read_text(), files.pidfile.read_text()
+    sleeper = subprocess.Popen(["sleep", "300"], cwd=files.dir)
+    try:
+        files.pidfile.write_text(f"{sleeper.pid}\n")
+        data = json.loads(saved)
+        data["spec"]["servers"]["redis-2"] = "/bin/sleep"
+        state_file.write_text(json.dumps(data))
+        for args in (["kill"], ["freeze"]):
+            result = run_lab(*args, "--name", spec.name, "redis-2", home=lab_home)
+            line = result.stderr.strip()
+            assert result.returncode == 1 and len(line.splitlines()) == 1, result.stdout + line
+            assert "redis-2: the lab records /bin/sleep as its server binary" in line, line
+            assert "not a redis-server or valkey-server" in line
+            assert sleeper.poll() is None and procs.state_letter(sleeper.pid) != "T", "the sleep was never signalled"
+        # A recorded file that is gone, whose recorded identity is the sleep's: still not a node's process.
+        st = Path(shutil.which("sleep") or "/bin/sleep").stat()
+        data["spec"]["servers"]["redis-2"] = str(spec.base_dir / "gone-server")
+        data["spec"]["server_ids"]["redis-2"] = [st.st_dev, st.st_ino]
+        state_file.write_text(json.dumps(data))
+        result = run_lab("kill", "--name", spec.name, "redis-2", home=lab_home)
+        assert result.returncode == 1 and "redis-2 is not running" in result.stderr, result.stderr
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        state_file.write_text(saved)
+        files.pidfile.write_text(server)
+    assert control.status(spec.name, lab_home)[1] == 0

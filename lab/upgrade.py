@@ -14,12 +14,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import control, faults, interrupts, state
+from lab import control, faults, interrupts, procs, state
 from lab.backends import get_backend
 from lab.capabilities import accepts, adapt_file
 from lab.confparse import parse
 from lab.errors import LabError
-from lab.servers import Server
+from lab.servers import NoAnswer, Server, probe
 from lab.spec import LabSpec, Node
 
 RDB_MAGIC = b"REDIS"
@@ -75,15 +75,34 @@ def unreadable_data(spec: LabSpec, node: Node, target: Server) -> str | None:
     return None
 
 
+def current_build(spec: LabSpec, node: Node) -> Server:
+    """The build ``node`` runs: the one the lab records (the system's for a lab from before builds were
+    recorded); when that file was renamed or deleted since the node started (local backend), what the node's
+    process itself runs, through /proc/PID/exe."""
+    try:
+        found = spec.server(node)
+    except NoAnswer:
+        if spec.backend != "local":
+            raise
+        from lab.backends.local import binary_of
+
+        files = spec.files(node)
+        pid, _ = procs.node_pid(files.pidfile, files.dir, binary_of(spec, node))
+        if pid is None:
+            raise
+        return probe(f"/proc/{pid}/exe", "process")
+    if found is None:
+        from lab.servers import system
+
+        return system()
+    return found
+
+
 def upgrade(spec: LabSpec, node_name: str, target: Server, timeout: float = control.HEALTHY_TIMEOUT) -> Upgraded:
     """Restart one node on ``target`` with its data; the lab must be healthy before and is after."""
     node = spec.node(node_name)
     with faults.locked(spec, f"upgrade {node_name}"):
-        before = spec.server(node)
-        if before is None:  # a lab from before builds were recorded runs the system's
-            from lab.servers import system
-
-            before = system()
+        before = current_build(spec, node)
         if before.same_file(target):
             raise LabError(f"{node.name} already runs {target.name} ({target.server_bin})")
         # The same build from another file (a copy, another name) is a move too: the node then runs that file.
@@ -97,7 +116,10 @@ def upgrade(spec: LabSpec, node_name: str, target: Server, timeout: float = cont
         move = f"upgrade {node.name}"
 
         def left() -> interrupts.Outcome:  # what an interrupt leaves (lab.interrupts), as it stands then
-            build = (spec.server(node) or before).name
+            try:
+                build = (spec.server(node) or before).name
+            except LabError:  # the recorded file is gone: the move had not been recorded yet
+                build = before.name
             if backend.node_state(spec, node) == "down":
                 return "left", (
                     f"{node.name} is stopped, mid-move from {before.name} to {target.name}: "

@@ -6,6 +6,7 @@ scripts/manage_sentinel.sh, so every lab start exercises the operational scripts
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -113,14 +114,30 @@ class LocalBackend:
         for node in nodes:
             files = spec.files(node)
             args += [str(files.conf), str(files.pidfile)]
-        build = build_of(spec, nodes[0])
-        env = os.environ | {"REDIS_SERVER_BIN": str(build.server_bin), "REDIS_CLI_BIN": str(build.cli_bin)}
+        env = os.environ | self._binaries_env(spec, action, nodes[0])
         if spec.acl:  # no requirepass in the config: the scripts log in as admin (from the environment)
             auth = spec.auth(nodes[0].kind)
             prefix = "REDIS" if nodes[0].kind == "redis" else "SENTINEL"
             env |= {f"{prefix}_USERNAME": str(auth["username"]), f"{prefix}_PASSWORD": str(auth["password"])}
         # Its own session: a Ctrl-C meant for `lab` must not kill the script halfway through a start.
         return subprocess.run(args, capture_output=True, text=True, check=False, start_new_session=True, env=env)
+
+    def _binaries_env(self, spec: LabSpec, action: str, node: Node) -> dict[str, str]:
+        """REDIS_SERVER_BIN and REDIS_CLI_BIN for a script call: the node's build. To stop a node whose recorded
+        binary was renamed since (its process is known by the recorded device and inode), the very file the
+        process runs, by /proc/PID/exe (a name that selects no redis-check-rdb mode), and the system's cli."""
+        try:
+            build = build_of(spec, node)
+        except LabError:
+            files = spec.files(node)
+            pid, _ = procs.node_pid(files.pidfile, files.dir, binary_of(spec, node))
+            if action != "stop" or pid is None:
+                raise
+            env = {"REDIS_SERVER_BIN": f"/proc/{pid}/exe"}
+            with contextlib.suppress(LabError):
+                env["REDIS_CLI_BIN"] = str(servers.system().cli_bin)
+            return env
+        return {"REDIS_SERVER_BIN": str(build.server_bin), "REDIS_CLI_BIN": str(build.cli_bin)}
 
     def start(self, spec: LabSpec, nodes: Sequence[Node]) -> None:
         for kind in ("redis", "sentinel"):

@@ -158,3 +158,54 @@ def test_the_default_server_is_not_the_copy_the_servers_extra_drops_into_the_ven
     assert servers.system_binary() == str(venv_bin / "redis-server")
     monkeypatch.setenv("REDIS_SERVER_BIN", "/opt/redis/bin/redis-server")
     assert servers.system_binary() == "/opt/redis/bin/redis-server"
+
+
+def test_a_probe_is_remembered_by_the_files_identity_not_its_path(tmp_path: Path) -> None:
+    """probe() asks each file once, but a file replaced under the same path (a package upgrade, a renamed
+    binary's old name reused) is asked anew: what a lab recorded is never trusted from a stale answer."""
+    import shutil
+
+    system = shutil.which(servers.system_binary())
+    if system is None:
+        pytest.skip("no redis-server here")
+    path = tmp_path / "kvserver"
+    shutil.copy("/bin/sleep", path)
+    with pytest.raises(LabError, match=r"--version said 'sleep"):
+        servers.probe(str(path))
+    replacement = tmp_path / "new"
+    shutil.copy(Path(system).resolve(), replacement)
+    replacement.rename(path)  # a new inode under the old name
+    assert servers.probe(str(path)).flavour in ("redis", "valkey")
+    assert servers.identity(path) == (path.stat().st_dev, path.stat().st_ino)
+    assert servers.identity(tmp_path / "absent") is None
+
+
+def test_a_process_is_a_server_only_if_its_own_executable_says_so() -> None:
+    import subprocess
+
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        assert not servers.server_exe(sleeper.pid), "a sleep is no server, whatever a state file says"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert not servers.server_exe(sleeper.pid), "a process that is gone is no server"
+
+
+def test_a_lab_records_each_nodes_binary_by_device_and_inode(tmp_path: Path) -> None:
+    """So that its processes are still known once the file is renamed or deleted (spec.server_ids); a state from
+    before it was recorded loads without it."""
+    from lab.spec import LabSpec
+
+    binary = tmp_path / "kvA"
+    binary.write_bytes(b"\x7fELF")
+    spec, _ = render_profile(load_profile("lab", {}), tmp_path / "lab", "unit")
+    node = spec.node("redis-2")
+    moved = spec.with_server(node, Server("redis", (7, 0, 15), binary, Path("cli"), "test"))
+    assert moved.servers["redis-2"] == str(binary)
+    assert moved.server_id(node) == (binary.stat().st_dev, binary.stat().st_ino)
+    data = moved.to_dict()
+    assert data["server_ids"] == {"redis-2": [binary.stat().st_dev, binary.stat().st_ino]}
+    del data["server_ids"]
+    old = LabSpec.from_dict(data, "pw", "spw", {})
+    assert old.server_id(node) is None and old.servers["redis-2"] == str(binary)

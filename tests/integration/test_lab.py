@@ -86,7 +86,7 @@ def test_logs_command(lab: LabSpec, lab_home: Path) -> None:
     tail = run_lab("logs", "--name", lab.name, "sentinel-1", "-n", "3", home=lab_home)
     assert tail.returncode == 0 and tail.stdout.splitlines() == result.stdout.splitlines()[-3:]
     result = run_lab("logs", "--name", lab.name, "redis-9", home=lab_home)
-    assert result.returncode == 1
+    assert result.returncode == 2, "bad usage"
     assert result.stderr.strip() == (
         "lab logs: unknown node 'redis-9' (nodes: redis-1, redis-2, redis-3, sentinel-1, sentinel-2, sentinel-3)"
     )

@@ -261,10 +261,11 @@ def test_a_renamed_server_lab_whose_state_is_lost_is_still_stopped_and_a_gone_bi
         down = run_lab("down", "--name", spec.name, home=lab_home)
         assert down.returncode == 1 and "stopped 6 server process(es)" in down.stderr, down.stderr
         assert shell.poll() is None, "a process that is not a server is never signalled"
+        assert procs.servers_under(spec.base_dir, [renamed, system.server_bin, removed]) == []
     finally:
         shell.kill()
         shell.wait()
-    assert procs.servers_under(spec.base_dir, [renamed, system.server_bin, removed]) == []
+        procs.terminate(procs.servers_under(spec.base_dir, [renamed, system.server_bin, removed]))
 
 
 @pytest.mark.one_server

@@ -81,6 +81,7 @@ def start_nodes(spec: LabSpec, backend: Backend, nodes: Sequence[Node], *, fresh
     """Start ``nodes`` in an order that needs no retries: data nodes first (a new lab's master
     before its replicas, so they sync at once), then the Sentinels all together, so each finds
     every peer listening. A restarted data node of a running lab rejoins the current master."""
+    faults.check_startable(spec)
     data = [n for n in nodes if n.kind == "redis"]
     master = spec.initial_master
     if fresh and master in data:

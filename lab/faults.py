@@ -25,6 +25,7 @@ from lab.capabilities import accepts
 from lab.errors import LabError
 from lab.lock import lab_lock
 from lab.spec import LabSpec, Node
+from lab.tls import check_server_files
 from lab.topology import node_client, observe
 from lab.waits import wait_for
 
@@ -186,6 +187,7 @@ def _revert(spec: LabSpec, fault: Fault, rejoin: bool = True) -> None:
     node = spec.node(fault.node)
     if fault.kind in ("kill", "stop"):
         if backend.node_state(spec, node) == "down":
+            check_startable(spec)
             backend.start(spec, [node])
     elif fault.kind == "freeze":
         if backend.node_state(spec, node) == "frozen":
@@ -214,10 +216,17 @@ def _restore_config(spec: LabSpec, node: Node, fault: Fault) -> None:
         ) from None
 
 
+def check_startable(spec: LabSpec) -> None:
+    """What a node needs to start that the lab does not re-create (its TLS files) is there and usable."""
+    if spec.tls:
+        check_server_files(spec.tls_files())
+
+
 def restart(spec: LabSpec, node: Node) -> None:
     """Stop and start a node through its backend; a data node rejoins the current master."""
     with locked(spec, f"restart {node.name}"):
         backend = get_backend(spec.backend)
+        check_startable(spec)  # before the stop: a node that cannot start again is not stopped
         backend.stop(spec, [node])
         backend.start(spec, [node])
         if node.kind == "redis":

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from lab.errors import LabError
 from lab.secretfiles import write_secret
-from python_utils.tls_files import files_problem
+from python_utils.tls_files import file_problem, files_problem
 
 if TYPE_CHECKING:  # imported when certificates are made: every `lab` command would pay for it
     from cryptography import x509
@@ -68,6 +68,15 @@ def check_client_files(ca: str | Path, cert: str | Path | None = None, key: str 
     if problem := files_problem(ca, cert, key):
         raise TlsFileError(problem)
     _checked[key_of] = signature
+
+
+def check_server_files(files: TlsFiles) -> None:
+    """Raise :class:`TlsFileError` naming the first of the servers' TLS files (CA, certificate, key)
+    that a node could not start with: checked before a node is stopped or started, so that a restart
+    never turns a running node into one that dies at start ("Failed to configure CA")."""
+    for what, path in (("CA certificate", files.ca), ("server certificate", files.cert), ("server key", files.key)):
+        if problem := file_problem(what, path):
+            raise TlsFileError(f"{problem}: no node was stopped or started")
 
 
 def _name(common_name: str) -> x509.Name:

@@ -130,6 +130,7 @@ def upgrade(spec: LabSpec, node_name: str, target: Server, timeout: float = cont
             return "left", f"{node.name} still runs {before.name} (the move had not begun)"
 
         interrupts.explain(move, left)
+        faults.check_startable(spec)  # before the stop: a node that cannot start again is not stopped
         backend.stop(spec, [node])
         removed = adapt_file(spec.files(node).conf, target)
         spec = spec.with_server(node, target)

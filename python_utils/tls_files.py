@@ -18,6 +18,8 @@ PEM_MARKER = {
     "CA certificate": b"CERTIFICATE-----",
     "client certificate": b"CERTIFICATE-----",
     "client key": b"PRIVATE KEY-----",
+    "server certificate": b"CERTIFICATE-----",
+    "server key": b"PRIVATE KEY-----",
 }
 
 

@@ -17,6 +17,7 @@ import redis
 from monitoring.check_redis_health import main as health_check
 
 from lab import faults
+from lab.backends import get_backend
 from lab.clients import CLIENTS
 from lab.lint import lint_paths
 from lab.pytest_plugin import require_server
@@ -224,3 +225,26 @@ def test_a_client_key_of_another_certificate_is_named(tls_lab: LabSpec, monkeypa
     script = Path(sys.executable).parent / "redis-admin"
     done = subprocess.run([str(script), "sessions", "count"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "they do not match" in done.stderr, done.stderr
+
+
+def test_a_node_is_never_stopped_when_it_could_not_start_again(tls_lab: LabSpec, tmp_path: Path) -> None:
+    """Hostile tour: with ca.crt gone, `lab heal` restarted a killed node, which died at start ("Failed to
+    configure CA") and stayed dead. The servers' files are checked before a node is stopped or started."""
+    spec, home = tls_lab, tls_lab.base_dir.parent
+    ca = spec.tls_files().ca
+    kept = tmp_path / "ca.crt"
+    shutil.copy2(ca, kept)
+    copy = tmp_path / "kvserver"  # the same build in another file: an upgrade that would stop redis-2
+    shutil.copy(shutil.which("redis-server") or "redis-server", copy)
+    assert run_lab("kill", "--name", spec.name, "redis-3", home=home).returncode == 0
+    ca.unlink()
+    try:
+        for command in (["heal"], ["restart", "redis-2"], ["upgrade", "redis-2", "--server", str(copy)]):
+            done = run_lab(command[0], "--name", spec.name, *command[1:], home=home)
+            assert done.returncode == 1 and f"TLS CA certificate {ca} is missing" in done.stderr, (command, done.stderr)
+        states = {n.name: get_backend(spec.backend).node_state(spec, n) for n in spec.nodes}
+        assert states["redis-2"] == "up" and states["redis-3"] == "down", states
+    finally:
+        shutil.copy2(kept, ca)
+    healed = run_lab("heal", "--name", spec.name, home=home)
+    assert healed.returncode == 0, healed.stderr

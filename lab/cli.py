@@ -41,7 +41,7 @@ from lab import control, faults, interrupts, lint, servercli, servers, state, va
 from lab.backends import get_backend
 from lab.errors import Interrupted, LabError, UsageError
 from lab.failover import failover
-from lab.home import check_home, validate_name
+from lab.home import LOCKS, check_home, inside, validate_name
 from lab.lock import env_timeout
 from lab.profile import ENV_MARKER, Profile, available_profiles, env_marker, load_profile
 from lab.render import left_out, render_profile
@@ -375,6 +375,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    home = args.home or state.default_home()
+    if args.out.resolve() == home.resolve() or inside(args.out, home / LOCKS):
+        raise UsageError(f"--out {args.out} is the lab home or its locks: render somewhere else")
     profile = load_profile(args.profile)
     _report_overrides("render", profile)
     builds = servers.assign(args.server, NODE_NAMES) if args.server else None

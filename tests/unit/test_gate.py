@@ -186,3 +186,10 @@ def test_an_empty_path_is_not_the_current_directory(argv: list[str], capsys: pyt
 def test_list_says_when_there_is_no_lab(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--home", str(tmp_path / "none"), "list"]) == 0
     assert capsys.readouterr().out.startswith("no labs under") and not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize("out", [".", ".locks", ".locks/x"])
+def test_render_never_writes_into_the_home_itself_or_its_locks(out: str, tmp_path: Path) -> None:
+    """Hostile tour: `render --out <home>` wrote six node directories with passwords into the home."""
+    assert _run(["--home", str(tmp_path), "render", "--out", str(tmp_path / out)]) == 2
+    assert list(tmp_path.iterdir()) == []

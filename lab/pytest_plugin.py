@@ -188,20 +188,25 @@ def lab(healthy_lab: LabSpec) -> LabSpec:
 @pytest.fixture
 def healthy_lab(_lab_holder: _Holder) -> LabSpec:
     """Heal every fault and wait for health; replace the lab with a fresh one if that fails."""
-    spec = _lab_holder.spec
+    return heal_or_replace(_lab_holder)
+
+
+def heal_or_replace(holder: _Holder) -> LabSpec:
+    """The shared lab, healed; a fresh one in its place when healing or restoring it fails in any way
+    (a test never errors for a lab another test left behind)."""
+    spec = holder.spec
     try:
         faults.heal(spec)
         restore_config(spec)  # a drill that crashed may have left a CONFIG SET behind
         control.wait_healthy(spec, timeout=20)
-    except LabError as exc:
-        print(f"lab {spec.name} could not be healed ({str(exc).splitlines()[0]}); starting a fresh one")
-        control.down(spec.name, _lab_holder.home)
-        _lab_holder.generation += 1
-        tag = f"main-{spec.backend}{_lab_holder.generation}-{_lab_holder.server[0]}"
-        _lab_holder.spec = control.up(
-            lab_name(tag), "lab", spec.backend, _lab_holder.home, server=_lab_holder.server
-        ).spec
-    return _lab_holder.spec
+    except (LabError, redis.RedisError, OSError) as exc:  # any error healing a shared lab replaces it
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        print(f"lab {spec.name} could not be healed ({type(exc).__name__}: {first}); starting a fresh one")
+        control.down(spec.name, holder.home)
+        holder.generation += 1
+        tag = f"main-{spec.backend}{holder.generation}-{holder.server[0]}"
+        holder.spec = control.up(lab_name(tag), "lab", spec.backend, holder.home, server=holder.server).spec
+    return holder.spec
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from lab import control, faults, procs, state
 from lab.drill import write_acked
 from lab.failover import failover
 from lab.lock import lab_lock
-from lab.pytest_plugin import lab_name, require_backend
+from lab.pytest_plugin import lab_name, require_backend, require_server
 from lab.spec import LabSpec
-from lab.topology import client
+from lab.topology import client, node_client
 from lab.waits import wait_for
 from tests.helpers import run_lab, running_parts
 
@@ -380,3 +380,23 @@ def test_bad_fault_and_heal_arguments_exit_2_before_the_lab_is_read(
     result = run_lab(*args, home=tmp_path)  # (no lab there: a usage error comes first)
     _one_line(result, 2, message)
     assert not (tmp_path / "default").exists()
+
+
+# Issue 25 case 2: restore_config raised redis's ConnectionError (reset by peer) and only LabError was
+# caught: the test errored instead of getting a fresh lab.
+@pytest.mark.one_server
+def test_a_shared_lab_that_answers_with_a_redis_error_is_replaced(lab_factory, lab_home: Path, lab_server: str) -> None:
+    from lab.pytest_plugin import _Holder, heal_or_replace
+
+    spec = lab_factory(tag="heal")
+    for node in spec.redis_nodes:  # every tool's AUTH now fails: a redis-py AuthenticationError, not a LabError
+        with node_client(spec, node) as conn:
+            conn.config_set("requirepass", "changed-behind-the-labs-back")
+    holder = _Holder(spec, lab_home, require_server(lab_server))
+    fresh = heal_or_replace(holder)
+    try:
+        assert fresh.name != spec.name and holder.spec == fresh
+        assert control.status(fresh.name, lab_home)[1] == 0
+        assert not state.exists(lab_home, spec.name) and procs.servers_under(spec.base_dir) == []
+    finally:
+        control.down(fresh.name, lab_home)

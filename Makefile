@@ -7,10 +7,10 @@ NAME ?= default
 BACKEND ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv lock clients lab-up lab-down lab-status test unit integration chaos lint bench clean
+.PHONY: help deps venv lock clients lab-up lab-down lab-status test check unit integration chaos lint bench clean
 
 help:
-	@echo "make lab-up | lab-down | lab-status | test | unit | integration | chaos | lint | bench | clients | lock | clean"
+	@echo "make lab-up | lab-down | lab-status | test | check | unit | integration | chaos | lint | bench | clients | lock | clean"
 
 deps:
 	@bash scripts/ensure_deps.sh
@@ -52,6 +52,11 @@ lab-status: venv
 
 test: deps venv clients lint
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+# The quick tier for the edit loop (and users' CI): lint, the unit tests, and a smoke look at one real
+# local lab (up, status, down, one drill) on the system's build. `make test` stays the whole suite.
+check: deps venv lint
+	$(BIN)/pytest -n 2 tests/unit tests/integration -m "smoke or not integration" --lab-backend local $(PYTEST_ARGS)
 
 unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

@@ -167,6 +167,7 @@ def test_value_redis_rejects_leaves_nothing_running(tmp_path: Path) -> None:
     assert "redis-1/redis.log" not in result.stderr and "its log too" in result.stderr
 
 
+@pytest.mark.smoke
 def test_cli_up_prints_the_lab_and_never_the_password(tmp_path: Path, lab_backend: str) -> None:
     require_backend(lab_backend)
     name = f"cliup-{lab_backend}"

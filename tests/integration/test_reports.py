@@ -41,6 +41,7 @@ def test_a_drill_writes_a_report_that_matches_its_schema(healthy_lab, drill, tmp
     assert types >= {"invoke", "ok", "sentinel", "role", "fault", "final"}
 
 
+@pytest.mark.smoke
 @pytest.mark.one_server
 def test_lab_drill_reports_and_gates_on_findings(healthy_lab, lab_home: Path, tmp_path: Path) -> None:
     report = tmp_path / "gate"

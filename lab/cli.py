@@ -27,6 +27,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -45,7 +46,7 @@ from lab.home import LOCKS, check_home, inside, validate_name
 from lab.lock import env_timeout
 from lab.profile import ENV_MARKER, Profile, available_profiles, env_marker, load_profile
 from lab.render import left_out, render_profile
-from lab.spec import ACL_DIR, NODE_NAMES, LabSpec
+from lab.spec import ACL_DIR, NODE_NAMES, LabSpec, Node
 
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
@@ -308,12 +309,42 @@ def _connect_hint(spec: LabSpec, home_flag: str) -> None:
             paths = (shlex.quote(str(p)) for p in (files.ca, files.client_cert, files.client_key))
             login += " --tls --cacert {} --cert {} --key {}".format(*paths)
         auth = _secret_ref(spec.base_dir / secret)
-        out.print(f"  REDISCLI_AUTH={auth} redis-cli{login} -h {node.host} -p {node.port}{rest}", markup=False)
+        cli = _runnable(_cli_of(spec, node), "redis-cli")
+        out.print(f"  REDISCLI_AUTH={auth} {cli}{login} -h {node.host} -p {node.port}{rest}", markup=False)
+    lab = _runnable_self()
     out.print(
-        f'  eval "$(lab{home_flag} env --name {name})"   # REDIS_*, SENTINEL_* for redis-admin, check-redis-health',
+        f'  eval "$({lab}{home_flag} env --name {name})"   # REDIS_*, SENTINEL_* for redis-admin, check-redis-health',
         markup=False,
     )
-    out.print(f"Next: lab{home_flag} status --name {name}   |   lab{home_flag} down --name {name}", markup=False)
+    out.print(f"Next: {lab}{home_flag} status --name {name}   |   {lab}{home_flag} down --name {name}", markup=False)
+
+
+def _cli_of(spec: LabSpec, node: Node) -> Path | None:
+    """The redis-cli of the build the node runs (never the venv's 6.2 copy without TLS: lab.servers)."""
+    try:
+        return (spec.server(node) or servers.system()).cli_bin
+    except LabError:
+        return None
+
+
+def _runnable(path: Path | None, name: str) -> str:
+    """How to call ``path`` in a printed command: its bare name when that is what the shell finds, else
+    the quoted path (a printed command must work as printed, in or out of an activated venv)."""
+    if path is None:
+        return name
+    found = shutil.which(name)
+    if found and Path(found).resolve() == path.resolve():
+        return name
+    return shlex.quote(str(path))
+
+
+def _runnable_self() -> str:
+    """This `lab`, as a user can call it again: `lab` when that is what PATH finds, else its path, else
+    ``python -m lab.cli`` (run as a module)."""
+    me = Path(sys.argv[0])
+    if me.name == "lab" and me.exists():
+        return _runnable(me.absolute(), "lab")
+    return f"{shlex.quote(sys.executable)} -m lab.cli"
 
 
 def _home_flag(args: argparse.Namespace) -> str:

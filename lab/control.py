@@ -320,22 +320,11 @@ def _down_unreadable(home: Path, name: str, why: state.CorruptState) -> None:
     what a lab makes there (node directories, secrets, state) and nothing else."""
     directory = state.state_dir(home, name)
     state.check_tree(directory)
-    stray = [pid for pid in procs.processes_under(directory) if _runs_a_server(pid)]
+    stray = [pid for pid in procs.processes_under(directory) if servers.server_exe(pid)]
     procs.terminate(stray)
     left = state.remove(directory)
     gone = "removed it" if not left else f"removed the lab's files{left_note(left)}"
     raise LabError(f"{why}: stopped {len(stray)} server process(es) working in it and {gone}")
-
-
-def _runs_a_server(pid: int) -> bool:
-    """The process executes a Redis or Valkey server binary, whatever it is called and even if that file
-    was deleted since: its own ``--version``, run through /proc/PID/exe, says (a shell or an editor working
-    in the directory is not one)."""
-    try:
-        servers.probe(f"/proc/{pid}/exe")
-    except LabError:
-        return False
-    return True
 
 
 def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:

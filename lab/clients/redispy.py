@@ -3,7 +3,7 @@
 Reads one JSON config (see lab.clients), runs the drill's workload through Sentinel (``clients``
 workers, each RPUSHing increasing integers onto its own list) and writes lab.history records as
 JSON lines to ``out``. Settings ``defaults`` is what `Sentinel(...).master_for(...)` gives; the
-``recommended`` ones are the README's (each with the reason the matrix found for it).
+``recommended`` ones are docs/clients.md's (each with the reason the matrix found for it).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The lint registry: one small function per rule, registered with its id, severity and the reason it
-exists. ``lab lint --list-rules`` prints it; the README's table and the tests' broken deployment per
-rule are checked against it, so a rule cannot exist without a test and a line in the README."""
+exists. ``lab lint --list-rules`` prints it; the docs' table (docs/lint.md) and the tests' broken deployment per
+rule are checked against it, so a rule cannot exist without a test and a line in the docs."""
 
 from __future__ import annotations
 

@@ -265,7 +265,8 @@ def _status_table(doc: dict[str, Any]) -> Table:
     builds = {row["server"] for row in doc["nodes"] + doc["sentinels"]}
     mixed = len(builds) > 1  # one build: named in the title; several: a column
     built = "" if mixed else f", {builds.pop()}"
-    table = Table(title=f"lab {doc['name']} ({doc['backend']}, profile {doc['profile']}{built})")
+    secured = "".join((", TLS only" if doc["tls"] else "", ", ACL users" if doc["acl"] else ""))
+    table = Table(title=f"lab {doc['name']} ({doc['backend']}, profile {doc['profile']}{built}{secured})")
     for col in ("node", "role", "address", "state", *(["server"] if mixed else []), "offset", "lag (bytes)"):
         table.add_column(col)
     for n in doc["nodes"]:

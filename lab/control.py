@@ -341,6 +341,8 @@ def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:
         "name": spec.name,
         "backend": spec.backend,
         "profile": spec.profile,
+        "tls": spec.tls,
+        "acl": spec.acl,
         "healthy": not found,
         "problems": found,
         "master": {

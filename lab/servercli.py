@@ -47,6 +47,7 @@ def cmd_servers(args: argparse.Namespace, out: Console) -> int:
     if args.json:
         print(json.dumps([s.describe() for s in found], indent=2))
         return 0
+    out.print(f"{'build':<11} {'version':<8} {'TLS':<7} {'found in':<22} binary", markup=False)
     for build in found:
         tls = "TLS" if build.tls else "no TLS"
         out.print(f"{build.name:<11} {build.release:<8} {tls:<7} {build.source:<22} {build.server_bin}", markup=False)

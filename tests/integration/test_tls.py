@@ -204,8 +204,9 @@ def test_a_broken_tls_file_is_named_by_every_tool(
         elif path.exists() and not path.is_file():
             path.unlink()
         shutil.copy2(kept, path)
-    # The lab was up all along.
-    assert run_lab("status", "--name", spec.name, home=spec.base_dir.parent).returncode == 0
+    # The lab was up all along, and its status says it is TLS only (issue 25 case 6).
+    status = run_lab("status", "--name", spec.name, home=spec.base_dir.parent)
+    assert status.returncode == 0 and "TLS only" in status.stdout
 
 
 def test_a_client_key_of_another_certificate_is_named(tls_lab: LabSpec, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -47,8 +47,22 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+#: The signal that interrupted the command under way, until the command has handled it: Python swallows an
+#: exception raised inside a weakref callback or a finaliser ("Exception ignored in: ..."; seen in CI when
+#: SIGINT hit an import's module-lock callback), so :func:`checkpoint` raises it again where it is safe.
+_PENDING: int | None = None
+
+
 def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
+    global _PENDING
+    _PENDING = signum
     raise Interrupted(signum, f"interrupted by {signal.Signals(signum).name}")
+
+
+def checkpoint() -> None:
+    """Raise the interrupt again if it arrived and was swallowed (waits call this on every round)."""
+    if _PENDING is not None and _LOG is not None and _main_thread():
+        raise Interrupted(_PENDING, f"interrupted by {signal.Signals(_PENDING).name}")
 
 
 @dataclass
@@ -173,18 +187,23 @@ def command() -> Iterator[UndoLog]:
     global _LOG
     if not _main_thread():
         raise RuntimeError("a command runs in the main thread")
+    global _PENDING
     log = _LOG = UndoLog()
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    _PENDING = None
+    previous = {sig: signal.signal(sig, _raise_interrupted) for sig in SIGNALS}
     try:
         yield log
+        if _PENDING is not None:  # interrupted, but the exception was swallowed on the way and the step ended
+            raise Interrupted(_PENDING, f"interrupted by {signal.Signals(_PENDING).name}")
     except KeyboardInterrupt as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         with shielded():
             undone, failed, left = log.unwind()
         raise Interrupted(signum, interrupt_message(signum, undone, failed, left)) from None
     finally:
-        _LOG = None
-        signal.signal(signal.SIGTERM, previous)
+        _LOG, _PENDING = None, None
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager

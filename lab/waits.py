@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from lab.errors import LabError
+from lab.interrupts import checkpoint
 
 T = TypeVar("T")
 
@@ -27,6 +28,7 @@ def wait_for(
     """Poll ``probe`` (returning ``(done, observation)``) until done or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     while True:
+        checkpoint()  # an interrupt that was swallowed on the way (lab.interrupts) stops the wait
         done, seen = probe()
         if done:
             return seen

@@ -55,3 +55,6 @@ class Backend(Protocol):
 
     def heal_isolation(self, spec: LabSpec, node: Node | None = None, peers: list[Node] | None = None) -> None:
         """Undo :meth:`isolate` for one node, or for the whole lab when ``node`` is None."""
+
+    def isolation_rules(self, spec: LabSpec) -> list[str]:
+        """The packet-dropping rules the lab has in place now, as ``iptables -S`` lines (none: [])."""

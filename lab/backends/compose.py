@@ -317,6 +317,15 @@ class ComposeBackend:
                 if self._nsenter(spec, node, "-C", chain, *rule, check=False).returncode != 0:
                     self._nsenter(spec, node, "-A", chain, *rule)
 
+    def isolation_rules(self, spec: LabSpec) -> list[str]:
+        """The DROP rules in the running containers' network namespaces, each line prefixed by its node."""
+        found = []
+        for node in spec.nodes:
+            if self.node_state(spec, node) in ("up", "frozen"):
+                listing = self._nsenter(spec, node, "-S", check=False).stdout.splitlines()
+                found += [f"{node.name}: {line}" for line in listing if "-j DROP" in line]
+        return found
+
     def heal_isolation(self, spec: LabSpec, node: Node | None = None, peers: list[Node] | None = None) -> None:
         for target in [node] if node else list(spec.nodes):
             if self.node_state(spec, target) != "up":

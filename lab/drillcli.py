@@ -108,16 +108,24 @@ def _upgrade_path(args: argparse.Namespace, home: Path) -> tuple[list[str], list
     targets = [_build(name.strip(), "--to") for name in args.upgrade_to.split(",") if name.strip()]
     if not targets:
         raise UsageError("rolling-upgrade needs --to BUILD[,BUILD...] (see `lab servers`)")
+    from lab.upgrade import unreadable_after  # the rule lab.upgrade applies to the data on disk, by build
+
     first = _build(args.upgrade_from, "--from") if args.upgrade_from else None
     if first is None and state.exists(home, args.name):
         spec = state.load(home, args.name)
         for node in spec.nodes:
-            if (spec.server(node) or servers.system()) == targets[0]:
+            build = spec.server(node) or servers.system()
+            if build == targets[0]:
                 raise UsageError(f"lab {args.name}'s {node.name} runs {targets[0].name} already: nothing to upgrade")
+            if node.kind == "redis" and (why := unreadable_after(build, targets[0])):
+                raise UsageError(f"--to {targets[0].name}: lab {args.name}'s {node.name} cannot move there: {why}")
     chain = [first or (None if state.exists(home, args.name) else servers.system()), *targets]
     for before, after in itertools.pairwise(chain):
         if before is not None and before == after:
             raise UsageError(f"--to {after.name} after {before.name} is no upgrade: the same build")
+        # (lab.upgrade would refuse it halfway through, on the data it finds)
+        if before is not None and after is not None and (why := unreadable_after(before, after)):
+            raise UsageError(f"--to {after.name} after {before.name} is a downgrade the data cannot take: {why}")
     return [args.upgrade_from] if args.upgrade_from else [], targets
 
 

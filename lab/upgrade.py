@@ -47,6 +47,26 @@ def rdb_version(path: Path) -> int | None:
     return None
 
 
+def reads_multipart_aof(target: Server) -> bool:
+    """Whether ``target`` reads a multi-part AOF directory (Redis 7.0+)."""
+    return accepts(target, "appenddirname")
+
+
+def reads_rdb(target: Server, version: int) -> bool:
+    """Whether ``target`` reads RDB format ``version`` (a build whose own format is unknown is not refused)."""
+    return target.rdb_version is None or version <= target.rdb_version
+
+
+def unreadable_after(before: Server, target: Server) -> str | None:
+    """Why ``target`` cannot read what a node on ``before`` writes, by the two builds alone (the same rules
+    as :func:`unreadable_data`, for a move planned before any data exists), or None."""
+    if reads_multipart_aof(before) and not reads_multipart_aof(target):
+        return f"{before.name} keeps a multi-part AOF (Redis 7.0+) that {target.name} cannot read: it would start empty"
+    if before.rdb_version is not None and not reads_rdb(target, before.rdb_version):
+        return f"{before.name} writes RDB format {before.rdb_version}; {target.name} reads up to {target.rdb_version}"
+    return None
+
+
 def unreadable_data(spec: LabSpec, node: Node, target: Server) -> str | None:
     """Why ``target`` cannot load what ``node`` has on disk, or None."""
     if node.kind != "redis":
@@ -54,7 +74,7 @@ def unreadable_data(spec: LabSpec, node: Node, target: Server) -> str | None:
     files = spec.files(node)
     conf = parse(files.conf)
     aof_dir = files.dir / (conf.value("appenddirname", "appendonlydir").strip('"'))
-    if aof_dir.is_dir() and any(aof_dir.iterdir()) and not accepts(target, "appenddirname"):
+    if aof_dir.is_dir() and any(aof_dir.iterdir()) and not reads_multipart_aof(target):
         return (
             f"{node.name} keeps a multi-part AOF ({aof_dir.name}/, Redis 7.0+) that {target.name} cannot read: "
             "it would start empty"
@@ -67,7 +87,7 @@ def unreadable_data(spec: LabSpec, node: Node, target: Server) -> str | None:
         candidates += [*aof_dir.glob("*.base.rdb"), *aof_dir.glob("*.base.aof")]
     for path in sorted(candidates):
         version = rdb_version(path)
-        if version is not None and version > newest:
+        if version is not None and not reads_rdb(target, version):
             return (
                 f"{node.name}'s {path.relative_to(files.dir)} is RDB format {version}; "
                 f"{target.name} reads up to {newest}"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lab.drill import wait_converged
 from lab.pytest_plugin import require_server
 from lab.servers import resolve
 from lab.topology import client
+from tests.helpers import run_lab
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.one_server]
 
@@ -33,3 +36,24 @@ def test_rolling_upgrade_from_62_through_70_to_valkey_loses_no_acknowledged_writ
         with client(node.host, node.port, password) as conn:
             assert conn.info("server").get("valkey_version") == "8.1.8", node.name
     assert master.kind == "redis"
+
+
+@pytest.mark.parametrize(
+    ("start", "to", "refused"),
+    [
+        ("valkey-8.1", "redis-6.2", "redis-6.2 after valkey-8.1"),
+        ("redis-6.2", "valkey-8.1,redis-7.0", "redis-7.0 after valkey-8.1"),
+    ],
+)
+def test_a_downgrade_the_data_forbids_is_refused_before_a_lab_starts(
+    tmp_path: Path, start: str, to: str, refused: str
+) -> None:
+    """The builds are known before anything starts: no lab is started only to refuse the move halfway (the rule
+    is lab.upgrade's: a multi-part AOF or a newer RDB format than the target reads)."""
+    for name in ("redis-6.2", "redis-7.0", "valkey-8.1"):
+        require_server(name)
+    result = run_lab("drill", "rolling-upgrade", "--name", "h7d9", "--from", start, "--to", to, home=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stdout + result.stderr
+    assert f"--to {refused} is a downgrade the data cannot take" in lines[0], lines[0]
+    assert not (tmp_path / "h7d9").exists(), "no lab was started"

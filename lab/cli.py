@@ -9,11 +9,14 @@ import threading
 
 def _interrupted_while_starting(signum: int, _frame: object) -> None:
     """Ctrl-C or SIGTERM while the CLI loads its modules (a second or so on a busy machine): one line,
-    no traceback; nothing has been touched yet. main() hands the signals to lab.interrupts."""
+    no traceback; nothing has been touched yet, so the process ends at once. Not by raising: an exception
+    raised inside the import machinery can be swallowed ("Exception ignored in"), and the command then ran
+    to its end after saying it had not (hostile tour). main() hands the signals to lab.interrupts."""
+    import os
     import sys
 
     sys.stderr.write(f"lab: interrupted by {signal.Signals(signum).name} while starting; nothing was changed\n")
-    raise SystemExit(128 + signum)
+    os._exit(128 + signum)
 
 
 _STARTING = (
@@ -43,6 +46,7 @@ from lab.backends import get_backend
 from lab.errors import Interrupted, LabError, UsageError
 from lab.failover import failover
 from lab.home import LOCKS, check_home, inside, validate_name
+from lab.interrupts import SIGNALS
 from lab.lock import env_timeout
 from lab.profile import ENV_MARKER, Profile, available_profiles, env_marker, load_profile
 from lab.render import left_out, render_profile
@@ -113,10 +117,15 @@ def _clients(text: str) -> int:
     return value
 
 
+#: --rate bounds (operations/s of all workers together): below one a minute a drill records next to nothing (and
+#: 1e-300 overflowed the workers' waits), above a million is "as fast as they go" (leave --rate out).
+MIN_RATE, MAX_RATE = 1 / 60, 1e6
+
+
 def _rate(text: str) -> float:
     value = _number(text, "operations per second")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    if not MIN_RATE <= value <= MAX_RATE:
+        raise argparse.ArgumentTypeError(f"must be from 1/60 to {MAX_RATE:g} operations/s, got {text!r}")
     return value
 
 
@@ -239,7 +248,8 @@ def _drill_commands(sub: Any) -> None:
         "--clients", type=_clients, default=4, help=f"concurrent client workers, 1 to {MAX_CLIENTS} (default 4)"
     )
     p.add_argument("--workload", choices=("set", "counter"), default="set", help="unique keys, or INCR counters")
-    p.add_argument("--rate", type=_rate, help="operations/s of all workers together (default: as fast as they go)")
+    rate = "operations/s of all workers together, 1/60 to 1e6 (default: as fast as they go)"
+    p.add_argument("--rate", type=_rate, help=rate)
     p.add_argument("--report", type=Path, help="report directory (default: $LAB_HOME/reports/NAME/SCENARIO-TIME)")
     p.add_argument("--json", action="store_true", help="print report.json")
     p.add_argument("--fail-on", action="append", default=[], metavar="COND", help="e.g. 'lost>0' (exit 1 if true)")
@@ -628,7 +638,33 @@ def _exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
+def _outside_the_command(signum: int, _frame: object) -> None:
+    """SIGINT/SIGTERM while main() is not inside a command (parsing, the gate's checks, printing a result):
+    one line and exit 130/143 at once. Inside a command, lab.interrupts undoes what it did instead."""
+    when = "after it finished" if _PHASE == "done" else "before it changed anything"
+    sys.stderr.write(f"lab: interrupted by {signal.Signals(signum).name} {when}\n")
+    os._exit(128 + signum)
+
+
+_PHASE = "starting"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    global _PHASE
+    _PHASE = "starting"
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, _outside_the_command) for sig in SIGNALS} if main_thread else {}
+    if argv is None:  # the program: end it here, handlers in place. Python's shutdown puts the default handlers
+        _exit_now(_main(argv))  # back first, and a signal then killed it without a word (hostile tour)
+    try:
+        return _main(argv)
+    finally:  # called from Python (a test): hand the signals back
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    global _PHASE
     args = build_parser().parse_args(argv)
     try:
         # The gate, before anything is touched: the home, the lab name, the environment's knobs.
@@ -637,8 +673,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "name", None) is not None:
             validate_name(args.name)
         env_timeout()
-        with interrupts.command():  # SIGINT, SIGTERM: undo what the command injected, say what (exit 130, 143)
-            return COMMANDS[args.command](args)
+        try:
+            with interrupts.command():  # SIGINT, SIGTERM: undo what the command injected, say what (exit 130, 143)
+                return COMMANDS[args.command](args)
+        finally:
+            _PHASE = "done"
     except Interrupted as exc:
         err.print(f"lab {args.command}: {exc}", markup=False)
         _exit_now(exc.exit_code)

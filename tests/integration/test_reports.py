@@ -117,7 +117,7 @@ def test_a_report_directory_with_files_in_it_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "new").exists(), "checking a destination creates nothing"
 
 
-@pytest.mark.parametrize("rate", ["0", "-5", "abc", "inf", "nan"])
+@pytest.mark.parametrize("rate", ["0", "-5", "abc", "inf", "nan", "1e-300", "2e6"])
 def test_a_rate_that_is_not_a_positive_number_is_a_usage_error(tmp_path: Path, rate: str) -> None:
     result = run_lab("drill", "kill-master", "--rate", rate, home=tmp_path)
     lines = result.stderr.strip().splitlines()

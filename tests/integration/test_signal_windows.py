@@ -1,0 +1,60 @@
+"""A signal at any moment of a command's life, not only mid-fault: while Python loads the CLI, while it checks
+its arguments, in the middle of the command, while it prints the result. Whatever the moment, the process says
+one true line and exits 128 + the signal, or finishes and says nothing about a signal (hostile tour: a SIGTERM
+while the CLI imported its modules printed "nothing was changed" and the command then isolated a node and
+exited 0; other moments died silently by the signal)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lab.backends import get_backend
+from lab.pytest_plugin import require_fault
+from lab.spec import LabSpec
+from tests.helpers import run_lab
+
+pytestmark = [pytest.mark.integration, pytest.mark.one_server]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_a_signal_at_any_moment_is_one_true_line(lab: LabSpec, sig: signal.Signals) -> None:
+    require_fault(lab, "isolate")
+    home = lab.base_dir.parent
+    backend = get_backend(lab.backend)
+    env = {**os.environ, "LAB_HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1"}  # a slower start: wider windows
+    seen: dict[str, int] = {}
+    for step in range(16):  # 0 to 0.9 s after the start: loading, the gate, the isolation, the result
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lab.cli", "isolate", "--name", lab.name, "redis-2"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        time.sleep(step * 0.06)  # the moment of the signal is what varies here
+        process.send_signal(sig)
+        out, err = process.communicate(timeout=60)
+        rules = backend.isolation_rules(lab)
+        if process.returncode == -sig or "init_import_site" in err:
+            # Before Python ran any of lab's code (its own start-up, the site module): nothing was done.
+            assert out == "" and rules == [], (step, out, err, rules)
+        elif process.returncode == 0:
+            assert "interrupted" not in err and "isolate: redis-2" in out, (step, out, err)
+            seen["finished"] = seen.get("finished", 0) + 1
+        else:
+            assert process.returncode == 128 + sig, (step, process.returncode, out, err)
+            lines = err.strip().splitlines()
+            assert lines and f"interrupted by {sig.name}" in lines[-1] and "Traceback" not in err, (step, err)
+            if "nothing was changed" in err or "before it changed anything" in err:
+                assert rules == [], (step, "said nothing was changed, but", rules)
+            seen["interrupted"] = seen.get("interrupted", 0) + 1
+        assert run_lab("heal", "--name", lab.name, home=home, timeout=120).returncode == 0
+        assert backend.isolation_rules(lab) == []
+    assert seen.get("interrupted"), seen  # the sweep did hit the command before it ended

@@ -7,7 +7,9 @@ so a drill killed with ``kill -9`` leaves nothing that ``lab heal`` does not res
 
 Every fault registers its undo with the command under way (lab.interrupts) before it is applied: an
 interrupted command thaws, removes isolation rules and restores settings at once; a killed or stopped
-node is left down and recorded, for ``lab heal``."""
+node is left down and recorded, for ``lab heal`` (the note looks at the node when the interrupt comes). A
+node an interrupted revert or ``restart`` had started again is made a replica of the current master, not
+left up as a second master; one ``restart`` had stopped is started again."""
 
 from __future__ import annotations
 
@@ -115,8 +117,7 @@ def _inject(spec: LabSpec, kind: str, node_name: str, peers: list[str] | None) -
     peer_nodes = [spec.node(p) for p in peers] if peers else [n for n in spec.nodes if n != node]
     fault = Fault(kind, node.name, tuple(p.name for p in peer_nodes) if kind == "isolate" else ())
     if kind in ("kill", "stop"):
-        how = "killed" if kind == "kill" else "stopped"
-        interrupts.leave(fault.key, f"{node.name} {how} (recorded: `lab heal --name {spec.name}` restarts it)")
+        interrupts.explain(fault.key, lambda: _left_down(spec, fault))
     else:
         interrupts.undo_on_interrupt(fault.key, lambda: _undo(spec, fault))
     if kind == "kill":
@@ -188,6 +189,9 @@ def _revert(spec: LabSpec, fault: Fault, rejoin: bool = True) -> None:
     if fault.kind in ("kill", "stop"):
         if backend.node_state(spec, node) == "down":
             check_startable(spec)
+            # an interrupt once the node runs again: it is made a replica and the fault forgotten, not
+            # left up as a second master with the fault still recorded (see _finish_start)
+            interrupts.undo_on_interrupt(fault.key, lambda: interrupts.uninterrupted(_finish_start, spec, node, fault))
             backend.start(spec, [node])
     elif fault.kind == "freeze":
         if backend.node_state(spec, node) == "frozen":
@@ -197,10 +201,71 @@ def _revert(spec: LabSpec, fault: Fault, rejoin: bool = True) -> None:
         rejoin = False  # (a setting, not a node that was away)
     else:
         backend.heal_isolation(spec, node, [spec.node(p) for p in fault.peers])
+    if node.kind == "redis" and fault.kind != "config" and not rejoin:
+        # a drill measures what Sentinel alone does with the stale master; an interrupt meanwhile ends the
+        # measuring: the node is made a replica then, if Sentinel has not done it yet (idempotent: stays
+        # registered until the command ends)
+        interrupts.undo_on_interrupt(f"rejoin {node.name}", lambda: interrupts.uninterrupted(_rejoin_stale, spec, node))
     if rejoin and node.kind == "redis" and backend.node_state(spec, node) == "up":
         rejoin_as_replica(spec, node)
     _save(spec, [f for f in recorded(spec) if f != fault])
     interrupts.done(fault.key)
+
+
+def _left_down(spec: LabSpec, fault: Fault) -> interrupts.Outcome | None:
+    """What an interrupt leaves of a kill/stop fault, as the node stands when it comes."""
+    node = spec.node(fault.node)
+    how = "killed" if fault.kind == "kill" else "stopped"
+    heal = f"`lab heal --name {spec.name}` restarts it"
+    if get_backend(spec.backend).node_state(spec, node) == "down":
+        return "left", f"{node.name} {how} ({'recorded: ' if fault in recorded(spec) else ''}{heal})"
+    if fault in recorded(spec):  # running again, but not forgotten (its undo failed: said above)
+        return "left", f"{node.name} runs again but its {fault.kind} stays recorded (`lab heal --name {spec.name}`)"
+    return None  # not killed yet, or restarted and forgotten (its undo said so)
+
+
+def _settled_master(spec: LabSpec, timeout: float = 20.0) -> tuple[str, int]:
+    """The master every reachable Sentinel names, once none of them is still failing over or sees it
+    down (a node restarted mid-failover runs as a master the Sentinels are about to replace). Undos run it in
+    a worker thread (lab.interrupts.uninterrupted): in the main thread the interrupt being handled would end
+    the wait at once."""
+
+    def probe() -> tuple[bool, Any]:
+        obs = observe(spec)
+        views = [s for s in obs.sentinels if s.reachable]
+        settled = obs.master is not None and all(s.master_flags == "master" for s in views)
+        return settled, obs.master if settled else [s.master_flags for s in views]
+
+    settled: tuple[str, int] = wait_for(
+        probe, what="the Sentinels to settle on a master", timeout=timeout, interval=0.1
+    )
+    return settled
+
+
+def _finish_start(spec: LabSpec, node: Node, fault: Fault) -> str | None:
+    """An interrupted revert of a kill/stop, once the node was started: make it a replica, forget the fault.
+    None when the node is not running (the note says it is left down, recorded)."""
+    if get_backend(spec.backend).node_state(spec, node) != "up":
+        return None
+    rejoined = _rejoin_stale(spec, node)
+    _save(spec, [f for f in recorded(spec) if f != fault])
+    return f"{node.name} was started again" + (f" and {rejoined}" if rejoined else "")
+
+
+def _rejoin_stale(spec: LabSpec, node: Node) -> str | None:
+    """A data node running as a master while the Sentinels name another is made a replica of that one
+    (rejoin_as_replica): what was done, or None when it was not a stale master."""
+    if node.kind != "redis" or get_backend(spec.backend).node_state(spec, node) != "up":
+        return None
+    with node_client(spec, node, timeout=2) as conn:
+        if conn.info("replication").get("role") != "master":
+            return None
+    master = _settled_master(spec)
+    if master == (node.host, node.port):
+        return None
+    rejoin_as_replica(spec, node)
+    name = next((n.name for n in spec.redis_nodes if (n.host, n.port) == master), f"{master[0]}:{master[1]}")
+    return f"made {node.name} (up as a second master) a replica of {name}"
 
 
 def _restore_config(spec: LabSpec, node: Node, fault: Fault) -> None:
@@ -227,10 +292,26 @@ def restart(spec: LabSpec, node: Node) -> None:
     with locked(spec, f"restart {node.name}"):
         backend = get_backend(spec.backend)
         check_startable(spec)  # before the stop: a node that cannot start again is not stopped
+        key = f"restart {node.name}"
+        # an interrupt between the stop and the rejoin starts it again and makes it a replica: it is never
+        # left down unrecorded, or up as a second master
+        interrupts.undo_on_interrupt(key, lambda: interrupts.uninterrupted(_finish_restart, spec, node))
         backend.stop(spec, [node])
         backend.start(spec, [node])
         if node.kind == "redis":
             rejoin_as_replica(spec, node)
+        interrupts.done(key)
+
+
+def _finish_restart(spec: LabSpec, node: Node) -> str | None:
+    """An interrupted restart's undo: start the node if it is down, make it a replica if it is a stale master."""
+    started = get_backend(spec.backend).node_state(spec, node) == "down"
+    if started:
+        get_backend(spec.backend).start(spec, [node])
+    rejoined = _rejoin_stale(spec, node)
+    if started:
+        return f"started {node.name} again" + (f" and {rejoined}" if rejoined else "")
+    return rejoined
 
 
 def rejoin_as_replica(spec: LabSpec, node: Node, *, disconnect: bool = True) -> None:
@@ -288,6 +369,7 @@ def _heal(spec: LabSpec, with_settings: bool = True) -> list[Fault]:
         undone.append(fault)
     backend = get_backend(spec.backend)
     backend.heal_isolation(spec)
+    _unpause_writes(spec, [n for n in spec.redis_nodes if backend.node_state(spec, n) == "up"])
     for node in spec.nodes:
         current = backend.node_state(spec, node)
         if current in ("frozen", "down"):
@@ -298,6 +380,18 @@ def _heal(spec: LabSpec, with_settings: bool = True) -> list[Fault]:
         revert(spec, fault)
         undone.append(fault)
     return undone
+
+
+def _unpause_writes(spec: LabSpec, nodes: list[Node]) -> None:
+    """CLIENT UNPAUSE on every data node that answers: a `lab failover` killed with SIGKILL leaves its
+    CLIENT PAUSE WRITE (up to 30 s) where no undo ran, and heal called such a lab healthy while its
+    master blocked every write (hostile tour). Harmless on a node that is not paused."""
+    for node in nodes:
+        try:
+            with node_client(spec, node, timeout=1) as conn:
+                conn.execute_command("CLIENT", "UNPAUSE")
+        except (redis.RedisError, OSError):
+            continue  # it stopped answering meanwhile: what it needs is the revert below
 
 
 @contextmanager

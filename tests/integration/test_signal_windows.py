@@ -58,3 +58,18 @@ def test_a_signal_at_any_moment_is_one_true_line(lab: LabSpec, sig: signal.Signa
         assert run_lab("heal", "--name", lab.name, home=home, timeout=120).returncode == 0
         assert backend.isolation_rules(lab) == []
     assert seen.get("interrupted"), seen  # the sweep did hit the command before it ended
+
+
+def test_heal_lifts_a_write_pause_that_a_killed_failover_left(lab: LabSpec) -> None:
+    """kill -9 of `lab failover` after its CLIENT PAUSE WRITE (hostile tour D1): no undo ran, nothing was
+    recorded, and `lab heal` said healthy while the master blocked every write for up to 30 s. Heal lifts
+    any write pause on every data node."""
+    from lab import faults
+    from lab.topology import node_client
+
+    master = faults.current_master(lab)
+    with node_client(lab, master) as conn:
+        conn.execute_command("CLIENT", "PAUSE", "30000", "WRITE")  # what the killed failover left
+    assert run_lab("heal", "--name", lab.name, home=lab.base_dir.parent).returncode == 0
+    with node_client(lab, master, timeout=5) as conn:  # a write still paused would time out here (30 s pause)
+        assert conn.set("heal:after-pause", "1")

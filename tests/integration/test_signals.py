@@ -322,3 +322,62 @@ def test_an_interrupted_kill_drill_leaves_the_killed_master_recorded_for_heal(
     assert faults.recorded(spec) == [fault] and not (tmp_path / "r").exists(), "no half report"
     healed = run_lab("heal", "--name", spec.name, home=lab_home)
     assert healed.returncode == 0 and f"undone: kill {fault.node}" in healed.stdout, healed.stdout + healed.stderr
+
+
+def role(spec: LabSpec, node: Node) -> tuple[str, str | None]:
+    """(role, the master it replicates or None), as the node says."""
+    with node_client(spec, node, timeout=5) as conn:
+        info = conn.info("replication")
+    master = f"{info['master_host']}:{info['master_port']}" if info["role"] == "slave" else None
+    return info["role"], master
+
+
+def wait_state(spec: LabSpec, node: Node, wanted: str, process: subprocess.Popen[str]) -> None:
+    backend = get_backend(spec.backend)
+
+    def probe() -> tuple[bool, str]:
+        if process.poll() is not None:
+            raise AssertionError(f"the command ended first: {process.communicate()}")
+        current = backend.node_state(spec, node)
+        return current == wanted, current
+
+    wait_for(probe, what=f"{node.name} to be {wanted}", timeout=30, interval=0.02)
+
+
+@pytest.mark.one_server
+def test_an_interrupted_restart_starts_the_node_again_as_a_replica(healthy_lab, lab_home: Path) -> None:
+    """Once `lab restart` left the node down, unrecorded, saying `nothing needed undoing` (or up as a second
+    master): the node is started again and made a replica, and the message says so."""
+    spec = healthy_lab
+    master = faults.current_master(spec)
+    node = next(n for n in spec.redis_nodes if n != master)
+    with lab_command("restart", "--name", spec.name, node.name, home=lab_home) as restart:
+        wait_state(spec, node, "down", restart)
+        message = interrupt(restart, signal.SIGTERM)
+    assert get_backend(spec.backend).node_state(spec, node) == "up", message
+    assert role(spec, node) == ("slave", f"{master.host}:{master.port}"), message
+    assert faults.recorded(spec) == []
+    # the signal came while it was down: it was started again, by the undo or by the start it interrupted
+    assert f"started {node.name} again" in message or "nothing needed undoing" in message, message
+    assert "left:" not in message, message
+
+
+@pytest.mark.one_server
+def test_an_interrupted_kill_drill_never_leaves_the_restarted_master_as_a_second_master(
+    healthy_lab, lab_home: Path, tmp_path: Path
+) -> None:
+    """Once an interrupt after the drill restarted its killed master said `left: redis-1 killed` (or nothing)
+    while that node ran as a writable master beside the new one: it is made a replica, and the message says so."""
+    spec = healthy_lab
+    args = ("drill", "kill-master", "--name", spec.name, "--duration", "4", "--report", str(tmp_path / "r"))
+    with lab_command(*args, home=lab_home) as drill:
+        fault = wait_recorded(spec, "kill", drill)
+        node = spec.node(fault.node)
+        wait_state(spec, node, "up", drill)  # the drill's heal started it again, from its file
+        message = interrupt(drill, signal.SIGTERM)
+    assert "killed" not in message, message
+    new = faults.current_master(spec)
+    assert new != node and role(spec, node) == ("slave", f"{new.host}:{new.port}"), message
+    assert faults.recorded(spec) == []
+    made = f"made {node.name} (up as a second master) a replica of {new.name}"
+    assert made in message or "nothing needed undoing" in message, message

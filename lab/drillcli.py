@@ -188,6 +188,13 @@ def _report_dir(args: argparse.Namespace, home: Path, what: str) -> Path:
     return check_destination(Path(args.report or home / "reports" / args.name / f"{what}-{stamp}"))
 
 
+def _unfinished(report_dir: Path) -> str:
+    """An interrupt removes the report directory the command has not finished (lab.report)."""
+    from lab.report import remove_if_unfinished
+
+    return remove_if_unfinished(report_dir)
+
+
 def _names(text: str | None, default: list[str]) -> list[str]:
     """A comma list option: None (left out) is ``default``; an empty one names nothing (refused)."""
     return default if text is None else [name.strip() for name in text.split(",") if name.strip()]
@@ -217,9 +224,11 @@ def run_clients(args: argparse.Namespace, out: Console, err: Console) -> int:
             if name not in available:
                 err.print(f"lab clients: {name} skipped: {CLIENTS[name].missing()}", markup=False)
     home = _running_lab(args, err)
+    unfinished = _unfinished(report_dir)
     with lab_lock(home, args.name, "clients"):
         spec = state.load(home, args.name)
         cells = run_matrix(spec, clients, scenarios, settings, report_dir, progress=lambda line: err.print(line))
+    interrupts.done(unfinished)
     if args.json:
         print((report_dir / "matrix.json").read_text())
     else:
@@ -238,6 +247,7 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     _check_needs(args, home, args.scenario)
     report_dir = _report_dir(args, home, args.scenario)
     home = _running_lab(args, err, start)
+    unfinished = _unfinished(report_dir)
     with lab_lock(home, args.name, f"drill {args.scenario}"):
         spec = state.load(home, args.name)
         _check_from(spec, start)
@@ -251,6 +261,7 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
             upgrade_to=upgrade_to,
             rate=args.rate,
         )
+    interrupts.done(unfinished)
     if args.json:
         print((report_dir / "report.json").read_text())
     else:

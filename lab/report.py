@@ -10,12 +10,14 @@ import html
 import json
 import os
 import platform
+import shutil
 from collections import defaultdict
 from collections.abc import Iterable
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lab import interrupts
 from lab.checker import BUCKET_MS, Findings
 from lab.errors import UsageError
 from lab.history import Record
@@ -67,6 +69,33 @@ def check_destination(directory: Path, option: str = "--report") -> Path:
             with suppress(OSError):
                 path.rmdir()
     return directory
+
+
+def remove_if_unfinished(directory: Path) -> str:
+    """Register with the command under way (lab.interrupts) that an interrupt removes the report directory
+    ``directory`` (as check_destination left it: absent, or empty), so a rerun with the same --report is
+    not refused as non-empty; the key to pass to interrupts.done once the report is complete."""
+    created = [p for p in (directory, *directory.parents) if not p.exists()]
+
+    def undo() -> str | None:
+        if not directory.is_dir() or (directory not in created and not any(directory.iterdir())):
+            return None
+        if directory not in created:  # it was there, empty: it is left empty
+            for path in directory.iterdir():
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            return f"emptied the unfinished report {directory} again"
+        shutil.rmtree(directory)
+        for path in created[1:]:  # the parents it created (innermost first), if nothing else is in them
+            with suppress(OSError):
+                path.rmdir()
+        return f"removed the unfinished report {directory}"
+
+    key = f"report {directory}"
+    interrupts.undo_on_interrupt(key, undo)
+    return key
 
 
 def write_report(result: DrillResult, spec: LabSpec, directory: Path) -> dict[str, Path]:

@@ -165,7 +165,9 @@ def test_interrupted_lab_clients_stops_its_adapter_and_deletes_its_config(
         fault = wait_recorded(spec, "freeze", matrix)
         message = interrupt(matrix, signal.SIGTERM)
     assert f"thawed {fault.node}" in message and "stopped the redis-py adapter (defaults)" in message, message
-    assert frozen(spec) == [] and list(report.rglob("config-*.json")) == []
+    # the unfinished matrix (the cell's adapter files) is removed: a rerun with the same --report is not refused
+    assert f"removed the unfinished report {report}" in message and not report.exists(), message
+    assert frozen(spec) == []
     adapters = [p for p in Path("/proc").glob("[0-9]*") if _cmdline(p).find(str(report)) >= 0]
     assert adapters == [], "the adapter process is gone"
 
@@ -381,3 +383,25 @@ def test_an_interrupted_kill_drill_never_leaves_the_restarted_master_as_a_second
     assert faults.recorded(spec) == []
     made = f"made {node.name} (up as a second master) a replica of {new.name}"
     assert made in message or "nothing needed undoing" in message, message
+
+
+@pytest.mark.one_server
+def test_an_interrupt_while_a_drill_writes_its_report_removes_the_unfinished_report(
+    healthy_lab, lab_home: Path, tmp_path: Path
+) -> None:
+    """Once a half-written report (history.jsonl alone) was left behind, and a rerun refused the directory."""
+    from lab.report import check_destination
+
+    spec, report = healthy_lab, tmp_path / "r"
+    args = ("drill", "kill-master", "--name", spec.name, "--duration", "2", "--report", str(report))
+    with lab_command(*args, home=lab_home) as drill:
+        wait_for(
+            lambda: ((report / "history.jsonl").exists() or drill.poll() is not None, None),
+            what="the drill to write its report",
+            timeout=60,
+            interval=0.02,
+        )
+        message = interrupt(drill, signal.SIGTERM)
+    assert f"undone: removed the unfinished report {report}" in message, message
+    assert not report.exists()
+    assert check_destination(report) == report  # a rerun with the same --report is not refused

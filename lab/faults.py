@@ -247,8 +247,8 @@ def _finish_start(spec: LabSpec, node: Node, fault: Fault) -> str | None:
     None when the node is not running (the note says it is left down, recorded)."""
     if get_backend(spec.backend).node_state(spec, node) != "up":
         return None
+    _save(spec, [f for f in recorded(spec) if f != fault])  # it runs: the fault is over, whatever follows
     rejoined = _rejoin_stale(spec, node)
-    _save(spec, [f for f in recorded(spec) if f != fault])
     return f"{node.name} was started again" + (f" and {rejoined}" if rejoined else "")
 
 
@@ -260,7 +260,10 @@ def _rejoin_stale(spec: LabSpec, node: Node) -> str | None:
     with node_client(spec, node, timeout=2) as conn:
         if conn.info("replication").get("role") != "master":
             return None
-    master = _settled_master(spec)
+    try:
+        master = _settled_master(spec)
+    except LabError as exc:
+        raise LabError(f"{node.name} runs as a master and it is not known whether it should: {exc}") from None
     if master == (node.host, node.port):
         return None
     rejoin_as_replica(spec, node)

@@ -197,6 +197,7 @@ def command() -> Iterator[UndoLog]:
             raise Interrupted(_PENDING, f"interrupted by {signal.Signals(_PENDING).name}")
     except KeyboardInterrupt as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        _PENDING = None  # handled: the undos below may wait (checkpoint) without raising it again
         with shielded():
             undone, failed, left = log.unwind()
         raise Interrupted(signum, interrupt_message(signum, undone, failed, left)) from None

@@ -83,7 +83,7 @@ def test_lab_drill_reports_and_gates_on_findings(healthy_lab, lab_home: Path, tm
         (["drill", "kill-master", "--duration", "inf"], "error: argument --duration: must be a number of seconds"),
         (["drill", "kill-master", "--duration", "nan"], "error: argument --duration: must be a number of seconds"),
         (["drill", "kill-master", "--duration", "121"], "error: argument --duration: must be a number of seconds"),
-        (["drill", "kill-master", "--rate", "nan"], "error: argument --rate: must be a positive number"),
+        (["drill", "kill-master", "--rate", "nan"], "error: argument --rate: must be from 1/60 to 1e+06 operations/s"),
         (["drill", "kill-master", "--from", "redis-7.0"], "--from and --to belong to the rolling-upgrade drill"),
         (["drill", "rolling-upgrade"], "rolling-upgrade needs --to BUILD[,BUILD...]"),
         (["drill", "rolling-upgrade", "--to", "nope-1.0"], "--to nope-1.0: "),

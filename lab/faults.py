@@ -327,15 +327,23 @@ def rejoin_as_replica(spec: LabSpec, node: Node, *, disconnect: bool = True) -> 
     master = observe(spec).master
     if master is None or master == (node.host, node.port):
         return
-    with node_client(spec, node, timeout=2) as conn:
-        info = conn.info("replication")
-        if info.get("role") == "slave" and (info.get("master_host"), int(info.get("master_port", 0))) == master:
-            return
-        pipe = conn.pipeline(transaction=True)
-        pipe.replicaof(*master)
-        pipe.config_rewrite()
-        pipe.execute()
-    if disconnect:
+
+    def point() -> tuple[bool, str]:
+        try:
+            with node_client(spec, node, timeout=2) as conn:
+                info = conn.info("replication")
+                if info.get("role") == "slave" and (info.get("master_host"), int(info.get("master_port", 0))) == master:
+                    return True, "already its replica"
+                pipe = conn.pipeline(transaction=True)
+                pipe.replicaof(*master)
+                pipe.config_rewrite()
+                pipe.execute()
+        except redis.BusyLoadingError as exc:  # just restarted, still loading its data (CI, compose): wait
+            return False, str(exc)
+        return True, "pointed"
+
+    done = wait_for(point, what=f"{node.name} to load its data and take REPLICAOF", timeout=30, interval=0.1)
+    if disconnect and done == "pointed":
         disconnect_clients(spec, node)
 
 

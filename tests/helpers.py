@@ -35,6 +35,21 @@ def run_lab(
     )
 
 
+def start_lab(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """The real `lab` CLI in a subprocess that a test can signal, as from a terminal: a shell starts
+    background jobs with SIGINT ignored and children inherit that, so SIGINT is set back to its default."""
+    import signal
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "lab.cli", *args],
+        env={**os.environ, "LAB_HOME": str(home), **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
 def running_parts(spec: LabSpec) -> list[str]:
     """What a lab still has running: server processes (local) or containers, networks, volumes (compose)."""
     if spec.backend == "local":

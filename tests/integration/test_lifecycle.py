@@ -20,7 +20,7 @@ from lab.pytest_plugin import lab_name, require_backend, require_server
 from lab.spec import LabSpec
 from lab.topology import client, node_client
 from lab.waits import wait_for
-from tests.helpers import run_lab, running_parts
+from tests.helpers import run_lab, running_parts, start_lab
 
 pytestmark = pytest.mark.integration
 
@@ -127,15 +127,7 @@ def test_an_interrupted_up_of_a_new_lab_removes_everything(tmp_path: Path, sig: 
     # The replicas sync only after 30 s: `up` waits for health long enough to be interrupted there.
     profile = tmp_path / "slow-sync.yaml"
     profile.write_text("extends: lab\nredis:\n  repl_diskless_sync_delay: 30\n")
-    up = subprocess.Popen(
-        [sys.executable, "-m", "lab.cli", "up", "--backend", "local", "--name", name, "--profile", str(profile)],
-        env={**os.environ, "LAB_HOME": str(home)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # As from a terminal: a shell starts background jobs with SIGINT ignored, and children inherit that.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    up = start_lab("up", "--backend", "local", "--name", name, "--profile", str(profile), home=home)
     try:
         wait_for(
             lambda: (len(procs.servers_under(home / name)) >= servers, len(procs.servers_under(home / name))),

@@ -6,10 +6,7 @@ exited 0; other moments died silently by the signal)."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -17,7 +14,7 @@ import pytest
 from lab.backends import get_backend
 from lab.pytest_plugin import require_fault
 from lab.spec import LabSpec
-from tests.helpers import run_lab
+from tests.helpers import run_lab, start_lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.one_server]
 
@@ -27,17 +24,10 @@ def test_a_signal_at_any_moment_is_one_true_line(lab: LabSpec, sig: signal.Signa
     require_fault(lab, "isolate")
     home = lab.base_dir.parent
     backend = get_backend(lab.backend)
-    env = {**os.environ, "LAB_HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1"}  # a slower start: wider windows
+    slow_start = {"PYTHONDONTWRITEBYTECODE": "1"}  # a slower start: wider windows
     seen: dict[str, int] = {}
     for step in range(16):  # 0 to 0.9 s after the start: loading, the gate, the isolation, the result
-        process = subprocess.Popen(
-            [sys.executable, "-m", "lab.cli", "isolate", "--name", lab.name, "redis-2"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
+        process = start_lab("isolate", "--name", lab.name, "redis-2", home=home, env=slow_start)
         time.sleep(step * 0.06)  # the moment of the signal is what varies here
         process.send_signal(sig)
         out, err = process.communicate(timeout=60)

@@ -23,7 +23,7 @@ from lab.pytest_plugin import lab_name, require_fault, require_server
 from lab.spec import LabSpec, Node
 from lab.topology import node_client
 from lab.waits import wait_for
-from tests.helpers import require_client, run_lab
+from tests.helpers import require_client, run_lab, start_lab
 
 pytestmark = pytest.mark.integration
 GUARD = ("min-replicas-to-write", "min-replicas-max-lag")
@@ -32,14 +32,7 @@ GUARD = ("min-replicas-to-write", "min-replicas-max-lag")
 @contextmanager
 def lab_command(*args: str, home: Path) -> Iterator[subprocess.Popen[str]]:
     """The real CLI in a subprocess, as from a terminal (SIGINT not ignored); killed if a test fails."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lab.cli", *args],
-        env={**os.environ, "LAB_HOME": str(home)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    process = start_lab(*args, home=home)
     try:
         yield process
     finally:

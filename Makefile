@@ -74,6 +74,7 @@ lint: venv
 	$(BIN)/ruff check lab tests benchmarks scripts/monitoring python_utils
 	$(BIN)/ruff format --check lab tests benchmarks scripts/monitoring python_utils
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	@if command -v shellcheck >/dev/null; then shellcheck -x scripts/*.sh .ci/run; \
 	  else echo "lint: shellcheck not installed, shell scripts not checked"; fi
 	$(BIN)/mkdocs build --strict --quiet --site-dir site

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from benchmarks import Row
 from lab import control
-from lab.clients import CLIENTS
-from lab.matrix import Cell, default_scenarios, run_matrix
+from lab.drill.clients import CLIENTS
+from lab.drill.matrix import Cell, default_scenarios, run_matrix
 
 TARGET_S = 15 * 60.0
 

@@ -20,7 +20,7 @@ import redis
 
 from benchmarks import Row
 from lab import control
-from lab.history import History, Workers, Workload, sentinel_client
+from lab.drill.history import History, Workers, Workload, sentinel_client
 from lab.spec import LabSpec
 
 SECONDS = 3.0

@@ -12,7 +12,7 @@ from pathlib import Path
 from benchmarks import Row, p95
 from lab import control, faults, servers
 from lab.docker import docker_unavailable
-from lab.drill import kill_master_unavailability
+from lab.drill.steps import kill_master_unavailability
 
 DRILLS = 10
 

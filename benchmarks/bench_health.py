@@ -10,10 +10,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from monitoring.check_redis_health import main
-
 from benchmarks import Row
 from lab import control
+from redis_ha_health.check_redis_health import main
 
 RUNS = 20
 

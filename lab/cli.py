@@ -41,7 +41,7 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
-from lab import control, faults, interrupts, lint, servercli, servers, state, validate
+from lab import control, faults, interrupts, lint, nodes, servercli, servers, state, validate
 from lab.backends import get_backend
 from lab.errors import Interrupted, LabError, UsageError
 from lab.failover import failover
@@ -80,7 +80,7 @@ MAX_TIMEOUT_S = 3600.0
 #: The longest drill workload. A drill keeps its whole history in memory until the report: measured
 #: here (2 cores, local lab, 4 workers unpaced), a 30 s drill acknowledged 249,633 operations and
 #: peaked at 427 MB (history.jsonl 56 MB), about 10 MB a second, so 120 s is ~1.3 GB. A failover
-#: that outlasts the workload extends it anyway (lab.scenarios.RECOVERY_TAIL_S); soaks are repeats.
+#: that outlasts the workload extends it anyway (lab.drill.scenarios.RECOVERY_TAIL_S); soaks are repeats.
 MAX_DRILL_S = 120.0
 #: The most drill workers: threads of one Python process (one core at most, under the GIL); past a
 #: few dozen they measure that process's own queueing, not the failover (500 made a 2 s drill take
@@ -235,7 +235,7 @@ def _fault_commands(sub: Any) -> None:
 
 
 def _drill_commands(sub: Any) -> None:
-    from lab.scenarios import SCENARIOS
+    from lab.drill.scenarios import SCENARIOS
 
     scenarios = "; ".join(f"{s.name}: {s.about}" for s in SCENARIOS.values())
     p = sub.add_parser("drill", help="run a failover drill with clients writing, then report what they saw")
@@ -457,7 +457,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_env(args: argparse.Namespace) -> int:
     """The variables python_utils, check-redis-health and the scripts read; secrets by reference."""
     spec = state.load(args.home or state.default_home(), args.name)
-    master = faults.current_master(spec, timeout=5)
+    master = nodes.current_master(spec, timeout=5)
     plain = {
         "REDIS_HOST": master.host,
         "REDIS_PORT": str(master.port),
@@ -551,7 +551,7 @@ def cmd_fault(args: argparse.Namespace) -> int:
     spec = state.load(args.home or state.default_home(), args.name)
     node = spec.node(args.node)
     if args.command == "restart":
-        faults.restart(spec, node)
+        nodes.restart(spec, node)
         out.print(f"{node.name} restarted")
     elif args.command == "thaw":
         frozen = [f for f in faults.recorded(spec) if f.kind == "freeze" and f.node == node.name]
@@ -598,13 +598,13 @@ def cmd_failover(args: argparse.Namespace) -> int:
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
-    from lab.drillcli import run
+    from lab.drill.cli import run
 
     return run(args, out, err)
 
 
 def cmd_clients(args: argparse.Namespace) -> int:
-    from lab.drillcli import run_clients
+    from lab.drill.cli import run_clients
 
     return run_clients(args, out, err)
 

@@ -26,6 +26,7 @@ from lab.errors import LabError, NetworkOverlap, NodeStartError, UsageError
 from lab.home import validate_name
 from lab.interrupts import interruptible, shielded
 from lab.lock import lab_lock
+from lab.nodes import check_startable, rejoin_as_replica
 from lab.profile import Profile, load_profile
 from lab.render import render_lab
 from lab.spec import NODE_NAMES, LabSpec, Node, build_spec
@@ -81,7 +82,7 @@ def start_nodes(spec: LabSpec, backend: Backend, nodes: Sequence[Node], *, fresh
     """Start ``nodes`` in an order that needs no retries: data nodes first (a new lab's master
     before its replicas, so they sync at once), then the Sentinels all together, so each finds
     every peer listening. A restarted data node of a running lab rejoins the current master."""
-    faults.check_startable(spec)
+    check_startable(spec)
     data = [n for n in nodes if n.kind == "redis"]
     master = spec.initial_master
     if fresh and master in data:
@@ -91,7 +92,7 @@ def start_nodes(spec: LabSpec, backend: Backend, nodes: Sequence[Node], *, fresh
         backend.start(spec, data)
         if not fresh:
             for node in data:
-                faults.rejoin_as_replica(spec, node)
+                rejoin_as_replica(spec, node)
     sentinels = [n for n in nodes if n.kind == "sentinel"]
     if sentinels:
         backend.start(spec, sentinels)

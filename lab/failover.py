@@ -12,7 +12,7 @@ import redis
 from lab import interrupts
 from lab.backends import get_backend, log_tails
 from lab.errors import LabError
-from lab.faults import current_master, disconnect_clients, locked, rejoin_as_replica
+from lab.nodes import current_master, disconnect_clients, locked, rejoin_as_replica
 from lab.spec import LabSpec, Node
 from lab.topology import node_client, observe
 from lab.waits import WaitTimeout, wait_for

@@ -8,28 +8,24 @@ so a drill killed with ``kill -9`` leaves nothing that ``lab heal`` does not res
 Every fault registers its undo with the command under way (lab.interrupts) before it is applied: an
 interrupted command thaws, removes isolation rules and restores settings at once; a killed or stopped
 node is left down and recorded, for ``lab heal`` (the note looks at the node when the interrupt comes). A
-node an interrupted revert or ``restart`` had started again is made a replica of the current master, not
-left up as a second master; one ``restart`` had stopped is started again."""
+node an interrupted revert had started again is made a replica of the current master (lab.nodes), not
+left up as a second master."""
 
 from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import redis
 
-from lab import interrupts, state
+from lab import interrupts, nodes, state
 from lab.backends import get_backend
 from lab.capabilities import accepts
 from lab.errors import LabError
-from lab.lock import lab_lock
 from lab.spec import LabSpec, Node
-from lab.tls import check_server_files
-from lab.topology import node_client, observe
-from lab.waits import wait_for
+from lab.topology import node_client
 
 KINDS = ("kill", "stop", "freeze", "isolate")
 
@@ -71,19 +67,14 @@ def isolated_nodes(spec: LabSpec) -> set[str]:
     return {f.node for f in recorded(spec) if f.kind == "isolate"}
 
 
-def locked(spec: LabSpec, command: str) -> AbstractContextManager[None]:
-    """The lab's lock (see lab.lock), for a command that changes the lab."""
-    return lab_lock(spec.base_dir.parent, spec.base_dir.name, command)
-
-
-def forget(spec: LabSpec, nodes: list[str]) -> None:
+def forget(spec: LabSpec, names: list[str]) -> None:
     """Drop recorded kill/stop faults of nodes that were started again."""
-    _save(spec, [f for f in recorded(spec) if not (f.kind in ("kill", "stop") and f.node in nodes)])
+    _save(spec, [f for f in recorded(spec) if not (f.kind in ("kill", "stop") and f.node in names)])
 
 
 def inject(spec: LabSpec, kind: str, node_name: str, peers: list[str] | None = None) -> Fault:
     """Apply a fault now and record it. ``peers`` (isolate only) defaults to every other node."""
-    with locked(spec, f"{kind} {node_name}"):
+    with nodes.locked(spec, f"{kind} {node_name}"):
         return _inject(spec, kind, node_name, peers)
 
 
@@ -152,7 +143,7 @@ def set_config(spec: LabSpec, values: dict[str, str | int]) -> list[Fault]:
     names = {key.replace("_", "-"): str(value) for key, value in values.items()}
     if not names:
         return []
-    with locked(spec, "config"):
+    with nodes.locked(spec, "config"):
         earlier = {f.node: dict(f.settings) for f in recorded(spec) if f.kind == "config"}
         changes: list[Fault] = []
         for node in spec.redis_nodes:
@@ -179,7 +170,7 @@ def revert(spec: LabSpec, fault: Fault, *, rejoin: bool = True) -> None:
     reconnected after a partition) is pointed at the current master at once and its clients are
     disconnected, as Sentinel would do seconds later. A drill passes False to measure what
     Sentinel alone does."""
-    with locked(spec, f"revert {fault.kind} {fault.node}"):
+    with nodes.locked(spec, f"revert {fault.kind} {fault.node}"):
         _revert(spec, fault, rejoin)
 
 
@@ -188,7 +179,7 @@ def _revert(spec: LabSpec, fault: Fault, rejoin: bool = True) -> None:
     node = spec.node(fault.node)
     if fault.kind in ("kill", "stop"):
         if backend.node_state(spec, node) == "down":
-            check_startable(spec)
+            nodes.check_startable(spec)
             # an interrupt once the node runs again: it is made a replica and the fault forgotten, not
             # left up as a second master with the fault still recorded (see _finish_start)
             interrupts.undo_on_interrupt(fault.key, lambda: interrupts.uninterrupted(_finish_start, spec, node, fault))
@@ -205,9 +196,11 @@ def _revert(spec: LabSpec, fault: Fault, rejoin: bool = True) -> None:
         # a drill measures what Sentinel alone does with the stale master; an interrupt meanwhile ends the
         # measuring: the node is made a replica then, if Sentinel has not done it yet (idempotent: stays
         # registered until the command ends)
-        interrupts.undo_on_interrupt(f"rejoin {node.name}", lambda: interrupts.uninterrupted(_rejoin_stale, spec, node))
+        interrupts.undo_on_interrupt(
+            f"rejoin {node.name}", lambda: interrupts.uninterrupted(nodes.rejoin_stale, spec, node)
+        )
     if rejoin and node.kind == "redis" and backend.node_state(spec, node) == "up":
-        rejoin_as_replica(spec, node)
+        nodes.rejoin_as_replica(spec, node)
     _save(spec, [f for f in recorded(spec) if f != fault])
     interrupts.done(fault.key)
 
@@ -224,51 +217,14 @@ def _left_down(spec: LabSpec, fault: Fault) -> interrupts.Outcome | None:
     return None  # not killed yet, or restarted and forgotten (its undo said so)
 
 
-def _settled_master(spec: LabSpec, timeout: float = 20.0) -> tuple[str, int]:
-    """The master every reachable Sentinel names, once none of them is still failing over or sees it
-    down (a node restarted mid-failover runs as a master the Sentinels are about to replace). Undos run it in
-    a worker thread (lab.interrupts.uninterrupted): in the main thread the interrupt being handled would end
-    the wait at once."""
-
-    def probe() -> tuple[bool, Any]:
-        obs = observe(spec)
-        views = [s for s in obs.sentinels if s.reachable]
-        settled = obs.master is not None and all(s.master_flags == "master" for s in views)
-        return settled, obs.master if settled else [s.master_flags for s in views]
-
-    settled: tuple[str, int] = wait_for(
-        probe, what="the Sentinels to settle on a master", timeout=timeout, interval=0.1
-    )
-    return settled
-
-
 def _finish_start(spec: LabSpec, node: Node, fault: Fault) -> str | None:
     """An interrupted revert of a kill/stop, once the node was started: make it a replica, forget the fault.
     None when the node is not running (the note says it is left down, recorded)."""
     if get_backend(spec.backend).node_state(spec, node) != "up":
         return None
     _save(spec, [f for f in recorded(spec) if f != fault])  # it runs: the fault is over, whatever follows
-    rejoined = _rejoin_stale(spec, node)
+    rejoined = nodes.rejoin_stale(spec, node)
     return f"{node.name} was started again" + (f" and {rejoined}" if rejoined else "")
-
-
-def _rejoin_stale(spec: LabSpec, node: Node) -> str | None:
-    """A data node running as a master while the Sentinels name another is made a replica of that one
-    (rejoin_as_replica): what was done, or None when it was not a stale master."""
-    if node.kind != "redis" or get_backend(spec.backend).node_state(spec, node) != "up":
-        return None
-    with node_client(spec, node, timeout=2) as conn:
-        if conn.info("replication").get("role") != "master":
-            return None
-    try:
-        master = _settled_master(spec)
-    except LabError as exc:
-        raise LabError(f"{node.name} runs as a master and it is not known whether it should: {exc}") from None
-    if master == (node.host, node.port):
-        return None
-    rejoin_as_replica(spec, node)
-    name = next((n.name for n in spec.redis_nodes if (n.host, n.port) == master), f"{master[0]}:{master[1]}")
-    return f"made {node.name} (up as a second master) a replica of {name}"
 
 
 def _restore_config(spec: LabSpec, node: Node, fault: Fault) -> None:
@@ -284,91 +240,11 @@ def _restore_config(spec: LabSpec, node: Node, fault: Fault) -> None:
         ) from None
 
 
-def check_startable(spec: LabSpec) -> None:
-    """What a node needs to start that the lab does not re-create (its TLS files) is there and usable."""
-    if spec.tls:
-        check_server_files(spec.tls_files())
-
-
-def restart(spec: LabSpec, node: Node) -> None:
-    """Stop and start a node through its backend; a data node rejoins the current master."""
-    with locked(spec, f"restart {node.name}"):
-        backend = get_backend(spec.backend)
-        check_startable(spec)  # before the stop: a node that cannot start again is not stopped
-        key = f"restart {node.name}"
-        # an interrupt between the stop and the rejoin starts it again and makes it a replica: it is never
-        # left down unrecorded, or up as a second master
-        interrupts.undo_on_interrupt(key, lambda: interrupts.uninterrupted(_finish_restart, spec, node))
-        backend.stop(spec, [node])
-        backend.start(spec, [node])
-        if node.kind == "redis":
-            rejoin_as_replica(spec, node)
-        interrupts.done(key)
-
-
-def _finish_restart(spec: LabSpec, node: Node) -> str | None:
-    """An interrupted restart's undo: start the node if it is down, make it a replica if it is a stale master."""
-    started = get_backend(spec.backend).node_state(spec, node) == "down"
-    if started:
-        get_backend(spec.backend).start(spec, [node])
-    rejoined = _rejoin_stale(spec, node)
-    if started:
-        return f"started {node.name} again" + (f" and {rejoined}" if rejoined else "")
-    return rejoined
-
-
-def rejoin_as_replica(spec: LabSpec, node: Node, *, disconnect: bool = True) -> None:
-    """A data node that believes it is a master while the Sentinels name another (restarted from its
-    rendered file, thawed, reconnected after a partition): point it at the current master at once,
-    as an operator would, instead of leaving it writable until Sentinel converts it (Sentinel waits
-    up to 8 s). Like Sentinel's own conversion (MULTI, REPLICAOF, CONFIG REWRITE, CLIENT KILL), its
-    normal and pub/sub clients are disconnected, so they rediscover the master instead of meeting
-    READONLY on every write (a client that only reconnects on errors would never leave)."""
-    master = observe(spec).master
-    if master is None or master == (node.host, node.port):
-        return
-
-    def point() -> tuple[bool, str]:
-        try:
-            with node_client(spec, node, timeout=2) as conn:
-                info = conn.info("replication")
-                if info.get("role") == "slave" and (info.get("master_host"), int(info.get("master_port", 0))) == master:
-                    return True, "already its replica"
-                pipe = conn.pipeline(transaction=True)
-                pipe.replicaof(*master)
-                pipe.config_rewrite()
-                pipe.execute()
-        except redis.BusyLoadingError as exc:  # just restarted, still loading its data (CI, compose): wait
-            return False, str(exc)
-        return True, "pointed"
-
-    done = wait_for(point, what=f"{node.name} to load its data and take REPLICAOF", timeout=30, interval=0.1)
-    if disconnect and done == "pointed":
-        disconnect_clients(spec, node)
-
-
-def disconnect_clients(spec: LabSpec, node: Node) -> None:
-    """CLIENT KILL TYPE normal and pubsub (this connection is spared: SKIPME yes). A node that has just
-    restarted and turned replica may drop a new connection once (a TLS handshake cut short, seen in CI):
-    connecting is retried for a few seconds."""
-
-    def kill() -> tuple[bool, str]:
-        try:
-            with node_client(spec, node, timeout=2) as conn:
-                for kind in ("normal", "pubsub"):
-                    conn.execute_command("CLIENT", "KILL", "TYPE", kind)
-        except redis.ConnectionError as exc:
-            return False, str(exc)
-        return True, ""
-
-    wait_for(kill, what=f"{node.name} to disconnect its clients", timeout=5, interval=0.1)
-
-
 def heal(spec: LabSpec, *, settings: bool = True) -> list[Fault]:
     """Revert every recorded fault, then anything a crash left unrecorded (frozen or dead nodes, rules).
     ``settings=False`` keeps the recorded setting changes: a drill heals the lab with its settings still
     in force (they are part of what it measures) and restores them once it is done."""
-    with locked(spec, "heal"):
+    with nodes.locked(spec, "heal"):
         return _heal(spec, settings)
 
 
@@ -380,7 +256,7 @@ def _heal(spec: LabSpec, with_settings: bool = True) -> list[Fault]:
         undone.append(fault)
     backend = get_backend(spec.backend)
     backend.heal_isolation(spec)
-    _unpause_writes(spec, [n for n in spec.redis_nodes if backend.node_state(spec, n) == "up"])
+    nodes.unpause_writes(spec, [n for n in spec.redis_nodes if backend.node_state(spec, n) == "up"])
     for node in spec.nodes:
         current = backend.node_state(spec, node)
         if current in ("frozen", "down"):
@@ -393,18 +269,6 @@ def _heal(spec: LabSpec, with_settings: bool = True) -> list[Fault]:
     return undone
 
 
-def _unpause_writes(spec: LabSpec, nodes: list[Node]) -> None:
-    """CLIENT UNPAUSE on every data node that answers: a `lab failover` killed with SIGKILL leaves its
-    CLIENT PAUSE WRITE (up to 30 s) where no undo ran, and heal called such a lab healthy while its
-    master blocked every write (hostile tour). Harmless on a node that is not paused."""
-    for node in nodes:
-        try:
-            with node_client(spec, node, timeout=1) as conn:
-                conn.execute_command("CLIENT", "UNPAUSE")
-        except (redis.RedisError, OSError):
-            continue  # it stopped answering meanwhile: what it needs is the revert below
-
-
 @contextmanager
 def injected(spec: LabSpec, kind: str, node: str, peers: list[str] | None = None) -> Iterator[Fault]:
     """``with injected(spec, 'freeze', 'redis-1'):`` - the fault is reverted on exit, whatever happens."""
@@ -414,14 +278,3 @@ def injected(spec: LabSpec, kind: str, node: str, peers: list[str] | None = None
     finally:
         if fault in recorded(spec):
             revert(spec, fault)
-
-
-def current_master(spec: LabSpec, timeout: float = 30.0) -> Node:
-    """The data node every reachable Sentinel names as master (waits until they agree)."""
-
-    def probe() -> tuple[bool, Any]:
-        obs = observe(spec)
-        return obs.master is not None, obs.master
-
-    addr = wait_for(probe, what="the Sentinels to agree on a master", timeout=timeout)
-    return next(n for n in spec.redis_nodes if (n.host, n.port) == addr)

@@ -37,10 +37,11 @@ import redis
 
 from lab import control, faults
 from lab.backends import get_backend, log_tails
-from lab.drill import master_client as sentinel_master_client
+from lab.drill.events import SentinelEvents
+from lab.drill.result import DrillResult
+from lab.drill.scenarios import run_drill
+from lab.drill.steps import master_client as sentinel_master_client
 from lab.errors import LabError
-from lab.events import SentinelEvents
-from lab.scenarios import DrillResult, run_drill
 from lab.servers import resolve
 from lab.spec import LabSpec
 from lab.standalone import StandaloneNode, standalone
@@ -264,7 +265,7 @@ def drill_events(request: pytest.FixtureRequest) -> Iterator[Callable[[LabSpec],
 
 @pytest.fixture
 def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., DrillResult]:
-    """``drill(spec, "kill-master", duration=8, ...)``: run a recorded drill (lab.scenarios.run_drill)
+    """``drill(spec, "kill-master", duration=8, ...)``: run a recorded drill (lab.drill.scenarios.run_drill)
     and write its report under ``--lab-report DIR`` (else the test's tmp dir); a failing test names it."""
     root: Path | None = request.config.getoption("--lab-report")
 

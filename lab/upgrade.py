@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import control, faults, interrupts, procs, state
+from lab import control, interrupts, nodes, procs, state
 from lab.backends import get_backend
 from lab.capabilities import accepts, adapt_file
 from lab.confparse import parse
@@ -121,7 +121,7 @@ def current_build(spec: LabSpec, node: Node) -> Server:
 def upgrade(spec: LabSpec, node_name: str, target: Server, timeout: float = control.HEALTHY_TIMEOUT) -> Upgraded:
     """Restart one node on ``target`` with its data; the lab must be healthy before and is after."""
     node = spec.node(node_name)
-    with faults.locked(spec, f"upgrade {node_name}"):
+    with nodes.locked(spec, f"upgrade {node_name}"):
         before = current_build(spec, node)
         if before.same_file(target):
             raise LabError(f"{node.name} already runs {target.name} ({target.server_bin})")
@@ -150,7 +150,7 @@ def upgrade(spec: LabSpec, node_name: str, target: Server, timeout: float = cont
             return "left", f"{node.name} still runs {before.name} (the move had not begun)"
 
         interrupts.explain(move, left)
-        faults.check_startable(spec)  # before the stop: a node that cannot start again is not stopped
+        nodes.check_startable(spec)  # before the stop: a node that cannot start again is not stopped
         backend.stop(spec, [node])
         removed = adapt_file(spec.files(node).conf, target)
         spec = spec.with_server(node, target)

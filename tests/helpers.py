@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from lab import procs
-from lab.clients import CLIENTS
-from lab.scenarios import DrillResult
+from lab.drill.clients import CLIENTS
+from lab.drill.result import DrillResult
 from lab.spec import LabSpec
 
 # Health checks in tests are about state, not speed: a PING over the default 100 ms warning (a busy CI

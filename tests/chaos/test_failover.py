@@ -10,10 +10,10 @@ import time
 import pytest
 import redis
 
-from lab import control, failover, faults
+from lab import control, failover, faults, nodes
 from lab.backends import get_backend
-from lab.drill import config_set, kill_master_unavailability, wait_converged, write_acked
-from lab.history import Workload
+from lab.drill.history import Workload
+from lab.drill.steps import config_set, kill_master_unavailability, wait_converged, write_acked
 from lab.pytest_plugin import require_fault
 from lab.spec import LabSpec, Node
 from lab.topology import Observation, client, observe
@@ -76,7 +76,7 @@ def test_master_sigkill_promotes_a_replica_and_everyone_follows(healthy_lab: Lab
     spec = healthy_lab
     write_acked(spec, {"drill:acked": "yes"})
     offsets = log_offsets(spec)
-    old = faults.current_master(spec)
+    old = nodes.current_master(spec)
     result = drill(spec, "kill-master", duration=6)
     findings = result.findings
     # One master that everyone follows (drill heals, then waits for convergence): whichever replica won.
@@ -95,7 +95,7 @@ def test_zombie_master_takes_writes_after_it_thaws_and_they_are_lost(healthy_lab
     """SIGSTOP the master past down-after, let the Sentinels fail over, SIGCONT it: a client connected
     straight to its address (not through Sentinel) writes to it until Sentinel demotes it."""
     spec = healthy_lab
-    old = faults.current_master(spec)
+    old = nodes.current_master(spec)
     result = drill(spec, "freeze-master", duration=12, workload=Workload(direct=1))
     findings = result.findings
     zombie = [
@@ -112,7 +112,7 @@ def test_zombie_master_takes_writes_after_it_thaws_and_they_are_lost(healthy_lab
 
 def test_safe_manual_failover_loses_no_increment(healthy_lab: LabSpec, drill) -> None:
     spec = healthy_lab
-    old = faults.current_master(spec)
+    old = nodes.current_master(spec)
     findings = drill(spec, "failover", duration=4, workload="counter").findings
     s = findings.summary()
     assert [f["old"] for f in findings.failovers] == [old.name]
@@ -136,7 +136,7 @@ def test_safe_failover_promotes_the_master_the_sentinels_name_when_a_late_one_tu
     promotes the node they all name. One failover; the only writes lost are those the new master took
     before it was turned back (its full resync from the old master drops them: the fault's own loss)."""
     spec = lab_factory(tag="turnback")
-    old = faults.current_master(spec)
+    old = nodes.current_master(spec)
     real_observe = observe  # (lab.failover looks through this name)
     turned: list[tuple[Node, float]] = []
 
@@ -172,7 +172,7 @@ def test_replica_priority_zero_is_never_promoted(lab_factory, profile_file) -> N
     with client(spec.node("redis-2").host, 6379, spec.password) as conn:
         assert conn.config_get("replica-priority")["replica-priority"] == "0"
     _, old = kill_master_unavailability(spec)
-    new = faults.current_master(spec)
+    new = nodes.current_master(spec)
     assert old.name == "redis-1"
     assert new.name == "redis-3", "redis-2 has replica-priority 0: Sentinel must pick redis-3"
     wait_replica_of(spec, spec.node("redis-2"), new)
@@ -194,7 +194,7 @@ def test_failover_with_no_promotable_replica_is_one_line_and_leaves_the_master_w
     assert asked_for >= failover.NOGOODSLAVE_RETRY_S, f"gave up after {asked_for:.1f}s, before asking again for 12 s"
     assert lines[0].startswith("lab failover: no Sentinel would fail over within 12s (last: sentinel-"), lines
     assert "NOGOODSLAVE" in lines[0], lines
-    master = faults.current_master(spec)
+    master = nodes.current_master(spec)
     assert master.name == "redis-1"
     with client(master.host, master.port, spec.password, timeout=2) as conn:
         assert conn.set("after:nogood", "1"), "writes are no longer paused"
@@ -271,7 +271,7 @@ def test_no_failover_without_quorum_then_failover_once_sentinels_return(healthy_
     spec = healthy_lab
     drill_events(spec)
     s1, s2, s3 = spec.sentinels
-    old = faults.current_master(spec)
+    old = nodes.current_master(spec)
     faults.inject(spec, "kill", s2.name)
     faults.inject(spec, "kill", s3.name)
     with client(s1.host, s1.port, spec.sentinel_password) as sconn:
@@ -335,7 +335,7 @@ def _partition(spec: LabSpec, drill, min_replicas: int, max_lag: int) -> tuple[i
     The window is the server's: a probe writes straight to the old master every 50 ms. The drill's
     Sentinel clients may leave it earlier (a command that outlasts their 1 s socket timeout on a loaded
     machine makes them ask the Sentinels again), which says nothing about the guard."""
-    old = faults.current_master(spec)
+    old = nodes.current_master(spec)
     acked: list[float] = []  # wall-clock ms of each probe write the old master acknowledged
     stop = threading.Event()
 

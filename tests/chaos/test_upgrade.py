@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.drill import wait_converged
+from lab.drill.steps import wait_converged
 from lab.pytest_plugin import require_server
 from lab.servers import resolve
 from lab.topology import client

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 import redis
-from monitoring.check_redis_health import main as health_check
 
-from lab import faults
+from lab import nodes
 from lab.lint import lint_paths
 from lab.spec import LabSpec
 from lab.standalone import StandaloneNode
 from lab.topology import client, node_client
+from redis_ha_health.check_redis_health import main as health_check
 from tests.helpers import SLOW_OK, assert_only_the_kill_tail_lost, run_lab
 
 pytestmark = pytest.mark.integration
@@ -37,14 +37,14 @@ def acl_lab(lab_factory, profile_file) -> LabSpec:
 
 
 def as_user(spec: LabSpec, user: str, node_name: str | None = None) -> redis.Redis:
-    node = spec.node(node_name) if node_name else faults.current_master(spec, timeout=5)
+    node = spec.node(node_name) if node_name else nodes.current_master(spec, timeout=5)
     return client(node.host, node.port, timeout=2, **spec.auth(node.kind, user))
 
 
 def refused(spec: LabSpec, user: str, *command: str) -> bool:
     """The ACL refuses ``command`` to ``user`` on the master: ACL DRYRUN (7.0+; it also sees past
     enable-debug-command, which refuses DEBUG to everyone first), else the command itself."""
-    with node_client(spec, faults.current_master(spec, timeout=5)) as admin:
+    with node_client(spec, nodes.current_master(spec, timeout=5)) as admin:
         try:
             return "no permissions" in str(admin.execute_command("ACL", "DRYRUN", user, *command))
         except redis.ResponseError as exc:
@@ -62,7 +62,7 @@ def refused(spec: LabSpec, user: str, *command: str) -> bool:
 
 def logins(spec: LabSpec) -> dict[str, set[str]]:
     """On the current master: which users its replicas' and Sentinels' connections logged in as."""
-    with node_client(spec, faults.current_master(spec, timeout=5)) as conn:
+    with node_client(spec, nodes.current_master(spec, timeout=5)) as conn:
         found: dict[str, set[str]] = {"replicas": set(), "sentinels": set()}
         for entry in conn.client_list():
             if "S" in entry["flags"]:
@@ -90,7 +90,7 @@ def refusals(spec: LabSpec, users: set[str]) -> list[str]:
 def test_acl_lab_least_privilege_and_failover(acl_lab: LabSpec, drill, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = acl_lab
     # Nobody gets in without a user: the default user is off.
-    master = faults.current_master(spec, timeout=5)
+    master = nodes.current_master(spec, timeout=5)
     with pytest.raises(redis.AuthenticationError), client(master.host, master.port, spec.password) as anonymous:
         anonymous.ping()
 
@@ -425,7 +425,7 @@ def test_the_monitor_user_cannot_read_masterauth_nor_replicate(
             app.config_get("masterauth")
     # ... and the health check as monitor still judges everything it did (from INFO), naming no secret.
     monkeypatch.setenv("REDIS_PASSWORD", str(spec.auth("redis", "monitor")["password"]))
-    master = faults.current_master(spec, timeout=5)
+    master = nodes.current_master(spec, timeout=5)
     printed: list[str] = []
     target = ["--host", master.host, "--port", str(master.port), "--user", "monitor", "--format", "json"]
     code = health_check([*target, "--expect-replicas", "2", *SLOW_OK], out=printed.append)

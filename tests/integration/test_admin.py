@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from lab import faults
+from lab import faults, nodes
 from lab.spec import LabSpec
 from python_utils.cache_admin_tools import CacheAdmin
 from python_utils.pubsub_diagnostics import PubSubAdmin
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def settings(healthy_lab: LabSpec) -> Settings:
-    master = faults.current_master(healthy_lab)
+    master = nodes.current_master(healthy_lab)
     return Settings(host=master.host, port=master.port, password=healthy_lab.password)
 
 
@@ -39,7 +39,7 @@ def tag(settings: Settings, healthy_lab: LabSpec) -> Iterator[str]:
     """A unique key namespace for this test; its keys are removed from every database afterwards."""
     unique = uuid.uuid4().hex[:8]
     yield unique
-    master = faults.current_master(healthy_lab)  # a drill may have failed the lab over
+    master = nodes.current_master(healthy_lab)  # a drill may have failed the lab over
     current = Settings(host=master.host, port=master.port, password=healthy_lab.password)
     for db in set(healthy_lab.databases.values()):
         conn = connect(current, db=db)
@@ -189,7 +189,7 @@ def test_through_sentinel_after_a_failover(healthy_lab: LabSpec, monkeypatch: py
     conn = get_redis_connection(db=db)
     conn.mset({f"session:{tag}:{i}": "v" for i in range(300)})
     assert conn.execute_command("WAIT", 2, 4000) == 2  # get_redis_connection's socket timeout is 5 s
-    old = faults.current_master(spec)
+    old = nodes.current_master(spec)
     faults.inject(spec, "kill", old.name)
     new = None
 
@@ -202,7 +202,7 @@ def test_through_sentinel_after_a_failover(healthy_lab: LabSpec, monkeypatch: py
     from lab.waits import wait_for
 
     count = wait_for(counted, what="a session count through Sentinel after the failover", timeout=30)
-    new = faults.current_master(spec)
+    new = nodes.current_master(spec)
     assert new != old and count == 300, "the session count is right after the failover"
 
 

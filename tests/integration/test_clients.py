@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from lab import control
-from lab.clients import CLIENTS
-from lab.matrix import cell_of
+from lab.drill.clients import CLIENTS
+from lab.drill.matrix import cell_of
 from lab.pytest_plugin import lab_name
 from lab.spec import LabSpec
 from tests.helpers import require_client, run_lab

@@ -15,8 +15,8 @@ import redis
 from monitoring.check_redis_health import main
 from prometheus_client.parser import text_string_to_metric_families
 
-from lab import faults
-from lab.drill import wait_converged
+from lab import faults, nodes
+from lab.drill.steps import wait_converged
 from lab.spec import LabSpec
 from lab.waits import wait_for
 from tests.helpers import SLOW_OK
@@ -71,7 +71,7 @@ def test_healthy_lab_is_ok_in_every_format(secrets_env: LabSpec) -> None:
     code, text = run(spec, "--format", "json")
     doc = json.loads(text)
     assert code == 0 and doc["status"] == "OK" and doc["schema_version"] == 1
-    assert doc["master"] == faults.current_master(spec).address
+    assert doc["master"] == nodes.current_master(spec).address
     targets = {c["target"] for c in doc["checks"]}
     assert {n.address for n in spec.redis_nodes} <= targets, "master and both replicas were checked"
     code, text = run(spec, "--format", "prometheus")
@@ -83,7 +83,7 @@ def test_healthy_lab_is_ok_in_every_format(secrets_env: LabSpec) -> None:
 
 
 def test_console_script_single_instance(secrets_env: LabSpec) -> None:
-    master = faults.current_master(secrets_env)
+    master = nodes.current_master(secrets_env)
     script = Path(sys.executable).parent / "check-redis-health"
     result = subprocess.run(
         [str(script), "--host", master.host, "--port", str(master.port), "--expect-role", "master", *SLOW_OK],
@@ -99,7 +99,7 @@ def test_console_script_single_instance(secrets_env: LabSpec) -> None:
 
 def test_replica_killed_is_warning(secrets_env: LabSpec) -> None:
     spec = secrets_env
-    replica = next(n for n in spec.redis_nodes if n != faults.current_master(spec))
+    replica = next(n for n in spec.redis_nodes if n != nodes.current_master(spec))
     faults.inject(spec, "kill", replica.name)
     text = until(spec, 1)
     assert "1 of 2 expected replicas online" in text
@@ -107,7 +107,7 @@ def test_replica_killed_is_warning(secrets_env: LabSpec) -> None:
 
 def test_frozen_replica_lag_is_reported(secrets_env: LabSpec) -> None:
     spec = secrets_env
-    replica = next(n for n in spec.redis_nodes if n != faults.current_master(spec))
+    replica = next(n for n in spec.redis_nodes if n != nodes.current_master(spec))
     with faults.injected(spec, "freeze", replica.name):
         text = until(spec, 2, "--lag-warn", "2", "--lag-crit", "4", "--format", "json")
     doc = json.loads(text)
@@ -119,11 +119,11 @@ def test_master_killed_is_critical_then_ok_after_failover(secrets_env: LabSpec, 
     spec = secrets_env
     state_file = tmp_path / "health.json"
     ok(spec, "--state-file", str(state_file))
-    old = faults.current_master(spec)
+    old = nodes.current_master(spec)
     faults.inject(spec, "kill", old.name)
     code, text = run(spec, "--state-file", str(state_file))
     assert code == 2 and f"{old.address}: unreachable" in text, text
-    new = wait_for(lambda: ((m := faults.current_master(spec)) != old, m), what="a new master", timeout=30)
+    new = wait_for(lambda: ((m := nodes.current_master(spec)) != old, m), what="a new master", timeout=30)
     faults.heal(spec)  # the old master returns as a replica
     messages: list[str] = []
 
@@ -164,7 +164,7 @@ def test_two_sentinels_down_is_critical_noquorum(secrets_env: LabSpec) -> None:
 
 
 def test_wrong_password_is_critical_with_an_auth_message(secrets_env: LabSpec) -> None:
-    master = faults.current_master(secrets_env)
+    master = nodes.current_master(secrets_env)
     printed: list[str] = []
     code = main(
         ["--host", master.host, "--port", str(master.port), "--password", "not-the-password"], out=printed.append

@@ -13,8 +13,8 @@ import pytest
 import redis
 from redis.sentinel import Sentinel
 
-from lab import faults, procs, state, validate
-from lab.drill import write_acked
+from lab import nodes, procs, state, validate
+from lab.drill.steps import write_acked
 from lab.profile import load_profile
 from lab.pytest_plugin import require_backend
 from lab.spec import LabSpec, build_spec
@@ -30,7 +30,7 @@ def test_lab_is_healthy_and_status_reports_it(lab: LabSpec, lab_home: Path) -> N
     doc = json.loads(result.stdout)
     assert {"name", "backend", "master", "nodes", "sentinels", "quorum_ok"} <= doc.keys()
     assert doc["name"] == lab.name and doc["backend"] == lab.backend
-    master = faults.current_master(lab)  # redis-1 unless an earlier drill failed it over
+    master = nodes.current_master(lab)  # redis-1 unless an earlier drill failed it over
     assert doc["master"] == {"name": master.name, "host": master.host, "port": master.port}
     assert doc["quorum_ok"] is True and doc["problems"] == []
     assert [(n["name"], n["role"], n["state"]) for n in doc["nodes"]] == [
@@ -59,7 +59,7 @@ def test_sentinel_client_write_is_read_on_both_replicas(lab: LabSpec) -> None:
     master = sentinel.master_for(lab.master_name)
     master.set("drill:write", "acknowledged")
     write_acked(lab, {"drill:write": "acknowledged"})
-    for node in (n for n in lab.redis_nodes if n != faults.current_master(lab)):
+    for node in (n for n in lab.redis_nodes if n != nodes.current_master(lab)):
         with client(node.host, node.port, lab.password) as replica:
             assert replica.get("drill:write") == "acknowledged"
             assert replica.info("replication")["role"] == "slave"

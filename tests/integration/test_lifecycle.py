@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import control, faults, procs, state
-from lab.drill import write_acked
+from lab import control, faults, nodes, procs, state
+from lab.drill.steps import write_acked
 from lab.failover import failover
 from lab.lock import lab_lock
 from lab.pytest_plugin import lab_name, require_backend, require_server
@@ -33,7 +33,7 @@ def _one_line(result: subprocess.CompletedProcess[str], code: int, message: str)
 
 
 def _read(spec: LabSpec, key: str) -> str | None:
-    master = faults.current_master(spec)
+    master = nodes.current_master(spec)
     with client(master.host, master.port, spec.password) as conn:
         value = conn.get(key)
     return None if value is None else str(value)
@@ -174,7 +174,7 @@ def test_a_copied_lab_directory_is_never_an_alias(lab: LabSpec, lab_home: Path) 
 # 7. After heal or failover, Redis and Sentinel used to rewrite their configs 0644 (they hold passwords).
 def test_files_holding_secrets_stay_0600_after_failover_and_heal(lab: LabSpec, lab_home: Path) -> None:
     failover(lab)
-    replica = next(n for n in lab.redis_nodes if n != faults.current_master(lab))
+    replica = next(n for n in lab.redis_nodes if n != nodes.current_master(lab))
     faults.inject(lab, "kill", replica.name)
     faults.heal(lab)  # restart + REPLICAOF + CONFIG REWRITE
     control.wait_healthy(lab, timeout=20)

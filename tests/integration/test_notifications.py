@@ -7,8 +7,8 @@ import time
 import pytest
 import redis
 
-from lab import faults
-from lab.drill import TRANSIENT, kill_master_unavailability
+from lab import nodes
+from lab.drill.steps import TRANSIENT, kill_master_unavailability
 from lab.spec import LabSpec
 from lab.topology import client, sentinel_for
 from lab.waits import wait_for
@@ -32,7 +32,7 @@ def next_expired(pubsub, timeout: float) -> str | None:
 def test_session_expiry_events_on_the_session_database(healthy_lab: LabSpec) -> None:
     spec = healthy_lab
     db = spec.databases["session"]
-    master = faults.current_master(spec)
+    master = nodes.current_master(spec)
     with client(master.host, master.port, spec.password, db=db) as conn, conn.pubsub() as pubsub:
         pubsub.psubscribe(f"__keyevent@{db}__:expired")
         conn.set("session:expiring", "v", px=50)
@@ -51,7 +51,7 @@ def test_expiry_subscriber_through_sentinel_survives_a_failover(healthy_lab: Lab
     assert next_expired(pubsub, 5) == "session:before"
 
     kill_master_unavailability(spec)
-    new = faults.current_master(spec)
+    new = nodes.current_master(spec)
 
     def expiry_after_failover() -> tuple[bool, object]:
         try:

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from lab.backends import get_backend
-from lab.drill import write_acked
+from lab.drill.steps import write_acked
 from lab.spec import LabSpec
 from lab.topology import client
 from lab.waits import wait_for

@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 from matplotlib.image import imread
 
-from lab.report import check_destination
-from lab.scenarios import RECOVERY_TAIL_S, SCENARIOS
+from lab.drill.report import check_destination
+from lab.drill.scenarios import RECOVERY_TAIL_S, SCENARIOS
 from tests.helpers import assert_only_the_kill_tail_lost, run_lab
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import pytest
 from lab import control, procs, state
 from lab.backends.local import binaries
 from lab.capabilities import refused
-from lab.drill import wait_converged, write_acked
+from lab.drill.steps import wait_converged, write_acked
 from lab.pytest_plugin import require_server
 from lab.servers import resolve
 from lab.topology import client

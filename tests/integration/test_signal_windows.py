@@ -54,10 +54,10 @@ def test_heal_lifts_a_write_pause_that_a_killed_failover_left(lab: LabSpec) -> N
     """kill -9 of `lab failover` after its CLIENT PAUSE WRITE (hostile tour D1): no undo ran, nothing was
     recorded, and `lab heal` said healthy while the master blocked every write for up to 30 s. Heal lifts
     any write pause on every data node."""
-    from lab import faults
+    from lab.nodes import current_master
     from lab.topology import node_client
 
-    master = faults.current_master(lab)
+    master = current_master(lab)
     with node_client(lab, master) as conn:
         conn.execute_command("CLIENT", "PAUSE", "30000", "WRITE")  # what the killed failover left
     assert run_lab("heal", "--name", lab.name, home=lab.base_dir.parent).returncode == 0

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from lab import faults, state
+from lab import faults, nodes, state
 from lab.backends import get_backend
 from lab.confparse import parse
 from lab.pytest_plugin import lab_name, require_fault, require_server
@@ -175,7 +175,7 @@ def _cmdline(proc: Path) -> str:
 @pytest.mark.one_server
 def test_an_interrupted_failover_lifts_the_write_pause(healthy_lab, lab_home: Path) -> None:
     spec = healthy_lab
-    master = faults.current_master(spec)
+    master = nodes.current_master(spec)
     replica = next(n for n in spec.redis_nodes if n != master)
     faults.inject(spec, "freeze", replica.name)  # the failover waits for it to catch up, writes paused
     with node_client(spec, master) as conn:
@@ -344,7 +344,7 @@ def test_an_interrupted_restart_starts_the_node_again_as_a_replica(healthy_lab, 
     """Once `lab restart` left the node down, unrecorded, saying `nothing needed undoing` (or up as a second
     master): the node is started again and made a replica, and the message says so."""
     spec = healthy_lab
-    master = faults.current_master(spec)
+    master = nodes.current_master(spec)
     node = next(n for n in spec.redis_nodes if n != master)
     with lab_command("restart", "--name", spec.name, node.name, home=lab_home) as restart:
         wait_state(spec, node, "down", restart)
@@ -371,7 +371,7 @@ def test_an_interrupted_kill_drill_never_leaves_the_restarted_master_as_a_second
         wait_state(spec, node, "up", drill)  # the drill's heal started it again, from its file
         message = interrupt(drill, signal.SIGTERM)
     assert "killed" not in message, message
-    new = faults.current_master(spec)
+    new = nodes.current_master(spec)
     assert new != node and role(spec, node) == ("slave", f"{new.host}:{new.port}"), message
     assert faults.recorded(spec) == []
     made = f"made {node.name} (up as a second master) a replica of {new.name}"
@@ -383,7 +383,7 @@ def test_an_interrupt_while_a_drill_writes_its_report_removes_the_unfinished_rep
     healthy_lab, lab_home: Path, tmp_path: Path
 ) -> None:
     """Once a half-written report (history.jsonl alone) was left behind, and a rerun refused the directory."""
-    from lab.report import check_destination
+    from lab.drill.report import check_destination
 
     spec, report = healthy_lab, tmp_path / "r"
     args = ("drill", "kill-master", "--name", spec.name, "--duration", "2", "--report", str(report))

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 import redis
-from monitoring.check_redis_health import main as health_check
 
-from lab import faults
+from lab import nodes
 from lab.backends import get_backend
-from lab.clients import CLIENTS
+from lab.drill.clients import CLIENTS
 from lab.lint import lint_paths
 from lab.pytest_plugin import require_server
 from lab.spec import LabSpec
 from lab.topology import client, node_client
+from redis_ha_health.check_redis_health import main as health_check
 from tests.helpers import SLOW_OK, assert_only_the_kill_tail_lost, require_client, run_lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.one_server]
@@ -79,7 +79,7 @@ def test_tls_lab_refuses_plain_text_and_fails_over_over_tls(
         summary = result.findings.summary()
         assert summary["ok"] > 50 and summary["failovers"] >= 1, (name, summary)
         assert_only_the_kill_tail_lost(result)
-        with node_client(spec, faults.current_master(spec, timeout=10)) as conn:
+        with node_client(spec, nodes.current_master(spec, timeout=10)) as conn:
             info = conn.info("replication")
             assert info["role"] == "master" and info["connected_slaves"] == 2, (name, info)
     # The running lab's files lint clean (TLS on, no plain port, keys 0600).

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from lab.checker import check
+from lab.drill.checker import check
 
 A, B, C = "10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"
 NAMES = {A: "redis-1", B: "redis-2", C: "redis-3"}

@@ -1,11 +1,11 @@
-"""lab.history.Pace: how a drill's workers are spaced under `lab drill --rate`."""
+"""lab.drill.history.Pace: how a drill's workers are spaced under `lab drill --rate`."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from lab.history import Pace
+from lab.drill.history import Pace
 
 
 def test_unpaced_never_waits() -> None:

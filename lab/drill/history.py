@@ -32,38 +32,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import redis
-from redis.sentinel import MasterNotFoundError
 
 from lab import interrupts
-from lab.events import SentinelEvents
+from lab.drill.events import SentinelEvents
+from lab.drill.outcomes import error_class, served_by
 
 if TYPE_CHECKING:
-    from lab.clients import AdapterRun
+    from lab.drill.clients import AdapterRun
 from lab.spec import LabSpec, Node
 from lab.topology import node_client, sentinel_for
 
 Record = dict[str, Any]
-
-
-def error_class(exc: Exception) -> tuple[str, bool]:
-    """(the error's class as every client's history names it, whether the operation may have
-    happened). A reply (READONLY, NOREPLICAS, ...) or a refused connection means it did not; a
-    timeout or a connection lost after sending means it may have."""
-    text = str(exc)
-    if isinstance(exc, redis.ResponseError):
-        word = text.split(" ", 1)[0]
-        return (word if word.isalpha() and word.isupper() else "other:ResponseError"), False
-    if isinstance(exc, MasterNotFoundError):
-        return "no master", False
-    if isinstance(exc, redis.TimeoutError):
-        return "timeout", True
-    if isinstance(exc, redis.ConnectionError) and "previous master is now a slave" in text:
-        return "READONLY", False  # redis-py turns READONLY into this, after disconnecting
-    if isinstance(exc, redis.ConnectionError) and ("refused" in text.lower() or "Error 111" in text):
-        return "refused", False
-    if isinstance(exc, redis.ConnectionError | OSError):
-        return "closed", True
-    return f"other:{type(exc).__name__}", True
 
 
 class Clock:
@@ -123,14 +102,6 @@ def sentinel_client(spec: LabSpec) -> redis.Redis:
     sentinel = sentinel_for(spec)
     conn: redis.Redis = sentinel.master_for(spec.master_name, max_connections=1)
     return conn
-
-
-def served_by(conn: redis.Redis) -> tuple[str, int] | None:
-    """The address the client's (one) pooled connection is connected to, after a command."""
-    idle = getattr(conn.connection_pool, "_available_connections", [])
-    if not idle or getattr(idle[0], "_sock", None) is None:
-        return None
-    return idle[0].host, idle[0].port
 
 
 @dataclass
@@ -206,7 +177,7 @@ class Workers:
     def _client(self, process: int) -> redis.Redis:
         if process >= self.workload.direct:
             return sentinel_client(self.spec)
-        from lab.faults import current_master
+        from lab.nodes import current_master
 
         master = current_master(self.spec, timeout=10)
         return node_client(self.spec, master, timeout=1, max_connections=1)
@@ -302,7 +273,7 @@ class RoleSampler:
 
 
 #: How much longer than planned an adapter may run before it stops by itself (a drill whose fault
-#: takes longer than its workload extends the workload; see lab.scenarios.RECOVERY_TAIL_S).
+#: takes longer than its workload extends the workload; see lab.drill.scenarios.RECOVERY_TAIL_S).
 ADAPTER_SLACK_S = 300.0
 
 
@@ -310,7 +281,7 @@ class Recorder:
     """Everything of one drill on one clock: ``with Recorder(spec, workload) as rec: ... rec.fault(...)``.
 
     The workload runs in this process (``Workers``, redis-py), or in a client adapter process
-    (``adapter``, see lab.clients) that writes the same records, on the same clock, until it is told to
+    (``adapter``, see lab.drill.clients) that writes the same records, on the same clock, until it is told to
     stop (``duration`` is only its safety limit: a drill may run longer than planned).
     """
 

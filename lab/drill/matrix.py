@@ -1,5 +1,5 @@
 """The client matrix (`lab clients`): every client library, in its default and its recommended
-settings, through every failover scenario, each cell a recorded drill (lab.scenarios) checked the
+settings, through every failover scenario, each cell a recorded drill (lab.drill.scenarios) checked the
 same way. Written as matrix.json, matrix.md and matrix.html beside one report per cell."""
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from lab import control, faults
-from lab.clients import CLIENTS, SETTINGS, glide_sentinel_support, node_version
+from lab.drill.clients import CLIENTS, SETTINGS, glide_sentinel_support, node_version
+from lab.drill.report import machine
+from lab.drill.result import DrillResult
+from lab.drill.scenarios import SCENARIOS, run_drill
 from lab.errors import LabError, UsageError
-from lab.report import machine
-from lab.scenarios import SCENARIOS, DrillResult, run_drill
 from lab.spec import LabSpec
 
 #: Scenario -> seconds of workload: long enough for the fault, Sentinel's reaction and a recovery.

@@ -1,5 +1,5 @@
 """Client adapters for the client matrix: a small program per client library that reads one JSON
-config, runs the drill's workload through the lab's Sentinels and writes lab.history records.
+config, runs the drill's workload through the lab's Sentinels and writes lab.drill.history records.
 
 The config (written 0600: it holds passwords, which never go on a command line; the adapter deletes it
 as soon as it has read it, and an interrupted command deletes it if the adapter did not get that far)::
@@ -87,7 +87,7 @@ def _redis_py_version() -> str:
 CLIENTS: dict[str, Client] = {
     "redis-py": Client(
         "redis-py",
-        lambda config: [sys.executable, "-m", "lab.clients.redispy", str(config)],
+        lambda config: [sys.executable, "-m", "lab.drill.clients.redispy", str(config)],
         lambda: None,
         _redis_py_version,
     ),

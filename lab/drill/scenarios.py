@@ -1,6 +1,6 @@
 """Failover drills as data: each scenario is a name, what it does to the lab and when. ``run_drill``
-records a workload through it (lab.history), heals the lab, checks the history (lab.checker) and
-writes the report (lab.report). Findings are data: a drill that loses writes still ran."""
+records a workload through it (lab.drill.history), heals the lab, checks the history (lab.drill.checker) and
+writes the report (lab.drill.report). Findings are data: a drill that loses writes still ran."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from lab import control, faults, interrupts
+from lab import control, faults, interrupts, nodes
 from lab.backends import get_backend
-from lab.checker import Findings, check
-from lab.drill import config_set, wait_converged
+from lab.drill.checker import check
+from lab.drill.history import Recorder, Workload
+from lab.drill.result import DrillResult
+from lab.drill.steps import config_set, wait_converged
 from lab.errors import LabError
 from lab.failover import failover
-from lab.history import Recorder, Workload
 from lab.servers import Server
 from lab.spec import LabSpec, Node
 
@@ -31,8 +32,8 @@ ISOLATE_FOR = 6.0
 
 
 @dataclass
-class Drill:
-    """What a scenario acts on: the lab, the recorder (faults go into its history), the timings."""
+class Run:
+    """One run of a scenario, what it acts on: the lab, the recorder (faults go into its history), the timings."""
 
     spec: LabSpec
     recorder: Recorder
@@ -52,7 +53,7 @@ class Drill:
         return self.recorder.history.clock.seconds() - self.started
 
     def master(self) -> Node:
-        return faults.current_master(self.spec, timeout=10)
+        return nodes.current_master(self.spec, timeout=10)
 
     @contextmanager
     def step(self, name: str, kind: str, node: Node) -> Iterator[None]:
@@ -78,31 +79,31 @@ class Drill:
         self.injected.remove(fault)
 
 
-def _kill_master(d: Drill) -> None:
+def _kill_master(d: Run) -> None:
     d.at(FAULT_AT)
     d.inject("kill", d.master())
 
 
-def _stop_master(d: Drill) -> None:
+def _stop_master(d: Run) -> None:
     d.at(FAULT_AT)
     d.inject("stop", d.master())
 
 
-def _freeze_master(d: Drill) -> None:
+def _freeze_master(d: Run) -> None:
     d.at(FAULT_AT)
     fault = d.inject("freeze", d.master())
     d.at(FAULT_AT + FREEZE_FOR)
     d.revert(fault)  # the zombie thaws; Sentinel alone decides when it stops taking writes
 
 
-def _isolate_master(d: Drill) -> None:
+def _isolate_master(d: Run) -> None:
     d.at(FAULT_AT)
     fault = d.inject("isolate", d.master())
     d.at(FAULT_AT + ISOLATE_FOR)
     d.revert(fault)  # the partition heals; Sentinel alone decides when the stale master is demoted
 
 
-def _freeze_sentinel_then_kill_master(d: Drill) -> None:
+def _freeze_sentinel_then_kill_master(d: Run) -> None:
     """A Sentinel that accepts connections but never answers (a hung host), then the master dies:
     the first Sentinel a client asks is the frozen one."""
     d.at(FAULT_AT)
@@ -111,8 +112,8 @@ def _freeze_sentinel_then_kill_master(d: Drill) -> None:
     d.inject("kill", d.master())
 
 
-def _failover(safe: bool) -> Callable[[Drill], None]:
-    def act(d: Drill) -> None:
+def _failover(safe: bool) -> Callable[[Run], None]:
+    def act(d: Run) -> None:
         d.at(FAULT_AT)
         old = d.master()
         d.recorder.fault("inject", "failover" if safe else "failover-unsafe", old.name)
@@ -122,19 +123,19 @@ def _failover(safe: bool) -> Callable[[Drill], None]:
     return act
 
 
-def _kill_sentinel(d: Drill) -> None:
+def _kill_sentinel(d: Run) -> None:
     d.at(FAULT_AT)
     d.inject("kill", d.spec.sentinels[0])
 
 
-def _kill_master_and_sentinel(d: Drill) -> None:
+def _kill_master_and_sentinel(d: Run) -> None:
     d.at(FAULT_AT)
     master = d.master()
     d.inject("kill", d.spec.sentinels[0])  # the host that held both dies
     d.inject("kill", master)
 
 
-def _rolling_upgrade(d: Drill) -> None:
+def _rolling_upgrade(d: Run) -> None:
     """For each target build: the replicas one by one, a safe failover to an upgraded replica, the
     old master, then the Sentinels one by one; every node keeps its data. Then a steady second."""
     from lab.upgrade import upgrade
@@ -152,7 +153,7 @@ def _rolling_upgrade(d: Drill) -> None:
     d.at(d.elapsed() + FAULT_AT)
 
 
-def _restart_all(d: Drill) -> None:
+def _restart_all(d: Run) -> None:
     """A cold start of every node from its files (a data centre power cut and return)."""
     d.at(FAULT_AT)
     backend = get_backend(d.spec.backend)
@@ -178,7 +179,7 @@ def _restart_all(d: Drill) -> None:
 class Scenario:
     name: str
     about: str
-    act: Callable[[Drill], None]
+    act: Callable[[Run], None]
     needs: str = ""  # a fault kind the backend must support
     #: CONFIG SET on every data node for the whole drill (until after the heal), then restored.
     config: dict[str, int] = field(default_factory=dict)
@@ -235,18 +236,9 @@ def _settle(spec: LabSpec, recorder: Recorder) -> str:
         why = ""
     except LabError as exc:
         why = f"not healthy after the heal: {str(exc).splitlines()[0]}"
-        master = faults.current_master(spec)
+        master = nodes.current_master(spec)
     recorder.final(master)
     return why
-
-
-@dataclass
-class DrillResult:
-    scenario: str
-    findings: Findings
-    recorder: Recorder
-    report_dir: Path | None
-    seconds: float
 
 
 def run_drill(
@@ -263,7 +255,7 @@ def run_drill(
     rate: float | None = None,
 ) -> DrillResult:
     """Record ``clients`` workers through the scenario for ``duration`` seconds, heal, check, report.
-    ``client`` runs the workload in that client library's adapter (lab.clients) instead of here.
+    ``client`` runs the workload in that client library's adapter (lab.drill.clients) instead of here.
     ``upgrade_to``: the builds a rolling upgrade moves the lab to, in order. ``rate``: operations per
     second across the workers (default: the workload's own, else as fast as they go)."""
     chosen = SCENARIOS.get(scenario)
@@ -282,7 +274,7 @@ def run_drill(
     started = time.perf_counter()
     adapter = None
     if client is not None:
-        from lab.clients import CLIENTS, AdapterRun
+        from lab.drill.clients import CLIENTS, AdapterRun
 
         workdir = report_dir or Path(tempfile.mkdtemp(prefix="lab-drill-"))
         prefix = f"m:{client}:{settings}:{scenario}:{int(time.time() * 1000)}"
@@ -291,28 +283,28 @@ def run_drill(
     if rate is not None:
         chosen_workload = replace(chosen_workload, rate=rate)
     recorder = Recorder(spec, None if adapter else chosen_workload, clients, adapter=adapter, duration=duration)
-    drill = Drill(spec, recorder, duration, upgrade_to=upgrade_to)
+    run = Run(spec, recorder, duration, upgrade_to=upgrade_to)
     acted = 0.0
     interrupted = False
     with config_set(spec, **chosen.config), recorder:
-        drill.started = recorder.history.clock.seconds()
+        run.started = recorder.history.clock.seconds()
         recorder.history.add("drill", event="start", scenario=scenario)
         try:
-            chosen.act(drill)
-            acted = drill.elapsed()
+            chosen.act(run)
+            acted = run.elapsed()
             if not chosen.open_ended:
-                drill.at(max(duration, acted + RECOVERY_TAIL_S))
+                run.at(max(duration, acted + RECOVERY_TAIL_S))
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (lab.interrupts): no heal, no report
             interrupted = True
             recorder.abort()  # the command's undo log reverts what was injected, and says so
             raise
         finally:
-            spec = drill.spec  # a step may have moved a node to another build
+            spec = run.spec  # a step may have moved a node to another build
             if not interrupted:
                 recorder.history.add("drill", event="stop", scenario=scenario)
                 recorder.stop_workload()  # the Sentinels' events are recorded on through the heal
                 faults.heal(spec, settings=False)  # (a guard set for the drill stays until it is done)
-                for fault in drill.injected:
+                for fault in run.injected:
                     recorder.fault("revert", fault.kind, fault.node)
         unhealthy = _settle(spec, recorder)
     addresses = {n.address: n.name for n in spec.redis_nodes}
@@ -326,7 +318,7 @@ def run_drill(
         )
     result = DrillResult(scenario, findings, recorder, report_dir, time.perf_counter() - started)
     if report_dir is not None:
-        from lab.report import write_report
+        from lab.drill.report import write_report
 
         write_report(result, spec, report_dir)
     return result

@@ -15,16 +15,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lab import interrupts
-from lab.checker import BUCKET_MS, Findings
+from lab.drill.checker import BUCKET_MS, Findings
+from lab.drill.history import Record
+from lab.drill.result import DrillResult
 from lab.errors import UsageError
-from lab.history import Record
 from lab.spec import LabSpec
-
-if TYPE_CHECKING:
-    from lab.scenarios import DrillResult
 
 SCHEMA_VERSION = 1
 ROLE_COLOURS = {"master": "#1f4e9c", "replica": "#9ec3e6", "down": "#c0392b"}

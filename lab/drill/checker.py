@@ -1,5 +1,5 @@
 """Check a drill's history the way Jepsen checks one: what the clients were told against what the
-servers ended up holding. Pure functions over records (lab.history's format): no server needed.
+servers ended up holding. Pure functions over records (lab.drill.history's format): no server needed.
 
 Findings for a set workload (unique keys) and a counter workload (INCR):
 - lost: writes acknowledged and absent after the heal (counter: acknowledged increments missing);
@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lab.events import switches
-from lab.history import Record
+from lab.drill.events import switches
+from lab.drill.history import Record
 
 BUCKET_MS = 100.0
 GAP_MS = 100.0  # with several workers, acknowledged writes normally follow each other within a few ms

@@ -90,7 +90,7 @@ class SentinelEvents:
             return [e for e in self.events if e.channel == channel]
 
     def records(self) -> list[dict[str, Any]]:
-        """The events in lab.history's record format."""
+        """The events in lab.drill.history's record format."""
         with self._lock:
             return [
                 {"t": e.t, "type": "sentinel", "sentinel": e.sentinel, "event": e.channel, "data": e.data}

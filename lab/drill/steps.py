@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from lab import faults
+from lab import faults, nodes
 from lab.backends import get_backend
 from lab.errors import LabError
 from lab.spec import LabSpec, Node
@@ -24,7 +24,7 @@ TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, red
 def write_acked(spec: LabSpec, values: dict[str, Any], timeout: float = 10.0) -> Node:
     """MSET ``values`` on the current master and wait until every replica has them (WAIT), so a
     drill can tell a lost write from one that never reached a replica. Returns the master."""
-    master = faults.current_master(spec)
+    master = nodes.current_master(spec)
     replicas = len(spec.redis_nodes) - 1
     # The socket must outlast WAIT's own timeout: on a busy machine the ack can take a while.
     with node_client(spec, master, timeout=timeout + 2) as conn:
@@ -81,7 +81,7 @@ def kill_master_unavailability(spec: LabSpec) -> tuple[float, Node]:
 
     The killed node is left down (recorded as a fault): `faults.heal` / the healthy_lab fixture restore it.
     """
-    old = faults.current_master(spec)
+    old = nodes.current_master(spec)
     conn = master_client(spec)
     try:
         conn.set("drill:probe", "before")

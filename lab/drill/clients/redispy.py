@@ -1,7 +1,7 @@
-"""The redis-py client adapter: ``python -m lab.clients.redispy CONFIG.json``.
+"""The redis-py client adapter: ``python -m lab.drill.clients.redispy CONFIG.json``.
 
-Reads one JSON config (see lab.clients), runs the drill's workload through Sentinel (``clients``
-workers, each RPUSHing increasing integers onto its own list) and writes lab.history records as
+Reads one JSON config (see lab.drill.clients), runs the drill's workload through Sentinel (``clients``
+workers, each RPUSHing increasing integers onto its own list) and writes lab.drill.history records as
 JSON lines to ``out``. Settings ``defaults`` is what `Sentinel(...).master_for(...)` gives; the
 ``recommended`` ones are docs/clients.md's (each with the reason the matrix found for it).
 """
@@ -20,7 +20,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from lab.history import error_class, served_by
+from lab.drill.outcomes import error_class, served_by
 
 RECOMMENDED: dict[str, Any] = {
     # A dead or hung node must not hold a command for ever (the default waits with no timeout).

@@ -16,10 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from lab import control, interrupts, servers, state
-from lab.checker import Findings, Window
+from lab.drill.checker import Findings, Window
+from lab.drill.scenarios import SCENARIOS, run_drill
 from lab.errors import LabError, UsageError
 from lab.lock import lab_lock
-from lab.scenarios import SCENARIOS, run_drill
 from lab.spec import LabSpec
 
 CONDITION = re.compile(r"^\s*([a-z_]+)\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
@@ -181,16 +181,16 @@ def _check_needs(args: argparse.Namespace, home: Path, scenario: str) -> None:
 
 
 def _report_dir(args: argparse.Namespace, home: Path, what: str) -> Path:
-    """The report directory, checked before the drill starts (lab.report.check_destination)."""
-    from lab.report import check_destination
+    """The report directory, checked before the drill starts (lab.drill.report.check_destination)."""
+    from lab.drill.report import check_destination
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     return check_destination(Path(args.report or home / "reports" / args.name / f"{what}-{stamp}"))
 
 
 def _unfinished(report_dir: Path) -> str:
-    """An interrupt removes the report directory the command has not finished (lab.report)."""
-    from lab.report import remove_if_unfinished
+    """An interrupt removes the report directory the command has not finished (lab.drill.report)."""
+    from lab.drill.report import remove_if_unfinished
 
     return remove_if_unfinished(report_dir)
 
@@ -202,8 +202,8 @@ def _names(text: str | None, default: list[str]) -> list[str]:
 
 def run_clients(args: argparse.Namespace, out: Console, err: Console) -> int:
     """`lab clients`: the matrix, one line per cell as it goes, then the table and where it is."""
-    from lab.clients import CLIENTS
-    from lab.matrix import check_matrix, default_scenarios, markdown, run_matrix
+    from lab.drill.clients import CLIENTS
+    from lab.drill.matrix import check_matrix, default_scenarios, markdown, run_matrix
 
     available = [c for c in CLIENTS if CLIENTS[c].missing() is None]
     clients = _names(args.clients, available)

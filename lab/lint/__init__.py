@@ -4,18 +4,28 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from lab.confparse import UnreadableConfig, parse
 from lab.errors import LabError
 from lab.lint import rules as _rules  # noqa: F401 - registers every rule
-from lab.lint.registry import RULES, Deployment, Finding, Rule
+from lab.lint.registry import RULES, Deployment, Finding, Rule, rule_order
 from lab.lint.rules import mostly_unknown
 from lab.servers import Server
 
-__all__ = ["RULES", "Finding", "Rule", "as_json", "collect", "lint_paths", "lint_profile", "rules_table"]
+__all__ = [
+    "RULES",
+    "Finding",
+    "Rule",
+    "as_json",
+    "collect",
+    "lint_paths",
+    "lint_profile",
+    "lint_profile_files",
+    "rules_table",
+]
 
 
 def collect(root: Path) -> list[Path]:
@@ -46,22 +56,24 @@ def lint_paths(paths: list[Path], lab: bool = False, server: Server | None = Non
 
 
 def as_json(findings: list[Finding]) -> list[dict[str, Any]]:
-    return [asdict(f) for f in findings]
+    """`lab lint --json`: the older list form (``--format json`` is the documented document)."""
+    keys = ("rule", "severity", "file", "line", "directive", "why")
+    return [{key: getattr(f, key) for key in keys} for f in findings]
 
 
 def rules_table() -> list[dict[str, str]]:
     """The registry as `lab lint --list-rules` prints it."""
-    return [{"rule": r.id, "severity": r.severity, "why": r.rationale} for r in sorted(RULES.values(), key=_order)]
-
-
-def _order(rule: Rule) -> tuple[str, int]:
-    prefix = rule.id.rstrip("0123456789")
-    return prefix, int(rule.id[len(prefix) :])
+    return [{"rule": r.id, "severity": r.severity, "why": r.rationale} for r in sorted(RULES.values(), key=rule_order)]
 
 
 def lint_profile(name: str, server: Server | None = None) -> list[Finding]:
     """Render a profile (as `lab render` does, for ``server`` when given) into a temporary directory
     and lint the result against that build."""
+    return lint_profile_files(name, server)[1]
+
+
+def lint_profile_files(name: str, server: Server | None = None) -> tuple[list[str], list[Finding]]:
+    """:func:`lint_profile`, with the files it linted, named ``PROFILE:NODE/FILE`` like its findings."""
     from lab.profile import load_profile
     from lab.render import render_profile
     from lab.spec import NODE_NAMES
@@ -70,9 +82,8 @@ def lint_profile(name: str, server: Server | None = None) -> list[Finding]:
     with tempfile.TemporaryDirectory(prefix="lab-lint-") as tmp:
         out = Path(tmp) / profile.name
         render_profile(profile, out, servers=dict.fromkeys(NODE_NAMES, server) if server else None)
-        findings = lint_paths(collect(out), lab=profile.seed_sentinel_discovery, server=server)
+        paths = collect(out)
+        findings = lint_paths(paths, lab=profile.seed_sentinel_discovery, server=server)
     prefix = f"{tmp}/"
-    return [
-        Finding(f.rule, f.severity, f"{profile.name}:{f.file.removeprefix(prefix)}", f.line, f.directive, f.why)
-        for f in findings
-    ]
+    files = [f"{profile.name}:{str(p).removeprefix(prefix)}" for p in paths]
+    return files, [replace(f, file=f"{profile.name}:{f.file.removeprefix(prefix)}") for f in findings]

@@ -179,3 +179,61 @@ def authenticated(conf: ConfFile) -> bool:
     """Clients must log in: requirepass, or a default user that is off or has a password."""
     default = default_user(conf)
     return default is not None and (not default.on or not default.nopass)
+
+
+@dataclass(frozen=True)
+class Login:
+    """How replication (masteruser/masterauth) or Sentinel (auth-user/auth-pass) logs in to a data node."""
+
+    user: str  # "default" when only a password is sent (AUTH password), or nothing at all
+    password: str | None  # None: no AUTH is sent (masteruser or auth-user alone is ignored)
+    directive: Directive | None  # the line that configures it, to point at
+
+    @property
+    def named(self) -> bool:
+        """AUTH user password: the user is named."""
+        return self.password is not None and self.user != "default"
+
+
+def replication_login(conf: ConfFile) -> Login:
+    """What a data node sends to its master: AUTH masteruser masterauth, AUTH masterauth, or nothing
+    (Redis ignores masteruser without masterauth)."""
+    user, auth = conf.get("masteruser"), conf.get("masterauth")
+    if auth is None:
+        return Login("default", None, user or conf.get("replicaof") or conf.get("slaveof"))
+    return Login(user.value if user else "default", auth.value, user or auth)
+
+
+def sentinel_login(conf: ConfFile) -> Login:
+    """What a Sentinel sends to every data node (Sentinel ignores auth-user without auth-pass)."""
+    user, auth = conf.get("sentinel auth-user"), conf.get("sentinel auth-pass")
+    name = user.args[1] if user and len(user.args) > 1 else "default"
+    if auth is None or len(auth.args) < 2:
+        return Login("default", None, user or conf.get("sentinel monitor"))
+    return Login(name, auth.args[1], user or auth)
+
+
+def login_users(conf: ConfFile) -> dict[str, AclUser]:
+    """Every user a client can log in as on this node, the default user included (as requirepass, a
+    `user default` line or its absence leave it)."""
+    users = acl_users(conf)
+    if "default" not in users:
+        nobody = Directive("user", ("default",), conf.path, 0)  # no requirepass: on, nopass, every command
+        users["default"] = default_user(conf) or AclUser("default", nobody, on=True, nopass=True, commands=["+@all"])
+    return users
+
+
+def login_problem(users: dict[str, AclUser], login: Login | tuple[str, str], needs: frozenset[str]) -> str:
+    """Why ``login`` cannot log in and run ``needs`` on a node with ``users`` ("" when it can)."""
+    name, password = (login.user, login.password) if isinstance(login, Login) else login
+    user = users.get(name)
+    if user is None:
+        return f"there is no user {name}"
+    if not user.on:
+        return f"user {name} is off"
+    if password is None and not user.nopass:
+        return "no password is sent and the default user needs one"
+    if password is not None and not user.accepts(password):
+        return f"the password is not user {name}'s"
+    missing = sorted(c for c in needs if not user.may_run(c))
+    return f"user {name} may not run {' '.join(missing)}" if missing else ""

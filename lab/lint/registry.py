@@ -24,6 +24,7 @@ class Finding:
     line: int
     directive: str
     why: str
+    fix: str = ""  # what to change, when the rule knows (lab lint --format json/sarif show it)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.severity} {self.rule} [{self.directive}] {self.why}"
@@ -38,6 +39,7 @@ class Hit:
     directive: str
     why: str
     line: int = 0  # when there is no directive to point at
+    fix: str = ""
 
 
 @dataclass
@@ -89,10 +91,16 @@ class Rule:
                 file, line = str(hit.where.file), hit.where.line
             else:
                 file, line = str(hit.conf if isinstance(hit.conf, Path) else hit.conf.path), hit.line
-            yield Finding(self.id, self.severity, file, line, hit.directive, hit.why)
+            yield Finding(self.id, self.severity, file, line, hit.directive, hit.why, hit.fix)
 
 
 RULES: dict[str, Rule] = {}
+
+
+def rule_order(rule: Rule) -> tuple[str, int]:
+    """ACL001 < ACL010 < AUTH001: by prefix, then by number."""
+    prefix = rule.id.rstrip("0123456789")
+    return prefix, int(rule.id[len(prefix) :])
 
 
 def rule(rule_id: str, severity: Severity, rationale: str) -> Callable[[Check], Check]:

@@ -19,9 +19,14 @@ from lab.lint.acl import (
     SENTINEL_HELLO,
     SENTINEL_NEEDS,
     AclUser,
+    Login,
     acl_users,
     authenticated,
     default_user,
+    login_problem,
+    login_users,
+    replication_login,
+    sentinel_login,
 )
 from lab.lint.registry import Deployment, Hit, each, replicaof, rule
 
@@ -532,19 +537,38 @@ def masterauth_without_user(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
     default = default_user(conf)
     if conf.get("masterauth") and not conf.get("masteruser") and default is not None and not default.on:
         why = "the default user is off, so masterauth alone logs in as nobody: set masteruser (e.g. replica)"
-        yield Hit(conf, conf.get("masterauth"), "masterauth", why)
+        yield Hit(conf, conf.get("masterauth"), "masterauth", why, fix=REPLICATION_FIX)
 
 
-def _login_problem(users: dict[str, AclUser], name: str, password: str, needs: frozenset[str]) -> str:
-    user = users.get(name)
-    if user is None:
-        return f"there is no user {name}"
-    if not user.on:
-        return f"user {name} is off"
-    if not user.accepts(password):
-        return f"the password is not user {name}'s"
-    missing = sorted(c for c in needs if not user.may_run(c))
-    return f"user {name} may not run {' '.join(missing)}" if missing else ""
+#: What replication and Sentinel need on every data node, in the words of the fix hints.
+REPLICATION_FIX = (
+    "give every data node masteruser replica and masterauth with the password of a user "
+    "`replica on >PASSWORD resetchannels -@all +psync +replconf +ping` defined alike on every data node"
+)
+SENTINEL_FIX = (
+    "set sentinel auth-user and auth-pass on every Sentinel to a user defined alike on every data node "
+    f"with {' '.join('+' + c for c in sorted(SENTINEL_NEEDS))} &{SENTINEL_HELLO}"
+)
+
+
+def _node(conf: ConfFile) -> str:
+    """A data node as a message names it: its directory for a rendered node/redis.conf, else the file."""
+    return conf.path.parent.name if conf.path.name in ("redis.conf", "sentinel.conf") else conf.path.name
+
+
+def _acl_nodes(d: Deployment) -> list[ConfFile]:
+    """Data nodes in ACL mode (with `user` lines); requirepass-only nodes are AUTH001-AUTH003's."""
+    return [c for c in d.data if acl_users(c)]
+
+
+def _refusals(login: Login, needs: frozenset[str], nodes: list[ConfFile]) -> str:
+    """Which of ``nodes`` refuse ``login`` and why, nodes with the same reason together:
+    "redis-2, redis-3 (user default is off)"; "" when every one accepts it."""
+    by_problem: dict[str, list[str]] = {}
+    for conf in nodes:
+        if problem := login_problem(login_users(conf), login, needs):
+            by_problem.setdefault(problem, []).append(_node(conf))
+    return "; ".join(f"{', '.join(names)} ({problem})" for problem, names in by_problem.items())
 
 
 @rule(
@@ -555,20 +579,93 @@ def _login_problem(users: dict[str, AclUser], name: str, password: str, needs: f
 def service_logins(d: Deployment) -> Iterator[Hit]:
     for conf in d.data:
         users = acl_users(conf)
-        if not users or not (user := conf.get("masteruser")) or not (auth := conf.get("masterauth")):
+        login = replication_login(conf)
+        if not users or login.password is None or not (user := conf.get("masteruser")):
             continue
-        if problem := _login_problem(users, user.value, auth.value, REPLICA_NEEDS):
-            yield Hit(conf, user, "masteruser", f"replicas log in as {user.value}, but {problem}: replication fails")
+        if problem := login_problem(users, login, REPLICA_NEEDS):
+            why = f"replicas log in as {user.value}, but {problem}: replication fails"
+            yield Hit(conf, user, "masteruser", why, fix=REPLICATION_FIX)
     for sentinel in d.sentinels:
-        user, auth = sentinel.get("sentinel auth-user"), sentinel.get("sentinel auth-pass")
-        if not user or not auth or len(user.args) < 2 or len(auth.args) < 2:
-            continue
+        login = sentinel_login(sentinel)
+        if not login.named:
+            continue  # ACL010 judges a Sentinel that logs in as the default user or not at all
         for conf in d.data:
             users = acl_users(conf)
-            if users and (problem := _login_problem(users, user.args[1], auth.args[1], SENTINEL_NEEDS)):
-                why = f"Sentinel logs in to {conf.path.parent.name or conf.path.name} as {user.args[1]}, but {problem}"
-                yield Hit(sentinel, user, "sentinel auth-user", why)
+            if users and (problem := login_problem(users, login, SENTINEL_NEEDS)):
+                why = f"Sentinel logs in to {_node(conf)} as {login.user}, but {problem}"
+                yield Hit(sentinel, login.directive, "sentinel auth-user", why, fix=SENTINEL_FIX)
                 break
+
+
+@rule(
+    "ACL008",
+    "error",
+    "a data node without masterauth (masteruser alone sends no AUTH) while other data nodes require a login: "
+    "it cannot replicate after a failover",
+)
+@each("data")
+def replicates_without_auth(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
+    if conf.get("masterauth") or conf.get("requirepass"):
+        return  # ACL004, ACL005, ACL009 judge its login; AUTH002 a requirepass node without masterauth
+    login = replication_login(conf)
+    if refusing := _refusals(login, REPLICA_NEEDS, [c for c in _acl_nodes(d) if c is not conf]):
+        sends = "masteruser without masterauth sends no AUTH" if conf.get("masteruser") else "no masterauth"
+        why = f"{sends}, refused on {refusing}: once a failover makes one of them its master, replication fails"
+        yield Hit(conf, login.directive, "masterauth", why, fix=REPLICATION_FIX)
+
+
+@rule(
+    "ACL009",
+    "error",
+    "a data node's masteruser/masterauth refused by another data node (user missing, off, another password, "
+    "no +psync +replconf +ping): replication fails on start or after a failover",
+)
+def replication_refused(d: Deployment) -> Iterator[Hit]:
+    for conf in d.data:
+        login = replication_login(conf)
+        if login.password is None or login_problem(login_users(conf), login, REPLICA_NEEDS):
+            continue  # ACL008, or its own node refuses it too (ACL004, ACL005, AUTH002 say so)
+        others = [
+            other
+            for other in _acl_nodes(d)
+            if other is not conf
+            # the same user already broken on that node is ACL004's or ACL005's finding there
+            and not (
+                (own := replication_login(other)).user == login.user
+                and login_problem(login_users(other), own, REPLICA_NEEDS)
+            )
+        ]
+        if refused := _refusals(login, REPLICA_NEEDS, others):
+            why = (
+                f"replication logs in as {login.user}, refused on {refused}: a failover can make any data node "
+                "the master, so each must accept every other's login"
+            )
+            directive = "masteruser" if conf.get("masteruser") else "masterauth"
+            yield Hit(conf, login.directive, directive, why, fix=REPLICATION_FIX)
+
+
+@rule(
+    "ACL010",
+    "error",
+    "Sentinel logs in as the default user (auth-pass without auth-user) or not at all (no auth-pass) to data nodes "
+    "whose default user refuses it",
+)
+def sentinel_unnamed_login(d: Deployment) -> Iterator[Hit]:
+    shared = next(iter(d.passwords)) if len(d.passwords) == 1 else ""
+    for sentinel in d.sentinels:
+        login = sentinel_login(sentinel)
+        if login.named or (shared and login.password != shared):
+            continue  # ACL005 judges a named user; AUTH003 an auth-pass that is not the shared requirepass
+        refusing = _refusals(login, SENTINEL_NEEDS, _acl_nodes(d))
+        if refusing:
+            if login.password is not None:
+                sends = "auth-pass without auth-user logs in as the default user"
+            elif sentinel.get("sentinel auth-user"):
+                sends = "auth-user without auth-pass sends no AUTH"
+            else:
+                sends = "no auth-pass: Sentinel sends no AUTH"
+            why = f"{sends}, refused on {refusing}: Sentinel cannot monitor or fail over"
+            yield Hit(sentinel, login.directive, "sentinel auth-user", why, fix=SENTINEL_FIX)
 
 
 @rule("AUTH004", "warning", "a password shorter than 16 characters outside a lab: guessable at Redis's speed")

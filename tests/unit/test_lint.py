@@ -59,6 +59,13 @@ def myid(root: Path, node: str) -> str:
     return parse(conf(root, node)).value("sentinel myid")
 
 
+def own_replication_user(root: Path, node: str, user: str, password: str = "p" * 32) -> None:
+    """``node`` replicates as ``user``, a replication user only its own file defines."""
+    append(root, node, f"user {user} on >{password} resetchannels -@all +psync +replconf +ping")
+    sub(root, node, r"^masteruser .*", f"masteruser {user}")
+    sub(root, node, r'^masterauth ".*"', f'masterauth "{password}"')
+
+
 @dataclass(frozen=True)
 class Broken:
     """A deployment broken in exactly one way: ``base`` rendered (or, for "file", one hand-written file)."""
@@ -140,6 +147,11 @@ BROKEN: dict[str, Broken] = {
     "ACL003": Broken(lambda r: sub(r, "redis-1", r"^(user sentinel on \S+) .*", r"\1 allchannels +@all"), **PRODUCTION),
     "ACL004": Broken(lambda r: sub(r, "redis-2", r"^masteruser .*\n", ""), **PRODUCTION),
     "ACL005": Broken(lambda r: sub(r, "redis-1", r"^(user replica .*) \+psync", r"\1"), **PRODUCTION),
+    # The master sends no AUTH: fine while it is the master, refused once a failover makes it a replica.
+    "ACL008": Broken(lambda r: sub(r, "redis-1", r"^masteruser .*\nmasterauth .*\n", ""), **PRODUCTION),
+    # The master logs in as a user only it defines: every node accepts itself, no other node accepts it.
+    "ACL009": Broken(lambda r: own_replication_user(r, "redis-1", "replica2"), **PRODUCTION),
+    "ACL010": Broken(lambda r: sub(r, "sentinel-2", r"^sentinel auth-user .*\n", ""), **PRODUCTION),
     "ACL006": Broken(lambda r: sub(r, "redis-1", r"^(user app .*)$", r"\1 &*"), **PRODUCTION),
     "ACL007": Broken(lambda r: sub(r, "redis-1", r"^(user monitor .*)$", r"\1 +config|get"), **PRODUCTION),
     "AUTH004": Broken(lambda r: append(r, "redis-1", "user ops on >short -@all +ping"), **PRODUCTION),
@@ -170,8 +182,8 @@ def test_each_broken_deployment_produces_exactly_its_finding(tmp_path: Path, rul
 
 def test_the_docs_rule_table_is_the_registry() -> None:
     readme = (Path(__file__).parents[2] / "docs" / "lint.md").read_text()
-    rows = re.findall(r"^\| ([A-Z]+\d{3}) \| (error|warning) \|", readme, flags=re.M)
-    assert sorted(rows) == sorted((r.id, r.severity) for r in RULES.values())
+    rows = re.findall(r"^\| ([A-Z]+\d{3}) \| (error|warning) \| (.*) \|$", readme, flags=re.M)
+    assert sorted(rows) == sorted((r.id, r.severity, r.rationale) for r in RULES.values())
 
 
 def test_list_rules_prints_the_registry(tmp_path: Path) -> None:
@@ -296,3 +308,63 @@ def test_a_user_without_resetchannels_gets_every_channel_where_the_default_is_al
     assert rules(root, lab=False) == set()  # 7.0's default: no channel
     append(root, "redis-1", "acl-pubsub-default allchannels")
     assert rules(root, lab=False) == {"ACL006"}
+
+
+# -- issue 25 item 8: every replication and Sentinel login on every data node, in both directions ----
+@pytest.mark.parametrize(
+    ("edit", "found"),
+    [
+        # masteruser alone: Redis sends no AUTH without masterauth
+        (lambda r: sub(r, "redis-2", r"^masterauth .*\n", ""), {"ACL008"}),
+        # a replica (not the master) whose replica user has another password, its masterauth following it:
+        # it refuses the others and they refuse it (both directions)
+        (
+            lambda r: (
+                sub(r, "redis-3", r"^user replica on \S+", "user replica on >" + "q" * 32),
+                sub(r, "redis-3", r'^masterauth ".*"', 'masterauth "' + "q" * 32 + '"'),
+            ),
+            {"ACL009"},
+        ),
+        # a replica user that is off on one node only (its own masteruser is another user)
+        (
+            lambda r: (
+                own_replication_user(r, "redis-2", "replica2"),
+                sub(r, "redis-2", r"^(user replica on) ", r"user replica off "),
+            ),
+            {"ACL009"},
+        ),
+        # auth-user alone: Sentinel sends no AUTH
+        (lambda r: sub(r, "sentinel-3", r"^sentinel auth-pass .*\n", ""), {"ACL010"}),
+        # the default user named explicitly is still the default user
+        (
+            lambda r: sub(r, "sentinel-1", r"^sentinel auth-user (\S+) \S+", r"sentinel auth-user \1 default"),
+            {"ACL010"},
+        ),
+    ],
+)
+def test_replication_and_sentinel_logins_across_nodes(
+    tmp_path: Path, edit: Callable[[Path], object], found: set[str]
+) -> None:
+    root = rendered(tmp_path, "production")
+    edit(root)
+    assert rules(root, lab=False) == found
+
+
+def test_cross_node_findings_name_the_nodes_and_the_fix(tmp_path: Path) -> None:
+    root = rendered(tmp_path, "production")
+    sub(root, "redis-3", r"^user replica on \S+", "user replica on >" + "q" * 32)
+    sub(root, "redis-3", r'^masterauth ".*"', 'masterauth "' + "q" * 32 + '"')
+    findings = lint_paths(sorted(root.rglob("*.conf")))
+    by_node = {Path(f.file).parent.name: f for f in findings}
+    assert set(by_node) == {"redis-1", "redis-2", "redis-3"}
+    assert "refused on redis-3 (the password is not user replica's)" in by_node["redis-1"].why
+    assert "refused on redis-1, redis-2 (the password is not user replica's)" in by_node["redis-3"].why
+    assert all(f.directive == "masteruser" and "+psync +replconf +ping" in f.fix for f in findings)
+
+
+def test_the_new_login_rules_leave_requirepass_deployments_to_the_auth_rules(tmp_path: Path) -> None:
+    """The lab profile (requirepass, no ACL users): a stale masterauth is AUTH002's alone."""
+    root = rendered(tmp_path)
+    sub(root, "redis-2", r'^masterauth ".*"', 'masterauth "stale"')
+    sub(root, "sentinel-1", r"^sentinel auth-pass .*\n", "")
+    assert rules(root) == {"AUTH002", "AUTH003"}

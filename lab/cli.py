@@ -190,9 +190,23 @@ def _config_commands(sub: Any) -> None:
     servercli.server_option(p, per_node=True)
 
     p = sub.add_parser("lint", help="check a deployment's configs together (exit 1 on any error)")
-    p.add_argument("target", nargs="?", type=Path, help="a directory of *.conf files (or one file)")
+    p.add_argument("target", nargs="*", type=Path, help="directories of *.conf files, or files: read as one deployment")
     p.add_argument("--profile", help="render this profile and lint the result (default when no target: all)")
-    p.add_argument("--json", action="store_true")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument(
+        "--format",
+        choices=("text", "json", "sarif"),
+        help="text (default: one line a finding), json (the document in docs/lint.md), sarif (SARIF 2.1.0)",
+    )
+    form.add_argument("--json", action="store_true", help="the findings as a JSON list (the older form)")
+    p.add_argument(
+        "--docs-url", metavar="URL", help="with --format sarif: the lint docs page rules link to (helpUri URL#rules)"
+    )
+    p.add_argument(
+        "--deployments",
+        action="store_true",
+        help="lint the whole deployment of each file given (DIR of DIR/NODE/*.conf), each on its own (pre-commit)",
+    )
     p.add_argument("--lab", action="store_true", help="the files are a lab: allow seeded Sentinel state")
     p.add_argument("--list-rules", action="store_true", help="print every rule: id, severity, why it exists")
     servercli.server_option(p, per_node=False)
@@ -508,9 +522,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
+    from lab.lint import formats
+
+    form = "json" if args.json else args.format or "text"
+    if args.docs_url and form != "sarif":
+        raise UsageError("--docs-url goes with --format sarif")
     if args.list_rules:
         table = lint.rules_table()
-        if args.json:
+        if form == "sarif":
+            print(json.dumps(formats.as_sarif([], args.docs_url), indent=2))
+        elif form == "json":
             print(json.dumps(table, indent=2))
         else:
             for row in table:
@@ -520,18 +541,35 @@ def cmd_lint(args: argparse.Namespace) -> int:
         raise LabError("give a directory or --profile, not both")
     server = servers.resolve(args.server) if args.server else None
     if args.target:
-        findings = lint.lint_paths(lint.collect(args.target), lab=args.lab, server=server)
+        groups = [list(dict.fromkeys(p for target in args.target for p in lint.collect(target)))]
+        if args.deployments:  # each file's deployment, named relative to where it was given
+            roots = {lint.deployment_of(t): t for t in args.target}
+            groups = [
+                lint.collect(Path(os.path.relpath(root)) if not t.is_absolute() else root) for root, t in roots.items()
+            ]
+        files, findings = [], []
+        for paths in groups:
+            files += [str(p) for p in paths]
+            findings += lint.lint_paths(paths, lab=args.lab, server=server)
     else:
-        names = [args.profile] if args.profile else available_profiles()
-        findings = [f for name in names for f in lint.lint_profile(name, server)]
+        files, findings = [], []
+        for name in [args.profile] if args.profile else available_profiles():
+            linted, found = lint.lint_profile_files(name, server)
+            files, findings = files + linted, findings + found
     if args.json:
         print(json.dumps(lint.as_json(findings), indent=2))
+    elif form == "json":
+        print(json.dumps(formats.as_document(findings, files), indent=2))
+    elif form == "sarif":
+        # A profile's files exist only while linted: name them PROFILE/NODE/FILE, as `lab render --out PROFILE`.
+        uri = formats.artifact_uri if args.target else (lambda file: formats.artifact_uri(file.split(":", 1)[1]))
+        print(json.dumps(formats.as_sarif(findings, args.docs_url, uri), indent=2))
     else:
         for finding in findings:
             out.print(str(finding), markup=False)
         errors = sum(f.severity == "error" for f in findings)
         out.print(f"{errors} error(s), {len(findings) - errors} warning(s)")
-    return 1 if any(f.severity == "error" for f in findings) else 0
+    return formats.exit_code(findings)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ __all__ = [
     "Rule",
     "as_json",
     "collect",
+    "deployment_of",
     "lint_paths",
     "lint_profile",
     "lint_profile_files",
@@ -38,6 +39,14 @@ def collect(root: Path) -> list[Path]:
     if not files:
         raise LabError(f"{root}: no *.conf files to lint")
     return files
+
+
+def deployment_of(path: Path) -> Path:
+    """The deployment a config file belongs to: DIR for a rendered DIR/NODE/*.conf (a sibling node
+    directory holds a config too), else the file's own directory."""
+    node_dir = path.resolve().parent if path.is_file() else path.resolve()
+    siblings = [d for d in node_dir.parent.iterdir() if d.is_dir() and d != node_dir and any(d.glob("*.conf"))]
+    return node_dir.parent if siblings else node_dir
 
 
 def lint_paths(paths: list[Path], lab: bool = False, server: Server | None = None) -> list[Finding]:

@@ -267,6 +267,9 @@ def _drill_commands(sub: Any) -> None:
     p.add_argument("--report", type=Path, help="report directory (default: $LAB_HOME/reports/NAME/SCENARIO-TIME)")
     p.add_argument("--json", action="store_true", help="print report.json")
     p.add_argument("--fail-on", action="append", default=[], metavar="COND", help="e.g. 'lost>0' (exit 1 if true)")
+    p.add_argument(
+        "--junit", type=Path, metavar="FILE", help="write the gates as JUnit XML (one test case per --fail-on)"
+    )
     p.add_argument("--profile", default="lab", help="profile when the lab must be started first (default: lab)")
     p.add_argument("--backend", default="auto", help="backend when the lab must be started first")
     p.add_argument(

@@ -6,48 +6,18 @@ from __future__ import annotations
 import argparse
 import datetime
 import itertools
-import operator
-import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from lab import control, interrupts, servers, state
+from lab.drill import gates, junit
 from lab.drill.checker import Findings, Window
 from lab.drill.scenarios import SCENARIOS, run_drill
 from lab.errors import LabError, UsageError
 from lab.lock import lab_lock
 from lab.spec import LabSpec
-
-CONDITION = re.compile(r"^\s*([a-z_]+)\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
-OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    ">": operator.gt,
-    ">=": operator.ge,
-    "<": operator.lt,
-    "<=": operator.le,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
-
-
-def parse_conditions(texts: list[str], metrics: list[str]) -> list[tuple[str, str, float]]:
-    conditions = []
-    for text in texts:
-        match = CONDITION.match(text)
-        if not match:
-            raise UsageError(f"--fail-on {text!r}: expected METRIC OP NUMBER, e.g. 'lost>0'")
-        metric, op, value = match.groups()
-        if metric not in metrics:
-            raise UsageError(f"--fail-on {text!r}: unknown metric {metric!r} (choose from: {', '.join(metrics)})")
-        conditions.append((metric, op, float(value)))
-    return conditions
-
-
-def failing(summary: dict[str, Any], conditions: list[tuple[str, str, float]]) -> list[str]:
-    return [f"{m}={summary[m]:g} {op} {v:g}" for m, op, v in conditions if OPERATORS[op](float(summary[m]), v)]
 
 
 def _span(window: Window | None) -> str:
@@ -78,15 +48,26 @@ def summary_table(scenario: str, findings: Findings, seconds: float) -> Table:
     return table
 
 
-def _running_lab(args: argparse.Namespace, err: Console, server: list[str] | None = None) -> Path:
-    """The lab's home, after starting the lab (on ``server``) when it does not run yet. An interrupt
-    while it starts removes it again (lab.control); one after leaves it running, and says so."""
+def _running_lab(args: argparse.Namespace, err: Console, server: list[str] | None = None) -> tuple[Path, bool]:
+    """The lab's home, after starting the lab (on ``server``) when it does not run yet, and whether it was
+    started. An interrupt while it starts removes it again (lab.control); one after leaves it running, and
+    says so."""
     home: Path = args.home or state.default_home()
-    if not state.exists(home, args.name):
-        interrupts.new_lab(home, args.name)
-        started = control.up(args.name, args.profile, args.backend, home, server=server or ())
-        err.print(f"lab {args.name} is healthy after {started.seconds:.2f}s", markup=False)
-    return home
+    if state.exists(home, args.name):
+        return home, False
+    interrupts.new_lab(home, args.name)
+    started = control.up(args.name, args.profile, args.backend, home, server=server or ())
+    err.print(f"lab {args.name} is healthy after {started.seconds:.2f}s (started for this command)", markup=False)
+    return home, True
+
+
+def _left_running(command: str, name: str, err: Console) -> None:
+    """A command that had to start the lab leaves it running for the next one, and says how to stop it."""
+    err.print(
+        f"{command}: lab {name} was started for this {command.split()[-1]} and is still running: "
+        f"`lab down --name {name}` stops it and deletes its data",
+        markup=False,
+    )
 
 
 def _build(name: str, option: str) -> servers.Server:
@@ -223,7 +204,7 @@ def run_clients(args: argparse.Namespace, out: Console, err: Console) -> int:
         for name in CLIENTS:
             if name not in available:
                 err.print(f"lab clients: {name} skipped: {CLIENTS[name].missing()}", markup=False)
-    home = _running_lab(args, err)
+    home, started = _running_lab(args, err)
     unfinished = _unfinished(report_dir)
     with lab_lock(home, args.name, "clients"):
         spec = state.load(home, args.name)
@@ -234,6 +215,8 @@ def run_clients(args: argparse.Namespace, out: Console, err: Console) -> int:
     else:
         out.print(markdown(cells), markup=False)
         out.print(f"matrix: {report_dir / 'matrix.html'} (matrix.md, matrix.json, one report per cell)", markup=False)
+    if started:
+        _left_running("lab clients", args.name, err)
     return 0
 
 
@@ -241,12 +224,13 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     # Every option is checked before a lab is started or touched (bad usage: exit 2).
     if args.scenario not in SCENARIOS:
         raise UsageError(f"unknown drill {args.scenario!r} (choose from: {', '.join(SCENARIOS)})")
-    conditions = parse_conditions(args.fail_on, list(Findings.summary_keys()))
+    conditions = gates.parse(args.fail_on, list(Findings.summary_keys()))
     home: Path = args.home or state.default_home()
     start, upgrade_to = _upgrade_path(args, home)
     _check_needs(args, home, args.scenario)
     report_dir = _report_dir(args, home, args.scenario)
-    home = _running_lab(args, err, start)
+    junit_file = junit.check_destination(args.junit) if args.junit else None
+    home, started = _running_lab(args, err, start)
     unfinished = _unfinished(report_dir)
     with lab_lock(home, args.name, f"drill {args.scenario}"):
         spec = state.load(home, args.name)
@@ -271,7 +255,12 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         for note in result.findings.notes:
             out.print(f"note: {note}", markup=False)
         out.print(f"report: {report_dir / 'report.html'} (timeline.png, report.json, history.jsonl)", markup=False)
-    failed = failing(result.findings.summary(), conditions)
+    summary = result.findings.summary()
+    if junit_file is not None:
+        junit.write(junit_file, junit.document(args.scenario, summary, conditions, result.seconds, report_dir))
+    if started:
+        _left_running("lab drill", args.name, err)
+    failed = gates.failing(summary, conditions)
     if failed:
         err.print(f"lab drill: findings over the gate: {'; '.join(failed)}", markup=False)
         return 1

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from lab.errors import LabError
 from lab.secretfiles import write_secret
-from python_utils.tls_files import file_problem, files_problem
+from redis_ha_admin.tls_files import file_problem, files_problem
 
 if TYPE_CHECKING:  # imported when certificates are made: every `lab` command would pay for it
     from cryptography import x509

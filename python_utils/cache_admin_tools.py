@@ -7,8 +7,8 @@ from typing import Any
 
 import redis
 
-from python_utils.scanning import Progress, count_keys, scan_keys, unlink_matching
-from python_utils.values import decode, text, ttl_seconds
+from redis_ha_admin.scanning import Progress, count_keys, scan_keys, unlink_matching
+from redis_ha_admin.values import decode, text, ttl_seconds
 
 
 class CacheAdmin:

@@ -20,13 +20,20 @@ from typing import Any, NoReturn, TypeVar
 
 import redis
 
-from python_utils.cache_admin_tools import CacheAdmin
-from python_utils.pubsub_diagnostics import PubSubAdmin
-from python_utils.rate_limit_utils import RateLimitAdmin
-from python_utils.redis_connector import RedisAdminError, Settings, connect, parse_sentinels, role_db, settings_from_env
-from python_utils.scanning import Progress, count_keys
-from python_utils.session_utils import SESSION_PREFIX, SessionAdminTools
-from python_utils.values import text
+from redis_ha_admin.cache_admin_tools import CacheAdmin
+from redis_ha_admin.pubsub_diagnostics import PubSubAdmin
+from redis_ha_admin.rate_limit_utils import RateLimitAdmin
+from redis_ha_admin.redis_connector import (
+    RedisAdminError,
+    Settings,
+    connect,
+    parse_sentinels,
+    role_db,
+    settings_from_env,
+)
+from redis_ha_admin.scanning import Progress, count_keys
+from redis_ha_admin.session_utils import SESSION_PREFIX, SessionAdminTools
+from redis_ha_admin.values import text
 
 T = TypeVar("T")
 ROLE_OF = {"sessions": "session", "cache": "cache", "ratelimit": "cache", "pubsub": "pubsub"}
@@ -203,7 +210,7 @@ def _guarded_delete(
 ) -> int:
     """Count first; more than one match needs --yes; --dry-run lists the keys instead."""
     if args.dry_run:
-        from python_utils.scanning import scan_keys
+        from redis_ha_admin.scanning import scan_keys
 
         listed = 0
         for key in scan_keys(client, pattern):
@@ -382,7 +389,7 @@ def _clear(args: argparse.Namespace, client: redis.Redis, key: str | bytes | Non
     if key is not None:
         print("deleted" if client.unlink(key) else f"no key {key!r}")
         return 0
-    from python_utils.scanning import unlink_matching
+    from redis_ha_admin.scanning import unlink_matching
 
     return _guarded_delete(
         args, client, args.pattern, lambda: unlink_matching(client, args.pattern, progress=progress), progress

@@ -7,7 +7,7 @@ from typing import Any
 
 import redis
 
-from python_utils.values import text
+from redis_ha_admin.values import text
 
 
 class PubSubAdmin:

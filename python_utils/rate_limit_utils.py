@@ -9,8 +9,8 @@ from typing import Any
 
 import redis
 
-from python_utils.scanning import Progress, scan_keys
-from python_utils.values import text, ttl_seconds
+from redis_ha_admin.scanning import Progress, scan_keys
+from redis_ha_admin.values import text, ttl_seconds
 
 
 class RateLimitAdmin:

@@ -20,7 +20,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
-from python_utils.tls_files import files_problem
+from redis_ha_admin.tls_files import files_problem
 
 ROLE_DB_VARS = {"session": "REDIS_SESSION_DB_INDEX", "cache": "REDIS_CACHE_DB_INDEX", "pubsub": "REDIS_PUBSUB_DB_INDEX"}
 ROLE_DB_DEFAULTS = {"session": 0, "cache": 1, "pubsub": 2}

@@ -7,8 +7,8 @@ from typing import Any
 
 import redis
 
-from python_utils.scanning import Progress, count_keys, scan_keys
-from python_utils.values import describe, text
+from redis_ha_admin.scanning import Progress, count_keys, scan_keys
+from redis_ha_admin.values import describe, text
 
 #: Where session keys live: the session commands never touch a key outside it.
 SESSION_PREFIX = "session:"

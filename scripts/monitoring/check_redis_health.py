@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """check_redis_health: Redis and Sentinel health for Nagios/Icinga, JSON and Prometheus.
 
-One file, needing only redis-py: copy it to a monitoring host, or use the installed
-``check-redis-health`` console script. Checking is separate from output: every check returns a
+One file, needing only redis-py: copy it to a monitoring host and run it (``python3
+check_redis_health.py``), or use the installed ``check-redis-health`` console script (the module
+``redis_ha_health.check_redis_health``). Checking is separate from output: every check returns a
 plain dict, and the formats render the same list of them.
 
 Exit codes (monitoring-plugins): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad arguments, internal

@@ -1,4 +1,5 @@
-"""python_utils and redis-admin against the lab's real servers (both backends)."""
+"""The admin toolkit (redis_ha_admin, python_utils/) and redis-admin against the lab's real servers (both
+backends)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ import redis
 
 from lab import faults, nodes
 from lab.spec import LabSpec
-from python_utils.cache_admin_tools import CacheAdmin
-from python_utils.pubsub_diagnostics import PubSubAdmin
-from python_utils.rate_limit_utils import RateLimitAdmin
-from python_utils.redis_connector import RedisAdminError, Settings, connect, get_redis_connection
-from python_utils.session_utils import SessionAdminTools, escape_glob
+from redis_ha_admin.cache_admin_tools import CacheAdmin
+from redis_ha_admin.pubsub_diagnostics import PubSubAdmin
+from redis_ha_admin.rate_limit_utils import RateLimitAdmin
+from redis_ha_admin.redis_connector import RedisAdminError, Settings, connect, get_redis_connection
+from redis_ha_admin.session_utils import SessionAdminTools, escape_glob
 from tests.helpers import run_lab
 
 pytestmark = pytest.mark.integration

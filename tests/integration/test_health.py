@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 import redis
-from monitoring.check_redis_health import main
 from prometheus_client.parser import text_string_to_metric_families
 
 from lab import faults, nodes
 from lab.drill.steps import wait_converged
 from lab.spec import LabSpec
 from lab.waits import wait_for
+from redis_ha_health.check_redis_health import main
 from tests.helpers import SLOW_OK
 
 pytestmark = pytest.mark.integration

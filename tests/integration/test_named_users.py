@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import redis
-from monitoring.check_redis_health import main
 
 from lab.standalone import StandaloneNode
+from redis_ha_health.check_redis_health import main
 from tests.helpers import SLOW_OK
 
 pytestmark = pytest.mark.integration

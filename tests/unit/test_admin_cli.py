@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from python_utils.cli import COMMANDS, _key, build_parser
-from python_utils.values import ttl_seconds
+from redis_ha_admin.cli import COMMANDS, _key, build_parser
+from redis_ha_admin.values import ttl_seconds
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -45,7 +45,7 @@ def test_a_password_on_the_command_line_is_never_repeated_in_an_error(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Hostile tour: `redis-admin --password=VALUE` (an option it does not have) echoed the value."""
-    from python_utils.cli import main
+    from redis_ha_admin.cli import main
 
     with pytest.raises(SystemExit) as exited:
         main(argv)
@@ -54,7 +54,7 @@ def test_a_password_on_the_command_line_is_never_repeated_in_an_error(
 
 
 def test_a_negative_database_is_bad_usage_before_connecting(capsys: pytest.CaptureFixture[str]) -> None:
-    from python_utils.cli import main
+    from redis_ha_admin.cli import main
 
     with pytest.raises(SystemExit) as exited:
         main(["--port", "1", "--db", "-1", "sessions", "count"])

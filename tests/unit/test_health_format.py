@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -10,7 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from monitoring.check_redis_health import (
+from prometheus_client.parser import text_string_to_metric_families
+
+from redis_ha_health import check_redis_health
+from redis_ha_health.check_redis_health import (
     CRITICAL,
     OK,
     UNKNOWN,
@@ -29,7 +33,6 @@ from monitoring.check_redis_health import (
     render_nagios,
     render_prometheus,
 )
-from prometheus_client.parser import text_string_to_metric_families
 
 
 @pytest.mark.parametrize(
@@ -135,6 +138,17 @@ def test_bad_arguments_with_json_answer_in_json() -> None:
     printed: list[str] = []
     assert main(["--format", "json", "--memory-warn", "20:10"], out=printed.append) == 3
     assert json.loads(printed[0])["status"] == "UNKNOWN"
+
+
+def test_the_file_runs_alone_on_a_monitoring_host() -> None:
+    """It is copied alone and run as a plain file: it imports nothing but the standard library and redis-py
+    (nothing of its own package; tests/integration/test_install.py runs it with the package uninstalled)."""
+    tree = ast.parse(Path(check_redis_health.__file__).read_text())
+    froms = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    names |= {node.module or "" for node in froms}
+    assert all(node.level == 0 for node in froms), "no relative import"
+    assert {name.split(".")[0] for name in names} - sys.stdlib_module_names == {"redis"}
 
 
 def test_a_console_script_error_never_prints_a_traceback() -> None:

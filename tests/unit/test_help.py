@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from monitoring.check_redis_health import build_parser as health_parser
 
 from lab.cli import build_parser as lab_parser
-from python_utils.cli import build_parser as admin_parser
+from redis_ha_admin.cli import build_parser as admin_parser
+from redis_ha_health.check_redis_health import build_parser as health_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {

@@ -6,7 +6,6 @@ as lint asks, the same restart syncs at once."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from lab.spec import LabSpec, Node
 from lab.topology import node_client
 from lab.waits import wait_for
 from tests.helpers import run_lab
+from tests.unit.test_lint import own_replication_user
 
 pytestmark = [pytest.mark.integration, pytest.mark.one_server]
 
@@ -27,16 +27,6 @@ FAST = {
     "redis": {"repl_diskless_sync_delay": 0},
     "topology": {"seed_sentinel_discovery": True},
 }
-PASSWORD = "r2" * 16
-
-
-def own_replication_user(conf: Path) -> None:
-    """The node logs in to its master as replica2, which only its own file defines."""
-    text = conf.read_text()
-    text, users = re.subn(r"^masteruser .*$", "masteruser replica2", text, flags=re.M)
-    text, auths = re.subn(r"^masterauth .*$", f'masterauth "{PASSWORD}"', text, flags=re.M)
-    assert users == auths == 1, "the production render has one masteruser and one masterauth"
-    conf.write_text(text + f"\nuser replica2 on >{PASSWORD} resetchannels -@all +psync +replconf +ping\n")
 
 
 def errors(spec: LabSpec) -> set[tuple[str, str]]:
@@ -74,7 +64,7 @@ def test_a_login_only_its_own_node_accepts_fails_after_a_failover(lab_factory, p
     following = f"replicaof {master.host} {master.port}"
     wait_for(lambda: (following in conf.read_text(), None), what="the rewrite of the old master", timeout=15)
     original = conf.read_text()
-    own_replication_user(conf)
+    own_replication_user(spec.base_dir, old_master.name, "replica2")  # what test_lint's ACL009 case does
     assert errors(spec) == {("ACL009", old_master.name)}, "flagged, and nothing else is"
 
     # Restarted from that file it is pointed at the new master, which refuses replica2: no sync.

@@ -63,7 +63,7 @@ def own_replication_user(root: Path, node: str, user: str, password: str = "p" *
     """``node`` replicates as ``user``, a replication user only its own file defines."""
     append(root, node, f"user {user} on >{password} resetchannels -@all +psync +replconf +ping")
     sub(root, node, r"^masteruser .*", f"masteruser {user}")
-    sub(root, node, r'^masterauth ".*"', f'masterauth "{password}"')
+    sub(root, node, r"^masterauth .*", f'masterauth "{password}"')
 
 
 @dataclass(frozen=True)

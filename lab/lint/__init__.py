@@ -41,12 +41,23 @@ def collect(root: Path) -> list[Path]:
     return files
 
 
+#: The file names `lab render` writes, one per node directory: DIR/NODE/redis.conf or sentinel.conf.
+RENDERED = ("redis.conf", "sentinel.conf")
+
+
 def deployment_of(path: Path) -> Path:
-    """The deployment a config file belongs to: DIR for a rendered DIR/NODE/*.conf (a sibling node
-    directory holds a config too), else the file's own directory."""
-    node_dir = path.resolve().parent if path.is_file() else path.resolve()
-    siblings = [d for d in node_dir.parent.iterdir() if d.is_dir() and d != node_dir and any(d.glob("*.conf"))]
-    return node_dir.parent if siblings else node_dir
+    """The deployment a config file belongs to: DIR for a rendered DIR/NODE/redis.conf (or sentinel.conf)
+    when another node directory beside NODE holds one too, else the file's own directory; a directory
+    is its own deployment."""
+    path = path.resolve()
+    if path.is_dir():
+        return path
+    node_dir = path.parent
+    if path.name in RENDERED and any(
+        (d / name).is_file() for d in node_dir.parent.iterdir() if d.is_dir() and d != node_dir for name in RENDERED
+    ):
+        return node_dir.parent
+    return node_dir
 
 
 def lint_paths(paths: list[Path], lab: bool = False, server: Server | None = None) -> list[Finding]:

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 
 from lab.cli import main
-from lab.lint import RULES
+from lab.lint import RULES, deployment_of
 from tests.helpers import run_lab
 from tests.unit.test_lint import append, rendered, sub
 
@@ -181,3 +181,17 @@ def test_several_targets_are_one_deployment_and_deployments_lints_each_whole(
     )
     assert code == 1 and doc["summary"] == {"files": 12, "findings": 3, "errors": 2, "warnings": 1, "exit_code": 1}
     assert doc["files"][:6] == [str(p) for p in sorted(broken.glob("*/*.conf"))]
+
+
+def test_the_deployment_of_a_file(tmp_path: Path) -> None:
+    root = rendered(tmp_path, "production")
+    assert deployment_of(root / "redis-2" / "redis.conf") == root.resolve()
+    assert deployment_of(root / "sentinel-1" / "sentinel.conf") == root.resolve()
+    assert deployment_of(root) == root.resolve()
+    # Hand-written files side by side, next to other software's configs: their own directory, nothing above.
+    etc = tmp_path / "etc"
+    for name in ("redis/redis-a.conf", "redis/redis-b.conf", "nginx/nginx.conf", "redis2/redis.conf"):
+        (etc / name).parent.mkdir(parents=True, exist_ok=True)
+        (etc / name).write_text("port 6379\n")
+    assert deployment_of(etc / "redis" / "redis-a.conf") == (etc / "redis").resolve()
+    assert deployment_of(etc / "redis2" / "redis.conf") == (etc / "redis2").resolve()

@@ -7,10 +7,10 @@ NAME ?= default
 BACKEND ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv lock clients lab-up lab-down lab-status test check docs unit integration chaos lint bench clean
+.PHONY: help deps venv lock clients lab-up lab-down lab-status test check docs unit integration chaos lint bench findings clean
 
 help:
-	@echo "make lab-up | lab-down | lab-status | test | check | docs | unit | integration | chaos | lint | bench | clients | lock | clean"
+	@echo "make lab-up | lab-down | lab-status | test | check | docs | unit | integration | chaos | lint | bench | findings | clients | lock | clean"
 
 deps:
 	@bash scripts/ensure_deps.sh
@@ -83,6 +83,11 @@ lint: venv
 docs: venv
 	$(BIN)/mkdocs build --strict --site-dir site
 	@echo "docs: open site/index.html"
+
+# The findings table of docs/findings.md: every scenario RUNS times on one local lab, with its odds.
+RUNS ?= 3
+findings: deps venv
+	$(BIN)/python -m benchmarks.findings --runs $(RUNS) --write
 
 bench: deps venv clients
 	$(BIN)/python -m benchmarks $(ONLY)

@@ -1,0 +1,135 @@
+"""The findings table of docs/findings.md, measured: every scenario drilled ``--runs`` times on one fresh
+local lab, with the odds of each finding (k of N runs) and the spread of what varies.
+
+    python -m benchmarks.findings --runs 3            # print the table
+    python -m benchmarks.findings --runs 3 --write    # and put it into docs/findings.md (`make findings`)
+
+A finding is data: a run that loses writes or sees two masters is counted, never an error. The lab runs
+the system's server build (the one `lab up` picks) with the lab profile; the header of the table says
+which, on what machine, when, and with which command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import statistics
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from lab import control
+from lab.drill.report import machine
+from lab.drill.scenarios import SCENARIOS, run_drill
+from lab.servers import system
+
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "findings.md"
+START, END = "<!-- findings:start -->", "<!-- findings:end -->"
+#: Scenarios a plain local lab runs as they are (rolling-upgrade needs --to builds: docs/servers.md).
+DEFAULT = [name for name, s in SCENARIOS.items() if not s.open_ended]
+
+
+@dataclass
+class Tally:
+    """One scenario's runs."""
+
+    scenario: str
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    def odds(self, key: str) -> str:
+        """In how many runs ``key`` was above zero: ``k of N``."""
+        return f"{sum(1 for r in self.runs if r[key] > 0)} of {len(self.runs)}"
+
+    def spread(self, key: str, scale: float = 1.0, unit: str = "") -> str:
+        """median (min-max) of ``key``; one figure when every run gave the same."""
+        values = sorted(r[key] / scale for r in self.runs)
+        form = ".2f" if scale != 1.0 else ",.0f"
+        low, mid, high = (format(v, form) for v in (values[0], statistics.median(values), values[-1]))
+        return f"{mid}{unit}" if low == high else f"{mid}{unit} ({low}-{high})"
+
+
+def drill_all(scenarios: list[str], runs: int, duration: float) -> list[Tally]:
+    tallies = [Tally(name) for name in scenarios]
+    with tempfile.TemporaryDirectory(prefix="lab-findings-") as tmp:
+        home = Path(tmp)
+        spec = control.up("findings", "lab", "local", home).spec
+        try:
+            for n in range(runs):
+                for tally in tallies:
+                    result = run_drill(spec, tally.scenario, duration=duration)
+                    summary = result.findings.summary()
+                    tally.runs.append(summary)
+                    print(
+                        f"findings: {tally.scenario} run {n + 1}/{runs}: lost {summary['lost']}, "
+                        f"unavailable {summary['unavailable_ms'] / 1000:.2f} s, failovers {summary['failovers']}",
+                        file=sys.stderr,
+                    )
+        finally:
+            control.down(spec.name, home)
+    return tallies
+
+
+def header(runs: int, duration: float, scenarios: list[str]) -> str:
+    m = machine()
+    build = system()
+    names = " ".join(scenarios) if scenarios != DEFAULT else ""
+    command = f"python -m benchmarks.findings --runs {runs} --duration {duration:g}" + (f" {names}" if names else "")
+    return (
+        f"Measured {datetime.date.today().isoformat()} with `{command} --write` (`make findings`): "
+        f"{m['cpus']} CPUs, {m['memory_gib']} GiB, {m['kernel']}, Python {m['python']}, "
+        f"{build.name if build else 'the system build'}, redis-py {redis.__version__}, local backend, lab profile, "
+        f"one lab for every run, {duration:g} s workload of 4 redis-py workers per run, "
+        f"load {m['load_1min']} at the end."
+    )
+
+
+def table(tallies: list[Tally]) -> str:
+    rows = [
+        "| scenario | runs with acknowledged writes lost | writes lost per run | longest unavailability, s "
+        "| runs with two masters at once | runs with more than one failover | runs with failed writes applied anyway |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t in tallies:
+        more = sum(1 for r in t.runs if r["failovers"] > 1)
+        rows.append(
+            f"| {t.scenario} | {t.odds('lost')} | {t.spread('lost')} | {t.spread('unavailable_ms', 1000.0)} "
+            f"| {t.odds('two_masters_ms')} | {more} of {len(t.runs)} | {t.odds('errored_but_applied')} |"
+        )
+    return "\n".join(rows)
+
+
+def write(text: str, page: Path = PAGE) -> None:
+    """Replace what stands between the page's markers (the prose around them is kept)."""
+    doc = page.read_text()
+    before, _, rest = doc.partition(START)
+    _, found, after = rest.partition(END)
+    if not found:
+        raise SystemExit(f"findings: {page} has no {START} ... {END} markers")
+    page.write_text(f"{before}{START}\n{text}\n{END}{after}")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.findings", description=__doc__.split("\n\n")[0])
+    parser.add_argument("scenarios", nargs="*", help=f"default: {' '.join(DEFAULT)}")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each scenario (default 3)")
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds of workload per run (default 6)")
+    parser.add_argument("--write", action="store_true", help=f"put the table into {PAGE.name}")
+    args = parser.parse_args(argv)
+    unknown = [s for s in args.scenarios if s not in DEFAULT]
+    if unknown or not 1 <= args.runs <= 100 or not 1 <= args.duration <= 120:
+        parser.error(f"choose scenarios from {', '.join(DEFAULT)}; --runs 1-100; --duration 1-120")
+    scenarios = args.scenarios or DEFAULT
+    tallies = drill_all(scenarios, args.runs, args.duration)
+    text = f"{header(args.runs, args.duration, scenarios)}\n\n{table(tallies)}"
+    print(text)
+    if args.write:
+        write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

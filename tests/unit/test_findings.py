@@ -1,0 +1,38 @@
+"""The findings table's arithmetic and its place in docs/findings.md (pure logic, no server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.findings import END, PAGE, START, Tally, table, write
+
+
+def _run(**values: float) -> dict[str, float]:
+    return {"lost": 0, "unavailable_ms": 0.0, "two_masters_ms": 0.0, "failovers": 1, "errored_but_applied": 0, **values}
+
+
+def test_odds_count_the_runs_where_a_finding_showed_and_spread_gives_median_and_range() -> None:
+    t = Tally("freeze-master", [_run(lost=0), _run(lost=4200, two_masters_ms=2500.0), _run(lost=12)])
+    assert t.odds("lost") == "2 of 3" and t.odds("two_masters_ms") == "1 of 3"
+    assert t.spread("lost") == "12 (0-4,200)"
+    t = Tally("kill-master", [_run(unavailable_ms=2230.0), _run(unavailable_ms=2230.0)])
+    assert t.spread("unavailable_ms", 1000.0) == "2.23", "one figure when every run gave the same"
+    row = table([t]).splitlines()[-1]
+    assert row == "| kill-master | 0 of 2 | 0 | 2.23 | 0 of 2 | 0 of 2 | 0 of 2 |"
+
+
+def test_write_replaces_only_what_stands_between_the_markers(tmp_path: Path) -> None:
+    page = tmp_path / "findings.md"
+    page.write_text(f"intro\n{START}\nold table\n{END}\nafter\n")
+    write("new table", page)
+    assert page.read_text() == f"intro\n{START}\nnew table\n{END}\nafter\n"
+    page.write_text("no markers\n")
+    with pytest.raises(SystemExit, match="has no"):
+        write("x", page)
+
+
+def test_the_docs_page_has_the_markers() -> None:
+    text = PAGE.read_text()
+    assert START in text and END in text and text.index(START) < text.index(END)

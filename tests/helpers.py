@@ -83,7 +83,7 @@ def assert_only_the_kill_tail_lost(result: DrillResult, within_ms: float = 1000.
     """A SIGKILLed master replicates asynchronously: it may take with it writes it acknowledged and had
     not yet sent to its replicas (2 of 2,990 once in CI over TLS under compose). What a drill may lose is
     that tail and nothing else: every lost write was acknowledged in the last ``within_ms`` before the kill
-    (which is recorded once the kill returned; a worker stamps an ack after reading it, hence the 100 ms)."""
+    (its ``applied`` mark: once it had taken effect; a worker stamps an ack after reading it, hence the 100 ms)."""
     findings = result.findings
     if findings.lost == 0 or len(findings.failovers) > 1:
         # A second failover (Sentinel's race right after a switch) loses what the first winner acknowledged
@@ -92,7 +92,7 @@ def assert_only_the_kill_tail_lost(result: DrillResult, within_ms: float = 1000.
     kill = next(
         r["t"]
         for r in result.recorder.history.records
-        if r["type"] == "fault" and r["action"] == "inject" and r["fault"] == "kill"
+        if r["type"] == "fault" and r["action"] == "applied" and r["fault"] == "kill"
     )
     span = findings.lost_acked
     assert span is not None and kill - within_ms <= span.start_ms and span.end_ms <= kill + 100, (

@@ -6,9 +6,12 @@ Findings for a set workload (unique keys) and a counter workload (INCR):
 - indeterminate: writes whose outcome the client did not learn (timeouts), and how many survived;
 - errored but applied: writes the client was told failed that are there after all;
 - stale reads: reads served by a node that was not the master at the time;
-- split brain: two nodes acknowledging writes in the same 100 ms, and samples with two masters;
-- lost acknowledged: when the lost writes were acknowledged, first to last (a SIGKILLed async
-  master takes only the tail it had not yet sent on: this window ends at the kill);
+- split brain: two nodes acknowledging writes in the same 100 ms, and samples with two masters while
+  the workload ran (the heal after it restarts nodes: not the scenario's doing);
+- lost acknowledged: when the lost writes were acknowledged, first to last, and where that lies from
+  the moment the first fault took effect (its ``applied`` mark, not its start: an isolation's rules
+  take seconds to apply); a SIGKILLed async master takes only the tail it had not yet sent on: this
+  window ends at the kill;
 - unavailability: gaps between acknowledged writes longer than 100 ms (the longest, and their total);
   the nothing-kept window also counts acknowledged writes that were later lost as not kept;
 - failovers: master switches the Sentinels announced, and the epochs they reached;
@@ -40,6 +43,32 @@ class Window:
     @property
     def ms(self) -> float:
         return round(self.end_ms - self.start_ms, 3)
+
+
+@dataclass
+class FaultSpan:
+    """One injected fault: when its injection started, when it had taken effect (the start, for a fault
+    with no ``applied`` mark), and when it was undone (None: it never was)."""
+
+    fault: str
+    node: str
+    start_ms: float
+    applied_ms: float
+    end_ms: float | None = None
+
+
+def fault_spans(records: Iterable[Record]) -> list[FaultSpan]:
+    """The faults of a history (lab.drill.history's ``fault`` records), in the order they were injected."""
+    spans: list[FaultSpan] = []
+    for r in sorted((r for r in records if r["type"] == "fault"), key=lambda r: r["t"]):
+        same = [s for s in spans if (s.fault, s.node) == (r["fault"], r["node"]) and s.end_ms is None]
+        if r["action"] == "inject":
+            spans.append(FaultSpan(r["fault"], r["node"], r["t"], r["t"]))
+        elif r["action"] == "applied" and same:
+            same[-1].applied_ms = r["t"]
+        elif r["action"] == "revert" and same:
+            same[0].end_ms = r["t"]
+    return spans
 
 
 @dataclass
@@ -200,13 +229,12 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
         for r in ops
         if r["f"] == "read" and r["type"] == "ok" and r.get("node") and r["node"] != _master_at(timeline, r["t"])
     ]
+    start, end = _workload_span(records, ops, duration)
     split_brain = _at_once(((r["t"], r["node"]) for r in acked if r.get("node")), "acknowledged by")
-    roles = ((r["t"], r["node"]) for r in records if r["type"] == "role" and r["role"] == "master")
-    two_masters = _at_once(roles, "masters:")
+    two_masters = masters_at_once(records, start, end)
 
     ack_times = [r["t"] for r in acked]
     kept_times = [r["t"] for r in kept]
-    start, end = _workload_span(records, ops, duration)
     unavailable = _windows_from_gaps(ack_times, start, end, GAP_MS, "no write acknowledged")
     epochs = sorted(
         {int(r["data"].split()[0]) for r in records if r["type"] == "sentinel" and r["event"] == "+new-epoch"}
@@ -236,8 +264,23 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
         final_node=final["node"] if final else None,
         notes=notes,
         steps=_steps(records, unavailable, lost_times),
-        lost_acked=Window(min(lost_times), max(lost_times), "lost writes acknowledged") if lost_times else None,
+        lost_acked=_lost_acked(lost_times, fault_spans(records)) if lost_times else None,
     )
+
+
+def _lost_acked(times: list[float], faults: list[FaultSpan]) -> Window:
+    """When the lost writes were acknowledged, said from the moment the first fault took effect."""
+    first, last = min(times), max(times)
+    if not faults:
+        return Window(first, last, "lost writes acknowledged")
+    fault = faults[0]
+
+    def side(t: float) -> str:
+        offset = (t - fault.applied_ms) / 1000
+        return f"{abs(offset):.2f} s {'before' if offset < 0 else 'after'}"
+
+    took = f"the {fault.fault} of {fault.node} took effect"
+    return Window(first, last, f"lost writes acknowledged from {side(first)} to {side(last)} {took}")
 
 
 def _steps(records: list[Record], unavailable: list[Window], lost_times: list[float] | None) -> list[dict[str, Any]]:
@@ -263,6 +306,28 @@ def _steps(records: list[Record], unavailable: list[Window], lost_times: list[fl
             }
         )
     return steps
+
+
+def masters_at_once(records: list[Record], start: float = 0.0, end: float = float("inf")) -> list[Window]:
+    """Windows in which the role samples between ``start`` and ``end`` show more than one master. A
+    sampled role holds until that node's next sample (a sampling round can outlast 100 ms: a node
+    sampled in one bucket and the next is a master through the bucket between)."""
+    samples: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        if r["type"] == "role" and start <= r["t"] <= end:
+            samples[r["node"]].append(r)
+    held: list[tuple[float, str]] = []
+    for node, rs in samples.items():
+        rs.sort(key=lambda r: r["t"])
+        for r, after in zip(rs, [*rs[1:], None], strict=True):
+            if r["role"] != "master":
+                continue
+            bucket = (r["t"] // BUCKET_MS) * BUCKET_MS
+            last = bucket if after is None else max(bucket, (after["t"] // BUCKET_MS) * BUCKET_MS - BUCKET_MS)
+            while bucket <= last:
+                held.append((bucket, node))
+                bucket += BUCKET_MS
+    return _at_once(held, "masters:")
 
 
 def _at_once(samples: Iterable[tuple[float, str]], what: str) -> list[Window]:

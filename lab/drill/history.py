@@ -12,9 +12,12 @@ Record format (every record has ``t``, ms since the start, and ``type``):
 - ``sentinel``: ``sentinel`` (its name), ``event`` (``+switch-master``, ``+sdown``, ...), ``data``.
 - ``role``: ``node``, ``role`` (``master``, ``replica``, ``down``), ``offset``, ``master`` (the node it
   replicates from).
-- ``fault``: ``action`` (``inject``, ``revert``), ``fault`` (``kill``, ``freeze``, ...), ``node``.
+- ``fault``: ``action``, ``fault`` (``kill``, ``freeze``, ...), ``node``. ``inject`` is stamped when the
+  injection starts, ``applied`` once it has taken effect (a fault applied in one go, a drill's step or a
+  failover, has no ``applied``), ``revert`` once it has been undone.
 - ``client``: ``process``, ``event`` (a client library's own: ``reconnecting``, ``ready``, ...), ``detail``.
-- ``drill``: ``event`` (``start``, ``stop``: the span the workload is judged over), ``scenario``.
+- ``drill``: ``event`` (``start``, ``stop``: the span the workload is judged over; ``heal``: the lab is healed
+  after it), ``scenario``.
 - ``step``: ``event`` (``start``, ``end``), ``step`` (its name): one step of a multi-step drill.
 - ``final``: after the heal, from the converged master ``node``: ``checked`` (how many written keys were
   looked up), ``absent`` (those not there), ``counters`` (key -> value, counter workload), ``lists``
@@ -316,9 +319,9 @@ class Recorder:
         self.stop()
 
     def stop_workload(self) -> None:
-        """Stop the clients, then the role sampler; idempotent. The Sentinels' events are still
+        """Stop the clients; idempotent. The Sentinels' events and the nodes' roles are still
         recorded (until :meth:`stop`): a failover that began during the workload and ends during the
-        heal (a second one, say) is part of what the drill saw."""
+        heal (a second one, say) is part of what the drill saw, and so is the old master rejoining."""
         if self._workload_stopped:
             return
         self._workload_stopped = True
@@ -327,14 +330,14 @@ class Recorder:
         if self.adapter is not None:
             self.adapter.stop()
             self.history.extend(self.adapter.wait(timeout=15))  # a stuck command is given up after 2 s
-        self.roles.stop()
 
     def stop(self) -> None:
-        """Stop the workload, then the Sentinels' event streams; idempotent."""
+        """Stop the workload, then the role sampler and the Sentinels' event streams; idempotent."""
         self.stop_workload()
         if self._stopped:
             return
         self._stopped = True
+        self.roles.stop()
         self.events.__exit__(None, None, None)
         self.history.extend(self.events.records())
 

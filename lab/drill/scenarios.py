@@ -68,8 +68,11 @@ class Run:
             self.recorder.history.add("step", event="end", step=name)
 
     def inject(self, kind: str, node: Node, peers: list[str] | None = None) -> faults.Fault:
-        fault = faults.inject(self.spec, kind, node.name, peers)
+        """Stamped when the injection starts and again once it has taken effect (an isolation's rules
+        take seconds to apply: what the clients saw meanwhile belongs to neither side of one stamp)."""
         self.recorder.fault("inject", kind, node.name)
+        fault = faults.inject(self.spec, kind, node.name, peers)
+        self.recorder.fault("applied", kind, node.name)
         self.injected.append(fault)
         return fault
 
@@ -169,6 +172,8 @@ def _restart_all(d: Run) -> None:
     for node in order:
         d.recorder.fault("inject", "stop", node.name)
     backend.stop(d.spec, order)
+    for node in order:
+        d.recorder.fault("applied", "stop", node.name)
     control.start_nodes(d.spec, backend, d.spec.nodes, fresh=False)
     interrupts.done("restart-all")
     for node in order:
@@ -302,7 +307,8 @@ def run_drill(
             spec = run.spec  # a step may have moved a node to another build
             if not interrupted:
                 recorder.history.add("drill", event="stop", scenario=scenario)
-                recorder.stop_workload()  # the Sentinels' events are recorded on through the heal
+                recorder.stop_workload()  # the Sentinels' events and roles are recorded on through the heal
+                recorder.history.add("drill", event="heal", scenario=scenario)
                 faults.heal(spec, settings=False)  # (a guard set for the drill stays until it is done)
                 for fault in run.injected:
                     recorder.fault("revert", fault.kind, fault.node)

@@ -356,7 +356,9 @@ def _partition(spec: LabSpec, drill, min_replicas: int, max_lag: int) -> tuple[i
             stop.set()
             writer.join(5)
     history = result.recorder.history
-    cut = next(r["t"] for r in history.records if r["type"] == "fault" and r["fault"] == "isolate")
+    cut = next(
+        r["t"] for r in history.records if r["type"] == "fault" and (r["fault"], r["action"]) == ("isolate", "applied")
+    )
     cut_ms = history.clock.epoch_ms + cut
     return result.findings.lost, (max((t for t in acked if t >= cut_ms), default=cut_ms) - cut_ms) / 1000
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from lab.drill.checker import check
+from lab.drill.checker import check, fault_spans
 
 A, B, C = "10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"
 NAMES = {A: "redis-1", B: "redis-2", C: "redis-3"}
@@ -210,3 +210,63 @@ def test_each_step_gets_its_own_unavailability_and_losses() -> None:
         ("redis-2 to redis-7.0", 0.0, 0),
         ("failover away from redis-1", 1000.0, 1),
     ]
+
+
+def _fault(t: float, action: str, kind: str, node: str) -> dict[str, Any]:
+    return {"t": t, "type": "fault", "action": action, "fault": kind, "node": node}
+
+
+def test_a_fault_is_timed_from_the_start_of_its_injection_and_known_once_in_effect() -> None:
+    history = [
+        _fault(1000, "inject", "isolate", "redis-1"),
+        _fault(3700, "applied", "isolate", "redis-1"),
+        _fault(7000, "revert", "isolate", "redis-1"),
+        _fault(8000, "inject", "upgrade", "redis-2"),  # a step: no applied mark
+        _fault(9000, "inject", "kill", "redis-3"),
+        _fault(9010, "applied", "kill", "redis-3"),
+    ]
+    spans = [(s.fault, s.node, s.start_ms, s.applied_ms, s.end_ms) for s in fault_spans(history)]
+    assert spans == [
+        ("isolate", "redis-1", 1000, 3700, 7000),
+        ("upgrade", "redis-2", 8000, 8000, None),
+        ("kill", "redis-3", 9000, 9010, None),
+    ]
+
+
+def test_lost_writes_are_placed_from_when_the_fault_took_effect_not_when_it_started() -> None:
+    # An isolation whose rules took 2.7 s: the writes lost were acknowledged around the moment it took
+    # effect, not "2.6 s after the fault" as a stamp at its start would have it read.
+    history = [
+        *steady(0, 5000),
+        _fault(1000, "inject", "isolate", "redis-1"),
+        _fault(3700, "applied", "isolate", "redis-1"),
+        final(["k3600", "k3750"]),
+    ]
+    span = check(history, NAMES).lost_acked
+    assert span is not None and (span.start_ms, span.end_ms) == (3600, 3750)
+    assert (
+        span.detail == "lost writes acknowledged from 0.10 s before to 0.05 s after the isolate of redis-1 took effect"
+    )
+
+
+def test_two_masters_are_counted_while_the_workload_ran_through_gaps_in_the_samples() -> None:
+    # A sampling round can outlast 100 ms: the thawed zombie sampled at 6.05 s and 6.28 s is a master in
+    # the bucket between. The old master restarted by the heal (after the workload) is not counted.
+    history = [
+        {"t": 0, "type": "drill", "event": "start"},
+        *steady(0, 8000, "redis-2"),
+        role(5950, "redis-1", "down"),
+        role(6050, "redis-1", "master"),
+        role(6280, "redis-1", "master"),
+        role(6390, "redis-1", "replica"),
+        *(role(t, "redis-2", "master") for t in range(6000, 9000, 100)),
+        {"t": 8000, "type": "drill", "event": "stop"},
+        role(8500, "redis-1", "master"),  # the heal restarted it; a replica again at once
+        role(8600, "redis-1", "replica"),
+        final([]),
+    ]
+    findings = check(history, NAMES)
+    assert [(w.start_ms, w.end_ms, w.detail) for w in findings.two_masters] == [
+        (6000.0, 6300.0, "masters: redis-1, redis-2")
+    ]
+    assert findings.summary()["two_masters_ms"] == 300.0

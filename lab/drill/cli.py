@@ -13,38 +13,21 @@ from rich.table import Table
 
 from lab import control, interrupts, servers, state
 from lab.drill import gates, junit
-from lab.drill.checker import Findings, Window
+from lab.drill.checker import Findings
 from lab.drill.scenarios import SCENARIOS, run_drill
 from lab.errors import LabError, UsageError
 from lab.lock import lab_lock
 from lab.spec import LabSpec
 
 
-def _span(window: Window | None) -> str:
-    return "-" if window is None else f"{window.start_ms / 1000:.3f}-{window.end_ms / 1000:.3f} s"
-
-
 def summary_table(scenario: str, findings: Findings, seconds: float) -> Table:
-    s = findings.summary()
-    table = Table(title=f"drill {scenario}: {seconds:.1f} s, {s['workload']} workload")
+    from lab.drill.report import summary_rows  # (the labels and units report.html uses too)
+
+    table = Table(title=f"drill {scenario}: {seconds:.1f} s, {findings.workload} workload")
     table.add_column("finding")
     table.add_column("value", justify="right")
-    rows = [
-        ("operations acknowledged", s["ok"]),
-        ("operations failed (did not happen)", s["failed"]),
-        ("indeterminate writes (survived)", f"{s['indeterminate']} ({s['indeterminate_survived']})"),
-        ("acknowledged writes lost", s["lost"]),
-        ("lost writes acknowledged", _span(findings.lost_acked)),
-        ("failed writes applied anyway", s["errored_but_applied"]),
-        ("stale reads", s["stale_reads"]),
-        ("split brain (two nodes acknowledging)", f"{s['split_brain_ms'] / 1000:.2f} s"),
-        ("longest unavailability", f"{s['unavailable_ms'] / 1000:.2f} s"),
-        ("total unavailability", f"{s['unavailable_total_ms'] / 1000:.2f} s"),
-        ("longest window with nothing kept", f"{s['nothing_kept_ms'] / 1000:.2f} s"),
-        ("failovers (epochs)", f"{s['failovers']} ({s['epochs']})"),
-    ]
-    for name, value in rows:
-        table.add_row(name, str(value))
+    for name, value in summary_rows(findings.as_dict()):
+        table.add_row(name, value)
     return table
 
 

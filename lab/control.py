@@ -257,10 +257,9 @@ def _repair(
         try:
             wait_healthy(spec, timeout)
         except WaitTimeout as exc:
-            first, _, rest = str(exc).partition("\n")
             hint = f"; `lab heal --name {name}` undoes recorded faults"
             raise LabError(
-                f"lab {name} runs but is not healthy: {first}{hint}" + (f"\n{rest}" if rest else "")
+                f"lab {name} runs but is not healthy: {exc.headline}{hint}" + (f"\n{exc.detail}" if exc.detail else "")
             ) from None
         return UpResult(spec, True, time.perf_counter() - started)
     kept = "the running nodes were left running and every node's data is in place"
@@ -272,8 +271,9 @@ def _repair(
     except NodeStartError as exc:
         raise LabError(f"repair of lab {name} failed: {exc}; {kept}") from None
     except WaitTimeout as exc:
-        first, _, rest = str(exc).partition("\n")
-        raise LabError(f"repair of lab {name} failed: {first}; {kept}" + (f"\n{rest}" if rest else "")) from None
+        raise LabError(
+            f"repair of lab {name} failed: {exc.headline}; {kept}" + (f"\n{exc.detail}" if exc.detail else "")
+        ) from None
     return UpResult(spec, False, time.perf_counter() - started, [n.name for n in dead])
 
 

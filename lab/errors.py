@@ -54,3 +54,28 @@ class NodeStartError(LabError):
 
 class NetworkOverlap(LabError):
     """The compose network's subnet was taken between choosing it and creating it."""
+
+
+class WaitTimeout(LabError):
+    """A wait (:func:`lab.waits.wait_for`) ran out of time. The message is the headline (what was awaited,
+    for how long, what was seen last), then the detail on the lines below; callers that reword it use the
+    fields, never the text."""
+
+    def __init__(self, what: str, timeout: float, last_seen: str, detail: str = "") -> None:
+        self.what, self.timeout, self.last_seen, self.detail = what, timeout, last_seen, detail
+        self.headline = f"timed out after {timeout:g}s waiting for {what}; last seen: {last_seen}"
+        super().__init__(self.headline + (f"\n{detail}" if detail else ""))
+
+    def __reduce__(self) -> tuple[type[WaitTimeout], tuple[str, float, str, str]]:
+        return type(self), (self.what, self.timeout, self.last_seen, self.detail)
+
+
+class DockerUnavailable(LabError):
+    """The Docker engine cannot be used here; ``why`` is one line worded for the user."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+    def __reduce__(self) -> tuple[type[DockerUnavailable], tuple[str]]:
+        return type(self), (self.why,)

@@ -1,6 +1,14 @@
-"""Docker plumbing for the compose backend: engine and Compose v2 discovery, and the server image
-(``REDIS_IMAGE``, else ``redis:<local major>``; when absent and not pullable, or for any build other
-than the system's, a small local image is built from that build's binaries)."""
+"""Docker plumbing for the compose backend: the engine (one Docker SDK client per process), Compose v2
+discovery, and the server image (``REDIS_IMAGE``, else ``redis:<local major>``; when absent and not
+pullable, or for any build other than the system's, a small local image is built from that build's
+binaries).
+
+The engine is driven through the Docker SDK (``docker``), imported on first use: its errors are typed
+(:class:`docker.errors.APIError` with a status and the engine's explanation), so nothing here parses a
+CLI's output. Compose itself stays a subprocess (:func:`compose_command`): it has no Python API, and the
+compose file is what operators run by hand too. ``ldd`` (which libraries a binary loads) and ``nsenter``
+(the compose backend's isolation) are host tools, also run as subprocesses (:func:`run`).
+"""
 
 from __future__ import annotations
 
@@ -11,16 +19,28 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from lab import servers
-from lab.errors import LabError
+from lab.errors import DockerUnavailable, LabError
 from lab.servers import Server
+
+T = TypeVar("T")
 
 LOCAL_IMAGE_REPO = "redis-ha-lab/redis"
 
+#: How long the engine has to answer its version (the first call, which also picks the API version).
+ANSWER_TIMEOUT_S = 10
+#: Each later call's limit (a forced remove or a pull on a loaded machine takes seconds, not minutes).
+API_TIMEOUT_S = 60
+
+_ENGINE: tuple[int, Any] | None = None  # (pid, docker.DockerClient): a forked child makes its own
+
 
 def run(args: list[str], timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """A host tool or Compose (a subprocess); a failure is a LabError with its last line of output."""
     try:
         result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
     except FileNotFoundError:
@@ -33,26 +53,75 @@ def run(args: list[str], timeout: float = 120, check: bool = True) -> subprocess
     return result
 
 
-def docker_unavailable() -> str | None:
-    """Why Docker cannot be used here (None when the engine answers and Compose v2 is found)."""
-    if shutil.which("docker") is None:
-        return "docker is not installed (Debian/Ubuntu: apt-get install docker.io)"
+def engine() -> Any:
+    """The process's Docker SDK client (``docker.DockerClient``), made on first use and kept; raises
+    :class:`DockerUnavailable` (one line: why) when no engine answers within ANSWER_TIMEOUT_S."""
+    global _ENGINE
+    if _ENGINE is not None and _ENGINE[0] == os.getpid():
+        return _ENGINE[1]
+    import docker  # type: ignore[import-untyped]
+    import requests
+
     try:
-        info = subprocess.run(
-            ["docker", "info", "--format", "{{.ServerVersion}}"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return "the Docker engine did not answer within 10 s"
-    if info.returncode != 0:
-        return "no Docker engine is running (start dockerd, or use --backend local)"
+        # version "auto" asks the engine for its API version: the one round trip that also says it answers.
+        client = docker.from_env(timeout=ANSWER_TIMEOUT_S)
+    except docker.errors.DockerException as exc:
+        if isinstance(exc.__cause__, requests.exceptions.Timeout):
+            raise DockerUnavailable(f"the Docker engine did not answer within {ANSWER_TIMEOUT_S} s") from None
+        if shutil.which("docker") is None and shutil.which("dockerd") is None:
+            raise DockerUnavailable("docker is not installed (Debian/Ubuntu: apt-get install docker.io)") from None
+        raise DockerUnavailable("no Docker engine is running (start dockerd, or use --backend local)") from None
+    client.api.timeout = API_TIMEOUT_S
+    _ENGINE = (os.getpid(), client)
+    return client
+
+
+def api(what: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``call(*args, **kwargs)`` on the engine; an engine error or a lost connection becomes a LabError
+    ``docker <what>: <the engine's explanation>``. Code that branches on an error (a status, a conflict)
+    catches the SDK's own types around the call instead."""
+    return cast(T, _call(what, call, args, kwargs, absent_ok=False))
+
+
+def found(what: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """As :func:`api`, but None when the engine says the object does not exist (it never did, or another
+    command removed it meanwhile): a 404 is an answer, not a failure."""
+    return _call(what, call, args, kwargs, absent_ok=True)
+
+
+def _call(what: str, call: Callable[..., T], args: Any, kwargs: Any, *, absent_ok: bool) -> T | None:
+    import docker
+    import requests
+
     try:
-        compose_command()
-    except LabError as exc:
-        return str(exc)
+        return call(*args, **kwargs)
+    except docker.errors.NotFound as exc:
+        if absent_ok:
+            return None
+        raise LabError(f"docker {what}: {explanation(exc)}") from None
+    except docker.errors.APIError as exc:
+        raise LabError(f"docker {what}: {explanation(exc)}") from None
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise LabError(f"docker {what}: {' '.join(str(exc).split()) or type(exc).__name__}") from None
+
+
+def explanation(exc: Any) -> str:
+    """What the engine said about a failed call (an APIError's explanation, on one line)."""
+    return " ".join(str(exc.explanation or exc.status_code or exc).split())
+
+
+def docker_unavailable(compose: bool = True) -> str | None:
+    """Why Docker cannot be used here (None when the engine answers and, with ``compose``, Compose v2 is
+    found). Observing or removing a compose lab needs only the engine; starting one needs Compose."""
+    try:
+        engine()
+    except DockerUnavailable as exc:
+        return exc.why
+    if compose:
+        try:
+            compose_command()
+        except LabError as exc:
+            return str(exc)
     return None
 
 
@@ -82,7 +151,19 @@ def local_redis_version() -> str | None:
 
 
 def image_present(image: str) -> bool:
-    return run(["docker", "image", "inspect", image], check=False).returncode == 0
+    return found("image inspect", engine().images.get, image) is not None
+
+
+def _pulled(image: str) -> bool:
+    """Whether ``image`` could be pulled (any failure: no registry, no such tag, no network, is a no)."""
+    import docker
+    import requests
+
+    try:
+        engine().images.pull(image)
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        return False
+    return True
 
 
 def resolve_image(build: Server | None = None, say: object = print) -> str:
@@ -102,7 +183,7 @@ def resolve_image(build: Server | None = None, say: object = print) -> str:
     if image_present(wanted):
         return wanted
     pull = os.environ.get("LAB_PULL", "1") != "0"
-    if pull and run(["docker", "pull", wanted], timeout=120, check=False).returncode == 0:
+    if pull and _pulled(wanted):
         return wanted
     if version is None:
         raise LabError(
@@ -154,9 +235,11 @@ def build_local_image(tag: str, build: Server) -> None:
         (Path(tmp) / "Dockerfile").write_text(
             'FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/bin:/bin\nWORKDIR /data\nCMD ["redis-server"]\n'
         )
-        env = {**os.environ, "DOCKER_BUILDKIT": "0"}
-        result = subprocess.run(
-            ["docker", "build", "-q", "-t", tag, tmp], capture_output=True, text=True, env=env, timeout=300, check=False
-        )
-        if result.returncode != 0:
-            raise LabError(f"docker build of {tag} failed: {result.stderr.strip().splitlines()[-1:]}")
+        import docker
+
+        try:  # the engine's classic builder (what DOCKER_BUILDKIT=0 gave the CLI): no BuildKit needed
+            engine().images.build(path=tmp, tag=tag, rm=True, timeout=300)
+        except docker.errors.BuildError as exc:
+            raise LabError(f"docker build of {tag} failed: {' '.join(str(exc.msg).split())}") from None
+        except docker.errors.APIError as exc:
+            raise LabError(f"docker build of {tag} failed: {explanation(exc)}") from None

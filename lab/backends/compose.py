@@ -4,26 +4,32 @@ Each node's rendered directory is bind-mounted writable at /data. The lab gets i
 (chosen free at `lab up`) with fixed addresses, so a restarted container keeps its address and the
 host reaches every address Sentinel hands out. Faults: docker kill (KILL/TERM), pause/unpause, and
 iptables rules inside the node's own network namespace for isolation (they vanish with it).
+
+Containers, networks and volumes are found by the project's label and driven through the Docker SDK
+(lab.docker.engine: typed errors, one client per process); only ``compose create`` is a subprocess
+(lab.docker.compose_command), and isolation runs the host's iptables through nsenter (the image has none).
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import redis
 
 from lab import COMPOSE_DIR
 from lab.backends.base import NodeState
-from lab.docker import compose_command, docker_unavailable, resolve_image, run
+from lab.docker import api, compose_command, docker_unavailable, engine, explanation, found, resolve_image, run
 from lab.errors import LabError, NetworkOverlap, NodeStartError
 from lab.interrupts import uninterrupted
 from lab.servers import Server
@@ -48,26 +54,36 @@ def project(spec: LabSpec) -> str:
     return f"lab-{spec.identity_dir.name}-{digest}".replace("_", "-").lower()
 
 
-def _used_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+LABEL = "com.docker.compose.project"
+
+
+def _used_networks(but: str = "") -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The IPv4 subnets the engine's networks (except compose project ``but``'s) and the host's routes use."""
     used: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-    ids = run(["docker", "network", "ls", "-q"]).stdout.split()
-    if ids:
-        # A network removed between ls and inspect (another lab going down) is not in use: docker prints the
-        # others and "network X not found" for it. Anything else is an error.
-        inspected = run(["docker", "network", "inspect", *ids], check=False)
-        errors = [e for e in inspected.stderr.strip().splitlines() if not e.endswith(" not found")]
-        if inspected.returncode != 0 and (errors or not inspected.stdout.strip()):
-            raise LabError(f"docker network inspect: {(errors or ['exit ' + str(inspected.returncode)])[-1]}")
-        for net in json.loads(inspected.stdout):
-            for cfg in (net.get("IPAM") or {}).get("Config") or []:
-                if "Subnet" in cfg and ":" not in cfg["Subnet"]:
-                    used.append(ipaddress.ip_network(cfg["Subnet"]))
+    bridges = set()  # the host's route to a bridge network is that network: the engine's listing decides
+    # One call: the engine's listing carries each network's IPAM, so a network another lab removes
+    # meanwhile is simply not listed (no list-then-inspect race).
+    for net in api("network ls", engine().networks.list):
+        bridges.add(f"br-{net.id[:12]}")
+        if but and (net.attrs.get("Labels") or {}).get(LABEL) == but:
+            continue
+        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            if "Subnet" in cfg and ":" not in cfg["Subnet"]:
+                used.append(ipaddress.ip_network(cfg["Subnet"]))
     routes = subprocess.run(["ip", "-4", "-o", "route"], capture_output=True, text=True, check=False).stdout
     for line in routes.splitlines():
-        first = line.split()[0] if line.split() else ""
-        if "/" in first:
+        words = line.split()
+        first = words[0] if words else ""
+        device = words[words.index("dev") + 1] if "dev" in words[:-1] else ""
+        if "/" in first and device not in bridges:
             used.append(ipaddress.ip_network(first, strict=False))
     return used
+
+
+def subnet_taken(net: str, but: str) -> bool:
+    """Whether ``net``'s /24 ("172.29.N") overlaps a network in use that is not compose project ``but``'s."""
+    mine = ipaddress.ip_network(f"{net}.0/24")
+    return any(mine.overlaps(u) for u in _used_networks(but))
 
 
 def choose_net(name: str, skip: int = 0) -> str:
@@ -90,14 +106,15 @@ class ComposeBackend:
         self._unavailable: str | bool | None = False  # False: not asked yet
 
     def _docker_missing(self) -> str | None:
-        """Why Docker cannot be used (asked once per backend object: every command makes its own)."""
+        """Why the engine cannot be used (asked once per backend object: every command makes its own).
+        Observing, stopping and removing a lab need only the engine; :meth:`_require` adds Compose."""
         if self._unavailable is False:
-            self._unavailable = docker_unavailable()
+            self._unavailable = docker_unavailable(compose=False)
         assert self._unavailable is not True
         return self._unavailable
 
     def _require(self) -> None:
-        why = self._docker_missing()
+        why = self._docker_missing() or docker_unavailable()
         if why:
             raise LabError(f"the compose backend needs Docker: {why}")
 
@@ -119,22 +136,15 @@ class ComposeBackend:
             check=check,
         )
 
-    def _containers(self, spec: LabSpec, *, images: dict[str, str] | None = None) -> dict[str, tuple[str, str]]:
-        """Service name -> (container id, state: running/paused/exited/created), in one docker call
-        (and each container's image into ``images``)."""
-        label = f"label=com.docker.compose.project={project(spec)}"
-        fmt = '{{.ID}} {{.State}} {{.Label "com.docker.compose.service"}} {{.Image}}'
-        found = {}
-        for line in run(["docker", "ps", "-a", "--filter", label, "--format", fmt]).stdout.splitlines():
-            cid, state, service, image = [*line.split(), "", "", "", ""][:4]
-            found[service] = (cid, state)
-            if images is not None:
-                images[service] = image
-        return found
+    def _containers(self, spec: LabSpec) -> dict[str, Any]:
+        """Service name -> its container (``docker.models.containers.Container``: ``.status`` is
+        running/paused/exited/created, ``.attrs["Image"]`` the image it was created from), in one call."""
+        return {c.attrs["Labels"].get("com.docker.compose.service", ""): c for c in _labelled(spec, "containers")}
 
-    def _ids(self, spec: LabSpec, nodes: Sequence[Node]) -> list[str]:
+    def _running(self, spec: LabSpec, nodes: Sequence[Node]) -> list[Any]:
+        """The containers of ``nodes`` that run (or are paused)."""
         listing = self._containers(spec)
-        return [listing[n.name][0] for n in nodes if n.name in listing]
+        return [listing[n.name] for n in nodes if n.name in listing and listing[n.name].status in ("running", "paused")]
 
     # -- lifecycle --------------------------------------------------------------------------
     def network(self, name: str, attempt: int) -> str | None:
@@ -178,17 +188,19 @@ class ComposeBackend:
         wait until each server answers (as manage_*.sh does locally)."""
         self._require()
         self._write_env(spec)
-        images: dict[str, str] = {}
-        listing = self._containers(spec, images=images)
-        stale = [n.name for n in nodes if n.name in listing and images[n.name] != self.image(spec, n)]
+        listing = self._containers(spec)
+        stale = [n.name for n in nodes if n.name in listing and listing[n.name].attrs["Image"] != self.image(spec, n)]
         if stale:  # `lab upgrade`: the node's container is recreated on its new build's image
             self._create(spec, nodes, "--force-recreate", *stale)
-        if any(n.name not in listing for n in nodes):
+        missing = any(n.name not in listing for n in nodes)
+        if missing:
             self._create(spec, nodes, "--no-recreate")
-        ids = self._ids(spec, nodes)
-        # One `docker start` per container, concurrently: the CLI starts a list one by one (~0.5 s each).
-        with ThreadPoolExecutor(max_workers=max(1, len(ids))) as pool:
-            for done in [pool.submit(uninterrupted, run, ["docker", "start", cid]) for cid in ids]:
+        if stale or missing:
+            listing = self._containers(spec)
+        containers = [listing[n.name] for n in nodes if n.name in listing]
+        # One start call per container, concurrently: the engine starts each in ~0.5 s.
+        with ThreadPoolExecutor(max_workers=max(1, len(containers))) as pool:
+            for done in [pool.submit(uninterrupted, api, "start", c.start) for c in containers]:
                 done.result()
         for node in nodes:
             self._wait_answers(spec, node)
@@ -197,7 +209,9 @@ class ComposeBackend:
         result = uninterrupted(lambda: self._compose(spec, "create", *args, check=False))
         if result.returncode != 0:
             why = (result.stderr.strip() or result.stdout.strip() or f"exit {result.returncode}").splitlines()[-1]
-            if "overlap" in why.lower():
+            # Compose only prints why; whether another lab (or a route) took this lab's /24 meanwhile is
+            # asked of the engine's networks instead of read from that text.
+            if subnet_taken(spec.redis_nodes[0].host.rsplit(".", 1)[0], but=project(spec)):
                 raise NetworkOverlap(why)
             raise NodeStartError(", ".join(n.name for n in nodes), why, None)
 
@@ -215,63 +229,59 @@ class ComposeBackend:
 
         try:
             wait_for(answers, what=f"{node.name} to answer after start", timeout=30)
+        except WaitTimeout as exc:
+            raise NodeStartError(node.name, exc.headline, self.log_path(spec, node)) from None
         except NodeStartError:
             raise
-        except LabError as exc:
-            raise NodeStartError(node.name, str(exc).splitlines()[0], self.log_path(spec, node)) from None
+        except LabError as exc:  # the engine failed while asked about the container
+            raise NodeStartError(node.name, str(exc), self.log_path(spec, node)) from None
 
     def stop(self, spec: LabSpec, nodes: Sequence[Node]) -> None:
         if self._docker_missing():
             return
-        listing = self._containers(spec)
-        running = [listing[n.name] for n in nodes if listing.get(n.name, ("", ""))[1] in ("running", "paused")]
-        paused = [cid for cid, state in running if state == "paused"]
-        if paused:
-            run(["docker", "unpause", *paused])  # a frozen server would not act on SIGTERM
-        ids = [cid for cid, _ in running]
-        if ids:
-            # SIGTERM to all at once (Redis shuts down cleanly), then wait for every exit.
-            run(["docker", "kill", "--signal", "TERM", *ids], check=False)
-            if run(["docker", "wait", *ids], timeout=10, check=False).returncode != 0:
-                run(["docker", "kill", *ids], check=False)
+        running = self._running(spec, nodes)
+        for container in running:
+            if container.status == "paused":
+                api("unpause", container.unpause)  # a frozen server would not act on SIGTERM
+        # SIGTERM to all at once (Redis shuts down cleanly), then wait for every exit. A container that
+        # exited meanwhile refuses the kill (409): nothing to do for it.
+        for container in running:
+            with suppress(LabError):
+                found("kill", container.kill, signal="TERM")
+        if not _exited(running, within=10):
+            for container in running:
+                with suppress(LabError):
+                    found("kill", container.kill)
 
     def remove(self, spec: LabSpec) -> list[str]:
-        """Containers, then the network, by the project's label (no compose file or env needed)."""
+        """Containers, then the network, then volumes, by the project's label (no compose file or env
+        needed); nothing without the label is ever listed, so nothing else is removed."""
         why = self._docker_missing()
         if why:
             return [f"the containers and network of compose project {project(spec)} ({why})"]
-        label = f"label=com.docker.compose.project={project(spec)}"
-        containers = run(["docker", "ps", "-aq", "--no-trunc", "--filter", label]).stdout.split()
-        for kind, remove in (("ps", ["rm", "-f", "-v"]), ("network", ["network", "rm"]), ("volume", ["volume", "rm"])):
-            listing = ["docker", "ps", "-aq"] if kind == "ps" else ["docker", kind, "ls", "-q"]
+        containers = [c.id for c in _labelled(spec, "containers")]
+        for kind, what in (("containers", "containers"), ("networks", "network"), ("volumes", "volumes")):
 
-            def removed(listing: list[str] = listing, remove: list[str] = remove) -> tuple[bool, str]:
-                leftovers = run([*listing, "--filter", label]).stdout.split()
-                if not leftovers:
-                    return True, ""
-                result = run(["docker", *remove, *leftovers], check=False)
-                why = " ".join((result.stderr.strip() or f"exit {result.returncode}").split())
-                if "active endpoints" in why:  # endpoints of containers already gone: force them off
-                    for network in leftovers:
-                        for container in containers:
-                            run(["docker", "network", "disconnect", "--force", network, container], check=False)
-                return result.returncode == 0, why
+            def removed(kind: str = kind) -> tuple[bool, str]:
+                refused = [why for leftover in _labelled(spec, kind) if (why := _remove(leftover, kind, containers))]
+                return not refused, "; ".join(refused)
 
             # The engine may refuse for a moment what it has just stopped using (seen under load in CI:
-            # `network rm` saying "has active endpoints" after the containers went): try again.
+            # a network "has active endpoints" after its containers went): try again.
             try:
-                wait_for(removed, what=f"docker {' '.join(remove)}", timeout=15, interval=0.5)
+                wait_for(removed, what=f"docker {kind} rm", timeout=15, interval=0.5)
             except WaitTimeout as exc:
-                last = str(exc).partition("last seen: ")[2]
                 return [
-                    f"the {kind} of compose project {project(spec)} (docker: {last}; restarting the engine clears it)"
+                    f"the {what} of compose project {project(spec)} "
+                    f"(docker: {exc.last_seen}; restarting the engine clears it)"
                 ]
         return []
 
     def node_state(self, spec: LabSpec, node: Node) -> NodeState:
         if self._docker_missing():
             return "down"
-        state = self._containers(spec).get(node.name, ("", ""))[1]
+        container = self._containers(spec).get(node.name)
+        state = container.status if container is not None else ""
         return {"paused": "frozen", "running": "up"}.get(state, "down")  # type: ignore[return-value]
 
     def log_path(self, spec: LabSpec, node: Node) -> Path:
@@ -287,26 +297,29 @@ class ComposeBackend:
         return None
 
     def signal_node(self, spec: LabSpec, node: Node, sig: signal.Signals) -> None:
-        ids = self._ids(spec, [node])
-        if not ids or self.node_state(spec, node) == "down":
+        container = self._containers(spec).get(node.name)
+        if container is None or container.status not in ("running", "paused"):
             raise LabError(f"{node.name} is not running")
         if sig == signal.SIGSTOP:
-            run(["docker", "pause", *ids])
+            api("pause", container.pause)
         elif sig == signal.SIGCONT:
-            run(["docker", "unpause", *ids])
+            api("unpause", container.unpause)
         else:
-            if self.node_state(spec, node) == "frozen":
-                run(["docker", "unpause", *ids])
-            run(["docker", "kill", "--signal", sig.name, *ids])
+            if container.status == "paused":
+                api("unpause", container.unpause)
+            api("kill", container.kill, signal=sig.name)
             if sig == signal.SIGTERM:
-                run(["docker", "stop", "--time", "5", *ids])
-            if self.node_state(spec, node) != "down":
-                run(["docker", "wait", *ids], timeout=10)
+                api("stop", container.stop, timeout=5)
+            if not _exited([container], within=10):
+                raise LabError(f"docker wait: {node.name} did not exit within 10s")
 
     def _nsenter(self, spec: LabSpec, node: Node, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        ids = self._ids(spec, [node])
-        pid = run(["docker", "inspect", "--format", "{{.State.Pid}}", *ids]).stdout.strip() if ids else ""
-        if pid in ("", "0"):
+        """The host's iptables in the node's network namespace (the image has no iptables of its own, so
+        no exec in the container: nsenter into the namespace of its process)."""
+        container = self._containers(spec).get(node.name)
+        inspected = found("inspect", engine().api.inspect_container, container.id) if container else None
+        pid = (inspected or {}).get("State", {}).get("Pid") or 0
+        if not pid:
             raise LabError(f"{node.name} is not running")
         return run(["nsenter", "-t", str(pid), "-n", "iptables", "-w", *args], check=check)
 
@@ -332,3 +345,54 @@ class ComposeBackend:
                 continue
             for chain in ("INPUT", "OUTPUT"):
                 self._nsenter(spec, target, "-F", chain, check=False)
+
+
+def _labelled(spec: LabSpec, kind: str) -> list[Any]:
+    """The lab's containers (all, stopped too), networks or volumes: what carries its project's label.
+    The engine filters by the label; each one is checked again here before anyone acts on it."""
+    wanted = project(spec)
+    collection = getattr(engine(), kind)
+    if kind == "containers":
+        listed = api("ps", collection.list, all=True, sparse=True, filters={"label": f"{LABEL}={wanted}"})
+    else:
+        listed = api(f"{kind} ls", collection.list, filters={"label": f"{LABEL}={wanted}"})
+    return [item for item in listed if (item.attrs.get("Labels") or {}).get(LABEL) == wanted]
+
+
+def _remove(item: Any, kind: str, containers: list[str]) -> str:
+    """Remove one labelled object (a container even running, with its anonymous volumes); "" once it is
+    gone, else what the engine said. A network the engine refuses with 403 Forbidden ("has active
+    endpoints": endpoints of containers already removed) has those endpoints forced off for the next try."""
+    import docker  # type: ignore[import-untyped]
+
+    try:
+        if kind == "containers":
+            item.remove(force=True, v=True)
+        else:
+            item.remove()
+    except docker.errors.NotFound:
+        return ""  # gone meanwhile
+    except docker.errors.APIError as exc:
+        if kind == "networks" and exc.status_code == 403:
+            for container in containers:
+                found("network disconnect", item.disconnect, container, force=True)
+        return explanation(exc)
+    return ""
+
+
+def _exited(containers: Sequence[Any], within: float) -> bool:
+    """Wait for every container to exit, ``within`` seconds in all (False when one did not)."""
+    import docker
+    import requests
+
+    deadline = time.monotonic() + within
+    for container in containers:
+        try:
+            container.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except docker.errors.NotFound:
+            continue  # removed: not running either
+        except requests.exceptions.RequestException:  # the engine did not answer in time: still running
+            return False
+        except docker.errors.APIError as exc:
+            raise LabError(f"docker wait: {explanation(exc)}") from None
+    return True

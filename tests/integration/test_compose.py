@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -71,27 +70,23 @@ def test_missing_image_without_registry_builds_a_local_one(monkeypatch: pytest.M
         subprocess.run(["docker", "rmi", "-f", f"{tag}:{version}"], capture_output=True, check=False)
 
 
-def test_a_network_removed_while_free_subnets_are_sought_is_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Another lab going down between `docker network ls` and `inspect` (seen with 4 xdist workers): its
-    network is simply no longer in use, not a failed `lab up`."""
+def test_subnets_in_use_come_from_one_listing_and_a_labs_own_network_is_not_taken() -> None:
+    """The engine's network listing carries each subnet (one call: another lab going down meanwhile, seen
+    with 4 xdist workers, cannot fail it), and whether a /24 is taken is asked of it, not read from Compose's
+    error text (NetworkOverlap: choose another), counting every network but the lab's own."""
     require_backend("compose")
-    name = lab_name("vanishing")
-    create = ["docker", "network", "create", "--subnet", "172.29.251.0/24", name]
-    subprocess.run(create, capture_output=True, check=True)
-    real_run = docker.run
+    from docker.types import IPAMConfig, IPAMPool  # type: ignore[import-untyped]
 
-    def ls_then_remove(args: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-        result = real_run(args, **kw)
-        if args[:3] == ["docker", "network", "ls"]:
-            subprocess.run(["docker", "network", "rm", name], capture_output=True, check=True)
-        return result
-
-    monkeypatch.setattr(compose, "run", ls_then_remove)
+    name = lab_name("taken")
+    ipam = IPAMConfig(pool_configs=[IPAMPool(subnet="172.29.251.0/24")])
+    net = docker.engine().networks.create(name, ipam=ipam, labels={compose.LABEL: name})
     try:
-        used = {str(net) for net in compose._used_networks()}
+        assert "172.29.251.0/24" in {str(n) for n in compose._used_networks()}
+        assert compose.subnet_taken("172.29.251", but="another-lab")
+        assert not compose.subnet_taken("172.29.251", but=name), "a lab's own network does not overlap it"
     finally:
-        subprocess.run(["docker", "network", "rm", name], capture_output=True, check=False)
-    assert "172.29.251.0/24" not in used and any(net.startswith("172.17.") for net in used), used
+        net.remove()
+    assert not compose.subnet_taken("172.29.251", but="another-lab")
 
 
 @pytest.mark.one_server

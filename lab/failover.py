@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import time
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -16,6 +17,9 @@ from lab.nodes import current_master, disconnect_clients, locked, rejoin_as_repl
 from lab.spec import LabSpec, Node
 from lab.topology import node_client, observe
 from lab.waits import WaitTimeout, wait_for
+
+if TYPE_CHECKING:
+    import tenacity
 
 #: How long to keep asking while the Sentinels answer NOGOODSLAVE: a Sentinel's view of a replica can
 #: be stale (replicas' INFO is refreshed every 10 s; a replica that just resynced, or a PING answered
@@ -129,33 +133,41 @@ class _Failover:
         return self.old, next(n for n in self.spec.redis_nodes if (n.host, n.port) == addr)
 
     def _until_switched(self) -> tuple[str, int]:
-        while True:
-            try:
-                # NOGOODSLAVE gives up sooner (in _ask); a TILT that every Sentinel is in lasts this long
-                asking = TILT_PERIOD_S + 5
-                wait_for(self._ask, what="a Sentinel to accept SENTINEL FAILOVER", timeout=asking, interval=0.5)
-            except WaitTimeout as exc:
-                raise LabError(f"no Sentinel would fail over: {exc}") from None
-            who = f"{self.acting.name} accepted" if self.acting else "a switch was under way"
-            interrupts.leave(
-                "failover under way",
-                f"the failover ({who}) goes on without `lab failover`: {self.old.name} takes writes until the "
-                "Sentinels demote it",
-            )
-            try:
-                addr = wait_for(
-                    self._switched,
-                    what=f"the Sentinels to name a new master ({who})",
-                    timeout=self.timeout,
-                    interval=POLL_S,
-                    detail=lambda: _sentinel_report(self.spec),
-                )
-                assert addr is not None  # (_switched is done only once a new master is named)
-                return addr
-            except _Stalled as exc:
-                assert self.acting is not None
-                self.stalled[self.acting] = str(exc)
-                self.acting, self.refusals, self.refused_since = None, 0, None
+        """Ask a Sentinel, then wait for the switch; when the one that accepted stalls (:class:`_Stalled`),
+        ask again without it. Each stall sets one Sentinel aside, so this ends: with a switch, or with
+        :meth:`_ask` finding no other Sentinel to ask."""
+        import tenacity
+
+        retrying = tenacity.Retrying(retry=tenacity.retry_if_exception_type(_Stalled), after=self._set_aside)
+        return retrying(self._ask_then_wait)
+
+    def _set_aside(self, attempt: tenacity.RetryCallState) -> None:
+        assert self.acting is not None and attempt.outcome is not None
+        self.stalled[self.acting] = str(attempt.outcome.exception())
+        self.acting, self.refusals, self.refused_since = None, 0, None
+
+    def _ask_then_wait(self) -> tuple[str, int]:
+        try:
+            # NOGOODSLAVE gives up sooner (in _ask); a TILT that every Sentinel is in lasts this long
+            asking = TILT_PERIOD_S + 5
+            wait_for(self._ask, what="a Sentinel to accept SENTINEL FAILOVER", timeout=asking, interval=0.5)
+        except WaitTimeout as exc:
+            raise LabError(f"no Sentinel would fail over: {exc}") from None
+        who = f"{self.acting.name} accepted" if self.acting else "a switch was under way"
+        interrupts.leave(
+            "failover under way",
+            f"the failover ({who}) goes on without `lab failover`: {self.old.name} takes writes until the "
+            "Sentinels demote it",
+        )
+        addr = wait_for(
+            self._switched,
+            what=f"the Sentinels to name a new master ({who})",
+            timeout=self.timeout,
+            interval=POLL_S,
+            detail=lambda: _sentinel_report(self.spec),
+        )
+        assert addr is not None  # (_switched is done only once a new master is named)
+        return addr
 
     def _ask(self) -> tuple[bool, str]:
         if self.stalled and self._switch_under_way():

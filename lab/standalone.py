@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from lab.secretfiles import write_secret
 from lab.servers import Server
 from lab.spec import NODE_NAMES, LabSpec, Layout, Node, build_spec
 from lab.topology import client, node_client
+from lab.waits import WaitTimeout, wait_for
 
 
 class StandaloneNode:
@@ -56,15 +56,19 @@ class StandaloneNode:
         conn = client(
             host, self.node.port, auth["password"], timeout=5, username=auth["username"], **self.spec.tls_kwargs()
         )
-        deadline = time.monotonic() + 20
-        while True:
+
+        def answers() -> tuple[bool, str]:
             try:
                 conn.ping()
-                return conn
-            except (redis.ConnectionError, redis.BusyLoadingError):
-                if time.monotonic() > deadline:
-                    raise LabError(f"container for {self.node.name} did not answer") from None
-                time.sleep(0.05)
+            except (redis.ConnectionError, redis.BusyLoadingError) as exc:
+                return False, str(exc)
+            return True, "PONG"
+
+        try:
+            wait_for(answers, what=f"the container of {self.node.name} to answer", timeout=20, interval=0.05)
+        except WaitTimeout as exc:
+            raise LabError(f"container for {self.node.name} did not answer ({exc.last_seen})") from None
+        return conn
 
     def kill(self) -> None:
         """SIGKILL the server (it stays down until :meth:`restart`)."""

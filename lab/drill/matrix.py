@@ -4,6 +4,7 @@ same way. Written as matrix.json, matrix.md and matrix.html beside one report pe
 
 from __future__ import annotations
 
+import datetime
 import html
 import json
 import time
@@ -14,7 +15,7 @@ from typing import Any
 
 from lab import control, faults
 from lab.drill.clients import CLIENTS, SETTINGS, glide_sentinel_support, node_version
-from lab.drill.report import machine
+from lab.drill.report import machine, machine_line, page, table
 from lab.drill.result import DrillResult
 from lab.drill.scenarios import SCENARIOS, run_drill
 from lab.errors import LabError, UsageError
@@ -159,9 +160,9 @@ def _columns(c: Cell) -> dict[str, str]:
         "unavailable (s)": f"{c.unavailable_s:.2f}",
         "nothing kept (s)": f"{c.nothing_kept_s:.2f}",
         **{name: str(c.errors[name]) for name in ERROR_CLASSES},
-        "lost": str(c.lost),
-        "duplicated": str(c.duplicated),
-        "failed but applied": str(c.errored_but_applied),
+        "lost": f"{c.lost:,}",
+        "duplicated": f"{c.duplicated:,}",
+        "failed but applied": f"{c.errored_but_applied:,}",
         "recovered": "yes" if c.recovered else "NO",
     }
 
@@ -172,11 +173,42 @@ def markdown(cells: list[Cell]) -> str:
     return "\n".join(["| " + " | ".join(names) + " |", "|" + "---|" * len(names), *rows])
 
 
+#: What each column of the matrix and each outcome word means (matrix.html's legend).
+LEGEND = {
+    "client": "the client library and its version (redis-py in this Python, ioredis and node-redis in Node.js)",
+    "settings": "defaults: the library's own; recommended: the settings docs/clients.md derives from this matrix",
+    "scenario": "the failover drill the cell ran (lab drill SCENARIO), with WORKERS workers RPUSHing unique values",
+    "unavailable (s)": "the longest time without an acknowledged write, in seconds",
+    "nothing kept (s)": "the same, counting acknowledged writes that were later lost as not written",
+    "READONLY": "writes refused by a node that had become a replica (operations, did not happen)",
+    "refused": "connections refused: the node was down (operations, did not happen)",
+    "timeout": "no answer in time: the write may have happened (operations)",
+    "NOREPLICAS": "writes refused by a master with too few replicas in reach (min-replicas-to-write)",
+    "other": (
+        "every other error, by the client's own class: connections lost after sending (closed: may have "
+        "happened), the Sentinels naming no master (no master), MASTERDOWN, a library's own errors; the cell's "
+        "report counts them by name"
+    ),
+    "lost": "acknowledged writes absent after the heal",
+    "duplicated": "values that landed twice (the client resent a write after a reconnect)",
+    "failed but applied": "writes the client was told had failed that are there after all",
+    "recovered": "yes: writes acknowledged in the last 2 s of the workload; NO: none (the client was stuck)",
+}
+#: The outcomes a reader must not miss: (column, the cell's test).
+BAD: dict[str, Callable[[Cell], bool]] = {
+    "lost": lambda c: c.lost > 0,
+    "duplicated": lambda c: c.duplicated > 0,
+    "failed but applied": lambda c: c.errored_but_applied > 0,
+    "recovered": lambda c: not c.recovered,
+}
+
+
 def write_matrix(cells: list[Cell], directory: Path, about: dict[str, Any]) -> None:
     """``about``: what the matrix ran on (server builds, backend, Node.js, machine, seconds)."""
     directory.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {
         "schema_version": 1,
+        "generated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         **about,
         "workers_per_client": WORKERS,
         "workload": "each worker RPUSHes increasing integers onto its own list",
@@ -185,18 +217,42 @@ def write_matrix(cells: list[Cell], directory: Path, about: dict[str, Any]) -> N
     }
     (directory / "matrix.json").write_text(json.dumps(doc, indent=2))
     (directory / "matrix.md").write_text(markdown(cells) + f"\n\n{doc['valkey_glide']}.\n")
-    head = "".join(f"<th>{html.escape(name)}</th>" for name in (_columns(cells[0]) if cells else {}))
-    body = ""
+    (directory / "matrix.html").write_text(matrix_html(cells, doc, directory))
+
+
+def matrix_html(cells: list[Cell], doc: dict[str, Any], directory: Path) -> str:
+    """The matrix as a page: what it ran on, the table (a bad outcome is marked ✗ and coloured), the legend."""
+    names = list(_columns(cells[0])) if cells else []
+    numeric = {i for i, name in enumerate(names) if name not in ("client", "settings", "scenario", "recovered")}
+    rows = []
     for c in cells:
+        row = []
+        for name, value in _columns(c).items():
+            bad = name in BAD and BAD[name](c)
+            row.append(f'<span class="bad">✗ {html.escape(value)}</span>' if bad else html.escape(value))
         link = html.escape(Path(c.report).relative_to(directory).as_posix()) if c.report else ""
-        row = "".join(f"<td>{html.escape(v)}</td>" for v in _columns(c).values())
-        body += f'<tr>{row}<td><a href="{link}">report</a></td></tr>'
-    (directory / "matrix.html").write_text(
-        "<!doctype html><html><head><meta charset='utf-8'><title>client matrix</title><style>"
-        "body{font-family:sans-serif;margin:2em} td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}"
-        "table{border-collapse:collapse}</style></head><body><h1>Client behaviour in failover</h1>"
-        f"<table><tr>{head}<th></th></tr>{body}</table><p>{html.escape(doc['valkey_glide'])}.</p></body></html>\n"
+        rows.append([*row, f'<a href="{link}">report</a>' if link else ""])
+    grid = table([*map(html.escape, names), "report"], rows, numeric, marked="bad")
+    versions = sorted({f"{c.client} {c.version}" for c in cells})
+    flagged = sum(1 for c in cells if any(test(c) for test in BAD.values()))
+    legend = "".join(
+        f"<dt>{html.escape(name)}</dt><dd>{html.escape(text.replace('WORKERS', str(WORKERS)))}</dd>"
+        for name, text in LEGEND.items()
     )
+    legend += (
+        "<dt>✗</dt><dd>a bad outcome: writes lost, written twice or applied after an error, or a client stuck</dd>"
+    )
+    body = f"""<header><h1>Client behaviour in failover</h1>
+<p class="meta">Generated <b>{html.escape(doc["generated_at"])}</b> · {html.escape(doc["backend"])} backend ·
+servers {html.escape(", ".join(doc["servers"]) or "not recorded")} · {doc["workers_per_client"]} workers per client ·
+{len(cells)} cells in {doc["seconds"]:.0f} s</p>
+<p class="meta">Clients: {html.escape(", ".join(versions))} · Node.js {html.escape(doc["node"] or "none")}</p>
+<p class="meta">Machine: {html.escape(machine_line(doc["machine"]))}</p></header>
+<p class="story">{len(cells)} cells; {flagged} with a bad outcome (marked ✗).</p>
+{grid}
+<h2>Legend</h2><dl class="legend">{legend}</dl>
+<p class="meta">{html.escape(doc["valkey_glide"])}.</p>"""
+    return page("client matrix", body)
 
 
 def default_scenarios() -> list[str]:

@@ -1,0 +1,47 @@
+"""matrix.html from hand-made cells: what it ran on, the legend, and bad outcomes marked by a class, a
+colour and a symbol (never colour alone)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lab.drill.matrix import LEGEND, Cell, matrix_html
+
+
+def cell(scenario: str, **values: object) -> Cell:
+    fields: dict[str, object] = {
+        "client": "redis-py", "version": "8.2.0", "settings": "defaults", "scenario": scenario, "ok": 900,
+        "unavailable_s": 2.2, "nothing_kept_s": 2.2, "lost": 0, "duplicated": 0, "errored_but_applied": 0,
+        "indeterminate": 0, "recovered": True, "failovers": 1, "report": "",
+        "errors": {"READONLY": 0, "refused": 3, "timeout": 0, "NOREPLICAS": 0, "other": 2},
+    }  # fmt: skip
+    return Cell(**{**fields, **values})  # type: ignore[arg-type]
+
+
+def test_the_matrix_page_says_what_it_ran_on_and_marks_bad_outcomes(tmp_path: Path) -> None:
+    doc = {
+        "generated_at": "2026-12-06T06:00:00+00:00",
+        "backend": "local",
+        "servers": ["redis 7.0.15"],
+        "node": "20.20.2",
+        "machine": {"cpus": 2, "memory_gib": 23.6, "kernel": "Linux 6.18", "python": "3.11.7", "load_1min": 0.5},
+        "seconds": 42.0,
+        "workers_per_client": 2,
+        "valkey_glide": "valkey-glide 2.6.0 has no Sentinel support",
+    }
+    cells = [
+        cell("kill-master", report=str(tmp_path / "kill-master/redis-py-defaults/report.html")),
+        cell("freeze-master", lost=28951),
+        cell("freeze-sentinel-kill-master", recovered=False),
+    ]
+    page = matrix_html(cells, doc, tmp_path)
+    for expected in ("2026-12-06T06:00:00+00:00", "local backend", "redis 7.0.15", "redis-py 8.2.0", "Node.js 20.20.2"):
+        assert expected in page
+    assert "2 CPUs, 23.6 GiB, Linux 6.18, Python 3.11.7" in page
+    assert all(f"<dt>{name}</dt>" in page for name in LEGEND), "every column is explained"
+    assert "<dt>other</dt><dd>every other error" in page
+    bad = re.findall(r'<td class="([^"]*\bbad\b[^"]*)"><span class="bad">✗ ([^<]+)</span>', page)
+    assert bad == [("num bad", "28,951"), ("bad", "NO")], bad
+    assert "3 cells; 2 with a bad outcome (marked ✗)" in page
+    assert 'href="kill-master/redis-py-defaults/report.html"' in page

@@ -3,21 +3,19 @@ reports it: one definition of "healthy" for both."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-from redis.sentinel import Sentinel
-
+from lab import resp
 from lab.errors import LabError
 from lab.spec import LabSpec, Node
 from lab.tls import check_client_files
 
-T = TypeVar("T")
+if TYPE_CHECKING:  # redis-py is imported by the commands that change a lab, not by observing one (lab.resp)
+    import redis
+    from redis.sentinel import Sentinel
 
 
 @dataclass
@@ -66,6 +64,10 @@ class Observation:
 def client(host: str, port: int, password: str | None, timeout: float = 2.0, **kw: Any) -> redis.Redis:
     """A plain client of one node with timeouts and no retries: an answer or an error. Observing
     the whole lab (:func:`observe`) passes 0.5 s; commands that do work on a busy machine get 2 s."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     return redis.Redis(
         host=host,
         port=port,
@@ -95,73 +97,88 @@ def node_client(spec: LabSpec, node: Node, timeout: float = 2.0, **kw: Any) -> r
     return client(node.host, node.port, auth["password"], timeout, username=auth["username"], **tls_kwargs(spec), **kw)
 
 
-def _error(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+def _error(exc: resp.RespError) -> str:
+    return f"{exc.kind}: {exc}".splitlines()[0]
 
 
-def _ask(spec: LabSpec, node: Node, timeout: float, question: Callable[[redis.Redis], T]) -> T | Exception:
-    """One question to one node on its own short-lived connection: the answer, or the error."""
-    conn = node_client(spec, node, timeout)
-    try:
-        return question(conn)
-    except (redis.RedisError, OSError) as exc:
-        return exc
-    finally:
-        conn.close()
+def _ask(spec: LabSpec, node: Node, timeout: float, *commands: Sequence[str]) -> list[resp.Reply | resp.ReplyError]:
+    """Questions to one node on its own short-lived connection (lab.resp: one round trip, logged in as the lab's
+    tools, over TLS when the lab runs it): a reply, or an error reply, per question."""
+    auth = spec.auth(node.kind)
+    login = {"username": auth["username"], "password": auth["password"]}
+    with resp.Connection(node.host, node.port, timeout=timeout, tls=tls_kwargs(spec), **login) as conn:
+        return conn.pipeline(*commands)
+
+
+def _answer(reply: resp.Reply | resp.ReplyError) -> resp.Reply:
+    if isinstance(reply, resp.ReplyError):
+        raise reply
+    return reply
 
 
 def observe_redis(spec: LabSpec, node: Node, timeout: float = 0.5) -> RedisView:
     view = RedisView(node)
-    info = _ask(spec, node, timeout, lambda conn: conn.info("replication"))
-    if isinstance(info, Exception):
-        view.error = _error(info)
+    try:
+        (reply,) = _ask(spec, node, timeout, ("INFO", "replication"))
+        info = resp.parse_info(str(_answer(reply)))
+    except resp.RespError as exc:
+        view.error = _error(exc)
         return view
     view.reachable = True
-    view.role = str(info.get("role", ""))
+    view.role = info.get("role", "")
     if view.role == "slave":
-        view.master_host = str(info.get("master_host", ""))
+        view.master_host = info.get("master_host", "")
         view.master_port = int(info.get("master_port", 0))
         view.link_up = info.get("master_link_status") == "up"
         view.offset = int(info.get("slave_repl_offset", 0))
     else:
         view.offset = int(info.get("master_repl_offset", 0))
         view.replicas_online = sum(
-            1 for k, v in info.items() if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"
+            1 for k, v in info.items() if _replica_line(k) and resp.fields(v).get("state") == "online"
         )
     return view
 
 
-def _flags(entry: dict[str, Any]) -> str:
-    """Sentinel flags as a sorted comma list (redis-py hands them over as a set)."""
-    flags = entry["flags"]
-    return flags if isinstance(flags, str) else ",".join(sorted(flags))
+def _replica_line(key: str) -> bool:
+    """``slave0``, ``slave1``...: a master's line per replica in INFO replication."""
+    return key.startswith("slave") and key[5:].isdigit()
 
 
 def observe_sentinel(spec: LabSpec, node: Node, timeout: float = 0.5) -> SentinelView:
     view = SentinelView(node)
     name = spec.master_name
-
-    def question(conn: redis.Redis) -> dict[str, Any]:
-        master = cast(dict[str, Any], conn.sentinel_master(name))
-        view.replica_flags = [_flags(r) for r in conn.sentinel_slaves(name)]
-        view.peer_flags = [_flags(p) for p in cast(list[dict[str, Any]], conn.sentinel_sentinels(name))]
-        try:
-            # Read the reply text: redis-py's sentinel_ckquorum() reports False on a healthy deployment.
-            view.ckquorum = str(conn.execute_command("SENTINEL", "CKQUORUM", name))  # type: ignore[no-untyped-call]
-        except redis.ResponseError as exc:
-            view.ckquorum = str(exc)
-        return master
-
-    master = _ask(spec, node, timeout, question)
-    if isinstance(master, Exception):
-        view.error = _error(master)
+    try:
+        master, replicas, peers, ckquorum = _ask(
+            spec,
+            node,
+            timeout,
+            ("SENTINEL", "MASTER", name),
+            ("SENTINEL", "SLAVES", name),
+            ("SENTINEL", "SENTINELS", name),
+            ("SENTINEL", "CKQUORUM", name),
+        )
+        entry = resp.pairs(_answer(master))
+        # Flags as the Sentinel lists them ("s_down,slave,disconnected").
+        replica_flags = [resp.pairs(r)["flags"] for r in _entries(_answer(replicas))]
+        peer_flags = [resp.pairs(p)["flags"] for p in _entries(_answer(peers))]
+    except resp.RespError as exc:
+        view.error = _error(exc)
         return view
+    view.replica_flags, view.peer_flags = replica_flags, peer_flags
+    # The reply's text, an error's too ("NOQUORUM 1 usable Sentinels...").
+    view.ckquorum = str(ckquorum)
     view.reachable = True
-    view.master = (str(master["ip"]), int(master["port"]))
-    view.master_flags = _flags(master)
-    view.num_replicas = int(master["num-slaves"])
-    view.num_other_sentinels = int(master["num-other-sentinels"])
+    view.master = (entry["ip"], int(entry["port"]))
+    view.master_flags = entry["flags"]
+    view.num_replicas = int(entry["num-slaves"])
+    view.num_other_sentinels = int(entry["num-other-sentinels"])
     return view
+
+
+def _entries(reply: resp.Reply) -> list[resp.Reply]:
+    if not isinstance(reply, list):
+        raise resp.RespError("ResponseError", f"expected a list of entries, got {reply!r}")
+    return reply
 
 
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lab-observe")
@@ -248,6 +265,10 @@ def sentinel_for(spec: LabSpec, **kw: Any) -> Sentinel:
     """A redis-py Sentinel for the lab as its applications connect (the ``app`` user on data nodes
     and ``client`` on Sentinels when the lab has ACL users), with short timeouts so failover drills
     see changes fast."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+    from redis.sentinel import Sentinel
+
     discovery = spec.auth("sentinel", "client")
     tls = tls_kwargs(spec)
     app: dict[str, Any] = {**spec.auth("redis", "app"), **tls}

@@ -16,55 +16,21 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 
 import redis
 
-from lab import interrupts, nodes, state
+from lab import interrupts, nodes
 from lab.backends import get_backend
 from lab.capabilities import accepts
 from lab.errors import LabError
+from lab.faultlog import Fault as Fault  # the record lives in lab.faultlog (light: lab status reads it)
+from lab.faultlog import isolated_nodes as isolated_nodes
+from lab.faultlog import recorded as recorded
+from lab.faultlog import save as _save
 from lab.spec import LabSpec, Node
 from lab.topology import node_client
 
 KINDS = ("kill", "stop", "freeze", "isolate")
-
-
-@dataclass(frozen=True)
-class Fault:
-    kind: str
-    node: str
-    peers: tuple[str, ...] = field(default_factory=tuple)
-    #: config faults: (directive, the value it had before), restored on revert
-    settings: tuple[tuple[str, str], ...] = field(default_factory=tuple)
-
-    @property
-    def key(self) -> str:
-        """How the fault is named (in an interrupted command's undo log, in ``lab heal``'s output)."""
-        if self.kind == "config":
-            return f"config {self.node} ({', '.join(f'{name} {value}' for name, value in self.settings)})"
-        return f"{self.kind} {self.node}" + (f" from {', '.join(self.peers)}" if self.peers else "")
-
-
-def recorded(spec: LabSpec) -> list[Fault]:
-    raw = state.load_raw(spec.base_dir.parent, spec.name).get("faults", [])
-    return [
-        Fault(
-            f["kind"],
-            f["node"],
-            tuple(f.get("peers", ())),
-            tuple((str(name), str(value)) for name, value in f.get("settings", ())),
-        )
-        for f in raw
-    ]
-
-
-def _save(spec: LabSpec, faults: list[Fault]) -> None:
-    state.update(spec, faults=[asdict(f) for f in faults])
-
-
-def isolated_nodes(spec: LabSpec) -> set[str]:
-    return {f.node for f in recorded(spec) if f.kind == "isolate"}
 
 
 def forget(spec: LabSpec, names: list[str]) -> None:

@@ -17,7 +17,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from lab import faults, procs, servers, state
 from lab.backends import BACKENDS, get_backend, log_tails
@@ -30,6 +29,7 @@ from lab.nodes import check_startable, rejoin_as_replica
 from lab.profile import Profile, load_profile
 from lab.render import render_lab
 from lab.spec import NODE_NAMES, LabSpec, Node, build_spec
+from lab.status import status as status  # lab status's document lives in lab.status (light)
 from lab.tls import TLS_DIR, issue_lab_certificates
 from lab.topology import INCOMPATIBLE, Observation, observe, problems
 from lab.waits import WaitTimeout, wait_for
@@ -326,90 +326,3 @@ def _down_unreadable(home: Path, name: str, why: state.CorruptState) -> None:
     left = state.remove(directory)
     gone = "removed it" if not left else f"removed the lab's files{left_note(left)}"
     raise LabError(f"{why}: stopped {len(stray)} server process(es) working in it and {gone}")
-
-
-def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:
-    """The lab's status document (the `lab status --json` schema) and exit code 0/1/2."""
-    home = home or state.default_home()
-    spec = state.load(home, name)
-    obs = observe(spec)
-    found = problems(spec, obs)
-    states = _process_states(spec, obs)
-    builds = {n.name: _build_name(spec, n) for n in spec.nodes}
-    master = obs.master
-    master_node = next((n for n in spec.redis_nodes if master == (n.host, n.port)), None)
-    doc = {
-        "name": spec.name,
-        "backend": spec.backend,
-        "profile": spec.profile,
-        "tls": spec.tls,
-        "acl": spec.acl,
-        "healthy": not found,
-        "problems": found,
-        "master": {
-            "name": master_node.name if master_node else None,
-            "host": master[0] if master else None,
-            "port": master[1] if master else None,
-        },
-        "master_name": spec.master_name,
-        "quorum": spec.quorum,
-        "quorum_ok": obs.quorum_ok,
-        "nodes": _data_rows(obs, states, builds),
-        "sentinels": [
-            {
-                "name": view.node.name,
-                "role": "sentinel",
-                "host": view.node.host,
-                "port": view.node.port,
-                "state": states[view.node.name],
-                "server": builds[view.node.name],
-                "master": f"{view.master[0]}:{view.master[1]}" if view.master else None,
-                "ckquorum": view.ckquorum or None,
-            }
-            for view in obs.sentinels
-        ],
-    }
-    return doc, 0 if not found else 1
-
-
-def _build_name(spec: LabSpec, node: Node) -> str:
-    """ "redis 7.0.15", "system", or what became of a recorded binary (removed since: status still answers)."""
-    try:
-        build = spec.server(node)
-    except LabError:
-        return f"{spec.servers[node.name]} (gone)"
-    return f"{build.flavour} {build.release}" if build else "system"
-
-
-def _process_states(spec: LabSpec, obs: Observation) -> dict[str, str]:
-    """Per node: up, down, frozen or isolated (a recorded fault), as the backend and the wire see it."""
-    backend = get_backend(spec.backend)
-    isolated = faults.isolated_nodes(spec)
-    reachable = {v.node.name: v.reachable for v in obs.redis} | {v.node.name: v.reachable for v in obs.sentinels}
-    states: dict[str, str] = {}
-    for node in spec.nodes:
-        current: str = backend.node_state(spec, node)
-        if current == "up" and node.name in isolated:
-            current = "isolated"
-        elif current == "up" and not reachable[node.name]:
-            current = "down"
-        states[node.name] = current
-    return states
-
-
-def _data_rows(obs: Observation, states: dict[str, str], builds: dict[str, str]) -> list[dict[str, Any]]:
-    master_offset = max((r.offset for r in obs.redis), default=0)
-    return [
-        {
-            "name": view.node.name,
-            "role": view.role.replace("slave", "replica") if view.reachable else "unknown",
-            "host": view.node.host,
-            "port": view.node.port,
-            "state": states[view.node.name],
-            "server": builds[view.node.name],
-            "offset": view.offset if view.reachable else None,
-            "lag_bytes": master_offset - view.offset if view.reachable and view.role == "slave" else None,
-            "link": ("up" if view.link_up else "down") if view.role == "slave" else None,
-        }
-        for view in obs.redis
-    ]

@@ -1,0 +1,113 @@
+"""``lab status``: a running lab as its processes and the wire show it, as one document (the ``--json``
+schema, docs/cli.md) and an exit code. Polled by drills and scripts, so it loads only what it reads: the
+state, the backend's view of each process, and the nodes' own answers (:func:`lab.topology.observe`, over
+:mod:`lab.resp`); not the lifecycle (:mod:`lab.control`), the profile models or redis-py."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from lab import state
+from lab.backends import get_backend
+from lab.errors import LabError
+from lab.faultlog import isolated_nodes
+from lab.spec import LabSpec, Node
+from lab.topology import Observation, observe, problems
+
+
+def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:
+    """The lab's status document (the `lab status --json` schema) and exit code 0/1/2."""
+    home = home or state.default_home()
+    spec = state.load(home, name)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lab-status") as pool:
+        # The backend looks at the processes while the nodes answer: a local lab's first look runs each server
+        # build's --version once (lab.servers.probe), tens of milliseconds, longer than the whole observation.
+        looked = pool.submit(_backend_states, spec)
+        obs = observe(spec)
+        found = problems(spec, obs)
+        states = _process_states(spec, obs, looked.result())
+    builds = {n.name: _build_name(spec, n) for n in spec.nodes}
+    master = obs.master
+    master_node = next((n for n in spec.redis_nodes if master == (n.host, n.port)), None)
+    doc = {
+        "name": spec.name,
+        "backend": spec.backend,
+        "profile": spec.profile,
+        "tls": spec.tls,
+        "acl": spec.acl,
+        "healthy": not found,
+        "problems": found,
+        "master": {
+            "name": master_node.name if master_node else None,
+            "host": master[0] if master else None,
+            "port": master[1] if master else None,
+        },
+        "master_name": spec.master_name,
+        "quorum": spec.quorum,
+        "quorum_ok": obs.quorum_ok,
+        "nodes": _data_rows(obs, states, builds),
+        "sentinels": [
+            {
+                "name": view.node.name,
+                "role": "sentinel",
+                "host": view.node.host,
+                "port": view.node.port,
+                "state": states[view.node.name],
+                "server": builds[view.node.name],
+                "master": f"{view.master[0]}:{view.master[1]}" if view.master else None,
+                "ckquorum": view.ckquorum or None,
+            }
+            for view in obs.sentinels
+        ],
+    }
+    return doc, 0 if not found else 1
+
+
+def _build_name(spec: LabSpec, node: Node) -> str:
+    """ "redis 7.0.15", "system", or what became of a recorded binary (removed since: status still answers)."""
+    try:
+        build = spec.server(node)
+    except LabError:
+        return f"{spec.servers[node.name]} (gone)"
+    return f"{build.flavour} {build.release}" if build else "system"
+
+
+def _backend_states(spec: LabSpec) -> dict[str, str]:
+    """Per node: up, down or frozen, as the backend sees its process or container."""
+    backend = get_backend(spec.backend)
+    return {node.name: backend.node_state(spec, node) for node in spec.nodes}
+
+
+def _process_states(spec: LabSpec, obs: Observation, seen: dict[str, str]) -> dict[str, str]:
+    """Per node: up, down, frozen or isolated (a recorded fault), as the backend (``seen``) and the wire see it."""
+    isolated = isolated_nodes(spec)
+    reachable = {v.node.name: v.reachable for v in obs.redis} | {v.node.name: v.reachable for v in obs.sentinels}
+    states: dict[str, str] = {}
+    for node in spec.nodes:
+        current = seen[node.name]
+        if current == "up" and node.name in isolated:
+            current = "isolated"
+        elif current == "up" and not reachable[node.name]:
+            current = "down"
+        states[node.name] = current
+    return states
+
+
+def _data_rows(obs: Observation, states: dict[str, str], builds: dict[str, str]) -> list[dict[str, Any]]:
+    master_offset = max((r.offset for r in obs.redis), default=0)
+    return [
+        {
+            "name": view.node.name,
+            "role": view.role.replace("slave", "replica") if view.reachable else "unknown",
+            "host": view.node.host,
+            "port": view.node.port,
+            "state": states[view.node.name],
+            "server": builds[view.node.name],
+            "offset": view.offset if view.reachable else None,
+            "lag_bytes": master_offset - view.offset if view.reachable and view.role == "slave" else None,
+            "link": ("up" if view.link_up else "down") if view.role == "slave" else None,
+        }
+        for view in obs.redis
+    ]

@@ -35,32 +35,62 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import redis
-from rich.console import Console
-from rich.table import Table
-
-from lab import control, faults, interrupts, lint, nodes, servercli, servers, state, validate
-from lab.backends import get_backend
+from lab import interrupts, servercli, servers, state
 from lab.errors import Interrupted, LabError, UsageError
-from lab.failover import failover
 from lab.home import LOCKS, check_home, inside, validate_name
 from lab.interrupts import SIGNALS
 from lab.lock import env_timeout
-from lab.profile import ENV_MARKER, Profile, available_profiles, env_marker, load_profile
-from lab.render import left_out, render_profile
 from lab.spec import ACL_DIR, NODE_NAMES, LabSpec, Node
 
-out = Console(highlight=False, soft_wrap=True, emoji=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+# Each command imports what it uses when it runs (the lifecycle, faults, lint, the drill, redis-py, Jinja2,
+# the profile models, rich): `lab status`, `lab list` and `lab --help`, which drills and scripts poll, load
+# none of them (tests/integration/test_status_imports.py; docs/benchmarks.md).
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from lab.profile import Profile
+
+
+class _Console:
+    """A rich Console, made when something is first printed through it; :meth:`line` prints one line of plain
+    text without it (``lab status --json``, ``lab list`` and one-line errors never load rich)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._made: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._made is None:
+            from rich.console import Console
+
+            self._made = Console(**self._options)
+        return self._made
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        self.console.print(*objects, **options)
+
+    def line(self, text: str) -> None:
+        """``text`` as ``print(text, markup=False)`` prints it: printable ASCII (what names, paths and errors
+        are) with its tabs expanded to 8-column stops as rich does, without rich; anything else through it."""
+        if not all(c == "\t" or " " <= c <= "~" for c in text):
+            self.print(text, markup=False)  # rich's widths of wide characters, the control codes it drops
+            return
+        (sys.stderr if self._options.get("stderr") else sys.stdout).write(text.expandtabs() + "\n")
+
+
+out = _Console(highlight=False, soft_wrap=True, emoji=False)
+err = _Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 class Parser(argparse.ArgumentParser):
     """argparse that reports a bad flag on one line (usage stays in --help)."""
 
     def error(self, message: str) -> NoReturn:
-        err.print(f"{self.prog}: error: {message} (see {self.prog} --help)", markup=False)
+        err.line(f"{self.prog}: error: {message} (see {self.prog} --help)")
         raise SystemExit(2)
 
 
@@ -141,16 +171,31 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
-def build_parser() -> Parser:
+def build_parser(argv: Sequence[str] | None = None) -> Parser:
+    """Every subcommand with its arguments. ``argv``: the command line it will parse; ``lab drill``'s arguments
+    (their help lists the scenarios: the drill's whole import) are added only when it names ``drill``."""
     parser = Parser(prog="lab", description=__doc__)
     parser.add_argument("--home", type=_path, help="state directory (default: $LAB_HOME or ./.lab)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     _lifecycle_commands(sub)
     _config_commands(sub)
     _fault_commands(sub)
-    _drill_commands(sub)
+    _drill_commands(sub, scenarios=argv is None or _command(argv) == "drill")
     servercli.add_commands(sub, seconds=_seconds)
     return parser
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names: its first word that is neither an option nor ``--home``'s value."""
+    value = False
+    for word in argv:
+        if value:
+            value = False
+        elif word.startswith("-"):
+            value = len(word) > 3 and "--home".startswith(word)  # --home DIR (or --hom DIR), not --home=DIR
+        else:
+            return word
+    return None
 
 
 def _lifecycle_commands(sub: Any) -> None:
@@ -158,7 +203,7 @@ def _lifecycle_commands(sub: Any) -> None:
     _name(p)
     p.add_argument("--backend", default="auto", help="auto|local|compose (default: auto)")
     p.add_argument("--profile", default="lab", help="profile name or YAML path (default: lab)")
-    p.add_argument("--timeout", type=_seconds, default=control.HEALTHY_TIMEOUT, help="seconds to wait for health")
+    p.add_argument("--timeout", type=_seconds, help="seconds to wait for health")
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
     p.add_argument("--tls", action="store_true", help="TLS only, with a CA of the lab's own (needs a TLS build)")
     servercli.server_option(p, per_node=True)
@@ -238,9 +283,7 @@ def _fault_commands(sub: Any) -> None:
     p = sub.add_parser("heal", help="undo every recorded fault (or one node's) and wait until healthy")
     _name(p)
     p.add_argument("node", nargs="?", type=_node, help="only this node's faults")
-    p.add_argument(
-        "--timeout", type=_seconds, default=control.HEALTHY_TIMEOUT, help=f"seconds, at most {MAX_TIMEOUT_S:g}"
-    )
+    p.add_argument("--timeout", type=_seconds, help=f"seconds, at most {MAX_TIMEOUT_S:g}")
 
     p = sub.add_parser("failover", help="manual failover through Sentinel (no acknowledged write lost)")
     _name(p)
@@ -248,11 +291,26 @@ def _fault_commands(sub: Any) -> None:
     p.add_argument("--unsafe", action="store_true", help=unsafe)
 
 
-def _drill_commands(sub: Any) -> None:
+def _drill_commands(sub: Any, *, scenarios: bool = True) -> None:
+    p = sub.add_parser("drill", help="run a failover drill with clients writing, then report what they saw")
+    if scenarios:
+        _drill_arguments(p)
+
+    p = sub.add_parser("clients", help="the client matrix: each client library through each failover scenario")
+    _name(p)
+    p.add_argument("--clients", help="comma list of client libraries (default: every client that can run here)")
+    p.add_argument("--scenarios", help="comma list (default: all nine)")
+    p.add_argument("--settings", default="defaults,recommended", help="defaults, recommended or both (default)")
+    p.add_argument("--report", type=Path, help="output directory (default: $LAB_HOME/reports/NAME/clients-TIME)")
+    p.add_argument("--json", action="store_true", help="print matrix.json")
+    p.add_argument("--profile", default="lab", help="profile when the lab must be started first (default: lab)")
+    p.add_argument("--backend", default="auto", help="backend when the lab must be started first")
+
+
+def _drill_arguments(p: argparse.ArgumentParser) -> None:
     from lab.drill.scenarios import SCENARIOS
 
     scenarios = "; ".join(f"{s.name}: {s.about}" for s in SCENARIOS.values())
-    p = sub.add_parser("drill", help="run a failover drill with clients writing, then report what they saw")
     p.add_argument("scenario", metavar="SCENARIO", help=f"one of: {scenarios}")
     _name(p)
     p.add_argument(
@@ -277,18 +335,10 @@ def _drill_commands(sub: Any) -> None:
     )
     p.add_argument("--to", dest="upgrade_to", metavar="BUILD[,BUILD]", help="rolling-upgrade: the builds to move to")
 
-    p = sub.add_parser("clients", help="the client matrix: each client library through each failover scenario")
-    _name(p)
-    p.add_argument("--clients", help="comma list of client libraries (default: every client that can run here)")
-    p.add_argument("--scenarios", help="comma list (default: all nine)")
-    p.add_argument("--settings", default="defaults,recommended", help="defaults, recommended or both (default)")
-    p.add_argument("--report", type=Path, help="output directory (default: $LAB_HOME/reports/NAME/clients-TIME)")
-    p.add_argument("--json", action="store_true", help="print matrix.json")
-    p.add_argument("--profile", default="lab", help="profile when the lab must be started first (default: lab)")
-    p.add_argument("--backend", default="auto", help="backend when the lab must be started first")
-
 
 def _status_table(doc: dict[str, Any]) -> Table:
+    from rich.table import Table
+
     builds = {row["server"] for row in doc["nodes"] + doc["sentinels"]}
     mixed = len(builds) > 1  # one build: named in the title; several: a column
     built = "" if mixed else f", {builds.pop()}"
@@ -387,7 +437,16 @@ def _report_overrides(command: str, profile: Profile) -> None:
         err.print(f"lab {command}: environment ignored: {', '.join(profile.ignored)}", markup=False)
 
 
+def _timeout(args: argparse.Namespace) -> float:
+    """--timeout, else the lifecycle's default wait for health."""
+    from lab import control
+
+    return control.HEALTHY_TIMEOUT if args.timeout is None else float(args.timeout)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
+    from lab import control
+
     home = args.home or state.default_home()
     if state.exists(home, args.name):
         what = f"lab {args.name} as it was: a repair stops and deletes nothing (nodes it restarted stay up)"
@@ -395,7 +454,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     else:
         interrupts.new_lab(home, args.name)
     result = control.up(
-        args.name, args.profile, args.backend, args.home, timeout=args.timeout, server=args.server, tls=args.tls
+        args.name, args.profile, args.backend, args.home, timeout=_timeout(args), server=args.server, tls=args.tls
     )
     doc, code = control.status(args.name, args.home)
     if args.json:
@@ -415,6 +474,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    from lab import control
+
     result = control.down(args.name, args.home, keep_data=args.keep_data)
     if result is None:
         out.print(f"lab {args.name} is not running; nothing to do.")
@@ -425,7 +486,9 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    doc, code = control.status(args.name, args.home)
+    from lab.status import status
+
+    doc, code = status(args.name, args.home)
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
@@ -434,6 +497,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from lab.profile import load_profile
+    from lab.render import left_out, render_profile
+
     home = args.home or state.default_home()
     if args.out.resolve() == home.resolve() or inside(args.out, home / LOCKS):
         raise UsageError(f"--out {args.out} is the lab home or its locks: render somewhere else")
@@ -458,6 +524,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    from lab.backends import get_backend
+
     spec = state.load(args.home or state.default_home(), args.name)
     node = spec.node(args.node)
     path = get_backend(spec.backend).log_path(spec, node)
@@ -473,6 +541,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def cmd_env(args: argparse.Namespace) -> int:
     """The variables python_utils, check-redis-health and the scripts read; secrets by reference."""
+    from lab import nodes
+    from lab.profile import ENV_MARKER, env_marker
+
     spec = state.load(args.home or state.default_home(), args.name)
     master = nodes.current_master(spec, timeout=5)
     plain = {
@@ -508,24 +579,26 @@ def cmd_list(args: argparse.Namespace) -> int:
     home = args.home or state.default_home()
     names = state.list_labs(home)
     if not names:
-        out.print(f"no labs under {home} (`lab up` starts one)", markup=False)
+        out.line(f"no labs under {home} (`lab up` starts one)")
     for name in names:
         try:
             spec = state.load(home, name, runnable=False)
         except UsageError as exc:
-            out.print(f"{name}\t(not a lab `lab` can act on: {exc})", markup=False)
+            out.line(f"{name}\t(not a lab `lab` can act on: {exc})")
             continue
         except LabError as exc:
-            out.print(f"{name}\t(unreadable: {exc}; `lab down --name {name}` removes it)", markup=False)
+            out.line(f"{name}\t(unreadable: {exc}; `lab down --name {name}` removes it)")
             continue
         origin = spec.copy_of or spec.moved_from
         note = f"\t(copied or moved from {origin}: `lab down` removes it)" if origin else ""
-        out.print(f"{name}\t{spec.backend}\t{spec.profile}\t{spec.base_dir}{note}", markup=False)
+        out.line(f"{name}\t{spec.backend}\t{spec.profile}\t{spec.base_dir}{note}")
     return 0
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
+    from lab import lint
     from lab.lint import formats
+    from lab.profile import available_profiles
 
     form = "json" if args.json else args.format or "text"
     if args.docs_url and form != "sarif":
@@ -576,6 +649,9 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from lab import validate
+    from lab.profile import available_profiles
+
     failed = 0
     for name in args.profile or available_profiles():
         mismatches = validate.validate_profile(name, args.server)
@@ -587,6 +663,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_fault(args: argparse.Namespace) -> int:
+    from lab import faults, nodes
+
     if args.node in (getattr(args, "peers", None) or ()):
         raise UsageError(f"--from {args.node}: a node cannot be isolated from itself")
     spec = state.load(args.home or state.default_home(), args.name)
@@ -607,6 +685,8 @@ def cmd_fault(args: argparse.Namespace) -> int:
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
+    from lab import control, faults
+
     spec = state.load(args.home or state.default_home(), args.name)
     before = faults.recorded(spec)
 
@@ -625,12 +705,14 @@ def cmd_heal(args: argparse.Namespace) -> int:
         undone = faults.heal(spec)
     for fault in undone:
         out.print(f"undone: {fault.key}", markup=False)
-    control.wait_healthy(spec, args.timeout)
+    control.wait_healthy(spec, _timeout(args))
     out.print(f"lab {spec.name} is healthy")
     return 0
 
 
 def cmd_failover(args: argparse.Namespace) -> int:
+    from lab.failover import failover
+
     spec = state.load(args.home or state.default_home(), args.name)
     started = time.perf_counter()
     old, new = failover(spec, safe=not args.unsafe)
@@ -641,13 +723,13 @@ def cmd_failover(args: argparse.Namespace) -> int:
 def cmd_drill(args: argparse.Namespace) -> int:
     from lab.drill.cli import run
 
-    return run(args, out, err)
+    return run(args, out.console, err.console)
 
 
 def cmd_clients(args: argparse.Namespace) -> int:
     from lab.drill.cli import run_clients
 
-    return run_clients(args, out, err)
+    return run_clients(args, out.console, err.console)
 
 
 COMMANDS = {
@@ -664,8 +746,8 @@ COMMANDS = {
     "failover": cmd_failover,
     "drill": cmd_drill,
     "clients": cmd_clients,
-    "servers": lambda args: servercli.cmd_servers(args, out),
-    "upgrade": lambda args: servercli.cmd_upgrade(args, out),
+    "servers": lambda args: servercli.cmd_servers(args, out.console),
+    "upgrade": lambda args: servercli.cmd_upgrade(args, out.console),
     **dict.fromkeys(FAULT_COMMANDS, cmd_fault),
 }
 
@@ -706,7 +788,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     global _PHASE
-    args = build_parser().parse_args(argv)
+    args = build_parser(sys.argv[1:] if argv is None else argv).parse_args(argv)
     try:
         # The gate, before anything is touched: the home, the lab name, the environment's knobs.
         if args.home is not None:
@@ -720,18 +802,30 @@ def _main(argv: Sequence[str] | None) -> int:
         finally:
             _PHASE = "done"
     except Interrupted as exc:
-        err.print(f"lab {args.command}: {exc}", markup=False)
+        err.line(f"lab {args.command}: {exc}")
         _exit_now(exc.exit_code)
     except LabError as exc:
-        err.print(f"lab {args.command}: {exc}", markup=False)
+        err.line(f"lab {args.command}: {exc}")
         return exc.exit_code
-    except redis.RedisError as exc:  # a node answered what the command did not expect: one line, not a traceback
+    except Exception as exc:
+        if not _redis_error(exc):
+            raise
+        # A node answered what the command did not expect: one line, not a traceback.
         first = (str(exc).splitlines() or [""])[0]
-        err.print(f"lab {args.command}: a node answered {type(exc).__name__}: {first}", markup=False)
+        err.line(f"lab {args.command}: a node answered {type(exc).__name__}: {first}")
         return 1
     except KeyboardInterrupt:  # before the command began: nothing was touched
-        err.print(f"lab {args.command}: interrupted by SIGINT before it changed anything", markup=False)
+        err.line(f"lab {args.command}: interrupted by SIGINT before it changed anything")
         return 130
+
+
+def _redis_error(exc: Exception) -> bool:
+    """A redis-py error; only a command that imported redis-py can have raised one."""
+    if "redis" not in sys.modules:
+        return False
+    import redis
+
+    return isinstance(exc, redis.RedisError)
 
 
 for _sig, _handler in _STARTING.items():  # loaded: main() handles the signals from here on

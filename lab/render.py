@@ -8,22 +8,26 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from lab import CONF_DIR
 from lab.capabilities import accepts, adapt, refused
 from lab.errors import LabError, UsageError
-from lab.profile import Profile
 from lab.secretfiles import write_secret
 from lab.servers import Server
 from lab.spec import LabSpec, Layout, Node, build_spec, write_acl_secrets
+
+if TYPE_CHECKING:  # Jinja2 and the profile models are imported when something is rendered
+    import jinja2
+
+    from lab.profile import Profile
 
 TEMPLATES = {"redis": "redis.conf.tpl", "sentinel": "sentinel.conf.tpl"}
 
 
 def _environment() -> jinja2.Environment:
+    import jinja2
+
     # Ansible's template module defaults: trim_blocks on, lstrip_blocks off, no custom filters.
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(CONF_DIR)),
@@ -138,6 +142,8 @@ def _sha256(password: str) -> str:
 def render_node(spec: LabSpec, profile: Profile, node: Node, *, adapted: bool = True) -> str:
     """The node's config; for a lab that names the node's build, without what that build refuses
     (:mod:`lab.capabilities`) unless ``adapted=False``."""
+    import jinja2
+
     env = _environment()
     try:
         text = env.get_template(TEMPLATES[node.kind]).render(node_context(spec, profile, node))

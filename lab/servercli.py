@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 from lab import servers, state
-from lab.upgrade import upgrade
+
+if TYPE_CHECKING:  # `lab --help` builds these parsers: the console and the upgrade load when a command runs
+    from rich.console import Console
 
 SERVER_HELP = "NAME (redis-6.2, redis-7.0, valkey-8.1; see `lab servers`), a path to a redis-server/valkey-server"
 
@@ -55,6 +55,8 @@ def cmd_servers(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_upgrade(args: argparse.Namespace, out: Console) -> int:
+    from lab.upgrade import upgrade
+
     target = servers.resolve(args.server)  # not a server build: one line, exit 2, before anything is touched
     spec = state.load(args.home or state.default_home(), args.name)
     done = upgrade(spec, args.node, target, timeout=args.timeout)

@@ -11,14 +11,16 @@ import os
 import secrets
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lab.errors import LabError, UsageError
 from lab.home import check_path_text, validate_name
-from lab.profile import PROFILES_DIR, Profile
 from lab.secretfiles import read_secret, write_secret
 from lab.servers import Server, identity, probe
 from lab.tls import TLS_DIR, TlsFiles
+
+if TYPE_CHECKING:  # a profile (pydantic, YAML) is loaded to make a lab, not to read one
+    from lab.profile import Profile
 
 REDIS_NODES = ("redis-1", "redis-2", "redis-3")
 SENTINEL_NODES = ("sentinel-1", "sentinel-2", "sentinel-3")
@@ -277,6 +279,8 @@ def build_spec(
     and paths. Passwords come from the profile/environment, else from
     ``secrets_dir`` (an earlier run of the same lab), else are generated.
     """
+    from lab.profile import PROFILES_DIR
+
     validate_name(name)
     check_path_text(base_dir)
     for path in profile.paths.values():

@@ -116,7 +116,9 @@ class Connection:
         self._sock: socket.socket | None = None
         self._buffer = b""
         try:
-            sock = socket.create_connection((host, port), timeout=timeout)
+            # The address as bytes (getaddrinfo takes them): a str loads the IDNA codec, ~10 ms, to resolve it.
+            address = (host.encode() if host.isascii() else host, port)
+            sock = socket.create_connection(address, timeout=timeout)  # type: ignore[arg-type]
         except TimeoutError:
             raise RespError("TimeoutError", "Timeout connecting to server") from None
         except OSError as exc:

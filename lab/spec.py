@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -279,6 +278,8 @@ def build_spec(
     and paths. Passwords come from the profile/environment, else from
     ``secrets_dir`` (an earlier run of the same lab), else are generated.
     """
+    import secrets
+
     from lab.profile import PROFILES_DIR
 
     validate_name(name)

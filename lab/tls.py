@@ -4,8 +4,6 @@ other certificate can be issued in the lab's name once it is up."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +11,10 @@ from typing import TYPE_CHECKING
 
 from lab.errors import LabError
 from lab.secretfiles import write_secret
-from redis_ha_admin.tls_files import file_problem, files_problem
 
-if TYPE_CHECKING:  # imported when certificates are made: every `lab` command would pay for it
+# The file checks (redis_ha_admin.tls_files: the ssl module, ~10 ms) load when a TLS lab's files are checked;
+# datetime, ipaddress and cryptography when certificates are made: every `lab` command would pay for them.
+if TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -65,6 +64,8 @@ def check_client_files(ca: str | Path, cert: str | Path | None = None, key: str 
     key_of = tuple(files)
     if signature and _checked.get(key_of) == signature:
         return
+    from redis_ha_admin.tls_files import files_problem
+
     if problem := files_problem(ca, cert, key):
         raise TlsFileError(problem)
     _checked[key_of] = signature
@@ -74,6 +75,8 @@ def check_server_files(files: TlsFiles) -> None:
     """Raise :class:`TlsFileError` naming the first of the servers' TLS files (CA, certificate, key)
     that a node could not start with: checked before a node is stopped or started, so that a restart
     never turns a running node into one that dies at start ("Failed to configure CA")."""
+    from redis_ha_admin.tls_files import file_problem
+
     for what, path in (("CA certificate", files.ca), ("server certificate", files.cert), ("server key", files.key)):
         if problem := file_problem(what, path):
             raise TlsFileError(f"{problem}: no node was stopped or started")
@@ -108,6 +111,8 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
 def _issue(
     subject: str, issuer: x509.Name, signer: ec.EllipticCurvePrivateKey, key: ec.EllipticCurvePrivateKey
 ) -> x509.CertificateBuilder:
+    import datetime
+
     from cryptography import x509
 
     now = datetime.datetime.now(datetime.UTC)
@@ -126,6 +131,8 @@ def _issue(
 def issue_lab_certificates(directory: Path, lab_name: str, addresses: list[str]) -> TlsFiles:
     """A CA for ``lab_name``, a server certificate for ``addresses`` (IPs or host names; loopback
     and ``localhost`` are always in it, for healthchecks inside containers) and a client one."""
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec

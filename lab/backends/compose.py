@@ -247,11 +247,11 @@ class ComposeBackend:
         # exited meanwhile refuses the kill (409): nothing to do for it.
         for container in running:
             with suppress(LabError):
-                found("kill", container.kill, signal="TERM")
+                api("kill", container.kill, signal="TERM")
         if not _exited(running, within=10):
             for container in running:
                 with suppress(LabError):
-                    found("kill", container.kill)
+                    api("kill", container.kill)
 
     def remove(self, spec: LabSpec) -> list[str]:
         """Containers, then the network, then volumes, by the project's label (no compose file or env

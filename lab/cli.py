@@ -33,7 +33,7 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -172,17 +172,39 @@ def _path(text: str) -> Path:
 
 
 def build_parser(argv: Sequence[str] | None = None) -> Parser:
-    """Every subcommand with its arguments. ``argv``: the command line it will parse; ``lab drill``'s arguments
-    (their help lists the scenarios: the drill's whole import) are added only when it names ``drill``."""
+    """Every subcommand with its arguments. ``argv``: the command line it will parse; then only the command it
+    names gets its arguments (argparse's cost is per argument, and ``lab drill``'s help lists the scenarios: the
+    drill's whole import), every other one just its line in ``lab --help``."""
     parser = Parser(prog="lab", description=__doc__)
     parser.add_argument("--home", type=_path, help="state directory (default: $LAB_HOME or ./.lab)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    _lifecycle_commands(sub)
-    _config_commands(sub)
-    _fault_commands(sub)
-    _drill_commands(sub, scenarios=argv is None or _command(argv) == "drill")
-    servercli.add_commands(sub, seconds=_seconds)
+    named = None if argv is None else _command(argv)
+    only = sub if argv is None else _Named(sub, named)
+    _lifecycle_commands(only)
+    _config_commands(only)
+    _fault_commands(only)
+    _drill_commands(only, scenarios=argv is None or named == "drill")
+    servercli.add_commands(only, seconds=_seconds)
     return parser
+
+
+class _Named:
+    """``add_subparsers()`` of a command line that names one command: every subcommand is listed (``lab --help``,
+    a mistyped command), only the named one gets its arguments."""
+
+    def __init__(self, sub: Any, command: str | None) -> None:
+        self._sub, self._command = sub, command
+
+    def add_parser(self, name: str, **options: Any) -> Any:
+        parser = self._sub.add_parser(name, **options)
+        return parser if name == self._command else _Dropped()
+
+
+class _Dropped:
+    """Takes an unnamed subcommand's arguments (and argument groups) and drops them."""
+
+    def __getattr__(self, _name: str) -> Callable[..., _Dropped]:
+        return lambda *_args, **_options: self
 
 
 def _command(argv: Sequence[str]) -> str | None:

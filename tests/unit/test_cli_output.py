@@ -50,9 +50,12 @@ def test_the_command_of_a_command_line(argv: list[str], command: str | None) -> 
     assert cli._command(argv) == command
 
 
-def test_only_lab_drill_builds_the_drill_arguments() -> None:
+def test_only_the_named_command_gets_its_arguments() -> None:
     assert cli.build_parser(["drill", "kill-master"]).parse_args(["drill", "kill-master"]).scenario == "kill-master"
-    args = cli.build_parser(["--home", "drill", "status", "--json"]).parse_args(["--home", "drill", "status", "--json"])
+    argv = ["--home", "drill", "status", "--json"]
+    args = cli.build_parser(argv).parse_args(argv)
     assert (args.command, args.json, str(args.home)) == ("status", True, "drill")
     up = cli.build_parser(["up"]).parse_args(["up"])
     assert up.timeout is None and cli._timeout(up) == 30.0
+    with pytest.raises(SystemExit):  # `up` was not named: listed, without its arguments
+        cli.build_parser(["status"]).parse_args(["up", "--timeout", "5"])

@@ -232,9 +232,11 @@ def matrix_html(cells: list[Cell], doc: dict[str, Any], directory: Path) -> str:
             row.append(f'<span class="bad">✗ {html.escape(value)}</span>' if bad else html.escape(value))
         link = html.escape(Path(c.report).relative_to(directory).as_posix()) if c.report else ""
         rows.append([*row, f'<a href="{link}">report</a>' if link else ""])
-    grid = table([*map(html.escape, names), "report"], rows, numeric, marked="bad")
+    grid = table([*map(html.escape, names), "report"], rows, numeric, marked="bad", kind="grid")
     versions = sorted({f"{c.client} {c.version}" for c in cells})
-    flagged = sum(1 for c in cells if any(test(c) for test in BAD.values()))
+    flagged = [c for c in cells if any(test(c) for test in BAD.values())]
+    told = "; ".join(f"{c.client} ({c.settings}) in {c.scenario}: {_what_went_wrong(c)}" for c in flagged[:6])
+    more = f"; {len(flagged) - 6} more" if len(flagged) > 6 else ""
     legend = "".join(
         f"<dt>{html.escape(name)}</dt><dd>{html.escape(text.replace('WORKERS', str(WORKERS)))}</dd>"
         for name, text in LEGEND.items()
@@ -248,11 +250,22 @@ servers {html.escape(", ".join(doc["servers"]) or "not recorded")} · {doc["work
 {len(cells)} cells in {doc["seconds"]:.0f} s</p>
 <p class="meta">Clients: {html.escape(", ".join(versions))} · Node.js {html.escape(doc["node"] or "none")}</p>
 <p class="meta">Machine: {html.escape(machine_line(doc["machine"]))}</p></header>
-<p class="story">{len(cells)} cells; {flagged} with a bad outcome (marked ✗).</p>
+<p class="story">{len(cells)} cells; {len(flagged)} with a bad outcome (marked ✗){":" if flagged else "."}
+{html.escape(told + more)}{"." if flagged else ""}</p>
 {grid}
 <h2>Legend</h2><dl class="legend">{legend}</dl>
 <p class="meta">{html.escape(doc["valkey_glide"])}.</p>"""
     return page("client matrix", body)
+
+
+def _what_went_wrong(c: Cell) -> str:
+    wrong = [
+        f"{c.lost:,} acknowledged writes lost" if c.lost else "",
+        f"{c.duplicated:,} written twice" if c.duplicated else "",
+        f"{c.errored_but_applied:,} applied after an error" if c.errored_but_applied else "",
+        "stuck (no write acknowledged in the last 2 s)" if not c.recovered else "",
+    ]
+    return ", ".join(w for w in wrong if w)
 
 
 def default_scenarios() -> list[str]:

@@ -1,6 +1,7 @@
 """A drill's report: ``report.json`` (summary + findings, see docs/report.schema.json),
 ``history.jsonl`` (every record), ``timeline.png`` (the failover as a picture) and a self-contained
-``report.html`` (the picture embedded, the tables, the Sentinel event log)."""
+``report.html`` (what happened in one sentence built from the history, the picture embedded, the tables with
+labels and units, the Sentinel event log; its style inline, which matrix.html shares)."""
 
 from __future__ import annotations
 
@@ -208,6 +209,17 @@ def _master_before(records: list[Record], t: float) -> str | None:
     return master
 
 
+def fault_groups(spans: list[FaultSpan]) -> list[list[FaultSpan]]:
+    """Faults of one kind started together (restart-all stops every node at once) as one group."""
+    groups: list[list[FaultSpan]] = []
+    for span in spans:
+        if groups and groups[-1][0].fault == span.fault and span.start_ms - groups[-1][0].start_ms < 50:
+            groups[-1].append(span)
+        else:
+            groups.append([span])
+    return groups
+
+
 def _fault_clauses(spans: list[FaultSpan], stop: float) -> list[str]:
     """The faults in words: faults of one kind started together (restart-all) as one clause, a drill's
     steps (rolling-upgrade) counted, an undo during the workload (a thaw, a reconnection) said."""
@@ -220,14 +232,8 @@ def _fault_clauses(spans: list[FaultSpan], stop: float) -> list[str]:
             f"{len(upgraded)} nodes were upgraded one by one from {_s(steps[0].start_ms)} to {_s(end)}"
             + (f" with {safe} safe failover{'s' * (safe > 1)} on the way" if safe else "")
         ]
-    groups: list[list[FaultSpan]] = []
-    for span in spans:
-        if groups and groups[-1][0].fault == span.fault and span.start_ms - groups[-1][0].start_ms < 50:
-            groups[-1].append(span)
-        else:
-            groups.append([span])
     clauses = []
-    for group in groups:
+    for group in fault_groups(spans):
         first, who = group[0], _names([s.node for s in group])
         if first.fault in ("failover", "failover-unsafe"):
             kind = "a safe failover" if first.fault == "failover" else "an unsafe failover (bare SENTINEL FAILOVER)"
@@ -603,9 +609,9 @@ def _draw_faults(
     spans = fault_spans(records)
     marks = {r["event"]: r["t"] for r in records if r["type"] == "drill"}
     heal = marks.get("heal")
-    dense = len(spans) > 4  # a rolling upgrade: numbered, the report's Faults table names them
     top = len(nodes) + 0.55
-    for number, span in enumerate(spans, start=1):
+    _label_faults(lanes, axes, spans, heal, top)
+    for span in spans:
         start, applied = span.start_ms / 1000, span.applied_ms / 1000
         for axis in axes:
             if applied - start >= 0.1:
@@ -625,18 +631,38 @@ def _draw_faults(
                 where.broken_barh([(applied, until - applied)], (y - h / 2, h), facecolor="none", edgecolor="#222",
                                   hatch="////", lw=0, zorder=3)  # fmt: skip
                 legend.setdefault("fault in effect", _patch(facecolor="none", edgecolor="#222", hatch="////"))
-        label = str(number) if dense else f"{span.fault} {span.node}"
-        lanes.annotate(label, (start, top), fontsize=7, ha="left", color="#333")
-        if span.end_ms is not None and (heal is None or span.end_ms < heal) and span.fault in DONE and not dense:
-            for axis in axes:
-                axis.axvline(span.end_ms / 1000, color="#555", ls=":", lw=1.2, zorder=1)
-            lanes.annotate(f"{DONE[span.fault][1].split()[-1]} {span.node}", (span.end_ms / 1000, top - 0.3),
-                           fontsize=7, ha="left", color="#333")  # fmt: skip
     if heal is not None:
         for axis in axes:
             axis.axvline(heal / 1000, color="#2c3e50", ls=":", lw=1.5, zorder=1)
         lanes.annotate("heal", (heal / 1000, top), xytext=(3, 0), textcoords="offset points", fontsize=8,
                        fontweight="bold", color="#2c3e50")  # fmt: skip
+
+
+#: What undoing a fault during the workload is called on the picture.
+UNDONE = {"kill": "restarted", "stop": "restarted", "freeze": "thawed", "isolate": "reconnected"}
+
+
+def _label_faults(lanes: Any, axes: tuple[Any, ...], spans: list[FaultSpan], heal: float | None, top: float) -> None:
+    """One label per group of faults started together (``stop 6 nodes``) where it started, and a dotted
+    line where it was undone during the workload; more than four groups (a rolling upgrade's steps) are
+    numbered as the report's Faults table numbers them."""
+    groups = fault_groups(spans)
+    dense = len(groups) > 4
+    number = 0
+    for group in groups:
+        first, last, number = number + 1, number + len(group), number + len(group)
+        if dense:
+            label = str(first) if first == last else f"{first}-{last}"
+        else:
+            label = f"{group[0].fault} {group[0].node if len(group) == 1 else f'{len(group)} nodes'}"
+        lanes.annotate(label, (group[0].start_ms / 1000, top), fontsize=7, ha="left", color="#333")
+        ends = [s.end_ms for s in group if s.end_ms is not None and (heal is None or s.end_ms < heal)]
+        if dense or group[0].fault not in UNDONE or len(ends) < len(group):
+            continue
+        for axis in axes:
+            axis.axvline(max(ends) / 1000, color="#555", ls=":", lw=1.2, zorder=1)
+        who = group[0].node if len(group) == 1 else f"{len(group)} nodes"
+        lanes.annotate(f"{UNDONE[group[0].fault]} {who}", (max(ends) / 1000, top - 0.3), fontsize=7, color="#333")
 
 
 def _draw_bands(axes: tuple[Any, ...], records: list[Record], findings: Findings, legend: dict[str, Any]) -> None:
@@ -663,7 +689,7 @@ def _draw_bands(axes: tuple[Any, ...], records: list[Record], findings: Findings
 #: The pages' style (report.html, matrix.html): inline, no fonts or scripts from anywhere.
 PAGE_CSS = """
 :root{--ink:#1d2733;--muted:#5b6b7c;--line:#d9e0e7;--bg:#f6f8fa;--bad:#b03a2e;--bad-bg:#fdecea;--ok:#1e8449;
---ok-bg:#e9f7ef;--warn:#9a6700;--warn-bg:#fff4d6}
+--warn:#9a6700;--warn-bg:#fff4d6}
 *{box-sizing:border-box} body{margin:0;background:var(--bg);color:var(--ink);
 font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
 main{max-width:1320px;margin:0 auto;padding:24px 32px 48px;background:#fff;min-height:100vh}
@@ -682,11 +708,12 @@ figure{margin:16px 0} figure img{width:100%;height:auto;border:1px solid var(--l
 figcaption{color:var(--muted);font-size:13px;margin-top:6px}
 table{border-collapse:collapse;margin:8px 0 16px;font-size:13px}
 th,td{border-bottom:1px solid var(--line);padding:4px 10px;text-align:left;vertical-align:top}
-thead th,tr.head th{background:var(--bg);font-weight:600;border-bottom:2px solid var(--line)}
+thead th{background:var(--bg);font-weight:600;border-bottom:2px solid var(--line)}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 table.kv th{font-weight:500;color:var(--muted);width:22em}
-td.bad{background:var(--bad-bg);color:var(--bad);font-weight:650} td.good{color:var(--ok)}
-td.warn{background:var(--warn-bg);color:var(--warn);font-weight:600}
+td.bad{background:var(--bad-bg);color:var(--bad);font-weight:650}
+table.grid td{white-space:nowrap} table.grid td,table.grid th{padding:4px 6px}
+table.grid tbody tr:hover{background:var(--bg)}
 .note{background:var(--warn-bg);border-left:4px solid var(--warn);padding:8px 12px;margin:8px 0}
 details{margin:8px 0} summary{cursor:pointer;color:#1f4e9c}
 dl.legend{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;font-size:13px}
@@ -703,9 +730,12 @@ def page(title: str, body: str) -> str:
     )
 
 
-def table(head: list[str], rows: list[list[str]], numeric: set[int] | None = None, marked: str = "") -> str:
+def table(
+    head: list[str], rows: list[list[str]], numeric: set[int] | None = None, marked: str = "", kind: str = ""
+) -> str:
     """An HTML table; cells are HTML already (escape them); ``numeric``: the columns aligned right. A cell
-    that holds ``marked`` (an element with that class) gets the class too (the whole cell coloured)."""
+    that holds ``marked`` (an element with that class) gets the class too (the whole cell coloured);
+    ``kind``: the table's class (``grid``: cells never wrap)."""
     numeric = numeric or set()
 
     def cells(values: list[str], tag: str) -> str:
@@ -719,7 +749,8 @@ def table(head: list[str], rows: list[list[str]], numeric: set[int] | None = Non
         return out
 
     body = "".join(f"<tr>{cells(row, 'td')}</tr>" for row in rows)
-    return f"<table><thead><tr>{cells(head, 'th')}</tr></thead><tbody>{body}</tbody></table>"
+    attribute = f' class="{kind}"' if kind else ""
+    return f"<table{attribute}><thead><tr>{cells(head, 'th')}</tr></thead><tbody>{body}</tbody></table>"
 
 
 WINDOW_KINDS = {
@@ -838,8 +869,9 @@ def render_html(doc: dict[str, Any], png: bytes) -> str:
 <figcaption>Lanes: each data node's role, sampled every 100 ms, through the heal; diamonds: failovers; below,
 each Sentinel's own events and the clients' operations per 100 ms. Grey band: a fault being applied (from the
 start of its injection until it took effect); hatched: the fault in effect on its node; red: no write
-acknowledged; orange cross-hatch: two masters; purple: two nodes acknowledging writes. Times are seconds since
-the drill started.</figcaption></figure>
+acknowledged; orange cross-hatch: two masters wherever the samples show them (the summary counts those while
+the workload ran: an old master the heal restarts can be one for a moment before it rejoins); purple: two nodes
+acknowledging writes. Times are seconds since the drill started.</figcaption></figure>
 {"".join(f'<p class="note"><b>Note:</b> {html.escape(n)}</p>' for n in findings["notes"])}
 <h2>Summary</h2><table class="kv">{summary}</table>
 <h2>Errors by class</h2>{error_table}

@@ -43,5 +43,10 @@ def test_the_matrix_page_says_what_it_ran_on_and_marks_bad_outcomes(tmp_path: Pa
     assert "<dt>other</dt><dd>every other error" in page
     bad = re.findall(r'<td class="([^"]*\bbad\b[^"]*)"><span class="bad">✗ ([^<]+)</span>', page)
     assert bad == [("num bad", "28,951"), ("bad", "NO")], bad
-    assert "3 cells; 2 with a bad outcome (marked ✗)" in page
+    assert (
+        "3 cells; 2 with a bad outcome (marked ✗):\nredis-py (defaults) in freeze-master: 28,951 acknowledged " in page
+    )
+    assert (
+        "; redis-py (defaults) in freeze-sentinel-kill-master: stuck (no write acknowledged in the last 2 s)." in page
+    )
     assert 'href="kill-master/redis-py-defaults/report.html"' in page

@@ -112,6 +112,7 @@ def test_a_frozen_master_thawed_as_a_second_master_is_told_with_its_losses() -> 
     labels = _legend(figure)
     assert "two masters" in labels and "fault in effect" in labels
     lanes = figure.axes[0]
+    assert {"freeze redis-1", "thawed redis-1"} <= {t.get_text() for t in lanes.texts}
     bands = [p for p in lanes.patches if p.get_hatch() == "xx"]
     assert [(round(b.get_x(), 2), round(b.get_x() + b.get_width(), 2)) for b in bands] == [(6.0, 8.5)]
 
@@ -174,7 +175,10 @@ def test_a_power_cut_is_one_clause_for_every_node() -> None:
         drill(4000, "stop"),
         final([]),
     ]
-    text = story(history, check(history, NAMES))
+    findings = check(history, NAMES)
+    labels = {t.get_text() for t in timeline_figure(history, findings, NODES, "restart-all").axes[0].texts}
+    assert {"stop 3 nodes", "restarted 3 nodes", "heal"} - labels == {"heal"}, labels  # (no heal here)
+    text = story(history, findings)
     assert text.startswith(
         "sentinel-1, redis-1 and redis-2 were stopped (SIGTERM) at 1.00 s (in effect at 1.40 s); they were started "
         "again at 2.50 s; no failover happened; clients wrote again at 2.60 s (1.61 s without an acknowledged write)"

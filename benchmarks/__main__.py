@@ -11,6 +11,7 @@ from collections.abc import Callable
 from benchmarks import (
     Row,
     bench_admin,
+    bench_cli,
     bench_clients,
     bench_drill,
     bench_failover,
@@ -22,6 +23,7 @@ from benchmarks import (
 
 BENCHES: dict[str, Callable[[], list[Row]]] = {
     "lab": bench_lab.run,
+    "cli": bench_cli.run,
     "health": bench_health.run,
     "admin": bench_admin.run,
     "failover": bench_failover.run,

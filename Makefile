@@ -89,6 +89,16 @@ RUNS ?= 3
 findings: deps venv
 	$(BIN)/python -m benchmarks.findings --runs $(RUNS) --write
 
+# The pictures the docs show, from real runs (a local lab; headless chromium): report-kill-master.png, matrix.png
+# and drill-kill-master.png from tests/integration/test_report_pages.py, drill-rolling-upgrade.png from a drill.
+.PHONY: screenshots
+screenshots: deps venv clients
+	LAB_SCREENSHOTS=$(CURDIR)/docs $(BIN)/pytest -q tests/integration/test_report_pages.py
+	@home=$$(mktemp -d) && trap '$(BIN)/lab --home "$$home" down --name shots >/dev/null 2>&1; rm -rf "$$home"' EXIT && \
+	  $(BIN)/lab --home "$$home" drill rolling-upgrade --name shots --backend local --clients 2 \
+	    --from redis-6.2 --to redis-7.0,valkey-8.1 --report "$$home/report" >/dev/null && \
+	  cp "$$home/report/timeline.png" docs/drill-rolling-upgrade.png && echo "screenshots: docs/*.png"
+
 bench: deps venv clients
 	$(BIN)/python -m benchmarks $(ONLY)
 

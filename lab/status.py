@@ -23,7 +23,7 @@ def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:
     spec = state.load(home, name)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lab-status") as pool:
         # The backend looks at the processes while the nodes answer: a local lab's first look runs each server
-        # build's --version once (lab.servers.probe), tens of milliseconds, longer than the whole observation.
+        # build's --version once (lab.servers.probe), 6-8 ms each on an unloaded core, longer than the observation.
         looked = pool.submit(_backend_states, spec)
         obs = observe(spec)
         found = problems(spec, obs)

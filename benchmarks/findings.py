@@ -23,7 +23,7 @@ from typing import Any
 import redis
 
 from lab import control
-from lab.drill.report import machine
+from lab.drill.pages import machine
 from lab.drill.scenarios import SCENARIOS, run_drill
 from lab.servers import system
 

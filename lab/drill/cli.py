@@ -21,7 +21,7 @@ from lab.spec import LabSpec
 
 
 def summary_table(scenario: str, findings: Findings, seconds: float) -> Table:
-    from lab.drill.report import summary_rows  # (the labels and units report.html uses too)
+    from lab.drill.story import summary_rows  # (the labels and units report.html uses too)
 
     table = Table(title=f"drill {scenario}: {seconds:.1f} s, {findings.workload} workload")
     table.add_column("finding")

@@ -15,7 +15,7 @@ from typing import Any
 
 from lab import control, faults
 from lab.drill.clients import CLIENTS, SETTINGS, glide_sentinel_support, node_version
-from lab.drill.report import machine, machine_line, page, table
+from lab.drill.pages import machine, machine_line, page, table
 from lab.drill.result import DrillResult
 from lab.drill.scenarios import SCENARIOS, run_drill
 from lab.errors import LabError, UsageError

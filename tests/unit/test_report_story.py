@@ -9,7 +9,9 @@ import pytest
 from matplotlib.collections import PathCollection
 
 from lab.drill.checker import check
-from lab.drill.report import fault_list, story, summary_rows, timeline_figure
+from lab.drill.report import fault_list
+from lab.drill.story import story, summary_rows
+from lab.drill.timeline import timeline_figure
 from tests.unit.test_checker import NAMES, A, B, C, final, op, role, steady, switch
 
 NODES = ["redis-1", "redis-2", "redis-3"]

@@ -16,6 +16,10 @@ from lab.errors import UsageError
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 LOCKS = ".locks"
+#: The file that makes a directory of the home a lab (lab.state writes it).
+STATE_FILE = "state.json"
+#: Pseudo filesystems: nothing a command writes belongs there.
+SYSTEM_TREES = (Path("/dev"), Path("/proc"), Path("/sys"))
 
 
 def validate_name(name: str) -> str:
@@ -70,3 +74,21 @@ def inside(path: Path, root: Path) -> bool:
     """``path`` is ``root`` or below it, after resolving links."""
     path, root = path.resolve(), root.resolve()
     return path == root or root in path.parents
+
+
+def claimed(path: Path, home: Path) -> str | None:
+    """What ``path`` (to be written by a command: a report, a JUnit file) would overwrite or mix into, or
+    None: the lab home itself, its locks, a lab's own directory, or a pseudo filesystem."""
+    target = Path(os.path.abspath(path))
+    for tree in SYSTEM_TREES:
+        if inside(target, tree):
+            return f"{tree} is a system tree"
+    if target.resolve() == home.resolve():
+        return "that is the lab home"
+    if inside(target, home):
+        first = target.resolve().relative_to(home.resolve()).parts[0]
+        if first == LOCKS:
+            return "that is the lab home's locks"
+        if (home / first / STATE_FILE).exists():
+            return f"that is inside lab {first}'s directory"
+    return None

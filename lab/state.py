@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError, NotRunning, UsageError
+from lab.home import STATE_FILE as STATE_FILE  # (lab.state is where the lab code reads it)
 from lab.home import check_home, lab_dir
 from lab.secretfiles import read_secret, write_secret
 from lab.spec import (
@@ -31,7 +32,6 @@ from lab.spec import (
 )
 from lab.tls import TLS_DIR
 
-STATE_FILE = "state.json"
 #: What a lab makes in its directory: the only names `down` and a rollback delete.
 LAB_DIRS = frozenset({*NODE_NAMES, ACL_DIR, TLS_DIR})
 #: Left by `down --keep-data`: the only directory without state that `up` adopts.

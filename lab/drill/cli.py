@@ -47,7 +47,7 @@ def _running_lab(args: argparse.Namespace, err: Console, server: list[str] | Non
 def _left_running(command: str, name: str, err: Console) -> None:
     """A command that had to start the lab leaves it running for the next one, and says how to stop it."""
     err.print(
-        f"{command}: lab {name} was started for this {command.split()[-1]} and is still running: "
+        f"{command}: lab {name} was started for this command and is still running: "
         f"`lab down --name {name}` stops it and deletes its data",
         markup=False,
     )
@@ -149,7 +149,7 @@ def _report_dir(args: argparse.Namespace, home: Path, what: str) -> Path:
     from lab.drill.report import check_destination
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return check_destination(Path(args.report or home / "reports" / args.name / f"{what}-{stamp}"))
+    return check_destination(Path(args.report or home / "reports" / args.name / f"{what}-{stamp}"), home=home)
 
 
 def _unfinished(report_dir: Path) -> str:
@@ -212,7 +212,7 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     start, upgrade_to = _upgrade_path(args, home)
     _check_needs(args, home, args.scenario)
     report_dir = _report_dir(args, home, args.scenario)
-    junit_file = junit.check_destination(args.junit) if args.junit else None
+    junit_file = junit.check_destination(args.junit, home) if args.junit is not None else None
     home, started = _running_lab(args, err, start)
     unfinished = _unfinished(report_dir)
     with lab_lock(home, args.name, f"drill {args.scenario}"):

@@ -6,6 +6,7 @@ in the suite's properties and system-out, so a reader of the CI page sees the nu
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -13,24 +14,40 @@ from typing import Any
 
 from lab.drill.gates import Gate
 from lab.errors import UsageError
+from lab.home import claimed
 
 
-def check_destination(path: Path) -> Path:
-    """Where the file will go, checked before the drill starts (bad usage: exit 2, nothing touched): by
-    trying, as the report directory is (a probe file beside it, removed again). The absolute path."""
-    target = path.expanduser().absolute()
-    if target.is_dir():
+def check_destination(path: Path, home: Path) -> Path:
+    """Where the file will go, checked before the drill starts (bad usage: exit 2, nothing touched): a new
+    or regular file (never a link, a device or a FIFO, which the rename would replace), outside the lab
+    home's labs and locks, in a directory the command can write (tried: a probe file, removed again).
+    The absolute path."""
+    if path.name in ("", ".."):  # ('' reaches here as '.')
+        raise UsageError(f"--junit {str(path)!r}: name a file")
+    target = Path(os.path.abspath(path.expanduser()))
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise UsageError(f"--junit {path}: {exc.strerror}") from None
+    if mode is not None and stat.S_ISDIR(mode):
         raise UsageError(f"--junit {path} is a directory, not a file")
+    if mode is not None and stat.S_ISLNK(mode):
+        raise UsageError(f"--junit {path} is a symbolic link: name the file itself")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise UsageError(f"--junit {path} is not a regular file (a device, a FIFO or a socket)")
+    if why := claimed(target, home):
+        raise UsageError(f"--junit {path}: {why}: write it elsewhere")
     if not target.parent.is_dir():
         raise UsageError(f"--junit {path}: {target.parent} is not a directory")
     try:
         with tempfile.NamedTemporaryFile(prefix=".junit-", dir=target.parent):
             pass
-        if target.exists():
-            with target.open("ab"):
-                pass
     except OSError as exc:
-        raise UsageError(f"--junit {path}: cannot write there ({exc.strerror})") from None
+        raise UsageError(f"--junit {path}: cannot write in {target.parent} ({exc.strerror})") from None
+    if mode is not None and not os.access(target, os.W_OK):
+        raise UsageError(f"--junit {path}: the file is not writable")
     return target
 
 

@@ -3,7 +3,9 @@ with a word on how to stop it (real servers, local backend)."""
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ def test_a_drill_that_started_its_lab_says_so_and_writes_its_gates_as_junit(tmp_
             "--fail-on", "lost>0", "--fail-on", "ok>0", "--junit", str(junit), home=home, timeout=180,
         )  # fmt: skip
         assert ran.returncode == 1, ran.stdout + ran.stderr  # ok>0 holds: some writes were acknowledged
-        assert "lab drill: lab ju was started for this drill and is still running: `lab down --name ju`" in ran.stderr
+        assert "lab drill: lab ju was started for this command and is still running: `lab down --name ju`" in ran.stderr
         suite = ET.parse(junit).getroot().find("testsuite")
         assert suite is not None and suite.get("name") == "lab drill kill-master"
         cases = {c.get("name"): c for c in suite.iter("testcase")}
@@ -38,7 +40,7 @@ def test_a_drill_that_started_its_lab_says_so_and_writes_its_gates_as_junit(tmp_
             "drill", "failover", "--name", "ju", "--duration", "2", "--junit", str(junit), home=home, timeout=120
         )
         assert again.returncode == 0, again.stderr
-        assert "was started for this drill" not in again.stderr, "the second drill found the lab running"
+        assert "was started for this command" not in again.stderr, "the second drill found the lab running"
         only = ET.parse(junit).getroot().find("testsuite")
         assert only is not None and [c.get("name") for c in only.iter("testcase")] == ["ran"]
         assert not list(junit.parent.glob(".junit-*")), "no temporary file is left beside the report"
@@ -47,19 +49,73 @@ def test_a_drill_that_started_its_lab_says_so_and_writes_its_gates_as_junit(tmp_
         assert down.returncode == 0, down.stderr
 
 
-@pytest.mark.parametrize(
-    ("where", "message"),
-    [
-        ("{tmp}", "--junit {tmp} is a directory, not a file"),
-        ("{tmp}/no/such/dir/x.xml", "--junit {tmp}/no/such/dir/x.xml: {tmp}/no/such/dir is not a directory"),
-        ("/proc/lab-junit.xml", "--junit /proc/lab-junit.xml: cannot write there (No such file or directory)"),
-    ],
-)
+def _fifo(tmp: Path) -> Path:
+    os.mkfifo(tmp / "fifo")
+    return tmp / "fifo"
+
+
+def _link(tmp: Path) -> Path:
+    (tmp / "real.xml").write_text("kept")
+    (tmp / "link.xml").symlink_to(tmp / "real.xml")
+    return tmp / "link.xml"
+
+
+def _dangling(tmp: Path) -> Path:
+    (tmp / "dangling.xml").symlink_to(tmp / "no" / "such" / "x.xml")
+    return tmp / "dangling.xml"
+
+
+def _lab_state(tmp: Path) -> Path:
+    (tmp / "home" / "other").mkdir(parents=True)
+    (tmp / "home" / "other" / "state.json").write_text("{}")  # what makes a directory of the home a lab
+    return tmp / "home" / "other" / "drill.xml"
+
+
+CASES: list[tuple[Callable[[Path], Path], str]] = [
+    (lambda tmp: tmp, "--junit {p} is a directory, not a file"),
+    (lambda tmp: tmp / "no" / "such" / "x.xml", "--junit {p}: {tmp}/no/such is not a directory"),
+    (lambda tmp: Path(""), "--junit '.': name a file"),
+    (lambda tmp: Path("/dev/null"), "--junit /dev/null is not a regular file (a device, a FIFO or a socket)"),
+    (
+        lambda tmp: Path("/proc/self/status"),
+        "--junit /proc/self/status: /proc is a system tree: write it elsewhere",
+    ),
+    (_fifo, "--junit {p} is not a regular file (a device, a FIFO or a socket)"),
+    (_link, "--junit {p} is a symbolic link: name the file itself"),
+    (_dangling, "--junit {p} is a symbolic link: name the file itself"),
+    (_lab_state, "--junit {p}: that is inside lab other's directory: write it elsewhere"),
+]
+
+
+@pytest.mark.parametrize(("where", "message"), CASES)
 def test_a_junit_file_that_cannot_be_written_is_refused_before_any_lab(
-    tmp_path: Path, where: str, message: str
+    tmp_path: Path, where: Callable[[Path], Path], message: str
 ) -> None:
-    path = where.format(tmp=tmp_path)
-    result = run_lab("drill", "kill-master", "--junit", path, home=tmp_path / "home")
+    # (hostile tour: --junit replaced /dev/null and a lab's state.json by its XML, and hung on a FIFO)
+    path = where(tmp_path)
+    result = run_lab("drill", "kill-master", "--junit", str(path), home=tmp_path / "home", timeout=30)
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip() == f"lab drill: {message.format(tmp=tmp_path)}"
+    assert result.stderr.strip() == f"lab drill: {message.format(p=path, tmp=tmp_path)}"
     assert not (tmp_path / "home" / "default").exists(), "no lab was started for bad arguments"
+    assert Path("/dev/null").is_char_device()
+    if where is _link:
+        assert (tmp_path / "link.xml").is_symlink() and (tmp_path / "real.xml").read_text() == "kept"
+
+
+def test_a_report_directory_in_a_lab_or_a_system_tree_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "other").mkdir(parents=True)
+    (home / "other" / "state.json").write_text("{}")
+    for where, why in (
+        (home / "other" / "rep", "that is inside lab other's directory"),
+        (home / ".locks" / "rep", "that is the lab home's locks"),
+        (Path("/dev/lab-rep"), "/dev is a system tree"),
+    ):
+        result = run_lab("drill", "kill-master", "--report", str(where), home=home)
+        assert result.returncode == 2 and result.stderr.strip() == (
+            f"lab drill: --report {where}: {why}: write it elsewhere"
+        ), result.stderr
+        assert not where.exists()
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    result = run_lab("drill", "kill-master", "--report", str(tmp_path / "gone"), home=home)
+    assert result.returncode == 2 and "is a symbolic link: name the directory itself" in result.stderr

@@ -141,7 +141,7 @@ def story(records: list[Record], findings: Findings) -> str:
     else:
         clauses.append("no replica was promoted" if victim is not None else "no failover happened")
     clauses.append(_clients_clause(findings, begin, stop))
-    clauses += _at_once_clauses(findings.two_masters, "were both masters")
+    clauses += _at_once_clauses(findings.two_masters, "were both masters while the workload ran")
     if findings.split_brain:
         total = sum(w.ms for w in findings.split_brain)
         clauses.append(f"two nodes acknowledged writes at once for {in_s(total)}")

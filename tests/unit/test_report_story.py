@@ -107,7 +107,7 @@ def test_a_frozen_master_thawed_as_a_second_master_is_told_with_its_losses() -> 
     assert text.startswith("redis-1 was frozen (SIGSTOP) at 1.00 s; redis-1 was thawed at 6.00 s; ")
     assert "redis-2 was promoted at 1.00 s (the Sentinels announced it at 3.00 s)" in text
     assert "but nothing they wrote from 0.99 s to 8.60 s was kept" in text
-    assert "redis-1 and redis-2 were both masters for 2.50 s from 6.00 s" in text
+    assert "redis-1 and redis-2 were both masters while the workload ran for 2.50 s from 6.00 s" in text
     assert "redis-1 rejoined as a replica at 8.50 s;" in text
     assert text.endswith("; 250 acknowledged writes lost.")
     figure = timeline_figure(history, findings, NODES, "freeze-master")

@@ -723,7 +723,7 @@ def _from_env(name: str, convert: Callable[[str], Any]) -> Any:
 
 def build_parser() -> Parser:
     env = os.environ
-    p = Parser(prog="check_redis_health", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p = Parser(prog="check-redis-health", description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--host", default=None, help="a Redis instance (default: $REDIS_HOST when no Sentinel is given)")
     p.add_argument("--port", type=_port, default=None, help="default: $REDIS_PORT or 6379")
     p.add_argument("--password", default=None, help="default: $REDIS_PASSWORD (prefer the variable: argv is visible)")

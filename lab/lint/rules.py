@@ -455,15 +455,23 @@ def _service_users(d: Deployment) -> set[str]:
 @rule("ACL002", "error", "an application user with @dangerous or @admin commands (FLUSHALL, CONFIG, DEBUG, KEYS...)")
 @each("data")
 def app_user_too_broad(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
-    service = _service_users(d)
-    for user in acl_users(conf).values():
-        if user.name == "default" or "admin" in user.name or user.name in service or not user.on:
-            continue
+    for user in _application_users(conf, d):
         reachable = sorted(c.upper() for c in NEVER_FOR_APPS if user.may_run(c))
         if reachable:
             why = (
                 f"application user {user.name} may run {', '.join(reachable)}: take away -@dangerous -@admin "
                 "(or name an operator's user *admin*)"
+            )
+            yield Hit(conf, user.directive, "user", why)
+    for user in _maybe_sentinels_user(conf, d):
+        # Sentinel's user or an application's: only what is too much for both is known
+        reachable = sorted(c.upper() for c in NEVER_FOR_APPS - SENTINEL_NEEDS if user.may_run(c))
+        if reachable:
+            why = (
+                f"user {user.name} may run {', '.join(reachable)}, which neither an application nor Sentinel needs "
+                "(no Sentinel file is linted with these files, so it may be Sentinel's user): if it is Sentinel's, "
+                f"give it only -@all {' '.join('+' + c for c in sorted(SENTINEL_NEEDS))}; if an application's, "
+                "take away -@dangerous -@admin"
             )
             yield Hit(conf, user.directive, "user", why)
 
@@ -489,12 +497,34 @@ def _sentinel_users(d: Deployment) -> set[str]:
     return {a.args[1] for c in d.sentinels if (a := c.get("sentinel auth-user")) and len(a.args) > 1}
 
 
-def _application_users(conf: ConfFile, d: Deployment) -> Iterator[AclUser]:
-    """Users that are neither the default, an operator's (*admin*), replication's nor Sentinel's."""
+def _other_users(conf: ConfFile, d: Deployment) -> Iterator[AclUser]:
+    """Users on that are neither the default, an operator's (*admin*), replication's nor Sentinel's as the
+    files name them (masteruser, sentinel auth-user)."""
     service = _service_users(d)
     for user in acl_users(conf).values():
         if user.name != "default" and "admin" not in user.name and user.name not in service and user.on:
             yield user
+
+
+def _could_be_sentinels(user: AclUser, d: Deployment) -> bool:
+    """Whether ``user`` may be Sentinel's without lint knowing: no Sentinel file is in the deployment (a
+    partial one, such as one node's file or the data nodes' files alone), so no `sentinel auth-user` says
+    whose it is, and the user may run everything Sentinel runs on a data node, hello channel included. A
+    user's name or comments are not evidence: hand-written files name users as their authors like."""
+    if d.sentinels:
+        return False
+    return all(user.may_run(c) for c in SENTINEL_NEEDS) and user.may_use_channel(SENTINEL_HELLO)
+
+
+def _application_users(conf: ConfFile, d: Deployment) -> Iterator[AclUser]:
+    """Users known to be an application's: not the default, an operator's (*admin*), replication's or
+    Sentinel's, nor a user that could be Sentinel's in a deployment linted without its Sentinels."""
+    return (user for user in _other_users(conf, d) if not _could_be_sentinels(user, d))
+
+
+def _maybe_sentinels_user(conf: ConfFile, d: Deployment) -> Iterator[AclUser]:
+    """Users whose role the files do not tell: Sentinel's or an application's (see _could_be_sentinels)."""
+    return (user for user in _other_users(conf, d) if _could_be_sentinels(user, d))
 
 
 @rule("ACL006", "error", "an application user that may publish to Sentinel's hello channel (&*, allchannels)")
@@ -625,16 +655,9 @@ def replication_refused(d: Deployment) -> Iterator[Hit]:
         login = replication_login(conf)
         if login.password is None or login_problem(login_users(conf), login, REPLICA_NEEDS):
             continue  # ACL008, or its own node refuses it too (ACL004, ACL005, AUTH002 say so)
-        others = [
-            other
-            for other in _acl_nodes(d)
-            if other is not conf
-            # the same user already broken on that node is ACL004's or ACL005's finding there
-            and not (
-                (own := replication_login(other)).user == login.user
-                and login_problem(login_users(other), own, REPLICA_NEEDS)
-            )
-        ]
+        # Every other node, even one whose own masteruser is the same broken user (ACL005 says so there, about
+        # that node's file): this node's login is refused there all the same, on start or after a failover.
+        others = [other for other in _acl_nodes(d) if other is not conf]
         if refused := _refusals(login, REPLICA_NEEDS, others):
             why = (
                 f"replication logs in as {login.user}, refused on {refused}: a failover can make any data node "

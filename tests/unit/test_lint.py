@@ -146,7 +146,8 @@ BROKEN: dict[str, Broken] = {
     "ACL002": Broken(lambda r: sub(r, "redis-1", r"^(user app .*) -@dangerous -@admin", r"\1"), **PRODUCTION),
     "ACL003": Broken(lambda r: sub(r, "redis-1", r"^(user sentinel on \S+) .*", r"\1 allchannels +@all"), **PRODUCTION),
     "ACL004": Broken(lambda r: sub(r, "redis-2", r"^masteruser .*\n", ""), **PRODUCTION),
-    "ACL005": Broken(lambda r: sub(r, "redis-1", r"^(user replica .*) \+psync", r"\1"), **PRODUCTION),
+    # A node's masterauth that its own replica user refuses (every other node refuses it too, so no ACL009).
+    "ACL005": Broken(lambda r: sub(r, "redis-2", r'^masterauth ".*"', 'masterauth "' + "s" * 32 + '"'), **PRODUCTION),
     # The master sends no AUTH: fine while it is the master, refused once a failover makes it a replica.
     "ACL008": Broken(lambda r: sub(r, "redis-1", r"^masteruser .*\nmasterauth .*\n", ""), **PRODUCTION),
     # The master logs in as a user only it defines: every node accepts itself, no other node accepts it.
@@ -333,6 +334,11 @@ def test_a_user_without_resetchannels_gets_every_channel_where_the_default_is_al
             ),
             {"ACL009"},
         ),
+        # the replica user off on one node that itself logs in as it: ACL005 there, and ACL009 on the other
+        # nodes, whose logins that node refuses once a failover makes it their master
+        (lambda r: sub(r, "redis-2", r"^(user replica on) ", r"user replica off "), {"ACL005", "ACL009"}),
+        # the master's replica user without +psync: the replicas are refused on start (ACL009 on them)
+        (lambda r: sub(r, "redis-1", r"^(user replica .*) \+psync", r"\1"), {"ACL005", "ACL009"}),
         # auth-user alone: Sentinel sends no AUTH
         (lambda r: sub(r, "sentinel-3", r"^sentinel auth-pass .*\n", ""), {"ACL010"}),
         # the default user named explicitly is still the default user
@@ -360,6 +366,56 @@ def test_cross_node_findings_name_the_nodes_and_the_fix(tmp_path: Path) -> None:
     assert "refused on redis-3 (the password is not user replica's)" in by_node["redis-1"].why
     assert "refused on redis-1, redis-2 (the password is not user replica's)" in by_node["redis-3"].why
     assert all(f.directive == "masteruser" and "+psync +replconf +ping" in f.fix for f in findings)
+
+
+def test_a_user_off_on_one_node_is_acl009_on_the_nodes_it_refuses(tmp_path: Path) -> None:
+    """docs/lint.md's ACL009 case "a user off on one node": after a failover to redis-2, redis-1 and redis-3
+    log in to it as replica and are refused, so their masteruser lines are the findings; ACL005 stays on
+    redis-2's own line."""
+    root = rendered(tmp_path, "production")
+    sub(root, "redis-2", r"^(user replica on) ", r"user replica off ")
+    found = {(f.rule, Path(f.file).parent.name): f for f in lint_paths(sorted(root.rglob("*.conf")))}
+    assert set(found) == {("ACL005", "redis-2"), ("ACL009", "redis-1"), ("ACL009", "redis-3")}
+    for node in ("redis-1", "redis-3"):
+        finding = found[("ACL009", node)]
+        assert finding.directive == "masteruser" and "refused on redis-2 (user replica is off)" in finding.why
+
+
+# -- a partial deployment: data nodes linted without their Sentinels' files ----------------------------
+def test_a_partial_deployment_does_not_call_sentinels_user_an_application_user(tmp_path: Path) -> None:
+    """One node's file, or the data nodes alone: no sentinel auth-user says whose the user `sentinel` is, so
+    lint must not tell its owner to take away what Sentinel runs (ACL002) or its hello channel (ACL006)."""
+    out = tmp_path / "r"
+    assert run_lab("render", "--profile", "production", "--out", str(out), home=tmp_path).returncode == 0
+    one = run_lab("lint", str(conf(out, "redis-2")), home=tmp_path)
+    assert one.returncode == 1 and [line.split()[2] for line in one.stdout.splitlines()[:-1]] == ["REPL002", "REPL001"]
+    assert "sentinel" not in one.stdout
+    node = run_lab("lint", "--deployments", str(out / "redis-1"), home=tmp_path)
+    assert node.returncode == 1 and [line.split()[2] for line in node.stdout.splitlines()[:-1]] == ["REPL001"]
+    data = tmp_path / "data"
+    for name in ("redis-1", "redis-2", "redis-3"):
+        shutil.copytree(out / name, data / name)
+    clean = run_lab("lint", str(data), home=tmp_path)
+    assert clean.returncode == 0 and clean.stdout.strip() == "0 error(s), 0 warning(s)"
+
+
+def test_a_partial_deployment_still_judges_what_no_role_may_have(tmp_path: Path) -> None:
+    """Without the Sentinels' files: a user that cannot run what Sentinel runs is an application's (judged as
+    always); one that can (+@all) is told only what neither Sentinel nor an application needs."""
+    root = rendered(tmp_path, "production")
+    for name in ("sentinel-1", "sentinel-2", "sentinel-3"):
+        shutil.rmtree(root / name)
+    assert rules(root, lab=False) == set()
+    sub(root, "redis-1", r"^(user app .*)$", r"\1 &*")  # no SLAVEOF: not Sentinel's, whatever the files omit
+    assert rules(root, lab=False) == {"ACL006"}
+    sub(root, "redis-1", r"^(user app .*) -@dangerous -@admin", r"\1")  # +@all: it could be Sentinel's
+    [finding] = lint_paths(sorted(root.rglob("*.conf")), lab=False)
+    assert finding.rule == "ACL002" and finding.why.startswith("user app may run ACL, ") and "FLUSHALL" in finding.why
+    assert "SLAVEOF" not in finding.why and "CONFIG|REWRITE" not in finding.why
+    assert "if it is Sentinel's, give it only -@all" in finding.why
+    # with the Sentinels' files the role is known again: an application user, judged in full
+    shutil.copytree(rendered(tmp_path / "whole", "production") / "sentinel-1", root / "sentinel-1")
+    assert rules(root, lab=False) >= {"ACL002", "ACL006"}
 
 
 def test_the_new_login_rules_leave_requirepass_deployments_to_the_auth_rules(tmp_path: Path) -> None:

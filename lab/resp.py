@@ -5,13 +5,19 @@ Not redis-py: ``lab status`` is polled by drills and scripts, and ``import redis
 asyncio and more) took longer than the whole status needs. Commands that change a lab keep redis-py
 (:func:`lab.topology.node_client`). A failure is a :class:`RespError` whose :attr:`~RespError.kind` and text
 are what redis-py says for it ("ConnectionError: Error 111 connecting to ...", "AuthenticationError: ..."),
-so what ``lab status`` reports about a node did not change with the client."""
+so what ``lab status`` reports about a node did not change with the client.
+
+A node is not trusted to answer well: one exchange (the commands sent, every reply read) has ``timeout`` in all,
+not per read; a reply is at most :data:`MAX_REPLY` bytes and :data:`MAX_DEPTH` arrays deep; a malformed reply
+(a bad length or number, an unknown type byte) is a :class:`RespError` of kind ``InvalidResponse``, as hiredis
+words it, never another exception."""
 
 from __future__ import annotations
 
 import functools
 import os
 import socket
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -20,6 +26,11 @@ if TYPE_CHECKING:
 
 #: A decoded reply: a status or bulk string, an integer, nil, or an array of replies.
 Reply: TypeAlias = "str | int | list[Reply] | None"
+
+#: The most one exchange may read: INFO and SENTINEL replies are a few kB; more is a node not speaking RESP.
+MAX_REPLY = 8 * 1024 * 1024
+#: The deepest nesting of arrays read (the lab's replies nest 2 deep).
+MAX_DEPTH = 32
 
 #: Error codes redis-py names its own way (its parser's table); an ERR reply with one of these messages too.
 #: Any other code is a ResponseError with the whole text, as redis-py words it.
@@ -114,7 +125,13 @@ class Connection:
     ) -> None:
         self.where = f"{host}:{port}"
         self._sock: socket.socket | None = None
-        self._buffer = b""
+        # What was received and not yet parsed: self._buffer[self._start:]. A bytearray grown in place and
+        # trimmed only once half of it is parsed: reading a reply is linear in its size.
+        self._buffer = bytearray()
+        self._start = 0
+        self._timeout = timeout
+        self._deadline = 0.0
+        self._received = 0
         try:
             # The address as bytes (getaddrinfo takes them): a str loads the IDNA codec, ~10 ms, to resolve it.
             address = (host.encode() if host.isascii() else host, port)
@@ -159,6 +176,8 @@ class Connection:
         """Send ``commands`` at once (after AUTH, when the connection has not logged in yet) and read every
         reply: one round trip. An error reply is returned in its place; a failed AUTH is raised."""
         sent = [self._auth, *commands] if self._auth else list(commands)
+        self._deadline = time.monotonic() + self._timeout
+        self._received = 0
         self._send(b"".join(encode(c) for c in sent))
         replies = [self._read() for _ in sent]
         if self._auth:
@@ -175,30 +194,48 @@ class Connection:
             raise reply
         return reply
 
+    def _left(self) -> float:
+        """What remains of the exchange's time: the socket's timeout for its next send or read."""
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        return left
+
     def _send(self, data: bytes) -> None:
         assert self._sock is not None, "closed"
         try:
-            self._sock.sendall(data)
+            self._sock.settimeout(self._left())
+            self._sock.sendall(data)  # the timeout bounds the whole sendall (Python 3.5+)
         except TimeoutError:
             raise RespError("TimeoutError", "Timeout writing to socket") from None
         except OSError as exc:
             raise RespError("ConnectionError", f"Error {exc.errno} while writing to socket. {exc.strerror}.") from None
 
     def _line(self) -> bytes:
-        while (end := self._buffer.find(b"\r\n")) < 0:
+        seen = 0  # how far past self._start no CRLF was found (a CR may end what came so far)
+        while (end := self._buffer.find(b"\r\n", self._start + seen)) < 0:
+            seen = max(0, len(self._buffer) - self._start - 1)
             self._fill()
-        line, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
+        line = bytes(self._buffer[self._start : end])
+        self._start = end + 2
         return line
 
     def _exactly(self, size: int) -> bytes:
-        while len(self._buffer) < size + 2:
+        while len(self._buffer) - self._start < size + 2:
             self._fill()
-        data, self._buffer = self._buffer[:size], self._buffer[size + 2 :]
+        data = bytes(self._buffer[self._start : self._start + size])
+        self._start += size + 2
         return data
 
     def _fill(self) -> None:
         assert self._sock is not None, "closed"
+        if self._received > MAX_REPLY:
+            raise _protocol(f"reply over {MAX_REPLY} bytes")
+        if self._start and self._start * 2 >= len(self._buffer):
+            del self._buffer[: self._start]
+            self._start = 0
         try:
+            self._sock.settimeout(self._left())
             chunk = self._sock.recv(65536)
         except TimeoutError:
             raise RespError("TimeoutError", f"Timeout reading from {self.where}") from None
@@ -206,9 +243,10 @@ class Connection:
             raise RespError("ConnectionError", f"Error while reading from {self.where} : {exc.args}") from None
         if not chunk:
             raise RespError("ConnectionError", "Connection closed by server.")
+        self._received += len(chunk)
         self._buffer += chunk
 
-    def _read(self) -> Reply | ReplyError:
+    def _read(self, depth: int = 0) -> Reply | ReplyError:
         line = self._line()
         kind, rest = line[:1], line[1:].decode(errors="replace")
         if kind == b"+":
@@ -216,17 +254,23 @@ class Connection:
         if kind == b"-":
             return reply_error(rest)
         if kind == b":":
-            return int(rest)
+            return _number(rest, "bad integer value")
         if kind == b"$":
-            size = int(rest)
+            size = _number(rest, "bad bulk string length")
+            if size < -1 or size > MAX_REPLY:
+                raise _protocol(f"bulk string length out of range: {size}")
             return None if size < 0 else self._exactly(size).decode(errors="replace")
         if kind == b"*":
-            size = int(rest)
+            size = _number(rest, "bad multi-bulk length")
+            if size < -1 or size > MAX_REPLY:
+                raise _protocol(f"multi-bulk length out of range: {size}")
             if size < 0:
                 return None
+            if depth >= MAX_DEPTH:
+                raise _protocol(f"replies nested deeper than {MAX_DEPTH}")
             items: list[Reply] = []
             for _ in range(size):
-                item = self._read()
+                item = self._read(depth + 1)
                 if isinstance(item, ReplyError):
                     raise item
                 items.append(item)
@@ -235,10 +279,24 @@ class Connection:
         raise RespError("InvalidResponse", f'Protocol error, got "{got}" as reply type byte')
 
 
+def _protocol(what: str) -> RespError:
+    """A reply that is not RESP, worded as hiredis words its protocol errors (``Protocol error, got "H" ...``)."""
+    return RespError("InvalidResponse", f"Protocol error, {what}")
+
+
+def _number(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise _protocol(f"{what}: {text[:40]!r}") from None
+
+
 def pairs(reply: Reply) -> dict[str, str]:
     """A flat ``[key, value, ...]`` reply (SENTINEL MASTER, each entry of SENTINEL SLAVES) as a dict."""
     if not isinstance(reply, list):
-        raise RespError("ResponseError", f"expected an array, got {reply!r}")
+        raise RespError("ResponseError", f"expected an array, got {str(reply)[:80]!r}")
+    if len(reply) % 2:
+        raise _protocol(f"an array of {len(reply)} items where key-value pairs were expected")
     return {str(k): str(v) for k, v in zip(reply[::2], reply[1::2], strict=True)}
 
 

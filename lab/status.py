@@ -87,7 +87,9 @@ def _process_states(spec: LabSpec, obs: Observation, seen: dict[str, str]) -> di
     states: dict[str, str] = {}
     for node in spec.nodes:
         current = seen[node.name]
-        if current == "up" and node.name in isolated:
+        if node.kind in obs.missing_secrets:  # not asked (no password): the backend's word stands
+            pass
+        elif current == "up" and node.name in isolated:
             current = "isolated"
         elif current == "up" and not reachable[node.name]:
             current = "down"

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from lab import resp
 from lab.errors import LabError
@@ -40,8 +41,9 @@ class SentinelView:
     master_flags: str = ""
     num_replicas: int = 0
     num_other_sentinels: int = 0
-    replica_flags: list[str] = field(default_factory=list)
-    peer_flags: list[str] = field(default_factory=list)
+    #: Flags as the Sentinel lists them ("s_down,slave,disconnected") per replica or peer Sentinel ("host:port").
+    replica_flags: dict[str, str] = field(default_factory=dict)
+    peer_flags: dict[str, str] = field(default_factory=dict)
     ckquorum: str = ""
 
 
@@ -49,6 +51,8 @@ class SentinelView:
 class Observation:
     redis: list[RedisView]
     sentinels: list[SentinelView]
+    #: Per kind of node ("redis", "sentinel"): the lab's password file for it, missing, so its nodes were not asked.
+    missing_secrets: dict[str, Path] = field(default_factory=dict)
 
     @property
     def master(self) -> tuple[str, int] | None:
@@ -116,23 +120,45 @@ def _answer(reply: resp.Reply | resp.ReplyError) -> resp.Reply:
     return reply
 
 
+def _number(fields: dict[str, str], key: str, command: str) -> int:
+    """An integer field of a reply (INFO's ``master_port``, SENTINEL MASTER's ``port``): one that is missing or
+    not a number is a protocol problem of that node, in lab.resp's words, not a ValueError."""
+    value = fields.get(key)
+    try:
+        return int(value) if value is not None else 0
+    except ValueError:
+        raise resp.RespError(
+            "InvalidResponse", f"Protocol error, {command} {key} is not a number: {str(value)[:40]!r}"
+        ) from None
+
+
+def _field(fields: dict[str, str], key: str, command: str) -> str:
+    if key not in fields:
+        raise resp.RespError("InvalidResponse", f"Protocol error, {command} reply without {key}")
+    return fields[key]
+
+
 def observe_redis(spec: LabSpec, node: Node, timeout: float = 0.5) -> RedisView:
     view = RedisView(node)
     try:
         (reply,) = _ask(spec, node, timeout, ("INFO", "replication"))
         info = resp.parse_info(str(_answer(reply)))
+        role = info.get("role", "")
+        if role == "slave":
+            master_port = _number(info, "master_port", "INFO")
+            offset = _number(info, "slave_repl_offset", "INFO")
+        else:
+            master_port, offset = 0, _number(info, "master_repl_offset", "INFO")
     except resp.RespError as exc:
         view.error = _error(exc)
         return view
     view.reachable = True
-    view.role = info.get("role", "")
+    view.role, view.offset = role, offset
     if view.role == "slave":
         view.master_host = info.get("master_host", "")
-        view.master_port = int(info.get("master_port", 0))
+        view.master_port = master_port
         view.link_up = info.get("master_link_status") == "up"
-        view.offset = int(info.get("slave_repl_offset", 0))
     else:
-        view.offset = int(info.get("master_repl_offset", 0))
         view.replicas_online = sum(
             1 for k, v in info.items() if _replica_line(k) and resp.fields(v).get("state") == "online"
         )
@@ -158,9 +184,12 @@ def observe_sentinel(spec: LabSpec, node: Node, timeout: float = 0.5) -> Sentine
             ("SENTINEL", "CKQUORUM", name),
         )
         entry = resp.pairs(_answer(master))
-        # Flags as the Sentinel lists them ("s_down,slave,disconnected").
-        replica_flags = [resp.pairs(r)["flags"] for r in _entries(_answer(replicas))]
-        peer_flags = [resp.pairs(p)["flags"] for p in _entries(_answer(peers))]
+        address = (_field(entry, "ip", "SENTINEL MASTER"), _number(entry, "port", "SENTINEL MASTER"))
+        master_flags = _field(entry, "flags", "SENTINEL MASTER")
+        num_replicas = _number(entry, "num-slaves", "SENTINEL MASTER")
+        num_peers = _number(entry, "num-other-sentinels", "SENTINEL MASTER")
+        replica_flags = _flags(_answer(replicas), "SENTINEL SLAVES")
+        peer_flags = _flags(_answer(peers), "SENTINEL SENTINELS")
     except resp.RespError as exc:
         view.error = _error(exc)
         return view
@@ -168,11 +197,20 @@ def observe_sentinel(spec: LabSpec, node: Node, timeout: float = 0.5) -> Sentine
     # The reply's text, an error's too ("NOQUORUM 1 usable Sentinels...").
     view.ckquorum = str(ckquorum)
     view.reachable = True
-    view.master = (entry["ip"], int(entry["port"]))
-    view.master_flags = entry["flags"]
-    view.num_replicas = int(entry["num-slaves"])
-    view.num_other_sentinels = int(entry["num-other-sentinels"])
+    view.master = address
+    view.master_flags = master_flags
+    view.num_replicas = num_replicas
+    view.num_other_sentinels = num_peers
     return view
+
+
+def _flags(reply: resp.Reply, command: str) -> dict[str, str]:
+    """Each entry's flags by its address ("host:port")."""
+    found = {}
+    for item in _entries(reply):
+        entry = resp.pairs(item)
+        found[f"{entry.get('ip', '?')}:{entry.get('port', '?')}"] = _field(entry, "flags", command)
+    return found
 
 
 def _entries(reply: resp.Reply) -> list[resp.Reply]:
@@ -184,12 +222,37 @@ def _entries(reply: resp.Reply) -> list[resp.Reply]:
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lab-observe")
 
 
+def missing_secrets(spec: LabSpec) -> dict[str, Path]:
+    """Per kind of node ("redis", "sentinel"), the lab's password file for its tools when it is gone or empty
+    (a lab has one per kind: lab.spec.build_spec). Without it every node of the kind would only say
+    "Authentication required": one line naming the file says why."""
+    missing: dict[str, Path] = {}
+    kinds: tuple[Literal["redis", "sentinel"], ...] = ("redis", "sentinel")
+    for kind in kinds:
+        try:
+            known = spec.auth(kind)["password"]
+        except KeyError:  # an ACL lab without its tools' user file
+            known = None
+        if not known:
+            missing[kind] = spec.base_dir / spec.secret_file(kind)[1]
+    return missing
+
+
 def observe(spec: LabSpec, timeout: float = 0.5) -> Observation:
-    """Query all nodes concurrently (one round trip per node, bounded by ``timeout``)."""
+    """Query all nodes concurrently (one round trip per node, within ``timeout`` once connected: lab.resp)."""
     tls_kwargs(spec)  # a TLS file problem is one error up front, not six nodes "down"
-    redis_f = [_POOL.submit(observe_redis, spec, n, timeout) for n in spec.redis_nodes]
-    sent_f = [_POOL.submit(observe_sentinel, spec, n, timeout) for n in spec.sentinels]
-    return Observation([f.result() for f in redis_f], [f.result() for f in sent_f])
+    missing = missing_secrets(spec)
+    redis_f = [_POOL.submit(observe_redis, spec, n, timeout) for n in spec.redis_nodes if "redis" not in missing]
+    sent_f = [_POOL.submit(observe_sentinel, spec, n, timeout) for n in spec.sentinels if "sentinel" not in missing]
+    redis_views = [f.result() for f in redis_f] if "redis" not in missing else [RedisView(n) for n in spec.redis_nodes]
+    sentinel_views = (
+        [f.result() for f in sent_f] if "sentinel" not in missing else [SentinelView(n) for n in spec.sentinels]
+    )
+    views: list[RedisView | SentinelView] = [*redis_views, *sentinel_views]
+    for view in views:
+        if view.node.kind in missing:
+            view.error = f"not asked: no password ({missing[view.node.kind]})"
+    return Observation(redis_views, sentinel_views, missing)
 
 
 def problems(spec: LabSpec, obs: Observation) -> list[str]:
@@ -199,10 +262,17 @@ def problems(spec: LabSpec, obs: Observation) -> list[str]:
     replicates from it with the link up, every Sentinel sees the master, 2 replicas and 2 peers all
     without s_down/o_down/disconnected flags, and CKQUORUM is OK.
     """
-    found: list[str] = []
+    found: list[str] = [
+        f"{path} is {'empty' if path.is_file() else 'missing'}: the lab's password for its {kind} nodes "
+        f"({', '.join(n.name for n in spec.nodes if n.kind == kind)}), which were not asked"
+        for kind, path in obs.missing_secrets.items()
+    ]
     wanted_replicas = len(spec.redis_nodes) - 1
     wanted_peers = len(spec.sentinels) - 1
+    names = {f"{n.host}:{n.port}": n.name for n in spec.nodes}
     for s in obs.sentinels:
+        if s.node.kind in obs.missing_secrets:
+            continue
         if not s.reachable:
             found.append(f"{s.node.name} unreachable ({s.error})")
             continue
@@ -212,18 +282,22 @@ def problems(spec: LabSpec, obs: Observation) -> list[str]:
             found.append(f"{s.node.name} knows {s.num_replicas} replicas, not {wanted_replicas}")
         if s.num_other_sentinels != wanted_peers:
             found.append(f"{s.node.name} knows {s.num_other_sentinels} other Sentinels, not {wanted_peers}")
-        # master_down on a peer is its last vote about the master, not a fault of the peer itself.
-        peers = [",".join(x for x in f.split(",") if x != "master_down") for f in s.peer_flags]
-        bad = [f for f in s.replica_flags if f != "slave"] + [f for f in peers if f != "sentinel"]
-        if bad:
-            found.append(f"{s.node.name} sees peers flagged {', '.join(sorted(set(bad)))}")
+        for where, flags in sorted(s.replica_flags.items(), key=lambda item: names.get(item[0], item[0])):
+            if flags != "slave":
+                found.append(f"{s.node.name} sees replica {names.get(where, where)} flagged {flags}")
+        for where, flags in sorted(s.peer_flags.items(), key=lambda item: names.get(item[0], item[0])):
+            # master_down on a peer is its last vote about the master, not a fault of the peer itself.
+            if ",".join(x for x in flags.split(",") if x != "master_down") != "sentinel":
+                found.append(f"{s.node.name} sees Sentinel {names.get(where, where)} flagged {flags}")
         if not s.ckquorum.startswith("OK"):
             found.append(f"{s.node.name} CKQUORUM: {s.ckquorum or 'no answer'}")
     agreed = obs.master
-    if agreed is None:
+    if agreed is None and "sentinel" not in obs.missing_secrets:
         masters = sorted({f"{s.master[0]}:{s.master[1]}" for s in obs.sentinels if s.master})
         found.append(f"Sentinels do not agree on one master (they name: {', '.join(masters) or 'none'})")
     for r in obs.redis:
+        if r.node.kind in obs.missing_secrets:
+            continue
         if not r.reachable:
             found.append(f"{r.node.name} unreachable ({r.error})")
         elif agreed and (r.node.host, r.node.port) == agreed:

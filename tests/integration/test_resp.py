@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import redis
 
-from lab import resp
+from lab import faults, resp
 from lab.spec import LabSpec, Node
 from lab.topology import client, node_client, observe, problems
 from tests.helpers import run_lab
+from tests.junk_server import JunkServer, Talk, drip, flood, replies
 
 pytestmark = pytest.mark.integration
 
@@ -100,3 +102,56 @@ def test_resp_over_tls_with_acl_users_and_status_of_that_lab(lab_factory, profil
         with conn:
             conn.command("PING")
     assert refused.value.kind == "ConnectionError"
+
+
+def taking(node: Node, talk: Talk) -> JunkServer:
+    """A junk server on a killed node's address, once the process has let go of it."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return JunkServer(talk, node.host, node.port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_status_of_a_lab_with_a_node_answering_junk_names_it_once_in_time(lab: LabSpec, lab_home) -> None:
+    """The real `lab status --json` with sentinel-3 replaced by a server that answers junk (stopped, its address
+    taken): each kind of junk is one problem line about sentinel-3, a document, exit 1, no traceback, no hang."""
+    if lab.backend != "local":
+        pytest.skip("a junk server takes a stopped node's address on loopback: the local backend's")
+    node = next(n for n in lab.sentinels if n.name == "sentinel-3")
+    junk = {
+        "a byte every 0.3 s": (drip(), "TimeoutError: Timeout reading from"),
+        "200k nested arrays": (replies(b"*1\r\n" * 200_000), "nested deeper than 32"),
+        "a 40 MB bulk reply": (flood(b"$41943040\r\n", 41943040), "length out of range"),
+        "an integer :abc": (replies(b":abc\r\n"), "bad integer value"),
+    }
+    with faults.injected(lab, "kill", node.name):
+        for case, (talk, expected) in junk.items():
+            with taking(node, talk):
+                started = time.monotonic()
+                result = run_lab("status", "--name", lab.name, "--json", home=lab_home, timeout=30)
+                took = time.monotonic() - started
+            assert result.returncode == 1 and "Traceback" not in result.stderr, (case, result.stderr)
+            about = [p for p in json.loads(result.stdout)["problems"] if p.startswith(f"{node.name} ")]
+            assert len(about) == 1 and expected in about[0], (case, about)
+            assert took < 15, f"{case}: lab status took {took:.1f} s"  # a process start on a busy machine, + 0.5 s
+
+
+def test_status_of_a_lab_without_its_password_file_names_the_file_once(lab: LabSpec, lab_home) -> None:
+    secret = lab.base_dir / lab.secret_file("redis")[1]
+    aside = secret.with_name(secret.name + ".aside")
+    secret.rename(aside)
+    try:
+        result = run_lab("status", "--name", lab.name, "--json", home=lab_home)
+    finally:
+        aside.rename(secret)
+    doc = json.loads(result.stdout)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert [p for p in doc["problems"] if str(secret) in p] == [
+        f"{secret} is missing: the lab's password for its redis nodes (redis-1, redis-2, redis-3), which were not asked"
+    ]
+    assert not [p for p in doc["problems"] if "Authentication" in p or p.startswith("redis-")], doc["problems"]
+    assert {n["state"] for n in doc["nodes"]} == {"up"}, doc["nodes"]

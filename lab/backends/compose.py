@@ -25,8 +25,6 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from lab import COMPOSE_DIR
 from lab.backends.base import NodeState
 from lab.docker import api, compose_command, docker_unavailable, engine, explanation, found, resolve_image, run
@@ -216,6 +214,8 @@ class ComposeBackend:
             raise NodeStartError(", ".join(n.name for n in nodes), why, None)
 
     def _wait_answers(self, spec: LabSpec, node: Node) -> None:
+        import redis  # (only starting a node asks it: lab status of a compose lab loads no redis-py)
+
         def answers() -> tuple[bool, str]:
             try:
                 with node_client(spec, node, timeout=0.5) as conn:

@@ -35,6 +35,14 @@ def run_lab(
     )
 
 
+def assert_no_lab_started(home: Path, name: str = "default") -> None:
+    """A command refused for bad input started no lab; if it wrongly did, the lab is taken down before the
+    test fails (a lab left in a test's tmp home outlives its state once pytest prunes old tmp dirs)."""
+    if (home / name).exists():
+        run_lab("down", "--name", name, home=home, timeout=120)
+        raise AssertionError(f"lab {name} was started in {home} for input that should have been refused")
+
+
 def start_lab(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """The real `lab` CLI in a subprocess that a test can signal, as from a terminal: a shell starts
     background jobs with SIGINT ignored and children inherit that, so SIGINT is set back to its default."""

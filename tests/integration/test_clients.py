@@ -15,7 +15,7 @@ from lab.drill.clients import CLIENTS
 from lab.drill.matrix import cell_of
 from lab.pytest_plugin import lab_name
 from lab.spec import LabSpec
-from tests.helpers import require_client, run_lab
+from tests.helpers import assert_no_lab_started, require_client, run_lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -108,4 +108,4 @@ def test_bad_lab_clients_arguments_are_usage_errors_before_any_lab(
     result = run_lab("clients", *args, home=tmp_path)
     assert result.returncode == 2 and result.stderr.startswith(f"lab clients: {message}"), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "default").exists(), "no lab was started for bad arguments"
+    assert_no_lab_started(tmp_path)

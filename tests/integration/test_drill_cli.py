@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_lab
+from tests.helpers import assert_no_lab_started, run_lab
 
 pytestmark = pytest.mark.integration
 
@@ -96,7 +96,7 @@ def test_a_junit_file_that_cannot_be_written_is_refused_before_any_lab(
     result = run_lab("drill", "kill-master", "--junit", str(path), home=tmp_path / "home", timeout=30)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == f"lab drill: {message.format(p=path, tmp=tmp_path)}"
-    assert not (tmp_path / "home" / "default").exists(), "no lab was started for bad arguments"
+    assert_no_lab_started(tmp_path / "home")
     assert Path("/dev/null").is_char_device()
     if where is _link:
         assert (tmp_path / "link.xml").is_symlink() and (tmp_path / "real.xml").read_text() == "kept"

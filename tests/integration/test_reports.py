@@ -12,7 +12,7 @@ from matplotlib.image import imread
 
 from lab.drill.report import check_destination
 from lab.drill.scenarios import RECOVERY_TAIL_S, SCENARIOS
-from tests.helpers import assert_only_the_kill_tail_lost, run_lab
+from tests.helpers import assert_no_lab_started, assert_only_the_kill_tail_lost, run_lab
 
 pytestmark = pytest.mark.integration
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "report.schema.json").read_text())
@@ -108,7 +108,7 @@ def test_bad_drill_arguments_are_usage_errors_before_any_lab(tmp_path: Path, arg
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert result.stderr.startswith("lab drill: "), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "default").exists(), "no lab was started for bad arguments"
+    assert_no_lab_started(tmp_path)
 
 
 def test_a_report_directory_with_files_in_it_is_refused(tmp_path: Path) -> None:
@@ -118,7 +118,8 @@ def test_a_report_directory_with_files_in_it_is_refused(tmp_path: Path) -> None:
     (report / "report.json").write_text("{}")
     result = run_lab("drill", "kill-master", "--report", str(report), home=tmp_path / "home")
     assert result.returncode == 2 and f"--report {report} is not empty" in result.stderr, result.stderr
-    assert (report / "report.json").read_text() == "{}" and not (tmp_path / "home" / "default").exists()
+    assert (report / "report.json").read_text() == "{}"
+    assert_no_lab_started(tmp_path / "home")
     fresh = tmp_path / "new" / "deeper"
     assert check_destination(fresh) == fresh
     assert not (tmp_path / "new").exists(), "checking a destination creates nothing"
@@ -129,7 +130,7 @@ def test_a_rate_that_is_not_a_positive_number_is_a_usage_error(tmp_path: Path, r
     result = run_lab("drill", "kill-master", "--rate", rate, home=tmp_path)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and "argument --rate: " in lines[0], result.stderr
-    assert not (tmp_path / "default").exists(), "no lab was started for bad arguments"
+    assert_no_lab_started(tmp_path)
 
 
 @pytest.mark.one_server

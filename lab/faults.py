@@ -229,6 +229,7 @@ def _heal(spec: LabSpec, with_settings: bool = True) -> list[Fault]:
             fault = Fault("freeze" if current == "frozen" else "kill", node.name)
             revert(spec, fault)
             undone.append(fault)
+    nodes.unchain_replicas(spec, [n for n in spec.redis_nodes if backend.node_state(spec, n) == "up"])
     for fault in reversed(settings):  # last: every node is running again
         revert(spec, fault)
         undone.append(fault)

@@ -128,6 +128,30 @@ def rejoin_as_replica(spec: LabSpec, node: Node, *, disconnect: bool = True) -> 
         disconnect_clients(spec, node)
 
 
+def unchain_replicas(spec: LabSpec, candidates: list[Node]) -> list[str]:
+    """Point every data node of ``candidates`` that replicates from another replica (or a node that is no
+    longer master) at the master the Sentinels agree on, as Sentinel itself does only after failover-timeout
+    and never while it is in TILT (CI, compose, both cores saturated: an interrupted kill drill's second
+    failover left redis-1 behind redis-2, and `lab heal` timed out waiting for Sentinel). The names pointed."""
+    master = observe(spec).master
+    if master is None:
+        return []
+    pointed = []
+    for node in candidates:
+        if node.kind != "redis" or (node.host, node.port) == master:
+            continue
+        try:
+            with node_client(spec, node, timeout=2) as conn:
+                info = conn.info("replication")
+        except (redis.RedisError, OSError):
+            continue  # not answering: what heal waits for next names it
+        upstream = (info.get("master_host"), int(info.get("master_port", 0) or 0))
+        if info.get("role") == "slave" and upstream != master:
+            rejoin_as_replica(spec, node, disconnect=False)  # (its clients read from a replica either way)
+            pointed.append(node.name)
+    return pointed
+
+
 def disconnect_clients(spec: LabSpec, node: Node) -> None:
     """CLIENT KILL TYPE normal and pubsub (this connection is spared: SKIPME yes). A node that has just
     restarted and turned replica may drop a new connection once (a TLS handshake cut short, seen in CI):

@@ -68,3 +68,24 @@ def test_heal_lifts_a_write_pause_that_a_killed_failover_left(lab: LabSpec) -> N
         conn.publish("heal:after-pause", "1")
     with node_client(lab, current_master(lab), timeout=5) as conn:
         assert conn.set("heal:after-pause", "1")
+
+
+def test_heal_points_a_replica_that_replicates_from_a_replica_at_the_master(lab: LabSpec) -> None:
+    """A second failover while a drill was interrupted left redis-1 replicating from redis-2 (CI, compose, both
+    cores saturated, Sentinels in TILT): `lab heal` timed out waiting for Sentinel to fix it. Heal points it at
+    the master itself."""
+    from lab.nodes import current_master
+    from lab.topology import node_client
+
+    master = current_master(lab)
+    first, second = [n for n in lab.redis_nodes if n != master]
+    from lab import faults
+
+    with node_client(lab, second) as conn:
+        conn.replicaof(first.host, first.port)  # a chain: master <- first <- second
+    faults.heal(lab)  # heal's own work, without the CLI's wait for health (Sentinel fixes it after 5 s+)
+    with node_client(lab, second) as conn:
+        info = conn.info("replication")
+    assert (info["master_host"], int(info["master_port"])) == (master.host, master.port)
+    healed = run_lab("heal", "--name", lab.name, home=lab.base_dir.parent, timeout=120)
+    assert healed.returncode == 0, healed.stderr

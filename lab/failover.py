@@ -19,6 +19,8 @@ from lab.topology import node_client, observe
 from lab.waits import WaitTimeout, wait_for
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import tenacity
 
 #: How long to keep asking while the Sentinels answer NOGOODSLAVE: a Sentinel's view of a replica can
@@ -46,7 +48,9 @@ HELLO_PERIOD_S = 2.0
 POLL_S = 0.1
 
 
-def failover(spec: LabSpec, safe: bool = True, timeout: float = 30.0) -> tuple[Node, Node]:
+def failover(
+    spec: LabSpec, safe: bool = True, timeout: float = 30.0, on_pause: Callable[[bool], None] | None = None
+) -> tuple[Node, Node]:
     """Manual failover through Sentinel; returns (old master, new master).
 
     ``safe`` (the default) loses no acknowledged write: writes on the master are paused
@@ -54,9 +58,11 @@ def failover(spec: LabSpec, safe: bool = True, timeout: float = 30.0) -> tuple[N
     FAILOVER runs, and the pause ends only once the old master is a replica, so a write held
     during the switch fails with READONLY (the client retries on the new master) instead of
     being accepted by the old master and then lost. ``safe=False`` is a bare SENTINEL FAILOVER.
+    ``on_pause(True)`` is called once the old master's writes are paused, ``on_pause(False)`` once
+    they are not (a drill stamps them: a write-paused master that still says master is no split brain).
     """
     with locked(spec, "failover"):
-        return _Failover(spec, safe, timeout).run()
+        return _Failover(spec, safe, timeout, on_pause).run()
 
 
 def in_tilt(spec: LabSpec, sentinel: Node) -> bool:
@@ -85,8 +91,11 @@ class _Failover:
     the switch. When the Sentinel that accepted stalls or aborts, the other Sentinels soon fail the
     paused master over themselves (wait for that); only if they do not is the next one asked."""
 
-    def __init__(self, spec: LabSpec, safe: bool, timeout: float) -> None:
+    def __init__(
+        self, spec: LabSpec, safe: bool, timeout: float, on_pause: Callable[[bool], None] | None = None
+    ) -> None:
         self.spec, self.safe, self.timeout = spec, safe, timeout
+        self.on_pause = on_pause
         self.old = current_master(spec)
         self.old_addr = (self.old.host, self.old.port)
         self.acting: Node | None = None  # the Sentinel that accepted (or is failing the master over)
@@ -110,6 +119,8 @@ class _Failover:
     def _unpause(self) -> None:
         self.master_conn.client_unpause()
         interrupts.done(self.pause_key)
+        if self.paused_at is not None and self.on_pause is not None:
+            self.on_pause(False)
 
     def run(self) -> tuple[Node, Node]:
         interrupted = False
@@ -189,6 +200,8 @@ class _Failover:
             try:
                 interrupts.undo_on_interrupt(self.pause_key, self._lift_pause)
                 self.master_conn.client_pause(int(self.timeout * 1000), all=False)
+                if self.paused_at is None and self.on_pause is not None:
+                    self.on_pause(True)
                 self.paused_at = self.paused_at or time.monotonic()
                 _wait_replicas_caught_up(self.master_conn, len(self.spec.redis_nodes) - 1, self.timeout)
             except redis.ConnectionError as exc:  # a Sentinel demoting it drops its clients: look again

@@ -5,9 +5,13 @@ Findings for a set workload (unique keys) and a counter workload (INCR):
 - lost: writes acknowledged and absent after the heal (counter: acknowledged increments missing);
 - indeterminate: writes whose outcome the client did not learn (timeouts), and how many survived;
 - errored but applied: writes the client was told failed that are there after all;
-- stale reads: reads served by a node that was not the master at the time;
+- stale reads: reads that returned other than what a write acknowledged before the read was sent
+  wrote; reads served by a node the Sentinels had already switched away from that returned the
+  right value are counted apart (``old_master_reads``): not stale, and not a fault;
 - split brain: two nodes acknowledging writes in the same 100 ms, and samples with two masters while
-  the workload ran (the heal after it restarts nodes: not the scenario's doing);
+  the workload ran (the heal after it restarts nodes: not the scenario's doing); a master whose
+  writes a safe failover held (``pause`` records) takes no write, and is counted apart
+  (``paused_master``) instead;
 - lost acknowledged: when the lost writes were acknowledged, first to last, and where that lies from
   the moment the first fault took effect (its ``applied`` mark, not its start: an isolation's rules
   take seconds to apply); a SIGKILLed async master takes only the tail it had not yet sent on: this
@@ -28,6 +32,10 @@ from typing import Any
 
 from lab.drill.events import switches
 from lab.drill.history import Record
+
+#: The findings that say something went wrong (a gate on any of them fails a drill that had it); the
+#: rest describe what happened (failovers, unavailability, reads from a demoted master).
+ERROR_FINDINGS = ("lost", "errored_but_applied", "duplicated", "stale_reads", "split_brain_ms", "two_masters_ms")
 
 BUCKET_MS = 100.0
 GAP_MS = 100.0  # with several workers, acknowledged writes normally follow each other within a few ms
@@ -97,6 +105,8 @@ class Findings:
         default_factory=list
     )  # {"step", "start_ms", "end_ms", "unavailable_ms", "lost"}
     lost_acked: Window | None = None  # when the lost writes were acknowledged (None: none lost, or a counter)
+    old_master_reads: int = 0  # right values read from a node no longer master (not stale)
+    paused_master: list[Window] = field(default_factory=list)  # a second master whose writes were held
 
     @property
     def unavailable_longest_ms(self) -> float:
@@ -115,6 +125,7 @@ class Findings:
             "errored_but_applied",
             "duplicated",
             "stale_reads",
+            "old_master_reads",
             "split_brain_ms",
             "two_masters_ms",
             "unavailable_ms",
@@ -138,6 +149,7 @@ class Findings:
             "errored_but_applied": self.errored_but_applied,
             "duplicated": self.duplicated,
             "stale_reads": self.stale_reads,
+            "old_master_reads": self.old_master_reads,
             "split_brain_ms": round(sum(w.ms for w in self.split_brain), 3),
             "two_masters_ms": round(sum(w.ms for w in self.two_masters), 3),
             "unavailable_ms": self.unavailable_longest_ms,
@@ -224,7 +236,8 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
     lost_times = None if kind == "counter" else [r["t"] for r in acked if id(r) not in kept_ids]
 
     timeline = master_timeline(records, addresses)
-    stale = [
+    stale = _stale_reads(records)
+    old_master = [
         r
         for r in ops
         if r["f"] == "read" and r["type"] == "ok" and r.get("node") and r["node"] != _master_at(timeline, r["t"])
@@ -232,6 +245,7 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
     start, end = _workload_span(records, ops, duration)
     split_brain = _at_once(((r["t"], r["node"]) for r in acked if r.get("node")), "acknowledged by")
     two_masters = masters_at_once(records, start, end)
+    paused_master = _minus(masters_at_once(records, start, end, paused=True), two_masters)
 
     ack_times = [r["t"] for r in acked]
     kept_times = [r["t"] for r in kept]
@@ -251,7 +265,12 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
         errored_but_applied=applied,
         duplicated=duplicated,
         stale_reads=len(stale),
-        stale_read_examples=[f"{r['key']} read from {r['node']} at {r['t'] / 1000:.2f}s" for r in stale[:10]],
+        stale_read_examples=[
+            f"{r['key']} read {r.get('value')!r} from {r.get('node') or 'an unknown node'} at {r['t'] / 1000:.2f}s"
+            for r in stale[:10]
+        ],
+        old_master_reads=len(old_master),
+        paused_master=paused_master,
         split_brain=split_brain,
         two_masters=two_masters,
         unavailable=unavailable,
@@ -308,14 +327,18 @@ def _steps(records: list[Record], unavailable: list[Window], lost_times: list[fl
     return steps
 
 
-def masters_at_once(records: list[Record], start: float = 0.0, end: float = float("inf")) -> list[Window]:
+def masters_at_once(
+    records: list[Record], start: float = 0.0, end: float = float("inf"), paused: bool = False
+) -> list[Window]:
     """Windows in which the role samples between ``start`` and ``end`` show more than one master. A
     sampled role holds until that node's next sample (a sampling round can outlast 100 ms: a node
-    sampled in one bucket and the next is a master through the bucket between)."""
+    sampled in one bucket and the next is a master through the bucket between). A master whose
+    writes were held (``pause`` records) counts only with ``paused=True``."""
     samples: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         if r["type"] == "role" and start <= r["t"] <= end:
             samples[r["node"]].append(r)
+    held_writes = _pauses(records)
     held: list[tuple[float, str]] = []
     for node, rs in samples.items():
         rs.sort(key=lambda r: r["t"])
@@ -325,9 +348,49 @@ def masters_at_once(records: list[Record], start: float = 0.0, end: float = floa
             bucket = (r["t"] // BUCKET_MS) * BUCKET_MS
             last = bucket if after is None else max(bucket, (after["t"] // BUCKET_MS) * BUCKET_MS - BUCKET_MS)
             while bucket <= last:
-                held.append((bucket, node))
+                if paused or not any(a - BUCKET_MS < bucket <= b for a, b in held_writes.get(node, ())):
+                    held.append((bucket, node))
                 bucket += BUCKET_MS
     return _at_once(held, "masters:")
+
+
+def _pauses(records: list[Record]) -> dict[str, list[tuple[float, float]]]:
+    """Per node, the spans in which a safe failover held its writes (to the end, if never lifted)."""
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    begun: dict[str, float] = {}
+    for r in sorted((r for r in records if r["type"] == "pause"), key=lambda r: r["t"]):
+        if r["event"] == "start":
+            begun.setdefault(r["node"], r["t"])
+        elif r["node"] in begun:
+            spans[r["node"]].append((begun.pop(r["node"]), r["t"]))
+    for node, t in begun.items():
+        spans[node].append((t, float("inf")))
+    return spans
+
+
+def _minus(windows: list[Window], taken: list[Window]) -> list[Window]:
+    """``windows`` without those that overlap one of ``taken``."""
+    return [w for w in windows if not any(o.start_ms < w.end_ms and w.start_ms < o.end_ms for o in taken)]
+
+
+def _stale_reads(records: list[Record]) -> list[Record]:
+    """Reads that returned other than what the acknowledged write of their key, acknowledged before
+    the read was sent, wrote (a set workload writes each key once: the value read must be it)."""
+    written: dict[Any, tuple[float, Any]] = {}  # key -> (acknowledged at, value)
+    sent: dict[tuple[Any, Any], float] = {}  # (process, key) -> when its read was sent
+    stale = []
+    for r in records:
+        if r.get("f") == "write" and r["type"] == "ok":
+            written[r["key"]] = (r["t"], r["value"])
+        elif r.get("f") != "read":
+            continue
+        elif r["type"] == "invoke":
+            sent[(r["process"], r["key"])] = r["t"]
+        elif r["type"] == "ok" and r["key"] in written:
+            acked, value = written[r["key"]]
+            if acked < sent.get((r["process"], r["key"]), float(r["t"])) and str(r["value"]) != str(value):
+                stale.append(r)
+    return stale
 
 
 def _at_once(samples: Iterable[tuple[float, str]], what: str) -> list[Window]:

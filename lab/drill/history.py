@@ -15,6 +15,8 @@ Record format (every record has ``t``, ms since the start, and ``type``):
 - ``fault``: ``action``, ``fault`` (``kill``, ``freeze``, ...), ``node``. ``inject`` is stamped when the
   injection starts, ``applied`` once it has taken effect (a fault applied in one go, a drill's step or a
   failover, has no ``applied``), ``revert`` once it has been undone.
+- ``pause``: ``node``, ``event`` (``start``, ``end``): a safe failover held that master's writes
+  (CLIENT PAUSE WRITE) meanwhile; it still says master, and takes no write.
 - ``client``: ``process``, ``event`` (a client library's own: ``reconnecting``, ``ready``, ...), ``detail``.
 - ``drill``: ``event`` (``start``, ``stop``: the span the workload is judged over; ``heal``: the lab is healed
   after it), ``scenario``.

@@ -76,6 +76,15 @@ class Run:
         self.injected.append(fault)
         return fault
 
+    def failover(self, old: Node, safe: bool) -> None:
+        """``lab failover`` on the master ``old``; the span in which a safe one held the old master's
+        writes (CLIENT PAUSE WRITE) is stamped: that master still says master, and takes no write."""
+
+        def paused(on: bool) -> None:
+            self.recorder.history.add("pause", node=old.name, event="start" if on else "end")
+
+        failover(self.spec, safe=safe, on_pause=paused)
+
     def revert(self, fault: faults.Fault) -> None:
         faults.revert(self.spec, fault, rejoin=False)  # a drill measures what Sentinel alone does
         self.recorder.fault("revert", fault.kind, fault.node)
@@ -120,7 +129,7 @@ def _failover(safe: bool) -> Callable[[Run], None]:
         d.at(FAULT_AT)
         old = d.master()
         d.recorder.fault("inject", "failover" if safe else "failover-unsafe", old.name)
-        failover(d.spec, safe=safe)
+        d.failover(old, safe)
         d.recorder.fault("revert", "failover" if safe else "failover-unsafe", old.name)
 
     return act
@@ -150,7 +159,7 @@ def _rolling_upgrade(d: Run) -> None:
         for node in [*replicas, old_master, *d.spec.sentinels]:
             if node == old_master:
                 with d.step(f"failover away from {old_master.name}", "failover", old_master):
-                    failover(d.spec, safe=True)
+                    d.failover(old_master, safe=True)
             with d.step(f"{node.name} to {target.name}", "upgrade", node):
                 d.spec = upgrade(d.spec, node.name, target).spec
     d.at(d.elapsed() + FAULT_AT)

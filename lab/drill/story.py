@@ -223,6 +223,7 @@ def summary_rows(findings: dict[str, Any]) -> list[tuple[str, str]]:
     """The summary as (label, value with its unit), from the findings as report.json holds them
     (``Findings.as_dict``): the CLI's table and report.html's."""
     s, span = findings["summary"], findings["lost_acked"]
+    paused = findings.get("paused_master", [])  # (report.json of an older run has none)
     lost_what = "acknowledged increments lost" if s["workload"] == "counter" else "acknowledged writes lost"
     return [
         ("operations acknowledged", f"{s['ok']:,}"),
@@ -235,8 +236,10 @@ def summary_rows(findings: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         ("failed writes applied anyway", f"{s['errored_but_applied']:,}"),
         ("writes that landed twice", f"{s['duplicated']:,}"),
-        ("stale reads", f"{s['stale_reads']:,}"),
+        ("stale reads (missed an acknowledged write)", f"{s['stale_reads']:,}"),
+        ("right values read from a demoted master", f"{s.get('old_master_reads', 0):,}"),
         ("two masters at once (role samples)", in_s(s["two_masters_ms"])),
+        ("a write-paused master still said master", in_s(sum(w["end_ms"] - w["start_ms"] for w in paused))),
         ("split brain (two nodes acknowledging)", in_s(s["split_brain_ms"])),
         ("longest unavailability", in_s(s["unavailable_ms"])),
         ("total unavailability", in_s(s["unavailable_total_ms"])),

@@ -12,6 +12,7 @@ import redis
 
 from lab import control, failover, faults, nodes
 from lab.backends import get_backend
+from lab.drill.checker import ERROR_FINDINGS
 from lab.drill.history import Workload
 from lab.drill.steps import config_set, kill_master_unavailability, wait_converged, write_acked
 from lab.pytest_plugin import require_fault
@@ -122,6 +123,19 @@ def test_safe_manual_failover_loses_no_increment(healthy_lab: LabSpec, drill) ->
     assert s["errored_but_applied"] == 0
     settled = wait_converged(spec)
     assert settled != old and role_of(spec, old) == ("slave", settled.address)
+
+
+def test_a_clean_safe_failover_reports_no_error_finding(healthy_lab: LabSpec, drill) -> None:
+    """Reads that the write-paused old master served after the switch hold the right values, and that
+    master still says master while no write can land on it: neither is a stale read or two masters."""
+    findings = drill(healthy_lab, "failover", duration=6, workload="set").findings
+    s = findings.summary()
+    assert s["failovers"] >= 1 and s["ok"] > 100
+    assert {k: s[k] for k in ERROR_FINDINGS} == dict.fromkeys(ERROR_FINDINGS, 0), findings.stale_read_examples
+    print(
+        f"\nclean safe failover: {s['old_master_reads']} reads from the old master, paused master for "
+        f"{sum(w.ms for w in findings.paused_master):.0f} ms"
+    )
 
 
 @pytest.mark.one_server

@@ -68,18 +68,55 @@ def test_indeterminate_writes_are_counted_with_how_many_survived() -> None:
     assert findings.errors == {"TimeoutError": 2, "ReadOnlyError": 1}
 
 
-def test_a_read_served_by_a_node_that_was_no_longer_master_is_stale() -> None:
+def test_a_read_that_misses_an_acknowledged_write_is_stale_whoever_served_it() -> None:
     history = [
         role(0, "redis-1", "master"),
         *steady(0, 400),
         switch(400, "sentinel-1", A, B),
-        op(450, "ok", "read", "k0", "redis-1"),  # the old master still answered
-        op(460, "ok", "read", "k10", "redis-2"),
+        op(440, "invoke", "read", "k0", None),
+        op(450, "ok", "read", "k0", "redis-1", value="1"),  # the old master still answered, rightly
+        op(455, "invoke", "read", "k10", None),
+        op(460, "ok", "read", "k10", "redis-2", value=None),  # the new master lacks an acknowledged write
         *steady(470, 800, "redis-2", "n"),
         final([]),
     ]
     findings = check(history, NAMES)
-    assert findings.stale_reads == 1 and findings.stale_read_examples == ["k0 read from redis-1 at 0.45s"]
+    assert findings.stale_reads == 1 and findings.stale_read_examples == ["k10 read None from redis-2 at 0.46s"]
+    assert findings.old_master_reads == 1 and findings.summary()["old_master_reads"] == 1
+
+
+def test_a_read_sent_before_the_write_was_acknowledged_is_not_stale() -> None:
+    history = [
+        op(0, "invoke", "write", "k", None),
+        op(5, "invoke", "read", "k", None),
+        op(10, "ok", "write", "k", "redis-1"),
+        op(12, "ok", "read", "k", "redis-1", value=None),
+        final([]),
+    ]
+    assert check(history, NAMES).stale_reads == 0
+
+
+def test_a_master_whose_writes_a_safe_failover_held_is_not_a_second_master() -> None:
+    # A safe failover pauses redis-1's writes, redis-2 is promoted, redis-1 says master until it is
+    # turned into a replica: no write can land on it meanwhile.
+    history = [
+        {"t": 0, "type": "drill", "event": "start"},
+        *(role(t, "redis-1", "master") for t in range(0, 1500, 100)),
+        role(1500, "redis-1", "replica"),
+        *(role(t, "redis-2", "master") for t in range(1000, 3000, 100)),
+        {"t": 800, "type": "pause", "node": "redis-1", "event": "start"},
+        {"t": 1550, "type": "pause", "node": "redis-1", "event": "end"},
+        *steady(0, 800),
+        *steady(1600, 3000, "redis-2", "n"),
+        {"t": 3000, "type": "drill", "event": "stop"},
+        final([]),
+    ]
+    findings = check(history, NAMES)
+    assert findings.two_masters == [] and findings.summary()["two_masters_ms"] == 0
+    assert [(w.start_ms, w.end_ms) for w in findings.paused_master] == [(1000.0, 1500.0)]
+    # The same history without the pause is two masters.
+    unpaused = check([r for r in history if r["type"] != "pause"], NAMES)
+    assert [(w.start_ms, w.end_ms) for w in unpaused.two_masters] == [(1000.0, 1500.0)]
 
 
 def test_two_nodes_acknowledging_writes_at_once_is_split_brain() -> None:

@@ -107,6 +107,9 @@ def _number(text: str, what: str) -> float:
 
 #: The longest wait a --timeout may ask for.
 MAX_TIMEOUT_S = 3600.0
+#: lab.drill.workloads.KINDS, without importing the drill (and redis) for `lab --help`.
+WORKLOADS = ("set", "counter", "register", "list")
+
 #: The longest drill workload. A drill keeps its whole history in memory until the report: measured
 #: here (2 cores, local lab, 4 workers unpaced), a 30 s drill acknowledged 249,633 operations and
 #: peaked at 427 MB (history.jsonl 56 MB), about 10 MB a second, so 120 s is ~1.3 GB. A failover
@@ -341,7 +344,12 @@ def _drill_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--clients", type=_clients, default=4, help=f"concurrent client workers, 1 to {MAX_CLIENTS} (default 4)"
     )
-    p.add_argument("--workload", choices=("set", "counter"), default="set", help="unique keys, or INCR counters")
+    p.add_argument(
+        "--workload",
+        choices=WORKLOADS,
+        default="set",
+        help="unique keys, INCR counters, registers checked for linearizability, or lists checked as Elle does",
+    )
     rate = "operations/s of all workers together, 1/60 to 1e6 (default: as fast as they go)"
     p.add_argument("--rate", type=_rate, help=rate)
     p.add_argument("--report", type=Path, help="report directory (default: $LAB_HOME/reports/NAME/SCENARIO-TIME)")

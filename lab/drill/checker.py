@@ -30,12 +30,21 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lab.drill.consistency import check_lists, check_registers
 from lab.drill.events import switches
 from lab.drill.history import Record
 
 #: The findings that say something went wrong (a gate on any of them fails a drill that had it); the
 #: rest describe what happened (failovers, unavailability, reads from a demoted master).
-ERROR_FINDINGS = ("lost", "errored_but_applied", "duplicated", "stale_reads", "split_brain_ms", "two_masters_ms")
+ERROR_FINDINGS = (
+    "lost",
+    "errored_but_applied",
+    "duplicated",
+    "stale_reads",
+    "anomalies",
+    "split_brain_ms",
+    "two_masters_ms",
+)
 
 BUCKET_MS = 100.0
 GAP_MS = 100.0  # with several workers, acknowledged writes normally follow each other within a few ms
@@ -106,6 +115,8 @@ class Findings:
     )  # {"step", "start_ms", "end_ms", "unavailable_ms", "lost"}
     lost_acked: Window | None = None  # when the lost writes were acknowledged (None: none lost, or a counter)
     old_master_reads: int = 0  # right values read from a node no longer master (not stale)
+    #: register and list workloads: the linearizability or list-append verdict (lab.drill.consistency)
+    consistency: dict[str, Any] | None = None
     paused_master: list[Window] = field(default_factory=list)  # a second master whose writes were held
 
     @property
@@ -126,6 +137,8 @@ class Findings:
             "duplicated",
             "stale_reads",
             "old_master_reads",
+            "anomalies",
+            "replica_stale_reads",
             "split_brain_ms",
             "two_masters_ms",
             "unavailable_ms",
@@ -150,6 +163,8 @@ class Findings:
             "duplicated": self.duplicated,
             "stale_reads": self.stale_reads,
             "old_master_reads": self.old_master_reads,
+            "anomalies": (self.consistency or {}).get("anomalies", 0),
+            "replica_stale_reads": (self.consistency or {}).get("replica_reads", {}).get("stale", 0),
             "split_brain_ms": round(sum(w.ms for w in self.split_brain), 3),
             "two_masters_ms": round(sum(w.ms for w in self.two_masters), 3),
             "unavailable_ms": self.unavailable_longest_ms,
@@ -212,6 +227,8 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
     duration = max((r["t"] for r in records), default=0.0)
     functions = {r.get("f") for r in ops}
     kind = "counter" if "incr" in functions else ("list" if "rpush" in functions else "set")
+    if final is not None and "registers" in final:
+        kind = "register"
 
     operations: dict[str, Counter[str]] = defaultdict(Counter)
     errors: Counter[str] = Counter()
@@ -235,8 +252,13 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
     # When each lost write was acknowledged (a counter's losses belong to a key, not to a write).
     lost_times = None if kind == "counter" else [r["t"] for r in acked if id(r) not in kept_ids]
 
+    consistency = None
+    if kind == "register":
+        consistency = check_registers(records)
+    elif kind == "list":
+        consistency = check_lists(records)
     timeline = master_timeline(records, addresses)
-    stale = _stale_reads(records)
+    stale = _stale_reads(records) if kind == "set" else []  # (a register's reads: its checker's part)
     old_master = [
         r
         for r in ops
@@ -264,13 +286,14 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
         indeterminate_survived=survived,
         errored_but_applied=applied,
         duplicated=duplicated,
-        stale_reads=len(stale),
+        stale_reads=len(stale) + (consistency or {}).get("master_reads", {}).get("stale", 0),
         stale_read_examples=[
             f"{r['key']} read {r.get('value')!r} from {r.get('node') or 'an unknown node'} at {r['t'] / 1000:.2f}s"
             for r in stale[:10]
         ],
         old_master_reads=len(old_master),
         paused_master=paused_master,
+        consistency=consistency,
         split_brain=split_brain,
         two_masters=two_masters,
         unavailable=unavailable,
@@ -428,7 +451,8 @@ def _unfinished(records: list[Record]) -> list[Record]:
 def _operation(r: Record) -> tuple[Any, ...]:
     """What pairs an invoke with its completion: a write's value is the one it sent, a read's
     completion carries the value it read (its invoke has none)."""
-    return r.get("process"), r.get("f"), r.get("key"), None if r.get("f") == "read" else r.get("value")
+    value = None if r.get("f") == "read" else r.get("value")
+    return r.get("process"), r.get("f"), r.get("key"), tuple(value) if isinstance(value, list) else value
 
 
 def _workload_span(records: list[Record], ops: list[Record], duration: float) -> tuple[float, float]:

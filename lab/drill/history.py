@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from lab import interrupts
+from lab.drill import workloads
 from lab.drill.events import SentinelEvents
 from lab.drill.outcomes import error_class, served_by
 
@@ -111,11 +112,12 @@ def sentinel_client(spec: LabSpec) -> redis.Redis:
 
 @dataclass
 class Workload:
-    """What each worker does: ``set`` writes unique keys (and reads one of its own back every
-    ``read_every`` operations); ``counter`` INCRs one key per worker. The first ``direct`` workers
-    connect straight to the master's address at the start, as an application configured with a
-    fixed host does, instead of through Sentinel. Keys start with ``prefix``, unique per drill.
-    ``rate``: operations per second across all workers (None: each goes as fast as it can)."""
+    """What each worker does (lab.drill.workloads: ``set``, ``counter``, ``register``, ``list``); a set
+    worker reads one of its own acknowledged keys back every ``read_every`` operations. The first
+    ``direct`` workers connect straight to the master's address at the start, as an application
+    configured with a fixed host does, instead of through Sentinel. Keys start with ``prefix``,
+    unique per drill. ``rate``: operations per second across all workers (None: each goes as fast as
+    it can)."""
 
     kind: str = "set"
     read_every: int = 4
@@ -144,17 +146,19 @@ class Pace:
 
 
 class Workers:
-    """N threads running the workload against the lab through Sentinel, recording every operation.
-    Records are kept per thread as tuples and turned into dicts only at the end (cheap while running)."""
+    """N threads running the workload against the lab through Sentinel, recording every operation
+    (a list workload has one more, reading through a replica). Records are kept per thread as tuples
+    and turned into dicts only at the end (cheap while running)."""
 
     def __init__(self, spec: LabSpec, history: History, workload: Workload, clients: int = 4) -> None:
         self.spec, self.history, self.workload = spec, history, workload
         self.clients = clients
+        self.kind = workloads.make(workload.kind, workload.prefix, clients, workload.read_every)
+        threads = clients + (1 if workload.kind == "list" else 0)
         self._stop = threading.Event()
         self._nodes = {(n.host, n.port): n.name for n in spec.redis_nodes}
-        self._threads = [threading.Thread(target=self._run, args=(p,), daemon=True) for p in range(clients)]
-        self._logs: list[list[tuple[Any, ...]]] = [[] for _ in range(clients)]
-        self.written: set[str] = set()  # keys a write was attempted on (ok, fail or info)
+        self._threads = [threading.Thread(target=self._run, args=(p,), daemon=True) for p in range(threads)]
+        self._logs: list[list[tuple[Any, ...]]] = [[] for _ in range(threads)]
 
     def start(self) -> Workers:
         for thread in self._threads:
@@ -180,6 +184,9 @@ class Workers:
         return self._nodes.get(address) if address else None
 
     def _client(self, process: int) -> redis.Redis:
+        if process >= self.clients:  # the list workload's replica reader
+            replica: redis.Redis = sentinel_for(self.spec).slave_for(self.spec.master_name, max_connections=1)
+            return replica
         if process >= self.workload.direct:
             return sentinel_client(self.spec)
         from lab.nodes import current_master
@@ -195,40 +202,27 @@ class Workers:
         except (redis.RedisError, OSError) as exc:
             log.append((clock.ms(), "client", process, None, None, None, {"event": "error", "detail": str(exc)[:200]}))
             return
-        w = self.workload
-        acked: list[str] = []
+        kind = self.kind
+        replica = {"replica": True} if process >= self.clients else {}
         seq = 0
-        pace = Pace(w.rate / self.clients if w.rate else None)
+        pace = Pace(self.workload.rate / self.clients if self.workload.rate else None)
         try:
             while not self._stop.is_set() and pace.wait(self._stop):
                 seq += 1
-                value: Any = None
-                if w.kind == "counter":
-                    f, key = "incr", f"{w.prefix}:counter:{process}"
-                elif acked and seq % w.read_every == 0:
-                    f, key = "read", acked[len(acked) // 2 + (seq % max(1, len(acked) // 2))]
-                else:
-                    f, key, value = "write", f"{w.prefix}:{process}:{seq}", seq
+                f, key, value = kind.next(process, seq)
                 log.append((clock.ms(), "invoke", process, f, key, value, {}))
                 try:
-                    if f == "incr":
-                        value = int(conn.incr(key))
-                    elif f == "read":
-                        value = conn.get(key)
-                    else:
-                        self.written.add(key)
-                        conn.set(key, value)
+                    result, extra = kind.send(conn, f, key, value)
                 except (redis.RedisError, OSError) as exc:
-                    kind, maybe = error_class(exc)
-                    outcome = (
-                        "info" if maybe and f != "read" else "fail"
-                    )  # a read that may have happened changed nothing
-                    log.append((clock.ms(), outcome, process, f, key, value, {"error": kind}))
+                    error, maybe = error_class(exc)
+                    # a read that may have happened changed nothing: it failed
+                    outcome = "info" if maybe and f != "read" else "fail"
+                    log.append((clock.ms(), outcome, process, f, key, value, {"error": error}))
                     self._stop.wait(0.005)
                     continue
-                log.append((clock.ms(), "ok", process, f, key, value, {"node": self._served_by(conn)}))
-                if f == "write":
-                    acked.append(key)
+                extra = {"node": self._served_by(conn), **extra, **replica}
+                log.append((clock.ms(), "ok", process, f, key, result, extra))
+                kind.acknowledged(process, f, key, result)
         finally:
             conn.close()
 
@@ -357,29 +351,13 @@ class Recorder:
         self.history.add("fault", action=action, fault=fault, node=node)
 
     def final(self, master: Node) -> None:
-        """Look up, on the converged master, every key the workers wrote (the counters, the lists)."""
+        """Look up, on the converged master, everything the workers wrote (the keys, the counters, the
+        registers, the lists)."""
         with node_client(self.spec, master, timeout=10) as conn:
-            if self.workload.kind == "list":
-                keys = [f"{self.workload.prefix}:{p}" for p in range(self.clients)]
-                lists = {key: [int(v) for v in conn.lrange(key, 0, -1)] for key in keys}
-                self.history.add("final", node=master.name, checked=len(keys), absent=[], counters={}, lists=lists)
+            if self.workers is not None:
+                self.history.add("final", node=master.name, **self.workers.kind.final(conn))
                 return
-            if self.workload.kind == "counter":
-                keys = [f"{self.workload.prefix}:counter:{p}" for p in range(self.clients)]
-                values = conn.mget(keys)
-                counters = {k: int(v) if v is not None else 0 for k, v in zip(keys, values, strict=True)}
-                self.history.add("final", node=master.name, checked=len(keys), absent=[], counters=counters)
-                return
-            written = sorted(self.workers.written if self.workers else ())
-            absent: list[str] = []
-            for batch in _batches(written, 1000):
-                pipe = conn.pipeline(transaction=False)
-                for key in batch:
-                    pipe.exists(key)
-                absent += [key for key, there in zip(batch, pipe.execute(), strict=True) if not there]
-        self.history.add("final", node=master.name, checked=len(written), absent=absent, counters={})
-
-
-def _batches(items: list[str], size: int) -> Iterator[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+            # a client adapter's list workload: one list per worker
+            keys = [f"{self.workload.prefix}:{p}" for p in range(self.clients)]
+            lists = {key: [int(v) for v in conn.lrange(key, 0, -1)] for key in keys}
+            self.history.add("final", node=master.name, checked=len(keys), absent=[], counters={}, lists=lists)

@@ -61,7 +61,8 @@ def step(state: Any, op: Op) -> Any:
 @dataclass
 class Violation:
     """The first return no order explains: ``op`` returned what it did while the register could
-    only have held one of ``possible`` (the values in the configurations just before it)."""
+    only have held one of ``possible`` (the values in the configurations just before it). A
+    process below 0 is the read of what the healed lab kept."""
 
     key: str
     op: Op
@@ -71,10 +72,12 @@ class Violation:
         op = self.op
         what = {"read": f"read {op.ret!r}", "write": f"write {op.arg!r}", "cas": f"cas {op.arg!r} -> {op.ret}"}[op.f]
         held = ", ".join(repr(v) for v in self.possible[:5]) or "nothing consistent"
-        at = f"{op.invoke / 1000:.3f}-{(op.complete or 0) / 1000:.3f} s"
-        return (
-            f"{self.key}: process {op.process}'s {what} ({at}) is not linearizable; the register could only hold {held}"
-        )
+        if op.process < 0:  # lab.drill.consistency: the read of what the healed lab kept
+            who = f"the read after the heal ({op.invoke / 1000:.3f} s) returned {op.ret!r}"
+        else:
+            at = f"{op.invoke / 1000:.3f}-{(op.complete or 0) / 1000:.3f} s"
+            who = f"process {op.process}'s {what} ({at})"
+        return f"{self.key}: {who}, which no order explains; the register could only hold {held}"
 
 
 @dataclass

@@ -6,8 +6,9 @@ the appends in, and what it lost.
 Anomalies, per list (``final`` is the read after the heal, on the converged master):
 
 - ``lost``: an acknowledged append missing from the final read;
-- ``read_then_lost``: a value some read saw that the final read does not hold (acknowledged or not:
-  someone saw it, then it was gone);
+- ``read_then_lost``: a value whose append was never acknowledged (it timed out, or was in flight)
+  that some read saw and the final read does not hold: someone saw it, then it was gone (the
+  acknowledged ones are ``lost`` already);
 - ``duplicated``: a value twice in one read (a client resent an append that had landed);
 - ``phantom``: a value no client ever appended;
 - ``failed_present``: a value whose append the client was told had failed, in the final read;
@@ -142,7 +143,7 @@ def check_key(key: str, appends: list[Append], reads: list[Read], findings: List
             "phantom", len(phantom), f"{key}: the read at {_s(read.invoke)} holds {phantom[:3]}, never appended"
         )
         if final is not None and read is not final:
-            seen_then_gone |= {v for v in counts if v not in in_final}
+            seen_then_gone |= {v for v in counts if v not in in_final and v in appended and not appended[v].ok}
             positions = [in_final[v] for v in read.values if v in in_final]
             for before, after in itertools.pairwise(positions):
                 if after < before:
@@ -156,7 +157,7 @@ def check_key(key: str, appends: list[Append], reads: list[Read], findings: List
     findings.note(
         "read_then_lost",
         len(seen_then_gone),
-        f"{key}: {len(seen_then_gone)} values were read and are not in the final read, "
+        f"{key}: {len(seen_then_gone)} values never acknowledged were read and are not in the final read, "
         f"e.g. {sorted(seen_then_gone)[:3]}",
     )
     _read_anomalies(key, appends, [r for r in reads if not r.final], in_final, findings)

@@ -188,6 +188,25 @@ def _fault_rows(faults: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def _consistency(verdict: dict[str, Any] | None) -> str:
+    """The register workload's linearizability verdict, or the list workload's anomalies by kind."""
+    if not verdict:
+        return ""
+    valid = {True: "yes", False: "no", None: "unknown (the search grew too big)"}[verdict["valid"]]
+    head = (
+        f"<h2>Consistency ({html.escape(verdict['checker'])})</h2><p id=consistency>{verdict['operations']:,} "
+        f"operations on {verdict['keys']:,} keys; consistent: <b>{valid}</b>; {verdict['anomalies']:,} anomalies.</p>"
+    )
+    if verdict["checker"] == "linearizable":
+        shown = verdict["violations"] + [f"{key}: unknown" for key in verdict["unknown"]]
+        return head + "".join(f"<p class=note>{html.escape(v)}</p>" for v in shown)
+    rows = [[html.escape(k), f"{n:,}"] for k, n in verdict["counts"].items()]
+    rows += [[f"{html.escape(k)} read (master)", f"{n:,}"] for k, n in verdict["master_reads"].items()]
+    rows += [[f"{html.escape(k)} read (replica)", f"{n:,}"] for k, n in verdict["replica_reads"].items()]
+    examples = [f"<li>{html.escape(e)}</li>" for group in verdict["examples"].values() for e in group[:2]]
+    return head + table(["anomaly", "count"], rows, {1}) + (f"<ul>{''.join(examples)}</ul>" if examples else "")
+
+
 def render_html(doc: dict[str, Any], png: bytes) -> str:
     """A self-contained page: what happened in one sentence, the key figures, the picture, the summary
     with labels and units, the errors by class, the windows, the faults, the Sentinels' events."""
@@ -279,6 +298,7 @@ acknowledging writes. Times are seconds since the drill started.</figcaption></f
 <h2>Summary</h2><table class="kv">{summary}</table>
 <h2>Errors by class</h2>{error_table}
 <h2>Lost writes</h2><p>First 20: {lost}</p>
+{_consistency(findings.get("consistency"))}
 {steps_table}
 <h2>Windows</h2>{windows_table}
 <h2>Faults</h2>{faults_table}

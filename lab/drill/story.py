@@ -244,10 +244,20 @@ def summary_rows(findings: dict[str, Any]) -> list[tuple[str, str]]:
         ("longest unavailability", in_s(s["unavailable_ms"])),
         ("total unavailability", in_s(s["unavailable_total_ms"])),
         ("longest window with nothing kept", in_s(s["nothing_kept_ms"])),
+        *_consistency_rows(findings.get("consistency")),
         ("failovers (epochs)", f"{s['failovers']} ({s['epochs']})"),
         ("errors (all classes)", f"{s['errors']:,}"),
         ("recorded for", in_s(s["duration_ms"])),
     ]
+
+
+def _consistency_rows(verdict: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if not verdict:
+        return []
+    rows = [(f"anomalies ({verdict['checker']} checker)", f"{verdict['anomalies']:,}")]
+    if verdict["checker"] == "list-append":
+        rows.append(("replica reads behind (stale)", f"{verdict['replica_reads']['stale']:,}"))
+    return rows
 
 
 #: What each error class a history names means (lab.drill.outcomes and the adapters), and whether the

@@ -57,3 +57,10 @@ def test_help_of_the_installed_entry_point(tool: str) -> None:
     result = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0 and result.stdout.startswith("usage:"), result.stdout + result.stderr
     assert result.stderr == ""
+
+
+def test_the_workload_choices_are_the_drills_workloads() -> None:
+    from lab.cli import WORKLOADS
+    from lab.drill.workloads import KINDS
+
+    assert WORKLOADS == KINDS

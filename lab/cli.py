@@ -113,7 +113,8 @@ WORKLOADS = ("set", "counter", "register", "list")
 #: The longest drill workload. A drill keeps its whole history in memory until the report: measured
 #: here (2 cores, local lab, 4 workers unpaced), a 30 s drill acknowledged 249,633 operations and
 #: peaked at 427 MB (history.jsonl 56 MB), about 10 MB a second, so 120 s is ~1.3 GB. A failover
-#: that outlasts the workload extends it anyway (lab.drill.scenarios.RECOVERY_TAIL_S); soaks are repeats.
+#: that outlasts the workload extends it anyway (lab.drill.scenarios.RECOVERY_TAIL_S). A soak (`lab drill soak`)
+#: spools its history to disk as it goes: bounded by MAX_SOAK_S only.
 MAX_DRILL_S = 120.0
 #: The most drill workers: threads of one Python process (one core at most, under the GIL); past a
 #: few dozen they measure that process's own queueing, not the failover (500 made a 2 s drill take
@@ -133,8 +134,13 @@ def _seconds(text: str) -> float:
     return _bounded_seconds(text, MAX_TIMEOUT_S)
 
 
+#: The longest soak (lab.drill.nemesis.MAX_SOAK_S): its history goes to disk as it is recorded.
+MAX_SOAK_S = 7 * 24 * 3600.0
+
+
 def _duration(text: str) -> float:
-    return _bounded_seconds(text, MAX_DRILL_S)
+    """Up to a soak's longest; a drill's own bound (MAX_DRILL_S) is checked once the scenario is known."""
+    return _bounded_seconds(text, MAX_SOAK_S)
 
 
 def _node(text: str) -> str:
@@ -336,10 +342,14 @@ def _drill_arguments(p: argparse.ArgumentParser) -> None:
     from lab.drill.scenarios import SCENARIOS
 
     scenarios = "; ".join(f"{s.name}: {s.about}" for s in SCENARIOS.values())
-    p.add_argument("scenario", metavar="SCENARIO", help=f"one of: {scenarios}")
+    soak = "soak: faults from a seeded schedule for --duration (--faults, --interval, --seed, --plan)"
+    p.add_argument("scenario", metavar="SCENARIO", help=f"one of: {scenarios}; {soak}")
     _name(p)
     p.add_argument(
-        "--duration", type=_duration, default=10.0, help=f"seconds of workload, at most {MAX_DRILL_S:g} (default 10)"
+        "--duration",
+        type=_duration,
+        help=f"seconds of workload: a drill at most {MAX_DRILL_S:g} (default 10), a soak at most "
+        f"{MAX_SOAK_S:g} (default 600)",
     )
     p.add_argument(
         "--clients", type=_clients, default=4, help=f"concurrent client workers, 1 to {MAX_CLIENTS} (default 4)"
@@ -347,9 +357,13 @@ def _drill_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workload",
         choices=WORKLOADS,
-        default="set",
-        help="unique keys, INCR counters, registers checked for linearizability, or lists checked as Elle does",
+        help="unique keys (a drill's default), INCR counters (a soak's default), registers checked for "
+        "linearizability, or lists checked as Elle does (a soak: counter or register)",
     )
+    p.add_argument("--faults", metavar="F[,F...]", help="soak: the faults to draw from (default: five that heal)")
+    p.add_argument("--interval", metavar="LO-HI", help="soak: seconds of quiet before each fault (default 20-40)")
+    p.add_argument("--seed", metavar="N", help="soak: the schedule's seed; the same seed replays it (default: random)")
+    p.add_argument("--plan", action="store_true", help="soak: print the schedule and exit (no lab is touched)")
     rate = "operations/s of all workers together, 1/60 to 1e6 (default: as fast as they go)"
     p.add_argument("--rate", type=_rate, help=rate)
     p.add_argument("--report", type=Path, help="report directory (default: $LAB_HOME/reports/NAME/SCENARIO-TIME)")
@@ -751,6 +765,11 @@ def cmd_failover(args: argparse.Namespace) -> int:
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
+    if args.scenario != "soak" and args.duration is not None and args.duration > MAX_DRILL_S:
+        raise UsageError(
+            f"--duration: a drill runs at most {MAX_DRILL_S:g} s (it holds its history in memory); "
+            "`lab drill soak` runs for hours"
+        )
     from lab.drill.cli import run
 
     return run(args, out.console, err.console)

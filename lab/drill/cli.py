@@ -7,6 +7,7 @@ import argparse
 import datetime
 import itertools
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -205,8 +206,16 @@ def run_clients(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     # Every option is checked before a lab is started or touched (bad usage: exit 2).
+    if args.scenario == "soak":
+        return run_soak_command(args, out, err)
     if args.scenario not in SCENARIOS:
-        raise UsageError(f"unknown drill {args.scenario!r} (choose from: {', '.join(SCENARIOS)})")
+        raise UsageError(f"unknown drill {args.scenario!r} (choose from: {', '.join(SCENARIOS)}, soak)")
+    soak_only = [o for o, v in (("--faults", args.faults), ("--interval", args.interval), ("--seed", args.seed)) if v]
+    if soak_only or args.plan:
+        raise UsageError(f"{', '.join(soak_only) or '--plan'}: only `lab drill soak` takes it")
+    if args.duration is None:
+        args.duration = 10.0  # (lab.cli refused one longer than a drill may run)
+    args.workload = args.workload or "set"
     conditions = gates.parse(args.fail_on, list(Findings.summary_keys()))
     home: Path = args.home or state.default_home()
     start, upgrade_to = _upgrade_path(args, home)
@@ -239,12 +248,105 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
             out.print(f"note: {note}", markup=False)
         out.print(f"report: {report_dir / 'report.html'} (timeline.png, report.json, history.jsonl)", markup=False)
     summary = result.findings.summary()
+    return _finish(
+        "lab drill", args, err, summary, conditions, (junit_file, args.scenario, result.seconds, report_dir), started
+    )
+
+
+def _finish(
+    command: str,
+    args: argparse.Namespace,
+    err: Console,
+    summary: dict[str, Any],
+    conditions: list[gates.Gate],
+    junit_of: tuple[Path | None, str, float, Path],
+    started: bool,
+) -> int:
+    """The JUnit file, the note on a lab started for the command, and the gates: exit 1 if one holds."""
+    junit_file, scenario, seconds, report_dir = junit_of
     if junit_file is not None:
-        junit.write(junit_file, junit.document(args.scenario, summary, conditions, result.seconds, report_dir))
+        junit.write(junit_file, junit.document(scenario, summary, conditions, seconds, report_dir))
     if started:
-        _left_running("lab drill", args.name, err)
+        _left_running(command, args.name, err)
     failed = gates.failing(summary, conditions)
     if failed:
-        err.print(f"lab drill: findings over the gate: {'; '.join(failed)}", markup=False)
+        err.print(f"{command}: findings over the gate: {'; '.join(failed)}", markup=False)
         return 1
     return 0
+
+
+def _soak_options(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[float, float], int, float, str]:
+    """The soak's faults, interval, seed, duration and workload; bad ones are usage errors (exit 2)."""
+    import secrets
+
+    from lab.drill import nemesis
+    from lab.drill.soak import SOAK_WORKLOADS
+
+    if args.upgrade_from or args.upgrade_to:
+        raise UsageError("--from and --to belong to the rolling-upgrade drill")
+    chosen = nemesis.parse_faults(args.faults) if args.faults is not None else nemesis.DEFAULT_FAULTS
+    interval = nemesis.parse_interval(args.interval) if args.interval is not None else nemesis.DEFAULT_INTERVAL
+    seed = nemesis.parse_seed(args.seed) if args.seed is not None else secrets.randbelow(2**31)
+    duration = 600.0 if args.duration is None else args.duration
+    if duration < interval[0]:
+        raise UsageError(f"--duration {duration:g}: shorter than the quiet interval before the first fault")
+    workload = args.workload or "counter"
+    if workload not in SOAK_WORKLOADS:
+        raise UsageError(f"--workload {workload}: a soak runs {' or '.join(SOAK_WORKLOADS)} (bounded memory)")
+    return chosen, interval, seed, duration, workload
+
+
+def run_soak_command(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """`lab drill soak`: the schedule (``--plan``), or the soak and its report."""
+    from lab.drill import nemesis
+    from lab.drill.soak import check_faults, run_soak
+    from lab.drill.soakcheck import SoakFindings
+
+    chosen, interval, seed, duration, workload = _soak_options(args)
+    if args.plan:
+        steps = nemesis.plan(seed, chosen, interval, duration)
+        out.print(f"soak seed {seed}: at most {len(steps)} faults in {duration:g} s", markup=False)
+        for step in steps:
+            out.print(f"  {step.index:>4}  quiet {step.quiet_s:7.3f} s, then {step.fault}", markup=False)
+        return 0
+    conditions = gates.parse(args.fail_on, list(SoakFindings().summary()))
+    home: Path = args.home or state.default_home()
+    for name in chosen:
+        _check_needs(args, home, name)
+    report_dir = _report_dir(args, home, f"soak-{seed}")
+    junit_file = junit.check_destination(args.junit, home) if args.junit is not None else None
+    home, started = _running_lab(args, err)
+    with lab_lock(home, args.name, "drill soak"):
+        spec = state.load(home, args.name)
+        check_faults(spec, chosen)
+        err.print(f"soak seed {seed}: {duration:g} s, faults {', '.join(chosen)}; report {report_dir}", markup=False)
+        result = run_soak(
+            spec,
+            seed=seed,
+            chosen=chosen,
+            interval=interval,
+            duration=duration,
+            report_dir=report_dir,
+            clients=args.clients,
+            workload=workload,
+            rate=args.rate,
+            progress=lambda line: err.print(line, markup=False),
+        )
+    summary = result.findings.summary()
+    if args.json:
+        print((report_dir / "soak.json").read_text())
+    else:
+        table = Table(title=f"soak seed {seed}: {result.seconds:.1f} s, {workload} workload")
+        table.add_column("finding")
+        table.add_column("value", justify="right")
+        for key, value in summary.items():
+            table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+        out.print(table)
+        if result.findings.stopped:
+            out.print(f"stopped early: {result.findings.stopped}", markup=False)
+        if result.linearizable is not None:
+            out.print(f"linearizable: {result.linearizable['valid']}", markup=False)
+        out.print(f"report: {report_dir / 'soak.html'} (soak.png, soak.json, history.jsonl.gz)", markup=False)
+    return _finish(
+        "lab drill soak", args, err, summary, conditions, (junit_file, "soak", result.seconds, report_dir), started
+    )

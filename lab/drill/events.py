@@ -29,9 +29,17 @@ class SentinelEvents:
     """``with SentinelEvents(spec) as events:`` - one thread per Sentinel; a Sentinel that is down
     or restarts is re-subscribed until the block ends (its events meanwhile are missed)."""
 
-    def __init__(self, spec: LabSpec, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        spec: LabSpec,
+        clock: Callable[[], float] = time.monotonic,
+        sink: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """``sink``: each event goes there as a history record as it arrives, instead of being kept
+        (a soak's history is spooled to disk as it is recorded)."""
         self.spec = spec
         self.clock = clock
+        self.sink = sink
         self.events: list[SentinelEvent] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -82,8 +90,12 @@ class SentinelEvents:
             self._ready.wait(timeout=5)
 
     def _add(self, sentinel: str, channel: str, data: str) -> None:
+        event = SentinelEvent(self.clock(), sentinel, channel, data)
+        if self.sink is not None:
+            self.sink({"t": event.t, "type": "sentinel", "sentinel": sentinel, "event": channel, "data": data})
+            return
         with self._lock:
-            self.events.append(SentinelEvent(self.clock(), sentinel, channel, data))
+            self.events.append(event)
 
     def named(self, channel: str) -> list[SentinelEvent]:
         with self._lock:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ from lab import interrupts
 from lab.drill import workloads
 from lab.drill.events import SentinelEvents
 from lab.drill.outcomes import error_class, served_by
+from lab.drill.spool import Entry, Spool, entry_record, read_spool
 
 if TYPE_CHECKING:
     from lab.drill.clients import AdapterRun
@@ -67,24 +69,37 @@ class Clock:
 
 
 class History:
-    """Records appended from many threads; written as JSON lines."""
+    """Records appended from many threads; written as JSON lines. With ``spool`` (a path), they go to
+    disk as they come (lab.drill.spool: a soak of any length holds a second or two in memory) and
+    :attr:`records` reads them back."""
 
-    def __init__(self, clock: Clock | None = None) -> None:
+    def __init__(self, clock: Clock | None = None, spool: Path | None = None) -> None:
         self.clock = clock or Clock()
         self._records: list[Record] = []
         self._lock = threading.Lock()
+        self.spool = Spool(spool, self.clock.ms) if spool is not None else None
 
     def add(self, type_: str, **fields: Any) -> None:
         record = {"t": self.clock.ms(), "type": type_, **fields}
+        if self.spool is not None:
+            self.spool.add(record)
+            return
         with self._lock:
             self._records.append(record)
 
     def extend(self, records: Iterable[Record]) -> None:
+        if self.spool is not None:
+            for record in records:
+                self.spool.add(record)
+            return
         with self._lock:
             self._records.extend(records)
 
     @property
     def records(self) -> list[Record]:
+        if self.spool is not None:
+            self.spool.flush()
+            return list(read_spool(self.spool.path))
         with self._lock:
             return sorted(self._records, key=lambda r: r["t"])
 
@@ -158,7 +173,9 @@ class Workers:
         self._stop = threading.Event()
         self._nodes = {(n.host, n.port): n.name for n in spec.redis_nodes}
         self._threads = [threading.Thread(target=self._run, args=(p,), daemon=True) for p in range(threads)]
-        self._logs: list[list[tuple[Any, ...]]] = [[] for _ in range(threads)]
+        # Each worker's entries: kept until the end, or queued for the history's spool as they come.
+        spool = history.spool
+        self._logs = [spool.source() if spool is not None else deque[Entry]() for _ in range(threads)]
 
     def start(self) -> Workers:
         for thread in self._threads:
@@ -172,12 +189,8 @@ class Workers:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
-        records = []
-        for log in self._logs:
-            for entry in log:
-                t, kind, process, f, key, value, extra = entry
-                records.append({"t": t, "type": kind, "process": process, "f": f, "key": key, "value": value, **extra})
-        self.history.extend(records)
+        if self.history.spool is None:
+            self.history.extend(entry_record(entry) for log in self._logs for entry in log)
 
     def _served_by(self, conn: redis.Redis) -> str | None:
         address = served_by(conn)
@@ -291,13 +304,15 @@ class Recorder:
         clients: int = 4,
         adapter: AdapterRun | None = None,
         duration: float = 0.0,
+        spool: Path | None = None,
     ) -> None:
         self.spec = spec
-        self.history = History()
+        self.history = History(spool=spool)
         self.clients = clients
         self.adapter, self.duration = adapter, duration
         self.workload = workload or (Workload(kind="list", prefix=adapter.prefix) if adapter else Workload())
-        self.events = SentinelEvents(spec, clock=self.history.clock.ms)
+        spooled = self.history.spool
+        self.events = SentinelEvents(spec, clock=self.history.clock.ms, sink=spooled.add if spooled else None)
         self.roles = RoleSampler(spec, self.history)
         self.workers = None if adapter else Workers(spec, self.history, self.workload, clients)
         self._workload_stopped = self._stopped = False

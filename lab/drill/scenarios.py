@@ -240,6 +240,15 @@ SCENARIOS = {
 }
 
 
+def check_supported(spec: LabSpec, scenario: str, what: str = "drill") -> None:
+    """Refuse a scenario whose fault this lab's backend or builds cannot inject."""
+    needs = SCENARIOS[scenario].needs
+    if needs and (why := get_backend(spec.backend).unsupported(needs)):
+        raise LabError(f"{what} {scenario} needs {needs}, which the {spec.backend} backend cannot do here: {why}")
+    if needs and (why := faults.unsupported_by_builds(spec, needs)):
+        raise LabError(f"{what} {scenario} needs {needs}: {why}")
+
+
 def _settle(spec: LabSpec, recorder: Recorder) -> str:
     """After the heal: wait for a healthy lab and read what the converged master kept. A lab that
     cannot become healthy (a replica that cannot sync from a newer build) is a finding: the final
@@ -281,10 +290,7 @@ def run_drill(
         raise LabError("a drill's rate paces the lab's own workers: a positive number, and no client adapter")
     if scenario == "rolling-upgrade" and not upgrade_to:
         raise LabError("drill rolling-upgrade needs the builds to upgrade to (--to NAME[,NAME...])")
-    if chosen.needs and (why := get_backend(spec.backend).unsupported(chosen.needs)):
-        raise LabError(f"drill {scenario} needs {chosen.needs}, which the {spec.backend} backend cannot do here: {why}")
-    if chosen.needs and (why := faults.unsupported_by_builds(spec, chosen.needs)):
-        raise LabError(f"drill {scenario} needs {chosen.needs}: {why}")
+    check_supported(spec, scenario)
     started = time.perf_counter()
     adapter = None
     if client is not None:

@@ -1,0 +1,129 @@
+"""A history written to disk as it is recorded, so that a drill of any length holds only the last
+second or two of it in memory: gzip-compressed JSON lines (``history.jsonl.gz``: read it with
+``zcat``), in time order.
+
+Records come from many threads, each stamped when it happened; a record can reach the spool a
+little after a later one from another thread. The spool keeps what arrived and writes, every
+``FLUSH_S``, the records older than ``HOLD_MS`` in time order; the rest wait for the next round, so
+the file is sorted. Measured on the lab's histories: about 18 bytes per operation on disk, against
+225 as plain JSON lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import heapq
+import json
+import threading
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+Record = dict[str, Any]
+#: A worker's operation as it records it (cheap to make): (t, type, process, f, key, value, extra).
+Entry = tuple[Any, ...]
+
+FLUSH_S = 0.5
+HOLD_MS = 2000.0  # a record older than this (by its stamp) has reached the spool
+NAME = "history.jsonl.gz"
+
+
+class SpoolFull(OSError):
+    """The disk is full (or the file cannot be written): the history so far is complete and readable."""
+
+
+def entry_record(entry: Entry) -> Record:
+    t, kind, process, f, key, value, extra = entry
+    return {"t": t, "type": kind, "process": process, "f": f, "key": key, "value": value, **extra}
+
+
+class Spool:
+    """``add`` records (dicts) and ``source`` queues of worker entries; a thread writes them out.
+    ``close`` writes what is left. After a write error the spool stops taking records and
+    :attr:`error` says why; what was written before is whole (each flush ends on a line)."""
+
+    def __init__(self, path: Path, now: Callable[[], float]) -> None:
+        self.path, self.now = path, now
+        self._file: gzip.GzipFile | None = gzip.open(path, "wb", compresslevel=6)  # noqa: SIM115 (closed by close())
+        self._heap: list[tuple[float, int, Record]] = []
+        self._seq = 0
+        self._sources: list[deque[Entry]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="history-spool")
+        self.written = 0
+        self.error: str | None = None
+        self._thread.start()
+
+    def source(self) -> deque[Entry]:
+        """A queue one worker appends its entries to (deque.append is thread-safe)."""
+        queue: deque[Entry] = deque()
+        with self._lock:
+            self._sources.append(queue)
+        return queue
+
+    def add(self, record: Record) -> None:
+        with self._lock:
+            self._push(record)
+
+    def _push(self, record: Record) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (record["t"], self._seq, record))
+
+    def _drain(self) -> None:
+        for queue in self._sources:
+            while queue:
+                self._push(entry_record(queue.popleft()))
+
+    def _run(self) -> None:
+        while not self._stop.wait(FLUSH_S):
+            self.flush(self.now() - HOLD_MS)
+
+    def flush(self, before: float = float("inf")) -> None:
+        """Write every record stamped before ``before`` (ms), in time order."""
+        with self._lock:
+            self._drain()
+            lines = []
+            while self._heap and self._heap[0][0] < before:
+                lines.append(json.dumps(heapq.heappop(self._heap)[2], separators=(",", ":")))
+            if not lines or self._file is None:
+                return
+            try:
+                self._file.write(("\n".join(lines) + "\n").encode())
+                self._file.flush()
+                self.written += len(lines)
+            except OSError as exc:
+                self.error = (
+                    f"the history could not be written ({exc.strerror or exc}): it stops at record {self.written:,}"
+                )
+                self._close_file()
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.flush()
+        with self._lock:
+            self._close_file()
+
+
+def read_spool(path: Path, skip: tuple[str, ...] = ()) -> Iterator[Record]:
+    """The records of a spooled history, in time order; records of the types in ``skip`` are left
+    unparsed (a check that needs no ``invoke`` reads half as many). A file cut short (a crash, a
+    full disk) yields every whole line before the cut and stops there."""
+    marks = tuple(f'"type":"{kind}"' for kind in skip)
+    with gzip.open(path, "rt") as handle:
+        try:
+            for line in handle:
+                if line.endswith("\n") and not (marks and any(mark in line for mark in marks)):
+                    yield json.loads(line)
+        except (EOFError, gzip.BadGzipFile, zlib.error):
+            return

@@ -35,12 +35,13 @@ def test_compose_without_a_docker_engine_is_one_clear_line(tmp_path: Path) -> No
 
 
 def test_auto_backend_falls_back_to_local_without_docker(tmp_path: Path) -> None:
-    result = run_lab("up", "--name", "auto", home=tmp_path, env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
+    name = lab_name("auto")
+    result = run_lab("up", "--name", name, home=tmp_path, env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
     try:
         assert result.returncode == 0, result.stderr
-        assert "lab auto (local, profile lab, " in result.stdout
+        assert f"lab {name} (local, profile lab, " in result.stdout
     finally:
-        run_lab("down", "--name", "auto", home=tmp_path)
+        run_lab("down", "--name", name, home=tmp_path)
 
 
 def test_missing_image_without_registry_builds_a_local_one(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.pytest_plugin import lab_name
 from tests.helpers import assert_no_lab_started, run_lab
 
 pytestmark = pytest.mark.integration
@@ -19,13 +20,15 @@ pytestmark = pytest.mark.integration
 def test_a_drill_that_started_its_lab_says_so_and_writes_its_gates_as_junit(tmp_path: Path) -> None:
     home, junit = tmp_path / "home", tmp_path / "ci" / "drill.xml"
     junit.parent.mkdir()
+    name = lab_name("ju")  # (its addresses follow from the name: unique to this test process)
     try:
         ran = run_lab(
-            "drill", "kill-master", "--name", "ju", "--backend", "local", "--duration", "3",
+            "drill", "kill-master", "--name", name, "--backend", "local", "--duration", "3",
             "--fail-on", "lost>0", "--fail-on", "ok>0", "--junit", str(junit), home=home, timeout=180,
         )  # fmt: skip
         assert ran.returncode == 1, ran.stdout + ran.stderr  # ok>0 holds: some writes were acknowledged
-        assert "lab drill: lab ju was started for this command and is still running: `lab down --name ju`" in ran.stderr
+        started = f"lab drill: lab {name} was started for this command and is still running: `lab down --name {name}`"
+        assert started in ran.stderr
         suite = ET.parse(junit).getroot().find("testsuite")
         assert suite is not None and suite.get("name") == "lab drill kill-master"
         cases = {c.get("name"): c for c in suite.iter("testcase")}
@@ -37,7 +40,7 @@ def test_a_drill_that_started_its_lab_says_so_and_writes_its_gates_as_junit(tmp_
         assert (cases["lost>0"].find("failure") is not None) == (int(str(lost)) > 0)
         assert suite.get("failures") == str(sum(c.find("failure") is not None for c in cases.values()))
         again = run_lab(
-            "drill", "failover", "--name", "ju", "--duration", "2", "--junit", str(junit), home=home, timeout=120
+            "drill", "failover", "--name", name, "--duration", "2", "--junit", str(junit), home=home, timeout=120
         )
         assert again.returncode == 0, again.stderr
         assert "was started for this command" not in again.stderr, "the second drill found the lab running"
@@ -45,7 +48,7 @@ def test_a_drill_that_started_its_lab_says_so_and_writes_its_gates_as_junit(tmp_
         assert only is not None and [c.get("name") for c in only.iter("testcase")] == ["ran"]
         assert not list(junit.parent.glob(".junit-*")), "no temporary file is left beside the report"
     finally:
-        down = run_lab("down", "--name", "ju", home=home, timeout=60)
+        down = run_lab("down", "--name", name, home=home, timeout=60)
         assert down.returncode == 0, down.stderr
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lab import procs, state
+from lab.pytest_plugin import lab_name
 from lab.spec import LabSpec
 from tests.helpers import run_lab, running_parts
 
@@ -58,13 +59,14 @@ def test_another_homes_lab_is_out_of_reach_by_name_or_by_link(lab: LabSpec, lab_
 # `down` of a lab whose state is garbage stops what runs in it and removes the lab's files only.
 def test_down_of_an_unreadable_lab_keeps_what_the_lab_did_not_make(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    assert run_lab("up", "--name", "gate1", "--backend", "local", home=home, timeout=120).returncode == 0
-    lab_dir = home / "gate1"
+    gate1 = lab_name("gate1")
+    assert run_lab("up", "--name", gate1, "--backend", "local", home=home, timeout=120).returncode == 0
+    lab_dir = home / gate1
     try:
         (lab_dir / "notes.txt").write_text("the user's")
         (lab_dir / "state.json").write_text("garbage")
         assert len(procs.servers_under(lab_dir)) == 6
-        result = run_lab("down", "--name", "gate1", home=home)
+        result = run_lab("down", "--name", gate1, home=home)
         assert result.returncode == 1 and "stopped 6 server process(es)" in result.stderr, result.stderr
         assert "kept notes.txt" in result.stderr
         assert procs.servers_under(lab_dir) == []
@@ -148,24 +150,25 @@ def test_a_node_directory_that_is_a_link_stops_every_command(tmp_path: Path) -> 
     home, decoy = tmp_path / "home", tmp_path / "decoy"
     decoy.mkdir()
     (decoy / "redis.pid").write_text("x")
-    assert run_lab("up", "--name", "gate3", "--backend", "local", home=home, timeout=120).returncode == 0
-    lab_dir = home / "gate3"
+    gate3 = lab_name("gate3")
+    assert run_lab("up", "--name", gate3, "--backend", "local", home=home, timeout=120).returncode == 0
+    lab_dir = home / gate3
     real = lab_dir / "redis-1.real"
     try:
         (lab_dir / "redis-1").rename(real)
         (lab_dir / "redis-1").symlink_to(decoy)
         for command in (["down"], ["status"], ["kill", "redis-2"], ["heal"]):
-            _usage_error(run_lab(command[0], "--name", "gate3", *command[1:], home=home), "symbolic link to")
+            _usage_error(run_lab(command[0], "--name", gate3, *command[1:], home=home), "symbolic link to")
         assert sorted(p.name for p in decoy.iterdir()) == ["redis.pid"] and (decoy / "redis.pid").read_text() == "x"
         assert len(procs.servers_under(lab_dir)) == 6, "nothing was stopped"
         (lab_dir / "redis-1").unlink()
         real.rename(lab_dir / "redis-1")
-        kept = run_lab("down", "--name", "gate3", "--keep-data", home=home)
+        kept = run_lab("down", "--name", gate3, "--keep-data", home=home)
         assert kept.returncode == 0, kept.stderr
         # A kept lab whose node directory became a link is not adopted either.
         (lab_dir / "redis-2").rename(tmp_path / "redis-2.moved")
         (lab_dir / "redis-2").symlink_to(decoy)
-        _usage_error(run_lab("up", "--name", "gate3", "--backend", "local", home=home), "symbolic link to")
+        _usage_error(run_lab("up", "--name", gate3, "--backend", "local", home=home), "symbolic link to")
         assert sorted(p.name for p in decoy.iterdir()) == ["redis.pid"]
     finally:
         procs.terminate(procs.servers_under(lab_dir))

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import statistics
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import redis
 
 from lab import control
 from lab.drill.pages import machine
+from lab.drill.repeat import Tally
 from lab.drill.scenarios import SCENARIOS, run_drill
 from lab.servers import system
 
@@ -31,25 +29,6 @@ PAGE = Path(__file__).resolve().parent.parent / "docs" / "findings.md"
 START, END = "<!-- findings:start -->", "<!-- findings:end -->"
 #: Scenarios a plain local lab runs as they are (rolling-upgrade needs --to builds: docs/servers.md).
 DEFAULT = [name for name, s in SCENARIOS.items() if not s.open_ended]
-
-
-@dataclass
-class Tally:
-    """One scenario's runs."""
-
-    scenario: str
-    runs: list[dict[str, Any]] = field(default_factory=list)
-
-    def odds(self, key: str) -> str:
-        """In how many runs ``key`` was above zero: ``k of N``."""
-        return f"{sum(1 for r in self.runs if r[key] > 0)} of {len(self.runs)}"
-
-    def spread(self, key: str, scale: float = 1.0, unit: str = "") -> str:
-        """median (min-max) of ``key``; one figure when every run gave the same."""
-        values = sorted(r[key] / scale for r in self.runs)
-        form = ".2f" if scale != 1.0 else ",.0f"
-        low, mid, high = (format(v, form) for v in (values[0], statistics.median(values), values[-1]))
-        return f"{mid}{unit}" if low == high else f"{mid}{unit} ({low}-{high})"
 
 
 def drill_all(scenarios: list[str], runs: int, duration: float) -> list[Tally]:

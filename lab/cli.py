@@ -138,6 +138,13 @@ def _seconds(text: str) -> float:
 MAX_SOAK_S = 7 * 24 * 3600.0
 
 
+def _repeat(text: str) -> int:
+    value = _number(text, "runs")
+    if not math.isfinite(value) or value != int(value) or not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be a whole number of runs from 1 to 100, got {text!r}")
+    return int(value)
+
+
 def _duration(text: str) -> float:
     """Up to a soak's longest; a drill's own bound (MAX_DRILL_S) is checked once the scenario is known."""
     return _bounded_seconds(text, MAX_SOAK_S)
@@ -332,6 +339,9 @@ def _drill_commands(sub: Any, *, scenarios: bool = True) -> None:
     p.add_argument("--clients", help="comma list of client libraries (default: every client that can run here)")
     p.add_argument("--scenarios", help="comma list (default: all nine)")
     p.add_argument("--settings", default="defaults,recommended", help="defaults, recommended or both (default)")
+    p.add_argument(
+        "--repeat", type=_repeat, default=1, metavar="N", help="run every cell N times and give its odds (k of N)"
+    )
     p.add_argument("--report", type=Path, help="output directory (default: $LAB_HOME/reports/NAME/clients-TIME)")
     p.add_argument("--json", action="store_true", help="print matrix.json")
     p.add_argument("--profile", default="lab", help="profile when the lab must be started first (default: lab)")
@@ -359,6 +369,9 @@ def _drill_arguments(p: argparse.ArgumentParser) -> None:
         choices=WORKLOADS,
         help="unique keys (a drill's default), INCR counters (a soak's default), registers checked for "
         "linearizability, or lists checked as Elle does (a soak: counter or register)",
+    )
+    p.add_argument(
+        "--repeat", type=_repeat, default=1, metavar="N", help="run the drill N times and give each finding's odds"
     )
     p.add_argument("--faults", metavar="F[,F...]", help="soak: the faults to draw from (default: five that heal)")
     p.add_argument("--interval", metavar="LO-HI", help="soak: seconds of quiet before each fault (default 20-40)")

@@ -117,6 +117,9 @@ class Findings:
     old_master_reads: int = 0  # right values read from a node no longer master (not stale)
     #: register and list workloads: the linearizability or list-append verdict (lab.drill.consistency)
     consistency: dict[str, Any] | None = None
+    #: the servers' own stalls while the workload ran: forks for an AOF rewrite or an RDB save (``background``
+    #: records); each with the unavailability window it may explain (``during``), else None
+    stalls: list[dict[str, Any]] = field(default_factory=list)
     paused_master: list[Window] = field(default_factory=list)  # a second master whose writes were held
 
     @property
@@ -272,6 +275,7 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
     ack_times = [r["t"] for r in acked]
     kept_times = [r["t"] for r in kept]
     unavailable = _windows_from_gaps(ack_times, start, end, GAP_MS, "no write acknowledged")
+    stalls = _stalls(records, start, end, unavailable)
     epochs = sorted(
         {int(r["data"].split()[0]) for r in records if r["type"] == "sentinel" and r["event"] == "+new-epoch"}
     )
@@ -294,6 +298,7 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
         old_master_reads=len(old_master),
         paused_master=paused_master,
         consistency=consistency,
+        stalls=stalls,
         split_brain=split_brain,
         two_masters=two_masters,
         unavailable=unavailable,
@@ -389,6 +394,28 @@ def _pauses(records: list[Record]) -> dict[str, list[tuple[float, float]]]:
     for node, t in begun.items():
         spans[node].append((t, float("inf")))
     return spans
+
+
+#: A ``background`` record is written within about a second of the fork it reports (lab.drill.history).
+FORK_SEEN_WITHIN_MS = 1100.0
+
+
+def _stalls(records: list[Record], start: float, end: float, unavailable: list[Window]) -> list[dict[str, Any]]:
+    """The forks the servers reported while the workload ran, each with the unavailability window
+    it falls in (the fork happened in the ``FORK_SEEN_WITHIN_MS`` before its record): a stall the
+    fault did not cause. The window's detail names it too."""
+    stalls = []
+    for r in records:
+        if r["type"] != "background" or not start <= r["t"] <= end:
+            continue
+        since = r["t"] - FORK_SEEN_WITHIN_MS - r["fork_ms"]
+        during = next((w for w in unavailable if w.start_ms <= r["t"] and w.end_ms >= since), None)
+        cause = f"{r['what']} fork on {r['node']} ({r['fork_ms']:g} ms)"
+        if during is not None and cause not in during.detail:
+            during.detail += f"; {cause} in the second before {r['t'] / 1000:.2f} s"
+        stall = {k: r[k] for k in ("t", "node", "what", "fork_ms")}
+        stalls.append({**stall, "during": None if during is None else [during.start_ms, during.end_ms]})
+    return stalls
 
 
 def _minus(windows: list[Window], taken: list[Window]) -> list[Window]:

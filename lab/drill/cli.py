@@ -15,6 +15,8 @@ from rich.table import Table
 from lab import control, interrupts, servers, state
 from lab.drill import gates, junit
 from lab.drill.checker import Findings
+from lab.drill.repeat import Tally, odds_text, repeat_drill
+from lab.drill.result import DrillResult
 from lab.drill.scenarios import SCENARIOS, run_drill
 from lab.errors import LabError, UsageError
 from lab.lock import lab_lock
@@ -192,7 +194,9 @@ def run_clients(args: argparse.Namespace, out: Console, err: Console) -> int:
     unfinished = _unfinished(report_dir)
     with lab_lock(home, args.name, "clients"):
         spec = state.load(home, args.name)
-        cells = run_matrix(spec, clients, scenarios, settings, report_dir, progress=lambda line: err.print(line))
+        cells = run_matrix(
+            spec, clients, scenarios, settings, report_dir, progress=lambda line: err.print(line), repeat=args.repeat
+        )
     interrupts.done(unfinished)
     if args.json:
         print((report_dir / "matrix.json").read_text())
@@ -227,17 +231,27 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     with lab_lock(home, args.name, f"drill {args.scenario}"):
         spec = state.load(home, args.name)
         _check_from(spec, start)
-        result = run_drill(
-            spec,
-            args.scenario,
-            duration=args.duration,
-            clients=args.clients,
-            workload=args.workload,
-            report_dir=report_dir,
-            upgrade_to=upgrade_to,
-            rate=args.rate,
-        )
+
+        def drill_once(directory: Path) -> DrillResult:
+            return run_drill(
+                spec,
+                args.scenario,
+                duration=args.duration,
+                clients=args.clients,
+                workload=args.workload,
+                report_dir=directory,
+                upgrade_to=upgrade_to,
+                rate=args.rate,
+            )
+
+        if args.repeat > 1:
+            tally, results = repeat_drill(spec, drill_once, args.repeat, report_dir, lambda line: err.print(line))
+        else:
+            results = [drill_once(report_dir)]
     interrupts.done(unfinished)
+    if args.repeat > 1:
+        return _repeated(args, out, err, tally, results, report_dir, conditions, junit_file, started)
+    result = results[0]
     if args.json:
         print((report_dir / "report.json").read_text())
     else:
@@ -249,26 +263,84 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         out.print(f"report: {report_dir / 'report.html'} (timeline.png, report.json, history.jsonl)", markup=False)
     summary = result.findings.summary()
     return _finish(
-        "lab drill", args, err, summary, conditions, (junit_file, args.scenario, result.seconds, report_dir), started
+        "lab drill", args, err, [summary], conditions, (junit_file, args.scenario, result.seconds, report_dir), started
     )
+
+
+def _repeated(
+    args: argparse.Namespace,
+    out: Console,
+    err: Console,
+    tally: Tally,
+    results: list[DrillResult],
+    report_dir: Path,
+    conditions: list[gates.Gate],
+    junit_file: Path | None,
+    started: bool,
+) -> int:
+    """``--repeat N``: each figure's odds (in how many runs it was above zero) and spread, repeat.json,
+    and each run's report under run-K/."""
+    import json
+
+    doc = tally.as_dict()
+    (report_dir / "repeat.json").write_text(json.dumps(doc, indent=2))
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        n = len(tally.runs)
+        table = Table(title=f"drill {args.scenario}, {n} runs: in how many runs, and median (min-max)")
+        for column in ("finding", "runs", "median (min-max)"):
+            table.add_column(column, justify="left" if column == "finding" else "right")
+        for key in REPEATED:
+            scale = 1000.0 if key.endswith("_ms") else 1.0
+            label = key.removesuffix("_ms") + (" (s)" if scale != 1.0 else "")
+            table.add_row(label, odds_text(tally.count(key), n), tally.spread(key, scale))
+        out.print(table)
+        out.print(f"reports: {report_dir}/run-1 ... run-{n} (repeat.json: every run's figures)", markup=False)
+    seconds = sum(r.seconds for r in results)
+    summaries = [r.findings.summary() for r in results]
+    return _finish(
+        "lab drill", args, err, summaries, conditions, (junit_file, args.scenario, seconds, report_dir), started
+    )
+
+
+#: The figures `lab drill --repeat` tabulates (repeat.json holds them all).
+REPEATED = (
+    "lost",
+    "stale_reads",
+    "anomalies",
+    "errored_but_applied",
+    "duplicated",
+    "two_masters_ms",
+    "split_brain_ms",
+    "unavailable_ms",
+    "failovers",
+)
 
 
 def _finish(
     command: str,
     args: argparse.Namespace,
     err: Console,
-    summary: dict[str, Any],
+    summaries: list[dict[str, Any]],
     conditions: list[gates.Gate],
     junit_of: tuple[Path | None, str, float, Path],
     started: bool,
 ) -> int:
-    """The JUnit file, the note on a lab started for the command, and the gates: exit 1 if one holds."""
+    """The JUnit file, the note on a lab started for the command, and the gates: exit 1 if one holds
+    (in any run, with ``--repeat``: the JUnit file then holds the run where the most did)."""
     junit_file, scenario, seconds, report_dir = junit_of
+    worst = max(summaries, key=lambda s: len(gates.failing(s, conditions)))
     if junit_file is not None:
-        junit.write(junit_file, junit.document(scenario, summary, conditions, seconds, report_dir))
+        junit.write(junit_file, junit.document(scenario, worst, conditions, seconds, report_dir))
     if started:
         _left_running(command, args.name, err)
-    failed = gates.failing(summary, conditions)
+    failed = []
+    for gate in conditions:
+        held = [s for s in summaries if gate.holds(s)]
+        if held:
+            runs = f" (in {len(held)} of {len(summaries)} runs)" if len(summaries) > 1 else ""
+            failed.append(gate.worded(held[0]) + runs)
     if failed:
         err.print(f"{command}: findings over the gate: {'; '.join(failed)}", markup=False)
         return 1
@@ -284,6 +356,8 @@ def _soak_options(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[floa
 
     if args.upgrade_from or args.upgrade_to:
         raise UsageError("--from and --to belong to the rolling-upgrade drill")
+    if args.repeat > 1:
+        raise UsageError("--repeat: a soak is its own repetition (replay one with --seed)")
     chosen = nemesis.parse_faults(args.faults) if args.faults is not None else nemesis.DEFAULT_FAULTS
     interval = nemesis.parse_interval(args.interval) if args.interval is not None else nemesis.DEFAULT_INTERVAL
     seed = nemesis.parse_seed(args.seed) if args.seed is not None else secrets.randbelow(2**31)
@@ -348,5 +422,5 @@ def run_soak_command(args: argparse.Namespace, out: Console, err: Console) -> in
             out.print(f"linearizable: {result.linearizable['valid']}", markup=False)
         out.print(f"report: {report_dir / 'soak.html'} (soak.png, soak.json, history.jsonl.gz)", markup=False)
     return _finish(
-        "lab drill soak", args, err, summary, conditions, (junit_file, "soak", result.seconds, report_dir), started
+        "lab drill soak", args, err, [summary], conditions, (junit_file, "soak", result.seconds, report_dir), started
     )

@@ -15,6 +15,8 @@ Record format (every record has ``t``, ms since the start, and ``type``):
 - ``fault``: ``action``, ``fault`` (``kill``, ``freeze``, ...), ``node``. ``inject`` is stamped when the
   injection starts, ``applied`` once it has taken effect (a fault applied in one go, a drill's step or a
   failover, has no ``applied``), ``revert`` once it has been undone.
+- ``background``: ``node``, ``what`` (``AOF rewrite``, ``RDB save``, ``fork``), ``forks``, ``fork_ms`` (the
+  latest fork's time, the main thread stalled meanwhile): the server forked in the second before.
 - ``pause``: ``node``, ``event`` (``start``, ``end``): a safe failover held that master's writes
   (CLIENT PAUSE WRITE) meanwhile; it still says master, and takes no write.
 - ``client``: ``process``, ``event`` (a client library's own: ``reconnecting``, ``ready``, ...), ``detail``.
@@ -241,14 +243,20 @@ class Workers:
 
 
 # -- what the servers did -------------------------------------------------------------------------
+#: Every this many role rounds (about a second), each data node's forks are looked at (RoleSampler).
+BACKGROUND_EVERY = 10
+
+
 class RoleSampler:
-    """Every data node's role and replication offset, sampled every ``interval`` seconds."""
+    """Every data node's role and replication offset, sampled every ``interval`` seconds; about every
+    second, the forks each one made (``background`` records)."""
 
     def __init__(self, spec: LabSpec, history: History, interval: float = 0.1) -> None:
         self.spec, self.history, self.interval = spec, history, interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._names = {(n.host, n.port): n.name for n in spec.redis_nodes}
+        self._forks: dict[str, tuple[int, int, int]] = {}  # node -> (forks, AOF rewrites, RDB saves) last seen
 
     def start(self) -> RoleSampler:
         self._thread.start()
@@ -278,10 +286,41 @@ class RoleSampler:
         return {"node": node.name, "role": "master", "offset": int(info.get("master_repl_offset", 0)), "master": None}
 
     def _run(self) -> None:
+        rounds = 0
         while not self._stop.is_set():
             for node in self.spec.redis_nodes:
                 self.history.add("role", **self._sample(node))
+            if rounds % BACKGROUND_EVERY == 0:
+                for node in self.spec.redis_nodes:
+                    self._background(node)
+            rounds += 1
             self._stop.wait(self.interval)
+
+    def _background(self, node: Node) -> None:
+        """A fork since the last look (an AOF rewrite, an RDB save, a replica's full sync): a
+        ``background`` record, so a report can tell the server's own stalls from the fault's."""
+        try:
+            with node_client(self.spec, node, timeout=0.2) as conn:
+                persistence, stats = conn.info("persistence"), conn.info("stats")
+        except (redis.RedisError, OSError):
+            return
+        counts = (
+            int(stats.get("total_forks", 0)),
+            int(persistence.get("aof_rewrites", 0)),
+            int(persistence.get("rdb_saves", 0)),  # (these two counters since Redis 7.0)
+        )
+        before = self._forks.get(node.name)
+        self._forks[node.name] = counts
+        if before is None or counts[0] <= before[0]:
+            return
+        if counts[1] > before[1] or int(persistence.get("aof_rewrite_in_progress", 0)):
+            what = "AOF rewrite"
+        elif counts[2] > before[2] or int(persistence.get("rdb_bgsave_in_progress", 0)):
+            what = "RDB save"
+        else:
+            what = "fork"
+        fork_ms = round(int(stats.get("latest_fork_usec", 0)) / 1000, 3)
+        self.history.add("background", node=node.name, what=what, forks=counts[0] - before[0], fork_ms=fork_ms)
 
 
 #: How much longer than planned an adapter may run before it stops by itself (a drill whose fault

@@ -7,9 +7,10 @@ from __future__ import annotations
 import datetime
 import html
 import json
+import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ class Cell:
     recovered: bool
     failovers: int
     report: str
+    run: int = 1  # which run of the cell (`lab clients --repeat N`)
 
 
 def classify(errors: dict[str, int]) -> dict[str, int]:
@@ -114,32 +116,35 @@ def run_matrix(
     settings: list[str],
     report_dir: Path,
     progress: Callable[[str], None] = print,
+    repeat: int = 1,
 ) -> list[Cell]:
+    """Every cell ``repeat`` times (each run on the healed lab, its report under ``run-K/``)."""
     check_matrix(clients, scenarios, settings)
     cells = []
     started = time.perf_counter()
     for scenario in scenarios:
         for client in clients:
             for setting in settings:
-                faults.heal(spec)
-                control.wait_healthy(spec, timeout=60)
-                directory = report_dir / scenario / f"{client}-{setting}"
-                duration = DURATIONS[scenario]
-                result = run_drill(
-                    spec,
-                    scenario,
-                    duration=duration,
-                    clients=WORKERS,
-                    report_dir=directory,
-                    client=client,
-                    settings=setting,
-                )
-                cell = cell_of(result, client, setting)
-                cells.append(cell)
-                progress(
-                    f"{scenario:<28} {client:<10} {setting:<11} unavailable {cell.unavailable_s:>5.2f}s "
-                    f"lost {cell.lost:<7} duplicated {cell.duplicated:<4} recovered {'yes' if cell.recovered else 'NO'}"
-                )
+                for run in range(1, repeat + 1):
+                    faults.heal(spec)
+                    control.wait_healthy(spec, timeout=60)
+                    directory = report_dir / scenario / f"{client}-{setting}"
+                    result = run_drill(
+                        spec,
+                        scenario,
+                        duration=DURATIONS[scenario],
+                        clients=WORKERS,
+                        report_dir=directory / f"run-{run}" if repeat > 1 else directory,
+                        client=client,
+                        settings=setting,
+                    )
+                    cell = replace(cell_of(result, client, setting), run=run)
+                    cells.append(cell)
+                    progress(
+                        f"{scenario:<28} {client:<10} {setting:<11} {f'run {run} ' if repeat > 1 else ''}"
+                        f"unavailable {cell.unavailable_s:>5.2f}s lost {cell.lost:<7} duplicated "
+                        f"{cell.duplicated:<4} recovered {'yes' if cell.recovered else 'NO'}"
+                    )
     about = {
         "servers": sorted({f"{b.flavour} {b.release}" for n in spec.nodes if (b := spec.server(n)) is not None}),
         "backend": spec.backend,
@@ -151,25 +156,52 @@ def run_matrix(
     return cells
 
 
-def _columns(c: Cell) -> dict[str, str]:
-    """One row of the table."""
+def groups(cells: list[Cell]) -> list[list[Cell]]:
+    """The runs of each cell together (``--repeat``), in the order the cells ran."""
+    by: dict[tuple[str, str, str], list[Cell]] = {}
+    for c in cells:
+        by.setdefault((c.client, c.settings, c.scenario), []).append(c)
+    return list(by.values())
+
+
+def _figure(values: list[float], form: str) -> str:
+    """One run: the value; several: median (worst)."""
+    if len(values) == 1 or min(values) == max(values):
+        return format(values[0], form)
+    return f"{format(statistics.median(values), form)} ({format(max(values), form)})"
+
+
+def _counted(values: list[int]) -> str:
+    """One run: the count; several: the runs it happened in, k of N, and the most in one run."""
+    hit = [v for v in values if v]
+    if len(values) == 1 or not hit:
+        return f"{values[0]:,}" if len(values) == 1 else "0"
+    return f"{len(hit)} of {len(values)} runs, up to {max(hit):,}"
+
+
+def _columns(group: list[Cell]) -> dict[str, str]:
+    """One row of the table: one cell, or all runs of one cell."""
+    c, n = group[0], len(group)
+    stuck = sum(1 for g in group if not g.recovered)
+    recovered = ("NO" if stuck else "yes") if n == 1 else ("yes" if not stuck else f"NO in {stuck} of {n}")
     return {
         "client": f"{c.client} {c.version}",
         "settings": c.settings,
         "scenario": c.scenario,
-        "unavailable (s)": f"{c.unavailable_s:.2f}",
-        "nothing kept (s)": f"{c.nothing_kept_s:.2f}",
-        **{name: str(c.errors[name]) for name in ERROR_CLASSES},
-        "lost": f"{c.lost:,}",
-        "duplicated": f"{c.duplicated:,}",
-        "failed but applied": f"{c.errored_but_applied:,}",
-        "recovered": "yes" if c.recovered else "NO",
+        "unavailable (s)": _figure([g.unavailable_s for g in group], ".2f"),
+        "nothing kept (s)": _figure([g.nothing_kept_s for g in group], ".2f"),
+        **{name: _figure([g.errors[name] for g in group], ",.0f") for name in ERROR_CLASSES},
+        "lost": _counted([g.lost for g in group]),
+        "duplicated": _counted([g.duplicated for g in group]),
+        "failed but applied": _counted([g.errored_but_applied for g in group]),
+        "recovered": recovered,
     }
 
 
 def markdown(cells: list[Cell]) -> str:
-    names = list(_columns(cells[0])) if cells else []
-    rows = ["| " + " | ".join(_columns(c).values()) + " |" for c in cells]
+    rows_of = groups(cells)
+    names = list(_columns(rows_of[0])) if rows_of else []
+    rows = ["| " + " | ".join(_columns(g).values()) + " |" for g in rows_of]
     return "\n".join(["| " + " | ".join(names) + " |", "|" + "---|" * len(names), *rows])
 
 
@@ -192,7 +224,10 @@ LEGEND = {
     "lost": "acknowledged writes absent after the heal",
     "duplicated": "values that landed twice (the client resent a write after a reconnect)",
     "failed but applied": "writes the client was told had failed that are there after all",
-    "recovered": "yes: writes acknowledged in the last 2 s of the workload; NO: none (the client was stuck)",
+    "recovered": (
+        "yes: writes acknowledged in the last 2 s of the workload; NO: none (the client was stuck); with "
+        "--repeat, in how many runs it was stuck (NO in k of N)"
+    ),
 }
 #: The outcomes a reader must not miss: (column, the cell's test).
 BAD: dict[str, Callable[[Cell], bool]] = {
@@ -222,20 +257,31 @@ def write_matrix(cells: list[Cell], directory: Path, about: dict[str, Any]) -> N
 
 def matrix_html(cells: list[Cell], doc: dict[str, Any], directory: Path) -> str:
     """The matrix as a page: what it ran on, the table (a bad outcome is marked ✗ and coloured), the legend."""
-    names = list(_columns(cells[0])) if cells else []
+    rows_of = groups(cells)
+    names = list(_columns(rows_of[0])) if rows_of else []
     numeric = {i for i, name in enumerate(names) if name not in ("client", "settings", "scenario", "recovered")}
     rows = []
-    for c in cells:
+    for group in rows_of:
         row = []
-        for name, value in _columns(c).items():
-            bad = name in BAD and BAD[name](c)
+        for name, value in _columns(group).items():
+            bad = name in BAD and any(BAD[name](c) for c in group)
             row.append(f'<span class="bad">✗ {html.escape(value)}</span>' if bad else html.escape(value))
-        link = html.escape(Path(c.report).relative_to(directory).as_posix()) if c.report else ""
-        rows.append([*row, f'<a href="{link}">report</a>' if link else ""])
+        links = [
+            f'<a href="{html.escape(Path(c.report).relative_to(directory).as_posix())}">'
+            f"{'report' if len(group) == 1 else c.run}</a>"
+            for c in group
+            if c.report
+        ]
+        rows.append([*row, " ".join(links)])
     grid = table([*map(html.escape, names), "report"], rows, numeric, marked="bad", kind="grid")
     versions = sorted({f"{c.client} {c.version}" for c in cells})
     flagged = [c for c in cells if any(test(c) for test in BAD.values())]
-    told = "; ".join(f"{c.client} ({c.settings}) in {c.scenario}: {_what_went_wrong(c)}" for c in flagged[:6])
+    repeated = len(cells) > len(rows_of)
+    counted = f"{len(rows_of)} cells{f', {len(cells)} runs' if repeated else ''}; {len(flagged)}{' runs' * repeated}"
+    told = "; ".join(
+        f"{c.client} ({c.settings}) in {c.scenario}{f' run {c.run}' if repeated else ''}: {_what_went_wrong(c)}"
+        for c in flagged[:6]
+    )
     more = f"; {len(flagged) - 6} more" if len(flagged) > 6 else ""
     legend = "".join(
         f"<dt>{html.escape(name)}</dt><dd>{html.escape(text.replace('WORKERS', str(WORKERS)))}</dd>"
@@ -250,7 +296,7 @@ servers {html.escape(", ".join(doc["servers"]) or "not recorded")} · {doc["work
 {len(cells)} cells in {doc["seconds"]:.0f} s</p>
 <p class="meta">Clients: {html.escape(", ".join(versions))} · Node.js {html.escape(doc["node"] or "none")}</p>
 <p class="meta">Machine: {html.escape(machine_line(doc["machine"]))}</p></header>
-<p class="story">{len(cells)} cells; {len(flagged)} with a bad outcome (marked ✗){":" if flagged else "."}
+<p class="story">{counted} with a bad outcome (marked ✗){":" if flagged else "."}
 {html.escape(told + more)}{"." if flagged else ""}</p>
 {grid}
 <h2>Legend</h2><dl class="legend">{legend}</dl>

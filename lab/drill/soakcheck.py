@@ -36,6 +36,7 @@ class StepFigures:
     lost: int = 0  # acknowledged increments lost, found during it (an INCR answered a lower value)
     failovers: int = 0
     two_masters_ms: float = 0.0  # role samples showing two masters (a write-paused one not counted)
+    forks: int = 0  # the servers' own forks (AOF rewrite, RDB save) during it
     ok: int = 0
     failed: int = 0  # fail or info
     new_master: str | None = None
@@ -56,6 +57,8 @@ class SoakFindings:
     unavailable_ms: float = 0.0
     two_masters_ms: float = 0.0
     steps: list[StepFigures] = field(default_factory=list)
+    #: the servers' own forks: [t_ms, node, what, fork_ms, step index or None (between steps)]
+    stalls: list[list[Any]] = field(default_factory=list)
     per_second: list[list[Any]] = field(default_factory=list)  # [second, ok, failed, master]
     stopped: str | None = None  # why the soak stopped before its time (a lab that did not converge)
     partial: bool = False  # interrupted: the history ends where the interrupt came
@@ -72,6 +75,8 @@ class SoakFindings:
             "failovers": self.failovers,
             "unavailable_ms": round(self.unavailable_ms, 3),
             "two_masters_ms": round(self.two_masters_ms, 3),
+            "forks": len(self.stalls),
+            "fork_ms_max": max((s[3] for s in self.stalls), default=0.0),
             "converged_ms_max": max((s.converged_ms or 0.0 for s in self.steps), default=0.0),
             "stopped": int(self.stopped is not None),  # 1: a lab that did not converge (or a full disk) stopped it
             "partial": int(self.partial),
@@ -127,6 +132,10 @@ class _Pass:
             self._step(r)
         elif kind == "role":
             self._role(r)
+        elif kind == "background":
+            self.f.stalls.append([t, r["node"], r["what"], r["fork_ms"], self.step.index if self.step else None])
+            if self.step is not None:
+                self.step.forks += 1
         elif kind == "pause":
             (self.paused.add if r["event"] == "start" else self.paused.discard)(r["node"])
         elif kind == "sentinel" and r["event"] == "+switch-master":

@@ -118,6 +118,7 @@ def render(doc: dict[str, Any], png: bytes) -> str:
             f"{st['lost']:,}",
             str(st["failovers"]),
             f"{st['two_masters_ms'] / 1000:.2f}",
+            str(st["forks"]),
             "-" if st["converged_ms"] is None else f"{st['converged_ms'] / 1000:.2f}",
             f"{st['ok']:,}",
             f"{st['failed']:,}",
@@ -153,7 +154,7 @@ the soak {html.escape(state)}. Replay it with
 <figcaption>Top: operations per second for the whole soak (green acknowledged, red failed or of unknown outcome),
 grey where a fault, its heal and the lab's convergence ran. Below: each step from 2 s before its fault, per 100 ms,
 with each data node's sampled role on top (blue master, light blue replica, red down).</figcaption></figure>
-<h2>Steps</h2>{table(head, rows, {0, 3, 4, 5, 6, 7, 8, 9, 10})}"""
+<h2>Steps</h2>{table(head, rows, {0, 3, 4, 5, 6, 7, 8, 9, 10, 11})}"""
     return page(f"soak seed {doc['seed']} on lab {doc['lab']['name']}", body)
 
 

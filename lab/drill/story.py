@@ -245,9 +245,25 @@ def summary_rows(findings: dict[str, Any]) -> list[tuple[str, str]]:
         ("total unavailability", in_s(s["unavailable_total_ms"])),
         ("longest window with nothing kept", in_s(s["nothing_kept_ms"])),
         *_consistency_rows(findings.get("consistency")),
+        *_stall_rows(findings.get("stalls", [])),
         ("failovers (epochs)", f"{s['failovers']} ({s['epochs']})"),
         ("errors (all classes)", f"{s['errors']:,}"),
         ("recorded for", in_s(s["duration_ms"])),
+    ]
+
+
+def _stall_rows(stalls: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The servers' own forks while the workload ran (report.json's ``stalls``)."""
+    if not stalls:
+        return [("server forks while the workload ran", "0")]
+    kinds = ", ".join(sorted({s["what"] for s in stalls}))
+    during = sum(1 for s in stalls if s["during"])
+    longest = max(s["fork_ms"] for s in stalls)
+    return [
+        (
+            "server forks while the workload ran",
+            f"{len(stalls)} ({kinds}; longest {longest:g} ms; {during} in a window without writes)",
+        )
     ]
 
 

@@ -307,3 +307,25 @@ def test_two_masters_are_counted_while_the_workload_ran_through_gaps_in_the_samp
         (6000.0, 6300.0, "masters: redis-1, redis-2")
     ]
     assert findings.summary()["two_masters_ms"] == 300.0
+
+
+def test_a_server_fork_in_a_window_without_writes_is_named_as_its_cause() -> None:
+    # An AOF rewrite forked (a 450 ms fork of a big dataset) while the workload ran: the gap it made is
+    # the server's own, not the fault's; a fork outside any gap is listed all the same.
+    history = [
+        {"t": 0, "type": "drill", "event": "start"},
+        *steady(0, 2000),
+        *steady(2600, 5000),
+        {"t": 2900, "type": "background", "node": "redis-1", "what": "AOF rewrite", "forks": 1, "fork_ms": 450.0},
+        {"t": 4500, "type": "background", "node": "redis-2", "what": "RDB save", "forks": 1, "fork_ms": 3.0},
+        {"t": 5000, "type": "drill", "event": "stop"},
+        {"t": 5500, "type": "background", "node": "redis-1", "what": "AOF rewrite", "forks": 1, "fork_ms": 9.0},
+        final([]),
+    ]
+    findings = check(history, NAMES)
+    [gap] = findings.unavailable
+    assert gap.detail == "no write acknowledged; AOF rewrite fork on redis-1 (450 ms) in the second before 2.90 s"
+    assert [(s["node"], s["what"], s["during"]) for s in findings.stalls] == [
+        ("redis-1", "AOF rewrite", [gap.start_ms, gap.end_ms]),
+        ("redis-2", "RDB save", None),
+    ], "the fork after the workload (the heal) is not counted"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.findings import END, PAGE, START, Tally, table, write
+from benchmarks.findings import END, PAGE, START, table, write
+from lab.drill.repeat import Tally
 
 
 def _run(**values: float) -> dict[str, float]:

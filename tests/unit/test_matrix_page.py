@@ -50,3 +50,20 @@ def test_the_matrix_page_says_what_it_ran_on_and_marks_bad_outcomes(tmp_path: Pa
         "; redis-py (defaults) in freeze-sentinel-kill-master: stuck (no write acknowledged in the last 2 s)." in page
     )
     assert 'href="kill-master/redis-py-defaults/report.html"' in page
+
+
+def test_repeated_cells_are_one_row_with_their_odds(tmp_path: Path) -> None:
+    from lab.drill.matrix import markdown
+
+    runs = [
+        cell("freeze-sentinel-kill-master", client="ioredis", run=1, unavailable_s=2.5, report=str(tmp_path / "r1")),
+        cell("freeze-sentinel-kill-master", client="ioredis", run=2, unavailable_s=9.9, recovered=False, lost=40),
+        cell("freeze-sentinel-kill-master", client="ioredis", run=3, unavailable_s=3.1, lost=12),
+        cell("kill-master"),
+    ]
+    table = markdown(runs).splitlines()
+    assert len(table) == 4, "a header, a rule, and one row per cell however many runs it had"
+    row = table[2]
+    assert "| 3.10 (9.90) |" in row, "median (worst) unavailability"
+    assert "| 2 of 3 runs, up to 40 |" in row and row.endswith("| NO in 1 of 3 |")
+    assert table[3].endswith("| yes |") and "| 0 |" in table[3], "a cell run once reads as before"

@@ -122,3 +122,25 @@ def test_a_report_directory_in_a_lab_or_a_system_tree_is_refused(tmp_path: Path)
     (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
     result = run_lab("drill", "kill-master", "--report", str(tmp_path / "gone"), home=home)
     assert result.returncode == 2 and "is a symbolic link: name the directory itself" in result.stderr
+
+
+def test_a_repeated_drill_gives_each_findings_odds_and_keeps_every_run(
+    healthy_lab, lab_home: Path, tmp_path: Path
+) -> None:
+    import json
+
+    report = tmp_path / "repeat"
+    args = ("drill", "kill-sentinel", "--name", healthy_lab.name, "--duration", "2", "--repeat", "2")
+    ran = run_lab(
+        *args, "--report", str(report), "--fail-on", "failovers>0", "--fail-on", "ok>0", home=lab_home, timeout=180
+    )
+    assert ran.returncode == 1, ran.stdout + ran.stderr  # ok>0 holds in every run
+    gated = ran.stderr.strip().splitlines()[-1]
+    assert gated.startswith("lab drill: findings over the gate: ok=") and gated.endswith("> 0 (in 2 of 2 runs)")
+    assert "in how many runs" in ran.stdout and "every run" in ran.stdout
+    doc = json.loads((report / "repeat.json").read_text())
+    assert doc["runs"] == 2 and doc["odds"]["failovers"] == 0 and doc["odds"]["ok"] == 2 and len(doc["each"]) == 2
+    assert all((report / f"run-{k}" / "report.json").is_file() for k in (1, 2))
+    for bad in ("0", "101", "1.5", "nan"):
+        refused = run_lab("drill", "kill-sentinel", "--name", healthy_lab.name, "--repeat", bad, home=lab_home)
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr

@@ -373,6 +373,11 @@ def _drill_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--repeat", type=_repeat, default=1, metavar="N", help="run the drill N times and give each finding's odds"
     )
+    p.add_argument(
+        "--export",
+        choices=("jepsen",),
+        help="also write the history as Jepsen's checkers read it: history.edn and history.jepsen.json",
+    )
     p.add_argument("--faults", metavar="F[,F...]", help="soak: the faults to draw from (default: five that heal)")
     p.add_argument("--interval", metavar="LO-HI", help="soak: seconds of quiet before each fault (default 20-40)")
     p.add_argument("--seed", metavar="N", help="soak: the schedule's seed; the same seed replays it (default: random)")

@@ -233,7 +233,7 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         _check_from(spec, start)
 
         def drill_once(directory: Path) -> DrillResult:
-            return run_drill(
+            result = run_drill(
                 spec,
                 args.scenario,
                 duration=args.duration,
@@ -243,6 +243,11 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
                 upgrade_to=upgrade_to,
                 rate=args.rate,
             )
+            if args.export:
+                from lab.drill.export import write_export
+
+                write_export(result.recorder.history.records, result.findings.workload, directory)
+            return result
 
         if args.repeat > 1:
             tally, results = repeat_drill(spec, drill_once, args.repeat, report_dir, lambda line: err.print(line))
@@ -260,7 +265,10 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
             out.print(steps_table(result.findings))
         for note in result.findings.notes:
             out.print(f"note: {note}", markup=False)
-        out.print(f"report: {report_dir / 'report.html'} (timeline.png, report.json, history.jsonl)", markup=False)
+        also = ", history.edn, history.jepsen.json" if args.export else ""
+        out.print(
+            f"report: {report_dir / 'report.html'} (timeline.png, report.json, history.jsonl{also})", markup=False
+        )
     summary = result.findings.summary()
     return _finish(
         "lab drill", args, err, [summary], conditions, (junit_file, args.scenario, result.seconds, report_dir), started
@@ -358,6 +366,8 @@ def _soak_options(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[floa
         raise UsageError("--from and --to belong to the rolling-upgrade drill")
     if args.repeat > 1:
         raise UsageError("--repeat: a soak is its own repetition (replay one with --seed)")
+    if args.export:
+        raise UsageError("--export: a soak's history is history.jsonl.gz (zcat it); export a drill's")
     chosen = nemesis.parse_faults(args.faults) if args.faults is not None else nemesis.DEFAULT_FAULTS
     interval = nemesis.parse_interval(args.interval) if args.interval is not None else nemesis.DEFAULT_INTERVAL
     seed = nemesis.parse_seed(args.seed) if args.seed is not None else secrets.randbelow(2**31)

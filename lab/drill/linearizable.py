@@ -67,6 +67,7 @@ class Violation:
     key: str
     op: Op
     possible: list[Any]
+    in_flight: list[Any] = field(default_factory=list)  # values writes in flight meanwhile would set
 
     def describe(self) -> str:
         op = self.op
@@ -77,7 +78,9 @@ class Violation:
         else:
             at = f"{op.invoke / 1000:.3f}-{(op.complete or 0) / 1000:.3f} s"
             who = f"process {op.process}'s {what} ({at})"
-        return f"{self.key}: {who}, which no order explains; the register could only hold {held}"
+        flying = ", ".join(repr(v) for v in self.in_flight[:5])
+        flying = f" (or a value in flight: {flying})" if flying else ""
+        return f"{self.key}: {who}, which no order explains; the register could only hold {held}{flying}"
 
 
 @dataclass
@@ -212,10 +215,13 @@ def check(ops: Iterable[Op], initial: Any = None) -> Verdict:
             key.call(ident, op)
             continue
         possible = key.configs.states()
+        in_flight = [
+            o.arg if o.f == "write" else o.arg[1] for i, o in key.pending.items() if i != ident and o.f != "read"
+        ]
         outcome = key.ret(ident)
         verdict.max_configs = max(verdict.max_configs, len(key.configs))
         if outcome is False:
-            verdict.violations.append(Violation(op.key, op, possible))
+            verdict.violations.append(Violation(op.key, op, possible, sorted(set(in_flight), key=repr)))
             key.dead = True
         elif outcome is None:
             verdict.unknown.append(op.key)

@@ -166,9 +166,8 @@ def groups(cells: list[Cell]) -> list[list[Cell]]:
 
 def _figure(values: list[float], form: str) -> str:
     """One run: the value; several: median (worst)."""
-    if len(values) == 1 or min(values) == max(values):
-        return format(values[0], form)
-    return f"{format(statistics.median(values), form)} ({format(max(values), form)})"
+    middle, worst = format(statistics.median(values), form), format(max(values), form)
+    return middle if middle == worst else f"{middle} ({worst})"
 
 
 def _counted(values: list[int]) -> str:

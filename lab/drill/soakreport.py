@@ -67,7 +67,7 @@ def draw(result: SoakResult, nodes: list[str], path: Path) -> None:
         overview.text(step.start_ms / 1000, 1.0, str(step.index), transform=overview.get_xaxis_transform(), fontsize=7)
     overview.set_title(
         f"soak, seed {result.seed}: {len(f.steps)} steps, {f.ok:,} acknowledged, {f.lost:,} lost, "
-        f"{f.failovers} failovers (grey: a fault, its heal and the convergence)",
+        f"{f.failovers} failover{'s' * (f.failovers != 1)} (grey: a fault, its heal and the convergence)",
         fontsize=10,
     )
     overview.set_xlabel("seconds since the soak started", fontsize=8)
@@ -133,11 +133,14 @@ def render(doc: dict[str, Any], png: bytes) -> str:
         "longest unavailable (s)",
         "lost",
         "failovers",
+        "two masters (s)",
+        "server forks",
         "converged in (s)",
         "ok",
         "failed",
     ]
     picture = base64.b64encode(png).decode()
+    failovers = f"{s['failovers']} failover{'s' * (s['failovers'] != 1)}"
     body = f"""<header><h1>Soak, seed <code>{doc["seed"]}</code></h1>
 <p class="meta">Lab <b>{html.escape(doc["lab"]["name"])}</b> · {html.escape(doc["lab"]["backend"])} backend ·
 {html.escape(doc["workload"])} workload · faults {html.escape(", ".join(doc["faults"]))} · quiet
@@ -145,7 +148,7 @@ def render(doc: dict[str, Any], png: bytes) -> str:
 <p class="meta">Generated {html.escape(doc["generated_at"])} on {html.escape(machine_line(doc["machine"]))}</p></header>
 <p class="story" id="story">{len(doc["steps"])} faults in {in_s(s["duration_ms"])};
 {s["ok"]:,} operations
-acknowledged, {s["lost"]:,} acknowledged writes lost, {s["failovers"]} failovers, two masters for
+acknowledged, {s["lost"]:,} acknowledged writes lost, {failovers}, two masters for
 {in_s(s["two_masters_ms"])}, the longest time without an acknowledged write {in_s(s["unavailable_ms"])};
 the soak {html.escape(state)}. Replay it with
 <code>--seed {doc["seed"]}</code>.</p>

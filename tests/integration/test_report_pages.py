@@ -50,8 +50,8 @@ def browser() -> Iterator[Any]:
 
 def open_page(browser: Any, page: Path) -> str:
     """Open ``page`` from its file and check what every page must: it rendered (its images too), the
-    console logged no error, and nothing was requested from anywhere but the file (and data: URLs). The
-    page's text."""
+    console logged no error, every table's rows have as many cells as its header, and nothing was
+    requested from anywhere but the file (and data: URLs). The page's text."""
     from selenium.webdriver.support.wait import WebDriverWait
 
     browser.get_log("browser"), browser.get_log("performance")  # (what earlier pages left)
@@ -61,6 +61,10 @@ def open_page(browser: Any, page: Path) -> str:
     assert text.strip(), f"{page.name}: an empty body"
     images = browser.execute_script("return Array.from(document.images, i => [i.complete, i.naturalWidth])")
     assert all(done and width > 0 for done, width in images), f"{page.name}: an image did not render: {images}"
+    widths = browser.execute_script(
+        "return Array.from(document.querySelectorAll('table'), t => Array.from(t.rows, r => r.cells.length))"
+    )
+    assert all(len(set(rows)) <= 1 for rows in widths), f"{page.name}: a table whose rows and header differ: {widths}"
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == [], f"{page.name}: console errors {errors}"
     requested = [
@@ -148,3 +152,26 @@ def test_the_client_matrix_reads_in_a_browser(browser, local_lab: LabSpec, tmp_p
         "return document.querySelector('main').lastElementChild.getBoundingClientRect().bottom"
     )
     keep_screenshot(browser, "matrix.png", 1400, int(bottom) + 200)  # (the window's height counts its frame too)
+
+
+def test_a_soak_report_reads_in_a_browser(browser, local_lab: LabSpec, tmp_path: Path) -> None:
+    from lab.drill.soak import run_soak
+
+    directory = tmp_path / "soak"
+    result = run_soak(
+        local_lab, seed=3, chosen=("kill-sentinel", "failover"), interval=(1.0, 2.0), duration=25, report_dir=directory
+    )
+    text = open_page(browser, directory / "soak.html")
+    steps = result.findings.steps
+    assert steps, "the soak ran at least one step"
+    for expected in (
+        "Soak, seed 3",
+        f"{len(steps)} faults in",
+        "Replay it with",
+        "--seed 3",
+        "longest unavailable (s)",
+        "converged in (s)",
+        *(f"{s.index}\t{s.fault}" for s in steps),
+    ):
+        assert expected in text, f"soak.html does not say {expected!r}"
+    keep_screenshot(browser, "report-soak.png", 1280, 1400)

@@ -117,6 +117,7 @@ def _step(spec: LabSpec, recorder: Recorder, step: nemesis.Step, say: Callable[[
     SCENARIOS[step.fault].act(run)
     run.at(max(STEP_WINDOW_S, run.elapsed() + RECOVERY_TAIL_S))  # as a drill: the Sentinels act, clients recover
     healing = history.clock.ms()
+    history.add("step", event="heal", step=name)
     faults.heal(spec, settings=False)
     for fault in run.injected:
         recorder.fault("revert", fault.kind, fault.node)

@@ -35,7 +35,9 @@ class StepFigures:
     unavailable_ms: float = 0.0  # the longest time without an acknowledged write that overlapped it
     lost: int = 0  # acknowledged increments lost, found during it (an INCR answered a lower value)
     failovers: int = 0
-    two_masters_ms: float = 0.0  # role samples showing two masters (a write-paused one not counted)
+    #: role samples showing two masters, before the heal (a write-paused one not counted; the heal restarts the
+    #: old master, which says master until the Sentinels turn it into a replica: the heal's, not the fault's)
+    two_masters_ms: float = 0.0
     forks: int = 0  # the servers' own forks (AOF rewrite, RDB save) during it
     ok: int = 0
     failed: int = 0  # fail or info
@@ -118,6 +120,7 @@ class _Pass:
         self.roles: dict[str, str] = {}  # each data node's last sampled role
         self.paused: set[str] = set()  # masters whose writes a safe failover holds
         self.last_role: float | None = None
+        self.healing = False  # between a step's heal and its end: a restarted old master says master a moment
         self.zoom: dict[int, list[float]] = {}  # per 100 ms (absolute bucket), during the step
         self.recent: dict[int, list[float]] = {}  # the same, the last ZOOM_BEFORE_MS (seeds a step's panel)
 
@@ -154,7 +157,7 @@ class _Pass:
         """Time with two masters: from one role sample to the next, while the samples so far say so."""
         t = r["t"]
         masters = [n for n, role in self.roles.items() if role == "master" and n not in self.paused]
-        if len(masters) > 1 and self.last_role is not None:
+        if len(masters) > 1 and self.last_role is not None and not self.healing:
             self.f.two_masters_ms += t - self.last_role
             if self.step is not None:
                 self.step.two_masters_ms += t - self.last_role
@@ -219,6 +222,9 @@ class _Pass:
                 step.unavailable_ms = max(step.unavailable_ms, gap)
 
     def _step(self, r: Record) -> None:
+        if r["event"] == "heal":
+            self.healing = True
+            return
         if r["event"] == "start":
             index, _, fault = str(r["step"]).partition(" ")
             self.step = StepFigures(int(index), fault, r["t"])
@@ -229,6 +235,7 @@ class _Pass:
         if self.step is None:
             return
         step, self.step = self.step, None
+        self.healing = False
         step.end_ms = r["t"]
         step.converged_ms = r.get("converged_ms")
         step.failovers = max(self.switches.values(), default=0)

@@ -59,8 +59,8 @@ def draw(result: SoakResult, nodes: list[str], path: Path) -> None:
     grid = fig.add_gridspec(rows, columns, height_ratios=[1.4] + [1.0] * (rows - 1), hspace=0.6, wspace=0.25)
     overview = fig.add_subplot(grid[0, :])
     seconds = [row[0] for row in f.per_second]
-    overview.bar(seconds, [row[1] for row in f.per_second], width=1.0, color="#1e8449", label="acknowledged per s")
-    overview.bar(seconds, [row[2] for row in f.per_second], width=1.0, color="#c0392b", label="failed or unknown per s")
+    _bars(overview, seconds, [row[1] for row in f.per_second], 1.0, "#1e8449", "acknowledged per s")
+    _bars(overview, seconds, [row[2] for row in f.per_second], 1.0, "#c0392b", "failed or unknown per s")
     for step in f.steps:
         end = (step.end_ms if step.end_ms is not None else f.duration_ms) / 1000
         overview.axvspan(step.start_ms / 1000, end, color="#7f8c8d", alpha=0.18, lw=0)
@@ -77,19 +77,38 @@ def draw(result: SoakResult, nodes: list[str], path: Path) -> None:
     for i, step in enumerate(steps):
         ax = fig.add_subplot(grid[1 + i // columns, i % columns])
         t = [(z[0] - step.start_ms) / 1000 for z in step.zoom]
-        ax.bar(t, [z[1] for z in step.zoom], width=0.1, color="#1e8449")
-        ax.bar(t, [-z[2] for z in step.zoom], width=0.1, color="#c0392b")
+        _bars(ax, t, [z[1] for z in step.zoom], 0.1, "#1e8449")
+        _bars(ax, t, [-z[2] for z in step.zoom], 0.1, "#c0392b")
         top = max((z[1] for z in step.zoom), default=1) or 1
-        for t_ms, node, role in step.roles:
+        lanes: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+        for t_ms, node, role in step.roles:  # one scatter per node and role (thousands of samples)
             if node in nodes:
-                y = top * (1.05 + 0.1 * nodes.index(node))
-                ax.plot((t_ms - step.start_ms) / 1000, y, "s", ms=2, color=colours.get(role, "#999"))
+                xs, ys = lanes.setdefault((node, role), ([], []))
+                xs.append((t_ms - step.start_ms) / 1000)
+                ys.append(top * (1.05 + 0.1 * nodes.index(node)))
+        for (_node, role), (xs, ys) in lanes.items():
+            ax.scatter(xs, ys, s=3, marker="s", color=colours.get(role, "#999"), linewidths=0)
         ax.axvline(0, color="#555", ls="--", lw=0.8)
         lost = f", {step.lost} lost" if step.lost else ""
         ax.set_title(f"{step.index} {step.fault}: {in_s(step.unavailable_ms)} unavailable{lost}", fontsize=8)
         ax.tick_params(labelsize=6)
-    fig.savefig(path, dpi=90, bbox_inches="tight")
+    fig.subplots_adjust(left=0.05, right=0.98, top=0.95, bottom=0.04)
+    fig.savefig(path, dpi=90)  # (no bbox_inches="tight": it draws the figure twice)
     plt.close(fig)
+
+
+def _bars(ax: Any, starts: list[float], heights: list[float], width: float, colour: str, label: str = "") -> None:
+    """Bars as one filled step outline (a soak has thousands: one patch each takes seconds to draw)."""
+    if not starts:
+        return
+    edges, values = [starts[0]], []
+    for start, height in zip(starts, heights, strict=True):
+        if start > edges[-1] + 1e-9:  # a gap with no operation: a zero bar
+            values.append(0.0)
+            edges.append(start)
+        values.append(height)
+        edges.append(start + width)
+    ax.stairs(values, edges, fill=True, color=colour, label=label or None, baseline=0)
 
 
 def render(doc: dict[str, Any], png: bytes) -> str:

@@ -47,7 +47,8 @@ def test_the_matrix_page_says_what_it_ran_on_and_marks_bad_outcomes(tmp_path: Pa
         "3 cells; 2 with a bad outcome (marked ✗):\nredis-py (defaults) in freeze-master: 28,951 acknowledged " in page
     )
     assert (
-        "; redis-py (defaults) in freeze-sentinel-kill-master: stuck (no write acknowledged in the last 2 s)." in page
+        "; redis-py (defaults) in freeze-sentinel-kill-master: stuck (a worker had no write acknowledged in the "
+        "last 2 s)." in page
     )
     assert 'href="kill-master/redis-py-defaults/report.html"' in page
 
@@ -67,3 +68,18 @@ def test_repeated_cells_are_one_row_with_their_odds(tmp_path: Path) -> None:
     assert "| 3.10 (9.90) |" in row, "median (worst) unavailability"
     assert "| 2 of 3 runs, up to 40 |" in row and row.endswith("| NO in 1 of 3 |")
     assert table[3].endswith("| yes |") and "| 0 |" in table[3], "a cell run once reads as before"
+
+
+def test_a_client_dead_for_good_beside_a_live_one_is_not_recovered() -> None:
+    """Seen with ioredis 5.11.1 (failoverDetector): one worker's client ended for good at 2.96 s while
+    the other wrote on; judged by the cell's writes, the cell said recovered."""
+    from lab.drill.matrix import recovered
+
+    def ok(t: float, p: int) -> dict[str, object]:
+        return {"t": t, "type": "ok", "process": p}
+
+    invokes = [{"t": 0.0, "type": "invoke", "process": p} for p in (0, 1)]
+    both = [*invokes, ok(9000.0, 0), ok(9500.0, 1)]
+    assert recovered(both, end=10_000.0)
+    assert not recovered([*invokes, ok(9000.0, 0), ok(2956.6, 1)], end=10_000.0)
+    assert not recovered([], end=10_000.0)

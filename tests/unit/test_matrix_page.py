@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from lab.drill.matrix import LEGEND, Cell, matrix_html
 
@@ -75,10 +76,10 @@ def test_a_client_dead_for_good_beside_a_live_one_is_not_recovered() -> None:
     the other wrote on; judged by the cell's writes, the cell said recovered."""
     from lab.drill.matrix import recovered
 
-    def ok(t: float, p: int) -> dict[str, object]:
+    def ok(t: float, p: int) -> dict[str, Any]:
         return {"t": t, "type": "ok", "process": p}
 
-    invokes = [{"t": 0.0, "type": "invoke", "process": p} for p in (0, 1)]
+    invokes: list[dict[str, Any]] = [{"t": 0.0, "type": "invoke", "process": p} for p in (0, 1)]
     both = [*invokes, ok(9000.0, 0), ok(9500.0, 1)]
     assert recovered(both, end=10_000.0)
     assert not recovered([*invokes, ok(9000.0, 0), ok(2956.6, 1)], end=10_000.0)

@@ -375,6 +375,11 @@ def masters_at_once(
                 continue
             bucket = (r["t"] // BUCKET_MS) * BUCKET_MS
             last = bucket if after is None else max(bucket, (after["t"] // BUCKET_MS) * BUCKET_MS - BUCKET_MS)
+            # A master sampled while its writes were held is a replica by the time the hold ends (a safe
+            # failover lifts it only then): its role does not hold past that.
+            lifted = [b for a, b in held_writes.get(node, ()) if a <= r["t"] <= b]
+            if lifted and not paused:
+                last = min(last, (lifted[0] // BUCKET_MS) * BUCKET_MS)
             while bucket <= last:
                 if paused or not any(a - BUCKET_MS < bucket <= b for a, b in held_writes.get(node, ())):
                     held.append((bucket, node))

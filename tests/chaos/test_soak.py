@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lab import control
 from lab.drill import nemesis
 from lab.drill.soak import run_soak
 from lab.drill.spool import read_spool
@@ -70,4 +71,7 @@ def test_ctrl_c_in_a_soak_heals_the_lab_and_keeps_a_partial_report(
     doc = json.loads((report / "soak.json").read_text())
     assert doc["partial"] is True and doc["summary"]["partial"] == 1 and doc["summary"]["ok"] > 0
     assert "partial: interrupted" in (report / "soak.html").read_text()
+    # Healed: the thawed old master is a replica again once the Sentinels turn it (seen in CI, compose: it
+    # still said master the moment the command exited).
+    control.wait_healthy(spec, timeout=60)
     assert run_lab("status", "--name", spec.name, home=lab_home).returncode == 0

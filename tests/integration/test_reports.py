@@ -79,7 +79,7 @@ def test_lab_drill_reports_and_gates_on_findings(healthy_lab, lab_home: Path, tm
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["drill", "nope"], "unknown drill 'nope' (choose from: " + ", ".join(SCENARIOS) + ")"),
+        (["drill", "nope"], "unknown drill 'nope' (choose from: " + ", ".join(SCENARIOS) + ", soak)"),
         (
             ["drill", "kill-master", "--fail-on", "lost>>0"],
             "--fail-on 'lost>>0': expected METRIC OP NUMBER, e.g. 'lost>0'",
@@ -92,7 +92,15 @@ def test_lab_drill_reports_and_gates_on_findings(healthy_lab, lab_home: Path, tm
         (["drill", "kill-master", "--clients", "10000"], "error: argument --clients: must be from 1 to 64"),
         (["drill", "kill-master", "--duration", "inf"], "error: argument --duration: must be a number of seconds"),
         (["drill", "kill-master", "--duration", "nan"], "error: argument --duration: must be a number of seconds"),
-        (["drill", "kill-master", "--duration", "121"], "error: argument --duration: must be a number of seconds"),
+        (["drill", "kill-master", "--duration", "121"], "a drill runs at most 120 s (it holds its history in memory)"),
+        (["drill", "soak", "--duration", "604801"], "error: argument --duration: must be a number of seconds"),
+        (["drill", "soak", "--seed", "x"], "--seed: 'x' is not a whole number"),
+        (["drill", "soak", "--faults", "kill-master,teleport"], "unknown soak fault teleport"),
+        (["drill", "soak", "--interval", "9-3"], "--interval: '9-3' must be LO-HI"),
+        (["drill", "soak", "--workload", "set"], "a soak runs counter or register"),
+        (["drill", "soak", "--repeat", "2"], "a soak is its own repetition"),
+        (["drill", "kill-master", "--seed", "1"], "--seed: only `lab drill soak` takes it"),
+        (["drill", "kill-master", "--repeat", "0"], "error: argument --repeat: must be a whole number of runs"),
         (["drill", "kill-master", "--rate", "nan"], "error: argument --rate: must be from 1/60 to 1e+06 operations/s"),
         (["drill", "kill-master", "--from", "redis-7.0"], "--from and --to belong to the rolling-upgrade drill"),
         (["drill", "rolling-upgrade"], "rolling-upgrade needs --to BUILD[,BUILD...]"),

@@ -256,7 +256,7 @@ class RoleSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._names = {(n.host, n.port): n.name for n in spec.redis_nodes}
-        self._forks: dict[str, tuple[int, int, int]] = {}  # node -> (forks, AOF rewrites, RDB saves) last seen
+        self._forks: dict[str, tuple[int, ...]] = {}  # node -> (forks, AOF rewrites, RDB saves, last save) last seen
 
     def start(self) -> RoleSampler:
         self._thread.start()
@@ -308,6 +308,7 @@ class RoleSampler:
             int(stats.get("total_forks", 0)),
             int(persistence.get("aof_rewrites", 0)),
             int(persistence.get("rdb_saves", 0)),  # (these two counters since Redis 7.0)
+            int(persistence.get("rdb_last_save_time", 0)),  # (every build: when the last RDB save ended)
         )
         before = self._forks.get(node.name)
         self._forks[node.name] = counts
@@ -315,7 +316,7 @@ class RoleSampler:
             return
         if counts[1] > before[1] or int(persistence.get("aof_rewrite_in_progress", 0)):
             what = "AOF rewrite"
-        elif counts[2] > before[2] or int(persistence.get("rdb_bgsave_in_progress", 0)):
+        elif counts[2] > before[2] or counts[3] != before[3] or int(persistence.get("rdb_bgsave_in_progress", 0)):
             what = "RDB save"
         else:
             what = "fork"

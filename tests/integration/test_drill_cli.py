@@ -130,7 +130,7 @@ def test_a_repeated_drill_gives_each_findings_odds_and_keeps_every_run(
     import json
 
     report = tmp_path / "repeat"
-    args = ("drill", "kill-sentinel", "--name", healthy_lab.name, "--duration", "2", "--repeat", "2")
+    args = ("drill", "kill-sentinel", "--name", healthy_lab.name, "--duration", "1", "--repeat", "2")
     ran = run_lab(
         *args, "--report", str(report), "--fail-on", "failovers>0", "--fail-on", "ok>0", home=lab_home, timeout=180
     )

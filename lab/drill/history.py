@@ -81,8 +81,9 @@ class History:
         self._lock = threading.Lock()
         self.spool = Spool(spool, self.clock.ms) if spool is not None else None
 
-    def add(self, type_: str, **fields: Any) -> None:
-        record = {"t": self.clock.ms(), "type": type_, **fields}
+    def add(self, type_: str, t: float | None = None, **fields: Any) -> None:
+        """A record stamped now, or at ``t`` (ms on this history's clock) when it happened earlier."""
+        record = {"t": self.clock.ms() if t is None else t, "type": type_, **fields}
         if self.spool is not None:
             self.spool.add(record)
             return
@@ -289,7 +290,11 @@ class RoleSampler:
         rounds = 0
         while not self._stop.is_set():
             for node in self.spec.redis_nodes:
-                self.history.add("role", **self._sample(node))
+                # Stamped when asked, not when answered: the role held at some moment in between, and a
+                # reply that came back after `lab failover` lifted its write pause was given before the
+                # old master was demoted (stamped late, it read as 500 ms of two masters: CI, loaded).
+                asked = self.history.clock.ms()
+                self.history.add("role", t=asked, **self._sample(node))
             if rounds % BACKGROUND_EVERY == 0:
                 for node in self.spec.redis_nodes:
                     self._background(node)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lab.drill.checker import check, fault_spans
+from lab.drill.history import History, RoleSampler
+from lab.spec import Node
+from tests.helpers import make_spec
 
 A, B, C = "10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"
 NAMES = {A: "redis-1", B: "redis-2", C: "redis-3"}
@@ -123,6 +128,29 @@ def test_a_master_whose_writes_a_safe_failover_held_is_not_a_second_master() -> 
     # The same history without the pause is two masters.
     unpaused = check([r for r in history if r["type"] != "pause"], NAMES)
     assert [(w.start_ms, w.end_ms) for w in unpaused.two_masters] == [(1000.0, 1500.0)]
+
+
+def test_a_role_sample_is_stamped_when_it_was_asked_for(tmp_path: Path) -> None:
+    """A reply can come back after the role changed (the old master answers INFO, then `lab failover`
+    demotes it and lifts the hold before the reply is read): stamped when answered, it read as a master
+    after the hold, 500 ms of two masters (CI, loaded). Stamped when asked, it is inside the hold."""
+    answered: list[float] = []
+
+    class SlowReply(RoleSampler):
+        def _sample(self, node: Node) -> dict[str, Any]:
+            time.sleep(0.05)  # the reply is on its way
+            answered.append(self.history.clock.ms())
+            return {"node": node.name, "role": "master", "offset": 0, "master": None}
+
+        def _background(self, node: Node) -> None:
+            pass
+
+    history = History()
+    sampler = SlowReply(make_spec(tmp_path), history, interval=0.01).start()
+    time.sleep(0.3)
+    sampler.stop()
+    roles = [r for r in history.records if r["type"] == "role"]
+    assert roles and all(r["t"] <= seen - 45 for r, seen in zip(roles, answered, strict=False)), (roles, answered)
 
 
 def test_two_nodes_acknowledging_writes_at_once_is_split_brain() -> None:

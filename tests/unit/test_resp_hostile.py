@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from lab import resp
-from lab.spec import LabSpec, Node
 from lab.topology import Observation, RedisView, SentinelView, observe, observe_redis, observe_sentinel, problems
+from tests.helpers import make_spec
 from tests.junk_server import JunkServer, Talk, drip, flood, replies
 
 #: The observation's timeout (lab status's); a call must return within 3 times it (loosely: a busy CI machine).
@@ -35,26 +35,6 @@ def sentinel_master(**fields: str) -> bytes:
 
 GOOD_MASTER = {"ip": "127.0.0.1", "port": "6379", "flags": "master", "num-slaves": "2", "num-other-sentinels": "2"}
 EMPTY = b"*0\r\n"
-
-
-def make_spec(tmp_path: Path, port: int = 1, password: str = "pw", sentinel_password: str | None = "pw") -> LabSpec:
-    nodes = tuple(Node(f"redis-{i}", "redis", "127.0.0.1", port if i == 1 else 1) for i in (1, 2, 3)) + tuple(
-        Node(f"sentinel-{i}", "sentinel", "127.0.0.1", port if i == 1 else 1) for i in (1, 2, 3)
-    )
-    return LabSpec(
-        name="hostile",
-        profile="lab",
-        backend="local",
-        layout="local",
-        base_dir=tmp_path,
-        master_name="mymaster",
-        quorum=2,
-        down_after_ms=1000,
-        databases={},
-        nodes=nodes,
-        password=password,
-        sentinel_password=sentinel_password,
-    )
 
 
 def one_problem_line_in_time(talk: Talk, kind: str, expected: str, tmp_path: Path) -> None:

@@ -93,6 +93,23 @@ def test_an_interrupt_swallowed_on_the_way_stops_the_wait() -> None:
     assert len(tries) == 2 and caught.value.signum == signal.SIGTERM
 
 
+def test_an_interrupt_turned_into_another_error_is_still_the_interrupt() -> None:
+    """CPython makes a TypeError ("expected a message argument") of a signal handler's exception raised
+    while `from ssl import ...` looked for a missing name (CI: a traceback and exit 1 on SIGTERM). The
+    command reports the interrupt, with what it undid."""
+    undone: list[str] = []
+    with pytest.raises(Interrupted) as caught, interrupts.command():
+        interrupts.undo_on_interrupt("probe", lambda: undone.append("x") or "undid the probe")
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        except Interrupted:
+            raise TypeError("expected a message argument") from None
+    assert caught.value.signum == signal.SIGTERM and undone == ["x"]
+    assert str(caught.value) == "interrupted by SIGTERM; undone: undid the probe"
+    with pytest.raises(TypeError), interrupts.command():  # with no interrupt, an error is that error
+        raise TypeError("a bug")
+
+
 def test_waits_do_not_import_tenacity_until_a_wait_runs() -> None:
     code = "import sys, lab.waits; assert 'tenacity' not in sys.modules; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

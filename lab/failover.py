@@ -203,7 +203,7 @@ class _Failover:
                 if self.paused_at is None and self.on_pause is not None:
                     self.on_pause(True)
                 self.paused_at = self.paused_at or time.monotonic()
-                _wait_replicas_caught_up(self.master_conn, len(self.spec.redis_nodes) - 1, self.timeout)
+                _wait_replicas_caught_up(self.spec, self.master_conn, self.timeout)
             except redis.ConnectionError as exc:  # a Sentinel demoting it drops its clients: look again
                 return False, f"{self.old.name}: {exc}"
         refused = _ask_for_failover(self.spec, sentinel)
@@ -335,16 +335,35 @@ def _sentinel_report(spec: LabSpec) -> str:
     return "\n".join(lines) + "\n" + log_tails(spec, 12, spec.sentinels)
 
 
-def _wait_replicas_caught_up(conn: redis.Redis, replicas: int, timeout: float) -> None:
+def _wait_replicas_caught_up(spec: LabSpec, conn: redis.Redis, timeout: float) -> None:
+    """Until every replica the paused master lists has applied all it was sent (and one is listed).
+    Each replica behind in the master's view is asked its own offset: the master's INFO has it only as
+    of the replica's last REPLCONF ACK (once a second), and waiting for that kept the master paused for
+    about a second before SENTINEL FAILOVER, long enough for the other Sentinels to find it down and
+    start a failover of their own (CI, loaded: two Sentinels promoted two replicas in one epoch)."""
+    by_address = {(n.host, n.port): n for n in spec.redis_nodes}
+
+    def offset_of(node: Node | None, listed: int) -> int:
+        if node is None:
+            return listed
+        try:
+            with node_client(spec, node, timeout=1) as replica:
+                info = replica.info("replication")
+        except (redis.RedisError, OSError):
+            return listed  # (it answers later, or the master's view catches up)
+        return int(info.get("slave_repl_offset", listed))
+
     def probe() -> tuple[bool, str]:
         info = conn.info("replication")
         offset = int(info["master_repl_offset"])
-        lagging = [
-            f"{v['ip']}:{v['port']} at {v['offset']}"
-            for k, v in info.items()
-            if k.startswith("slave") and isinstance(v, dict) and int(v["offset"]) != offset
-        ]
-        online = sum(1 for k, v in info.items() if k.startswith("slave") and isinstance(v, dict))
-        return not lagging and online >= min(replicas, 1), f"master at {offset}, lagging: {lagging or 'none'}"
+        listed = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+        lagging = []
+        for v in listed:
+            seen = int(v["offset"])
+            if seen < offset:
+                seen = offset_of(by_address.get((str(v["ip"]), int(v["port"]))), seen)
+            if seen < offset:
+                lagging.append(f"{v['ip']}:{v['port']} at {seen}")
+        return bool(listed) and not lagging, f"master at {offset}, lagging: {lagging or 'none'}"
 
     wait_for(probe, what="replicas to reach the master's offset", timeout=timeout)

@@ -15,7 +15,8 @@ Loaded with ``-p lab.pytest_plugin`` (pyproject's addopts). Fixtures:
   from the same template (no replicas, no Sentinels): a process, or a testcontainers container on
   the compose backend; for persistence, eviction and notification scenarios.
 - ``lab_backend``: the backend under test; ``--lab-backend local|compose|all`` parametrizes every
-  test that uses a lab. Docker missing skips compose tests, a failure under LAB_REQUIRE_DOCKER=1.
+  test that uses a lab (one marked ``one_backend`` runs on the first only). Docker missing skips
+  compose tests, a failure under LAB_REQUIRE_DOCKER=1.
 - ``lab_server``: the server build under test; ``--lab-server redis-7.0,redis-6.2,valkey-8.1`` (or
   ``all``) runs every lab test on each build with the local backend (compose runs the first; a test
   marked ``one_server`` runs on the first only). A build that is not here skips, a failure under
@@ -94,6 +95,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     builds = chosen_servers(metafunc.config)
     if metafunc.definition.get_closest_marker("one_server"):
         builds = builds[:1]
+    if metafunc.definition.get_closest_marker("one_backend"):
+        backends = backends[:1]
     has_backend, has_server = ("lab_backend" in metafunc.fixturenames), ("lab_server" in metafunc.fixturenames)
     if has_backend and has_server:
         combos = [(b, s) for b in backends for s in builds if b == "local" or s == builds[0]]

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lab.drill.consistency import check_lists, check_registers
-from lab.drill.events import switches
+from lab.drill.events import raced_promotions, switches
 from lab.drill.history import Record
 
 #: The findings that say something went wrong (a gate on any of them fails a drill that had it); the
@@ -309,7 +309,7 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
         ],
         epochs=epochs,
         final_node=final["node"] if final else None,
-        notes=notes,
+        notes=notes + raced_promotions(records, addresses),
         steps=_steps(records, unavailable, lost_times),
         lost_acked=_lost_acked(lost_times, fault_spans(records)) if lost_times else None,
     )

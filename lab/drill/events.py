@@ -126,3 +126,34 @@ def switches(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 switch = {"t": r["t"], "old": f"{parts[1]}:{parts[2]}", "new": f"{parts[3]}:{parts[4]}"}
                 seen.setdefault(r["sentinel"], []).append(switch)
     return max(seen.values(), key=len, default=[])
+
+
+#: Two Sentinels that promote a replica this close together are failing the same master over at once.
+RACE_MS = 10_000.0
+
+
+def raced_promotions(records: Iterable[dict[str, Any]], names: dict[str, str]) -> list[str]:
+    """Each time a second Sentinel promoted a replica (``+failover-state-send-slaveof-noone``) while
+    another's promotion was under way: two failovers of one master at once. A forced failover
+    (``SENTINEL FAILOVER``) takes no votes, so a peer that finds the master down meanwhile (a
+    write-paused one stops answering its hello) can win an election in the same epoch and promote
+    another replica; both then say master until the configurations settle (seen in CI, loaded)."""
+    promoted: list[tuple[float, str, str]] = []
+    for r in sorted(records, key=lambda r: r["t"]):
+        if r["type"] == "sentinel" and r["event"] == "+failover-state-send-slaveof-noone":
+            parts = str(r["data"]).split()
+            if len(parts) > 1:
+                promoted.append((r["t"], r["sentinel"], names.get(parts[1], parts[1])))
+    notes = []
+    for i, (t, sentinel, replica) in enumerate(promoted):
+        earlier = [p for p in promoted[:i] if p[1] != sentinel and t - p[0] <= RACE_MS]
+        if earlier:
+            t0, first, replica0 = earlier[-1]
+            what = (
+                f"both promoted {replica}" if replica == replica0 else f"{replica0} and {replica} both became masters"
+            )
+            notes.append(
+                f"two Sentinels failed the master over at once: {first} promoted {replica0} at {t0 / 1000:.2f} s, "
+                f"{sentinel} promoted {replica} at {t / 1000:.2f} s ({what})"
+            )
+    return notes

@@ -319,14 +319,19 @@ class RoleSampler:
         self._forks[node.name] = counts
         if before is None or counts[0] <= before[0]:
             return
+        # One look can span several forks (a rewrite, then a save: compose, loaded, a second apart): one
+        # record per kind. latest_fork_usec is the most recent fork's.
+        forks = counts[0] - before[0]
+        kinds: list[tuple[str, int]] = []
         if counts[1] > before[1] or int(persistence.get("aof_rewrite_in_progress", 0)):
-            what = "AOF rewrite"
-        elif counts[2] > before[2] or counts[3] != before[3] or int(persistence.get("rdb_bgsave_in_progress", 0)):
-            what = "RDB save"
-        else:
-            what = "fork"
+            kinds.append(("AOF rewrite", max(1, counts[1] - before[1])))
+        if counts[2] > before[2] or counts[3] != before[3] or int(persistence.get("rdb_bgsave_in_progress", 0)):
+            kinds.append(("RDB save", max(1, counts[2] - before[2])))
+        if forks > sum(n for _, n in kinds):
+            kinds.append(("fork", forks - sum(n for _, n in kinds)))
         fork_ms = round(int(stats.get("latest_fork_usec", 0)) / 1000, 3)
-        self.history.add("background", node=node.name, what=what, forks=counts[0] - before[0], fork_ms=fork_ms)
+        for what, n in kinds:
+            self.history.add("background", node=node.name, what=what, forks=n, fork_ms=fork_ms)
 
 
 #: How much longer than planned an adapter may run before it stops by itself (a drill whose fault

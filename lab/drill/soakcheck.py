@@ -138,7 +138,7 @@ class _Pass:
         elif kind == "background":
             self.f.stalls.append([t, r["node"], r["what"], r["fork_ms"], self.step.index if self.step else None])
             if self.step is not None:
-                self.step.forks += 1
+                self.step.forks += r.get("forks", 1)
         elif kind == "pause":
             (self.paused.add if r["event"] == "start" else self.paused.discard)(r["node"])
         elif kind == "sentinel" and r["event"] == "+switch-master":

@@ -23,6 +23,7 @@ FAULTS = ("kill-master", "freeze-master", "failover", "kill-sentinel", "stop-mas
 
 
 @pytest.mark.one_server  # (the schedule, the spool and the check do not depend on the build)
+@pytest.mark.one_backend  # (compose's soak machinery: the Ctrl-C soak below runs on both)
 def test_a_two_minute_seeded_soak_reads_step_by_step(healthy_lab: LabSpec, tmp_path: Path) -> None:
     spec, seed, interval = healthy_lab, 2026, (1.0, 3.0)
     report = tmp_path / "soak"

@@ -26,9 +26,9 @@ def test_a_signal_at_any_moment_is_one_true_line(lab: LabSpec, sig: signal.Signa
     backend = get_backend(lab.backend)
     slow_start = {"PYTHONDONTWRITEBYTECODE": "1"}  # a slower start: wider windows
     seen: dict[str, int] = {}
-    for step in range(16):  # 0 to 0.9 s after the start: loading, the gate, the isolation, the result
+    for step in range(11):  # 0 to 0.9 s after the start: loading, the gate, the isolation, the result
         process = start_lab("isolate", "--name", lab.name, "redis-2", home=home, env=slow_start)
-        time.sleep(step * 0.06)  # the moment of the signal is what varies here
+        time.sleep(step * 0.09)  # the moment of the signal is what varies here
         process.send_signal(sig)
         out, err = process.communicate(timeout=60)
         rules = backend.isolation_rules(lab)

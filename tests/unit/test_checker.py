@@ -153,6 +153,73 @@ def test_a_role_sample_is_stamped_when_it_was_asked_for(tmp_path: Path) -> None:
     assert roles and all(r["t"] <= seen - 45 for r, seen in zip(roles, answered, strict=False)), (roles, answered)
 
 
+def test_a_rewrite_and_a_save_in_one_look_are_two_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The forks are looked at about once a second: a rewrite and a save a second apart can fall in one
+    look (CI, compose, loaded: the save was missing from the report). Each kind gets its record."""
+    looks = iter(
+        [
+            ({"aof_rewrites": 1, "rdb_saves": 1, "rdb_last_save_time": 100}, {"total_forks": 3}),
+            (
+                {"aof_rewrites": 2, "rdb_saves": 2, "rdb_last_save_time": 160},
+                {"total_forks": 6, "latest_fork_usec": 2500},
+            ),
+        ]
+    )
+
+    class Node_:  # what node_client gives: INFO persistence, then INFO stats, of the next look
+        def __enter__(self) -> Node_:
+            self.persistence, self.stats = next(looks)
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+        def info(self, section: str) -> dict[str, int]:
+            return self.persistence if section == "persistence" else self.stats
+
+    monkeypatch.setattr("lab.drill.history.node_client", lambda *_a, **_k: Node_())
+    history = History()
+    sampler = RoleSampler(make_spec(tmp_path), history)
+    node = make_spec(tmp_path).redis_nodes[0]
+    sampler._background(node)
+    sampler._background(node)
+    assert [(r["what"], r["forks"], r["fork_ms"]) for r in history.records] == [
+        ("AOF rewrite", 1, 2.5),
+        ("RDB save", 1, 2.5),
+        ("fork", 1, 2.5),  # the third fork: a replica's full sync
+    ]
+
+
+def promote(t: float, sentinel: str, replica: str) -> dict[str, Any]:
+    host, port = replica.split(":")
+    data = f"slave {replica} {host} {port} @ mymaster 10.0.0.3 6379"
+    return {
+        "t": t,
+        "type": "sentinel",
+        "sentinel": sentinel,
+        "event": "+failover-state-send-slaveof-noone",
+        "data": data,
+    }
+
+
+def test_two_sentinels_promoting_at_once_is_a_note() -> None:
+    """A forced failover takes no votes: a Sentinel that finds the paused master down meanwhile can win an
+    election in the same epoch and promote another replica (CI, loaded: 200 ms of two masters)."""
+    raced = [promote(2170, "sentinel-1", B), promote(2914, "sentinel-2", A), final([])]
+    notes = check(raced, NAMES).notes
+    assert notes == [
+        "two Sentinels failed the master over at once: sentinel-1 promoted redis-2 at 2.17 s, "
+        "sentinel-2 promoted redis-1 at 2.91 s (redis-2 and redis-1 both became masters)"
+    ]
+    assert (
+        "both promoted redis-2"
+        in check([promote(2170, "sentinel-1", B), promote(2914, "sentinel-2", B)], NAMES).notes[-1]
+    )
+    # One Sentinel's failover, or two failovers far apart, is no race.
+    apart = [promote(2170, "sentinel-1", B), promote(30_000, "sentinel-2", A), final([])]
+    assert check(apart, NAMES).notes == [] and check([promote(2170, "sentinel-1", B), final([])], NAMES).notes == []
+
+
 def test_two_nodes_acknowledging_writes_at_once_is_split_brain() -> None:
     history = [
         *steady(0, 1000, "redis-1", "a"),

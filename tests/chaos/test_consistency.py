@@ -38,6 +38,7 @@ def test_a_drill_that_leaves_the_data_alone_finds_no_anomaly(
 
 
 @pytest.mark.one_server
+@pytest.mark.one_backend  # (the checkers' verdicts; compose's isolation: the zombie and min-replicas tests)
 @pytest.mark.parametrize("workload", WORKLOADS)
 def test_an_isolated_masters_lost_writes_are_anomalies(healthy_lab: LabSpec, drill, workload: str) -> None:
     require_fault(healthy_lab, "isolate")

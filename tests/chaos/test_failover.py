@@ -389,6 +389,7 @@ def _partition(spec: LabSpec, drill, min_replicas: int, max_lag: int) -> tuple[i
     return result.findings.lost, (max((t for t in acked if t >= cut_ms), default=cut_ms) - cut_ms) / 1000
 
 
+@pytest.mark.one_server  # (min-replicas-to-write is the same rule in every build)
 def test_partitioned_master_write_loss_is_bounded_by_min_replicas(healthy_lab: LabSpec, drill) -> None:
     spec = healthy_lab
     require_fault(spec, "isolate")

@@ -64,7 +64,14 @@ def test_ctrl_c_in_a_soak_heals_the_lab_and_keeps_a_partial_report(
 ) -> None:
     spec = healthy_lab
     report = tmp_path / "soak"
-    args = ("drill", "soak", "--name", spec.name, "--faults", "freeze-master", "--interval", "1", "--seed", "1")
+    args: tuple[str, ...] = ("drill", "soak", "--name", spec.name, "--faults", "freeze-master", "--interval", "1")
+    args = (
+        *args,
+        "--seed",
+        "1",
+        "--rate",
+        "1000",
+    )  # (paced as the drill fixture's: four unpaced workers keep a core busy)
     with lab_command(*args, "--duration", "300", "--report", str(report), home=lab_home) as soak:
         wait_for(lambda: (bool(frozen(spec)), frozen(spec)), what="the soak to freeze the master", timeout=60)
         message = interrupt(soak, signal.SIGINT)

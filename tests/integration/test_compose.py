@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,18 +77,34 @@ def test_subnets_in_use_come_from_one_listing_and_a_labs_own_network_is_not_take
     with 4 xdist workers, cannot fail it), and whether a /24 is taken is asked of it, not read from Compose's
     error text (NetworkOverlap: choose another), counting every network but the lab's own."""
     require_backend("compose")
-    from docker.types import IPAMConfig, IPAMPool  # type: ignore[import-untyped]
-
     name = lab_name("taken")
-    ipam = IPAMConfig(pool_configs=[IPAMPool(subnet="172.29.251.0/24")])
-    net = docker.engine().networks.create(name, ipam=ipam, labels={compose.LABEL: name})
+    net, subnet = network_on_a_free_subnet(name, labels={compose.LABEL: name})
     try:
-        assert "172.29.251.0/24" in {str(n) for n in compose._used_networks()}
-        assert compose.subnet_taken("172.29.251", but="another-lab")
-        assert not compose.subnet_taken("172.29.251", but=name), "a lab's own network does not overlap it"
+        assert f"{subnet}.0/24" in {str(n) for n in compose._used_networks()}
+        assert compose.subnet_taken(subnet, but="another-lab")
+        assert not compose.subnet_taken(subnet, but=name), "a lab's own network does not overlap it"
     finally:
         net.remove()
-    assert not compose.subnet_taken("172.29.251", but="another-lab")
+    assert not compose.subnet_taken(subnet, but="another-lab")
+
+
+def network_on_a_free_subnet(name: str, labels: dict[str, str] | None = None) -> tuple[Any, str]:
+    """A network on a /24 no lab holds: the other worker's labs take theirs meanwhile (CI: a fixed /24
+    was the one the other worker's compose lab had chosen, and the create failed with an overlap)."""
+    from docker.errors import APIError  # type: ignore[import-untyped]
+    from docker.types import IPAMConfig, IPAMPool  # type: ignore[import-untyped]
+
+    for third in range(254, 100, -1):
+        subnet = f"172.29.{third}"
+        if compose.subnet_taken(subnet, but=""):
+            continue
+        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=f"{subnet}.0/24")])
+        try:
+            return docker.engine().networks.create(name, ipam=ipam, labels=labels or {}), subnet
+        except APIError as exc:
+            if "overlap" not in str(exc):
+                raise
+    raise AssertionError("no free /24 in 172.29.101-254")
 
 
 def test_a_subnet_taken_between_choice_and_create_makes_up_choose_another(
@@ -97,16 +114,13 @@ def test_a_subnet_taken_between_choice_and_create_makes_up_choose_another(
     Compose fails, the engine's networks say the /24 is taken (NetworkOverlap), and `lab up` rolls back and
     starts again on the next free one."""
     require_backend("compose")
-    from docker.types import IPAMConfig, IPAMPool
-
-    ipam = IPAMConfig(pool_configs=[IPAMPool(subnet="172.29.250.0/24")])
-    squatter = docker.engine().networks.create(lab_name("squatter"), ipam=ipam)
+    squatter, taken = network_on_a_free_subnet(lab_name("squatter"))
     choose = compose.choose_net
-    monkeypatch.setattr(compose, "choose_net", lambda name, skip=0: "172.29.250" if skip == 0 else choose(name, skip))
+    monkeypatch.setattr(compose, "choose_net", lambda name, skip=0: taken if skip == 0 else choose(name, skip))
     name = lab_name("overlap")
     try:
         spec = control.up(name, "lab", "compose", lab_home).spec
-        assert not spec.redis_nodes[0].host.startswith("172.29.250."), "started on another /24"
+        assert not spec.redis_nodes[0].host.startswith(f"{taken}."), "started on another /24"
     finally:
         control.down(name, lab_home)
         squatter.remove()

@@ -23,7 +23,7 @@ def test_a_drill_that_started_its_lab_says_so_and_writes_its_gates_as_junit(tmp_
     name = lab_name("ju")  # (its addresses follow from the name: unique to this test process)
     try:
         ran = run_lab(
-            "drill", "kill-master", "--name", name, "--backend", "local", "--duration", "3",
+            "drill", "kill-master", "--name", name, "--backend", "local", "--duration", "3", "--rate", "1000",
             "--fail-on", "lost>0", "--fail-on", "ok>0", "--junit", str(junit), home=home, timeout=180,
         )  # fmt: skip
         assert ran.returncode == 1, ran.stdout + ran.stderr  # ok>0 holds: some writes were acknowledged
@@ -40,7 +40,18 @@ def test_a_drill_that_started_its_lab_says_so_and_writes_its_gates_as_junit(tmp_
         assert (cases["lost>0"].find("failure") is not None) == (int(str(lost)) > 0)
         assert suite.get("failures") == str(sum(c.find("failure") is not None for c in cases.values()))
         again = run_lab(
-            "drill", "failover", "--name", name, "--duration", "2", "--junit", str(junit), home=home, timeout=120
+            "drill",
+            "failover",
+            "--name",
+            name,
+            "--duration",
+            "2",
+            "--rate",
+            "1000",
+            "--junit",
+            str(junit),
+            home=home,
+            timeout=120,
         )
         assert again.returncode == 0, again.stderr
         assert "was started for this command" not in again.stderr, "the second drill found the lab running"
@@ -131,7 +142,7 @@ def test_a_repeated_drill_gives_each_findings_odds_and_keeps_every_run(
     import json
 
     report = tmp_path / "repeat"
-    args = ("drill", "kill-sentinel", "--name", healthy_lab.name, "--duration", "1", "--repeat", "2")
+    args = ("drill", "kill-sentinel", "--name", healthy_lab.name, "--duration", "1", "--repeat", "2", "--rate", "1000")
     ran = run_lab(
         *args, "--report", str(report), "--fail-on", "failovers>0", "--fail-on", "ok>0", home=lab_home, timeout=180
     )

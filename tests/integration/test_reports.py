@@ -55,7 +55,7 @@ def test_a_drill_writes_a_report_that_matches_its_schema(healthy_lab, drill, tmp
 def test_lab_drill_reports_and_gates_on_findings(healthy_lab, lab_home: Path, tmp_path: Path) -> None:
     report = tmp_path / "gate"
     ran = run_lab(
-        "drill", "failover", "--name", healthy_lab.name, "--duration", "3", "--report", str(report),
+        "drill", "failover", "--name", healthy_lab.name, "--duration", "3", "--rate", "1000", "--report", str(report),
         "--fail-on", "lost>0", "--fail-on", "failovers<1", home=lab_home, timeout=120,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stdout + ran.stderr

@@ -27,6 +27,7 @@ Two helpers for the steps themselves:
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from lab.errors import Interrupted
 
@@ -191,6 +192,8 @@ def command() -> Iterator[UndoLog]:
     log = _LOG = UndoLog()
     _PENDING = None
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in SIGNALS}
+    unraisable = sys.unraisablehook
+    sys.unraisablehook = _quiet_about_interrupts(unraisable)
     try:
         yield log
         if _PENDING is not None:  # interrupted, but the exception was swallowed on the way and the step ended
@@ -208,8 +211,22 @@ def command() -> Iterator[UndoLog]:
         raise Interrupted(signum, interrupt_message(signum, undone, failed, left)) from None
     finally:
         _LOG, _PENDING = None, None
+        sys.unraisablehook = unraisable
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _quiet_about_interrupts(hook: Callable[[Any], object]) -> Callable[[Any], object]:
+    """An interrupt raised inside a weakref callback or a finaliser is swallowed by Python, which prints
+    "Exception ignored in ..." and a traceback (CI, compose: a SIGTERM during a WeakKeyDictionary's
+    callback). It is not lost: it is still pending, and the command ends on it. Anything else is printed."""
+
+    def quiet(unraisable: Any) -> object:
+        if isinstance(unraisable.exc_value, Interrupted):
+            return None
+        return hook(unraisable)
+
+    return quiet
 
 
 @contextmanager

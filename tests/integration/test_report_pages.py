@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,14 @@ def browser() -> Iterator[Any]:
         options.add_argument(argument)
     options.add_argument("--window-size=1280,1500")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    chrome = webdriver.Chrome(options=options, service=Service(driver))
-    yield chrome
-    chrome.quit()
+    # Chromium makes its singleton socket's directory (org.chromium.Chromium.*) in TMPDIR and leaves it
+    # behind: one a suite run in /tmp. Its own TMPDIR, removed after, leaves the machine as it was.
+    with tempfile.TemporaryDirectory(prefix="lab-chromium-") as tmp:
+        chrome = webdriver.Chrome(options=options, service=Service(driver, env={**os.environ, "TMPDIR": tmp}))
+        try:
+            yield chrome
+        finally:
+            chrome.quit()
 
 
 def open_page(browser: Any, page: Path) -> str:

@@ -110,6 +110,32 @@ def test_an_interrupt_turned_into_another_error_is_still_the_interrupt() -> None
         raise TypeError("a bug")
 
 
+def test_an_interrupt_in_a_weakref_callback_is_not_printed_and_still_ends_the_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Python swallows an exception raised in a weakref callback and prints "Exception ignored in" with a
+    traceback (CI, compose: a SIGTERM during a WeakKeyDictionary's callback). The interrupt is pending:
+    the command still ends on it, and nothing reaches the printing hook."""
+    import weakref
+
+    printed: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", printed.append)  # what Python would print
+
+    class Thing:
+        pass
+
+    def on_collect(_ref: object) -> None:
+        signal.raise_signal(signal.SIGTERM)  # the handler raises here, inside the callback
+
+    with pytest.raises(Interrupted) as caught, interrupts.command():
+        thing = Thing()
+        ref = weakref.ref(thing, on_collect)
+        del thing  # the callback runs now; its Interrupted is swallowed by Python
+        assert ref() is None
+    assert caught.value.signum == signal.SIGTERM and printed == []
+    assert sys.unraisablehook == printed.append  # handed back
+
+
 def test_waits_do_not_import_tenacity_until_a_wait_runs() -> None:
     code = "import sys, lab.waits; assert 'tenacity' not in sys.modules; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

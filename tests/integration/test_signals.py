@@ -32,6 +32,12 @@ GUARD = ("min-replicas-to-write", "min-replicas-max-lag")
 RATE = "1000"
 
 
+def paced_drill(scenario: str, name: str, duration: str, report: Path | None = None) -> tuple[str, ...]:
+    """`lab drill` arguments for a drill of ``name`` paced at RATE, with its report under ``report``."""
+    args = ("drill", scenario, "--name", name, "--duration", duration, "--rate", RATE)
+    return args if report is None else (*args, "--report", str(report))
+
+
 @contextmanager
 def lab_command(*args: str, home: Path) -> Iterator[subprocess.Popen[str]]:
     """The real CLI in a subprocess, as from a terminal (SIGINT not ignored); killed if a test fails."""
@@ -100,18 +106,7 @@ def write_seconds(spec: LabSpec, node: Node) -> float:
 def test_an_interrupted_drill_thaws_the_frozen_master(healthy_lab, lab_home: Path, tmp_path: Path, sig) -> None:
     spec = healthy_lab
     name = spec.name
-    args = (
-        "drill",
-        "freeze-master",
-        "--name",
-        name,
-        "--duration",
-        "8",
-        "--rate",
-        RATE,
-        "--report",
-        str(tmp_path / "r"),
-    )
+    args = paced_drill("freeze-master", name, "8", report=tmp_path / "r")
     with lab_command(*args, home=lab_home) as drill:
         fault = wait_recorded(spec, "freeze", drill)
         message = interrupt(drill, sig)
@@ -128,8 +123,7 @@ def test_an_interrupted_guarded_drill_removes_its_rules_and_restores_the_setting
     require_fault(spec, "isolate")
     before = {n.name: guard(spec, n) for n in spec.redis_nodes}
     assert before["redis-1"] == {"min-replicas-to-write": "0", "min-replicas-max-lag": "10"}  # the lab profile's
-    args: tuple[str, ...] = ("drill", "isolate-master-guarded", "--name", spec.name, "--duration", "8", "--rate")
-    args = (*args, RATE, "--report", str(tmp_path / "r"))
+    args = paced_drill("isolate-master-guarded", spec.name, "8", report=tmp_path / "r")
     with lab_command(*args, home=lab_home) as drill:
         # the fault is recorded once its rules are in place; the drill lifts them 6 s later, so the signal
         # goes at once (looking at the rules first took that long in CI, under load on compose)
@@ -147,8 +141,7 @@ def test_a_drill_killed_with_sigkill_leaves_its_settings_for_heal(healthy_lab, l
     spec = healthy_lab
     require_fault(spec, "isolate")
     before = {n.name: guard(spec, n) for n in spec.redis_nodes}
-    args: tuple[str, ...] = ("drill", "isolate-master-guarded", "--name", spec.name, "--duration", "8", "--rate")
-    args = (*args, RATE, "--report", str(tmp_path / "r"))
+    args = paced_drill("isolate-master-guarded", spec.name, "8", report=tmp_path / "r")
     with lab_command(*args, home=lab_home) as drill:
         wait_recorded(spec, "isolate", drill)
         drill.kill()
@@ -266,7 +259,7 @@ def test_an_interrupted_upgrade_says_where_the_node_stands(lab_factory, lab_home
 
 def test_an_interrupted_drill_that_started_its_lab_says_it_left_it_running(tmp_path: Path) -> None:
     home, name = tmp_path / "home", lab_name("drnew")
-    args = ("drill", "freeze-master", "--name", name, "--backend", "local", "--duration", "8", "--rate", RATE)
+    args = (*paced_drill("freeze-master", name, "8"), "--backend", "local")
     try:
         with lab_command(*args, "--report", str(tmp_path / "r"), home=home) as drill:
             wait_for(lambda: (state.exists(home, name), None), what="the drill's new lab", timeout=60, interval=0.05)
@@ -326,18 +319,7 @@ def test_an_interrupted_kill_drill_leaves_the_killed_master_recorded_for_heal(
     healthy_lab, lab_home: Path, tmp_path: Path
 ) -> None:
     spec = healthy_lab
-    args = (
-        "drill",
-        "kill-master",
-        "--name",
-        spec.name,
-        "--duration",
-        "8",
-        "--rate",
-        RATE,
-        "--report",
-        str(tmp_path / "r"),
-    )
+    args = paced_drill("kill-master", spec.name, "8", report=tmp_path / "r")
     with lab_command(*args, home=lab_home) as drill:
         fault = wait_recorded(spec, "kill", drill)
         message = interrupt(drill, signal.SIGTERM)
@@ -393,18 +375,7 @@ def test_an_interrupted_kill_drill_never_leaves_the_restarted_master_as_a_second
     """Once an interrupt after the drill restarted its killed master said `left: redis-1 killed` (or nothing)
     while that node ran as a writable master beside the new one: it is made a replica, and the message says so."""
     spec = healthy_lab
-    args = (
-        "drill",
-        "kill-master",
-        "--name",
-        spec.name,
-        "--duration",
-        "4",
-        "--rate",
-        RATE,
-        "--report",
-        str(tmp_path / "r"),
-    )
+    args = paced_drill("kill-master", spec.name, "4", report=tmp_path / "r")
     with lab_command(*args, home=lab_home) as drill:
         fault = wait_recorded(spec, "kill", drill)
         node = spec.node(fault.node)

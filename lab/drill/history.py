@@ -257,7 +257,7 @@ class RoleSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._names = {(n.host, n.port): n.name for n in spec.redis_nodes}
-        self._forks: dict[str, tuple[int, ...]] = {}  # node -> (forks, AOF rewrites, RDB saves, last save) last seen
+        self._forks: dict[str, _ForkLook] = {}  # node -> its forks at the last look
 
     def start(self) -> RoleSampler:
         self._thread.start()
@@ -309,29 +309,58 @@ class RoleSampler:
                 persistence, stats = conn.info("persistence"), conn.info("stats")
         except (redis.RedisError, OSError):
             return
-        counts = (
-            int(stats.get("total_forks", 0)),
-            int(persistence.get("aof_rewrites", 0)),
-            int(persistence.get("rdb_saves", 0)),  # (these two counters since Redis 7.0)
-            int(persistence.get("rdb_last_save_time", 0)),  # (every build: when the last RDB save ended)
-        )
+        look = _ForkLook.of(persistence, stats)
         before = self._forks.get(node.name)
-        self._forks[node.name] = counts
-        if before is None or counts[0] <= before[0]:
+        self._forks[node.name] = look
+        if before is None or look.forks <= before.forks:
             return
         # One look can span several forks (a rewrite, then a save: compose, loaded, a second apart): one
         # record per kind. latest_fork_usec is the most recent fork's.
-        forks = counts[0] - before[0]
-        kinds: list[tuple[str, int]] = []
-        if counts[1] > before[1] or int(persistence.get("aof_rewrite_in_progress", 0)):
-            kinds.append(("AOF rewrite", max(1, counts[1] - before[1])))
-        if counts[2] > before[2] or counts[3] != before[3] or int(persistence.get("rdb_bgsave_in_progress", 0)):
-            kinds.append(("RDB save", max(1, counts[2] - before[2])))
-        if forks > sum(n for _, n in kinds):
-            kinds.append(("fork", forks - sum(n for _, n in kinds)))
+        kinds = [
+            (what, n)
+            for what, n in (("AOF rewrite", look.started(before, 0)), ("RDB save", look.started(before, 1)))
+            if n
+        ]
+        other = look.forks - before.forks - sum(n for _, n in kinds)
+        if other > 0:
+            kinds.append(("fork", other))
         fork_ms = round(int(stats.get("latest_fork_usec", 0)) / 1000, 3)
         for what, n in kinds:
             self.history.add("background", node=node.name, what=what, forks=n, fork_ms=fork_ms)
+
+
+@dataclass(frozen=True)
+class _ForkLook:
+    """One look at a node's forks. Per kind (0: AOF rewrite, 1: RDB save): its counter of starts (Redis
+    7.0+; 0 before), a mark each finished one changes on every build (the AOF's base size, the last
+    save's time) and whether one is running."""
+
+    forks: int
+    counters: tuple[int, int]
+    marks: tuple[int, int]
+    running: tuple[bool, bool]
+
+    @classmethod
+    def of(cls, persistence: dict[str, Any], stats: dict[str, Any]) -> _ForkLook:
+        def num(key: str) -> int:
+            return int(persistence.get(key, 0))
+
+        return cls(
+            forks=int(stats.get("total_forks", 0)),
+            counters=(num("aof_rewrites"), num("rdb_saves")),
+            marks=(num("aof_base_size"), num("rdb_last_save_time")),
+            running=(bool(num("aof_rewrite_in_progress")), bool(num("rdb_bgsave_in_progress"))),
+        )
+
+    def started(self, before: _ForkLook, kind: int) -> int:
+        """How many of a kind started since ``before``. The counters count a start; without them, one
+        that was running then is not counted again when it ends (a 6.2 rewrite takes a second)."""
+        counted = self.counters[kind] - before.counters[kind]
+        if counted > 0:
+            return counted
+        if before.running[kind]:
+            return 0
+        return int(self.running[kind] or self.marks[kind] != before.marks[kind])
 
 
 #: How much longer than planned an adapter may run before it stops by itself (a drill whose fault

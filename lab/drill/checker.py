@@ -49,6 +49,9 @@ ERROR_FINDINGS = (
 BUCKET_MS = 100.0
 GAP_MS = 100.0  # with several workers, acknowledged writes normally follow each other within a few ms
 WRITES = ("write", "incr", "rpush")
+#: A client operation's records: its invoke, then one completion (lab.drill.history).
+OPERATIONS = ("invoke", "ok", "fail", "info")
+COMPLETIONS = ("ok", "fail", "info")
 
 
 @dataclass
@@ -225,9 +228,12 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
     """``addresses``: 'host:port' -> node name, to name the nodes of Sentinel events."""
     addresses = addresses or {}
     records = sorted([*records, *_unfinished(records)], key=lambda r: r["t"])
-    ops = [r for r in records if r["type"] in ("ok", "fail", "info")]
-    final = next((r for r in reversed(records) if r["type"] == "final"), None)
-    duration = max((r["t"] for r in records), default=0.0)
+    ops = [r for r in records if r["type"] in COMPLETIONS]
+    # What the servers, the Sentinels and the drill did: a few thousand records, looked through many times
+    # (the operations, a million in a minute unpaced, are gone through as few times as can be).
+    events = [r for r in records if r["type"] not in OPERATIONS]
+    final = next((r for r in reversed(events) if r["type"] == "final"), None)
+    duration = records[-1]["t"] if records else 0.0
     functions = {r.get("f") for r in ops}
     kind = "counter" if "incr" in functions else ("list" if "rpush" in functions else "set")
     if final is not None and "registers" in final:
@@ -260,24 +266,24 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
         consistency = check_registers(records)
     elif kind == "list":
         consistency = check_lists(records)
-    timeline = master_timeline(records, addresses)
+    timeline = master_timeline(events, addresses)
     stale = _stale_reads(records) if kind == "set" else []  # (a register's reads: its checker's part)
     old_master = [
         r
         for r in ops
         if r["f"] == "read" and r["type"] == "ok" and r.get("node") and r["node"] != _master_at(timeline, r["t"])
     ]
-    start, end = _workload_span(records, ops, duration)
+    start, end = _workload_span(events, ops, duration)
     split_brain = _at_once(((r["t"], r["node"]) for r in acked if r.get("node")), "acknowledged by")
-    two_masters = masters_at_once(records, start, end)
-    paused_master = _minus(masters_at_once(records, start, end, paused=True), two_masters)
+    two_masters = masters_at_once(events, start, end)
+    paused_master = _minus(masters_at_once(events, start, end, paused=True), two_masters)
 
     ack_times = [r["t"] for r in acked]
     kept_times = [r["t"] for r in kept]
     unavailable = _windows_from_gaps(ack_times, start, end, GAP_MS, "no write acknowledged")
-    stalls = _stalls(records, start, end, unavailable)
+    stalls = _stalls(events, start, end, unavailable)
     epochs = sorted(
-        {int(r["data"].split()[0]) for r in records if r["type"] == "sentinel" and r["event"] == "+new-epoch"}
+        {int(r["data"].split()[0]) for r in events if r["type"] == "sentinel" and r["event"] == "+new-epoch"}
     )
     return Findings(
         workload=kind,
@@ -305,13 +311,13 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
         nothing_kept=_windows_from_gaps(kept_times, start, end, GAP_MS, "no write kept"),
         failovers=[
             {**s, "old": addresses.get(s["old"], s["old"]), "new": addresses.get(s["new"], s["new"])}
-            for s in switches(records)
+            for s in switches(events)
         ],
         epochs=epochs,
         final_node=final["node"] if final else None,
-        notes=notes + raced_promotions(records, addresses),
-        steps=_steps(records, unavailable, lost_times),
-        lost_acked=_lost_acked(lost_times, fault_spans(records)) if lost_times else None,
+        notes=notes + raced_promotions(events, addresses),
+        steps=_steps(events, unavailable, lost_times),
+        lost_acked=_lost_acked(lost_times, fault_spans(events)) if lost_times else None,
     )
 
 
@@ -471,11 +477,27 @@ def _set_outcome(writes: list[Record], final: Record | None) -> tuple[int, list[
 def _unfinished(records: list[Record]) -> list[Record]:
     """An operation invoked and never completed (a client stuck when the drill ended) may or may not
     have happened: an ``info`` at the end of the history."""
-    done = {_operation(r) for r in records if r["type"] in ("ok", "fail", "info")}
-    end = max((r["t"] for r in records if r["type"] in ("invoke", "ok", "fail", "info")), default=0.0)
+    invoked: Counter[Any] = Counter()
+    completed: Counter[Any] = Counter()
+    end = 0.0
+    for r in records:
+        if r["type"] == "invoke":
+            invoked[r.get("process")] += 1
+        elif r["type"] in COMPLETIONS:
+            completed[r.get("process")] += 1
+        else:
+            continue
+        if r["t"] > end:
+            end = r["t"]
+    # (only a client with more invokes than completions has one to look for: most often none has)
+    waiting = {process for process, n in invoked.items() if n > completed[process]}
+    if not waiting:
+        return []
+    mine = [r for r in records if r["type"] in OPERATIONS and r.get("process") in waiting]
+    done = {_operation(r) for r in mine if r["type"] != "invoke"}
     return [
         {**r, "type": "info", "t": end, "error": "no answer"}
-        for r in records
+        for r in mine
         if r["type"] == "invoke" and _operation(r) not in done
     ]
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from lab.drill.consistency import check_lists, check_registers
 from lab.drill.events import raced_promotions, switches
-from lab.drill.history import Record
+from lab.drill.history import COMPLETIONS, OPERATIONS, Record, not_operations
 
 #: The findings that say something went wrong (a gate on any of them fails a drill that had it); the
 #: rest describe what happened (failovers, unavailability, reads from a demoted master).
@@ -49,9 +49,6 @@ ERROR_FINDINGS = (
 BUCKET_MS = 100.0
 GAP_MS = 100.0  # with several workers, acknowledged writes normally follow each other within a few ms
 WRITES = ("write", "incr", "rpush")
-#: A client operation's records: its invoke, then one completion (lab.drill.history).
-OPERATIONS = ("invoke", "ok", "fail", "info")
-COMPLETIONS = ("ok", "fail", "info")
 
 
 @dataclass
@@ -229,9 +226,7 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
     addresses = addresses or {}
     records = sorted([*records, *_unfinished(records)], key=lambda r: r["t"])
     ops = [r for r in records if r["type"] in COMPLETIONS]
-    # What the servers, the Sentinels and the drill did: a few thousand records, looked through many times
-    # (the operations, a million in a minute unpaced, are gone through as few times as can be).
-    events = [r for r in records if r["type"] not in OPERATIONS]
+    events = not_operations(records)
     final = next((r for r in reversed(events) if r["type"] == "final"), None)
     duration = records[-1]["t"] if records else 0.0
     functions = {r.get("f") for r in ops}

@@ -14,13 +14,14 @@ from __future__ import annotations
 import contextlib
 import gzip
 import heapq
-import json
 import threading
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 Record = dict[str, Any]
 #: A worker's operation as it records it (cheap to make): (t, type, process, f, key, value, extra).
@@ -35,6 +36,16 @@ NAME = "history.jsonl.gz"
 
 class SpoolFull(OSError):
     """The disk is full (or the file cannot be written): the history so far is complete and readable."""
+
+
+def line(record: Record) -> bytes:
+    """A record as one JSON line, compact (orjson: about three times as fast as json, the same text)."""
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def parse(text: str | bytes) -> Record:
+    parsed: Record = orjson.loads(text)
+    return parsed
 
 
 def entry_record(entry: Entry) -> Record:
@@ -90,11 +101,11 @@ class Spool:
             self._drain()
             lines = []
             while self._heap and self._heap[0][0] < before:
-                lines.append(json.dumps(heapq.heappop(self._heap)[2], separators=(",", ":")))
+                lines.append(line(heapq.heappop(self._heap)[2]))
             if not lines or self._file is None:
                 return
             try:
-                self._file.write(("\n".join(lines) + "\n").encode())
+                self._file.write(b"".join(lines))
                 self._file.flush()
                 self.written += len(lines)
             except OSError as exc:
@@ -121,11 +132,11 @@ def read_spool(path: Path, skip: tuple[str, ...] = ()) -> Iterator[Record]:
     """The records of a spooled history, in time order; records of the types in ``skip`` are left
     unparsed (a check that needs no ``invoke`` reads half as many). A file cut short (a crash, a
     full disk) yields every whole line before the cut and stops there."""
-    marks = tuple(f'"type":"{kind}"' for kind in skip)
-    with gzip.open(path, "rt") as handle:
+    marks = tuple(f'"type":"{kind}"'.encode() for kind in skip)
+    with gzip.open(path, "rb") as handle:
         try:
-            for line in handle:
-                if line.endswith("\n") and not (marks and any(mark in line for mark in marks)):
-                    yield json.loads(line)
+            for text in handle:
+                if text.endswith(b"\n") and not (marks and any(mark in text for mark in marks)):
+                    yield parse(text)
         except (EOFError, gzip.BadGzipFile, zlib.error):
             return

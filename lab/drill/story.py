@@ -8,7 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 from lab.drill.checker import FaultSpan, Findings, Window, fault_spans
-from lab.drill.history import Record
+from lab.drill.history import Record, not_operations
 
 #: What each fault did, and what undoing it during the workload did, in words.
 DONE = {
@@ -115,9 +115,10 @@ def story(records: list[Record], findings: Findings) -> str:
     """One sentence that tells the drill from its history: the fault, the Sentinels' agreement, the
     promotion, when clients wrote again, two masters, the old master's return, and what was lost. What
     did not happen is said too."""
-    records = sorted(records, key=lambda r: r["t"])
+    last = max((r["t"] for r in records), default=0.0)
+    records = sorted(not_operations(records), key=lambda r: r["t"])  # (it tells what the servers did)
     marks = {r["event"]: r["t"] for r in records if r["type"] == "drill"}
-    stop = marks.get("stop", max((r["t"] for r in records), default=0.0))
+    stop = marks.get("stop", last)
     spans = fault_spans(records)
     if not spans:
         clauses = ["no fault was injected"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.drill.checker import BUCKET_MS, FaultSpan, Findings, fault_spans, masters_at_once
-from lab.drill.history import Record
+from lab.drill.history import Record, not_operations
 from lab.drill.story import REPLACES_MASTER, fault_groups, in_s
 
 ROLE_COLOURS = {"master": "#1f4e9c", "replica": "#9ec3e6", "down": "#c0392b"}
@@ -65,9 +65,9 @@ def timeline_figure(records: list[Record], findings: Findings, nodes: list[str],
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = sorted(records, key=lambda r: r["t"])
-    sentinels = sorted({r["sentinel"] for r in records if r["type"] == "sentinel"})
-    end = max((r["t"] for r in records), default=1.0) / 1000
+    end = max((r["t"] for r in records), default=1000.0) / 1000
+    others = sorted(not_operations(records), key=lambda r: r["t"])  # (all but the operations' bars)
+    sentinels = sorted({r["sentinel"] for r in others if r["type"] == "sentinel"})
     fig, (lanes, events, ops) = plt.subplots(
         3,
         1,
@@ -76,12 +76,12 @@ def timeline_figure(records: list[Record], findings: Findings, nodes: list[str],
         gridspec_kw={"height_ratios": [len(nodes) + 1, 0.25 * max(len(sentinels), 1) + 0.6, 2]},
     )
     legend: dict[str, Any] = {}  # what is drawn, in this order: the roles first
-    _draw_lanes(lanes, records, nodes, legend)
+    _draw_lanes(lanes, others, nodes, legend)
     _draw_failovers(lanes, findings, nodes, legend)
-    _draw_events(events, records, sentinels)
+    _draw_events(events, others, sentinels)
     _draw_operations(ops, records, findings)
-    _draw_faults((lanes, events, ops), records, nodes, sentinels, legend)
-    _draw_bands((lanes, events, ops), records, findings, legend)
+    _draw_faults((lanes, events, ops), others, nodes, sentinels, legend)
+    _draw_bands((lanes, events, ops), others, findings, legend)
     lanes.legend(
         legend.values(), legend.keys(), loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7, frameon=False
     )

@@ -145,6 +145,15 @@ def _repeat(text: str) -> int:
     return int(value)
 
 
+def _parallel(text: str) -> int:
+    from lab.drill.fanout import MAX_PARALLEL
+
+    value = _number(text, "labs")
+    if not math.isfinite(value) or value != int(value) or not 1 <= value <= MAX_PARALLEL:
+        raise argparse.ArgumentTypeError(f"must be a whole number of labs from 1 to {MAX_PARALLEL}, got {text!r}")
+    return int(value)
+
+
 def _duration(text: str) -> float:
     """Up to a soak's longest; a drill's own bound (MAX_DRILL_S) is checked once the scenario is known."""
     return _bounded_seconds(text, MAX_SOAK_S)
@@ -341,6 +350,14 @@ def _drill_commands(sub: Any, *, scenarios: bool = True) -> None:
     p.add_argument("--settings", default="defaults,recommended", help="defaults, recommended or both (default)")
     p.add_argument(
         "--repeat", type=_repeat, default=1, metavar="N", help="run every cell N times and give its odds (k of N)"
+    )
+    p.add_argument(
+        "--parallel",
+        type=_parallel,
+        default=1,
+        metavar="N",
+        help="run cells on N labs at once: this one and helpers NAME-2..NAME-N, started and removed for the run "
+        "(default 1; more than the cores skews the timings)",
     )
     p.add_argument("--report", type=Path, help="output directory (default: $LAB_HOME/reports/NAME/clients-TIME)")
     p.add_argument("--json", action="store_true", help="print matrix.json")
@@ -653,8 +670,23 @@ def cmd_list(args: argparse.Namespace) -> int:
             continue
         origin = spec.copy_of or spec.moved_from
         note = f"\t(copied or moved from {origin}: `lab down` removes it)" if origin else ""
+        if not note and (helper := _helper_note(home, name)):
+            note = f"\t({helper})"
         out.line(f"{name}\t{spec.backend}\t{spec.profile}\t{spec.base_dir}{note}")
     return 0
+
+
+def _helper_note(home: Path, name: str) -> str:
+    """What `lab list` says of a helper lab of `lab clients --parallel`."""
+    from lab.drill.fanout import left_by_killed_run
+
+    owner = state.load_raw(home, name).get("helper_of")
+    if not isinstance(owner, dict):
+        return ""
+    if (pid := left_by_killed_run(home, name)) is not None:
+        killed = f"left by a killed `lab clients --parallel` (pid {pid})"
+        return f"a helper of lab {owner.get('lab')} {killed}: the next one removes it, or `lab down`"
+    return f"a helper of lab {owner.get('lab')} for the `lab clients --parallel` under way"
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
@@ -855,6 +887,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     global _PHASE
+    interrupts.die_with_parent()
     args = build_parser(sys.argv[1:] if argv is None else argv).parse_args(argv)
     try:
         # The gate, before anything is touched: the home, the lab name, the environment's knobs.

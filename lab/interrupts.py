@@ -26,6 +26,7 @@ Two helpers for the steps themselves:
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -58,6 +59,29 @@ def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
     global _PENDING
     _PENDING = signum
     raise Interrupted(signum, f"interrupted by {signal.Signals(signum).name}")
+
+
+def pending() -> bool:
+    """An interrupt arrived and the command under way has not finished handling it."""
+    return _PENDING is not None
+
+
+#: Set for a child process that must end when the command that started it does (lab clients --parallel).
+DIE_WITH_PARENT = "LAB_DIE_WITH_PARENT"
+
+
+def die_with_parent() -> None:
+    """In a child started with DIE_WITH_PARENT: SIGTERM when the parent dies (PR_SET_PDEATHSIG; a kill -9
+    of it included), as if the user had stopped it; at once if the parent is gone already."""
+    parent = os.environ.pop(DIE_WITH_PARENT, None)
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != int(parent):
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def checkpoint() -> None:

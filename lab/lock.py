@@ -23,6 +23,9 @@ from lab.home import lock_path
 
 DEFAULT_TIMEOUT = 30.0
 MAX_TIMEOUT = 86400.0
+#: Set, to its own pid, by a command for the child commands it runs on labs whose locks it holds (lab
+#: clients --parallel): a child of that pid takes such a lab as locked for it.
+PARENT_HOLDS = "LAB_LOCKS_HELD_BY"
 
 
 def env_timeout() -> float:
@@ -59,6 +62,14 @@ def _holder(path: Path) -> str:
     return f"pid {pid or '?'}, command {command or '?'}"
 
 
+def _held_for_me(path: Path) -> bool:
+    """The lock is held by the command that started this process, for it (PARENT_HOLDS)."""
+    holder = os.environ.get(PARENT_HOLDS, "")
+    if not holder or holder != str(os.getppid()):
+        return False
+    return _holder(path).startswith(f"pid {holder},")
+
+
 def _open(path: Path) -> int:
     """The lock file, never through a link: a lock file or a ``.locks`` that is a symbolic link (to a
     file the user cares about, to a directory outside the home) is refused, not truncated or written."""
@@ -93,6 +104,9 @@ def lab_lock(home: Path, name: str, command: str, timeout: float | None = None) 
             yield
         finally:
             held.depth -= 1  # type: ignore[union-attr]
+        return
+    if _held_for_me(path):
+        yield
         return
     wait = env_timeout() if timeout is None else timeout
     deadline = time.monotonic() + wait

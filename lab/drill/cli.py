@@ -170,6 +170,7 @@ def _names(text: str | None, default: list[str]) -> list[str]:
 def run_clients(args: argparse.Namespace, out: Console, err: Console) -> int:
     """`lab clients`: the matrix, one line per cell as it goes, then the table and where it is."""
     from lab.drill.clients import CLIENTS
+    from lab.drill.fanout import helper_names, run_parallel
     from lab.drill.matrix import check_matrix, default_scenarios, markdown, run_matrix
 
     available = [c for c in CLIENTS if CLIENTS[c].missing() is None]
@@ -177,6 +178,7 @@ def run_clients(args: argparse.Namespace, out: Console, err: Console) -> int:
     scenarios = _names(args.scenarios, default_scenarios())
     settings = _names(args.settings, [])
     check_matrix(clients, scenarios, settings)
+    helper_names(args.name, args.parallel)  # (a name with no room for the helpers' suffix: refused now)
     for scenario in list(scenarios):  # (an isolate scenario half-way through a 14 min matrix would end it)
         try:
             _check_needs(args, args.home or state.default_home(), scenario)
@@ -192,11 +194,19 @@ def run_clients(args: argparse.Namespace, out: Console, err: Console) -> int:
                 err.print(f"lab clients: {name} skipped: {CLIENTS[name].missing()}", markup=False)
     home, started = _running_lab(args, err)
     unfinished = _unfinished(report_dir)
-    with lab_lock(home, args.name, "clients"):
+
+    def progress(line: str) -> None:
+        err.print(line, markup=False)
+
+    if args.parallel > 1:
         spec = state.load(home, args.name)
-        cells = run_matrix(
-            spec, clients, scenarios, settings, report_dir, progress=lambda line: err.print(line), repeat=args.repeat
+        cells = run_parallel(
+            spec, home, clients, scenarios, settings, report_dir, args.parallel, progress, repeat=args.repeat
         )
+    else:
+        with lab_lock(home, args.name, "clients"):
+            spec = state.load(home, args.name)
+            cells = run_matrix(spec, clients, scenarios, settings, report_dir, progress=progress, repeat=args.repeat)
     interrupts.done(unfinished)
     if args.json:
         print((report_dir / "matrix.json").read_text())

@@ -152,20 +152,30 @@ def run_matrix(
                     )
                     cell = replace(cell_of(result, client, setting), run=run)
                     cells.append(cell)
-                    progress(
-                        f"{scenario:<28} {client:<10} {setting:<11} {f'run {run} ' if repeat > 1 else ''}"
-                        f"unavailable {cell.unavailable_s:>5.2f}s lost {cell.lost:<7} duplicated "
-                        f"{cell.duplicated:<4} recovered {'yes' if cell.recovered else 'NO'}"
-                    )
-    about = {
+                    progress(progress_line(cell, repeat))
+    write_matrix(cells, report_dir, run_about(spec, started))
+    return cells
+
+
+def progress_line(cell: Cell, repeat: int) -> str:
+    """The line a matrix prints as each cell ends."""
+    return (
+        f"{cell.scenario:<28} {cell.client:<10} {cell.settings:<11} {f'run {cell.run} ' if repeat > 1 else ''}"
+        f"unavailable {cell.unavailable_s:>5.2f}s lost {cell.lost:<7} duplicated "
+        f"{cell.duplicated:<4} recovered {'yes' if cell.recovered else 'NO'}"
+    )
+
+
+def run_about(spec: LabSpec, started: float) -> dict[str, Any]:
+    """What a matrix ran on (matrix.json): the server builds, the backend, Node.js, the machine, and the
+    seconds since ``started`` (perf_counter)."""
+    return {
         "servers": sorted({f"{b.flavour} {b.release}" for n in spec.nodes if (b := spec.server(n)) is not None}),
         "backend": spec.backend,
         "node": node_version(),
         "machine": machine(),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    write_matrix(cells, report_dir, about)
-    return cells
 
 
 def groups(cells: list[Cell]) -> list[list[Cell]]:
@@ -304,7 +314,7 @@ def matrix_html(cells: list[Cell], doc: dict[str, Any], directory: Path) -> str:
     body = f"""<header><h1>Client behaviour in failover</h1>
 <p class="meta">Generated <b>{html.escape(doc["generated_at"])}</b> · {html.escape(doc["backend"])} backend ·
 servers {html.escape(", ".join(doc["servers"]) or "not recorded")} · {doc["workers_per_client"]} workers per client ·
-{len(cells)} cells in {doc["seconds"]:.0f} s</p>
+{len(cells)} cells in {doc["seconds"]:.0f} s{f" on {doc['labs']} labs at once" if doc.get("labs", 1) > 1 else ""}</p>
 <p class="meta">Clients: {html.escape(", ".join(versions))} · Node.js {html.escape(doc["node"] or "none")}</p>
 <p class="meta">Machine: {html.escape(machine_line(doc["machine"]))}</p></header>
 <p class="story">{counted} with a bad outcome (marked ✗){":" if flagged else "."}

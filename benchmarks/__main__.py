@@ -17,6 +17,7 @@ from benchmarks import (
     bench_failover,
     bench_health,
     bench_lab,
+    bench_parallel,
     bench_soak,
     bench_tilt,
     bench_tls,
@@ -31,6 +32,7 @@ BENCHES: dict[str, Callable[[], list[Row]]] = {
     "tilt": bench_tilt.run,
     "drill": bench_drill.run,
     "clients": bench_clients.run,
+    "parallel": bench_parallel.run,
     "tls": bench_tls.run,
     "soak": bench_soak.run,
 }

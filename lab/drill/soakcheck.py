@@ -22,6 +22,9 @@ from lab.drill.spool import Record
 
 ZOOM_MS = 100.0
 ZOOM_BEFORE_MS = 2000.0  # a step's panel starts this long before the fault
+RECENT_BUCKETS = 2 * ZOOM_BEFORE_MS / ZOOM_MS  # kept of the last seconds, pruned to half when over
+#: What a soak's unavailability counts: an acknowledged write.
+ACKNOWLEDGED = frozenset((*WRITES, "cas"))
 
 
 @dataclass
@@ -174,33 +177,38 @@ class _Pass:
             self.second = [second, 0, 0, self.master]
 
     def _operation(self, r: Record) -> None:
+        """(Called for every operation of a soak, millions an hour: kept to plain lookups.)"""
         t, ok = r["t"], r["type"] == "ok"
-        self.f.operations += 1
-        assert self.second is not None
+        findings, second, step = self.f, self.second, self.step
+        assert second is not None
+        findings.operations += 1
         if ok:
-            self.f.ok += 1
-            self.second[1] += 1
+            findings.ok += 1
+            second[1] += 1
         else:
-            self.f.failed += 1
-            self.second[2] += 1
-        self.second[3] = self.master
+            findings.failed += 1
+            second[2] += 1
+        second[3] = self.master
         bucket = int(t // ZOOM_MS)
-        for buckets in (self.recent, self.zoom) if self.step is not None else (self.recent,):
-            counts = buckets.setdefault(bucket, [0.0, 0.0])
+        for buckets in (self.recent, self.zoom) if step is not None else (self.recent,):
+            counts = buckets.get(bucket)
+            if counts is None:
+                counts = buckets[bucket] = [0.0, 0.0]
             counts[0 if ok else 1] += 1
-        if len(self.recent) > 2 * ZOOM_BEFORE_MS / ZOOM_MS:
-            for old in [b for b in self.recent if b < bucket - ZOOM_BEFORE_MS / ZOOM_MS]:
+        if len(self.recent) > RECENT_BUCKETS:
+            for old in [b for b in self.recent if b < bucket - RECENT_BUCKETS / 2]:
                 del self.recent[old]
-        if self.step is not None:
-            self.step.ok += ok
-            self.step.failed += not ok
-        if not ok or r.get("f") not in (*WRITES, "cas"):
+        if step is not None:
+            step.ok += ok
+            step.failed += not ok
+        f = r.get("f")
+        if not ok or f not in ACKNOWLEDGED:
             return
         if self.last_ack is not None and t - self.last_ack > GAP_MS:
             self._gap(self.last_ack, t)
         self.last_ack = t
-        if r.get("f") == "incr" and isinstance(r.get("value"), int):
-            self._counter(r["key"], r["value"])
+        if f == "incr" and isinstance(value := r.get("value"), int):
+            self._counter(r["key"], value)
 
     def _counter(self, key: str, value: int) -> None:
         highest = self.counters.get(key)

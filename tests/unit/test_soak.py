@@ -82,6 +82,22 @@ def test_a_history_cut_short_reads_up_to_the_cut(tmp_path: Path) -> None:
     assert 0 < len(records) < 1000 and [r["t"] for r in records] == list(range(len(records)))
 
 
+def test_a_history_of_two_gzip_members_reads_whole_and_a_damaged_one_up_to_the_damage(tmp_path: Path) -> None:
+    def member(first: int) -> bytes:
+        lines = "".join(
+            json.dumps({"t": t, "type": "ok"}, separators=(",", ":")) + "\n" for t in range(first, first + 500)
+        )
+        return gzip.compress(lines.encode())
+
+    two = tmp_path / "two.gz"
+    two.write_bytes(member(0) + member(500))
+    assert [r["t"] for r in read_spool(two)] == list(range(1000))
+    damaged = tmp_path / "damaged.gz"
+    damaged.write_bytes(member(0) + b"not gzip at all" * 10)
+    assert [r["t"] for r in read_spool(damaged)] == list(range(500))
+    assert [r["t"] for r in read_spool(two, skip=("ok",))] == []
+
+
 def test_a_full_disk_stops_the_spool_with_one_line() -> None:
     spool = Spool(Path("/dev/full"), lambda: 0.0)  # every write: ENOSPC
     spool.add({"t": 1.0, "type": "drill"})

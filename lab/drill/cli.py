@@ -170,7 +170,7 @@ def _names(text: str | None, default: list[str]) -> list[str]:
 def run_clients(args: argparse.Namespace, out: Console, err: Console) -> int:
     """`lab clients`: the matrix, one line per cell as it goes, then the table and where it is."""
     from lab.drill.clients import CLIENTS
-    from lab.drill.fanout import helper_names, run_parallel
+    from lab.drill.fanout import check_helpers, run_parallel
     from lab.drill.matrix import check_matrix, default_scenarios, markdown, run_matrix
 
     available = [c for c in CLIENTS if CLIENTS[c].missing() is None]
@@ -178,7 +178,7 @@ def run_clients(args: argparse.Namespace, out: Console, err: Console) -> int:
     scenarios = _names(args.scenarios, default_scenarios())
     settings = _names(args.settings, [])
     check_matrix(clients, scenarios, settings)
-    helper_names(args.name, args.parallel)  # (a name with no room for the helpers' suffix: refused now)
+    check_helpers(args.home or state.default_home(), args.name, args.parallel)  # (names, and labs in the way)
     for scenario in list(scenarios):  # (an isolate scenario half-way through a 14 min matrix would end it)
         try:
             _check_needs(args, args.home or state.default_home(), scenario)

@@ -5,8 +5,8 @@ its own faults on Ctrl-C or SIGTERM, which this command passes on to it; it dies
 (PR_SET_PDEATHSIG), so a kill -9 here leaves no cell running. This command holds every lab's lock for
 the whole run (a child takes its lab as held for it: lab.lock.PARENT_HOLDS) and removes the helpers it
 started at the end or on an interrupt. A kill -9 leaves them running, marked with this run's pid: the
-next run uses and removes them (`lab list` names them). A lab of that name that is no helper is used
-and left running.
+next run uses and removes them (`lab list` names them). A lab of a helper's name that is no helper of
+this lab is refused before anything is touched.
 
 Cells that share the cores contend with each other: docs/clients.md says what that costs in accuracy."""
 
@@ -73,6 +73,27 @@ def helper_names(name: str, parallel: int) -> list[str]:
     return names
 
 
+def check_helpers(home: Path, name: str, parallel: int) -> None:
+    """Before anything is touched: a lab that has a helper's name must be a helper of this lab that a killed
+    run left (used, then removed); cells are never run on a lab of the user's that happens to have the name."""
+    for helper in helper_names(name, parallel):
+        if not state.exists(home, helper):
+            continue
+        try:
+            owner = state.load_raw(home, helper).get("helper_of")
+        except LabError:
+            owner = None
+        if not isinstance(owner, dict) or owner.get("lab") != name:
+            raise UsageError(
+                f"--parallel {parallel}: lab {helper} exists and is not a helper of lab {name}: its cells would "
+                "run on it; remove it (`lab down --name " + helper + "`) or use another --name"
+            )
+        if left_by_killed_run(home, helper) is None:
+            raise LabError(
+                f"lab {helper} is the helper of a `lab clients --parallel` under way (pid {owner.get('pid')})"
+            )
+
+
 def child_argv(home: Path, lab: str, unit: Unit, directory: Path) -> list[str]:
     """The `lab clients` command that runs ``unit`` on ``lab`` into ``directory``."""
     return [
@@ -106,8 +127,9 @@ def run_parallel(
     """Every cell ``repeat`` times, on ``parallel`` labs; writes the matrix like run_matrix."""
     names = helper_names(spec.name, parallel)
     started_at = time.perf_counter()
-    started = _start_helpers(spec, home, names, progress)
+    started: list[str] = []
     try:
+        _start_helpers(spec, home, names, started, progress)
         with contextlib.ExitStack() as locks:
             for lab in [spec.name, *names]:
                 locks.enter_context(lab_lock(home, lab, "clients --parallel"))
@@ -124,28 +146,26 @@ def run_parallel(
     return cells
 
 
-def _start_helpers(spec: LabSpec, home: Path, names: list[str], progress: Callable[[str], None]) -> list[str]:
-    """Start the helper labs that do not run yet (each removed again on an interrupt); the ones this run
-    removes at its end: those it started, and those a killed run left (their owner is gone)."""
+def _start_helpers(
+    spec: LabSpec, home: Path, names: list[str], ours: list[str], progress: Callable[[str], None]
+) -> None:
+    """Start the helper labs that do not run yet (each removed again on an interrupt), adding each to
+    ``ours`` (this run's to remove at its end, a failure included) as it is started or taken over from a
+    killed run."""
     builds = [f"{node}={binary}" for node, binary in spec.servers.items()]
-    ours = []
+    check_helpers(home, spec.name, len(names) + 1)
     for name in names:
         interrupts.undo_on_interrupt(f"helper lab {name}", functools.partial(_remove, home, name))
-        if state.exists(home, name):
+        if state.exists(home, name):  # (check_helpers: one a killed run left)
             owner = left_by_killed_run(home, name)
-            if owner is None:
-                interrupts.done(f"helper lab {name}")
-                progress(f"lab {name} runs already: its cells run on it, and it is left running")
-                continue
             progress(f"lab {name}, a helper that a killed run (pid {owner}) left, is used and removed at the end")
         else:
             interrupts.new_lab(home, name)
             up = control.up(name, spec.profile, spec.backend, home, server=builds, tls=spec.tls)
             interrupts.done(f"new lab {name}")  # (from now on, the undo above removes it, and says so)
             progress(f"lab {name} is healthy after {up.seconds:.2f}s (a helper lab for --parallel)")
-        state.update(state.load(home, name), helper_of={"lab": spec.name, "pid": os.getpid()})
         ours.append(name)
-    return ours
+        state.update(state.load(home, name), helper_of={"lab": spec.name, "pid": os.getpid()})
 
 
 def left_by_killed_run(home: Path, name: str) -> int | None:

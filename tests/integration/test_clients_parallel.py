@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import faults, state
+from lab import control, faults, state
 from lab.drill.fanout import left_by_killed_run
 from lab.spec import LabSpec
 from lab.waits import wait_for
@@ -94,6 +94,24 @@ def test_a_kill_9_leaves_no_cell_running_and_the_next_run_removes_the_helper(
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert f"lab {helper}, a helper that a killed run (pid {matrix.pid}) left, is used and removed" in ran.stderr
     assert not state.exists(lab_home, helper)
+
+
+def test_a_lab_of_the_users_with_a_helpers_name_is_refused_and_left_alone(
+    healthy_lab: LabSpec, lab_home: Path, tmp_path: Path
+) -> None:
+    spec, other = healthy_lab, f"{healthy_lab.name}-2"
+    theirs = control.up(other, "lab", "local", lab_home).spec
+    try:
+        ran = run_lab(*parallel(spec, tmp_path / "matrix", "kill-master"), home=lab_home, timeout=120)
+        assert ran.returncode == 2, ran.stdout + ran.stderr
+        assert ran.stderr.strip() == (
+            f"lab clients: --parallel 2: lab {other} exists and is not a helper of lab {spec.name}: its cells "
+            f"would run on it; remove it (`lab down --name {other}`) or use another --name"
+        )
+        assert not (tmp_path / "matrix").exists() and faults.recorded(theirs) == [] and faults.recorded(spec) == []
+        assert "helper_of" not in state.load_raw(lab_home, other)
+    finally:
+        control.down(other, lab_home)
 
 
 def test_bad_parallel_values_are_usage_errors(tmp_path: Path) -> None:

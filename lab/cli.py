@@ -679,15 +679,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _helper_note(home: Path, name: str) -> str:
     """What `lab list` says of a helper lab of `lab clients --parallel`."""
-    from lab.drill.fanout import left_by_killed_run
-
-    owner = state.load_raw(home, name).get("helper_of")
-    if not isinstance(owner, dict):
+    owner = state.helper_owner(home, name)
+    if owner is None:
         return ""
-    if (pid := left_by_killed_run(home, name)) is not None:
-        killed = f"left by a killed `lab clients --parallel` (pid {pid})"
-        return f"a helper of lab {owner.get('lab')} {killed}: the next one removes it, or `lab down`"
-    return f"a helper of lab {owner.get('lab')} for the `lab clients --parallel` under way"
+    if not owner.running:
+        killed = f"left by a killed `lab clients --parallel` (pid {owner.pid})"
+        return f"a helper of lab {owner.lab} {killed}: the next one removes it, or `lab down`"
+    return f"a helper of lab {owner.lab} for the `lab clients --parallel` under way"
 
 
 def cmd_lint(args: argparse.Namespace) -> int:

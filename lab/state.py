@@ -142,6 +142,36 @@ def update(spec: LabSpec, **extra: Any) -> None:
     save(spec, data)
 
 
+@dataclasses.dataclass(frozen=True)
+class HelperOwner:
+    """Whose helper a lab is (lab.drill.fanout: `lab clients --parallel`): the lab it helps, the run's pid,
+    and whether that run is still under way (a kill -9 leaves its helpers for the next run to remove)."""
+
+    lab: str
+    pid: int
+    running: bool
+
+
+def helper_of(lab: str) -> dict[str, Any]:
+    """The state entry that marks a lab as this process's helper of ``lab``."""
+    return {"helper_of": {"lab": lab, "pid": os.getpid()}}
+
+
+def helper_owner(home: Path, name: str) -> HelperOwner | None:
+    """Lab ``name``'s owner if it is a helper lab, else None (a lab of the user's, an unreadable state)."""
+    try:
+        owner = load_raw(home, name).get("helper_of")
+    except LabError:
+        return None
+    if not isinstance(owner, dict) or not isinstance(owner.get("pid"), int) or not isinstance(owner.get("lab"), str):
+        return None
+    try:
+        running = "lab" in Path(f"/proc/{owner['pid']}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        running = False
+    return HelperOwner(owner["lab"], owner["pid"], running)
+
+
 def exists(home: Path, name: str) -> bool:
     return (state_dir(home, name) / STATE_FILE).is_file()
 

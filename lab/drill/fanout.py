@@ -79,19 +79,14 @@ def check_helpers(home: Path, name: str, parallel: int) -> None:
     for helper in helper_names(name, parallel):
         if not state.exists(home, helper):
             continue
-        try:
-            owner = state.load_raw(home, helper).get("helper_of")
-        except LabError:
-            owner = None
-        if not isinstance(owner, dict) or owner.get("lab") != name:
+        owner = state.helper_owner(home, helper)
+        if owner is None or owner.lab != name:
             raise UsageError(
                 f"--parallel {parallel}: lab {helper} exists and is not a helper of lab {name}: its cells would "
                 "run on it; remove it (`lab down --name " + helper + "`) or use another --name"
             )
-        if left_by_killed_run(home, helper) is None:
-            raise LabError(
-                f"lab {helper} is the helper of a `lab clients --parallel` under way (pid {owner.get('pid')})"
-            )
+        if owner.running:
+            raise LabError(f"lab {helper} is the helper of a `lab clients --parallel` under way (pid {owner.pid})")
 
 
 def child_argv(home: Path, lab: str, unit: Unit, directory: Path) -> list[str]:
@@ -156,33 +151,15 @@ def _start_helpers(
     check_helpers(home, spec.name, len(names) + 1)
     for name in names:
         interrupts.undo_on_interrupt(f"helper lab {name}", functools.partial(_remove, home, name))
-        if state.exists(home, name):  # (check_helpers: one a killed run left)
-            owner = left_by_killed_run(home, name)
-            progress(f"lab {name}, a helper that a killed run (pid {owner}) left, is used and removed at the end")
+        if (owner := state.helper_owner(home, name)) is not None:  # (check_helpers: one a killed run left)
+            progress(f"lab {name}, a helper that a killed run (pid {owner.pid}) left, is used and removed at the end")
         else:
             interrupts.new_lab(home, name)
             up = control.up(name, spec.profile, spec.backend, home, server=builds, tls=spec.tls)
             interrupts.done(f"new lab {name}")  # (from now on, the undo above removes it, and says so)
             progress(f"lab {name} is healthy after {up.seconds:.2f}s (a helper lab for --parallel)")
         ours.append(name)
-        state.update(state.load(home, name), helper_of={"lab": spec.name, "pid": os.getpid()})
-
-
-def left_by_killed_run(home: Path, name: str) -> int | None:
-    """The pid of the run that started helper lab ``name`` when that run is gone (a kill -9); None for a
-    lab that is no helper, or whose run is still under way."""
-    try:
-        owner = state.load_raw(home, name).get("helper_of")
-    except LabError:
-        return None
-    if not isinstance(owner, dict) or not isinstance(owner.get("pid"), int):
-        return None
-    pid = owner["pid"]
-    try:
-        alive = "lab" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        alive = False
-    return None if alive else pid
+        state.update(state.load(home, name), **state.helper_of(spec.name))
 
 
 def _remove(home: Path, name: str) -> str | None:

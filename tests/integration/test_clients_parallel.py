@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from lab import control, faults, state
-from lab.drill.fanout import left_by_killed_run
 from lab.spec import LabSpec
 from lab.waits import wait_for
 from tests.helpers import run_lab
@@ -86,7 +85,8 @@ def test_a_kill_9_leaves_no_cell_running_and_the_next_run_removes_the_helper(
 
     wait_for(cells_ended, what="the cells to end with their parent (PR_SET_PDEATHSIG)", timeout=60)
     assert frozen(spec) == [], "the cell undid its freeze as it ended"
-    assert left_by_killed_run(lab_home, helper) == matrix.pid, "the helper is marked as left by the killed run"
+    owner = state.helper_owner(lab_home, helper)
+    assert owner is not None and (owner.pid, owner.running) == (matrix.pid, False), "marked as left by the killed run"
     listed = run_lab("list", home=lab_home)
     assert f"left by a killed `lab clients --parallel` (pid {matrix.pid})" in listed.stdout, listed.stdout
     again = tmp_path / "again"

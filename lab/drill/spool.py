@@ -61,7 +61,8 @@ class Spool:
     def __init__(self, path: Path, now: Callable[[], float]) -> None:
         self.path, self.now = path, now
         self._file: gzip.GzipFile | None = gzip.open(path, "wb", compresslevel=6)  # noqa: SIM115 (closed by close())
-        self._heap: list[tuple[float, int, Record]] = []
+        # (a worker's entry waits here as its tuple, a third of the dict it becomes when it is written)
+        self._heap: list[tuple[float, int, Record | Entry]] = []
         self._seq = 0
         self._sources: list[deque[Entry]] = []
         self._lock = threading.Lock()
@@ -89,7 +90,9 @@ class Spool:
     def _drain(self) -> None:
         for queue in self._sources:
             while queue:
-                self._push(entry_record(queue.popleft()))
+                entry = queue.popleft()
+                self._seq += 1
+                heapq.heappush(self._heap, (entry[0], self._seq, entry))
 
     def _run(self) -> None:
         while not self._stop.wait(FLUSH_S):
@@ -101,7 +104,8 @@ class Spool:
             self._drain()
             lines = []
             while self._heap and self._heap[0][0] < before:
-                lines.append(line(heapq.heappop(self._heap)[2]))
+                waiting = heapq.heappop(self._heap)[2]
+                lines.append(line(entry_record(waiting) if isinstance(waiting, tuple) else waiting))
             if not lines or self._file is None:
                 return
             try:
@@ -142,12 +146,12 @@ def read_spool(path: Path, skip: tuple[str, ...] = ()) -> Iterator[Record]:
 
 
 def _lines(path: Path) -> Iterator[bytes]:
-    """The whole lines of a gzip file, decompressed a megabyte at a time (GzipFile's readline took two
-    thirds of a soak's check); at a cut or a damaged block, the whole lines before it."""
+    """The whole lines of a gzip file, decompressed a chunk at a time (GzipFile's readline took two thirds
+    of a soak's check); at a cut or a damaged block, the whole lines before it."""
     decompressor = zlib.decompressobj(wbits=31)  # (gzip framing)
     rest = b""
     with path.open("rb") as raw:
-        while chunk := raw.read(1 << 20):
+        while chunk := raw.read(1 << 16):  # (64 KB: a history compresses 16-fold, so about a megabyte of lines)
             while chunk:
                 try:
                     data = decompressor.decompress(chunk)

@@ -31,8 +31,9 @@ def test_a_rewrite_and_a_save_during_a_drill_are_in_its_report(healthy_lab: LabS
         thread.join()
     stalls = result.findings.stalls
     print(f"\nstalls: {stalls}")
-    # each once: a 6.2 rewrite still running at one look and over at the next was counted twice
-    assert sorted(s["what"] for s in stalls if s["node"] == master.name) == ["AOF rewrite", "RDB save"]
+    # (at least: the lab profile's own `save` rule can fork another save in the drill, seen on a saturated
+    # machine; that a running rewrite is counted once is tests/unit/test_checker.py's)
+    assert {(s["node"], s["what"]) for s in stalls} >= {(master.name, "AOF rewrite"), (master.name, "RDB save")}
     assert all(s["fork_ms"] >= 0 for s in stalls)
     rows = dict(summary_rows(result.findings.as_dict()))
     assert rows["server forks while the workload ran"].startswith(f"{len(stalls)} (")

@@ -204,7 +204,11 @@ class _Fanout:
                 unit = self.todo.get_nowait()
             except queue.Empty:
                 return
-            self._run(lab, unit)
+            try:
+                self._run(lab, unit)
+            except Exception as exc:  # (a worker thread's error would otherwise vanish: a cell missing, said nowhere)
+                self.failure = self.failure or f"the {unit.scenario} cell of {unit.client} on lab {lab}: {exc}"
+                self.stop.set()
 
     def _run(self, lab: str, unit: Unit) -> None:
         directory = self.scratch / str(unit.index)

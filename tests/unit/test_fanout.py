@@ -12,7 +12,7 @@ import pytest
 
 from lab.drill.fanout import Unit, helper_names, placed, units
 from lab.drill.matrix import Cell
-from lab.errors import UsageError
+from lab.errors import LabError, UsageError
 from lab.lock import PARENT_HOLDS, lab_lock
 
 
@@ -67,3 +67,16 @@ def test_a_child_takes_a_lab_its_parent_holds_for_it_and_no_other_process_does(t
         assert plain.returncode != 0 and "lab lab1 is busy" in plain.stderr
         wrong = _child_takes(tmp_path, {**os.environ, PARENT_HOLDS: "1"})  # (a pid that is not its parent)
         assert wrong.returncode != 0 and "lab lab1 is busy" in wrong.stderr
+
+
+def test_a_cell_that_breaks_in_its_worker_fails_the_run_instead_of_going_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lab.drill.fanout import _Fanout
+
+    def broken(self: _Fanout, lab: str, unit: Unit) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(_Fanout, "_run", broken)
+    with pytest.raises(LabError, match="the kill-master cell of redis-py on lab a: No space left on device"):
+        _Fanout(tmp_path, tmp_path / "m", 1, print).run(["a", "b"], units(["redis-py"], ["kill-master"], ["d"], 1))

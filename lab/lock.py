@@ -62,6 +62,26 @@ def _holder(path: Path) -> str:
     return f"pid {pid or '?'}, command {command or '?'}"
 
 
+def holder_pid(home: Path, name: str) -> int | None:
+    """The pid of the process that holds lab ``name``'s lock now, or None when nobody does. Exact where a
+    pid alone is not (a recycled pid): the kernel drops the lock when its holder dies."""
+    path = lock_path(home, name)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _holder(path).removeprefix("pid ").partition(",")[0]
+            return int(pid) if pid.isdigit() else None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 def _held_for_me(path: Path) -> bool:
     """The lock is held by the command that started this process, for it (PARENT_HOLDS)."""
     holder = os.environ.get(PARENT_HOLDS, "")

@@ -19,6 +19,7 @@ from typing import Any
 from lab.errors import LabError, NotRunning, UsageError
 from lab.home import STATE_FILE as STATE_FILE  # (lab.state is where the lab code reads it)
 from lab.home import check_home, lab_dir
+from lab.lock import holder_pid
 from lab.secretfiles import read_secret, write_secret
 from lab.spec import (
     ACL_DIR,
@@ -149,7 +150,7 @@ class HelperOwner:
 
     lab: str
     pid: int
-    running: bool
+    running: bool  # that run still holds the lock of the lab it helps
 
 
 def helper_of(lab: str) -> dict[str, Any]:
@@ -165,10 +166,7 @@ def helper_owner(home: Path, name: str) -> HelperOwner | None:
         return None
     if not isinstance(owner, dict) or not isinstance(owner.get("pid"), int) or not isinstance(owner.get("lab"), str):
         return None
-    try:
-        running = "lab" in Path(f"/proc/{owner['pid']}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        running = False
+    running = holder_pid(home, owner["lab"]) == owner["pid"]
     return HelperOwner(owner["lab"], owner["pid"], running)
 
 

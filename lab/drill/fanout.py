@@ -123,20 +123,22 @@ def run_parallel(
     names = helper_names(spec.name, parallel)
     started_at = time.perf_counter()
     started: list[str] = []
-    try:
-        _start_helpers(spec, home, names, started, progress)
-        with contextlib.ExitStack() as locks:
-            for lab in [spec.name, *names]:
+    with contextlib.ExitStack() as locks:
+        # The lab's lock first, for the whole run: it tells whose helpers are under way (state.helper_owner).
+        locks.enter_context(lab_lock(home, spec.name, "clients --parallel"))
+        try:
+            _start_helpers(spec, home, names, started, progress)
+            for lab in names:
                 locks.enter_context(lab_lock(home, lab, "clients --parallel"))
             cells = _Fanout(home, report_dir, repeat, progress).run(
                 [spec.name, *names], units(clients, scenarios, settings, repeat)
             )
-    finally:
-        for helper in started:
-            if not interrupts.pending():  # (an interrupt's undo log removes them, and says so)
-                control.down(helper, home)
-                interrupts.done(f"helper lab {helper}")
-                interrupts.done(f"new lab {helper}")
+        finally:
+            for helper in started:
+                if not interrupts.pending():  # (an interrupt's undo log removes them, and says so)
+                    control.down(helper, home)
+                    interrupts.done(f"helper lab {helper}")
+                    interrupts.done(f"new lab {helper}")
     write_matrix(cells, report_dir, {**run_about(spec, started_at), "labs": parallel})
     return cells
 
@@ -148,7 +150,7 @@ def _start_helpers(
     ``ours`` (this run's to remove at its end, a failure included) as it is started or taken over from a
     killed run."""
     builds = [f"{node}={binary}" for node, binary in spec.servers.items()]
-    check_helpers(home, spec.name, len(names) + 1)
+    check_helpers(home, spec.name, len(names) + 1)  # (again, now under the lab's lock: the CLI's was early)
     for name in names:
         interrupts.undo_on_interrupt(f"helper lab {name}", functools.partial(_remove, home, name))
         if (owner := state.helper_owner(home, name)) is not None:  # (check_helpers: one a killed run left)

@@ -13,7 +13,7 @@ import pytest
 from lab.drill.fanout import Unit, helper_names, placed, units
 from lab.drill.matrix import Cell
 from lab.errors import LabError, UsageError
-from lab.lock import PARENT_HOLDS, lab_lock
+from lab.lock import PARENT_HOLDS, holder_pid, lab_lock
 
 
 def cell(**changes: object) -> Cell:
@@ -67,6 +67,27 @@ def test_a_child_takes_a_lab_its_parent_holds_for_it_and_no_other_process_does(t
         assert plain.returncode != 0 and "lab lab1 is busy" in plain.stderr
         wrong = _child_takes(tmp_path, {**os.environ, PARENT_HOLDS: "1"})  # (a pid that is not its parent)
         assert wrong.returncode != 0 and "lab lab1 is busy" in wrong.stderr
+
+
+def test_a_run_is_under_way_while_it_holds_the_lock_and_not_after_a_kill_9(tmp_path: Path) -> None:
+    """Whose helper a lab is tells a run under way from one a kill -9 ended by the lock it holds, not by a
+    pid that the kernel may have given to any other process since."""
+    assert holder_pid(tmp_path, "lab1") is None  # (no lock file yet)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom lab.lock import lab_lock\n"
+         "with lab_lock(Path(sys.argv[1]), 'lab1', 'clients --parallel'):\n    print('held', flush=True)\n"
+         "    time.sleep(60)", str(tmp_path)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        assert holder_pid(tmp_path, "lab1") == holder.pid
+        with pytest.raises(LabError, match="busy"), lab_lock(tmp_path, "lab1", "x", timeout=0):
+            pass  # (holder_pid did not take the lock away)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert holder_pid(tmp_path, "lab1") is None  # the file still names the pid; nobody holds the lock
 
 
 def test_a_cell_that_breaks_in_its_worker_fails_the_run_instead_of_going_missing(

@@ -17,6 +17,7 @@ from benchmarks import (
     bench_failover,
     bench_health,
     bench_lab,
+    bench_links,
     bench_parallel,
     bench_soak,
     bench_tilt,
@@ -35,6 +36,7 @@ BENCHES: dict[str, Callable[[], list[Row]]] = {
     "parallel": bench_parallel.run,
     "tls": bench_tls.run,
     "soak": bench_soak.run,
+    "links": bench_links.run,
 }
 
 

@@ -160,6 +160,13 @@ def _duration(text: str) -> float:
     return _bounded_seconds(text, MAX_SOAK_S)
 
 
+def _period(text: str) -> float:
+    value = _number(text, "seconds")
+    if not math.isfinite(value) or not 0.2 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0.2 to 3600, got {text!r}")
+    return value
+
+
 def _node(text: str) -> str:
     if text not in NODE_NAMES:
         raise argparse.ArgumentTypeError(f"no node {text!r} (choose from: {', '.join(NODE_NAMES)})")
@@ -327,6 +334,27 @@ def _fault_commands(sub: Any) -> None:
         if kind == "isolate":
             help_text = "isolate only from this node (repeatable; default: from every other node)"
             p.add_argument("--from", dest="peers", type=_node, action="append", metavar="NODE", help=help_text)
+            one_way = "drop only what the node receives (in) or only what it sends (out): an asymmetric partition"
+            p.add_argument("--one-way", choices=("in", "out"), help=one_way)
+
+    p = sub.add_parser("degrade", help="make a node's links lossy, slow or narrow (iptables, the lab's delayer; root)")
+    _name(p)
+    p.add_argument("node", nargs="?", type=_node, help="the node whose links (all of them, clients included)")
+    p.add_argument("--link", metavar="A:B", help="only the link from node A to B (a node, or clients)")
+    p.add_argument("--links", choices=("replication", "sentinel", "clients"), help="only the node's links of a class")
+    p.add_argument("--loss", metavar="PERCENT", help="drop this share of the packets at random (0-100)")
+    p.add_argument("--delay", metavar="MS", help="hold each packet this many milliseconds")
+    p.add_argument("--jitter", metavar="MS", help="+- this many milliseconds around --delay (uniform)")
+    p.add_argument("--bandwidth", metavar="RATE", help="at most this rate: 8mbit, 512kbit, 1mbps (bytes, as tc)")
+    direction = "the node's packets it sends (out, as netem on its interface), receives (in), or both"
+    p.add_argument("--direction", choices=("out", "in", "both"), default="out", help=direction + " (default out)")
+
+    p = sub.add_parser("flap", help="a partition that comes and goes: cut off for the first half of every period")
+    _name(p)
+    p.add_argument("node", type=_node, help="redis-1..3 or sentinel-1..3")
+    p.add_argument("--period", type=_period, default=10.0, help="seconds, 0.2 to 3600 (default 10)")
+    help_text = "flap only the link to this node (repeatable; default: to every other node)"
+    p.add_argument("--from", dest="peers", type=_node, action="append", metavar="NODE", help=help_text)
 
     p = sub.add_parser("heal", help="undo every recorded fault (or one node's) and wait until healthy")
     _name(p)
@@ -445,6 +473,12 @@ def _print_status(doc: dict[str, Any]) -> None:
         f"master '{doc['master_name']}': {where}; quorum {doc['quorum']} "
         f"{'OK' if doc['quorum_ok'] else 'NOT reachable'}"
     )
+    for fault in doc["faults"]:
+        gone = fault.get("delayer", {}).get("running") is False
+        note = " (its delayer is gone: the packets pass; `lab heal` removes the rules)" if gone else ""
+        if fault["kind"] == "delayer":
+            note = " (left by a killed command: it ends by itself within 10s; `lab heal` stops it now)"
+        out.print(f"fault: {fault['key']}{note}", markup=False)
     for problem in doc["problems"]:
         out.print(f"[yellow]problem:[/] {problem}")
 
@@ -771,9 +805,63 @@ def cmd_fault(args: argparse.Namespace) -> int:
             faults.revert(spec, fault)
         out.print(f"{node.name} thawed")
     else:
-        fault = faults.inject(spec, args.command, node.name, getattr(args, "peers", None))
+        one_way = (("one_way", args.one_way),) if getattr(args, "one_way", None) else ()
+        fault = faults.inject(spec, args.command, node.name, getattr(args, "peers", None), one_way)
         peers = f" from {', '.join(fault.peers)}" if fault.peers else ""
-        out.print(f"{args.command}: {node.name}{peers} (recorded; `lab heal --name {spec.name}` undoes it)")
+        way = f", only what it {'receives' if args.one_way == 'in' else 'sends'}" if one_way else ""
+        out.print(f"{args.command}: {node.name}{peers}{way} (recorded; `lab heal --name {spec.name}` undoes it)")
+    return 0
+
+
+def cmd_degrade(args: argparse.Namespace) -> int:
+    from lab import faults, links
+
+    def given(value: str | None, parse: Callable[[str], float]) -> float:
+        return parse(value) if value is not None else 0.0
+
+    degradation = links.Degradation(
+        loss=given(args.loss, links.percent),
+        delay_ms=given(args.delay, lambda text: links.milliseconds("--delay", text)),
+        jitter_ms=given(args.jitter, lambda text: links.milliseconds("--jitter", text)),
+        rate=given(args.bandwidth, links.rate),
+    )
+    if not (degradation.loss or degradation.holds):
+        raise UsageError("give at least one of --loss, --delay, --jitter, --bandwidth (above 0)")
+    if args.link and (args.node or args.links):
+        raise UsageError("--link A:B names the link: leave out NODE and --links")
+    if not args.link and not args.node:
+        raise UsageError("name a node (its links), or one link with --link A:B")
+    spec = state.load(args.home or state.default_home(), args.name)
+    if args.link:
+        node, peer = links.link(spec, args.link)
+        peers = [peer]
+    else:
+        node = spec.node(args.node)
+        peers = links.peers(spec, node, args.links)
+    settings = (*degradation.settings(), ("direction", args.direction))
+    faults.inject(spec, "degrade", node.name, peers, settings)
+    way = {"out": "what it sends", "in": "what it receives", "both": "both ways"}[args.direction]
+    out.print(
+        f"degrade: {node.name}'s links to {', '.join(peers)}: {degradation.describe()}, {way} "
+        f"(recorded; `lab heal --name {spec.name}` undoes it)",
+        markup=False,
+    )
+    return 0
+
+
+def cmd_flap(args: argparse.Namespace) -> int:
+    from lab import faults
+
+    spec = state.load(args.home or state.default_home(), args.name)
+    node = spec.node(args.node)
+    if node.name in (args.peers or ()):
+        raise UsageError(f"--from {args.node}: a node has no link to itself")
+    fault = faults.inject(spec, "flap", node.name, args.peers, (("period", f"{args.period:g}"),))
+    out.print(
+        f"flap: {node.name} cut off from {', '.join(fault.peers)} for the first {args.period / 2:g}s of every "
+        f"{args.period:g}s (recorded; `lab heal --name {spec.name}` ends it)",
+        markup=False,
+    )
     return 0
 
 
@@ -847,6 +935,8 @@ COMMANDS = {
     "servers": lambda args: servercli.cmd_servers(args, out.console),
     "upgrade": lambda args: servercli.cmd_upgrade(args, out.console),
     **dict.fromkeys(FAULT_COMMANDS, cmd_fault),
+    "degrade": cmd_degrade,
+    "flap": cmd_flap,
 }
 
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from lab import faults, procs, servers, state
+from lab import delayers, faults, procs, servers, state
 from lab.backends import BACKENDS, get_backend, log_tails
 from lab.backends.base import Backend
 from lab.errors import LabError, NetworkOverlap, NodeStartError, UsageError
@@ -221,6 +221,7 @@ def _roll_back(spec: LabSpec, backend: Backend, existed: bool) -> None:
 def _teardown(spec: LabSpec, backend: Backend) -> list[str]:
     """Stop every node (Sentinels first: no failover while the data nodes go), then remove what is
     left; returns what could not be removed."""
+    delayers.stop_all(spec)  # (their packets pass again; the rules go with remove())
     with contextlib.suppress(LabError):  # remove() takes whatever did not stop
         backend.stop(spec, [*spec.sentinels, *spec.redis_nodes])
     return backend.remove(spec)

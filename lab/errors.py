@@ -23,6 +23,12 @@ class NotRunning(LabError):
     exit_code = 2
 
 
+class Unavailable(LabError):
+    """This machine cannot do what was asked (a fault that needs root, iptables, a kernel feature)."""
+
+    exit_code = 69  # EX_UNAVAILABLE
+
+
 class LabBusy(LabError):
     """Another command holds the lab's lock."""
 

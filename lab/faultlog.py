@@ -15,15 +15,19 @@ class Fault:
     kind: str
     node: str
     peers: tuple[str, ...] = field(default_factory=tuple)
-    #: config faults: (directive, the value it had before), restored on revert
+    #: config faults: (directive, the value it had before), restored on revert; link faults: their
+    #: parameters (loss, delay, jitter, rate, direction, period, one_way)
     settings: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    pid: int = 0  # the delayer serving a degraded or flapping link (lab.delayer)
+    queue: int = 0  # its NFQUEUE
 
     @property
     def key(self) -> str:
         """How the fault is named (in an interrupted command's undo log, in ``lab heal``'s output)."""
         if self.kind == "config":
             return f"config {self.node} ({', '.join(f'{name} {value}' for name, value in self.settings)})"
-        return f"{self.kind} {self.node}" + (f" from {', '.join(self.peers)}" if self.peers else "")
+        named = f"{self.kind} {self.node}" + (f" from {', '.join(self.peers)}" if self.peers else "")
+        return named + (f" ({', '.join(f'{name} {value}' for name, value in self.settings)})" if self.settings else "")
 
 
 def recorded(spec: LabSpec) -> list[Fault]:
@@ -34,6 +38,8 @@ def recorded(spec: LabSpec) -> list[Fault]:
             f["node"],
             tuple(f.get("peers", ())),
             tuple((str(name), str(value)) for name, value in f.get("settings", ())),
+            int(f.get("pid", 0)),
+            int(f.get("queue", 0)),
         )
         for f in raw
     ]

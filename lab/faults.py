@@ -13,24 +13,28 @@ left up as a second master."""
 
 from __future__ import annotations
 
+import hashlib
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import redis
 
-from lab import interrupts, nodes
+from lab import delayers, interrupts, links, nodes
 from lab.backends import get_backend
+from lab.backends.base import LINK_FAULTS
 from lab.capabilities import accepts
-from lab.errors import LabError
+from lab.errors import LabError, Unavailable, UsageError
 from lab.faultlog import Fault as Fault  # the record lives in lab.faultlog (light: lab status reads it)
 from lab.faultlog import isolated_nodes as isolated_nodes
 from lab.faultlog import recorded as recorded
 from lab.faultlog import save as _save
 from lab.spec import LabSpec, Node
 from lab.topology import node_client
+from lab.waits import WaitTimeout, wait_for
 
-KINDS = ("kill", "stop", "freeze", "isolate")
+KINDS = ("kill", "stop", "freeze", "isolate", "degrade", "flap")
 
 
 def forget(spec: LabSpec, names: list[str]) -> None:
@@ -38,17 +42,25 @@ def forget(spec: LabSpec, names: list[str]) -> None:
     _save(spec, [f for f in recorded(spec) if not (f.kind in ("kill", "stop") and f.node in names)])
 
 
-def inject(spec: LabSpec, kind: str, node_name: str, peers: list[str] | None = None) -> Fault:
-    """Apply a fault now and record it. ``peers`` (isolate only) defaults to every other node."""
+def inject(
+    spec: LabSpec,
+    kind: str,
+    node_name: str,
+    peers: list[str] | None = None,
+    settings: tuple[tuple[str, str], ...] = (),
+) -> Fault:
+    """Apply a fault now and record it. ``peers`` (isolate, degrade, flap) defaults to every other node;
+    ``settings`` are a link fault's parameters (lab.links: loss, delay, jitter, rate, direction; period;
+    one_way)."""
     with nodes.locked(spec, f"{kind} {node_name}"):
-        return _inject(spec, kind, node_name, peers)
+        return _inject(spec, kind, node_name, peers, settings)
 
 
 def unsupported_by_builds(spec: LabSpec, kind: str) -> str | None:
     """Why the lab's server builds rule a fault out, or None. Local isolation tells a node's peers
     from its clients by source address, which a build without bind-source-addr (Redis 6.2) does
     not set: its peers connect from 127.0.0.1, like every client."""
-    if kind != "isolate" or spec.layout != "local":
+    if kind not in LINK_FAULTS or spec.layout != "local":
         return None
     for node in spec.redis_nodes + spec.sentinels:
         build = spec.server(node)
@@ -61,18 +73,22 @@ def unsupported_by_builds(spec: LabSpec, kind: str) -> str | None:
     return None
 
 
-def _inject(spec: LabSpec, kind: str, node_name: str, peers: list[str] | None) -> Fault:
+def _inject(
+    spec: LabSpec, kind: str, node_name: str, peers: list[str] | None, settings: tuple[tuple[str, str], ...]
+) -> Fault:
     if kind not in KINDS:
         raise LabError(f"unknown fault {kind!r} (choose from: {', '.join(KINDS)})")
     backend = get_backend(spec.backend)
     why = backend.unsupported(kind)
     if why:
-        raise LabError(f"{kind} is not supported by the {spec.backend} backend here: {why}")
+        raise Unavailable(f"{kind} is not supported by the {spec.backend} backend here: {why}")
     if why := unsupported_by_builds(spec, kind):
-        raise LabError(f"{kind} is not possible in lab {spec.name}: {why}")
+        raise Unavailable(f"{kind} is not possible in lab {spec.name}: {why}")
     node = spec.node(node_name)
+    if kind in ("degrade", "flap"):
+        return _link_fault(spec, kind, node, tuple(peers or [n.name for n in spec.nodes if n != node]), settings)
     peer_nodes = [spec.node(p) for p in peers] if peers else [n for n in spec.nodes if n != node]
-    fault = Fault(kind, node.name, tuple(p.name for p in peer_nodes) if kind == "isolate" else ())
+    fault = Fault(kind, node.name, tuple(p.name for p in peer_nodes) if kind == "isolate" else (), settings)
     if kind in ("kill", "stop"):
         interrupts.explain(fault.key, lambda: _left_down(spec, fault))
     else:
@@ -84,9 +100,70 @@ def _inject(spec: LabSpec, kind: str, node_name: str, peers: list[str] | None) -
     elif kind == "freeze":
         backend.signal_node(spec, node, signal.SIGSTOP)
     else:
-        backend.isolate(spec, node, peer_nodes)
+        backend.isolate(spec, node, peer_nodes, dict(settings).get("one_way", ""))
     _save(spec, [*recorded(spec), fault])
     return fault
+
+
+def _link_fault(
+    spec: LabSpec, kind: str, node: Node, peers: tuple[str, ...], settings: tuple[tuple[str, str], ...]
+) -> Fault:
+    """A degraded or flapping link: its delayer (if packets are held), the record, then its rules. A
+    kill -9 before the record leaves a delayer that ends by itself (lab.delayer); after it, the record,
+    for ``lab heal``."""
+    backend = get_backend(spec.backend)
+    for other in recorded(spec):
+        if other.kind not in ("degrade", "flap"):
+            continue
+        mine = other.node == node.name
+        shared = [p for p in peers if (p in other.peers if mine else other.node == p and node.name in other.peers)]
+        if shared:
+            raise UsageError(
+                f"{kind} {node.name}: its link(s) to {', '.join(shared)} are in {other.key} already: "
+                f"`lab heal --name {spec.name} {other.node}` ends it"
+            )
+    fault = Fault(kind, node.name, peers, settings)
+    current = [fault]  # (the undo below removes what is in place when an interrupt comes)
+    interrupts.undo_on_interrupt(fault.key, lambda: _undo(spec, current[-1]))
+    if kind == "flap" or links.Degradation.of(settings).holds:
+        pid, queue = backend.start_delayer(spec, node, _delayer_args(spec, fault))
+        current.append(fault := replace(fault, pid=pid, queue=queue))
+    _save(spec, [*recorded(spec), fault])
+    try:
+        backend.add_rules(spec, _link_rules(spec, fault))
+    except LabError:
+        revert(spec, fault, rejoin=False)  # nothing applied half-way
+        raise
+    return fault
+
+
+def _delayer_args(spec: LabSpec, fault: Fault) -> list[str]:
+    """The delayer's parameters; the first queue it tries is the lab's and the link's own (labs side by
+    side on one host, each taking the next free one)."""
+    digest = hashlib.sha256(f"{spec.identity_dir} {fault.node} {fault.peers}".encode()).digest()
+    args = ["--queue", str(1024 + int.from_bytes(digest[:4], "big") % 60_000)]
+    values = dict(fault.settings)
+    if fault.kind == "flap":
+        return [*args, "--flap", values["period"]]
+    degradation = links.Degradation.of(fault.settings)
+    return [
+        *args,
+        "--delay",
+        f"{degradation.delay_ms:g}",
+        "--jitter",
+        f"{degradation.jitter_ms:g}",
+        "--rate",
+        f"{degradation.rate:g}",
+    ]
+
+
+def _link_rules(spec: LabSpec, fault: Fault) -> list[links.LinkRule]:
+    if fault.kind == "flap":
+        return links.flap_rules(spec, fault.node, fault.peers, fault.queue)
+    direction = dict(fault.settings).get("direction", "out")
+    return links.degrade_rules(
+        spec, fault.node, fault.peers, direction, links.Degradation.of(fault.settings), fault.queue
+    )
 
 
 def _undo(spec: LabSpec, fault: Fault) -> str | None:
@@ -98,6 +175,8 @@ def _undo(spec: LabSpec, fault: Fault) -> str | None:
         return f"thawed {node.name}" if frozen else None
     if fault.kind == "isolate":
         return f"removed the iptables rules isolating {node.name} from {', '.join(fault.peers)}"
+    if fault.kind in ("degrade", "flap"):
+        return f"removed the {fault.kind} of {node.name}'s links to {', '.join(fault.peers)}"
     return f"restored {', '.join(f'{name} {value}' for name, value in fault.settings)} on {node.name}"
 
 
@@ -156,8 +235,13 @@ def _revert(spec: LabSpec, fault: Fault, rejoin: bool = True) -> None:
     elif fault.kind == "config":
         _restore_config(spec, node, fault)
         rejoin = False  # (a setting, not a node that was away)
+    elif fault.kind in ("degrade", "flap"):
+        backend.delete_rules(spec, _link_rules(spec, fault))
+        if fault.pid:
+            delayers.stop(spec, fault.pid)
     else:
-        backend.heal_isolation(spec, node, [spec.node(p) for p in fault.peers])
+        one_way = dict(fault.settings).get("one_way", "")
+        backend.heal_isolation(spec, node, [spec.node(p) for p in fault.peers], one_way)
     if node.kind == "redis" and fault.kind != "config" and not rejoin:
         # a drill measures what Sentinel alone does with the stale master; an interrupt meanwhile ends the
         # measuring: the node is made a replica then, if Sentinel has not done it yet (idempotent: stays
@@ -194,12 +278,23 @@ def _finish_start(spec: LabSpec, node: Node, fault: Fault) -> str | None:
 
 
 def _restore_config(spec: LabSpec, node: Node, fault: Fault) -> None:
+    """CONFIG SET the values from before, and rewrite them into the node's file. A connection the node
+    closes is tried again for a few seconds: Sentinel kills every normal client of a node it reconfigures
+    (a promotion, a demotion), and a heal right after a failover met that (CI, saturated)."""
+
+    def restore() -> tuple[bool, str]:
+        try:
+            with node_client(spec, node, timeout=2) as conn:
+                for name, value in fault.settings:
+                    conn.config_set(name, value)
+                conn.config_rewrite()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            return False, str(exc)
+        return True, "restored"
+
     try:
-        with node_client(spec, node, timeout=2) as conn:
-            for name, value in fault.settings:
-                conn.config_set(name, value)
-            conn.config_rewrite()
-    except (redis.RedisError, OSError) as exc:
+        wait_for(restore, what=f"{node.name} to take its settings back", timeout=10, interval=0.2)
+    except (redis.RedisError, OSError, WaitTimeout) as exc:
         raise LabError(
             f"cannot restore {', '.join(f'{n} {v}' for n, v in fault.settings)} on {node.name} ({exc}); "
             f"it stays recorded: `lab heal --name {spec.name}` tries again"
@@ -222,6 +317,7 @@ def _heal(spec: LabSpec, with_settings: bool = True) -> list[Fault]:
         undone.append(fault)
     backend = get_backend(spec.backend)
     backend.heal_isolation(spec)
+    delayers.stop_all(spec)  # (one a killed command started and had not recorded yet)
     nodes.unpause_writes(spec, [n for n in spec.redis_nodes if backend.node_state(spec, n) == "up"])
     for node in spec.nodes:
         current = backend.node_state(spec, node)
@@ -237,9 +333,11 @@ def _heal(spec: LabSpec, with_settings: bool = True) -> list[Fault]:
 
 
 @contextmanager
-def injected(spec: LabSpec, kind: str, node: str, peers: list[str] | None = None) -> Iterator[Fault]:
+def injected(
+    spec: LabSpec, kind: str, node: str, peers: list[str] | None = None, settings: tuple[tuple[str, str], ...] = ()
+) -> Iterator[Fault]:
     """``with injected(spec, 'freeze', 'redis-1'):`` - the fault is reverted on exit, whatever happens."""
-    fault = inject(spec, kind, node, peers)
+    fault = inject(spec, kind, node, peers, settings)
     try:
         yield fault
     finally:

@@ -18,6 +18,8 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 LOCKS = ".locks"
 #: The file that makes a directory of the home a lab (lab.state writes it).
 STATE_FILE = "state.json"
+#: What the lab's packet delayers (lab.delayer) say when they fail, in the lab's directory.
+DELAYER_LOG = "delayer.log"
 #: Pseudo filesystems: nothing a command writes belongs there.
 SYSTEM_TREES = (Path("/dev"), Path("/proc"), Path("/sys"))
 

@@ -190,3 +190,14 @@ def current_master(spec: LabSpec, timeout: float = 30.0) -> Node:
 
     addr = wait_for(probe, what="the Sentinels to agree on a master", timeout=timeout)
     return next(n for n in spec.redis_nodes if (n.host, n.port) == addr)
+
+
+def wait_caught_up(primary: redis.Redis, replica: redis.Redis, timeout: float = 60) -> None:
+    """Wait until ``replica`` has everything ``primary`` (its master) had written when this was called."""
+    target = int(primary.info("replication")["master_repl_offset"])
+
+    def probe() -> tuple[bool, str]:
+        offset = int(replica.info("replication").get("slave_repl_offset", -1))
+        return offset >= target, f"at {offset} of {target}"
+
+    wait_for(probe, what="the replica to catch up with its master", timeout=timeout, interval=0.01)

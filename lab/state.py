@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError, NotRunning, UsageError
+from lab.home import DELAYER_LOG, check_home, lab_dir
 from lab.home import STATE_FILE as STATE_FILE  # (lab.state is where the lab code reads it)
-from lab.home import check_home, lab_dir
 from lab.lock import holder_pid
 from lab.secretfiles import read_secret, write_secret
 from lab.spec import (
@@ -39,7 +39,7 @@ LAB_DIRS = frozenset({*NODE_NAMES, ACL_DIR, TLS_DIR})
 KEPT = "kept"
 #: The key of `lab env`'s marker (see :func:`lab.profile.env_marker`).
 ENV_KEY = "env.key"
-LAB_ENTRIES = LAB_DIRS | {STATE_FILE, REDIS_SECRET, SENTINEL_SECRET, COMPOSE_ENV, ENV_KEY, KEPT}
+LAB_ENTRIES = LAB_DIRS | {STATE_FILE, REDIS_SECRET, SENTINEL_SECRET, COMPOSE_ENV, ENV_KEY, KEPT, DELAYER_LOG}
 
 
 class CorruptState(LabError):

@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from lab import state
+from lab import delayers, state
 from lab.backends import get_backend
 from lab.errors import LabError
-from lab.faultlog import isolated_nodes
+from lab.faultlog import isolated_nodes, recorded
 from lab.spec import LabSpec, Node
 from lab.topology import Observation, observe, problems
 
@@ -61,8 +61,28 @@ def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:
             }
             for view in obs.sentinels
         ],
+        "faults": _faults(spec),
     }
     return doc, 0 if not found else 1
+
+
+def _faults(spec: LabSpec) -> list[dict[str, Any]]:
+    """The recorded faults as applied now: a link fault's delayer running or gone (its packets then pass)."""
+    running = delayers.running(spec)
+    rows: list[dict[str, Any]] = []
+    for fault in recorded(spec):
+        row: dict[str, Any] = {"kind": fault.kind, "node": fault.node, "peers": list(fault.peers)}
+        row["settings"] = dict(fault.settings)
+        if fault.pid:
+            row["delayer"] = {"pid": fault.pid, "queue": fault.queue, "running": fault.pid in running}
+        rows.append(row | {"key": fault.key})
+    served = {f.pid for f in recorded(spec)}
+    rows += [
+        {"kind": "delayer", "node": None, "key": f"unrecorded delayer pid {pid}"}
+        for pid in running
+        if pid not in served
+    ]
+    return rows
 
 
 def _build_name(spec: LabSpec, node: Node) -> str:

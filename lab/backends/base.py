@@ -11,9 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
+from lab.links import LinkRule
 from lab.spec import LabSpec, Layout, Node
 
 NodeState = Literal["up", "down", "frozen", "isolated"]
+#: The faults made of iptables rules on a node's links (and, for some, a delayer process).
+LINK_FAULTS = ("isolate", "degrade", "flap")
 
 
 class Backend(Protocol):
@@ -50,11 +53,23 @@ class Backend(Protocol):
     def signal_node(self, spec: LabSpec, node: Node, sig: signal.Signals) -> None:
         """Send a signal (SIGKILL/SIGTERM wait for the exit; SIGSTOP/SIGCONT freeze and thaw)."""
 
-    def isolate(self, spec: LabSpec, node: Node, peers: list[Node]) -> None:
-        """Cut all traffic between ``node`` and ``peers``."""
+    def isolate(self, spec: LabSpec, node: Node, peers: list[Node], one_way: str = "") -> None:
+        """Cut all traffic between ``node`` and ``peers`` (``one_way``: only what it receives, "in", or
+        sends, "out")."""
 
-    def heal_isolation(self, spec: LabSpec, node: Node | None = None, peers: list[Node] | None = None) -> None:
-        """Undo :meth:`isolate` for one node, or for the whole lab when ``node`` is None."""
+    def heal_isolation(
+        self, spec: LabSpec, node: Node | None = None, peers: list[Node] | None = None, one_way: str = ""
+    ) -> None:
+        """Undo :meth:`isolate` for one node, or every link rule of the lab when ``node`` is None."""
+
+    def add_rules(self, spec: LabSpec, rules: list[LinkRule]) -> None:
+        """Put link rules in place (lab.links: a degraded or flapping link)."""
+
+    def delete_rules(self, spec: LabSpec, rules: list[LinkRule]) -> None:
+        """Remove link rules; idempotent."""
+
+    def start_delayer(self, spec: LabSpec, node: Node, args: list[str]) -> tuple[int, int]:
+        """Start lab.delayer where ``node``'s packets pass (its pid, the queue it serves)."""
 
     def isolation_rules(self, spec: LabSpec) -> list[str]:
         """The packet-dropping rules the lab has in place now, as ``iptables -S`` lines (none: [])."""

@@ -30,6 +30,7 @@ from lab.backends.base import NodeState
 from lab.docker import api, compose_command, docker_unavailable, engine, explanation, found, resolve_image, run
 from lab.errors import LabError, NetworkOverlap, NodeStartError
 from lab.interrupts import uninterrupted
+from lab.links import LinkRule
 from lab.servers import Server
 from lab.spec import COMPOSE_ENV, LabSpec, Layout, Node
 from lab.tls import TLS_DIR
@@ -289,6 +290,8 @@ class ComposeBackend:
 
     # -- faults -----------------------------------------------------------------------------
     def unsupported(self, kind: str) -> str | None:
+        if kind in ("degrade", "flap"):
+            return "degraded and flapping links are built for the local backend so far (lab up --backend local)"
         if kind == "isolate":
             if os.geteuid() != 0:
                 return "isolation needs root (iptables in the container's network namespace)"
@@ -301,7 +304,7 @@ class ComposeBackend:
         if container is None or container.status not in ("running", "paused"):
             raise LabError(f"{node.name} is not running")
         if sig == signal.SIGSTOP:
-            api("pause", container.pause)
+            _pause(container)
         elif sig == signal.SIGCONT:
             api("unpause", container.unpause)
         else:
@@ -323,12 +326,21 @@ class ComposeBackend:
             raise LabError(f"{node.name} is not running")
         return run(["nsenter", "-t", str(pid), "-n", "iptables", "-w", *args], check=check)
 
-    def isolate(self, spec: LabSpec, node: Node, peers: list[Node]) -> None:
+    def isolate(self, spec: LabSpec, node: Node, peers: list[Node], one_way: str = "") -> None:
+        """DROP rules in the node's own namespace: INPUT for what it receives, OUTPUT for what it sends."""
         for peer in peers:
-            for rule in (["-s", peer.host, "-j", "DROP"], ["-d", peer.host, "-j", "DROP"]):
-                chain = "INPUT" if rule[0] == "-s" else "OUTPUT"
+            for chain, rule in _isolation_rules(peer, one_way):
                 if self._nsenter(spec, node, "-C", chain, *rule, check=False).returncode != 0:
                     self._nsenter(spec, node, "-A", chain, *rule)
+
+    def add_rules(self, spec: LabSpec, rules: list[LinkRule]) -> None:
+        raise LabError(f"the compose backend has no degraded links yet: {self.unsupported('degrade')}")
+
+    def delete_rules(self, spec: LabSpec, rules: list[LinkRule]) -> None:
+        return None  # (none were added)
+
+    def start_delayer(self, spec: LabSpec, node: Node, args: list[str]) -> tuple[int, int]:
+        raise LabError(f"the compose backend has no degraded links yet: {self.unsupported('degrade')}")
 
     def isolation_rules(self, spec: LabSpec) -> list[str]:
         """The DROP rules in the running containers' network namespaces, each line prefixed by its node."""
@@ -339,12 +351,34 @@ class ComposeBackend:
                 found += [f"{node.name}: {line}" for line in listing if "-j DROP" in line]
         return found
 
-    def heal_isolation(self, spec: LabSpec, node: Node | None = None, peers: list[Node] | None = None) -> None:
+    def heal_isolation(
+        self, spec: LabSpec, node: Node | None = None, peers: list[Node] | None = None, one_way: str = ""
+    ) -> None:
         for target in [node] if node else list(spec.nodes):
             if self.node_state(spec, target) != "up":
                 continue
             for chain in ("INPUT", "OUTPUT"):
                 self._nsenter(spec, target, "-F", chain, check=False)
+
+
+def _pause(container: Any, tries: int = 3) -> None:
+    """Freeze a container's cgroup. runc gives up ("unable to freeze") when the tasks do not stop in time on
+    a busy host, and thaws the cgroup back (CI, saturated: a drill's freeze failed so): tried again."""
+    for attempt in range(1, tries + 1):
+        try:
+            api("pause", container.pause)
+            return
+        except LabError as exc:
+            if "unable to freeze" not in str(exc) or attempt == tries:
+                raise
+            time.sleep(0.2)
+
+
+def _isolation_rules(peer: Node, one_way: str) -> list[tuple[str, list[str]]]:
+    rules = [("INPUT", ["-s", peer.host, "-j", "DROP"]), ("OUTPUT", ["-d", peer.host, "-j", "DROP"])]
+    return [
+        (chain, rule) for chain, rule in rules if not one_way or chain == ("INPUT" if one_way == "in" else "OUTPUT")
+    ]
 
 
 def _labelled(spec: LabSpec, kind: str) -> list[Any]:

@@ -18,10 +18,11 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lab import SCRIPTS_DIR, procs, servers
-from lab.backends.base import NodeState
+from lab import SCRIPTS_DIR, delayers, links, procs, servers
+from lab.backends.base import LINK_FAULTS, NodeState
 from lab.errors import LabError, NodeStartError
 from lab.interrupts import uninterrupted
+from lab.links import CLIENTS, LinkRule
 from lab.servers import Server
 from lab.spec import LabSpec, Layout, Node
 
@@ -84,13 +85,18 @@ def _chain(spec: LabSpec) -> str:
     return "LAB-" + hashlib.sha1(f"{spec.identity_dir}".encode()).hexdigest()[:16]
 
 
-def _isolation_rules(spec: LabSpec, node: Node, peers: list[Node]) -> list[list[str]]:
-    comment = ["-m", "comment", "--comment", f"redis-ha-lab {spec.name} isolate {node.name}"]
-    rules = []
-    for peer in peers:
-        rules.append(["-s", node.host, "-d", peer.host, *comment, "-j", "DROP"])
-        rules.append(["-s", peer.host, "-d", node.host, *comment, "-j", "DROP"])
-    return rules
+def _iptables_rule(spec: LabSpec, rule: LinkRule) -> list[str]:
+    """A link rule on loopback: by source and destination address (clients: anything outside the lab's /24)."""
+    node = spec.node(rule.node)
+    if rule.peer == CLIENTS:
+        outside = node.host.rsplit(".", 1)[0] + ".0/24"
+        ends = (
+            ["-s", node.host, "!", "-d", outside] if rule.direction == "out" else ["!", "-s", outside, "-d", node.host]
+        )
+    else:
+        peer = spec.node(rule.peer).host
+        ends = ["-s", node.host, "-d", peer] if rule.direction == "out" else ["-s", peer, "-d", node.host]
+    return [*ends, "-m", "comment", "--comment", rule.comment, *rule.action]
 
 
 def _iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -207,11 +213,11 @@ class LocalBackend:
     # -- faults -----------------------------------------------------------------------------
     def unsupported(self, kind: str) -> str | None:
         """Why a fault kind cannot be injected here, or None when it can."""
-        if kind == "isolate":
+        if kind in LINK_FAULTS:
             if os.geteuid() != 0:
-                return "isolation needs root (iptables rules on the nodes' loopback addresses)"
+                return f"{kind} needs root (iptables rules on the nodes' loopback addresses)"
             if shutil.which("iptables") is None:
-                return "isolation needs iptables (apt-get install iptables)"
+                return f"{kind} needs iptables (apt-get install iptables)"
         return None
 
     def signal_node(self, spec: LabSpec, node: Node, sig: signal.Signals) -> None:
@@ -225,16 +231,40 @@ class LocalBackend:
         if sig in (signal.SIGKILL, signal.SIGTERM) and not procs.wait_gone(pid, 10):
             raise LabError(f"{node.name} (pid {pid}) is still running 10 s after {sig.name}")
 
-    def isolate(self, spec: LabSpec, node: Node, peers: list[Node]) -> None:
-        """Drop every packet between ``node`` and ``peers`` (both directions) in the lab's own chain."""
+    def isolate(self, spec: LabSpec, node: Node, peers: list[Node], one_way: str = "") -> None:
+        """Drop every packet between ``node`` and ``peers`` (both directions, or one) in the lab's own chain."""
+        self.add_rules(spec, links.isolation_rules(spec, node.name, tuple(p.name for p in peers), one_way))
+
+    def add_rules(self, spec: LabSpec, rules: list[LinkRule]) -> None:
+        """Append link rules to the lab's chain (hooked into INPUT: every loopback packet passes it once)."""
         chain = _chain(spec)
         if _iptables("-nL", chain, check=False).returncode != 0:
             _iptables("-N", chain)
         if _iptables("-C", "INPUT", "-j", chain, check=False).returncode != 0:
             _iptables("-I", "INPUT", "-j", chain)
-        for rule in _isolation_rules(spec, node, peers):
-            if _iptables("-C", chain, *rule, check=False).returncode != 0:
-                _iptables("-A", chain, *rule)
+        for rule in rules:
+            args = _iptables_rule(spec, rule)
+            if _iptables("-C", chain, *args, check=False).returncode != 0:
+                # A cut link stays cut: DROP rules go first (a packet a delayer accepts skips the rest of the chain).
+                _iptables(*(("-I", chain, "1") if rule.action == links.DROP else ("-A", chain)), *args)
+
+    def delete_rules(self, spec: LabSpec, rules: list[LinkRule]) -> None:
+        """Remove link rules (each as often as it is there); the chain goes with its last rule. Idempotent."""
+        chain = _chain(spec)
+        if shutil.which("iptables") is None or os.geteuid() != 0:
+            return
+        if _iptables("-nL", chain, check=False).returncode != 0:
+            return
+        for rule in rules:
+            while _iptables("-D", chain, *_iptables_rule(spec, rule), check=False).returncode == 0:
+                pass
+        if len(_iptables("-S", chain, check=False).stdout.strip().splitlines()) <= 1:  # (only "-N chain")
+            self.heal_isolation(spec)
+
+    def start_delayer(self, spec: LabSpec, node: Node, args: list[str]) -> tuple[int, int]:
+        """lab.delayer for a link of ``node`` (its pid and queue): loopback's packets are the host's, so it
+        runs here."""
+        return delayers.start(spec, args, [])
 
     def isolation_rules(self, spec: LabSpec) -> list[str]:
         """The rules of the lab's chain, and any rule elsewhere that names the lab in its comment."""
@@ -243,20 +273,18 @@ class LocalBackend:
         listing = _iptables("-S", check=False).stdout.splitlines()
         return [line for line in listing if f"redis-ha-lab {spec.name} " in line or f"-A {_chain(spec)} " in line]
 
-    def heal_isolation(self, spec: LabSpec, node: Node | None = None, peers: list[Node] | None = None) -> None:
-        """Remove one node's rules, or (``node=None``) the lab's whole chain. Idempotent."""
+    def heal_isolation(
+        self, spec: LabSpec, node: Node | None = None, peers: list[Node] | None = None, one_way: str = ""
+    ) -> None:
+        """Remove one node's isolation rules, or (``node=None``) the lab's whole chain. Idempotent."""
+        if node is not None:
+            self.delete_rules(spec, links.isolation_rules(spec, node.name, tuple(p.name for p in peers or []), one_way))
+            return
         chain = _chain(spec)
         if shutil.which("iptables") is None or os.geteuid() != 0:
             return
         if _iptables("-nL", chain, check=False).returncode != 0:
             return
-        if node is not None:
-            for rule in _isolation_rules(spec, node, peers or []):
-                while _iptables("-D", chain, *rule, check=False).returncode == 0:
-                    pass
-            listing = _iptables("-S", chain, check=False).stdout.strip().splitlines()
-            if len(listing) > 1:  # other isolations remain
-                return
         while _iptables("-D", "INPUT", "-j", chain, check=False).returncode == 0:
             pass
         _iptables("-F", chain, check=False)

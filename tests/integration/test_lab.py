@@ -13,7 +13,8 @@ import pytest
 import redis
 from redis.sentinel import Sentinel
 
-from lab import nodes, procs, state, validate
+from lab import delayers, nodes, procs, state, validate
+from lab.backends import get_backend
 from lab.drill.steps import write_acked
 from lab.profile import load_profile
 from lab.pytest_plugin import require_backend
@@ -105,9 +106,16 @@ def test_two_labs_side_by_side_and_down_cleans_up(lab: LabSpec, lab_factory, lab
     listed = run_lab("list", home=lab_home).stdout
     assert lab.name in listed and other.name in listed
 
+    degraded = get_backend(other.backend).unsupported("degrade") is None
+    if degraded:  # (local, root: CI) down also removes a degraded and a flapping link, rules and delayers
+        assert run_lab("degrade", "--name", other.name, "redis-2", "--delay", "5", home=lab_home).returncode == 0
+        assert run_lab("flap", "--name", other.name, "sentinel-1", "--from", "redis-3", home=lab_home).returncode == 0
+        assert len(delayers.running(other)) == 2
+
     result = run_lab("down", "--name", other.name, home=lab_home)
     assert result.returncode == 0 and "is down" in result.stdout
     assert running_parts(other) == []
+    assert get_backend(other.backend).isolation_rules(other) == [] and delayers.running(other) == []
     assert not other.base_dir.exists()
     again = run_lab("down", "--name", other.name, home=lab_home)
     assert again.returncode == 0 and "not running" in again.stdout

@@ -54,7 +54,7 @@ lab-status: venv
 	$(BIN)/lab status --name $(NAME)
 
 test: deps venv clients lint
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --durations=40 $(PYTEST_ARGS)
 
 # The quick tier for the edit loop (and users' CI): lint, the unit tests, and a smoke look at one real
 # local lab (up, status, down, one drill) on the system's build. `make test` stays the whole suite.

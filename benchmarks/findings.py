@@ -22,13 +22,16 @@ import redis
 from lab import control
 from lab.drill.pages import machine
 from lab.drill.repeat import Tally
-from lab.drill.scenarios import SCENARIOS, run_drill
+from lab.drill.scenarios import LINK_SCENARIOS, SCENARIOS, run_drill
 from lab.servers import system
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "findings.md"
-START, END = "<!-- findings:start -->", "<!-- findings:end -->"
+#: The page's two tables, each between its markers: node faults, and link faults (lab.links).
+BLOCKS = ("findings", "findings-links")
 #: Scenarios a plain local lab runs as they are (rolling-upgrade needs --to builds: docs/servers.md).
-DEFAULT = [name for name, s in SCENARIOS.items() if not s.open_ended]
+ALL = [name for name, s in SCENARIOS.items() if not s.open_ended]
+DEFAULT = [name for name in ALL if name not in LINK_SCENARIOS]
+LINKS = [name for name in ALL if name in LINK_SCENARIOS]
 
 
 def drill_all(scenarios: list[str], runs: int, duration: float) -> list[Tally]:
@@ -55,7 +58,7 @@ def drill_all(scenarios: list[str], runs: int, duration: float) -> list[Tally]:
 def header(runs: int, duration: float, scenarios: list[str]) -> str:
     m = machine()
     build = system()
-    names = " ".join(scenarios) if scenarios != DEFAULT else ""
+    names = " ".join(scenarios) if scenarios not in (DEFAULT, LINKS) else ""
     command = f"python -m benchmarks.findings --runs {runs} --duration {duration:g}" + (f" {names}" if names else "")
     return (
         f"Measured {datetime.date.today().isoformat()} with `{command} --write` (`make findings`): "
@@ -81,32 +84,37 @@ def table(tallies: list[Tally]) -> str:
     return "\n".join(rows)
 
 
-def write(text: str, page: Path = PAGE) -> None:
-    """Replace what stands between the page's markers (the prose around them is kept)."""
+def write(text: str, block: str = "findings", page: Path = PAGE) -> None:
+    """Replace what stands between the page's markers of ``block`` (the prose around them is kept)."""
+    start, end = f"<!-- {block}:start -->", f"<!-- {block}:end -->"
     doc = page.read_text()
-    before, _, rest = doc.partition(START)
-    _, found, after = rest.partition(END)
+    before, _, rest = doc.partition(start)
+    _, found, after = rest.partition(end)
     if not found:
-        raise SystemExit(f"findings: {page} has no {START} ... {END} markers")
-    page.write_text(f"{before}{START}\n{text}\n{END}{after}")
+        raise SystemExit(f"findings: {page} has no {start} ... {end} markers")
+    page.write_text(f"{before}{start}\n{text}\n{end}{after}")
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.findings", description=__doc__.split("\n\n")[0])
-    parser.add_argument("scenarios", nargs="*", help=f"default: {' '.join(DEFAULT)}")
+    parser.add_argument("scenarios", nargs="*", help=f"default: {' '.join(ALL)}")
     parser.add_argument("--runs", type=int, default=3, help="runs of each scenario (default 3)")
     parser.add_argument("--duration", type=float, default=6.0, help="seconds of workload per run (default 6)")
     parser.add_argument("--write", action="store_true", help=f"put the table into {PAGE.name}")
     args = parser.parse_args(argv)
-    unknown = [s for s in args.scenarios if s not in DEFAULT]
+    unknown = [s for s in args.scenarios if s not in ALL]
     if unknown or not 1 <= args.runs <= 100 or not 1 <= args.duration <= 120:
-        parser.error(f"choose scenarios from {', '.join(DEFAULT)}; --runs 1-100; --duration 1-120")
-    scenarios = args.scenarios or DEFAULT
-    tallies = drill_all(scenarios, args.runs, args.duration)
-    text = f"{header(args.runs, args.duration, scenarios)}\n\n{table(tallies)}"
-    print(text)
-    if args.write:
-        write(text)
+        parser.error(f"choose scenarios from {', '.join(ALL)}; --runs 1-100; --duration 1-120")
+    chosen = args.scenarios or ALL
+    for block, group in zip(BLOCKS, (DEFAULT, LINKS), strict=True):
+        scenarios = [name for name in group if name in chosen]
+        if not scenarios:
+            continue
+        tallies = drill_all(scenarios, args.runs, args.duration)
+        text = f"{header(args.runs, args.duration, scenarios)}\n\n{table(tallies)}"
+        print(text)
+        if args.write:
+            write(text, block)
     return 0
 
 

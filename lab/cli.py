@@ -375,7 +375,7 @@ def _drill_commands(sub: Any, *, scenarios: bool = True) -> None:
     p = sub.add_parser("clients", help="the client matrix: each client library through each failover scenario")
     _name(p)
     p.add_argument("--clients", help="comma list of client libraries (default: every client that can run here)")
-    p.add_argument("--scenarios", help="comma list (default: all nine)")
+    p.add_argument("--scenarios", help="comma list (default: the nine node faults; link faults by name)")
     p.add_argument("--settings", default="defaults,recommended", help="defaults, recommended or both (default)")
     p.add_argument(
         "--repeat", type=_repeat, default=1, metavar="N", help="run every cell N times and give its odds (k of N)"
@@ -397,7 +397,7 @@ def _drill_commands(sub: Any, *, scenarios: bool = True) -> None:
 def _drill_arguments(p: argparse.ArgumentParser) -> None:
     from lab.drill.scenarios import SCENARIOS
 
-    scenarios = "; ".join(f"{s.name}: {s.about}" for s in SCENARIOS.values())
+    scenarios = "; ".join(f"{s.name}: {s.about}" for s in SCENARIOS.values()).replace("%", "%%")  # (argparse)
     soak = "soak: faults from a seeded schedule for --duration (--faults, --interval, --seed, --plan)"
     p.add_argument("scenario", metavar="SCENARIO", help=f"one of: {scenarios}; {soak}")
     _name(p)

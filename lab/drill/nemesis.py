@@ -26,6 +26,11 @@ SOAK_FAULTS = (
     "kill-sentinel",
     "freeze-sentinel-kill-master",
     "kill-master-and-sentinel",
+    "lossy-master",
+    "slow-replication",
+    "one-way-master",
+    "flapping-partition",
+    "latency-spike",
 )
 DEFAULT_FAULTS = ("kill-master", "freeze-master", "kill-sentinel", "failover", "stop-master")
 DEFAULT_INTERVAL = (20.0, 40.0)

@@ -19,6 +19,8 @@ from lab.drill.result import DrillResult
 from lab.drill.steps import config_set, wait_converged
 from lab.errors import LabError
 from lab.failover import failover
+from lab.links import Degradation
+from lab.links import peers as link_peers
 from lab.servers import Server
 from lab.spec import LabSpec, Node
 
@@ -29,6 +31,11 @@ FAULT_AT = 1.0  # seconds of steady workload before the fault
 RECOVERY_TAIL_S = 3.0
 FREEZE_FOR = 5.0  # past down-after in the lab profile: a failover happens, then the zombie thaws
 ISOLATE_FOR = 6.0
+LINK_FOR = 8.0  # a degraded link's span (lossy-master, one-way-master, flapping-partition)
+SPIKE_FOR = 4.0
+SPIKE_MS = 1500  # above the lab profile's down-after (1000 ms): the Sentinels hear the master too late
+SLOW_BEFORE_KILL = 4.0  # how long the replicas fall behind on their narrowed link before the master dies
+SLOW_RATE = 256e3  # bits a second: below the replication stream of 1,000 writes a second (~400 kbit/s)
 
 
 @dataclass
@@ -67,11 +74,13 @@ class Run:
             self.recorder.fault("revert", kind, node.name)
             self.recorder.history.add("step", event="end", step=name)
 
-    def inject(self, kind: str, node: Node, peers: list[str] | None = None) -> faults.Fault:
+    def inject(
+        self, kind: str, node: Node, peers: list[str] | None = None, settings: tuple[tuple[str, str], ...] = ()
+    ) -> faults.Fault:
         """Stamped when the injection starts and again once it has taken effect (an isolation's rules
         take seconds to apply: what the clients saw meanwhile belongs to neither side of one stamp)."""
         self.recorder.fault("inject", kind, node.name)
-        fault = faults.inject(self.spec, kind, node.name, peers)
+        fault = faults.inject(self.spec, kind, node.name, peers, settings)
         self.recorder.fault("applied", kind, node.name)
         self.injected.append(fault)
         return fault
@@ -113,6 +122,46 @@ def _isolate_master(d: Run) -> None:
     fault = d.inject("isolate", d.master())
     d.at(FAULT_AT + ISOLATE_FOR)
     d.revert(fault)  # the partition heals; Sentinel alone decides when the stale master is demoted
+
+
+def _degraded(degradation: Degradation, direction: str, links: str | None, span: float) -> Callable[[Run], None]:
+    """The master's links (``links``: a class, None: all of them) degraded for ``span`` seconds."""
+
+    def act(d: Run) -> None:
+        d.at(FAULT_AT)
+        master = d.master()
+        peers = link_peers(d.spec, master, links)
+        fault = d.inject("degrade", master, peers, (*degradation.settings(), ("direction", direction)))
+        d.at(FAULT_AT + span)
+        d.revert(fault)
+
+    return act
+
+
+def _one_way_master(d: Run) -> None:
+    """The master hears every other node, and what it sends them is lost."""
+    d.at(FAULT_AT)
+    fault = d.inject("isolate", d.master(), settings=(("one_way", "out"),))
+    d.at(FAULT_AT + LINK_FOR)
+    d.revert(fault)
+
+
+def _flapping_partition(d: Run) -> None:
+    d.at(FAULT_AT)
+    fault = d.inject("flap", d.master(), settings=(("period", "2"),))
+    d.at(FAULT_AT + LINK_FOR)
+    d.revert(fault)
+
+
+def _slow_replication_then_kill_master(d: Run) -> None:
+    """The replication stream narrowed below what the clients write: the replicas fall behind, then the
+    master dies. What they had not received is what a failover loses."""
+    d.at(FAULT_AT)
+    master = d.master()
+    peers = link_peers(d.spec, master, "replication")
+    d.inject("degrade", master, peers, (*Degradation(rate=SLOW_RATE).settings(), ("direction", "out")))
+    d.at(FAULT_AT + SLOW_BEFORE_KILL)
+    d.inject("kill", master)
 
 
 def _freeze_sentinel_then_kill_master(d: Run) -> None:
@@ -231,6 +280,37 @@ SCENARIOS = {
         Scenario("kill-master-and-sentinel", "the host of the master and a Sentinel dies", _kill_master_and_sentinel),
         Scenario("restart-all", "stop every node, then start them all from their files", _restart_all),
         Scenario(
+            "lossy-master",
+            f"30% of the master's packets lost, both ways, on all its links for {LINK_FOR:g} s",
+            _degraded(Degradation(loss=30), "both", None, LINK_FOR),
+            needs="degrade",
+        ),
+        Scenario(
+            "slow-replication",
+            f"the master's replication links narrowed to {SLOW_RATE / 1e3:g} kbit/s, then the master killed "
+            f"{SLOW_BEFORE_KILL:g} s later",
+            _slow_replication_then_kill_master,
+            needs="degrade",
+        ),
+        Scenario(
+            "one-way-master",
+            f"what the master sends to the other nodes is lost for {LINK_FOR:g} s (it hears them; clients reach it)",
+            _one_way_master,
+            needs="isolate",
+        ),
+        Scenario(
+            "flapping-partition",
+            f"the master cut off from the other nodes for 1 s of every 2 s, for {LINK_FOR:g} s",
+            _flapping_partition,
+            needs="flap",
+        ),
+        Scenario(
+            "latency-spike",
+            f"everything the master sends held {SPIKE_MS} ms for {SPIKE_FOR:g} s (above down-after: it is alive)",
+            _degraded(Degradation(delay_ms=SPIKE_MS), "out", None, SPIKE_FOR),
+            needs="degrade",
+        ),
+        Scenario(
             "rolling-upgrade",
             "upgrade the replicas, fail over safely, upgrade the old master, then the Sentinels (--from, --to)",
             _rolling_upgrade,
@@ -238,6 +318,10 @@ SCENARIOS = {
         ),
     )
 }
+
+
+#: The drills of degraded, one-way and flapping links (lab.links): `lab clients` runs them when named.
+LINK_SCENARIOS = ("lossy-master", "slow-replication", "one-way-master", "flapping-partition", "latency-spike")
 
 
 def check_supported(spec: LabSpec, scenario: str, what: str = "drill") -> None:

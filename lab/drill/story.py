@@ -16,6 +16,8 @@ DONE = {
     "stop": ("was stopped (SIGTERM)", "was started again"),
     "freeze": ("was frozen (SIGSTOP)", "was thawed"),
     "isolate": ("was cut off from every other node", "was reconnected"),
+    "degrade": ("had its links degraded (lossy, slow or narrow)", "had its links restored"),
+    "flap": ("was cut off from every other node and back in turns (a flapping link)", "stopped flapping"),
     "upgrade": ("was upgraded", "was upgraded"),
 }
 

@@ -230,7 +230,10 @@ def _draw_faults(
 
 
 #: What undoing a fault during the workload is called on the picture.
-UNDONE = {"kill": "restarted", "stop": "restarted", "freeze": "thawed", "isolate": "reconnected"}
+UNDONE = {
+    "kill": "restarted", "stop": "restarted", "freeze": "thawed", "isolate": "reconnected", "degrade": "restored",
+    "flap": "steady",
+}  # fmt: skip
 
 
 def _label_faults(lanes: Any, axes: tuple[Any, ...], spans: list[FaultSpan], heal: float | None, top: float) -> None:

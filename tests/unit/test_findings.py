@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.findings import END, PAGE, START, table, write
+from benchmarks.findings import BLOCKS, PAGE, table, write
 from lab.drill.repeat import Tally
 
 
@@ -24,16 +24,24 @@ def test_odds_count_the_runs_where_a_finding_showed_and_spread_gives_median_and_
     assert row == "| kill-master | 0 of 2 | 0 | 2.23 | 0 of 2 | 0 of 2 | 0 of 2 |"
 
 
-def test_write_replaces_only_what_stands_between_the_markers(tmp_path: Path) -> None:
+def markers(block: str) -> tuple[str, str]:
+    return f"<!-- {block}:start -->", f"<!-- {block}:end -->"
+
+
+def test_write_replaces_only_what_stands_between_the_markers_of_its_table(tmp_path: Path) -> None:
     page = tmp_path / "findings.md"
-    page.write_text(f"intro\n{START}\nold table\n{END}\nafter\n")
-    write("new table", page)
-    assert page.read_text() == f"intro\n{START}\nnew table\n{END}\nafter\n"
+    (a, b), (c, d) = markers("findings"), markers("findings-links")
+    page.write_text(f"intro\n{a}\nold table\n{b}\nmiddle\n{c}\nold links\n{d}\nafter\n")
+    write("new table", "findings", page)
+    write("new links", "findings-links", page)
+    assert page.read_text() == f"intro\n{a}\nnew table\n{b}\nmiddle\n{c}\nnew links\n{d}\nafter\n"
     page.write_text("no markers\n")
     with pytest.raises(SystemExit, match="has no"):
-        write("x", page)
+        write("x", "findings", page)
 
 
-def test_the_docs_page_has_the_markers() -> None:
+def test_the_docs_page_has_the_markers_of_both_tables() -> None:
     text = PAGE.read_text()
-    assert START in text and END in text and text.index(START) < text.index(END)
+    for block in BLOCKS:
+        start, end = markers(block)
+        assert start in text and end in text and text.index(start) < text.index(end)

@@ -25,12 +25,12 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from lab import COMPOSE_DIR
-from lab.backends.base import NodeState
+from lab import COMPOSE_DIR, delayers, links
+from lab.backends.base import LINK_FAULTS, NodeState
 from lab.docker import api, compose_command, docker_unavailable, engine, explanation, found, resolve_image, run
 from lab.errors import LabError, NetworkOverlap, NodeStartError
 from lab.interrupts import uninterrupted
-from lab.links import LinkRule
+from lab.links import CLIENTS, LinkRule
 from lab.servers import Server
 from lab.spec import COMPOSE_ENV, LabSpec, Layout, Node
 from lab.tls import TLS_DIR
@@ -290,13 +290,11 @@ class ComposeBackend:
 
     # -- faults -----------------------------------------------------------------------------
     def unsupported(self, kind: str) -> str | None:
-        if kind in ("degrade", "flap"):
-            return "degraded and flapping links are built for the local backend so far (lab up --backend local)"
-        if kind == "isolate":
+        if kind in LINK_FAULTS:
             if os.geteuid() != 0:
-                return "isolation needs root (iptables in the container's network namespace)"
+                return f"{kind} needs root (iptables in the container's network namespace)"
             if not (shutil.which("iptables") and shutil.which("nsenter")):
-                return "isolation needs iptables and nsenter on the host"
+                return f"{kind} needs iptables and nsenter on the host"
         return None
 
     def signal_node(self, spec: LabSpec, node: Node, sig: signal.Signals) -> None:
@@ -316,46 +314,69 @@ class ComposeBackend:
             if not _exited([container], within=10):
                 raise LabError(f"docker wait: {node.name} did not exit within 10s")
 
-    def _nsenter(self, spec: LabSpec, node: Node, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """The host's iptables in the node's network namespace (the image has no iptables of its own, so
-        no exec in the container: nsenter into the namespace of its process)."""
+    def _netns(self, spec: LabSpec, node: Node) -> list[str]:
+        """How to enter the node's network namespace from the host (the image has no iptables or Python of
+        its own, so no exec in the container: nsenter into the namespace of its process)."""
         container = self._containers(spec).get(node.name)
         inspected = found("inspect", engine().api.inspect_container, container.id) if container else None
         pid = (inspected or {}).get("State", {}).get("Pid") or 0
         if not pid:
             raise LabError(f"{node.name} is not running")
-        return run(["nsenter", "-t", str(pid), "-n", "iptables", "-w", *args], check=check)
+        return ["nsenter", "-t", str(pid), "-n"]
+
+    def _nsenter(self, spec: LabSpec, node: Node, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """The host's iptables in the node's network namespace."""
+        return run([*self._netns(spec, node), "iptables", "-w", *args], check=check)
 
     def isolate(self, spec: LabSpec, node: Node, peers: list[Node], one_way: str = "") -> None:
         """DROP rules in the node's own namespace: INPUT for what it receives, OUTPUT for what it sends."""
-        for peer in peers:
-            for chain, rule in _isolation_rules(peer, one_way):
-                if self._nsenter(spec, node, "-C", chain, *rule, check=False).returncode != 0:
-                    self._nsenter(spec, node, "-A", chain, *rule)
+        self.add_rules(spec, links.isolation_rules(spec, node.name, tuple(p.name for p in peers), one_way))
 
     def add_rules(self, spec: LabSpec, rules: list[LinkRule]) -> None:
-        raise LabError(f"the compose backend has no degraded links yet: {self.unsupported('degrade')}")
+        """Each rule in its node's namespace (a cut link's DROP first: a packet its delayer accepts skips
+        the rest of the chain)."""
+        for rule in rules:
+            node = spec.node(rule.node)
+            chain, args = _iptables_rule(spec, rule)
+            if self._nsenter(spec, node, "-C", chain, *args, check=False).returncode != 0:
+                where = ("-I", chain, "1") if rule.action == links.DROP else ("-A", chain)
+                self._nsenter(spec, node, *where, *args)
 
     def delete_rules(self, spec: LabSpec, rules: list[LinkRule]) -> None:
-        return None  # (none were added)
+        """Remove each rule from its node's namespace, if the node still runs (a restarted container's
+        namespace is a new one, without them). Idempotent."""
+        for rule in rules:
+            node = spec.node(rule.node)
+            if self.node_state(spec, node) == "down":
+                continue
+            chain, args = _iptables_rule(spec, rule)
+            while self._nsenter(spec, node, "-D", chain, *args, check=False).returncode == 0:
+                pass
 
     def start_delayer(self, spec: LabSpec, node: Node, args: list[str]) -> tuple[int, int]:
-        raise LabError(f"the compose backend has no degraded links yet: {self.unsupported('degrade')}")
+        """lab.delayer in the node's network namespace (where its NFQUEUE is), run from the host."""
+        return delayers.start(spec, args, self._netns(spec, node))
 
     def isolation_rules(self, spec: LabSpec) -> list[str]:
-        """The DROP rules in the running containers' network namespaces, each line prefixed by its node."""
+        """The lab's rules in the running containers' network namespaces (a DROP or the lab's comment), each
+        line prefixed by its node."""
         found = []
         for node in spec.nodes:
             if self.node_state(spec, node) in ("up", "frozen"):
                 listing = self._nsenter(spec, node, "-S", check=False).stdout.splitlines()
-                found += [f"{node.name}: {line}" for line in listing if "-j DROP" in line]
+                ours = [line for line in listing if "-j DROP" in line or "redis-ha-lab " in line]
+                found += [f"{node.name}: {line}" for line in ours]
         return found
 
     def heal_isolation(
         self, spec: LabSpec, node: Node | None = None, peers: list[Node] | None = None, one_way: str = ""
     ) -> None:
-        for target in [node] if node else list(spec.nodes):
-            if self.node_state(spec, target) != "up":
+        """One node's isolation rules, or (``node=None``) every rule of every running node's namespace."""
+        if node is not None:
+            self.delete_rules(spec, links.isolation_rules(spec, node.name, tuple(p.name for p in peers or []), one_way))
+            return
+        for target in spec.nodes:
+            if self.node_state(spec, target) == "down":
                 continue
             for chain in ("INPUT", "OUTPUT"):
                 self._nsenter(spec, target, "-F", chain, check=False)
@@ -374,11 +395,13 @@ def _pause(container: Any, tries: int = 3) -> None:
             time.sleep(0.2)
 
 
-def _isolation_rules(peer: Node, one_way: str) -> list[tuple[str, list[str]]]:
-    rules = [("INPUT", ["-s", peer.host, "-j", "DROP"]), ("OUTPUT", ["-d", peer.host, "-j", "DROP"])]
-    return [
-        (chain, rule) for chain, rule in rules if not one_way or chain == ("INPUT" if one_way == "in" else "OUTPUT")
-    ]
+def _iptables_rule(spec: LabSpec, rule: LinkRule) -> tuple[str, list[str]]:
+    """A link rule in the node's own namespace: what it receives in INPUT, what it sends in OUTPUT; its
+    clients are the host, which reaches the lab's network from the gateway (.1)."""
+    node = spec.node(rule.node)
+    peer = node.host.rsplit(".", 1)[0] + ".1" if rule.peer == CLIENTS else spec.node(rule.peer).host
+    chain, end = ("OUTPUT", "-d") if rule.direction == "out" else ("INPUT", "-s")
+    return chain, [end, peer, "-m", "comment", "--comment", rule.comment, *rule.action]
 
 
 def _labelled(spec: LabSpec, kind: str) -> list[Any]:

@@ -15,7 +15,8 @@ from lab.pytest_plugin import require_fault
 from lab.spec import LabSpec
 from tests.helpers import run_lab
 
-# Degraded and flapping links are built for the local backend so far.
+# The links' rules and delayers are tested on both backends (tests/integration/test_link_faults.py); what a
+# drill does with them does not depend on the backend.
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.one_server, pytest.mark.one_backend]
 
 

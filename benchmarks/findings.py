@@ -22,7 +22,7 @@ import redis
 from lab import control
 from lab.drill.pages import machine
 from lab.drill.repeat import Tally
-from lab.drill.scenarios import LINK_SCENARIOS, SCENARIOS, run_drill
+from lab.drill.scenarios import LINK_AND_CLOCK_SCENARIOS, SCENARIOS, run_drill
 from lab.servers import system
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "findings.md"
@@ -30,8 +30,8 @@ PAGE = Path(__file__).resolve().parent.parent / "docs" / "findings.md"
 BLOCKS = ("findings", "findings-links")
 #: Scenarios a plain local lab runs as they are (rolling-upgrade needs --to builds: docs/servers.md).
 ALL = [name for name, s in SCENARIOS.items() if not s.open_ended]
-DEFAULT = [name for name in ALL if name not in LINK_SCENARIOS]
-LINKS = [name for name in ALL if name in LINK_SCENARIOS]
+DEFAULT = [name for name in ALL if name not in LINK_AND_CLOCK_SCENARIOS]
+LINKS = [name for name in ALL if name in LINK_AND_CLOCK_SCENARIOS]
 
 
 def drill_all(scenarios: list[str], runs: int, duration: float) -> list[Tally]:

@@ -160,6 +160,20 @@ def _duration(text: str) -> float:
     return _bounded_seconds(text, MAX_SOAK_S)
 
 
+def _jump(text: str) -> float:
+    value = _number(text, "seconds")
+    if not math.isfinite(value) or value == 0 or abs(value) > 3600:
+        raise argparse.ArgumentTypeError(f"must be seconds from -3600 to 3600, not 0, got {text!r}")
+    return value
+
+
+def _stall(text: str) -> float:
+    value = _number(text, "seconds")
+    if not math.isfinite(value) or not 0.1 <= value <= 600:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0.1 to 600, got {text!r}")
+    return value
+
+
 def _period(text: str) -> float:
     value = _number(text, "seconds")
     if not math.isfinite(value) or not 0.2 <= value <= 3600:
@@ -348,6 +362,13 @@ def _fault_commands(sub: Any) -> None:
     p.add_argument("--bandwidth", metavar="RATE", help="at most this rate: 8mbit, 512kbit, 1mbps (bytes, as tc)")
     direction = "the node's packets it sends (out, as netem on its interface), receives (in), or both"
     p.add_argument("--direction", choices=("out", "in", "both"), default="out", help=direction + " (default out)")
+
+    p = sub.add_parser("clock", help="move a Sentinel's wall clock: a jump or a stall (it enters TILT for 30 s)")
+    _name(p)
+    p.add_argument("node", type=_node, help="sentinel-1..3")
+    moved = p.add_mutually_exclusive_group(required=True)
+    moved.add_argument("--jump", type=_jump, metavar="S", help="seconds forward (negative: back), at most an hour")
+    moved.add_argument("--stall", type=_stall, metavar="S", help="stand still this long, then catch up (0.1-600)")
 
     p = sub.add_parser("flap", help="a partition that comes and goes: cut off for the first half of every period")
     _name(p)
@@ -849,6 +870,22 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_clock(args: argparse.Namespace) -> int:
+    from lab import faults
+
+    spec = state.load(args.home or state.default_home(), args.name)
+    node = spec.node(args.node)
+    moved = ("jump", f"{args.jump:g}") if args.jump is not None else ("stall", f"{args.stall:g}")
+    faults.inject(spec, "clock", node.name, settings=(moved,))
+    what = f"jumped {args.jump:+g}s" if args.jump is not None else f"stands still for {args.stall:g}s, then catches up"
+    out.print(
+        f"clock: {node.name}'s wall clock {what} (recorded; `lab heal --name {spec.name}` restarts it with the "
+        "real clock)",
+        markup=False,
+    )
+    return 0
+
+
 def cmd_flap(args: argparse.Namespace) -> int:
     from lab import faults
 
@@ -937,6 +974,7 @@ COMMANDS = {
     **dict.fromkeys(FAULT_COMMANDS, cmd_fault),
     "degrade": cmd_degrade,
     "flap": cmd_flap,
+    "clock": cmd_clock,
 }
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
 import redis
 
-from lab import delayers, interrupts, links, nodes
+from lab import clockshift, delayers, interrupts, links, nodes
 from lab.backends import get_backend
 from lab.backends.base import LINK_FAULTS
 from lab.capabilities import accepts
@@ -34,7 +35,10 @@ from lab.spec import LabSpec, Node
 from lab.topology import node_client
 from lab.waits import WaitTimeout, wait_for
 
-KINDS = ("kill", "stop", "freeze", "isolate", "degrade", "flap")
+KINDS = ("kill", "stop", "freeze", "isolate", "degrade", "flap", "clock")
+#: How long a Sentinel restarted under the clock library runs its timer before its clock moves (its TILT
+#: check compares each tick's wall clock with the last one's: it needs a last one).
+CLOCK_SETTLE_S = 1.0
 
 
 def forget(spec: LabSpec, names: list[str]) -> None:
@@ -87,6 +91,8 @@ def _inject(
     node = spec.node(node_name)
     if kind in ("degrade", "flap"):
         return _link_fault(spec, kind, node, tuple(peers or [n.name for n in spec.nodes if n != node]), settings)
+    if kind == "clock":
+        return _clock_fault(spec, node, settings)
     peer_nodes = [spec.node(p) for p in peers] if peers else [n for n in spec.nodes if n != node]
     fault = Fault(kind, node.name, tuple(p.name for p in peer_nodes) if kind == "isolate" else (), settings)
     if kind in ("kill", "stop"):
@@ -137,6 +143,30 @@ def _link_fault(
     return fault
 
 
+def _clock_fault(spec: LabSpec, node: Node, settings: tuple[tuple[str, str], ...]) -> Fault:
+    """A Sentinel's wall clock jumps (``jump`` seconds, either way) or stands still (``stall`` seconds, then
+    jumps forward by as much): it is restarted under lab.clockshift's library first, recorded before, so
+    that heal and interrupts restart it with the real clock."""
+    if node.kind != "sentinel":
+        raise UsageError(f"clock {node.name}: clock faults are for Sentinels (a data node would be restarted)")
+    if any(f.kind == "clock" and f.node == node.name for f in recorded(spec)):
+        raise UsageError(
+            f"clock {node.name}: its clock is moved already: `lab heal --name {spec.name} {node.name}` first"
+        )
+    values = {name: float(value) for name, value in settings}
+    directory = spec.files(node).dir
+    library = clockshift.library(directory)  # (before anything is touched: no compiler, nothing done)
+    fault = Fault("clock", node.name, (), settings)
+    interrupts.undo_on_interrupt(fault.key, lambda: _undo(spec, fault))
+    _save(spec, [*recorded(spec), fault])
+    clockshift.write(directory / clockshift.FILE)
+    env = {"LD_PRELOAD": str(library), "LAB_CLOCK_FILE": str(directory / clockshift.FILE)}
+    get_backend(spec.backend).restart_with(spec, node, env)
+    time.sleep(CLOCK_SETTLE_S)
+    clockshift.write(directory / clockshift.FILE, values.get("jump", 0.0), values.get("stall", 0.0))
+    return fault
+
+
 def _delayer_args(spec: LabSpec, fault: Fault) -> list[str]:
     """The delayer's parameters; the first queue it tries is the lab's and the link's own (labs side by
     side on one host, each taking the next free one)."""
@@ -177,6 +207,8 @@ def _undo(spec: LabSpec, fault: Fault) -> str | None:
         return f"removed the iptables rules isolating {node.name} from {', '.join(fault.peers)}"
     if fault.kind in ("degrade", "flap"):
         return f"removed the {fault.kind} of {node.name}'s links to {', '.join(fault.peers)}"
+    if fault.kind == "clock":
+        return f"restarted {node.name} with the real clock"
     return f"restored {', '.join(f'{name} {value}' for name, value in fault.settings)} on {node.name}"
 
 
@@ -239,6 +271,9 @@ def _revert(spec: LabSpec, fault: Fault, rejoin: bool = True) -> None:
         backend.delete_rules(spec, _link_rules(spec, fault))
         if fault.pid:
             delayers.stop(spec, fault.pid)
+    elif fault.kind == "clock":
+        backend.restart_with(spec, node, {})  # the real clock again (a fresh process: no TILT either)
+        (spec.files(node).dir / clockshift.FILE).unlink(missing_ok=True)
     else:
         one_way = dict(fault.settings).get("one_way", "")
         backend.heal_isolation(spec, node, [spec.node(p) for p in fault.peers], one_way)

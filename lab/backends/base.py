@@ -48,7 +48,8 @@ class Backend(Protocol):
     def log_path(self, spec: LabSpec, node: Node) -> Path: ...
 
     def unsupported(self, kind: str) -> str | None:
-        """Why a fault kind (kill, stop, freeze, isolate) cannot be injected here; None if it can."""
+        """Why a fault kind (kill, stop, freeze, isolate, degrade, flap, clock) cannot be injected here; None
+        if it can."""
 
     def signal_node(self, spec: LabSpec, node: Node, sig: signal.Signals) -> None:
         """Send a signal (SIGKILL/SIGTERM wait for the exit; SIGSTOP/SIGCONT freeze and thaw)."""
@@ -67,6 +68,9 @@ class Backend(Protocol):
 
     def delete_rules(self, spec: LabSpec, rules: list[LinkRule]) -> None:
         """Remove link rules; idempotent."""
+
+    def restart_with(self, spec: LabSpec, node: Node, env: dict[str, str]) -> None:
+        """Restart ``node`` with ``env`` added to its process's environment (lab.clockshift)."""
 
     def start_delayer(self, spec: LabSpec, node: Node, args: list[str]) -> tuple[int, int]:
         """Start lab.delayer where ``node``'s packets pass (its pid, the queue it serves)."""

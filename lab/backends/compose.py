@@ -290,6 +290,11 @@ class ComposeBackend:
 
     # -- faults -----------------------------------------------------------------------------
     def unsupported(self, kind: str) -> str | None:
+        if kind == "clock":
+            return (
+                "a clock fault restarts the node under a preload library, and a container's environment is set "
+                "when it is created: local backend only for now (lab up --backend local)"
+            )
         if kind in LINK_FAULTS:
             if os.geteuid() != 0:
                 return f"{kind} needs root (iptables in the container's network namespace)"
@@ -352,6 +357,9 @@ class ComposeBackend:
             chain, args = _iptables_rule(spec, rule)
             while self._nsenter(spec, node, "-D", chain, *args, check=False).returncode == 0:
                 pass
+
+    def restart_with(self, spec: LabSpec, node: Node, env: dict[str, str]) -> None:
+        raise LabError(f"compose: {self.unsupported('clock')}")
 
     def start_delayer(self, spec: LabSpec, node: Node, args: list[str]) -> tuple[int, int]:
         """lab.delayer in the node's network namespace (where its NFQUEUE is), run from the host."""

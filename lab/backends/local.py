@@ -114,7 +114,9 @@ class LocalBackend:
         return None  # 127.A.B derived from the lab name (lab.spec.loopback_subnet)
 
     # -- the lifecycle scripts --------------------------------------------------------------
-    def _script(self, spec: LabSpec, action: str, nodes: Sequence[Node]) -> subprocess.CompletedProcess[str]:
+    def _script(
+        self, spec: LabSpec, action: str, nodes: Sequence[Node], extra_env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """One script call for nodes of one kind and one build (``start`` takes them all at once)."""
         args = ["bash", str(SCRIPTS_DIR / SCRIPT[nodes[0].kind]), action]
         for node in nodes:
@@ -125,6 +127,7 @@ class LocalBackend:
             auth = spec.auth(nodes[0].kind)
             prefix = "REDIS" if nodes[0].kind == "redis" else "SENTINEL"
             env |= {f"{prefix}_USERNAME": str(auth["username"]), f"{prefix}_PASSWORD": str(auth["password"])}
+        env |= extra_env or {}
         # Its own session: a Ctrl-C meant for `lab` must not kill the script halfway through a start.
         return subprocess.run(args, capture_output=True, text=True, check=False, start_new_session=True, env=env)
 
@@ -162,6 +165,15 @@ class LocalBackend:
                 conf = str(spec.files(failed).conf)
                 why = next((line.split(f"{conf}: ", 1)[1] for line in lines if f"{conf}: " in line), lines[0])
                 raise NodeStartError(failed.name, why, self.log_path(spec, failed))
+
+    def restart_with(self, spec: LabSpec, node: Node, env: dict[str, str]) -> None:
+        """Stop ``node`` and start it again with ``env`` added to its process's environment (a clock fault's
+        preload library; an empty ``env``: as the lab starts it)."""
+        self.stop(spec, [node])
+        result = uninterrupted(self._script, spec, "start", [node], env)
+        if result.returncode != 0:
+            lines = result.stderr.strip().splitlines() or [f"exit {result.returncode}"]
+            raise NodeStartError(node.name, lines[-1], self.log_path(spec, node))
 
     def stop(self, spec: LabSpec, nodes: Sequence[Node]) -> None:
         """Stop the nodes of each kind together, kinds in the order given (Sentinels first on `down`)."""
@@ -213,6 +225,8 @@ class LocalBackend:
     # -- faults -----------------------------------------------------------------------------
     def unsupported(self, kind: str) -> str | None:
         """Why a fault kind cannot be injected here, or None when it can."""
+        if kind == "clock":
+            return None  # (a compiler is checked when the library is first built: lab.clockshift)
         if kind in LINK_FAULTS:
             if os.geteuid() != 0:
                 return f"{kind} needs root (iptables rules on the nodes' loopback addresses)"

@@ -18,7 +18,7 @@ from lab import control, faults
 from lab.drill.clients import CLIENTS, SETTINGS, glide_sentinel_support, node_version
 from lab.drill.pages import machine, machine_line, page, table
 from lab.drill.result import DrillResult
-from lab.drill.scenarios import LINK_SCENARIOS, SCENARIOS, run_drill
+from lab.drill.scenarios import LINK_AND_CLOCK_SCENARIOS, SCENARIOS, run_drill
 from lab.errors import LabError, UsageError
 from lab.spec import LabSpec
 
@@ -38,9 +38,10 @@ DURATIONS = {
     "one-way-master": 14.0,
     "flapping-partition": 14.0,
     "latency-spike": 10.0,
+    "sentinel-clock-jump": 10.0,
 }
 #: What `lab clients` runs when --scenarios is left out: the node faults (link drills are asked for by name).
-DEFAULT_SCENARIOS = tuple(name for name in DURATIONS if name not in LINK_SCENARIOS)
+DEFAULT_SCENARIOS = tuple(name for name in DURATIONS if name not in LINK_AND_CLOCK_SCENARIOS)
 ERROR_CLASSES = ("READONLY", "refused", "timeout", "NOREPLICAS", "other")
 RECOVERY_WINDOW_MS = 2000.0  # a client recovered if each worker acknowledged writes in the workload's last 2 s
 WORKERS = 2

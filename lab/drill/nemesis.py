@@ -31,6 +31,7 @@ SOAK_FAULTS = (
     "one-way-master",
     "flapping-partition",
     "latency-spike",
+    "sentinel-clock-jump",
 )
 DEFAULT_FAULTS = ("kill-master", "freeze-master", "kill-sentinel", "failover", "stop-master")
 DEFAULT_INTERVAL = (20.0, 40.0)

@@ -35,6 +35,7 @@ LINK_FOR = 8.0  # a degraded link's span (lossy-master, one-way-master, flapping
 SPIKE_FOR = 4.0
 SPIKE_MS = 1500  # above the lab profile's down-after (1000 ms): the Sentinels hear the master too late
 SLOW_BEFORE_KILL = 4.0  # how long the replicas fall behind on their narrowed link before the master dies
+CLOCK_JUMP_S = 30  # a Sentinel whose clock jumps enters TILT for 30 s: it watches and does nothing
 SLOW_RATE = 256e3  # bits a second: below the replication stream of 1,000 writes a second (~400 kbit/s)
 
 
@@ -164,6 +165,15 @@ def _slow_replication_then_kill_master(d: Run) -> None:
     d.inject("kill", master)
 
 
+def _sentinel_clock_jump_then_kill_master(d: Run) -> None:
+    """sentinel-1's wall clock jumps forward (TILT: it watches and does nothing), then the master dies:
+    the other two Sentinels (quorum 2) must fail it over without it."""
+    d.at(FAULT_AT)
+    d.inject("clock", d.spec.sentinels[0], settings=(("jump", f"{CLOCK_JUMP_S:g}"),))
+    d.at(d.elapsed() + 0.5)
+    d.inject("kill", d.master())
+
+
 def _freeze_sentinel_then_kill_master(d: Run) -> None:
     """A Sentinel that accepts connections but never answers (a hung host), then the master dies:
     the first Sentinel a client asks is the frozen one."""
@@ -280,6 +290,12 @@ SCENARIOS = {
         Scenario("kill-master-and-sentinel", "the host of the master and a Sentinel dies", _kill_master_and_sentinel),
         Scenario("restart-all", "stop every node, then start them all from their files", _restart_all),
         Scenario(
+            "sentinel-clock-jump",
+            f"sentinel-1's wall clock jumps {CLOCK_JUMP_S:g} s forward (TILT), then the master is killed",
+            _sentinel_clock_jump_then_kill_master,
+            needs="clock",
+        ),
+        Scenario(
             "lossy-master",
             f"30% of the master's packets lost, both ways, on all its links for {LINK_FOR:g} s",
             _degraded(Degradation(loss=30), "both", None, LINK_FOR),
@@ -320,8 +336,11 @@ SCENARIOS = {
 }
 
 
-#: The drills of degraded, one-way and flapping links (lab.links): `lab clients` runs them when named.
-LINK_SCENARIOS = ("lossy-master", "slow-replication", "one-way-master", "flapping-partition", "latency-spike")
+#: The drills of degraded, one-way and flapping links (lab.links) and of a moved clock (lab.clockshift):
+#: `lab clients` runs them when named.
+LINK_AND_CLOCK_SCENARIOS = (
+    "lossy-master", "slow-replication", "one-way-master", "flapping-partition", "latency-spike", "sentinel-clock-jump",
+)  # fmt: skip
 
 
 def check_supported(spec: LabSpec, scenario: str, what: str = "drill") -> None:

@@ -17,6 +17,7 @@ DONE = {
     "freeze": ("was frozen (SIGSTOP)", "was thawed"),
     "isolate": ("was cut off from every other node", "was reconnected"),
     "degrade": ("had its links degraded (lossy, slow or narrow)", "had its links restored"),
+    "clock": ("had its wall clock moved (a Sentinel in TILT watches and does nothing)", "had its clock set right"),
     "flap": ("was cut off from every other node and back in turns (a flapping link)", "stopped flapping"),
     "upgrade": ("was upgraded", "was upgraded"),
 }

@@ -232,7 +232,7 @@ def _draw_faults(
 #: What undoing a fault during the workload is called on the picture.
 UNDONE = {
     "kill": "restarted", "stop": "restarted", "freeze": "thawed", "isolate": "reconnected", "degrade": "restored",
-    "flap": "steady",
+    "flap": "steady", "clock": "clock set right",
 }  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""The link drills against a real lab: a latency spike, a narrowed replication stream, a one-way partition,
+"""The link and clock drills against a real lab: a latency spike, a narrowed replication stream, a one-way partition,
 a flapping partition and a lossy master, each with the checker's findings and a report; and a link drill as
 a client-matrix row. What a drill loses is data; what each asserts is what its fault must cause."""
 
@@ -80,3 +80,14 @@ def test_a_link_drill_is_a_client_matrix_row(healthy_lab: LabSpec, tmp_path: Pat
     [cell] = json.loads(ran.stdout)["cells"]
     assert (cell["scenario"], cell["client"]) == ("latency-spike", "redis-py") and cell["failovers"] >= 1, cell
     assert (out / "latency-spike" / "redis-py-recommended" / "report.html").exists()
+
+
+def test_a_sentinel_in_tilt_after_a_clock_jump_does_not_stop_the_others_failing_over(
+    healthy_lab: LabSpec, drill
+) -> None:
+    require_fault(healthy_lab, "clock")
+    result = drill(healthy_lab, "sentinel-clock-jump", duration=10)
+    records = result.recorder.history.records
+    tilted = [r["sentinel"] for r in records if r["type"] == "sentinel" and r["event"] == "+tilt"]
+    assert healthy_lab.sentinels[0].name in tilted, tilted  # the report's Sentinel lane shows it
+    assert len(result.findings.failovers) >= 1 and applied(result, "kill"), result.findings.summary()

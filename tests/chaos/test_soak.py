@@ -24,16 +24,16 @@ FAULTS = ("kill-master", "freeze-master", "failover", "kill-sentinel", "stop-mas
 
 @pytest.mark.one_server  # (the schedule, the spool and the check do not depend on the build)
 @pytest.mark.one_backend  # (compose's soak machinery: the Ctrl-C soak below runs on both)
-def test_a_two_minute_seeded_soak_reads_step_by_step(healthy_lab: LabSpec, tmp_path: Path) -> None:
+def test_a_seeded_soak_reads_step_by_step(healthy_lab: LabSpec, tmp_path: Path) -> None:
     spec, seed, interval = healthy_lab, 2026, (1.0, 3.0)
     report = tmp_path / "soak"
-    result = run_soak(spec, seed=seed, chosen=FAULTS, interval=interval, duration=120, report_dir=report, rate=2000)
+    result = run_soak(spec, seed=seed, chosen=FAULTS, interval=interval, duration=80, report_dir=report, rate=2000)
     f = result.findings
     print(f"\nsoak seed {seed}: {f.summary()}")
     assert not f.stopped and not f.partial
     # The schedule the soak ran is the seed's: the same faults in the same order as its plan.
-    planned = [s.fault for s in nemesis.plan(seed, FAULTS, interval, 120)]
-    assert [s.fault for s in f.steps] == planned[: len(f.steps)] and len(f.steps) >= 5
+    planned = [s.fault for s in nemesis.plan(seed, FAULTS, interval, 80)]
+    assert [s.fault for s in f.steps] == planned[: len(f.steps)] and len(f.steps) >= 4
     for step in f.steps:
         assert step.converged_ms is not None and step.end_ms is not None and step.ok > 0, step
         if step.fault in ("kill-master", "freeze-master", "failover", "stop-master"):
@@ -47,7 +47,7 @@ def test_a_two_minute_seeded_soak_reads_step_by_step(healthy_lab: LabSpec, tmp_p
                 f"two masters {step.two_masters_ms / 1000:.2f} s"
             )
     assert f.ok > 10_000 and f.failovers >= sum(1 for s in f.steps if s.fault != "kill-sentinel")
-    assert len(f.per_second) >= 100
+    assert len(f.per_second) >= 70
     # The files: the history whole and in time order, the report step by step.
     times = [r["t"] for r in read_spool(result.history)]
     assert times == sorted(times) and len(times) > 2 * f.ok

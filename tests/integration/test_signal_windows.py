@@ -16,7 +16,8 @@ from lab.pytest_plugin import require_fault
 from lab.spec import LabSpec
 from tests.helpers import run_lab, start_lab
 
-pytestmark = [pytest.mark.integration, pytest.mark.one_server]
+# (when a signal lands in a command's life does not depend on the backend: one is enough for the suite's time)
+pytestmark = [pytest.mark.integration, pytest.mark.one_server, pytest.mark.one_backend]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])

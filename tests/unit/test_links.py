@@ -129,3 +129,25 @@ def test_packet_messages_give_their_ids_and_ip_lengths() -> None:
     data = _packet(7, 1500) + _packet(8, 60)
     assert packets(data) == [(7, 1500), (8, 60)]
     assert packets(data[:10]) == []  # (a cut message is no packet)
+
+
+@pytest.mark.parametrize("kind", ["degrade", "flap", "isolate"])
+def test_a_machine_that_cannot_inject_a_link_fault_refuses_it_with_exit_69_before_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """Not root: one line naming why, EX_UNAVAILABLE, no state written, no rule, no delayer started."""
+    from lab import faults
+    from lab.backends.compose import ComposeBackend
+    from lab.backends.local import LocalBackend
+    from lab.errors import Unavailable
+
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    spec = make_spec(tmp_path / "lab")
+    assert "needs root" in (LocalBackend().unsupported(kind) or "")
+    assert "needs root" in (ComposeBackend().unsupported(kind) or "")
+    started = []
+    monkeypatch.setattr("lab.delayers.start", lambda *a: started.append(a))
+    with pytest.raises(Unavailable, match="needs root") as refused:
+        faults.inject(spec, kind, "redis-1", None, (("loss", "5"),) if kind == "degrade" else ())
+    assert refused.value.exit_code == 69 and "\n" not in str(refused.value)
+    assert started == [] and not (tmp_path / "lab" / "state.json").exists()

@@ -356,14 +356,16 @@ def _fault_commands(sub: Any) -> None:
     p.add_argument("node", nargs="?", type=_node, help="the node whose links (all of them, clients included)")
     p.add_argument("--link", metavar="A:B", help="only the link from node A to B (a node, or clients)")
     p.add_argument("--links", choices=("replication", "sentinel", "clients"), help="only the node's links of a class")
-    p.add_argument("--loss", metavar="PERCENT", help="drop this share of the packets at random (0-100)")
+    p.add_argument("--loss", metavar="PERCENT", help="drop this share of the packets at random (above 0, at most 100)")
     p.add_argument("--delay", metavar="MS", help="hold each packet this many milliseconds")
     p.add_argument("--jitter", metavar="MS", help="+- this many milliseconds around --delay (uniform)")
-    p.add_argument("--bandwidth", metavar="RATE", help="at most this rate: 8mbit, 512kbit, 1mbps (bytes, as tc)")
+    rate = "at most this rate, shared by all the fault's links and directions: 8mbit, 512kbit, 1mbps (bytes, as tc)"
+    p.add_argument("--bandwidth", metavar="RATE", help=rate)
     direction = "the node's packets it sends (out, as netem on its interface), receives (in), or both"
     p.add_argument("--direction", choices=("out", "in", "both"), default="out", help=direction + " (default out)")
 
-    p = sub.add_parser("clock", help="move a Sentinel's wall clock: a jump or a stall (it enters TILT for 30 s)")
+    clock = "move a Sentinel's wall clock: a jump or a stall (TILT for 30 s if it steps back or over 2 s forward)"
+    p = sub.add_parser("clock", help=clock)
     _name(p)
     p.add_argument("node", type=_node, help="sentinel-1..3")
     moved = p.add_mutually_exclusive_group(required=True)

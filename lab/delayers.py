@@ -7,7 +7,9 @@ started and never recorded is gone within its grace period even if no lab comman
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -43,10 +45,14 @@ def start(spec: LabSpec, args: list[str], prefix: list[str]) -> tuple[int, int]:
     assert proc.stdout is not None
     deadline = time.monotonic() + READY_S
     line = b""
-    while time.monotonic() < deadline and not line:
-        line = proc.stdout.readline()  # (it prints one line, then closes its end)
-        if proc.poll() is not None and not line:
-            break
+    # (it prints one line, then closes its end; one that hangs before it, in nsenter or at its start, is
+    # given up on at the deadline instead of holding the lab's lock for ever)
+    while not line and (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([proc.stdout], [], [], left)
+        if ready:
+            line = proc.stdout.readline()
+            if not line:
+                break
     proc.stdout.close()
     words = line.decode(errors="replace").split()
     if len(words) == 2 and words[0] == "queue" and words[1].isdigit():
@@ -58,12 +64,15 @@ def start(spec: LabSpec, args: list[str], prefix: list[str]) -> tuple[int, int]:
 
 
 def _ours(spec: LabSpec, pid: int) -> bool:
-    """``pid`` is a delayer of this lab (its command line names the module and the lab's state file)."""
+    """``pid`` is a delayer of this lab: a Python running ``-m lab.delayer ... --state <the lab's state file>``
+    (a ``grep lab.delayer .../state.json`` names both too, and is never signalled)."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return MODULE.encode() in argv and str(state_file(spec)).encode() in argv
+    pairs = set(itertools.pairwise(argv))
+    python = Path(argv[0].decode(errors="replace")).name.startswith("python")
+    return python and (b"-m", MODULE.encode()) in pairs and (b"--state", str(state_file(spec)).encode()) in pairs
 
 
 def running(spec: LabSpec) -> list[int]:
@@ -88,7 +97,8 @@ def stop(spec: LabSpec, pid: int, within: float = 3.0) -> bool:
         _reap(pid)
         time.sleep(0.02)
     if _ours(spec, pid):
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # (it ended meanwhile)
+            os.kill(pid, signal.SIGKILL)
         _reap(pid)
     return True
 

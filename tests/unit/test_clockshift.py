@@ -39,8 +39,13 @@ def test_the_wall_clock_moves_and_the_monotonic_one_does_not(library: Path, tmp_
 
 def test_a_stalled_clock_stands_still_then_shows_the_real_time(library: Path, tmp_path: Path) -> None:
     clock = tmp_path / "clock"
-    clockshift.write(clock, stall_s=1.0)
-    code = "import time; a = time.time(); time.sleep(0.3); b = time.time(); time.sleep(1.0); print(a, b, time.time())"
+    clockshift.write(clock)
+    # The stall starts in the child itself: a loaded machine can take longer than the stall to start Python.
+    code = (
+        f"import sys, time; sys.path.insert(0, {str(Path(clockshift.__file__).parents[1])!r}); "
+        f"from pathlib import Path; from lab import clockshift; clockshift.write(Path({str(clock)!r}), stall_s=1.0); "
+        "a = time.time(); time.sleep(0.3); b = time.time(); time.sleep(1.0); print(a, b, time.time())"
+    )
     a, b, c = (float(v) for v in clock_of(library, clock, code).split())
     assert a == b and c - a >= 1.0  # standing still, then caught up at once
     assert abs(c - time.time()) < 2

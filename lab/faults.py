@@ -106,7 +106,7 @@ def _inject(
     elif kind == "freeze":
         backend.signal_node(spec, node, signal.SIGSTOP)
     else:
-        backend.isolate(spec, node, peer_nodes, dict(settings).get("one_way", ""))
+        backend.add_rules(spec, _isolation(spec, fault))
     _save(spec, [*recorded(spec), fault])
     return fault
 
@@ -165,6 +165,10 @@ def _clock_fault(spec: LabSpec, node: Node, settings: tuple[tuple[str, str], ...
     time.sleep(CLOCK_SETTLE_S)
     clockshift.write(directory / clockshift.FILE, values.get("jump", 0.0), values.get("stall", 0.0))
     return fault
+
+
+def _isolation(spec: LabSpec, fault: Fault) -> list[links.LinkRule]:
+    return links.isolation_rules(spec, fault.node, fault.peers, dict(fault.settings).get("one_way", ""))
 
 
 def _delayer_args(spec: LabSpec, fault: Fault) -> list[str]:
@@ -275,8 +279,7 @@ def _revert(spec: LabSpec, fault: Fault, rejoin: bool = True) -> None:
         backend.restart_with(spec, node, {})  # the real clock again (a fresh process: no TILT either)
         (spec.files(node).dir / clockshift.FILE).unlink(missing_ok=True)
     else:
-        one_way = dict(fault.settings).get("one_way", "")
-        backend.heal_isolation(spec, node, [spec.node(p) for p in fault.peers], one_way)
+        backend.delete_rules(spec, _isolation(spec, fault))
     if node.kind == "redis" and fault.kind != "config" and not rejoin:
         # a drill measures what Sentinel alone does with the stale master; an interrupt meanwhile ends the
         # measuring: the node is made a replica then, if Sentinel has not done it yet (idempotent: stays

@@ -54,17 +54,11 @@ class Backend(Protocol):
     def signal_node(self, spec: LabSpec, node: Node, sig: signal.Signals) -> None:
         """Send a signal (SIGKILL/SIGTERM wait for the exit; SIGSTOP/SIGCONT freeze and thaw)."""
 
-    def isolate(self, spec: LabSpec, node: Node, peers: list[Node], one_way: str = "") -> None:
-        """Cut all traffic between ``node`` and ``peers`` (``one_way``: only what it receives, "in", or
-        sends, "out")."""
-
-    def heal_isolation(
-        self, spec: LabSpec, node: Node | None = None, peers: list[Node] | None = None, one_way: str = ""
-    ) -> None:
-        """Undo :meth:`isolate` for one node, or every link rule of the lab when ``node`` is None."""
+    def heal_isolation(self, spec: LabSpec) -> None:
+        """Remove every link rule of the lab (one fault's rules go by :meth:`delete_rules`)."""
 
     def add_rules(self, spec: LabSpec, rules: list[LinkRule]) -> None:
-        """Put link rules in place (lab.links: a degraded or flapping link)."""
+        """Put link rules in place (lab.links: an isolated, degraded or flapping link)."""
 
     def delete_rules(self, spec: LabSpec, rules: list[LinkRule]) -> None:
         """Remove link rules; idempotent."""

@@ -334,10 +334,6 @@ class ComposeBackend:
         """The host's iptables in the node's network namespace."""
         return run([*self._netns(spec, node), "iptables", "-w", *args], check=check)
 
-    def isolate(self, spec: LabSpec, node: Node, peers: list[Node], one_way: str = "") -> None:
-        """DROP rules in the node's own namespace: INPUT for what it receives, OUTPUT for what it sends."""
-        self.add_rules(spec, links.isolation_rules(spec, node.name, tuple(p.name for p in peers), one_way))
-
     def add_rules(self, spec: LabSpec, rules: list[LinkRule]) -> None:
         """Each rule in its node's namespace (a cut link's DROP first: a packet its delayer accepts skips
         the rest of the chain)."""
@@ -377,13 +373,8 @@ class ComposeBackend:
                 found += [f"{node.name}: {line}" for line in ours]
         return found
 
-    def heal_isolation(
-        self, spec: LabSpec, node: Node | None = None, peers: list[Node] | None = None, one_way: str = ""
-    ) -> None:
-        """One node's isolation rules, or (``node=None``) every rule of every running node's namespace."""
-        if node is not None:
-            self.delete_rules(spec, links.isolation_rules(spec, node.name, tuple(p.name for p in peers or []), one_way))
-            return
+    def heal_isolation(self, spec: LabSpec) -> None:
+        """Every rule of every running node's namespace."""
         for target in spec.nodes:
             if self.node_state(spec, target) == "down":
                 continue

@@ -245,10 +245,6 @@ class LocalBackend:
         if sig in (signal.SIGKILL, signal.SIGTERM) and not procs.wait_gone(pid, 10):
             raise LabError(f"{node.name} (pid {pid}) is still running 10 s after {sig.name}")
 
-    def isolate(self, spec: LabSpec, node: Node, peers: list[Node], one_way: str = "") -> None:
-        """Drop every packet between ``node`` and ``peers`` (both directions, or one) in the lab's own chain."""
-        self.add_rules(spec, links.isolation_rules(spec, node.name, tuple(p.name for p in peers), one_way))
-
     def add_rules(self, spec: LabSpec, rules: list[LinkRule]) -> None:
         """Append link rules to the lab's chain (hooked into INPUT: every loopback packet passes it once)."""
         chain = _chain(spec)
@@ -287,13 +283,8 @@ class LocalBackend:
         listing = _iptables("-S", check=False).stdout.splitlines()
         return [line for line in listing if f"redis-ha-lab {spec.name} " in line or f"-A {_chain(spec)} " in line]
 
-    def heal_isolation(
-        self, spec: LabSpec, node: Node | None = None, peers: list[Node] | None = None, one_way: str = ""
-    ) -> None:
-        """Remove one node's isolation rules, or (``node=None``) the lab's whole chain. Idempotent."""
-        if node is not None:
-            self.delete_rules(spec, links.isolation_rules(spec, node.name, tuple(p.name for p in peers or []), one_way))
-            return
+    def heal_isolation(self, spec: LabSpec) -> None:
+        """Remove every link rule of the lab: its whole chain. Idempotent."""
         chain = _chain(spec)
         if shutil.which("iptables") is None or os.geteuid() != 0:
             return

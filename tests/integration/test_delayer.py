@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -23,6 +24,15 @@ import pytest
 pytestmark = pytest.mark.integration
 
 SERVER, CLIENT = "127.255.254.1", "127.255.254.2"
+COMMENT = "redis-ha-lab test_delayer"
+
+
+def _remove_leftovers() -> None:
+    """A rule of this test that a killed run left (its finally never ran) goes before the next one is added."""
+    listing = subprocess.run(["iptables", "-w", "-S", "INPUT"], capture_output=True, text=True).stdout
+    for line in listing.splitlines():
+        if COMMENT in line:
+            subprocess.run(["iptables", "-w", "-D", *shlex.split(line)[1:]], check=False)
 
 
 @pytest.fixture(autouse=True)
@@ -75,20 +85,9 @@ def delayed(tmp_path: Path, *args: str, record: bool = True) -> Iterator[subproc
     words = proc.stdout.readline().decode().split()
     assert words[:1] == ["queue"], words
     state.write_text(json.dumps({"faults": [{"pid": proc.pid}] if record else []}))
-    rule = [
-        "INPUT",
-        "-s",
-        CLIENT,
-        "-d",
-        SERVER,
-        "-p",
-        "udp",
-        "-j",
-        "NFQUEUE",
-        "--queue-num",
-        words[1],
-        "--queue-bypass",
-    ]
+    _remove_leftovers()
+    rule = ["INPUT", "-s", CLIENT, "-d", SERVER, "-p", "udp", "-m", "comment", "--comment", COMMENT]
+    rule += ["-j", "NFQUEUE", "--queue-num", words[1], "--queue-bypass"]
     subprocess.run(["iptables", "-w", "-I", *rule], check=True)
     try:
         yield proc

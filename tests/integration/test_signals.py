@@ -392,8 +392,15 @@ def test_an_interrupted_kill_drill_never_leaves_the_restarted_master_as_a_second
     new = nodes.current_master(spec)
     assert new != node and role(spec, node) == ("slave", f"{new.host}:{new.port}"), message
     assert faults.recorded(spec) == []
-    made = f"made {node.name} (up as a second master) a replica of {new.name}"
-    assert made in message or "nothing needed undoing" in message, message
+    # Which of three honest lines depends on where the signal fell: the start was finished and the node made
+    # a replica by the undo; or Sentinel had already demoted it (the undo only finished the start); or the
+    # revert was complete.
+    outcomes = (
+        f"made {node.name} (up as a second master) a replica of {new.name}",
+        f"undone: {node.name} was started again",
+        "nothing needed undoing",
+    )
+    assert any(line in message for line in outcomes), message
 
 
 @pytest.mark.one_server

@@ -72,6 +72,7 @@ class FaultSpan:
     start_ms: float
     applied_ms: float
     end_ms: float | None = None
+    how: str = ""  # a variant (lab.drill.history.Recorder.fault): ``out``/``in`` for a one-way isolation
 
 
 def fault_spans(records: Iterable[Record]) -> list[FaultSpan]:
@@ -80,7 +81,7 @@ def fault_spans(records: Iterable[Record]) -> list[FaultSpan]:
     for r in sorted((r for r in records if r["type"] == "fault"), key=lambda r: r["t"]):
         same = [s for s in spans if (s.fault, s.node) == (r["fault"], r["node"]) and s.end_ms is None]
         if r["action"] == "inject":
-            spans.append(FaultSpan(r["fault"], r["node"], r["t"], r["t"]))
+            spans.append(FaultSpan(r["fault"], r["node"], r["t"], r["t"], how=r.get("how", "")))
         elif r["action"] == "applied" and same:
             same[-1].applied_ms = r["t"]
         elif r["action"] == "revert" and same:

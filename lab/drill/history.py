@@ -452,8 +452,12 @@ class Recorder:
             self.adapter.kill()
         self.roles.abort()  # (the Sentinel event threads are daemons too: they end with the process)
 
-    def fault(self, action: str, fault: str, node: str) -> None:
-        self.history.add("fault", action=action, fault=fault, node=node)
+    def fault(self, action: str, fault: str, node: str, how: str = "") -> None:
+        """``how``: a variant of the fault the story names (``out``/``in``: a one-way isolation)."""
+        fields: dict[str, Any] = {"action": action, "fault": fault, "node": node}
+        if how:
+            fields["how"] = how
+        self.history.add("fault", **fields)
 
     def final(self, master: Node) -> None:
         """Look up, on the converged master, everything the workers wrote (the keys, the counters, the

@@ -21,6 +21,17 @@ DONE = {
     "flap": ("was cut off from every other node and back in turns (a flapping link)", "stopped flapping"),
     "upgrade": ("was upgraded", "was upgraded"),
 }
+#: The variants of a fault that DONE words wrongly: a one-way isolation cuts one direction only.
+DONE_HOW = {
+    ("isolate", "out"): (
+        "heard every other node while what it sent them was lost (a one-way partition)",
+        "was reconnected",
+    ),
+    ("isolate", "in"): (
+        "reached every other node while what they sent it was lost (a one-way partition)",
+        "was reconnected",
+    ),
+}
 
 
 #: Faults after which the Sentinels must replace the master they hit.
@@ -79,7 +90,9 @@ def _fault_clauses(spans: list[FaultSpan], stop: float) -> list[str]:
                 clause += f" and returned at {in_s(first.end_ms)}"
             clauses.append(clause)
             continue
-        done, undone = DONE.get(first.fault, (f"had the fault {first.fault}", "was restored"))
+        done, undone = DONE_HOW.get((first.fault, first.how)) or DONE.get(
+            first.fault, (f"had the fault {first.fault}", "was restored")
+        )
         if len(group) > 1:
             done, undone = (f"were {text.split(' ', 1)[1]}" for text in (done, undone))
         clause = f"{who} {done} at {in_s(first.start_ms)}"

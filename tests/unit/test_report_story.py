@@ -119,6 +119,25 @@ def test_a_frozen_master_thawed_as_a_second_master_is_told_with_its_losses() -> 
     assert [(round(b.get_x(), 2), round(b.get_x() + b.get_width(), 2)) for b in bands] == [(6.0, 8.5)]
 
 
+def test_a_one_way_isolation_is_told_as_one_way() -> None:
+    """Once the story said a master 'was cut off from every other node' when only what it sent was dropped."""
+    history = [
+        drill(0, "start"),
+        *roles(0, 10000, **{"redis-1": "master", "redis-2": "replica", "redis-3": "replica"}),
+        *steady(0, 10000),
+        {**fault(1000, "inject", "isolate", "redis-1"), "how": "out"},
+        {**fault(1200, "applied", "isolate", "redis-1"), "how": "out"},
+        {**fault(7000, "revert", "isolate", "redis-1"), "how": "out"},
+        drill(10000, "stop"),
+        final([f"k{t}" for t in range(0, 10000, 100)]),
+    ]
+    text = story(history, check(history, NAMES))
+    assert text.startswith(
+        "redis-1 heard every other node while what it sent them was lost (a one-way partition) at 1.00 s (in effect"
+    ), text
+    assert "cut off from every other node" not in text
+
+
 def test_an_isolation_slow_to_apply_is_stamped_from_its_start() -> None:
     history = [
         drill(0, "start"),

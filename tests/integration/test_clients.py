@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lab import control
-from lab.drill.clients import CLIENTS
+from lab.drill.clients import CLIENTS, NODE_DIR, connection_config
 from lab.drill.matrix import cell_of
 from lab.pytest_plugin import lab_name
 from lab.spec import LabSpec
@@ -54,6 +55,31 @@ def test_the_safe_failover_loses_nothing_for_any_client(local_lab: LabSpec, dril
     assert cell.ok > 20 and cell.failovers >= 1
     assert cell.lost == 0, "the safe failover loses no acknowledged write"
     assert cell.recovered, "the demoted master's clients are disconnected: they find the new master"
+
+
+@pytest.mark.parametrize("connect_again", [False, True], ids=["bare", "recommended"])
+def test_the_failover_detector_race_ends_ioredis_for_good_unless_it_connects_again(
+    local_lab: LabSpec, tmp_path: Path, connect_again: bool
+) -> None:
+    """The race that ended an ioredis worker for good in 1 of 12 kill-master runs (CI, 577d314), made to
+    happen every time (clients/node/ioredis-detector-race.mjs): without connectAgainOnEnd the client stays
+    ended; with it, it writes again."""
+    require_client("ioredis")
+    control.wait_healthy(local_lab, timeout=30)
+    config = tmp_path / "race.json"
+    doc = {**connection_config(local_lab), "connect_again": connect_again, "key": "race:ioredis", "within_ms": 3000}
+    config.touch(mode=0o600)
+    config.write_text(json.dumps(doc))
+    ran = subprocess.run(
+        ["node", str(NODE_DIR / "ioredis-detector-race.mjs"), str(config)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert result["raced"] and result["ended"], result  # the detector's disconnect ended the client
+    assert result["wrote_again"] is connect_again, result
+    assert ("connect-again" in result["events"]) is connect_again, result
+    assert not config.exists(), "the config holds the lab's passwords: deleted once read"
 
 
 def test_the_adapters_write_the_history_format(local_lab: LabSpec, drill, tmp_path: Path) -> None:

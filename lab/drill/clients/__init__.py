@@ -129,6 +129,20 @@ def _dist_version(name: str) -> str:
         return "?"
 
 
+def connection_config(spec: LabSpec) -> dict[str, Any]:
+    """How a Node client reaches the lab (an adapter's config, common.mjs's loadConfig): the Sentinels, the
+    master's name, the application's and the Sentinel client's users and passwords, and the lab's CA and
+    client certificate (PEM paths; None: plain text). It holds passwords: written 0600, deleted once read."""
+    files = spec.tls_files() if spec.tls else None
+    return {
+        "sentinels": [[n.host, n.port] for n in spec.sentinels],
+        "master_name": spec.master_name,
+        **spec.auth("redis", "app"),
+        **{f"sentinel_{k}": v for k, v in spec.auth("sentinel", "client").items()},
+        "tls": {"ca": str(files.ca), "cert": str(files.client_cert), "key": str(files.client_key)} if files else None,
+    }
+
+
 class AdapterRun:
     """One adapter process for one drill: start it with a config, wait for it, read its records."""
 
@@ -142,23 +156,12 @@ class AdapterRun:
         self.process: subprocess.Popen[str] | None = None
         self.out = workdir / f"history-{client.name}-{settings}.jsonl"
 
-    def _tls(self) -> dict[str, str] | None:
-        """The lab's CA and client certificate (PEM paths), or None: the lab runs plain text."""
-        if not self.spec.tls:
-            return None
-        files = self.spec.tls_files()
-        return {"ca": str(files.ca), "cert": str(files.client_cert), "key": str(files.client_key)}
-
     def start(self, epoch_ms: float, duration: float) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {
             "client": self.client.name,
             "settings": self.settings,
-            "sentinels": [[n.host, n.port] for n in self.spec.sentinels],
-            "master_name": self.spec.master_name,
-            **self.spec.auth("redis", "app"),
-            **{f"sentinel_{k}": v for k, v in self.spec.auth("sentinel", "client").items()},
-            "tls": self._tls(),
+            **connection_config(self.spec),
             "workload": {"clients": self.clients, "prefix": self.prefix, "duration_s": duration},
             "epoch_ms": epoch_ms,
             "out": str(self.out),

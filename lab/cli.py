@@ -181,6 +181,13 @@ def _period(text: str) -> float:
     return value
 
 
+def _span(text: str) -> float:
+    value = _number(text, "seconds")
+    if not math.isfinite(value) or not 1 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 1 to 60, got {text!r}")
+    return value
+
+
 def _node(text: str) -> str:
     if text not in NODE_NAMES:
         raise argparse.ArgumentTypeError(f"no node {text!r} (choose from: {', '.join(NODE_NAMES)})")
@@ -413,6 +420,28 @@ def _drill_commands(sub: Any, *, scenarios: bool = True) -> None:
     )
     p.add_argument("--report", type=Path, help="output directory (default: $LAB_HOME/reports/NAME/clients-TIME)")
     p.add_argument("--json", action="store_true", help="print matrix.json")
+    p.add_argument("--profile", default="lab", help="profile when the lab must be started first (default: lab)")
+    p.add_argument("--backend", default="auto", help="backend when the lab must be started first")
+
+    p = sub.add_parser(
+        "sweep",
+        help="one link fault on the master over a grid of a Sentinel setting by the fault's strength: false "
+        "failovers, time to fail over, unavailability, writes lost",
+    )
+    _name(p)
+    p.add_argument(
+        "--set",
+        dest="setting",
+        required=True,
+        metavar="NAME=V1,V2,...",
+        help="the Sentinel setting and its values in ms: down-after-milliseconds or failover-timeout",
+    )
+    p.add_argument("--loss", metavar="P[,P...]", help="percent of the master's packets lost, both ways")
+    p.add_argument("--delay", metavar="MS[,MS...]", help="milliseconds added to what the master sends")
+    p.add_argument("--span", type=_span, default=8.0, help="seconds each cell's links stay degraded (default 8)")
+    p.add_argument("--repeat", type=_repeat, default=1, metavar="N", help="runs per cell, for its odds (default 1)")
+    p.add_argument("--report", type=Path, help="output directory (default: $LAB_HOME/reports/NAME/sweep-TIME)")
+    p.add_argument("--json", action="store_true", help="print sweep.json")
     p.add_argument("--profile", default="lab", help="profile when the lab must be started first (default: lab)")
     p.add_argument("--backend", default="auto", help="backend when the lab must be started first")
 
@@ -957,6 +986,12 @@ def cmd_clients(args: argparse.Namespace) -> int:
     return run_clients(args, out.console, err.console)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from lab.drill.cli import run_sweep_command
+
+    return run_sweep_command(args, out.console, err.console)
+
+
 COMMANDS = {
     "up": cmd_up,
     "down": cmd_down,
@@ -971,6 +1006,7 @@ COMMANDS = {
     "failover": cmd_failover,
     "drill": cmd_drill,
     "clients": cmd_clients,
+    "sweep": cmd_sweep,
     "servers": lambda args: servercli.cmd_servers(args, out.console),
     "upgrade": lambda args: servercli.cmd_upgrade(args, out.console),
     **dict.fromkeys(FAULT_COMMANDS, cmd_fault),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -216,32 +216,53 @@ def _undo(spec: LabSpec, fault: Fault) -> str | None:
     return f"restored {', '.join(f'{name} {value}' for name, value in fault.settings)} on {node.name}"
 
 
-def set_config(spec: LabSpec, values: dict[str, str | int]) -> list[Fault]:
-    """CONFIG SET ``values`` on every data node, each node's change recorded as a ``config`` fault (with
-    the values it replaces) before any node is changed: ``lab heal`` / ``lab down`` / an interrupt
-    restore them, and a restored value is rewritten into the node's file (Sentinel's CONFIG REWRITE on
-    a demotion would otherwise have put the drill's value there for good)."""
+def set_config(spec: LabSpec, values: dict[str, str | int], *, sentinels: bool = False) -> list[Fault]:
+    """CONFIG SET ``values`` on every data node (``sentinels``: SENTINEL SET on every Sentinel, for the
+    master it monitors), each node's change recorded as a ``config`` fault (with the values it replaces)
+    before any node is changed: ``lab heal`` / ``lab down`` / an interrupt restore them, and a restored
+    value is rewritten into the node's file (Sentinel's CONFIG REWRITE on a demotion would otherwise have
+    put the drill's value there for good; a Sentinel rewrites its own on every SENTINEL SET)."""
     names = {key.replace("_", "-"): str(value) for key, value in values.items()}
     if not names:
         return []
+    targets = spec.sentinels if sentinels else spec.redis_nodes
     with nodes.locked(spec, "config"):
         earlier = {f.node: dict(f.settings) for f in recorded(spec) if f.kind == "config"}
         changes: list[Fault] = []
-        for node in spec.redis_nodes:
-            before = {}
+        for node in targets:
             with node_client(spec, node, timeout=2) as conn:
-                for name in names:
-                    # a change an earlier (killed) drill left recorded keeps the value from before it
-                    before[name] = earlier.get(node.name, {}).get(name) or str(conn.config_get(name)[name])
+                current = _settings(spec, node, conn, list(names))
+            # a change an earlier (killed) drill left recorded keeps the value from before it
+            before = {name: earlier.get(node.name, {}).get(name) or current[name] for name in names}
             changes.append(Fault("config", node.name, settings=tuple(before.items())))
         _save(spec, [*recorded(spec), *changes])
         for fault in changes:
             interrupts.undo_on_interrupt(fault.key, lambda fault=fault: _undo(spec, fault))  # type: ignore[misc]
-        for node in spec.redis_nodes:
+        for node in targets:
             with node_client(spec, node, timeout=2) as conn:
-                for name, value in names.items():
-                    conn.config_set(name, value)
+                _apply(spec, node, conn, names.items())
         return changes
+
+
+def _settings(spec: LabSpec, node: Node, conn: redis.Redis, names: list[str]) -> dict[str, str]:
+    """The values a node runs: CONFIG GET, or for a Sentinel what SENTINEL MASTER says of the lab's master."""
+    if node.kind != "sentinel":
+        return {name: str(conn.config_get(name)[name]) for name in names}
+    reply = conn.execute_command("SENTINEL", "MASTER", spec.master_name)  # type: ignore[no-untyped-call]
+    fields = reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2], strict=True))
+    found = {str(k): str(v) for k, v in fields.items()}
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise UsageError(f"{node.name} has no Sentinel setting {', '.join(missing)} for {spec.master_name}")
+    return {name: found[name] for name in names}
+
+
+def _apply(spec: LabSpec, node: Node, conn: redis.Redis, values: Iterable[tuple[str, str]]) -> None:
+    for name, value in values:
+        if node.kind == "sentinel":
+            conn.execute_command("SENTINEL", "SET", spec.master_name, name, value)  # type: ignore[no-untyped-call]
+        else:
+            conn.config_set(name, value)
 
 
 def revert(spec: LabSpec, fault: Fault, *, rejoin: bool = True) -> None:
@@ -316,16 +337,16 @@ def _finish_start(spec: LabSpec, node: Node, fault: Fault) -> str | None:
 
 
 def _restore_config(spec: LabSpec, node: Node, fault: Fault) -> None:
-    """CONFIG SET the values from before, and rewrite them into the node's file. A connection the node
+    """CONFIG SET (SENTINEL SET) the values from before, and rewrite them into the node's file. A connection the node
     closes is tried again for a few seconds: Sentinel kills every normal client of a node it reconfigures
     (a promotion, a demotion), and a heal right after a failover met that (CI, saturated)."""
 
     def restore() -> tuple[bool, str]:
         try:
             with node_client(spec, node, timeout=2) as conn:
-                for name, value in fault.settings:
-                    conn.config_set(name, value)
-                conn.config_rewrite()
+                _apply(spec, node, conn, fault.settings)
+                if node.kind != "sentinel":  # (SENTINEL SET rewrites the Sentinel's file itself)
+                    conn.config_rewrite()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             return False, str(exc)
         return True, "restored"

@@ -147,3 +147,14 @@ def make_spec(tmp_path: Path, port: int = 1, password: str = "pw", sentinel_pass
         password=password,
         sentinel_password=sentinel_password,
     )
+
+
+def sentinel_settings(spec: LabSpec, name: str) -> list[str]:
+    """What each Sentinel says of its master's ``name`` (SENTINEL MASTER), in the lab's order."""
+    from lab.topology import node_client
+
+    values = []
+    for sentinel in spec.sentinels:
+        with node_client(spec, sentinel) as conn:
+            values.append(str(conn.execute_command("SENTINEL", "MASTER", spec.master_name)[name]))
+    return values

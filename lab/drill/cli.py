@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import itertools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -208,14 +209,50 @@ def run_clients(args: argparse.Namespace, out: Console, err: Console) -> int:
             spec = state.load(home, args.name)
             cells = run_matrix(spec, clients, scenarios, settings, report_dir, progress=progress, repeat=args.repeat)
     interrupts.done(unfinished)
+    where = f"matrix: {report_dir / 'matrix.html'} (matrix.md, matrix.json, one report per cell)"
+    return _told("lab clients", args, (out, err), (report_dir / "matrix.json", markdown(cells), where), started)
+
+
+def _told(
+    command: str,
+    args: argparse.Namespace,
+    consoles: tuple[Console, Console],
+    what: tuple[Path, str, str],
+    started: bool,
+) -> int:
+    """A command's result: its JSON file (``--json``), else its table and where the rest is; then the note
+    on a lab started for it."""
+    (out, err), (json_file, table, where) = consoles, what
     if args.json:
-        print((report_dir / "matrix.json").read_text())
+        print(json_file.read_text())
     else:
-        out.print(markdown(cells), markup=False)
-        out.print(f"matrix: {report_dir / 'matrix.html'} (matrix.md, matrix.json, one report per cell)", markup=False)
+        out.print(table, markup=False)
+        out.print(where, markup=False)
     if started:
-        _left_running("lab clients", args.name, err)
+        _left_running(command, args.name, err)
     return 0
+
+
+def run_sweep_command(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """`lab sweep`: a line per run as it goes, then the grid's table and where its picture is."""
+    from lab.drill.matrix import run_about
+    from lab.drill.sweep import markdown, parse_grid, run_sweep, write_sweep
+
+    grid = parse_grid(args.setting, args.loss, args.delay, args.span, args.repeat)
+    home: Path = args.home or state.default_home()
+    _check_needs(args, home, "lossy-master")  # (what every cell injects: a degraded link)
+    report_dir = _report_dir(args, home, "sweep")
+    home, started = _running_lab(args, err)
+    unfinished = _unfinished(report_dir)
+    began = time.perf_counter()
+    with lab_lock(home, args.name, "sweep"):
+        spec = state.load(home, args.name)
+        err.print(f"lab sweep: {grid.runs} drills; reports in {report_dir}", markup=False)
+        sweep = run_sweep(spec, grid, report_dir, lambda line: err.print(line, markup=False))
+        write_sweep(sweep, report_dir, run_about(spec, began))
+    interrupts.done(unfinished)
+    where = f"sweep: {report_dir / 'heatmap.png'} (sweep.md, sweep.json, one report per run)"
+    return _told("lab sweep", args, (out, err), (report_dir / "sweep.json", markdown(sweep), where), started)
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:

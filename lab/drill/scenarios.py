@@ -80,9 +80,10 @@ class Run:
     ) -> faults.Fault:
         """Stamped when the injection starts and again once it has taken effect (an isolation's rules
         take seconds to apply: what the clients saw meanwhile belongs to neither side of one stamp)."""
-        self.recorder.fault("inject", kind, node.name)
+        how = dict(settings).get("one_way", "")
+        self.recorder.fault("inject", kind, node.name, how)
         fault = faults.inject(self.spec, kind, node.name, peers, settings)
-        self.recorder.fault("applied", kind, node.name)
+        self.recorder.fault("applied", kind, node.name, how)
         self.injected.append(fault)
         return fault
 
@@ -336,6 +337,19 @@ SCENARIOS = {
 }
 
 
+def degraded_master(degradation: Degradation, span: float) -> Scenario:
+    """A scenario of the master's links degraded for ``span`` seconds (lab sweep's cells): a loss both ways,
+    a delay on what it sends (as latency-spike)."""
+    direction = "both" if degradation.loss else "out"
+    what = f"loss-{degradation.loss:g}" if degradation.loss else f"delay-{degradation.delay_ms:g}"
+    return Scenario(
+        f"degraded-master-{what}",
+        f"the master's links degraded ({what.replace('-', ' ')}, {direction}) for {span:g} s",
+        _degraded(degradation, direction, None, span),
+        needs="degrade",
+    )
+
+
 #: The drills of degraded, one-way and flapping links (lab.links) and of a moved clock (lab.clockshift):
 #: `lab clients` runs them when named.
 LINK_AND_CLOCK_SCENARIOS = (
@@ -343,9 +357,10 @@ LINK_AND_CLOCK_SCENARIOS = (
 )  # fmt: skip
 
 
-def check_supported(spec: LabSpec, scenario: str, what: str = "drill") -> None:
+def check_supported(spec: LabSpec, scenario: str | Scenario, what: str = "drill") -> None:
     """Refuse a scenario whose fault this lab's backend or builds cannot inject."""
-    needs = SCENARIOS[scenario].needs
+    chosen = scenario if isinstance(scenario, Scenario) else SCENARIOS[scenario]
+    needs, scenario = chosen.needs, chosen.name
     if needs and (why := get_backend(spec.backend).unsupported(needs)):
         raise LabError(f"{what} {scenario} needs {needs}, which the {spec.backend} backend cannot do here: {why}")
     if needs and (why := faults.unsupported_by_builds(spec, needs)):
@@ -369,7 +384,7 @@ def _settle(spec: LabSpec, recorder: Recorder) -> str:
 
 def run_drill(
     spec: LabSpec,
-    scenario: str,
+    scenario: str | Scenario,
     *,
     duration: float = 10.0,
     clients: int = 4,
@@ -384,16 +399,17 @@ def run_drill(
     ``client`` runs the workload in that client library's adapter (lab.drill.clients) instead of here.
     ``upgrade_to``: the builds a rolling upgrade moves the lab to, in order. ``rate``: operations per
     second across the workers (default: the workload's own, else as fast as they go)."""
-    chosen = SCENARIOS.get(scenario)
+    chosen = scenario if isinstance(scenario, Scenario) else SCENARIOS.get(scenario)
     if chosen is None:
         raise LabError(f"unknown drill {scenario!r} (choose from: {', '.join(SCENARIOS)})")
+    scenario = chosen.name
     if chosen.open_ended and client is not None:
         raise LabError(f"drill {scenario} runs as long as its steps take: it records redis-py workers only")
     if rate is not None and (client is not None or rate <= 0):
         raise LabError("a drill's rate paces the lab's own workers: a positive number, and no client adapter")
     if scenario == "rolling-upgrade" and not upgrade_to:
         raise LabError("drill rolling-upgrade needs the builds to upgrade to (--to NAME[,NAME...])")
-    check_supported(spec, scenario)
+    check_supported(spec, chosen)
     started = time.perf_counter()
     adapter = None
     if client is not None:

@@ -41,7 +41,20 @@ def config_set(spec: LabSpec, **values: str | int) -> Iterator[None]:
     block, restored to what each node ran before, whatever happens in the block. Each node's change
     is a recorded fault (lab.faults.set_config) from before it is applied: ``lab heal`` restores what
     a killed drill left, an interrupted command restores it at once."""
-    changed = faults.set_config(spec, values)
+    with _changed(spec, values, sentinels=False):
+        yield
+
+
+@contextmanager
+def sentinel_set(spec: LabSpec, **values: str | int) -> Iterator[None]:
+    """config_set for the Sentinels: SENTINEL SET on each, for the master they monitor."""
+    with _changed(spec, values, sentinels=True):
+        yield
+
+
+@contextmanager
+def _changed(spec: LabSpec, values: dict[str, str | int], sentinels: bool) -> Iterator[None]:
+    changed = faults.set_config(spec, values, sentinels=sentinels)
     interrupted = False
     try:
         yield

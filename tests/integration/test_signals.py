@@ -23,7 +23,7 @@ from lab.pytest_plugin import lab_name, require_fault, require_server
 from lab.spec import LabSpec, Node
 from lab.topology import node_client
 from lab.waits import wait_for
-from tests.helpers import require_client, run_lab, start_lab
+from tests.helpers import require_client, run_lab, sentinel_settings, start_lab
 
 pytestmark = pytest.mark.integration
 GUARD = ("min-replicas-to-write", "min-replicas-max-lag")
@@ -423,3 +423,63 @@ def test_an_interrupt_while_a_drill_writes_its_report_removes_the_unfinished_rep
     assert f"undone: removed the unfinished report {report}" in message, message
     assert not report.exists()
     assert check_destination(report) == report  # a rerun with the same --report is not refused
+
+
+def sweep_args(spec: LabSpec, report: Path) -> tuple[str, ...]:
+    """A one-row sweep: the Sentinels' down-after set to 700 ms, a kill run, then a lossy-master run."""
+    return (
+        *("sweep", "--name", spec.name, "--set", "down-after-milliseconds=700", "--loss", "10", "--span", "3"),
+        *("--report", str(report)),
+    )
+
+
+def wait_sentinels_set(spec: LabSpec, process: subprocess.Popen[str], value: str) -> None:
+    wait_recorded(spec, "config", process)
+    wait_for(
+        lambda: (sentinel_settings(spec, "down-after-milliseconds") == [value] * 3, None),
+        what=f"the Sentinels' down-after to be {value}",
+        timeout=30,
+        interval=0.05,
+    )
+
+
+@pytest.mark.one_server
+def test_a_sweep_stopped_by_sigterm_gives_the_sentinels_their_setting_back(
+    healthy_lab, lab_home: Path, tmp_path: Path
+) -> None:
+    spec = healthy_lab
+    require_fault(spec, "degrade")
+    report = tmp_path / "sweep"
+    with lab_command(*sweep_args(spec, report), home=lab_home) as sweep:
+        wait_sentinels_set(spec, sweep, "700")
+        message = interrupt(sweep, signal.SIGTERM)
+    for sentinel in spec.sentinels:
+        assert f"restored down-after-milliseconds {spec.down_after_ms} on {sentinel.name}" in message, message
+    assert sentinel_settings(spec, "down-after-milliseconds") == [str(spec.down_after_ms)] * 3
+    assert not report.exists(), "an unfinished sweep's reports are removed"
+    # (the signal may land after the kill run killed the master: that stays recorded, for heal, and is said)
+    assert all(f.kind == "kill" for f in faults.recorded(spec)), faults.recorded(spec)
+    assert run_lab("heal", "--name", spec.name, home=lab_home).returncode == 0
+
+
+@pytest.mark.one_server
+def test_a_sweep_killed_with_sigkill_leaves_the_sentinels_setting_for_heal(
+    healthy_lab, lab_home: Path, tmp_path: Path
+) -> None:
+    spec = healthy_lab
+    require_fault(spec, "degrade")
+    with lab_command(*sweep_args(spec, tmp_path / "sweep"), home=lab_home) as sweep:
+        wait_sentinels_set(spec, sweep, "700")
+        sweep.kill()
+        sweep.communicate(timeout=30)
+    recorded = {f.node for f in faults.recorded(spec) if f.kind == "config"}
+    assert recorded == {s.name for s in spec.sentinels}, faults.recorded(spec)
+    assert sentinel_settings(spec, "down-after-milliseconds") == ["700"] * 3, "kill -9 reverted nothing"
+    healed = run_lab("heal", "--name", spec.name, home=lab_home)
+    assert healed.returncode == 0, healed.stderr
+    assert f"undone: config sentinel-1 (down-after-milliseconds {spec.down_after_ms})" in healed.stdout, healed.stdout
+    assert sentinel_settings(spec, "down-after-milliseconds") == [str(spec.down_after_ms)] * 3
+    assert faults.recorded(spec) == []
+    line = f"sentinel down-after-milliseconds {spec.master_name} {spec.down_after_ms}"
+    for sentinel in spec.sentinels:  # (SENTINEL SET rewrote each Sentinel's file: the restore wrote it back)
+        assert line in spec.files(sentinel).conf.read_text().splitlines(), sentinel.name

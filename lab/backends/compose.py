@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import ipaddress
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -41,6 +42,8 @@ from lab.waits import WaitTimeout, wait_for
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
 ENV_FILE = COMPOSE_ENV
 POOL = ipaddress.ip_network(os.environ.get("LAB_COMPOSE_POOL", "172.29.0.0/16"))
+#: A Sentinel's container sources this file of its directory when it starts (a clock fault's preload library).
+CLOCK_ENV = "clock.env"
 
 
 def image_variable(node: Node) -> str:
@@ -291,11 +294,6 @@ class ComposeBackend:
 
     # -- faults -----------------------------------------------------------------------------
     def unsupported(self, kind: str) -> str | None:
-        if kind == "clock":
-            return (
-                "a clock fault restarts the node under a preload library, and a container's environment is set "
-                "when it is created: local backend only for now (lab up --backend local)"
-            )
         if kind in LINK_FAULTS:
             if os.geteuid() != 0:
                 return f"{kind} needs root (iptables in the container's network namespace)"
@@ -356,7 +354,33 @@ class ComposeBackend:
                 pass
 
     def restart_with(self, spec: LabSpec, node: Node, env: dict[str, str]) -> None:
-        raise LabError(f"compose: {self.unsupported('clock')}")
+        """Restart the node's container with ``env`` in its server's environment: a Sentinel's command sources
+        ``/data/clock.env`` when there is one (the compose file), so ``env`` goes there, with the paths as the
+        container sees them (the node's directory is /data; the image's libc is the host's, so the library
+        the host built loads in it). An empty ``env`` removes the file."""
+        directory = spec.files(node).dir
+        path = directory / CLOCK_ENV
+        container = self._containers(spec).get(node.name)
+        inspected = found("inspect", engine().api.inspect_container, container.id) if container else None
+        if CLOCK_ENV not in " ".join((inspected or {}).get("Config", {}).get("Cmd") or []):
+            raise LabError(
+                f"{node.name}'s container was created before clock faults came to the compose backend: "
+                f"`lab down --name {spec.name}` and `lab up` again"
+            )
+        if env:
+            lines = []
+            for name, value in env.items():
+                inside = Path(value)
+                if not inside.is_relative_to(directory):
+                    raise LabError(f"{name}={value}: outside {node.name}'s directory, which is all its container sees")
+                lines.append(f"export {name}={shlex.quote(str(Path('/data') / inside.relative_to(directory)))}\n")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write("".join(lines))
+        else:
+            path.unlink(missing_ok=True)
+        self.stop(spec, [node])
+        self.start(spec, [node])
 
     def start_delayer(self, spec: LabSpec, node: Node, args: list[str]) -> tuple[int, int]:
         """lab.delayer in the node's network namespace (where its NFQUEUE is), run from the host."""

@@ -264,7 +264,8 @@ class ComposeBackend:
         why = self._docker_missing()
         if why:
             return [f"the containers and network of compose project {project(spec)} ({why})"]
-        containers = [c.id for c in _labelled(spec, "containers")]
+        # (by name: the engine force-disconnects the endpoint of a container already removed by its name only)
+        containers = [name for c in _labelled(spec, "containers") for name in c.attrs.get("Names", [])]
         for kind, what in (("containers", "containers"), ("networks", "network"), ("volumes", "volumes")):
 
             def removed(kind: str = kind) -> tuple[bool, str]:
@@ -443,7 +444,9 @@ def _labelled(spec: LabSpec, kind: str) -> list[Any]:
 def _remove(item: Any, kind: str, containers: list[str]) -> str:
     """Remove one labelled object (a container even running, with its anonymous volumes); "" once it is
     gone, else what the engine said. A network the engine refuses with 403 Forbidden ("has active
-    endpoints": endpoints of containers already removed) has those endpoints forced off for the next try."""
+    endpoints": endpoints of containers already removed) has those endpoints forced off for the next try:
+    ``containers`` are the lab's container names, for the engine finds a removed container's endpoint by
+    its name only (`docker network disconnect -f NET NAME`, moby/moby#23302)."""
     import docker  # type: ignore[import-untyped]
 
     try:
@@ -459,8 +462,8 @@ def _remove(item: Any, kind: str, containers: list[str]) -> str:
             # removed before this command ran: a valkey compose lab in CI kept one for 15 s and more).
             with contextlib.suppress(LabError):
                 api("network inspect", item.reload)
-            listed = list((item.attrs.get("Containers") or {}).keys())
-            for container in dict.fromkeys([*containers, *listed]):
+            listed = [str(ep.get("Name", "")) for ep in (item.attrs.get("Containers") or {}).values()]
+            for container in dict.fromkeys(name.lstrip("/") for name in [*containers, *listed] if name):
                 found("network disconnect", item.disconnect, container, force=True)
         return explanation(exc)
     return ""

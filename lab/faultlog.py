@@ -46,7 +46,7 @@ def recorded(spec: LabSpec) -> list[Fault]:
 
 
 def save(spec: LabSpec, faults: list[Fault]) -> None:
-    state.update(spec, faults=[asdict(f) for f in faults])
+    state.record(spec, faults=[asdict(f) for f in faults])
 
 
 def isolated_nodes(spec: LabSpec) -> set[str]:

@@ -161,7 +161,11 @@ def _clock_fault(spec: LabSpec, node: Node, settings: tuple[tuple[str, str], ...
     _save(spec, [*recorded(spec), fault])
     clockshift.write(directory / clockshift.FILE)
     env = {"LD_PRELOAD": str(library), "LAB_CLOCK_FILE": str(directory / clockshift.FILE)}
-    get_backend(spec.backend).restart_with(spec, node, env)
+    try:
+        get_backend(spec.backend).restart_with(spec, node, env)
+    except LabError:
+        revert(spec, fault)  # nothing applied half-way: the real clock, the record gone
+        raise
     time.sleep(CLOCK_SETTLE_S)
     clockshift.write(directory / clockshift.FILE, values.get("jump", 0.0), values.get("stall", 0.0))
     return fault
@@ -230,18 +234,53 @@ def set_config(spec: LabSpec, values: dict[str, str | int], *, sentinels: bool =
         earlier = {f.node: dict(f.settings) for f in recorded(spec) if f.kind == "config"}
         changes: list[Fault] = []
         for node in targets:
-            with node_client(spec, node, timeout=2) as conn:
-                current = _settings(spec, node, conn, list(names))
+            try:
+                with node_client(spec, node, timeout=2) as conn:
+                    current = _settings(spec, node, conn, list(names))
+            except (redis.RedisError, OSError) as exc:
+                raise LabError(
+                    f"could not read {', '.join(names)} on {node.name} ({str(exc).splitlines()[0]}): nothing was set"
+                ) from None
             # a change an earlier (killed) drill left recorded keeps the value from before it
             before = {name: earlier.get(node.name, {}).get(name) or current[name] for name in names}
             changes.append(Fault("config", node.name, settings=tuple(before.items())))
-        _save(spec, [*recorded(spec), *changes])
-        for fault in changes:
+        for fault in changes:  # (registered before the record: an interrupt between the two undoes nothing wrong)
             interrupts.undo_on_interrupt(fault.key, lambda fault=fault: _undo(spec, fault))  # type: ignore[misc]
+        _save(spec, [*recorded(spec), *changes])
         for node in targets:
-            with node_client(spec, node, timeout=2) as conn:
-                _apply(spec, node, conn, names.items())
+            try:
+                with node_client(spec, node, timeout=2) as conn:
+                    _apply(spec, node, conn, names.items())
+            except (redis.RedisError, OSError) as exc:
+                # nothing applied half-way: what was set goes back (a node that cannot be restored stays recorded)
+                _restore_all(spec, changes)
+                left = [f.node for f in changes if f in recorded(spec)]
+                raise LabError(
+                    f"could not set {', '.join(names)} on {node.name} ({str(exc).splitlines()[0]}); the others "
+                    "were restored"
+                    + (f", but {', '.join(left)} stays recorded: `lab heal --name {spec.name}`" if left else "")
+                ) from None
         return changes
+
+
+def _restore_all(spec: LabSpec, changes: list[Fault]) -> list[str]:
+    """Revert each of ``changes`` still recorded; what could not be restored (each stays recorded)."""
+    failed = []
+    still = recorded(spec)
+    for fault in reversed(changes):
+        if fault in still:
+            try:
+                _revert(spec, fault, rejoin=False)
+            except LabError as exc:
+                failed.append(str(exc))
+    return failed
+
+
+def restore_settings(spec: LabSpec, changes: list[Fault]) -> list[str]:
+    """``set_config``'s changes back, those still recorded (a heal may have restored them): what could not
+    be restored, each left recorded for ``lab heal``."""
+    with nodes.locked(spec, "config"):
+        return _restore_all(spec, changes)
 
 
 def _settings(spec: LabSpec, node: Node, conn: redis.Redis, names: list[str]) -> dict[str, str]:

@@ -78,9 +78,11 @@ def inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def claimed(path: Path, home: Path) -> str | None:
+def claimed(path: Path, home: Path, lab: str | None = None) -> str | None:
     """What ``path`` (to be written by a command: a report, a JUnit file) would overwrite or mix into, or
-    None: the lab home itself, its locks, a lab's own directory, or a pseudo filesystem."""
+    None: the lab home itself, its locks, a lab's own directory (``lab``'s too, before it exists: the command
+    may start it there, and an interrupt that removes the unfinished report would empty the lab), or a
+    pseudo filesystem."""
     target = Path(os.path.abspath(path))
     for tree in SYSTEM_TREES:
         if inside(target, tree):
@@ -91,6 +93,6 @@ def claimed(path: Path, home: Path) -> str | None:
         first = target.resolve().relative_to(home.resolve()).parts[0]
         if first == LOCKS:
             return "that is the lab home's locks"
-        if (home / first / STATE_FILE).exists():
+        if (home / first / STATE_FILE).exists() or first == lab:
             return f"that is inside lab {first}'s directory"
     return None

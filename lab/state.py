@@ -68,7 +68,10 @@ def save(spec: LabSpec, extra: dict[str, Any] | None = None, directory: Path | N
     if spec.sentinel_password:
         write_secret(directory / SENTINEL_SECRET, spec.sentinel_password)
     write_acl_secrets(directory, spec.acl_passwords)
-    payload = {"spec": spec.to_dict(), **(extra or {})}
+    _write(directory, {"spec": spec.to_dict(), **(extra or {})})
+
+
+def _write(directory: Path, payload: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".state-")
     with os.fdopen(fd, "w") as handle:
         json.dump(payload, handle, indent=2, sort_keys=True)
@@ -135,8 +138,17 @@ def load(home: Path, name: str, *, runnable: bool = True) -> LabSpec:
     return spec
 
 
+def record(spec: LabSpec, **extra: Any) -> None:
+    """Merge extras (``faults``, a helper's owner) into ``spec``'s lab's state file, keeping the spec the file
+    holds: a command may run on a variant of it (`lab sweep`'s row, with the row's down-after) that must not
+    become the lab's."""
+    data = load_raw(spec.base_dir.parent, spec.base_dir.name)
+    data.update(extra)
+    _write(spec.base_dir, data)
+
+
 def update(spec: LabSpec, **extra: Any) -> None:
-    """Merge extras (e.g. ``faults``) into the state file."""
+    """Save ``spec`` as the lab's (a node moved to another build), merging extras into the state file."""
     data = load_raw(spec.base_dir.parent, spec.base_dir.name)
     data.update(extra)
     data.pop("spec", None)

@@ -363,7 +363,9 @@ class ComposeBackend:
         path = directory / CLOCK_ENV
         container = self._containers(spec).get(node.name)
         inspected = found("inspect", engine().api.inspect_container, container.id) if container else None
-        if CLOCK_ENV not in " ".join((inspected or {}).get("Config", {}).get("Cmd") or []):
+        if inspected is None:
+            raise LabError(f"{node.name} has no container (`lab up --name {spec.name}` creates it)")
+        if env and CLOCK_ENV not in " ".join(inspected.get("Config", {}).get("Cmd") or []):
             raise LabError(
                 f"{node.name}'s container was created before clock faults came to the compose backend: "
                 f"`lab down --name {spec.name}` and `lab up` again"

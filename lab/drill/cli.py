@@ -153,7 +153,8 @@ def _report_dir(args: argparse.Namespace, home: Path, what: str) -> Path:
     from lab.drill.report import check_destination
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return check_destination(Path(args.report or home / "reports" / args.name / f"{what}-{stamp}"), home=home)
+    where = Path(args.report or home / "reports" / args.name / f"{what}-{stamp}")
+    return check_destination(where, home=home, lab=args.name)
 
 
 def _unfinished(report_dir: Path) -> str:
@@ -272,7 +273,7 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     start, upgrade_to = _upgrade_path(args, home)
     _check_needs(args, home, args.scenario)
     report_dir = _report_dir(args, home, args.scenario)
-    junit_file = junit.check_destination(args.junit, home) if args.junit is not None else None
+    junit_file = junit.check_destination(args.junit, home, args.name) if args.junit is not None else None
     home, started = _running_lab(args, err, start)
     unfinished = _unfinished(report_dir)
     with lab_lock(home, args.name, f"drill {args.scenario}"):
@@ -445,7 +446,7 @@ def run_soak_command(args: argparse.Namespace, out: Console, err: Console) -> in
     for name in chosen:
         _check_needs(args, home, name)
     report_dir = _report_dir(args, home, f"soak-{seed}")
-    junit_file = junit.check_destination(args.junit, home) if args.junit is not None else None
+    junit_file = junit.check_destination(args.junit, home, args.name) if args.junit is not None else None
     home, started = _running_lab(args, err)
     with lab_lock(home, args.name, "drill soak"):
         spec = state.load(home, args.name)

@@ -161,7 +161,7 @@ def _start_helpers(
             interrupts.done(f"new lab {name}")  # (from now on, the undo above removes it, and says so)
             progress(f"lab {name} is healthy after {up.seconds:.2f}s (a helper lab for --parallel)")
         ours.append(name)
-        state.update(state.load(home, name), **state.helper_of(spec.name))
+        state.record(state.load(home, name), **state.helper_of(spec.name))
 
 
 def _remove(home: Path, name: str) -> str | None:

@@ -17,7 +17,7 @@ from lab.errors import UsageError
 from lab.home import claimed
 
 
-def check_destination(path: Path, home: Path) -> Path:
+def check_destination(path: Path, home: Path, lab: str | None = None) -> Path:
     """Where the file will go, checked before the drill starts (bad usage: exit 2, nothing touched): a new
     or regular file (never a link, a device or a FIFO, which the rename would replace), outside the lab
     home's labs and locks, in a directory the command can write (tried: a probe file, removed again).
@@ -37,7 +37,7 @@ def check_destination(path: Path, home: Path) -> Path:
         raise UsageError(f"--junit {path} is a symbolic link: name the file itself")
     if mode is not None and not stat.S_ISREG(mode):
         raise UsageError(f"--junit {path} is not a regular file (a device, a FIFO or a socket)")
-    if why := claimed(target, home):
+    if why := claimed(target, home, lab):
         raise UsageError(f"--junit {path}: {why}: write it elsewhere")
     if not target.parent.is_dir():
         raise UsageError(f"--junit {path}: {target.parent} is not a directory")

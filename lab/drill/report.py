@@ -29,16 +29,19 @@ from lab.spec import LabSpec
 SCHEMA_VERSION = 1
 
 
-def check_destination(directory: Path, option: str = "--report", home: Path | None = None) -> Path:
+def check_destination(
+    directory: Path, option: str = "--report", home: Path | None = None, lab: str | None = None
+) -> Path:
     """Refuse, before a drill starts (a drill kills a master: it cannot be run again for free), a report
     directory it could not write into (a file, a path under a file, a place it may not create files), a
     link, one in a lab's own directory, the home's locks or a system tree (``home``: the lab home), or
     one that holds files already (a previous report would be overwritten file by file, the rest of it left
-    mixed in). Creates nothing: what it creates to try is removed again. The absolute path."""
+    mixed in). ``lab``: the lab the command runs on, whose directory is refused before it exists too.
+    Creates nothing: what it creates to try is removed again. The absolute path."""
     directory = directory.absolute()
     if directory.is_symlink():
         raise UsageError(f"{option} {directory} is a symbolic link: name the directory itself")
-    if home is not None and (why := claimed(directory, home)):
+    if home is not None and (why := claimed(directory, home, lab)):
         raise UsageError(f"{option} {directory}: {why}: write it elsewhere")
     if directory.exists() and not directory.is_dir():
         raise UsageError(f"{option} {directory} is a file, not a directory")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -55,18 +55,16 @@ def sentinel_set(spec: LabSpec, **values: str | int) -> Iterator[None]:
 @contextmanager
 def _changed(spec: LabSpec, values: dict[str, str | int], sentinels: bool) -> Iterator[None]:
     changed = faults.set_config(spec, values, sentinels=sentinels)
-    interrupted = False
     try:
         yield
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the command's undo log restores them and says so
-        interrupted = True
         raise
-    finally:
-        still = [] if interrupted else faults.recorded(spec)  # (a heal in the block may have restored them)
-        for fault in reversed(changed):
-            if fault in still:
-                with suppress(LabError):
-                    faults.revert(spec, fault)
+    except BaseException:
+        faults.restore_settings(spec, changed)  # (what failed stays recorded; the error in flight is the news)
+        raise
+    failed = faults.restore_settings(spec, changed)
+    if failed:
+        raise LabError("; ".join(failed))
 
 
 def master_client(spec: LabSpec) -> redis.Redis:

@@ -59,10 +59,12 @@ def parse_setting(text: str) -> tuple[str, tuple[int, ...]]:
     if not sep or name not in SWEEPABLE:
         raise UsageError(f"--set {text!r}: NAME=V1,V2,... with NAME one of: {', '.join(SWEEPABLE)}")
     low, high = SWEEPABLE[name]
+    parts = _parts(raw, f"--set {name}")
     values: list[int] = []
-    for part in raw.split(","):
-        part = part.strip()
-        if not part.isdigit() or not low <= int(part) <= high:
+    for part in parts:
+        # (ASCII digits only: a superscript two is a digit to Python and no number to int(), and full-width
+        # digits are numbers to both)
+        if not (part.isascii() and part.isdecimal() and len(part) <= 6) or not low <= int(part) <= high:
             raise UsageError(f"--set {name}: {part!r} is not a whole number of milliseconds from {low} to {high}")
         if int(part) in values:
             raise UsageError(f"--set {name}: {part} is named twice")
@@ -70,21 +72,28 @@ def parse_setting(text: str) -> tuple[str, tuple[int, ...]]:
     return name, tuple(values)
 
 
+def _parts(raw: str, option: str) -> list[str]:
+    """A comma list's items, at most MAX_RUNS of them (counted before any is read)."""
+    if raw.count(",") >= MAX_RUNS:
+        raise UsageError(f"{option}: more than {MAX_RUNS} values")
+    return [part.strip() for part in raw.split(",")]
+
+
 def parse_strengths(text: str, fault: str) -> tuple[float, ...]:
     low, high = STRENGTHS[fault]
     unit = "percent" if fault == "loss" else "milliseconds"
-    found: list[float] = []
-    for part in text.split(","):
+    found: dict[str, float] = {}  # by how the cell is named (10.0000001 and 10.0000002 are both 'loss-10')
+    for part in _parts(text, f"--{fault}"):
         try:
-            value = float(part.strip())
+            value = float(part)
         except ValueError:
             value = math.nan
         if not math.isfinite(value) or not low <= value <= high:
-            raise UsageError(f"--{fault}: {part.strip()!r} is not {unit} from {low:g} to {high:g}")
-        if value in found:
+            raise UsageError(f"--{fault}: {part!r} is not {unit} from {low:g} to {high:g}")
+        if f"{value:g}" in found:
             raise UsageError(f"--{fault}: {value:g} is named twice")
-        found.append(value)
-    return tuple(found)
+        found[f"{value:g}"] = value
+    return tuple(found.values())
 
 
 def parse_grid(setting: str, loss: str | None, delay: str | None, span: float, repeat: int) -> Grid:

@@ -60,3 +60,22 @@ def test_a_sweep_drills_every_cell_and_gives_the_sentinels_their_setting_back(
 def drill_keys(spec: LabSpec) -> int:
     with node_client(spec, current_master(spec), timeout=10) as conn:
         return sum(1 for _ in conn.scan_iter(match="drill:*", count=1000))
+
+
+def test_a_sweep_that_cannot_reach_a_sentinel_sets_nothing_and_says_so(healthy_lab: LabSpec, tmp_path: Path) -> None:
+    spec = healthy_lab
+    require_fault(spec, "degrade")
+    home = spec.base_dir.parent
+    assert run_lab("kill", "--name", spec.name, "sentinel-3", home=home).returncode == 0
+    ran = run_lab(
+        "sweep", "--name", spec.name, "--set", "down-after-milliseconds=700", "--loss", "10",
+        "--report", str(tmp_path / "sweep"), home=home, timeout=120,
+    )  # fmt: skip
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    last = ran.stderr.strip().splitlines()[-1]
+    assert last.startswith("lab sweep: could not read down-after-milliseconds on sentinel-3 (") and last.endswith(
+        "): nothing was set"
+    ), ran.stderr
+    assert [f.kind for f in faults.recorded(spec)] == ["kill"]
+    assert run_lab("heal", "--name", spec.name, home=home).returncode == 0
+    assert sentinel_settings(spec, "down-after-milliseconds") == [str(spec.down_after_ms)] * 3

@@ -130,6 +130,19 @@ def test_a_report_directory_in_a_lab_or_a_system_tree_is_refused(tmp_path: Path)
             f"lab drill: --report {where}: {why}: write it elsewhere"
         ), result.stderr
         assert not where.exists()
+    # the lab the command would start, in the directory it would start it in: an interrupt removing the
+    # unfinished report once emptied that lab (a hostile review); every command that writes a report refuses it
+    for command in (
+        ("drill", "kill-master"),
+        ("clients",),
+        ("sweep", "--set", "down-after-milliseconds=500", "--loss", "5"),
+    ):
+        where = home / "fresh" / "rep"
+        result = run_lab(*command, "--name", "fresh", "--report", str(where), home=home)
+        assert result.returncode == 2 and result.stderr.strip() == (
+            f"lab {command[0]}: --report {where}: that is inside lab fresh's directory: write it elsewhere"
+        ), result.stderr
+        assert not (home / "fresh").exists()
     (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
     result = run_lab("drill", "kill-master", "--report", str(tmp_path / "gone"), home=home)
     assert result.returncode == 2 and "is a symbolic link: name the directory itself" in result.stderr

@@ -475,6 +475,8 @@ def test_a_sweep_killed_with_sigkill_leaves_the_sentinels_setting_for_heal(
     recorded = {f.node for f in faults.recorded(spec) if f.kind == "config"}
     assert recorded == {s.name for s in spec.sentinels}, faults.recorded(spec)
     assert sentinel_settings(spec, "down-after-milliseconds") == ["700"] * 3, "kill -9 reverted nothing"
+    # the row's drills ran on the row's down-after; the lab's own stays the profile's (a review found it saved)
+    assert state.load(lab_home, spec.name).down_after_ms == spec.down_after_ms
     healed = run_lab("heal", "--name", spec.name, home=lab_home)
     assert healed.returncode == 0, healed.stderr
     assert f"undone: config sentinel-1 (down-after-milliseconds {spec.down_after_ms})" in healed.stdout, healed.stdout

@@ -38,6 +38,11 @@ def test_a_grid_reads_its_setting_and_strengths() -> None:
         ("down-after-milliseconds=500", "5,,6", None, "percent"),
         ("down-after-milliseconds=500", None, "-1", "milliseconds from 1 to 10000"),
         ("down-after-milliseconds=500", "5,5", None, "named twice"),
+        ("down-after-milliseconds=500", "10.0000001,10.0000002", None, "10 is named twice"),
+        ("down-after-milliseconds=²", "5", None, "not a whole number"),
+        ("down-after-milliseconds=\uff15\uff10\uff10", "5", None, "not a whole number"),  # full-width 500
+        ("down-after-milliseconds=" + "9" * 5000, "5", None, "not a whole number"),
+        ("down-after-milliseconds=500", ",".join(["5"] * 300), None, "more than 200 values"),
         ("down-after-milliseconds=" + ",".join(str(v) for v in range(100, 1100, 10)), "5,6", None, "at most 200"),
     ],
 )

@@ -231,6 +231,7 @@ def command() -> Iterator[UndoLog]:
         signum = exc.signum if isinstance(exc, Interrupted) else _PENDING or signal.SIGINT
         _PENDING = None  # handled: the undos below may wait (checkpoint) without raising it again
         with shielded():
+            forget_cut_imports()
             undone, failed, left = log.unwind()
         raise Interrupted(signum, interrupt_message(signum, undone, failed, left)) from None
     finally:
@@ -238,6 +239,20 @@ def command() -> Iterator[UndoLog]:
         sys.unraisablehook = unraisable
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def forget_cut_imports() -> list[str]:
+    """Drop the submodules an import cut short by the signal left behind; the names dropped. Python removes
+    the package whose import failed from sys.modules but keeps the submodules it had finished, and importing
+    the package again then fails ("partially initialized module 'tenacity' has no attribute 'stop'"): CI, a
+    sweep stopped while its first wait imported tenacity, whose undo then waited too."""
+    dropped = []
+    for name in list(sys.modules):
+        parts = name.split(".")
+        if any(".".join(parts[:k]) not in sys.modules for k in range(1, len(parts))):
+            del sys.modules[name]
+            dropped.append(name)
+    return dropped
 
 
 def _quiet_about_interrupts(hook: Callable[[Any], object]) -> Callable[[Any], object]:

@@ -282,6 +282,11 @@ def _lifecycle_commands(sub: Any) -> None:
     p.add_argument("--timeout", type=_seconds, help="seconds to wait for health")
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
     p.add_argument("--tls", action="store_true", help="TLS only, with a CA of the lab's own (needs a TLS build)")
+    p.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="also run redis_exporter per node, Prometheus and Alertmanager (adds them to a running lab)",
+    )
     servercli.server_option(p, per_node=True)
 
     p = sub.add_parser("down", help="stop a lab and remove its state (idempotent)")
@@ -531,6 +536,13 @@ def _print_status(doc: dict[str, Any]) -> None:
         if fault["kind"] == "delayer":
             note = " (left by a killed command: it ends by itself within 10s; `lab heal` stops it now)"
         out.print(f"fault: {fault['key']}{note}", markup=False)
+    if mon := doc.get("monitoring"):
+        running = sum(how == "running" for how in mon["components"].values())
+        out.print(
+            f"monitoring: Prometheus {mon['prometheus']}  Alertmanager {mon['alertmanager']}  "
+            f"({running} of {len(mon['components'])} processes running)",
+            markup=False,
+        )
     for problem in doc["problems"]:
         out.print(f"[yellow]problem:[/] {problem}")
 
@@ -620,7 +632,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     else:
         interrupts.new_lab(home, args.name)
     result = control.up(
-        args.name, args.profile, args.backend, args.home, timeout=_timeout(args), server=args.server, tls=args.tls
+        args.name,
+        args.profile,
+        args.backend,
+        args.home,
+        timeout=_timeout(args),
+        server=args.server,
+        tls=args.tls,
+        monitoring=args.monitoring,
     )
     doc, code = control.status(args.name, args.home)
     if args.json:
@@ -664,7 +683,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from lab.profile import load_profile
-    from lab.render import left_out, render_profile
+    from lab.render import RULES_FILE, left_out, render_profile
 
     home = args.home or state.default_home()
     if args.out.resolve() == home.resolve() or inside(args.out, home / LOCKS):
@@ -677,6 +696,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         out.print(str(path), markup=False)
     target = f", for {', '.join(sorted({b.name for b in builds.values()}))}" if builds else ""
     out.print(f"rendered {len(written)} files ({profile.name} profile{target}, 0600: they hold passwords)")
+    out.print(f"alert rules for Prometheus: {args.out.absolute() / RULES_FILE} (docs/monitoring.md)", markup=False)
     generated = [key for key in spec.acl_passwords if key not in profile.acl_passwords]
     if generated:
         err.print(

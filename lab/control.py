@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -25,6 +26,8 @@ from lab.errors import LabError, NetworkOverlap, NodeStartError, UsageError
 from lab.home import validate_name
 from lab.interrupts import interruptible, shielded
 from lab.lock import lab_lock
+from lab.monitoring import config as monitoring_config
+from lab.monitoring import stack
 from lab.nodes import check_startable, rejoin_as_replica
 from lab.profile import Profile, load_profile
 from lab.render import render_lab
@@ -106,16 +109,22 @@ def up(
     timeout: float = HEALTHY_TIMEOUT,
     server: Sequence[str] = (),
     tls: bool = False,
+    monitoring: bool = False,
 ) -> UpResult:
     """Bring a lab up and return once it is healthy; a running lab is left as it is, a lab with
     dead nodes gets them restarted. ``server``: ``--server`` values (:func:`lab.servers.assign`);
-    ``tls``: TLS only, whatever the profile says (a new lab gets a CA of its own)."""
+    ``tls``: TLS only, whatever the profile says (a new lab gets a CA of its own); ``monitoring``: with
+    lab.monitoring beside it, whatever the profile says (a running lab without it gets it added)."""
     validate_name(name)
     if backend_name not in ("auto", *BACKENDS):
         raise UsageError(f"unknown backend {backend_name!r} (choose from: auto, {', '.join(BACKENDS)})")
     profile = load_profile(profile_name, lab=True)  # bad input fails before anything is touched
     if tls:
         profile = replace(profile, redis={**profile.redis, "tls": {**profile.redis["tls"], "enabled": True}})
+    if monitoring:
+        profile = replace(profile, monitoring={**profile.monitoring, "enabled": True})
+    if profile.monitoring["enabled"]:
+        stack.check_binaries()
     builds = servers.assign(server, NODE_NAMES)
     if profile.redis["tls"]["enabled"]:
         plain = sorted({b.name for b in builds.values() if not b.tls})
@@ -162,15 +171,19 @@ def _create(
             secrets_dir=base_dir if existed else None,
             servers=builds,
         )
+        if profile.monitoring["enabled"]:
+            spec = replace(spec, monitoring=monitoring_config.plan(spec, profile))
         backend.prepare(spec)
         try:
             with interruptible():
-                render_lab(spec, profile, base_dir, extra=functools.partial(_save_into, spec))
+                render_lab(spec, profile, base_dir, extra=functools.partial(_save_into, spec, profile))
                 if existed:
                     state.save(spec)
                     (base_dir / state.KEPT).unlink()
                 start_nodes(spec, backend, spec.nodes, fresh=True)
                 wait_healthy(spec, timeout)
+                if spec.monitoring:
+                    stack.start(spec)
         except NetworkOverlap:
             _roll_back(spec, backend, existed)
             if attempt == NET_ATTEMPTS - 1:
@@ -200,11 +213,14 @@ def _log_tail(path: Path | None, lines: int = 5) -> str:
         return ""
 
 
-def _save_into(spec: LabSpec, directory: Path) -> None:
-    """A new lab's state (and, TLS on, its CA and certificates for every node's address)."""
+def _save_into(spec: LabSpec, profile: Profile, directory: Path) -> None:
+    """A new lab's state (and, TLS on, its CA and certificates for every node's address; its monitoring's
+    files)."""
     state.save(spec, directory=directory)
     if spec.tls:
         issue_lab_certificates(directory / TLS_DIR, spec.name, [n.host for n in spec.nodes])
+    if spec.monitoring:
+        monitoring_config.render(spec, profile, directory)
 
 
 def _roll_back(spec: LabSpec, backend: Backend, existed: bool) -> None:
@@ -221,10 +237,11 @@ def _roll_back(spec: LabSpec, backend: Backend, existed: bool) -> None:
 def _teardown(spec: LabSpec, backend: Backend) -> list[str]:
     """Stop every node (Sentinels first: no failover while the data nodes go), then remove what is
     left; returns what could not be removed."""
+    left = stack.stop(spec)  # (first: no alerts about the lab going away)
     delayers.stop_all(spec)  # (their packets pass again; the rules go with remove())
     with contextlib.suppress(LabError):  # remove() takes whatever did not stop
         backend.stop(spec, [*spec.sentinels, *spec.redis_nodes])
-    return backend.remove(spec)
+    return left + backend.remove(spec)
 
 
 def _repair(
@@ -262,7 +279,8 @@ def _repair(
             raise LabError(
                 f"lab {name} runs but is not healthy: {exc.headline}{hint}" + (f"\n{exc.detail}" if exc.detail else "")
             ) from None
-        return UpResult(spec, True, time.perf_counter() - started)
+        spec, restarted = _repair_monitoring(spec, wanted)
+        return UpResult(spec, not restarted, time.perf_counter() - started, restarted)
     kept = "the running nodes were left running and every node's data is in place"
     try:
         with interruptible():
@@ -275,7 +293,34 @@ def _repair(
         raise LabError(
             f"repair of lab {name} failed: {exc.headline}; {kept}" + (f"\n{exc.detail}" if exc.detail else "")
         ) from None
-    return UpResult(spec, False, time.perf_counter() - started, [n.name for n in dead])
+    spec, restarted = _repair_monitoring(spec, wanted)
+    return UpResult(spec, False, time.perf_counter() - started, [n.name for n in dead] + restarted)
+
+
+def _repair_monitoring(spec: LabSpec, wanted: Profile) -> tuple[LabSpec, list[str]]:
+    """Start what is missing of a running lab's monitoring; add monitoring to a lab without it when ``wanted``
+    asks for it (a failure takes away only what this added). Returns the lab and what was started."""
+    if spec.monitoring is not None:
+        dead = [component for component, pid in stack.running(spec).items() if pid is None]
+        if dead:
+            with interruptible():
+                stack.start(spec, only=dead)
+        return spec, dead
+    if not wanted.monitoring["enabled"]:
+        return spec, []
+    added = replace(spec, monitoring=monitoring_config.plan(spec, wanted))
+    try:
+        with interruptible():
+            monitoring_config.render(added, wanted, spec.base_dir)
+            state.save(added)
+            stack.start(added)
+    except BaseException:
+        with shielded():
+            stack.stop(added)
+            shutil.rmtree(stack.home(added), ignore_errors=True)
+            state.save(spec)
+        raise
+    return added, ["monitoring"]
 
 
 @dataclass
@@ -324,6 +369,7 @@ def _down_unreadable(home: Path, name: str, why: state.CorruptState) -> None:
     state.check_tree(directory)
     stray = [pid for pid in procs.processes_under(directory) if servers.server_exe(pid)]
     procs.terminate(stray)
+    stray += stack.stop_under(directory)
     left = state.remove(directory)
     gone = "removed it" if not left else f"removed the lab's files{left_note(left)}"
     raise LabError(f"{why}: stopped {len(stray)} server process(es) working in it and {gone}")

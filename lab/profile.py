@@ -248,6 +248,33 @@ class Databases(Strict):
     pubsub: NonNeg
 
 
+Duration = Annotated[str, Field(pattern=r"^[0-9]{1,6}(ms|s|m|h)$")]
+
+
+class AlertTimers(Strict):
+    """How long each shipped alert's condition must hold before it fires (its ``for:``), and how long
+    after a failover the informational RedisFailover alert stays up (``failover_window``)."""
+
+    node_down: Duration = "1m"
+    no_master: Duration = "30s"
+    two_masters: Duration = "30s"
+    replication: Duration = "1m"
+    sentinel: Duration = "30s"
+    sentinel_peer: Duration = "1m"
+    tilt: Duration = "10s"
+    resources: Duration = "5m"
+    failover_window: Duration = "5m"
+
+
+class MonitoringSection(Strict):
+    """redis_exporter, Prometheus and Alertmanager beside the lab (``lab up --monitoring``)."""
+
+    enabled: bool = False
+    scrape_interval: Duration = "15s"
+    evaluation_interval: Duration = "15s"
+    alerts: AlertTimers = AlertTimers()
+
+
 class ProfileFile(Strict):
     """The schema of a profile YAML file (after ``extends`` is merged)."""
 
@@ -257,6 +284,7 @@ class ProfileFile(Strict):
     redis: RedisSection
     sentinel: SentinelSection
     acl: Acl = Acl()
+    monitoring: MonitoringSection = MonitoringSection()
 
 
 # -- the loaded profile -----------------------------------------------------------------------
@@ -286,6 +314,8 @@ class Profile:
     #: Environment overrides applied ("REDIS_PORT=7001", secrets as "(set)") and ignored (with why).
     applied: tuple[str, ...] = ()
     ignored: tuple[str, ...] = ()
+    #: lab.monitoring's settings: enabled, scrape and evaluation intervals, the alerts' timers.
+    monitoring: dict[str, Any] = field(default_factory=lambda: MonitoringSection().model_dump())
 
 
 def available_profiles() -> list[str]:
@@ -520,6 +550,7 @@ def load_profile(name_or_path: str, env: Mapping[str, str] | None = None, *, lab
         acl_passwords=acl_passwords(acl, os.environ if env is None else env),
         applied=tuple(applied),
         ignored=tuple(ignored),
+        monitoring=model.monitoring.model_dump(),
     )
 
 

@@ -147,6 +147,17 @@ def require_backend(backend: str) -> None:
         pytest.skip(f"Docker not available: {why}")
 
 
+def require_monitoring() -> None:
+    """Skip when redis_exporter, Prometheus or Alertmanager is missing (a failure under LAB_REQUIRE_MONITORING=1)."""
+    from lab.monitoring.stack import missing_binaries
+
+    missing = missing_binaries()
+    if missing:
+        if os.environ.get("LAB_REQUIRE_MONITORING") == "1":
+            pytest.fail(f"LAB_REQUIRE_MONITORING=1 but {', '.join(missing)} is missing")
+        pytest.skip(f"monitoring needs {', '.join(missing)}")
+
+
 def require_browser() -> tuple[str, str]:
     """Debian's chromium and its chromedriver, for the report pages' tests; skips when either is missing
     (a failure under LAB_REQUIRE_BROWSER=1)."""

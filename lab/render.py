@@ -23,9 +23,13 @@ if TYPE_CHECKING:  # Jinja2 and the profile models are imported when something i
     from lab.profile import Profile
 
 TEMPLATES = {"redis": "redis.conf.tpl", "sentinel": "sentinel.conf.tpl"}
+#: The alert rules (lab.monitoring), rendered with a profile's ``monitoring.alerts`` timers.
+RULES_TEMPLATE = "monitoring/redis-ha.rules.yml.tpl"
+#: Where `lab render` and a lab put them, relative to the output's (or the lab's) directory.
+RULES_FILE = "monitoring/rules/redis-ha.rules.yml"
 
 
-def _environment() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
     import jinja2
 
     # Ansible's template module defaults: trim_blocks on, lstrip_blocks off, no custom filters.
@@ -144,7 +148,7 @@ def render_node(spec: LabSpec, profile: Profile, node: Node, *, adapted: bool = 
     (:mod:`lab.capabilities`) unless ``adapted=False``."""
     import jinja2
 
-    env = _environment()
+    env = environment()
     try:
         text = env.get_template(TEMPLATES[node.kind]).render(node_context(spec, profile, node))
     except jinja2.UndefinedError as exc:
@@ -166,6 +170,11 @@ def left_out(spec: LabSpec, profile: Profile) -> dict[str, list[str]]:
     return {build: sorted(names) for build, names in found.items() if names}
 
 
+def render_rules(profile: Profile) -> str:
+    """The shipped alert rules (conf/monitoring/redis-ha.rules.yml.tpl) with ``profile``'s timers."""
+    return str(environment().get_template(RULES_TEMPLATE).render(alerts=profile.monitoring["alerts"]))
+
+
 def render_profile(
     profile: Profile, out_dir: Path, name: str = "default", servers: dict[str, Server] | None = None
 ) -> tuple[LabSpec, list[Path]]:
@@ -176,8 +185,12 @@ def render_profile(
     spec = build_spec(name, profile, backend="none", base_dir=out_dir, layout=layout, servers=servers)
     generated = {k: v for k, v in spec.acl_passwords.items() if k not in profile.acl_passwords}
 
-    # The configs hold only their hashes: these files are the one copy of a generated password.
-    return spec, render_lab(spec, profile, out_dir, extra=lambda staging: write_acl_secrets(staging, generated))
+    def extra(staging: Path) -> None:
+        # The configs hold only their hashes: these files are the one copy of a generated password.
+        write_acl_secrets(staging, generated)
+        write_secret(staging / RULES_FILE, render_rules(profile).rstrip("\n"))  # what Prometheus loads
+
+    return spec, render_lab(spec, profile, out_dir, extra=extra)
 
 
 def render_lab(
@@ -216,6 +229,12 @@ def render_lab(
             _publish_into(staging, out_dir, [spec.files(n).conf.name for n in spec.nodes], spec)
             nodes = {n.name for n in spec.nodes}
             for extra_entry in [e for e in staging.iterdir() if e.name not in nodes]:  # users/, tls/, state
+                if extra_entry.name == RULES_FILE.split("/")[0]:  # a directory Prometheus may share: file by file
+                    for made in (p for p in extra_entry.rglob("*") if p.is_file()):
+                        target = out_dir / made.relative_to(staging)
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(made, target)
+                    continue
                 if extra_entry.is_dir():
                     shutil.rmtree(out_dir / extra_entry.name, ignore_errors=True)
                 os.replace(extra_entry, out_dir / extra_entry.name)

@@ -31,6 +31,8 @@ SENTINEL_SECRET = "sentinel.pass"
 COMPOSE_ENV = "compose.env"
 #: The directory of the ACL users' password files (0700, files 0600), beside a lab's state.
 ACL_DIR = "users"
+#: The directory of the lab's monitoring (lab.monitoring: its configs, rules, processes' directories).
+MONITORING_DIR = "monitoring"
 Layout = Literal["local", "hosts", "compose"]
 
 
@@ -60,6 +62,19 @@ class NodeFiles:
 
 
 @dataclass(frozen=True)
+class Monitoring:
+    """The lab's monitoring (``lab up --monitoring``): each component's port on 127.0.0.1 (``prometheus``,
+    ``alertmanager``, ``webhook``, and ``exporter/<node>`` per node) and the intervals it was rendered with."""
+
+    ports: dict[str, int]
+    scrape_s: float
+    evaluation_s: float
+
+    def url(self, component: str) -> str:
+        return f"http://127.0.0.1:{self.ports[component]}"
+
+
+@dataclass(frozen=True)
 class LabSpec:
     name: str
     profile: str
@@ -86,6 +101,8 @@ class LabSpec:
     #: node name -> [device, inode] of the file ``servers`` named when the lab chose it: a node's process is
     #: still known by it once that file is renamed or deleted. Absent in labs from before it was recorded.
     server_ids: dict[str, list[int]] = field(default_factory=dict)
+    #: Prometheus, Alertmanager and an exporter per node beside the lab; None: no monitoring.
+    monitoring: Monitoring | None = None
     #: Set on load, never saved: where the lab was created, when its directory has since been moved
     #: (its containers and firewall chain are still named after that path) or copied (the original
     #: there is another lab, which this one must never act on).
@@ -226,6 +243,8 @@ class LabSpec:
         fields = dict(data)
         fields["nodes"] = tuple(Node(**n) for n in data["nodes"])
         fields["base_dir"] = Path(data["base_dir"])
+        if data.get("monitoring"):
+            fields["monitoring"] = Monitoring(**data["monitoring"])
         return cls(**fields, password=password, sentinel_password=sentinel_password, acl_passwords=acl_passwords)
 
 

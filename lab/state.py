@@ -24,6 +24,7 @@ from lab.secretfiles import read_secret, write_secret
 from lab.spec import (
     ACL_DIR,
     COMPOSE_ENV,
+    MONITORING_DIR,
     NODE_NAMES,
     REDIS_SECRET,
     SENTINEL_SECRET,
@@ -34,7 +35,7 @@ from lab.spec import (
 from lab.tls import TLS_DIR
 
 #: What a lab makes in its directory: the only names `down` and a rollback delete.
-LAB_DIRS = frozenset({*NODE_NAMES, ACL_DIR, TLS_DIR})
+LAB_DIRS = frozenset({*NODE_NAMES, ACL_DIR, TLS_DIR, MONITORING_DIR})
 #: Left by `down --keep-data`: the only directory without state that `up` adopts.
 KEPT = "kept"
 #: The key of `lab env`'s marker (see :func:`lab.profile.env_marker`).

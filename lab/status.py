@@ -62,8 +62,26 @@ def status(name: str, home: Path | None = None) -> tuple[dict[str, Any], int]:
             for view in obs.sentinels
         ],
         "faults": _faults(spec),
+        "monitoring": (monitoring := _monitoring(spec)),
     }
+    if monitoring:
+        down = [c for c, how in monitoring["components"].items() if how != "running"]
+        found += [f"monitoring: {c} is not running (`lab up --name {spec.name}` starts it)" for c in down]
+        doc["healthy"] = not found
     return doc, 0 if not found else 1
+
+
+def _monitoring(spec: LabSpec) -> dict[str, Any] | None:
+    """Where the lab's Prometheus and Alertmanager answer, and which monitoring processes run."""
+    if spec.monitoring is None:
+        return None
+    from lab.monitoring.stack import running
+
+    return {
+        "prometheus": spec.monitoring.url("prometheus"),
+        "alertmanager": spec.monitoring.url("alertmanager"),
+        "components": {c: "running" if pid else "down" for c, pid in running(spec).items()},
+    }
 
 
 def _faults(spec: LabSpec) -> list[dict[str, Any]]:

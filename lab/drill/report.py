@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import interrupts
+from lab.drill.alerting import alert_rows, first_fault_ms, verdict
 from lab.drill.checker import fault_spans
 from lab.drill.history import Record
 from lab.drill.pages import machine, machine_line, page, table
@@ -144,7 +145,50 @@ def report_document(result: DrillResult, spec: LabSpec, records: list[Record]) -
             {k: r[k] for k in ("t", "sentinel", "event", "data")} for r in records if r["type"] == "sentinel"
         ],
         "files": {"history": "history.jsonl", "timeline": "timeline.png", "html": "report.html"},
+        **({"alerts": alerts_document(result.scenario, records)} if spec.monitoring else {}),
     }
+
+
+def alerts_document(scenario: str, records: list[Record]) -> dict[str, Any]:
+    """report.json's alerts (a lab with monitoring): each rule that went pending or firing, with times on the
+    drill's clock and since the first fault, and what the scenario's expectations say of the shipped rules."""
+    fault = first_fault_ms(records)
+    rows = []
+    for row in alert_rows(records):
+        entry = row.as_dict()
+        entry["firing_after_fault_ms"] = (
+            round(row.firing_ms - fault, 3) if row.firing_ms is not None and fault is not None else None
+        )
+        rows.append(entry)
+    return {"first_fault_ms": fault, "rules": rows, "expected": verdict(scenario, records)}
+
+
+def _alerts_section(alerts: dict[str, Any] | None) -> str:
+    """The alerts table of report.html: when each rule went pending, fired, resolved, and who was notified."""
+    if alerts is None:
+        return ""
+
+    def sec(ms: float | None) -> str:
+        return "-" if ms is None else f"{ms / 1000:.1f}"
+
+    fault = alerts["first_fault_ms"]
+    rows = []
+    for r in alerts["rules"]:
+        after = "-" if r["firing_after_fault_ms"] is None else f"{r['firing_after_fault_ms'] / 1000:+.1f}"
+        notified = ", ".join(f"{html.escape(k)} {v / 1000:.1f}" for k, v in r["notified_ms"].items()) or "-"
+        rows.append([
+            html.escape(r["alert"]), html.escape(r["source"]), html.escape(r["severity"]), sec(r["pending_ms"]),
+            sec(r["firing_ms"]), after, sec(r["resolved_ms"]), html.escape(", ".join(r["instances"])), notified,
+        ])  # fmt: skip
+    head = ["rule", "source", "severity", "pending (s)", "firing (s)", "firing after the fault (s)", "resolved (s)",
+            "instances", "notified (receiver, s)"]  # fmt: skip
+    expected = alerts["expected"]
+    said = [f"missed (must fire): {', '.join(expected['missed'])}"] if expected["missed"] else []
+    said += [f"false (must stay quiet): {', '.join(expected['false'])}"] if expected["false"] else []
+    verdict_line = "; ".join(said) or "every rule this scenario must fire fired, and none that must stay quiet did"
+    at = "" if fault is None else f" The first fault was injected at {fault / 1000:.1f} s."
+    tables = table(head, rows, {3, 4, 5, 6}) if rows else "<p>No alert went pending or firing.</p>"
+    return f"""<h2>Alerts</h2><p id="alerts-verdict">Shipped rules: {html.escape(verdict_line)}.{at}</p>{tables}"""
 
 
 def fault_list(records: list[Record]) -> list[dict[str, Any]]:
@@ -305,5 +349,6 @@ acknowledging writes. Times are seconds since the drill started.</figcaption></f
 {steps_table}
 <h2>Windows</h2>{windows_table}
 <h2>Faults</h2>{faults_table}
+{_alerts_section(doc.get("alerts"))}
 <details><summary>Sentinel events ({len(events)})</summary>{events_table}</details>"""
     return page(f"drill {doc['scenario']} on lab {lab['name']}", body)

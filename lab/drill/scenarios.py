@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lab import control, faults, interrupts, nodes
 from lab.backends import get_backend
+from lab.drill.alerting import AlertWatch
 from lab.drill.checker import check
 from lab.drill.history import Recorder, Workload
 from lab.drill.result import DrillResult
@@ -200,6 +201,12 @@ def _kill_sentinel(d: Run) -> None:
     d.inject("kill", d.spec.sentinels[0])
 
 
+def _quorum_loss(d: Run) -> None:
+    d.at(FAULT_AT)
+    d.inject("kill", d.spec.sentinels[0])
+    d.inject("kill", d.spec.sentinels[1])  # one Sentinel left: it cannot be authorized to fail over
+
+
 def _kill_master_and_sentinel(d: Run) -> None:
     d.at(FAULT_AT)
     master = d.master()
@@ -283,6 +290,11 @@ SCENARIOS = {
         Scenario("failover", "safe manual failover (lab failover)", _failover(True)),
         Scenario("failover-unsafe", "bare SENTINEL FAILOVER", _failover(False)),
         Scenario("kill-sentinel", "SIGKILL one Sentinel", _kill_sentinel),
+        Scenario(
+            "quorum-loss",
+            "SIGKILL two of the three Sentinels: the master serves on, but no failover can happen",
+            _quorum_loss,
+        ),
         Scenario(
             "freeze-sentinel-kill-master",
             "SIGSTOP the first Sentinel (a hung host), then SIGKILL the master",
@@ -421,6 +433,9 @@ def run_drill(
     chosen_workload = workload if isinstance(workload, Workload) else Workload(kind=workload)
     if rate is not None:
         chosen_workload = replace(chosen_workload, rate=rate)
+    watch = AlertWatch(spec) if spec.monitoring else None
+    if watch:
+        watch.begin()  # (the alerts of an earlier drill resolve first)
     recorder = Recorder(spec, None if adapter else chosen_workload, clients, adapter=adapter, duration=duration)
     run = Run(spec, recorder, duration, upgrade_to=upgrade_to)
     acted = 0.0
@@ -447,6 +462,8 @@ def run_drill(
                 for fault in run.injected:
                     recorder.fault("revert", fault.kind, fault.node)
         unhealthy = _settle(spec, recorder)
+    if watch:
+        watch.finish(recorder)
     addresses = {n.address: n.name for n in spec.redis_nodes}
     findings = check(recorder.history.records, addresses)
     if unhealthy:

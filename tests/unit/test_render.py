@@ -261,6 +261,7 @@ def test_render_cli(tmp_path: Path) -> None:
     result = run_lab("render", "--profile", "production", "--out", str(tmp_path / "prod"), home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "prod").iterdir()) == [
+        "monitoring",
         "redis-1",
         "redis-2",
         "redis-3",
@@ -270,6 +271,10 @@ def test_render_cli(tmp_path: Path) -> None:
         "users",
     ]
     assert "rendered 6 files" in result.stdout
+    # The alert rules with the profile's timers (docs/monitoring.md), where the output names them.
+    rules = tmp_path / "prod" / "monitoring" / "rules" / "redis-ha.rules.yml"
+    assert f"alert rules for Prometheus: {rules}" in result.stdout.replace("\n", "")
+    assert "for: 1m" in rules.read_text() and "[5m]" in rules.read_text()
     # The ACL users' generated passwords: the one copy of each (the configs hold their hashes), 0600.
     users = tmp_path / "prod" / "users"
     assert stat.S_IMODE(users.stat().st_mode) == 0o700 and "generated the passwords of 8 ACL users" in result.stderr

@@ -1,0 +1,23 @@
+# Prometheus for one lab, rendered by lab.monitoring (0600): one exporter per node on 127.0.0.1.
+global:
+  scrape_interval: {{ scrape_interval }}
+  scrape_timeout: {{ scrape_interval }}
+  evaluation_interval: {{ evaluation_interval }}
+  external_labels:
+    lab: {{ lab }}
+rule_files:
+  - rules/*.yml
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ["127.0.0.1:{{ alertmanager_port }}"]
+scrape_configs:
+{% for job in ("redis", "sentinel") %}
+  - job_name: {{ job }}
+    static_configs:
+{% for target in exporters if target.kind == job %}
+      - targets: ["127.0.0.1:{{ target.port }}"]
+        labels:
+          instance: {{ target.name }}
+{% endfor %}
+{% endfor %}

@@ -1,0 +1,91 @@
+"""What the lab's Prometheus and Alertmanager say, over their HTTP APIs (on 127.0.0.1, no proxy), and
+what the webhook recorded."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from lab.errors import LabError
+from lab.spec import MONITORING_DIR, LabSpec, Monitoring
+
+NOTIFICATIONS = "notifications.jsonl"
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def get(url: str, timeout: float = 2.0) -> bytes:
+    """The body of a GET; raises OSError (urllib's errors are OSErrors) when it does not answer 2xx."""
+    with _DIRECT.open(url, timeout=timeout) as response:
+        return bytes(response.read())
+
+
+def answers(url: str) -> bool:
+    try:
+        get(url, timeout=0.5)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def monitoring_of(spec: LabSpec) -> Monitoring:
+    if spec.monitoring is None:
+        raise LabError(
+            f"lab {spec.name} runs without monitoring: `lab down --name {spec.name}`, then `lab up --monitoring`"
+        )
+    return spec.monitoring
+
+
+def prometheus(spec: LabSpec, path: str, **params: Any) -> Any:
+    """``data`` of a Prometheus API call (``/api/v1/...``); LabError naming the call when it fails."""
+    url = f"{monitoring_of(spec).url('prometheus')}{path}"
+    if params:
+        url += "?" + urllib.parse.urlencode(params)
+    try:
+        body = json.loads(get(url, timeout=10))
+    except (OSError, ValueError) as exc:
+        raise LabError(f"lab {spec.name}'s Prometheus did not answer {path}: {exc}") from None
+    if body.get("status") != "success":
+        raise LabError(f"lab {spec.name}'s Prometheus refused {path}: {body.get('error', body)}")
+    return body["data"]
+
+
+def targets_down(spec: LabSpec) -> list[str]:
+    """The nodes whose exporter Prometheus has no successful scrape of yet, as its rules see them (``up`` is 1):
+    "instance (why)". Right after Prometheus starts it has no targets at all for a few seconds (its discovery
+    sends updates at most every 5 s): those count as not scraped."""
+    targets = prometheus(spec, "/api/v1/targets", state="active")["activeTargets"]
+    why = {t["labels"].get("instance"): t.get("lastError") or t["health"] for t in targets}
+    up = {r["metric"].get("instance") for r in prometheus(spec, "/api/v1/query", query="up == 1")["result"]}
+    return [f"{n.name} ({why.get(n.name, 'not a target yet')})" for n in spec.nodes if n.name not in up]
+
+
+def query_range(spec: LabSpec, query: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+    """A range query's series (``metric``, ``values`` as [unix seconds, "value"])."""
+    data = prometheus(spec, "/api/v1/query_range", query=query, start=start, end=end, step=step)
+    return list(data["result"])
+
+
+def notifications(spec: LabSpec, since: float = 0.0) -> list[dict[str, Any]]:
+    """What the webhook recorded (lab.monitoring.webhook), received at or after ``since`` (unix seconds)."""
+    path = spec.base_dir / MONITORING_DIR / NOTIFICATIONS
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    found = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line being written as this reads
+        if entry.get("received", 0) >= since:
+            found.append(entry)
+    return found
+
+
+def notifications_path(directory: Path) -> Path:
+    return directory / MONITORING_DIR / NOTIFICATIONS

@@ -7,10 +7,10 @@ NAME ?= default
 BACKEND ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv lock clients lab-up lab-down lab-status test check docs unit integration chaos lint bench findings clean
+.PHONY: help deps venv lock clients lab-up lab-down lab-status test check docs unit integration chaos lint bench findings alert-findings clean
 
 help:
-	@echo "make lab-up | lab-down | lab-status | test | check | docs | unit | integration | chaos | lint | bench | findings | clients | lock | clean"
+	@echo "make lab-up [MONITORING=1] | lab-down | lab-status | test | check | docs | unit | integration | chaos | lint | bench | findings | alert-findings | clients | lock | clean"
 
 deps:
 	@bash scripts/ensure_deps.sh
@@ -44,8 +44,11 @@ clients/node/node_modules/.installed: clients/node/package-lock.json
 
 clients: clients/node/node_modules/.installed
 
+# MONITORING=1: also redis_exporter per node, Prometheus and Alertmanager (Debian packages, installed by deps).
+MONITORING ?= 0
+lab-up: export LAB_NEED_MONITORING = $(filter 1,$(MONITORING))
 lab-up: deps venv
-	$(BIN)/lab up --name $(NAME) --backend $(BACKEND)
+	$(BIN)/lab up --name $(NAME) --backend $(BACKEND)$(if $(filter 1,$(MONITORING)), --monitoring)
 
 lab-down: venv
 	$(BIN)/lab down --name $(NAME)
@@ -53,6 +56,7 @@ lab-down: venv
 lab-status: venv
 	$(BIN)/lab status --name $(NAME)
 
+test: export LAB_NEED_MONITORING = 1
 test: deps venv clients lint
 	$(BIN)/pytest -n 2 --durations=40 $(PYTEST_ARGS)
 
@@ -77,6 +81,9 @@ lint: venv
 	$(BIN)/lint-imports --no-cache
 	@if command -v shellcheck >/dev/null; then shellcheck -x scripts/*.sh .ci/run; \
 	  else echo "lint: shellcheck not installed, shell scripts not checked"; fi
+	@if command -v promtool >/dev/null && command -v amtool >/dev/null; then $(BIN)/python -m lab.monitoring.promcheck; \
+	  elif [ "$(LAB_NEED_MONITORING)" = 1 ]; then echo "lint: promtool/amtool missing"; exit 1; \
+	  else echo "lint: promtool not installed, the monitoring files not checked"; fi
 	$(BIN)/mkdocs build --strict --quiet --site-dir site
 
 # The documentation site (docs/*.md, mkdocs.yml) in strict mode: a broken link or anchor fails the build.
@@ -88,6 +95,11 @@ docs: venv
 RUNS ?= 3
 findings: deps venv
 	$(BIN)/python -m benchmarks.findings --runs $(RUNS) --write
+
+# The alerts table of docs/monitoring.md: each scenario with alert expectations RUNS times on one lab with monitoring.
+alert-findings: export LAB_NEED_MONITORING = 1
+alert-findings: deps venv
+	$(BIN)/python -m benchmarks.alert_findings --runs $(RUNS) --write
 
 # The pictures the docs show, from real runs (a local lab; headless chromium): report-kill-master.png, matrix.png
 # and drill-kill-master.png from tests/integration/test_report_pages.py, drill-rolling-upgrade.png from a drill.

@@ -20,11 +20,25 @@ if [[ -n "${REDIS_CLI_BIN:-}" ]]; then command -v "$REDIS_CLI_BIN" >/dev/null 2>
 else outside_venv redis-cli || missing+=(redis-tools); fi
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v shellcheck >/dev/null 2>&1 || [[ "${LAB_NEED_SHELLCHECK:-0}" != 1 ]] || missing+=(shellcheck)
+# `make lab-up MONITORING=1` and `make test`: redis_exporter, Prometheus (with promtool) and Alertmanager.
+if [[ "${LAB_NEED_MONITORING:-0}" == 1 ]]; then
+  command -v prometheus-redis-exporter >/dev/null 2>&1 || missing+=(prometheus-redis-exporter)
+  command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  command -v prometheus-alertmanager >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+fi
 ((${#missing[@]} == 0)) && exit 0
 
 if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
   echo "ensure_deps: installing ${missing[*]} with apt-get"
   export DEBIAN_FRONTEND=noninteractive
+  # The packages' own services (a system-wide Prometheus on :9090, Redis on :6379) must not start: the lab
+  # runs its own. A policy-rc.d that says no, for the install only, unless the machine has one already.
+  guard=""
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    guard=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$guard" && chmod 755 "$guard"
+    trap 'rm -f "$guard"' EXIT
+  fi
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   exit 0

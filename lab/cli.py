@@ -297,6 +297,10 @@ def _lifecycle_commands(sub: Any) -> None:
     _name(p)
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("alerts", help="a lab with monitoring: its alerts pending or firing now, recent notifications")
+    _name(p)
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("logs", help="print a node's log")
     _name(p)
     p.add_argument("node", help="redis-1..3 or sentinel-1..3")
@@ -650,7 +654,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if result.already_running:
         out.print(f"lab {args.name} is already running ({result.spec.backend}); nothing to do.")
     elif result.profile is None:
-        out.print(f"lab {args.name}: restarted {', '.join(result.restarted)}; healthy after {result.seconds:.2f}s")
+        out.print(f"lab {args.name}: started {', '.join(result.restarted)}; healthy after {result.seconds:.2f}s")
     else:
         out.print(f"lab {args.name} is healthy after {result.seconds:.2f}s")
     _print_status(doc)
@@ -679,6 +683,36 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         _print_status(doc)
     return code
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from lab.monitoring import alerts, api
+
+    spec = state.load(args.home or state.default_home(), args.name)
+    api.monitoring_of(spec)  # a lab without monitoring: one line
+    now = [
+        {"alert": a["labels"].get("alertname", ""), "state": a["state"], "since": a.get("activeAt", ""),
+         "instance": a["labels"].get("instance", ""), "severity": a["labels"].get("severity", ""),
+         "source": a["labels"].get("source", "redis-ha-lab")}
+        for a in alerts.active(spec)
+    ]  # fmt: skip
+    notes = api.notifications(spec)[-10:]
+    if args.json:
+        print(json.dumps({"active": now, "notifications": notes}, indent=2))
+        return 0
+    table = Table(title=f"alerts of lab {spec.name} ({len(now)} pending or firing)")
+    for column in ("alert", "state", "since", "instance", "severity", "source"):
+        table.add_column(column)
+    for a in now:
+        table.add_row(*(str(a[k]) for k in ("alert", "state", "since", "instance", "severity", "source")))
+    out.print(table)
+    for note in notes:
+        names = ", ".join(f"{a['labels'].get('alertname')} {a['status']}" for a in note["alerts"])
+        when = time.strftime("%H:%M:%S", time.localtime(note["received"]))
+        out.print(f"notified {when} to {note['receiver']}: {names}", markup=False)
+    return 0
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -1016,6 +1050,7 @@ COMMANDS = {
     "up": cmd_up,
     "down": cmd_down,
     "status": cmd_status,
+    "alerts": cmd_alerts,
     "render": cmd_render,
     "logs": cmd_logs,
     "list": cmd_list,

@@ -47,7 +47,7 @@ class UpResult:
     spec: LabSpec
     already_running: bool
     seconds: float
-    restarted: list[str] = field(default_factory=list)
+    restarted: list[str] = field(default_factory=list)  # nodes and monitoring components started again
     profile: Profile | None = None  # the profile a new lab was made from (its env overrides)
 
 
@@ -320,7 +320,7 @@ def _repair_monitoring(spec: LabSpec, wanted: Profile) -> tuple[LabSpec, list[st
             shutil.rmtree(stack.home(added), ignore_errors=True)
             state.save(spec)
         raise
-    return added, ["monitoring"]
+    return added, ["monitoring (added)"]
 
 
 @dataclass

@@ -463,7 +463,7 @@ def run_drill(
                     recorder.fault("revert", fault.kind, fault.node)
         unhealthy = _settle(spec, recorder)
     if watch:
-        watch.finish(recorder)
+        watch.finish(recorder, scenario, report_dir)
     addresses = {n.address: n.name for n in spec.redis_nodes}
     findings = check(recorder.history.records, addresses)
     if unhealthy:

@@ -3,7 +3,9 @@ what the webhook recorded."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -31,11 +33,18 @@ def answers(url: str) -> bool:
     return True
 
 
+def unix(stamp: str) -> float:
+    """Prometheus's RFC 3339 time ("2026-12-07T03:00:07.532085798Z") in unix seconds; 0 for none."""
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z", stamp)
+    if match is None:
+        return 0.0
+    whole = datetime.datetime.fromisoformat(match[1]).replace(tzinfo=datetime.UTC).timestamp()
+    return whole + float(match[2] or 0)
+
+
 def monitoring_of(spec: LabSpec) -> Monitoring:
     if spec.monitoring is None:
-        raise LabError(
-            f"lab {spec.name} runs without monitoring: `lab down --name {spec.name}`, then `lab up --monitoring`"
-        )
+        raise LabError(f"lab {spec.name} runs without monitoring: `lab up --name {spec.name} --monitoring` adds it")
     return spec.monitoring
 
 

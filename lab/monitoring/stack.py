@@ -165,7 +165,9 @@ def start(spec: LabSpec, only: list[str] | None = None) -> None:
             )
         finally:
             os.close(log)
-        (here / PIDFILE).write_text(f"{proc.pid}\n")
+        pidfile = os.open(here / PIDFILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(pidfile, f"{proc.pid}\n".encode())
+        os.close(pidfile)
         started[component] = (proc, ready)
 
     def serving() -> tuple[bool, str]:
@@ -184,17 +186,28 @@ def start(spec: LabSpec, only: list[str] | None = None) -> None:
 
 
 def wait_scraped(spec: LabSpec, timeout: float = READY_TIMEOUT) -> None:
-    """Until Prometheus has scraped every exporter once (its rules then see the whole lab)."""
+    """Until Prometheus has scraped every exporter and then evaluated every rule group: its alerts then judge
+    the whole lab (an evaluation between the first scrapes of some exporters and of the others would leave,
+    say, RedisNoMaster pending for an evaluation)."""
     from lab.monitoring import api
     from lab.waits import WaitTimeout, wait_for
 
-    def probe() -> tuple[bool, list[str]]:
+    def scraped() -> tuple[bool, list[str]]:
         down = api.targets_down(spec)
         return not down, down
 
+    def evaluated(after: float) -> tuple[bool, list[str]]:
+        groups = api.prometheus(spec, "/api/v1/rules")["groups"]
+        behind = [g["name"] for g in groups if api.unix(g.get("lastEvaluation", "")) <= after]
+        return not behind, behind
+
     try:
-        wait_for(probe, what=f"lab {spec.name}'s Prometheus to scrape every exporter", timeout=timeout, interval=0.1,
+        wait_for(scraped, what=f"lab {spec.name}'s Prometheus to scrape every exporter", timeout=timeout, interval=0.1,
                  describe=lambda down: "not up: " + ", ".join(down))  # fmt: skip
+        targets = api.prometheus(spec, "/api/v1/targets", state="active")["activeTargets"]
+        last = max(api.unix(t["lastScrape"]) for t in targets)
+        wait_for(lambda: evaluated(last), what=f"lab {spec.name}'s rules to be evaluated on every exporter's data",
+                 timeout=timeout, interval=0.1, describe=lambda behind: "not yet: " + ", ".join(behind))  # fmt: skip
     except WaitTimeout as exc:
         raise LabError(str(exc)) from None
 

@@ -33,16 +33,9 @@ def explain(result: DrillResult) -> str:
     return "; ".join(f"{r.alert}[{r.source}] pending {r.pending_ms} firing {r.firing_ms}" for r in rows)
 
 
-@pytest.mark.parametrize("scenario", sorted(EXPECTED))
-def test_shipped_rules_fire_and_stay_quiet_as_the_scenario_demands(
-    monitored: LabSpec, lab_backend: str, drill: Callable[..., DrillResult], scenario: str
-) -> None:
-    if lab_backend == "compose" and scenario != "kill-master":
-        pytest.skip("the scenarios' alerts do not depend on the backend: compose drills kill-master only")
-    if scenario == "isolate-master":
-        require_fault(monitored, "isolate")
-    control.wait_healthy(monitored, timeout=30)
-    result = drill(monitored, scenario, duration=8)
+def check_alerts(spec: LabSpec, drill: Callable[..., DrillResult], scenario: str) -> None:
+    control.wait_healthy(spec, timeout=30)
+    result = drill(spec, scenario, duration=8)
     records = result.recorder.history.records
     assert verdict(scenario, records) == {"missed": [], "false": []}, explain(result)
     # A page is what reached Alertmanager's "page" receiver: the same rules, notified.
@@ -50,3 +43,30 @@ def test_shipped_rules_fire_and_stay_quiet_as_the_scenario_demands(
     assert paged <= fired(records), (paged, explain(result))
     if scenario == "failover":
         assert not paged, f"a safe failover paged: {sorted(paged)}"
+
+
+# (the alerts do not depend on the backend: the compose backend drills kill-master, below)
+@pytest.mark.one_backend
+@pytest.mark.parametrize("scenario", sorted(EXPECTED))
+def test_shipped_rules_fire_and_stay_quiet_as_the_scenario_demands(
+    monitored: LabSpec, drill: Callable[..., DrillResult], scenario: str
+) -> None:
+    if scenario == "isolate-master":
+        require_fault(monitored, "isolate")
+    check_alerts(monitored, drill, scenario)
+
+
+def test_a_compose_lab_pages_a_dead_master(
+    request: pytest.FixtureRequest, lab_home: Path, drill: Callable[..., DrillResult]
+) -> None:
+    """The same exporters, Prometheus and Alertmanager beside a compose lab (they reach its containers from the
+    host, as its clients do)."""
+    if request.config.getoption("--lab-backend") not in ("compose", "all"):
+        pytest.skip("--lab-backend local: the compose backend is not asked for")
+    require_backend("compose")
+    require_monitoring()
+    spec = control.up(lab_name("mon-compose"), "lab", "compose", lab_home, monitoring=True).spec
+    try:
+        check_alerts(spec, drill, "kill-master")
+    finally:
+        control.down(spec.name, lab_home)

@@ -23,10 +23,13 @@ from benchmarks.findings import write
 from lab import control
 from lab.drill.alerting import EXPECTED, RULE_TEST, alert_rows, first_fault_ms
 from lab.drill.history import Record
+from lab.monitoring import ruletest
 from lab.drill.scenarios import run_drill
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "monitoring.md"
 SCENARIOS = sorted(EXPECTED)
+#: The metric names a lab's exporters gave Prometheus, beside the fixtures.
+METRIC_NAMES = "metric-names.txt"
 
 
 class Tally:
@@ -92,6 +95,9 @@ def drill_all(scenarios: list[str], runs: int, duration: float, fixtures: Path |
         home = Path(tmp)
         spec = control.up("alerts", "lab", "local", home, monitoring=True).spec
         try:
+            if fixtures is not None:  # what a dashboard may name (tests/unit/test_dashboard.py)
+                fixtures.mkdir(parents=True, exist_ok=True)
+                (fixtures / METRIC_NAMES).write_text("\n".join(ruletest.metric_names(spec)) + "\n")
             for n in range(runs):
                 for tally in tallies:
                     report = home / "reports" / f"{tally.scenario}-{n}" if fixtures is not None and n == 0 else None

@@ -118,3 +118,9 @@ def fixture(
         "evaluation_interval": f"{step:g}s",
         "tests": [{"interval": f"{step:g}s", "input_series": inputs, "alert_rule_test": tests}],
     }
+
+
+def metric_names(spec: LabSpec) -> list[str]:
+    """Every metric name the lab's exporters gave Prometheus (``up`` included): what a dashboard may name."""
+    names = api.prometheus(spec, "/api/v1/label/__name__/values")
+    return sorted(n for n in names if n.startswith("redis_") and ":" not in n) + ["up"]

@@ -23,8 +23,8 @@ from benchmarks.findings import write
 from lab import control
 from lab.drill.alerting import EXPECTED, RULE_TEST, alert_rows, first_fault_ms
 from lab.drill.history import Record
-from lab.monitoring import ruletest
 from lab.drill.scenarios import run_drill
+from lab.monitoring import ruletest
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "monitoring.md"
 SCENARIOS = sorted(EXPECTED)

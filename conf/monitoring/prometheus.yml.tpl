@@ -21,3 +21,15 @@ scrape_configs:
           instance: {{ target.name }}
 {% endfor %}
 {% endfor %}
+{% if health_port %}
+  # check-redis-health (scripts/monitoring/), run once per scrape: its verdicts beside the alerts
+  - job_name: health
+    static_configs:
+      - targets: ["127.0.0.1:{{ health_port }}"]
+        labels:
+          instance: check-redis-health
+    metric_relabel_configs:  # its verdicts only (it also writes exporter-named series, e.g. redis_up)
+      - source_labels: [__name__]
+        regex: redis_health_.*
+        action: keep
+{% endif %}

@@ -86,6 +86,11 @@ class AlertWatch:
             rules_for=rule_timers((self.spec.base_dir / RULES_FILE).read_text()),
         )  # fmt: skip
         changes = alerts.transitions(self.spec, self.since, end)
+        last = None
+        for at, status in alerts.health(self.spec, self.since, end):  # check-redis-health's verdicts, as they change
+            if status != last:
+                history.add("health", t=on_clock(at), status=status)
+                last = status
         if report_dir is not None:
             self.write_rule_test(report_dir, scenario, changes, end)
         for change in changes:
@@ -204,6 +209,26 @@ def verdict(scenario: str, records: list[Record]) -> dict[str, list[str]]:
             must = must | {TWO_MASTERS} if longest >= needs * 1000 else must
     seen = fired(records)
     return {"missed": sorted(must - seen), "false": sorted(quiet & seen)}
+
+
+def unnoticed_pages(records: list[Record]) -> list[str]:
+    """The shipped page alerts that fired in the drill while check-redis-health, scraped beside them, said OK
+    the whole time (from two seconds before the alert went pending until it resolved): where the two disagree."""
+    health = [(r["t"], r["status"]) for r in records if r["type"] == "health"]
+    if not health:
+        return []
+    end = max(r["t"] for r in records)
+    unnoticed = []
+    for row in alert_rows(records):
+        if row.source != "redis-ha-lab" or row.severity != "page" or row.firing_ms is None:
+            continue
+        start, stop = (row.pending_ms or row.firing_ms) - 2000, row.resolved_ms or end
+        # the status in force at ``start`` (the last change before it) and every change until ``stop``
+        before = [s for t, s in health if t <= start][-1:]
+        during = [s for t, s in health if start < t <= stop]
+        if all(s == 0 for s in before + during):
+            unnoticed.append(row.alert)
+    return unnoticed
 
 
 def first_fault_ms(records: list[Record]) -> float | None:

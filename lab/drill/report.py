@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import interrupts
-from lab.drill.alerting import alert_rows, first_fault_ms, verdict
+from lab.drill.alerting import alert_rows, first_fault_ms, unnoticed_pages, verdict
 from lab.drill.checker import fault_spans
 from lab.drill.history import Record
 from lab.drill.pages import machine, machine_line, page, table
@@ -160,7 +160,14 @@ def alerts_document(scenario: str, records: list[Record]) -> dict[str, Any]:
             round(row.firing_ms - fault, 3) if row.firing_ms is not None and fault is not None else None
         )
         rows.append(entry)
-    return {"first_fault_ms": fault, "rules": rows, "expected": verdict(scenario, records)}
+    health = [{"t": r["t"], "status": r["status"]} for r in records if r["type"] == "health"]
+    return {
+        "first_fault_ms": fault,
+        "rules": rows,
+        "expected": verdict(scenario, records),
+        "health": health,
+        "unnoticed_pages": unnoticed_pages(records),
+    }
 
 
 def _alerts_section(alerts: dict[str, Any] | None) -> str:
@@ -187,6 +194,12 @@ def _alerts_section(alerts: dict[str, Any] | None) -> str:
     said += [f"false (must stay quiet): {', '.join(expected['false'])}"] if expected["false"] else []
     verdict_line = "; ".join(said) or "every rule this scenario must fire fired, and none that must stay quiet did"
     at = "" if fault is None else f" The first fault was injected at {fault / 1000:.1f} s."
+    states = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
+    health = ", ".join(f"{states[h['status']]} at {h['t'] / 1000:.1f} s" for h in alerts.get("health", []))
+    if health:
+        at += f" check-redis-health, scraped beside them: {health}."
+    if alerts.get("unnoticed_pages"):
+        at += f" Pages it never saw: {', '.join(alerts['unnoticed_pages'])}."
     tables = table(head, rows, {3, 4, 5, 6}) if rows else "<p>No alert went pending or firing.</p>"
     return f"""<h2>Alerts</h2><p id="alerts-verdict">Shipped rules: {html.escape(verdict_line)}.{at}</p>{tables}"""
 

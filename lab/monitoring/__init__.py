@@ -19,5 +19,7 @@ BINARIES = {
 
 
 def components(spec: LabSpec) -> list[str]:
-    """Every monitoring process of a lab, in the order they start (exporters before what reads them)."""
-    return [f"exporter/{node.name}" for node in spec.nodes] + ["webhook", "alertmanager", "prometheus"]
+    """Every monitoring process of a lab, in the order they start (exporters before what reads them). A lab
+    made before a component existed lacks its port, and runs without it."""
+    every = [f"exporter/{node.name}" for node in spec.nodes] + ["health", "webhook", "alertmanager", "prometheus"]
+    return [c for c in every if spec.monitoring is None or c in spec.monitoring.ports]

@@ -72,6 +72,22 @@ def transitions(spec: LabSpec, start: float, end: float) -> list[Transition]:
     return sorted(found, key=lambda t: (t.at, t.name))
 
 
+def health(spec: LabSpec, start: float, end: float) -> list[tuple[float, int]]:
+    """check-redis-health's overall state (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN) at each scrape between
+    ``start`` and ``end``, and 3 where its scrape failed (a check slower than the scrape interval)."""
+    if "health" not in api.monitoring_of(spec).ports:
+        return []
+    span = max(1, int(end - start + 1))
+
+    def samples(query: str) -> list[tuple[float, float]]:
+        result = api.prometheus(spec, "/api/v1/query", query=f"{query}[{span}s]", time=end)["result"]
+        return [(float(t), float(v)) for series in result for t, v in series["values"] if float(t) >= start]
+
+    found = {at: int(value) for at, value in samples("redis_health_status")}
+    found |= {at: 3 for at, up in samples('up{job="health"}') if up == 0}
+    return sorted(found.items())
+
+
 def active(spec: LabSpec) -> list[dict[str, Any]]:
     """The alerts pending or firing now (Prometheus's ``/api/v1/alerts``)."""
     return list(api.prometheus(spec, "/api/v1/alerts")["alerts"])

@@ -63,13 +63,13 @@ def prometheus(spec: LabSpec, path: str, **params: Any) -> Any:
 
 
 def targets_down(spec: LabSpec) -> list[str]:
-    """The nodes whose exporter Prometheus has no successful scrape of yet, as its rules see them (``up`` is 1):
-    "instance (why)". Right after Prometheus starts it has no targets at all for a few seconds (its discovery
-    sends updates at most every 5 s): those count as not scraped."""
+    """The nodes whose exporter Prometheus has not scraped successfully (yet): "instance (why)". Right after
+    Prometheus starts it has no targets at all for a few seconds (its discovery sends updates at most every
+    5 s): those count as not scraped. (Not ``up``: after a restart it still holds the samples from before.)"""
     targets = prometheus(spec, "/api/v1/targets", state="active")["activeTargets"]
-    why = {t["labels"].get("instance"): t.get("lastError") or t["health"] for t in targets}
-    up = {r["metric"].get("instance") for r in prometheus(spec, "/api/v1/query", query="up == 1")["result"]}
-    return [f"{n.name} ({why.get(n.name, 'not a target yet')})" for n in spec.nodes if n.name not in up]
+    health = {t["labels"].get("instance"): (t["health"], t.get("lastError")) for t in targets}
+    missing = [(n.name, health.get(n.name, ("not a target yet", ""))) for n in spec.nodes]
+    return [f"{name} ({error or state})" for name, (state, error) in missing if state != "up"]
 
 
 def query_range(spec: LabSpec, query: str, start: float, end: float, step: float) -> list[dict[str, Any]]:

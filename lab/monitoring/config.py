@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import socket
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,7 @@ def free_port() -> int:
 def plan(spec: LabSpec, profile: Profile) -> Monitoring:
     """A port on 127.0.0.1 for each component (free now) and the profile's intervals."""
     ports: dict[str, int] = {}
-    for component in components(spec):
+    for component in components(replace(spec, monitoring=None)):
         port = free_port()
         while port in ports.values():
             port = free_port()
@@ -68,6 +69,7 @@ def render(spec: LabSpec, profile: Profile, directory: Path) -> None:
         evaluation_interval=settings["evaluation_interval"],
         alertmanager_port=monitoring.ports["alertmanager"],
         exporters=exporters,
+        health_port=monitoring.ports.get("health"),
     )
     alertmanager = env.get_template("monitoring/alertmanager.yml.tpl").render(
         group_wait=settings["evaluation_interval"], webhook_port=monitoring.ports["webhook"]

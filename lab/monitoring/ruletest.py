@@ -123,4 +123,4 @@ def fixture(
 def metric_names(spec: LabSpec) -> list[str]:
     """Every metric name the lab's exporters gave Prometheus (``up`` included): what a dashboard may name."""
     names = api.prometheus(spec, "/api/v1/label/__name__/values")
-    return sorted(n for n in names if n.startswith("redis_") and ":" not in n) + ["up"]
+    return [*sorted(n for n in names if n.startswith("redis_") and ":" not in n), "up"]

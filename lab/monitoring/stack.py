@@ -68,6 +68,25 @@ def _exporter(spec: LabSpec, node: Node, port: int, timeout: float) -> tuple[lis
     return argv, env
 
 
+def _health(spec: LabSpec, port: int, scrape_s: float) -> tuple[list[str], dict[str, str], str]:
+    """check-redis-health through the Sentinels, as the monitor and client users (their passwords in its
+    environment), with a connection timeout that lets one scrape visit every node within a scrape interval."""
+    data = spec.auth("redis", "monitor" if "users/monitor" in spec.acl_passwords else "admin")
+    sentinel = spec.auth("sentinel", "client")
+    env = {"REDIS_PASSWORD": data["password"] or "", "SENTINEL_PASSWORD": sentinel["password"] or ""}
+    if data["username"]:
+        env |= {"REDIS_USERNAME": data["username"], "SENTINEL_USERNAME": sentinel["username"] or ""}
+    if spec.tls:
+        files = spec.tls_files()
+        env |= {"REDIS_TLS_CA_CERT": str(files.ca), "REDIS_TLS_CERT": str(files.client_cert),
+                "REDIS_TLS_KEY": str(files.client_key)}  # fmt: skip
+    checker = [f"--sentinel={n.address}" for n in spec.sentinels]
+    checker += [f"--master-name={spec.master_name}", f"--timeout={max(scrape_s / 8, 0.1):g}"]
+    checker += [f"--expect-replicas={len(spec.redis_nodes) - 1}"]
+    argv = [sys.executable, "-m", "lab.monitoring.healthprobe", str(port), "--", *checker]
+    return argv, env, f"http://127.0.0.1:{port}/"
+
+
 def command(spec: LabSpec, component: str) -> tuple[list[str], dict[str, str], str]:
     """(argv, environment beyond PATH, the URL that answers once it serves) of one component."""
     from lab.monitoring import api
@@ -78,6 +97,8 @@ def command(spec: LabSpec, component: str) -> tuple[list[str], dict[str, str], s
     if component.startswith("exporter/"):
         argv, env = _exporter(spec, spec.node(component.split("/", 1)[1]), port, mon.scrape_s * 0.8)
         return argv, env, f"http://127.0.0.1:{port}/"
+    if component == "health":
+        return _health(spec, port, mon.scrape_s)
     if component == "webhook":
         argv = [sys.executable, "-m", "lab.monitoring.webhook", str(port), str(api.notifications_path(spec.base_dir))]
         return argv, {}, f"http://127.0.0.1:{port}/health"

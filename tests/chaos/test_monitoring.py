@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lab import control
-from lab.drill.alerting import EXPECTED, alert_rows, fired, verdict
+from lab.drill.alerting import EXPECTED, alert_rows, fired, unnoticed_pages, verdict
 from lab.drill.result import DrillResult
 from lab.pytest_plugin import lab_name, require_backend, require_fault, require_monitoring
 from lab.spec import LabSpec
@@ -43,6 +43,9 @@ def check_alerts(spec: LabSpec, drill: Callable[..., DrillResult], scenario: str
     assert paged <= fired(records), (paged, explain(result))
     if scenario == "failover":
         assert not paged, f"a safe failover paged: {sorted(paged)}"
+    # check-redis-health, scraped beside the exporters, saw every page's trouble too.
+    assert any(r["type"] == "health" for r in records), "no check-redis-health verdict was recorded"
+    assert unnoticed_pages(records) == [], explain(result)
 
 
 # (the alerts do not depend on the backend: the compose backend drills kill-master, below)

@@ -47,7 +47,7 @@ def test_up_with_monitoring_scrapes_every_node_and_down_removes_it(tmp_path: Pat
         assert result.returncode == 0, result.stderr
         doc = json.loads(result.stdout)
         mon = doc["monitoring"]
-        assert set(mon["components"].values()) == {"running"} and len(mon["components"]) == 9, mon
+        assert set(mon["components"].values()) == {"running"} and len(mon["components"]) == 10, mon
         spec = state.load(home, name)
         assert api.targets_down(spec) == []
         # Every node's exporter reaches its node: redis_up is 1 for all six.
@@ -55,10 +55,10 @@ def test_up_with_monitoring_scrapes_every_node_and_down_removes_it(tmp_path: Pat
         assert sorted(r["metric"]["instance"] for r in up) == sorted(n.name for n in spec.nodes)
         # The status line a user reads names both URLs.
         status = run_lab("status", "--name", name, home=home)
-        assert f"Prometheus {mon['prometheus']}" in status.stdout and "9 of 9 processes running" in status.stdout
+        assert f"Prometheus {mon['prometheus']}" in status.stdout and "10 of 10 processes running" in status.stdout
         # No secret on a command line or in a file others can read; the lab's monitoring files are 0600.
         pids = monitoring_pids(spec.base_dir)
-        assert len(pids) == 9, pids
+        assert len(pids) == 10, pids
         for pid in pids:
             cmdline = Path(f"/proc/{pid}/cmdline").read_text()
             assert not any(secret in cmdline for secret in secrets_of(spec)), cmdline
@@ -86,6 +86,13 @@ def test_the_exporters_log_in_as_the_least_privileged_users(tmp_path: Path) -> N
             assert stat.S_IMODE(os.stat(f"/proc/{pid}/environ").st_mode) == 0o400
         up = api.prometheus(spec, "/api/v1/query", query="redis_up == 1")["result"]
         assert len(up) == 6, up
+        # check-redis-health beside them, as the same two users, finds the lab healthy (PING and INFO suffice).
+        pid = stack.pid_of(spec, "health")
+        assert pid is not None
+        health_env = Path(f"/proc/{pid}/environ").read_text().split("\0")
+        assert "REDIS_USERNAME=monitor" in health_env and "SENTINEL_USERNAME=client" in health_env
+        status = api.prometheus(spec, "/api/v1/query", query="redis_health_status")["result"]
+        assert [r["value"][1] for r in status] == ["0"], status
     finally:
         control.down(name, home)
 

@@ -124,3 +124,15 @@ def test_two_masters_are_judged_by_what_the_drill_saw() -> None:
     assert verdict("kill-master", [*paged, *roles(1000)])["false"] == []
     assert verdict("kill-master", [*quiet, *roles(1000)])["missed"] == ["RedisFailover"]
     assert verdict("kill-master", paged)["false"] == ["RedisTooManyMasters"]
+
+
+def test_a_page_the_health_checker_never_saw_is_named() -> None:
+    from lab.drill.alerting import unnoticed_pages
+
+    page = records((2000.0, "RedisDown", "pending", "redis-ha-lab"), (4000.0, "RedisDown", "firing", "redis-ha-lab"))
+    page.append({"t": 9000.0, "type": "alert", "alert": "RedisDown", "state": "resolved", "instance": "redis-1",
+                 "severity": "page", "source": "redis-ha-lab"})  # fmt: skip
+    ok = [{"t": 0.0, "type": "health", "status": 0}]
+    assert unnoticed_pages([*page, *ok]) == ["RedisDown"]
+    assert unnoticed_pages([*page, *ok, {"t": 1500.0, "type": "health", "status": 2}]) == []
+    assert unnoticed_pages(page) == [], "no health verdicts recorded: nothing to compare"

@@ -129,11 +129,21 @@ def _monitoring(spec: LabSpec) -> Monitoring:
 
 
 def _ours(pid: int) -> bool:
-    """A live process working in the lab's monitoring directory that runs a monitoring binary or a Python."""
+    """A live process working in the lab's monitoring directory that runs a monitoring binary, or a Python
+    running one of lab.monitoring's processes (a Python a user started there is not one)."""
     if procs.state_letter(pid) in ("", "Z", "X"):
         return False
     exe = os.path.basename(procs.exe_path(pid))
-    return exe in {b for b, _ in BINARIES.values()} or exe.startswith("python")
+    if exe in {b for b, _ in BINARIES.values()}:
+        return True
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return exe.startswith("python") and argv[1:3] in (
+        [b"-m", b"lab.monitoring.webhook"],
+        [b"-m", b"lab.monitoring.healthprobe"],
+    )
 
 
 def pid_of(spec: LabSpec, component: str) -> int | None:

@@ -200,3 +200,24 @@ def test_up_interrupted_while_monitoring_starts_leaves_nothing(tmp_path: Path, s
         assert down.returncode in (0, 1), down.stderr  # (1: its state was never written, its remains removed)
     assert monitoring_pids(home / name) == [] and procs.processes_under(home) == []
     assert not (home / name).exists() or not any((home / name).iterdir())
+
+
+def test_down_stops_monitorings_processes_and_no_one_elses(tmp_path: Path) -> None:
+    """A process a user started inside the lab's monitoring directory (a shell there, a Python) is not the lab's:
+    `lab down` stops the ten it started and leaves that one alone."""
+    import subprocess
+    import sys
+
+    home, name = tmp_path / "home", lab_name("mon-other")
+    spec = control.up(name, "lab", "local", home, monitoring=True).spec
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], cwd=stack.home(spec))
+    try:
+        assert len(monitoring_pids(spec.base_dir)) == 11
+        control.down(name, home)
+        assert bystander.poll() is None, "lab down stopped a process it did not start"
+        assert monitoring_pids(home / name) == [] or not (home / name).exists()
+    finally:
+        bystander.kill()
+        bystander.wait()
+        if state.exists(home, name):
+            control.down(name, home)

@@ -353,7 +353,9 @@ each Sentinel's own events and the clients' operations per 100 ms. Grey band: a 
 start of its injection until it took effect); hatched: the fault in effect on its node; red: no write
 acknowledged; orange cross-hatch: two masters wherever the samples show them (the summary counts those while
 the workload ran: an old master the heal restarts can be one for a moment before it rejoins); purple: two nodes
-acknowledging writes. Times are seconds since the drill started.</figcaption></figure>
+acknowledging writes. On a lab with monitoring, a last lane: each shipped alert rule pale while pending and in
+its severity's colour while firing (page red, ticket orange, info blue), a triangle where a notification of it
+reached a receiver. Times are seconds since the drill started.</figcaption></figure>
 {"".join(f'<p class="note"><b>Note:</b> {html.escape(n)}</p>' for n in findings["notes"])}
 <h2>Summary</h2><table class="kv">{summary}</table>
 <h2>Errors by class</h2>{error_table}

@@ -68,20 +68,22 @@ def timeline_figure(records: list[Record], findings: Findings, nodes: list[str],
     end = max((r["t"] for r in records), default=1000.0) / 1000
     others = sorted(not_operations(records), key=lambda r: r["t"])  # (all but the operations' bars)
     sentinels = sorted({r["sentinel"] for r in others if r["type"] == "sentinel"})
-    fig, (lanes, events, ops) = plt.subplots(
-        3,
-        1,
-        figsize=(13, 6.2),
-        sharex=True,
-        gridspec_kw={"height_ratios": [len(nodes) + 1, 0.25 * max(len(sentinels), 1) + 0.6, 2]},
-    )
+    rules = list(dict.fromkeys(r["alert"] for r in others if r["type"] == "alert" and r["source"] == SHIPPED))
+    ratios = [len(nodes) + 1, 0.25 * max(len(sentinels), 1) + 0.6, 2] + ([0.3 * len(rules) + 0.4] if rules else [])
+    fig, axes = plt.subplots(
+        len(ratios), 1, figsize=(13, 6.2 + (0.3 * len(rules) + 0.6 if rules else 0)), sharex=True,
+        gridspec_kw={"height_ratios": ratios},
+    )  # fmt: skip
+    lanes, events, ops = axes[:3]
     legend: dict[str, Any] = {}  # what is drawn, in this order: the roles first
     _draw_lanes(lanes, others, nodes, legend)
     _draw_failovers(lanes, findings, nodes, legend)
     _draw_events(events, others, sentinels)
     _draw_operations(ops, records, findings)
-    _draw_faults((lanes, events, ops), others, nodes, sentinels, legend)
-    _draw_bands((lanes, events, ops), others, findings, legend)
+    if rules:
+        _draw_alerts(axes[3], others, rules, end)
+    _draw_faults(tuple(axes), others, nodes, sentinels, legend)
+    _draw_bands(tuple(axes), others, findings, legend)
     lanes.legend(
         legend.values(), legend.keys(), loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7, frameon=False
     )
@@ -94,6 +96,9 @@ def timeline_figure(records: list[Record], findings: Findings, nodes: list[str],
         fontsize=10,
     )
     ops.set_xlim(0, end)
+    if rules:  # the time axis is named under the last panel
+        axes[-1].set_xlabel(ops.get_xlabel(), fontsize=ops.xaxis.label.get_fontsize())
+        ops.set_xlabel("")
     fig.tight_layout()
     fig.subplots_adjust(hspace=0.08)
     return fig
@@ -163,6 +168,47 @@ def _draw_events(events: Any, records: list[Record], sentinels: list[str]) -> No
         events.legend(loc="upper left", bbox_to_anchor=(1.005, 1.25), fontsize=6, frameon=False, ncol=2)
 
 
+#: The shipped rules' alerts (lab.monitoring): the only ones the alerts lane draws.
+SHIPPED = "redis-ha-lab"
+SEVERITY_COLOURS = {"page": "#c0392b", "ticket": "#e67e22", "info": "#2980b9"}
+
+
+def _draw_alerts(ax: Any, records: list[Record], rules: list[str], end: float) -> None:
+    """A lab with monitoring: one row per shipped rule that went pending or firing, pale while any of its alerts
+    was pending, in its severity's colour while any was firing (page red, ticket orange, info blue), a triangle
+    where a notification of it firing reached a receiver."""
+    rows = {rule: len(rules) - i for i, rule in enumerate(rules)}
+    spans: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)  # (rule, state) -> spans, s
+    colour: dict[str, str] = {}
+    began: dict[tuple[str, str], tuple[str, float]] = {}
+    for r in (r for r in records if r["type"] == "alert" and r["source"] == SHIPPED):
+        colour[r["alert"]] = SEVERITY_COLOURS.get(r["severity"], "#7f8c8d")
+        key = (r["alert"], r["instance"])
+        if key in began:
+            state, since = began.pop(key)
+            spans[(r["alert"], state)].append((since / 1000, r["t"] / 1000))
+        if r["state"] in ("pending", "firing"):
+            began[key] = (r["state"], r["t"])
+    for (alert, _), (state, since) in began.items():  # still up when the recording ended
+        spans[(alert, state)].append((since / 1000, end))
+    for (alert, state), found in spans.items():
+        merged: list[list[float]] = []
+        for start, stop in sorted(found):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], stop)
+            else:
+                merged.append([start, stop])
+        pale = state == "pending"
+        ax.broken_barh([(a, b - a) for a, b in merged], (rows[alert] - 0.3, 0.6), color=colour[alert],
+                       alpha=0.3 if pale else 0.9, lw=0, zorder=2 if pale else 3)  # fmt: skip
+    for r in records:
+        if r["type"] == "page" and r["source"] == SHIPPED and r["status"] == "firing" and r["alert"] in rows:
+            ax.scatter([r["t"] / 1000], [rows[r["alert"]] + 0.42], marker="v", s=22, color="#000", zorder=4)
+    ax.set_yticks(list(rows.values()), list(rows), fontsize=7)
+    ax.set_ylim(0.4, len(rules) + 0.75)
+    ax.set_ylabel("alerts", fontsize=7)
+
+
 def _draw_operations(ops: Any, records: list[Record], findings: Findings) -> None:
     """Client operations per 100 ms, stacked: acknowledged, failed, unknown outcome (only those that
     happened are drawn and named); above them, when the writes later lost were acknowledged."""
@@ -196,7 +242,7 @@ def _draw_faults(
     """Each fault from the start of its injection: a band until it took effect, a dashed line then,
     its node hatched while it is in effect, a dotted line where it was undone during the workload; the
     heal after the workload, labelled."""
-    lanes, events, _ = axes
+    lanes, events = axes[:2]
     spans = fault_spans(records)
     marks = {r["event"]: r["t"] for r in records if r["type"] == "drill"}
     heal = marks.get("heal")

@@ -221,3 +221,19 @@ def test_down_stops_monitorings_processes_and_no_one_elses(tmp_path: Path) -> No
         bystander.wait()
         if state.exists(home, name):
             control.down(name, home)
+
+
+def test_a_tls_lab_is_scraped_over_tls(tmp_path: Path) -> None:
+    """`lab up --tls --monitoring`: the exporters and check-redis-health reach every node over TLS with the
+    lab's CA and client certificate (its ports take nothing else)."""
+    home, name = tmp_path / "home", lab_name("mon-tls")
+    spec = control.up(name, "lab", "local", home, tls=True, monitoring=True).spec
+    try:
+        pid = stack.pid_of(spec, "exporter/redis-1")
+        assert pid is not None and "-redis.addr=rediss://" in Path(f"/proc/{pid}/cmdline").read_text()
+        up = api.prometheus(spec, "/api/v1/query", query='redis_up{job=~"redis|sentinel"} == 1')["result"]
+        assert len(up) == 6, up
+        status = api.prometheus(spec, "/api/v1/query", query="redis_health_status")["result"]
+        assert [r["value"][1] for r in status] == ["0"], status
+    finally:
+        control.down(name, home)

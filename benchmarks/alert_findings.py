@@ -11,8 +11,10 @@ A rule firing where it must stay quiet is data (a false page), counted, never an
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections import defaultdict
@@ -112,6 +114,17 @@ def drill_all(scenarios: list[str], runs: int, duration: float, fixtures: Path |
     return tallies
 
 
+def versions() -> str:
+    """The monitoring builds that ran, as each says (``prometheus --version``: "prometheus, version 2.42.0+ds ...")."""
+    said = []
+    for name, binary in (("Prometheus", "prometheus"), ("Alertmanager", "prometheus-alertmanager"),
+                         ("redis_exporter", "prometheus-redis-exporter")):  # fmt: skip
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+        found = re.search(r"(?:version |Exporter )v?(\d+\.\d+\.\d+)", out.stdout + out.stderr)
+        said.append(f"{name} {found[1] if found else '?'}")
+    return ", ".join(said)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.alert_findings", description=__doc__.split("\n\n")[0])
     parser.add_argument("scenarios", nargs="*", help=f"default: {' '.join(SCENARIOS)}")
@@ -132,7 +145,7 @@ def main(argv: list[str]) -> int:
         )
         .replace(" (`make findings`)", " (`make alert-findings`)")
     )
-    text = f"{said} Monitoring: lab profile timers (scrape and evaluation every 1 s).\n\n{table(tallies)}"
+    text = f"{said} Monitoring: {versions()}, lab profile timers (scrape and evaluation every 1 s).\n\n{table(tallies)}"
     print(text)
     if args.write:
         write(text, "alerts", PAGE)

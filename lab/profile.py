@@ -248,7 +248,37 @@ class Databases(Strict):
     pubsub: NonNeg
 
 
-Duration = Annotated[str, Field(pattern=r"^[0-9]{1,6}(ms|s|m|h)$")]
+def duration_seconds(value: str) -> float:
+    """A Prometheus duration of one unit ("15s", "500ms", "5m") in seconds; ValueError if it is none."""
+    match = re.fullmatch(r"([0-9]{1,6})(ms|s|m|h)", value)
+    if match is None:
+        raise ValueError(f"{value!r}: a duration such as 15s, 500ms or 5m")
+    return int(match[1]) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match[2]]
+
+
+def _seconds(value: str, low: float, high: float) -> str:
+    """A duration from ``low`` to ``high`` seconds."""
+    seconds = duration_seconds(value)
+    if not low <= seconds <= high:
+        raise ValueError(f"{value!r}: from {low:g} s to {high:g} s")
+    return value
+
+
+def _for(value: str) -> str:
+    return _seconds(value, 0, 24 * 3600)
+
+
+def _interval(value: str) -> str:
+    return _seconds(value, 1, 60)
+
+
+def _window(value: str) -> str:
+    return _seconds(value, 1, 24 * 3600)
+
+
+Duration = Annotated[str, AfterValidator(_for)]  # an alert's `for:` (0: at once)
+Interval = Annotated[str, AfterValidator(_interval)]  # scrape, evaluation: a lab waits a few of them at `up`
+Window = Annotated[str, AfterValidator(_window)]
 
 
 class AlertTimers(Strict):
@@ -263,15 +293,15 @@ class AlertTimers(Strict):
     sentinel_peer: Duration = "1m"
     tilt: Duration = "10s"
     resources: Duration = "5m"
-    failover_window: Duration = "5m"
+    failover_window: Window = "5m"
 
 
 class MonitoringSection(Strict):
     """redis_exporter, Prometheus and Alertmanager beside the lab (``lab up --monitoring``)."""
 
     enabled: bool = False
-    scrape_interval: Duration = "15s"
-    evaluation_interval: Duration = "15s"
+    scrape_interval: Interval = "15s"
+    evaluation_interval: Interval = "15s"
     alerts: AlertTimers = AlertTimers()
 
 

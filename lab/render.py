@@ -206,6 +206,10 @@ def render_lab(
     rendered = {node: render_node(spec, profile, node) for node in spec.nodes}
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir} is a file, not a directory")
+    rules_dir = Path(RULES_FILE).parent
+    for inside in [*(Path(node.name) for node in spec.nodes), rules_dir.parent, rules_dir]:
+        if (out_dir / inside).is_symlink():
+            raise UsageError(f"{out_dir / inside} is a symbolic link: refusing to write through it (remove it)")
     for lab_dir in (d for d in (out_dir, *out_dir.parents) if (d / "state.json").exists()):
         what = "is a lab's directory" if lab_dir == out_dir else f"is inside the directory of the lab {lab_dir}"
         raise UsageError(

@@ -79,10 +79,11 @@ def query_range(spec: LabSpec, query: str, start: float, end: float, step: float
 
 
 def notifications(spec: LabSpec, since: float = 0.0) -> list[dict[str, Any]]:
-    """What the webhook recorded (lab.monitoring.webhook), received at or after ``since`` (unix seconds)."""
+    """What the webhook recorded (lab.monitoring.webhook), received at or after ``since`` (unix seconds). Anyone
+    on this host can post to it (as to Alertmanager): a line not of the webhook's own shape is skipped."""
     path = spec.base_dir / MONITORING_DIR / NOTIFICATIONS
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(errors="replace").splitlines()
     except FileNotFoundError:
         return []
     found = []
@@ -91,9 +92,24 @@ def notifications(spec: LabSpec, since: float = 0.0) -> list[dict[str, Any]]:
             entry = json.loads(line)
         except ValueError:
             continue  # a line being written as this reads
-        if entry.get("received", 0) >= since:
+        if well_formed(entry) and entry["received"] >= since:
             found.append(entry)
     return found
+
+
+def well_formed(entry: Any) -> bool:
+    """A notification as lab.monitoring.webhook records it: when, to whom, and its alerts' status and labels."""
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("received"), int | float)
+        and isinstance(entry.get("receiver"), str)
+        and isinstance(entry.get("alerts"), list)
+        and all(
+            isinstance(a, dict) and isinstance(a.get("status"), str) and isinstance(a.get("labels"), dict)
+            and all(isinstance(v, str) for v in a["labels"].values())
+            for a in entry["alerts"]
+        )
+    )  # fmt: skip
 
 
 def notifications_path(directory: Path) -> Path:

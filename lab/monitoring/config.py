@@ -4,7 +4,6 @@ community's as published). Pure: choosing ports is the only thing here that touc
 
 from __future__ import annotations
 
-import re
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -23,10 +22,9 @@ COMMUNITY_RULES = CONF_DIR / "monitoring" / "community.rules.yml"
 
 def seconds(duration: str) -> float:
     """A Prometheus duration of one unit ("1s", "500ms", "5m") in seconds."""
-    match = re.fullmatch(r"([0-9]+)(ms|s|m|h)", duration)
-    if match is None:
-        raise ValueError(f"not a duration: {duration!r}")
-    return int(match[1]) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match[2]]
+    from lab.profile import duration_seconds
+
+    return duration_seconds(duration)
 
 
 def free_port() -> int:

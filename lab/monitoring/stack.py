@@ -182,6 +182,9 @@ def start(spec: LabSpec, only: list[str] | None = None) -> None:
     for component in wanted:
         argv, env, ready = command(spec, component)
         here = directory(spec, component)
+        # One its pid file does not name (a `lab up` killed before it wrote it) still holds the port, and would
+        # answer for the new one: it goes first.
+        procs.terminate([pid for pid in procs.processes_under(here) if _ours(pid)] if here.is_dir() else [])
         here.mkdir(parents=True, exist_ok=True, mode=0o700)
         log = os.open(here / LOGFILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
@@ -213,7 +216,10 @@ def start(spec: LabSpec, only: list[str] | None = None) -> None:
 
     wait_for(serving, what=f"lab {spec.name}'s monitoring to serve", timeout=READY_TIMEOUT, interval=0.05)
     if "prometheus" in started or only is None:
-        wait_scraped(spec)
+        wait_scraped(spec, timeout=READY_TIMEOUT + 2 * _monitoring(spec).evaluation_s)
+    for component, (proc, _) in started.items():  # still the process that answered, not one that died since
+        if proc.poll() is not None:
+            raise LabError(f"monitoring: {component} exited at start ({proc.returncode}): {_log_tail(spec, component)}")
 
 
 def wait_scraped(spec: LabSpec, timeout: float = READY_TIMEOUT) -> None:
@@ -251,10 +257,10 @@ def stop(spec: LabSpec) -> list[str]:
 
 
 def stop_under(lab_dir: Path) -> list[int]:
-    """:func:`stop` for a lab known only by its directory (its state unreadable): the pids it signalled."""
-    top = lab_dir / MONITORING_DIR
-    if not top.is_dir() or top.is_symlink():
+    """:func:`stop` for a lab known only by its directory (its state unreadable): the pids it signalled. Every
+    monitoring process working anywhere in the lab's directory: its ``monitoring/`` renamed, they still are."""
+    if not lab_dir.is_dir():
         return []
-    pids = [pid for pid in procs.processes_under(top) if _ours(pid)]
+    pids = [pid for pid in procs.processes_under(lab_dir) if _ours(pid)]
     procs.terminate(pids)
     return pids

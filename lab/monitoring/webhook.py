@@ -12,6 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from lab.monitoring.api import well_formed
+
 MAX_BODY = 1 << 20
 
 
@@ -39,16 +41,18 @@ def serve(port: int, path: Path) -> None:
 
         def do_POST(self) -> None:
             received = time.time()
-            length = int(self.headers.get("Content-Length") or 0)
             try:
+                length = int(self.headers.get("Content-Length") or 0)
                 if not 0 < length <= MAX_BODY:
                     raise ValueError("no body, or too large")
-                body = json.loads(self.rfile.read(length))
-            except ValueError:
+                kept = record(json.loads(self.rfile.read(length)), self.path.strip("/"), received)
+                if not well_formed(kept):
+                    raise ValueError("not an Alertmanager notification")
+            except (ValueError, AttributeError, TypeError):
                 self.send_response(400)
                 self.end_headers()
                 return
-            line = json.dumps(record(body, self.path.strip("/"), received)) + "\n"
+            line = json.dumps(kept) + "\n"
             os.write(fd, line.encode())
             self.send_response(200)
             self.end_headers()

@@ -136,3 +136,30 @@ def test_a_page_the_health_checker_never_saw_is_named() -> None:
     assert unnoticed_pages([*page, *ok]) == ["RedisDown"]
     assert unnoticed_pages([*page, *ok, {"t": 1500.0, "type": "health", "status": 2}]) == []
     assert unnoticed_pages(page) == [], "no health verdicts recorded: nothing to compare"
+
+
+def test_monitoring_timers_out_of_range_are_refused_in_one_line(tmp_path: Any) -> None:
+    import pytest
+
+    from lab.errors import UsageError
+
+    for section, value in (("scrape_interval", "0s"), ("evaluation_interval", "1h"), ("scrape_interval", "-1s")):
+        path = tmp_path / f"{section}.yaml"
+        path.write_text(f"extends: lab\nmonitoring:\n  {section}: {value}\n")
+        with pytest.raises(UsageError, match=f"monitoring.{section}"):
+            load_profile(str(path), env={})
+
+
+def test_render_refuses_to_write_rules_through_a_symbolic_link(tmp_path: Any) -> None:
+    import pytest
+
+    from lab.errors import UsageError
+    from lab.render import render_profile
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "out" / "monitoring").mkdir(parents=True)
+    (tmp_path / "out" / "monitoring" / "rules").symlink_to(elsewhere)
+    with pytest.raises(UsageError, match="is a symbolic link"):
+        render_profile(load_profile("production", env={}), tmp_path / "out")
+    assert list(elsewhere.iterdir()) == []

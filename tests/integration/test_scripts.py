@@ -194,8 +194,10 @@ def test_start_returns_once_the_dataset_is_loaded(instance) -> None:
 
 def test_start_leaves_a_slow_load_running_at_the_timeout(instance) -> None:
     host, conf, pidfile = instance
-    slow_loading(host, conf, pidfile, keys=4000)
-    started = run("manage_redis_server.sh", "start", str(conf), str(pidfile), env={"REDIS_START_TIMEOUT": "1"})
+    # 8,000 keys at 0.5 ms: 4 s of loading, twice the 2 s timeout (1 s was too short on a saturated machine for
+    # the new server even to start answering LOADING: the script then rightly said it did not answer).
+    slow_loading(host, conf, pidfile, keys=8000)
+    started = run("manage_redis_server.sh", "start", str(conf), str(pidfile), env={"REDIS_START_TIMEOUT": "2"})
     assert started.returncode == 0, started.stderr
     assert "still loading its dataset" in started.stdout
     assert run("manage_redis_server.sh", "status", str(conf), str(pidfile)).returncode == 0
@@ -207,7 +209,7 @@ def test_start_leaves_a_slow_load_running_at_the_timeout(instance) -> None:
             except redis.BusyLoadingError as exc:
                 return False, exc
 
-        assert wait_for(loaded, what="the load to finish", timeout=15, interval=0.1) == 4000
+        assert wait_for(loaded, what="the load to finish", timeout=30, interval=0.1) == 8000
 
 
 def _conf(directory: Path, host: str, port: int) -> Path:

@@ -70,11 +70,13 @@ def test_up_with_monitoring_scrapes_every_node_and_down_removes_it(tmp_path: Pat
     assert monitoring_pids(home / name) == [] and not (home / name).exists()
 
 
-def test_the_exporters_log_in_as_the_least_privileged_users(tmp_path: Path) -> None:
+def test_the_exporters_log_in_as_the_least_privileged_users(tmp_path: Path, profile_file: Any) -> None:
     """The production profile's ACL users: the data nodes' exporters are `monitor` (PING and INFO), the
-    Sentinels' `client`; the password reaches each through its environment (readable by its owner only)."""
+    Sentinels' `client`; the password reaches each through its environment (readable by its owner only).
+    (Scraped and evaluated every second, not production's 15 s: what is checked is who logs in.)"""
     home, name = tmp_path / "home", lab_name("mon-acl")
-    spec = control.up(name, "production", "local", home, monitoring=True).spec
+    fast = profile_file(base="production", monitoring={"scrape_interval": "1s", "evaluation_interval": "1s"})
+    spec = control.up(name, fast, "local", home, monitoring=True).spec
     try:
         for node in spec.nodes:
             pid = stack.pid_of(spec, f"exporter/{node.name}")

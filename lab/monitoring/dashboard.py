@@ -148,7 +148,11 @@ def text() -> str:
 
 
 def main(argv: list[str]) -> int:
-    if argv == ["--check"]:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m lab.monitoring.dashboard", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if the committed file is not what this generates")
+    if parser.parse_args(argv).check:
         if PATH.read_text() != text():
             print(f"dashboard: {PATH} is not what lab.monitoring.dashboard generates: run it without --check")
             return 1

@@ -5,7 +5,6 @@ scrapes it beside the exporters, so a drill can compare the checker's verdicts w
 
 from __future__ import annotations
 
-import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -35,8 +34,16 @@ def serve(port: int, checker_args: list[str]) -> None:
 
 
 def main() -> None:
-    port, _, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
-    serve(int(port), rest)
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m lab.monitoring.healthprobe", description=__doc__.split("\n\n")[0],
+        usage="%(prog)s [-h] PORT -- CHECK-REDIS-HEALTH-ARGS...",
+    )  # fmt: skip
+    parser.add_argument("port", type=int, help="the port on 127.0.0.1")
+    parser.add_argument("checker", nargs=argparse.REMAINDER, help="after --: check-redis-health's arguments")
+    args = parser.parse_args()
+    serve(args.port, args.checker[1:] if args.checker[:1] == ["--"] else args.checker)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,12 @@ def check(profile_name: str, root: Path) -> list[str]:
     return failed
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m lab.monitoring.promcheck", description=__doc__.split("\n\n")[0]).parse_args(
+        argv
+    )
     with tempfile.TemporaryDirectory(prefix="promcheck-") as tmp:
         failed = [line for name in available_profiles() for line in check(name, Path(tmp))]
     for line in failed:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -64,7 +63,13 @@ def serve(port: int, path: Path) -> None:
 
 
 def main() -> None:
-    serve(int(sys.argv[1]), Path(sys.argv[2]))
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m lab.monitoring.webhook", description=__doc__.split("\n\n")[0])
+    parser.add_argument("port", type=int, help="the port on 127.0.0.1")
+    parser.add_argument("file", type=Path, help="the JSON-lines file notifications are appended to (0600)")
+    args = parser.parse_args()
+    serve(args.port, args.file)
 
 
 if __name__ == "__main__":

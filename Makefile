@@ -7,10 +7,10 @@ NAME ?= default
 BACKEND ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv lock clients lab-up lab-down lab-status test check docs unit integration chaos lint bench findings alert-findings clean
+.PHONY: help deps venv lock clients lab-up lab-down lab-status test check docs unit integration chaos lint bench findings alert-findings deploy-walkthrough clean
 
 help:
-	@echo "make lab-up [MONITORING=1] | lab-down | lab-status | test | check | docs | unit | integration | chaos | lint | bench | findings | alert-findings | clients | lock | clean"
+	@echo "make lab-up [MONITORING=1] | lab-down | lab-status | test | check | docs | unit | integration | chaos | lint | bench | findings | alert-findings | deploy-walkthrough | clients | lock | clean"
 
 deps:
 	@bash scripts/ensure_deps.sh
@@ -57,6 +57,7 @@ lab-status: venv
 	$(BIN)/lab status --name $(NAME)
 
 test: export LAB_NEED_MONITORING = 1
+test: export LAB_NEED_HOSTS = 1
 test: deps venv clients lint
 	$(BIN)/pytest -n 2 --durations=40 $(PYTEST_ARGS)
 
@@ -100,6 +101,11 @@ findings: deps venv
 alert-findings: export LAB_NEED_MONITORING = 1
 alert-findings: deps venv
 	$(BIN)/python -m benchmarks.alert_findings --runs $(RUNS) --write
+
+# The walkthrough table of docs/deploy.md: three simulated hosts, lab deploy four ways (needs root and sshd).
+deploy-walkthrough: export LAB_NEED_HOSTS = 1
+deploy-walkthrough: deps venv
+	$(BIN)/python -m benchmarks.deploy_walkthrough --write
 
 # The pictures the docs show, from real runs (a local lab; headless chromium): report-kill-master.png, matrix.png
 # and drill-kill-master.png from tests/integration/test_report_pages.py, drill-rolling-upgrade.png from a drill.

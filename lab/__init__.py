@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def _data(name: str) -> Path:
-    """conf/, scripts/ or compose/: the repository's own directory in a checkout (an editable
+    """conf/, scripts/, compose/ or ansible/: the repository's own directory in a checkout (an editable
     install maps it there too), the copy shipped in the package (lab/data/NAME) when installed."""
     try:
         spec = importlib.util.find_spec(f"lab.data.{name}")
@@ -24,3 +24,4 @@ CONF_DIR = _data("conf")
 SCRIPTS_DIR = _data("scripts")
 COMPOSE_DIR = _data("compose")
 CLIENTS_DIR = _data("clients")
+ANSIBLE_DIR = _data("ansible")

@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from lab import interrupts, servercli, servers, state
+from lab import hostscli, interrupts, servercli, servers, state
 from lab.errors import Interrupted, LabError, UsageError
 from lab.home import LOCKS, check_home, inside, validate_name
 from lab.interrupts import SIGNALS
@@ -239,6 +239,7 @@ def build_parser(argv: Sequence[str] | None = None) -> Parser:
     _fault_commands(only)
     _drill_commands(only, scenarios=argv is None or named == "drill")
     servercli.add_commands(only, seconds=_seconds)
+    hostscli.add_commands(only)
     return parser
 
 
@@ -314,10 +315,14 @@ def _lifecycle_commands(sub: Any) -> None:
 
 def _config_commands(sub: Any) -> None:
     p = sub.add_parser("render", help="render every node's config without starting anything")
-    p.add_argument("--profile", default="lab", help="profile name or YAML path (default: lab)")
+    p.add_argument("--profile", help="profile name or YAML path (default: lab; production with --inventory)")
     p.add_argument("--out", type=_path, required=True, help="output directory (DIR/<node>/*.conf)")
     p.add_argument("--name", default="default", help="lab name, for lab-profile addresses (default: default)")
     servercli.server_option(p, per_node=True)
+    p.add_argument(
+        "-i", "--inventory", type=Path, help="render for an Ansible inventory's hosts, as `lab deploy` deploys it"
+    )
+    p.add_argument("--vault-password-file", type=Path, help="ansible-vault's password for the inventory's vars")
 
     p = sub.add_parser("lint", help="check a deployment's configs together (exit 1 on any error)")
     p.add_argument("target", nargs="*", type=Path, help="directories of *.conf files, or files: read as one deployment")
@@ -722,7 +727,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     home = args.home or state.default_home()
     if args.out.resolve() == home.resolve() or inside(args.out, home / LOCKS):
         raise UsageError(f"--out {args.out} is the lab home or its locks: render somewhere else")
-    profile = load_profile(args.profile)
+    if args.inventory is not None:
+        return _render_inventory(args, home)
+    profile = load_profile(args.profile or "lab")
     _report_overrides("render", profile)
     builds = servers.assign(args.server, NODE_NAMES) if args.server else None
     spec, written = render_profile(profile, args.out.absolute(), args.name, builds)
@@ -740,6 +747,20 @@ def cmd_render(args: argparse.Namespace) -> int:
         )
     for build, names in left_out(spec, profile).items():
         err.print(f"lab render: left out for {build}, which refuses them: {', '.join(names)}", markup=False)
+    return 0
+
+
+def _render_inventory(args: argparse.Namespace, home: Path) -> int:
+    """`lab render --inventory`: the files `lab deploy` puts on the inventory's hosts, byte for byte."""
+    from lab.hosts.deploy import rendered_for
+    from lab.render import render_lab
+
+    if args.server:
+        raise UsageError("--server and --inventory: a deployment runs the hosts' own redis-server")
+    spec, profile = rendered_for(args.inventory, args.profile or "production", args.vault_password_file)
+    for path in render_lab(spec, profile, args.out.absolute()):
+        out.print(str(path), markup=False)
+    out.print(f"rendered {len(spec.nodes)} files ({profile.name} profile, for the hosts of {args.inventory}; 0600)")
     return 0
 
 
@@ -1064,6 +1085,8 @@ COMMANDS = {
     "sweep": cmd_sweep,
     "servers": lambda args: servercli.cmd_servers(args, out.console),
     "upgrade": lambda args: servercli.cmd_upgrade(args, out.console),
+    "hosts": lambda args: hostscli.cmd_hosts(args, out.console),
+    "deploy": lambda args: hostscli.cmd_deploy(args, out.console),
     **dict.fromkeys(FAULT_COMMANDS, cmd_fault),
     "degrade": cmd_degrade,
     "flap": cmd_flap,

@@ -158,6 +158,19 @@ def require_monitoring() -> None:
         pytest.skip(f"monitoring needs {', '.join(missing)}")
 
 
+def require_hosts() -> None:
+    """Skip unless simulated hosts can be made here (root, sshd, iproute2); a failure under LAB_REQUIRE_HOSTS=1."""
+    from lab.errors import Unavailable
+    from lab.hosts.sim import preflight
+
+    try:
+        preflight()
+    except Unavailable as exc:
+        if os.environ.get("LAB_REQUIRE_HOSTS") == "1":
+            pytest.fail(f"LAB_REQUIRE_HOSTS=1 but {exc}")
+        pytest.skip(str(exc))
+
+
 def require_browser() -> tuple[str, str]:
     """Debian's chromium and its chromedriver, for the report pages' tests; skips when either is missing
     (a failure under LAB_REQUIRE_BROWSER=1)."""

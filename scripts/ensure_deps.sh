@@ -26,12 +26,16 @@ if [[ "${LAB_NEED_MONITORING:-0}" == 1 ]]; then
   command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   command -v prometheus-alertmanager >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 fi
+# `make test`: simulated hosts for `lab deploy` run an sshd each (openssh-server; its own service stays off).
+if [[ "${LAB_NEED_HOSTS:-0}" == 1 ]]; then
+  [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
+fi
 ((${#missing[@]} == 0)) && exit 0
 
 if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
   echo "ensure_deps: installing ${missing[*]} with apt-get"
   export DEBIAN_FRONTEND=noninteractive
-  # The packages' own services (a system-wide Prometheus on :9090, Redis on :6379) must not start: the lab
+  # The packages' own services (a system-wide Prometheus on :9090, Redis on :6379, sshd) must not start: the lab
   # runs its own. A policy-rc.d that says no, for the install only, unless the machine has one already.
   guard=""
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then

@@ -1,0 +1,275 @@
+"""`lab hosts` and `lab deploy` on simulated hosts: real sshd, real Ansible, real Redis and Sentinel on
+three hosts with their own addresses and filesystems. The role deploys exactly what `lab render`
+renders, a second run changes nothing, and a run after a failover (or with a changed profile) keeps
+what Sentinel owns: no failover, the same master, the same epochs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from lab.hosts import inventory as inventory_mod
+from lab.hosts import sim
+from lab.pytest_plugin import lab_name, require_hosts
+from tests.helpers import run_lab
+
+pytestmark = [pytest.mark.integration, pytest.mark.one_server, pytest.mark.one_backend]
+
+DEPLOY_TIMEOUT = 600
+
+
+@pytest.fixture(autouse=True)
+def _hosts() -> None:
+    require_hosts()
+
+
+class Hosts:
+    """A set made by `lab hosts up` in a test's home, and what a test needs to reach it."""
+
+    def __init__(self, home: Path, name: str, doc: dict[str, Any]) -> None:
+        self.home, self.name, self.doc = home, name, doc
+        self.inventory, self.vault = doc["inventory"], doc["vault_password_file"]
+        self.address = {h["name"]: h["address"] for h in doc["hosts"]}
+
+    def ssh(self, host: str, command: str) -> str:
+        argv = ["ssh", "-i", self.doc["key"], "-o", f"UserKnownHostsFile={self.doc['known_hosts']}"]
+        argv += ["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", f"root@{self.address[host]}", command]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def deploy(self, *extra: str) -> dict[str, Any]:
+        args = ("deploy", "-i", self.inventory, "--vault-password-file", self.vault, "--json", *extra)
+        done = run_lab(*args, home=self.home, timeout=DEPLOY_TIMEOUT)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return {h["host"]: h for h in json.loads(done.stdout)["hosts"]}
+
+    def secrets(self, tmp: Path) -> dict[str, Any]:
+        return inventory_mod.load(Path(self.inventory), tmp, Path(self.vault)).variables()
+
+
+@pytest.fixture
+def hosts(tmp_path: Path) -> Any:
+    home, name = tmp_path / "home", lab_name("hosts")
+    made = run_lab("hosts", "up", "3", "--name", name, "--json", home=home, timeout=120)
+    try:
+        assert made.returncode == 0, made.stderr
+        yield Hosts(home, name, json.loads(made.stdout))
+    finally:
+        gone = run_lab("hosts", "down", "--name", name, home=home, timeout=120)
+        assert gone.returncode == 0, gone.stderr
+        assert not (home / sim.HOSTS_DIR / name).exists()
+        leftover = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
+        digest = sim._digest(home / sim.HOSTS_DIR / name)
+        assert f"lh-{digest}" not in leftover
+        assert subprocess.run(["ip", "link", "show", f"lh-{digest}"], capture_output=True, check=False).returncode != 0
+
+
+def sentinels(h: Hosts, variables: dict[str, Any]) -> list[Any]:
+    password = variables["redis_ha_sentinel_users"]["admin"]
+    return [
+        redis.Redis(h.address[f"host-{i}"], 26379, username="admin", password=password, decode_responses=True)
+        for i in (1, 2, 3)
+    ]
+
+
+def sentinel_state(h: Hosts, variables: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """What each Sentinel owns: the master it monitors, its epoch, the replicas and Sentinels it knows."""
+    seen = []
+    for s in sentinels(h, variables):
+        m = s.sentinel_master("mymaster")
+        replicas = sorted(r["name"] for r in s.sentinel_slaves("mymaster"))
+        seen.append((m["ip"], m["port"], m["config-epoch"], m["num-other-sentinels"], tuple(replicas)))
+    return seen
+
+
+def live_files(h: Hosts) -> dict[str, str]:
+    out = {}
+    for host in h.address:
+        for conf in ("redis.conf", "sentinel.conf"):
+            out[f"{host}:{conf}"] = hashlib.sha256(h.ssh(host, f"cat /etc/redis/{conf}").encode()).hexdigest()
+    return out
+
+
+def wait_for_agreement(h: Hosts, variables: dict[str, Any], not_ip: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        views = {s.sentinel_get_master_addr_by_name("mymaster") for s in sentinels(h, variables)}
+        if len(views) == 1 and next(iter(views))[0] != not_ip:
+            ip = str(next(iter(views))[0])
+            state = sentinel_state(h, variables)
+            if all(s[0] == ip and len(s[4]) == 2 and s[3] == 2 for s in state):
+                return ip
+        time.sleep(0.2)
+    raise AssertionError(f"Sentinels did not agree on a new master: {sentinel_state(h, variables)}")
+
+
+def test_simulated_hosts_are_hosts(hosts: Hosts) -> None:
+    # Each its own name, address, /etc and /var; the machine's /usr, read-only; no secret of the machine.
+    assert hosts.ssh("host-1", "hostname").strip() == "host-1"
+    hosts.ssh("host-1", "echo mine > /etc/only-here")
+    assert hosts.ssh("host-2", "test -e /etc/only-here && echo yes || echo no").strip() == "no"
+    assert not Path("/etc/only-here").exists()
+    assert "Read-only" in hosts.ssh("host-1", "touch /usr/lab-hosts-probe 2>&1 || true")
+    assert all(line.split(":")[1] == "*" for line in hosts.ssh("host-1", "cat /etc/shadow").splitlines())
+    assert hosts.ssh("host-3", "ip -4 -o addr show eth0").split()[3] == f"{hosts.address['host-3']}/24"
+    # Only the set's key gets in, and only a host whose key is pinned is trusted.
+    assert (Path(hosts.doc["key"]).stat().st_mode & 0o777) == 0o600
+    argv = ["ssh", "-i", hosts.doc["key"], "-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes"]
+    stranger = subprocess.run(
+        [*argv, "-o", "BatchMode=yes", f"root@{hosts.address['host-1']}", "true"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert stranger.returncode != 0 and "Host key verification failed" in stranger.stderr
+    # A power cut takes every process of the host at once; a boot brings sshd back.
+    killed = run_lab("hosts", "kill", "host-2", "--name", hosts.name, home=hosts.home)
+    assert killed.returncode == 0, killed.stderr
+    listed = json.loads(run_lab("hosts", "list", "--json", home=hosts.home).stdout)
+    assert [h["up"] for h in listed[0]["hosts"]] == [True, False, True]
+    booted = run_lab("hosts", "boot", "host-2", "--name", hosts.name, home=hosts.home)
+    assert booted.returncode == 0, booted.stderr
+    assert hosts.ssh("host-2", "hostname").strip() == "host-2"
+
+
+def test_deploy_is_the_render_is_idempotent_and_leaves_what_sentinel_owns(hosts: Hosts, tmp_path: Path) -> None:
+    first = hosts.deploy()
+    assert all(h["changed"] and not h["failed"] for h in first.values()), first
+    variables = hosts.secrets(tmp_path)
+
+    # Byte for byte what `lab render --inventory` renders: the role's record of every node, and the data
+    # nodes' live files (a Sentinel rewrites its own as soon as it starts).
+    out = tmp_path / "rendered"
+    rendered = run_lab(
+        "render", "-i", hosts.inventory, "--vault-password-file", hosts.vault, "--out", str(out), home=hosts.home
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    for i in (1, 2, 3):
+        host = f"host-{i}"
+        for node, conf in ((f"redis-{i}", "redis.conf"), (f"sentinel-{i}", "sentinel.conf")):
+            assert hosts.ssh(host, f"cat /etc/redis-ha/{node}.conf") == (out / node / conf).read_text(), node
+        assert hosts.ssh(host, "cat /etc/redis/redis.conf") == (out / f"redis-{i}" / "redis.conf").read_text()
+        # Run by the service user, config files it owns, the role's record root's only.
+        assert hosts.ssh(host, "ps -o user= -C redis-server | sort -u").split() == ["redis"]
+        assert hosts.ssh(host, "stat -c '%U %a' /etc/redis/redis.conf /etc/redis-ha").split() == [
+            "redis",
+            "640",
+            "root",
+            "700",
+        ]
+
+    # A deployment that works: one master, two replicas, three Sentinels that know each other.
+    master = hosts.address["host-1"]
+    assert wait_for_agreement(hosts, variables, not_ip="-") == master
+    second = hosts.deploy()
+    assert all(not h["changed"] and not h["pending"] for h in second.values()), second
+
+    # A failover, then the playbook again: no change, no failover, Sentinel's state and files kept.
+    sentinels(hosts, variables)[0].execute_command("SENTINEL", "FAILOVER", "mymaster")
+    new_master = wait_for_agreement(hosts, variables, not_ip=master)
+    # Sentinel has the demoted master rewrite its file (CONFIG REWRITE) once it follows the new one.
+    deadline = time.monotonic() + 30
+    while f"replicaof {new_master} 6379" not in hosts.ssh("host-1", "cat /etc/redis/redis.conf"):
+        assert time.monotonic() < deadline, "the old master's file never named the new master"
+        time.sleep(0.2)
+    before, files = sentinel_state(hosts, variables), live_files(hosts)
+    again = hosts.deploy()
+    assert all(not h["changed"] for h in again.values()), again
+    time.sleep(1)
+    assert sentinel_state(hosts, variables) == before
+    assert live_files(hosts) == files
+
+    # A changed profile: the files change (merged), what Sentinel owns does not, and no failover follows.
+    tuned = tmp_path / "tuned.yaml"
+    tuned.write_text("extends: production\nsentinel:\n  parallel_syncs: 2\nredis:\n  maxmemory: 96mb\n")
+    changed = hosts.deploy("--profile", str(tuned))
+    assert all(h["changed"] and not h["failed"] for h in changed.values()), changed
+    old_master_conf = hosts.ssh("host-1", "cat /etc/redis/redis.conf")
+    assert f"replicaof {new_master} 6379" in old_master_conf and "maxmemory 96mb" in old_master_conf
+    for host in hosts.address:
+        conf = hosts.ssh(host, "cat /etc/redis/sentinel.conf")
+        assert f"sentinel monitor mymaster {new_master} 6379 2" in conf
+    # Sentinels and replicas restarted to take it, one host at a time; the master waits for its restart.
+    new_master_host = next(h for h, a in hosts.address.items() if a == new_master)
+    assert [h for h, o in changed.items() if o["pending"]] == [new_master_host], changed
+    password = variables["redis_ha_users"]["admin"]
+    for host, address in hosts.address.items():
+        client: Any = redis.Redis(address, 6379, username="admin", password=password, decode_responses=True)
+        want = 2 * 1024**3 if host == new_master_host else 96 * 1024**2  # the production profile's 2gb, or the new
+        assert client.config_get("maxmemory")["maxmemory"] == str(want), host
+    masters = [s.sentinel_master("mymaster") for s in sentinels(hosts, variables)]
+    assert all(int(m["parallel-syncs"]) == 2 for m in masters), masters
+    assert wait_for_agreement(hosts, variables, not_ip=master) == new_master
+    assert [s[:3] for s in sentinel_state(hosts, variables)] == [s[:3] for s in before]  # no failover
+    assert all(not h["changed"] for h in hosts.deploy("--profile", str(tuned)).values())
+
+
+def test_bad_inventories_are_one_line_and_touch_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    inv = tmp_path / "hosts.ini"
+    cases = {
+        "no such file": (tmp_path / "missing.ini", "no such file or directory"),
+        "does not parse": (inv, "inventory"),
+        "two data hosts": (tmp_path / "two.ini", "group redis_ha_data has 2 hosts: give 3"),
+        "no passwords": (tmp_path / "nopass.ini", "no redis_ha_users.admin"),
+    }
+    inv.write_text("[redis_ha_data\nh1 ansible_host=\n")
+    (tmp_path / "two.ini").write_text("[redis_ha_data]\na\nb\n[redis_ha_sentinel]\nc\nd\ne\n")
+    (tmp_path / "nopass.ini").write_text("[redis_ha_data]\na\nb\nc\n[redis_ha_sentinel]\na\nb\nc\n")
+    for what, (path, said) in cases.items():
+        done = run_lab("deploy", "-i", str(path), home=home, timeout=60)
+        assert done.returncode == 2, (what, done.stdout, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1 and said in done.stderr, (what, done.stderr)
+    assert not home.exists() or not any(home.iterdir())
+
+
+def test_a_host_that_cannot_be_deployed_to_is_named_and_no_host_is_touched(hosts: Hosts, tmp_path: Path) -> None:
+    def deploy(*extra: str) -> subprocess.CompletedProcess[str]:
+        args = ("deploy", "-i", hosts.inventory, "--vault-password-file", hosts.vault, *extra)
+        return run_lab(*args, home=hosts.home, timeout=DEPLOY_TIMEOUT)
+
+    def untouched() -> None:
+        for host in hosts.address:
+            assert hosts.ssh(host, "ls /etc/redis /etc/redis-ha /opt/redis-ha 2>/dev/null | wc -l").strip() == "0"
+
+    hs = sim.load(hosts.home, hosts.name)
+    # A host without a working python3 (Ansible's modules need one): named, nothing deployed anywhere.
+    pid = sim.init_pid(hs.host("host-3"))
+    assert pid is not None
+    python = os.path.realpath("/usr/bin/python3")  # (a link: mount and umount the file it names)
+    subprocess.run(["nsenter", "-t", str(pid), "-m", "-p", "mount", "--bind", "/dev/null", python], check=True)
+    done = deploy()
+    subprocess.run(["nsenter", "-t", str(pid), "-m", "-p", "umount", python], check=True)
+    assert done.returncode == 1 and "host-3" in done.stdout and "no python3 at /usr/bin/python3" in done.stdout
+    assert "no host changed" in done.stdout
+    untouched()
+    # A host that does not answer.
+    assert run_lab("hosts", "kill", "host-2", "--name", hosts.name, home=hosts.home).returncode == 0
+    done = deploy()
+    assert done.returncode == 1 and "host-2" in done.stdout and "Connection refused" in done.stdout, done.stdout
+    assert "no host changed" in done.stdout
+    assert run_lab("hosts", "boot", "host-2", "--name", hosts.name, home=hosts.home).returncode == 0
+    untouched()
+    # A key the hosts do not know, and a wrong vault password.
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    text = Path(hosts.inventory).read_text().replace(hosts.doc["key"], str(other))
+    wrong_key = Path(hosts.inventory).with_name("wrong-key.ini")
+    wrong_key.write_text(text)
+    done = run_lab("deploy", "-i", str(wrong_key), "--vault-password-file", hosts.vault, home=hosts.home, timeout=120)
+    assert done.returncode == 1 and "Permission denied" in done.stdout, done.stdout
+    wrong_vault = tmp_path / "wrong.pass"
+    wrong_vault.write_text("not the password\n")
+    done = run_lab("deploy", "-i", hosts.inventory, "--vault-password-file", str(wrong_vault), home=hosts.home)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    untouched()

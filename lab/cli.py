@@ -349,6 +349,9 @@ def _config_commands(sub: Any) -> None:
     p = sub.add_parser("validate", help="start each rendered file on a throwaway server and compare CONFIG GET")
     p.add_argument("--profile", action="append", help="profile to validate (repeatable; default: all)")
     servercli.server_option(p, per_node=True)
+    p.add_argument(
+        "--name", help="compare a running lab's nodes instead (an attached deployment: every host, over the wire)"
+    )
 
 
 FAULT_COMMANDS = {
@@ -675,7 +678,11 @@ def cmd_down(args: argparse.Namespace) -> int:
         out.print(f"lab {args.name} is not running; nothing to do.")
     else:
         kept = f" (data kept in {result.spec.base_dir})" if args.keep_data else control.left_note(result.left)
-        out.print(f"lab {args.name} is down{kept}.", markup=False)
+        if result.spec.remotes:
+            hosts = sorted({r.host for r in result.spec.remotes.values()})
+            out.print(f"lab {args.name} is detached: its hosts ({', '.join(hosts)}) keep running.", markup=False)
+        else:
+            out.print(f"lab {args.name} is down{kept}.", markup=False)
     return 0
 
 
@@ -906,6 +913,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from lab import validate
     from lab.profile import available_profiles
 
+    if args.name is not None:
+        if args.profile or args.server:
+            raise UsageError("--name compares a running lab as it was rendered: no --profile or --server with it")
+        spec = state.load(args.home or state.default_home(), args.name)
+        found, compared = validate.mismatches(spec)
+        for line in found:
+            out.print(f"{spec.name}: {line}", markup=False)
+        verdict = "OK" if not found else f"{len(found)} mismatch(es)"
+        out.print(f"{spec.name}: {verdict} ({compared} directives compared on {len(spec.nodes)} nodes)")
+        return 1 if found else 0
     failed = 0
     for name in args.profile or available_profiles():
         mismatches = validate.validate_profile(name, args.server)
@@ -1087,6 +1104,7 @@ COMMANDS = {
     "upgrade": lambda args: servercli.cmd_upgrade(args, out.console),
     "hosts": lambda args: hostscli.cmd_hosts(args, out.console),
     "deploy": lambda args: hostscli.cmd_deploy(args, out.console),
+    "attach": lambda args: hostscli.cmd_attach(args, out.console),
     **dict.fromkeys(FAULT_COMMANDS, cmd_fault),
     "degrade": cmd_degrade,
     "flap": cmd_flap,

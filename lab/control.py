@@ -244,6 +244,16 @@ def _teardown(spec: LabSpec, backend: Backend) -> list[str]:
     return left + backend.remove(spec)
 
 
+def _detach(spec: LabSpec, backend: Backend) -> list[str]:
+    """An attached lab (hosts it did not start): revert what the lab injected (faults, its iptables chain),
+    leave every node running as it is, and forget the lab."""
+    from lab import faults
+
+    with contextlib.suppress(LabError):
+        faults.heal(spec)
+    return backend.remove(spec)
+
+
 def _repair(
     home: Path,
     name: str,
@@ -344,7 +354,7 @@ def down(name: str, home: Path | None = None, keep_data: bool = False) -> DownRe
             return None
         backend = get_backend(spec.backend)
         with shielded():
-            leftovers = _teardown(spec, backend)
+            leftovers = _detach(spec, backend) if spec.remotes else _teardown(spec, backend)
             if leftovers:
                 raise LabError(
                     f"lab {name}: could not remove {'; '.join(leftovers)}; its state is kept in {spec.base_dir}: "

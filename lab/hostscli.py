@@ -38,6 +38,12 @@ def add_commands(sub: Any) -> None:
         q.add_argument("host", help="host-1, host-2, ...")
         q.add_argument("--name", default=DEFAULT_SET, help=f"the set's name (default: {DEFAULT_SET})")
 
+    p = sub.add_parser("attach", help="make a lab of an inventory's deployed hosts (status, faults, drills over SSH)")
+    p.add_argument("--name", default="default", help="the lab's name (default: default)")
+    p.add_argument("-i", "--inventory", type=Path, required=True, help="Ansible inventory (file or directory)")
+    p.add_argument("--profile", default="production", help="the profile it was deployed with (default: production)")
+    p.add_argument("--vault-password-file", type=Path, help="ansible-vault's password for the inventory's vars")
+
     p = sub.add_parser("deploy", help="deploy a profile to an inventory's hosts with Ansible (idempotent)")
     p.add_argument("-i", "--inventory", type=Path, required=True, help="Ansible inventory (file or directory)")
     p.add_argument("--profile", default="production", help="profile name or YAML path (default: production)")
@@ -116,6 +122,22 @@ def _list(home: Path, as_json: bool, out: Console) -> int:
     for doc in found:
         ups = ", ".join(f"{h['name']} {h['address']} {'up' if h['up'] else 'DOWN'}" for h in doc["hosts"])
         out.print(f"{doc['name']}: {ups}  (inventory {doc['inventory']})", markup=False)
+    return 0
+
+
+def cmd_attach(args: argparse.Namespace, out: Console) -> int:
+    from lab.hosts.attach import attach
+
+    home = args.home or state.default_home()
+    with lab_lock(home, args.name, "attach"):
+        spec = attach(home, args.name, args.inventory, args.profile, args.vault_password_file)
+    hosts = sorted({r.host for r in spec.remotes.values()})
+    out.print(f"lab {spec.name}: attached {len(spec.nodes)} nodes on {', '.join(hosts)} (ssh backend)", markup=False)
+    out.print(
+        f"Next: lab status --name {spec.name}   |   lab drill kill-master --name {spec.name}   |   "
+        f"lab down --name {spec.name} (detaches; the hosts keep running)",
+        markup=False,
+    )
     return 0
 
 

@@ -75,6 +75,25 @@ class Monitoring:
 
 
 @dataclass(frozen=True)
+class Remote:
+    """Where a node of an attached lab (`lab attach`: hosts the lab did not start) runs, and how to reach it:
+    the host's SSH login (no password: a key, or the user's agent) and the node's command there."""
+
+    host: str  # the inventory's name for it
+    address: str
+    user: str
+    port: int
+    key: str  # a private key file ("": ssh's default or agent)
+    ssh_args: tuple[str, ...]  # the inventory's ansible_ssh_common_args, split
+    command: str  # /opt/redis-ha/bin/<node>: start|stop|restart|status
+    pidfile: str
+
+    @property
+    def sudo(self) -> bool:
+        return self.user != "root"
+
+
+@dataclass(frozen=True)
 class LabSpec:
     name: str
     profile: str
@@ -103,6 +122,8 @@ class LabSpec:
     server_ids: dict[str, list[int]] = field(default_factory=dict)
     #: Prometheus, Alertmanager and an exporter per node beside the lab; None: no monitoring.
     monitoring: Monitoring | None = None
+    #: An attached lab (backend ``ssh``): node name -> the host it runs on. Empty for a lab the lab started.
+    remotes: dict[str, Remote] = field(default_factory=dict)
     #: Set on load, never saved: where the lab was created, when its directory has since been moved
     #: (its containers and firewall chain are still named after that path) or copied (the original
     #: there is another lab, which this one must never act on).
@@ -245,6 +266,10 @@ class LabSpec:
         fields["base_dir"] = Path(data["base_dir"])
         if data.get("monitoring"):
             fields["monitoring"] = Monitoring(**data["monitoring"])
+        if data.get("remotes"):
+            fields["remotes"] = {
+                k: Remote(**{**r, "ssh_args": tuple(r["ssh_args"])}) for k, r in data["remotes"].items()
+            }
         return cls(**fields, password=password, sentinel_password=sentinel_password, acl_passwords=acl_passwords)
 
 

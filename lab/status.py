@@ -115,6 +115,9 @@ def _build_name(spec: LabSpec, node: Node) -> str:
 def _backend_states(spec: LabSpec) -> dict[str, str]:
     """Per node: up, down or frozen, as the backend sees its process or container."""
     backend = get_backend(spec.backend)
+    at_once = getattr(backend, "node_states", None)  # (the ssh backend: one SSH session per node, side by side)
+    if at_once is not None:
+        return dict(at_once(spec))
     return {node.name: backend.node_state(spec, node) for node in spec.nodes}
 
 

@@ -63,7 +63,8 @@ def _rendered(spec: LabSpec, profile: Profile, node: Node) -> ConfFile:
 def _drift(spec: LabSpec, profile: Profile, node: Node) -> Iterator[tuple[str, str, str | None]]:
     """(directive, rendered value, live value or None if no such parameter) for every directive."""
     conf = _rendered(spec, profile, node)
-    special = NOT_COMPARED | {"rename-command", "user"}
+    # replicaof is Sentinel's once the lab runs (a failover changes it): the lab's state, not drift.
+    special = NOT_COMPARED | {"rename-command", "user", "replicaof", "slaveof"}
     names = dict.fromkeys(d.name for d in conf.directives if d.name not in special)
     with node_client(spec, node) as conn:
         for renamed in conf.all("rename-command"):

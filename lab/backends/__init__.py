@@ -1,4 +1,5 @@
-"""Backends run a :class:`~lab.spec.LabSpec`: ``local`` (processes) and ``compose`` (containers)."""
+"""Backends run a :class:`~lab.spec.LabSpec`: ``local`` (processes), ``compose`` (containers), and ``ssh`` (hosts
+the lab did not start: `lab attach`)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ def get_backend(name: str) -> Backend:
         from lab.backends.compose import ComposeBackend
 
         return ComposeBackend()
+    if name == "ssh":  # (an attached lab's: `lab attach` makes them, `lab up` never)
+        from lab.backends.ssh import SshBackend
+
+        return SshBackend()
     raise UsageError(f"unknown backend {name!r} (choose from: auto, {', '.join(BACKENDS)})")
 
 

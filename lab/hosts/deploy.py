@@ -29,6 +29,8 @@ from lab.spec import LabSpec, Node, build_spec
 CONF_ON_HOST = PurePosixPath("/etc/redis")
 STATE_ON_HOST = PurePosixPath("/etc/redis-ha")  # the role's rendered copies (0600 root): what it deployed
 OPT_ON_HOST = PurePosixPath("/opt/redis-ha")
+#: One command per node there: ``/opt/redis-ha/bin/redis-1 start|stop|restart|status`` (what lab attach runs).
+BIN_ON_HOST = OPT_ON_HOST / "bin"
 SCRIPTS = ("common_env.sh", "manage_redis_server.sh", "manage_sentinel.sh")
 SERVICE_USER = "redis"
 #: The name a deployment's spec carries (seeds a profile's Sentinel ids, as `lab render --inventory` does).
@@ -136,10 +138,12 @@ def document(inv: Inventory, spec: LabSpec, profile: Any) -> dict[str, Any]:
         "state_dir": str(STATE_ON_HOST),
         "scripts_dir": str(OPT_ON_HOST / "scripts"),
         "boot_hook": str(OPT_ON_HOST / "boot"),
+        "bin_dir": str(BIN_ON_HOST),
         "dirs": [
             {"path": str(STATE_ON_HOST), "owner": "root", "mode": "0700"},
             {"path": str(OPT_ON_HOST), "owner": "root", "mode": "0755"},
             {"path": str(OPT_ON_HOST / "scripts"), "owner": "root", "mode": "0755"},
+            {"path": str(BIN_ON_HOST), "owner": "root", "mode": "0755"},
         ],
         "login": _login(spec),
         "nodes": nodes,

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -273,3 +274,66 @@ def test_a_host_that_cannot_be_deployed_to_is_named_and_no_host_is_touched(hosts
     done = run_lab("deploy", "-i", hosts.inventory, "--vault-password-file", str(wrong_vault), home=hosts.home)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     untouched()
+
+
+def test_attach_makes_a_lab_of_a_deployment_it_did_not_start(hosts: Hosts, tmp_path: Path) -> None:
+    hosts.deploy()
+    name, args = "prod", ("-i", hosts.inventory, "--vault-password-file", hosts.vault)
+    variables = hosts.secrets(tmp_path)
+    attached = run_lab("attach", "--name", name, *args, home=hosts.home, timeout=120)
+    assert attached.returncode == 0, attached.stderr
+    deadline = time.monotonic() + 60  # (the replicas' first sync, the Sentinels' first INFO rounds)
+    while (status := run_lab("status", "--name", name, "--json", home=hosts.home, timeout=60)).returncode != 0:
+        assert time.monotonic() < deadline, status.stdout
+        time.sleep(1)
+    doc = json.loads(status.stdout)
+    assert doc["healthy"] and doc["backend"] == "ssh", status.stdout
+    assert doc["master"]["host"] == hosts.address["host-1"]
+    assert {n["state"] for n in doc["nodes"] + doc["sentinels"]} == {"up"}
+    # What runs on every host is what was rendered for it (CONFIG GET of every directive, over the wire).
+    validated = run_lab("validate", "--name", name, home=hosts.home, timeout=120)
+    assert validated.returncode == 0 and f"{name}: OK" in validated.stdout, validated.stdout + validated.stderr
+
+    # The health checker, with the exports `lab env` gives any lab (the current master, the Sentinels, the users).
+    bin_dir = Path(sys.executable).parent
+    line = f'eval "$({bin_dir}/lab env --name {name})" && {bin_dir}/check-redis-health --expect-replicas 2'
+    checked = subprocess.run(
+        ["bash", "-c", line],
+        env={**os.environ, "LAB_HOME": str(hosts.home)}, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0 and checked.stdout.startswith("REDIS OK"), checked.stdout + checked.stderr
+
+    # A kill-master drill on the hosts, over SSH: clients write through Sentinel, the report says what they saw.
+    report = tmp_path / "report"
+    drill = run_lab(
+        "drill", "kill-master", "--name", name, "--duration", "12", "--rate", "500", "--report", str(report),
+        "--json", home=hosts.home, timeout=300,
+    )  # fmt: skip
+    assert drill.returncode == 0, drill.stdout[-2000:] + drill.stderr
+    result = json.loads(drill.stdout)
+    assert result["summary"]["failovers"] >= 1 and (report / "report.html").exists(), result["summary"]
+    after = json.loads(run_lab("status", "--name", name, "--json", home=hosts.home, timeout=60).stdout)
+    assert after["healthy"] and after["master"]["host"] != hosts.address["host-1"], after
+
+    # Isolation cuts the node's host (iptables there); heal takes the lab's rules away.
+    assert run_lab("isolate", "--name", name, "redis-2", home=hosts.home, timeout=60).returncode == 0
+    assert "LAB-" in hosts.ssh("host-2", "iptables -S")
+    healed = run_lab("heal", "--name", name, home=hosts.home, timeout=180)
+    assert healed.returncode == 0, healed.stderr
+    assert "LAB-" not in hosts.ssh("host-2", "iptables -S")
+
+    # `lab down` detaches: nothing of the deployment stops.
+    down = run_lab("down", "--name", name, home=hosts.home, timeout=120)
+    assert down.returncode == 0 and "detached" in down.stdout, down.stdout + down.stderr
+    for host in hosts.address:
+        assert hosts.ssh(host, "ps -o comm= -C redis-server | wc -l").strip() == "2", host
+
+    # Hosts that are not one deployment (a second master) are refused, and nothing is attached.
+    password = variables["redis_ha_users"]["admin"]
+    master = str(after["master"]["host"])
+    other = next(a for a in hosts.address.values() if a != master)
+    redis.Redis(other, 6379, username="admin", password=password).execute_command("REPLICAOF", "NO", "ONE")
+    refused = run_lab("attach", "--name", "split", *args, home=hosts.home, timeout=120)
+    assert refused.returncode == 1 and "not one deployment, nothing attached" in refused.stderr, refused.stderr
+    assert "2 data nodes say they are the master" in refused.stderr
+    assert not (hosts.home / "split").exists()

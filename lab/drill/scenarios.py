@@ -210,7 +210,10 @@ def _quorum_loss(d: Run) -> None:
 def _kill_master_and_sentinel(d: Run) -> None:
     d.at(FAULT_AT)
     master = d.master()
-    d.inject("kill", d.spec.sentinels[0])  # the host that held both dies
+    # The host that held both dies: on a deployment where a Sentinel shares the master's host (lab attach), that
+    # one; else (every node its own address) the first.
+    beside = next((s for s in d.spec.sentinels if s.host == master.host), d.spec.sentinels[0])
+    d.inject("kill", beside)
     d.inject("kill", master)
 
 

@@ -303,15 +303,18 @@ def test_attach_makes_a_lab_of_a_deployment_it_did_not_start(hosts: Hosts, tmp_p
     )  # fmt: skip
     assert checked.returncode == 0 and checked.stdout.startswith("REDIS OK"), checked.stdout + checked.stderr
 
-    # A kill-master drill on the hosts, over SSH: clients write through Sentinel, the report says what they saw.
+    # The master's host dies (its data node and its Sentinel killed over SSH): clients write through Sentinel,
+    # the report says what they saw.
     report = tmp_path / "report"
     drill = run_lab(
-        "drill", "kill-master", "--name", name, "--duration", "12", "--rate", "500", "--report", str(report),
-        "--json", home=hosts.home, timeout=300,
+        "drill", "kill-master-and-sentinel", "--name", name, "--duration", "12", "--rate", "500",
+        "--report", str(report), "--json", home=hosts.home, timeout=300,
     )  # fmt: skip
     assert drill.returncode == 0, drill.stdout[-2000:] + drill.stderr
     result = json.loads(drill.stdout)
     assert result["summary"]["failovers"] >= 1 and (report / "report.html").exists(), result["summary"]
+    killed = sorted(f["node"] for f in result["faults"] if f["action"] == "inject" and f["fault"] == "kill")
+    assert killed == ["redis-1", "sentinel-1"], result["faults"]  # both of host-1's
     after = json.loads(run_lab("status", "--name", name, "--json", home=hosts.home, timeout=60).stdout)
     assert after["healthy"] and after["master"]["host"] != hosts.address["host-1"], after
 

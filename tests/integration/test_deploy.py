@@ -193,6 +193,10 @@ def test_deploy_is_the_render_is_idempotent_and_leaves_what_sentinel_owns(hosts:
     # A changed profile: the files change (merged), what Sentinel owns does not, and no failover follows.
     tuned = tmp_path / "tuned.yaml"
     tuned.write_text("extends: production\nsentinel:\n  parallel_syncs: 2\nredis:\n  maxmemory: 96mb\n")
+    # --check says what would change and changes nothing.
+    would = hosts.deploy("--profile", str(tuned), "--check")
+    assert all(any("live configs" in t for t in h["changed"]) for h in would.values()), would
+    assert live_files(hosts) == files and sentinel_state(hosts, variables) == before
     changed = hosts.deploy("--profile", str(tuned))
     assert all(h["changed"] and not h["failed"] for h in changed.values()), changed
     old_master_conf = hosts.ssh("host-1", "cat /etc/redis/redis.conf")

@@ -93,10 +93,13 @@ def main() -> None:
             "kind": {"type": "str", "required": True, "choices": ["redis", "sentinel"]},
             "owner": {"type": "str", "default": "redis"},
             "mode": {"type": "raw", "default": "0640"},
+            "record_changes": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
     p = module.params
+    if module.check_mode and not os.path.exists(p["src"]):  # (a first run's --check: nothing rendered yet)
+        module.exit_json(changed=True, msg="would deploy")
     with open(p["src"]) as f:
         rendered = f.read()
     mode = int(str(p["mode"]), 8)
@@ -112,6 +115,8 @@ def main() -> None:
             applied = f.read().strip()
     except FileNotFoundError:
         applied = ""
+    if module.check_mode and p["record_changes"]:  # (the record is the old one: it would change)
+        module.exit_json(changed=True, msg="would merge the changed rendering")
     if applied == digest:
         module.exit_json(changed=False, msg="left to Sentinel")
     with open(p["dest"]) as f:

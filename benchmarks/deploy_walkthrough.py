@@ -65,7 +65,7 @@ def walk(work: Path) -> list[tuple[str, float, str, str]]:
             moved = f"master {names[master]}, epoch {epoch}"
             rows.append((step, took, f"{changed} tasks changed" + (f", {pending} pending" if pending else ""), moved))
 
-        variables = inventory.load(Path(inv), work, Path(vault)).variables()
+        variables = inventory.load(Path(inv), Path(vault)).variables()
         password = variables["redis_ha_sentinel_users"]["admin"]
         names = {h["address"]: h["name"] for h in doc["hosts"]}
         sentinels: list[Any] = [redis.Redis(a, 26379, username="admin", password=password) for a in names]

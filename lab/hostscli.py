@@ -58,6 +58,8 @@ def cmd_hosts(args: argparse.Namespace, out: Console) -> int:
     home = args.home or state.default_home()
     if args.hosts_command == "list":
         return _list(home, args.json, out)
+    if args.hosts_command == "up" and not 1 <= args.count <= sim.MAX_HOSTS:
+        raise UsageError(f"hosts: give 1 to {sim.MAX_HOSTS}, not {args.count}")
     # One lock per set, in the home's locks (a digest: any set name makes a valid lock name).
     lock = "hosts-" + hashlib.sha1(args.name.encode()).hexdigest()[:12]
     with lab_lock(home, lock, f"hosts {args.hosts_command}"):
@@ -70,7 +72,7 @@ def cmd_hosts(args: argparse.Namespace, out: Console) -> int:
             out.print(f"hosts {hs.name}: {made} {len(hs.hosts)} hosts on {hs.subnet}.0/24", markup=False)
             for host in hs.hosts:
                 out.print(f"  {host.name:<8} {host.address:<15} ssh -i {hs.key} root@{host.address}", markup=False)
-            flag = f" --home {shlex.quote(str(args.home))}" if args.home else ""
+            flag = _flag(args)
             out.print(f"inventory: {hs.inventory} (passwords in its vault: {hs.vault_password})", markup=False)
             out.print(
                 f"Next: lab{flag} deploy -i {shlex.quote(str(hs.inventory))} "
@@ -94,6 +96,10 @@ def cmd_hosts(args: argparse.Namespace, out: Console) -> int:
         sim.wait_ssh(hs, 30.0)
         out.print(f"{host.name}: booted (sshd answers; the deployment's boot hook started its nodes)")
         return 0
+
+
+def _flag(args: argparse.Namespace) -> str:
+    return f" --home {shlex.quote(str(args.home))}" if args.home else ""
 
 
 def _describe(hs: Any) -> dict[str, Any]:
@@ -134,8 +140,8 @@ def cmd_attach(args: argparse.Namespace, out: Console) -> int:
     hosts = sorted({r.host for r in spec.remotes.values()})
     out.print(f"lab {spec.name}: attached {len(spec.nodes)} nodes on {', '.join(hosts)} (ssh backend)", markup=False)
     out.print(
-        f"Next: lab status --name {spec.name}   |   lab drill kill-master --name {spec.name}   |   "
-        f"lab down --name {spec.name} (detaches; the hosts keep running)",
+        f"Next: lab{_flag(args)} status --name {spec.name}   |   lab{_flag(args)} drill kill-master --name {spec.name}"
+        f"   |   lab{_flag(args)} down --name {spec.name} (detaches; the hosts keep running)",
         markup=False,
     )
     return 0
@@ -144,7 +150,8 @@ def cmd_attach(args: argparse.Namespace, out: Console) -> int:
 def cmd_deploy(args: argparse.Namespace, out: Console) -> int:
     from lab.hosts.deploy import run
 
-    done = run(args.inventory, args.profile, check=args.check, vault_password_file=args.vault_password_file)
+    home = args.home or state.default_home()
+    done = run(args.inventory, args.profile, home=home, check=args.check, vault_password_file=args.vault_password_file)
     if args.json:
         hosts = [vars(h) for h in done.hosts.values()]
         print(json.dumps({"ok": done.ok, "check": done.check, "hosts": hosts}, indent=2))

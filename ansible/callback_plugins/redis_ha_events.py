@@ -48,7 +48,7 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
             "msg": "" if censored else _why(data),
         }
         if status in ("failed", "unreachable") and censored:
-            event["msg"] = "(hidden: the task handles passwords; rerun ansible-playbook by hand with -vvv)"
+            event["msg"] = "(hidden: the task handles passwords; the host's own logs say more)"
         with open(self._path, "a") as out:
             out.write(json.dumps(event) + "\n")
 

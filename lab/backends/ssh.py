@@ -187,7 +187,8 @@ class SshBackend:
         checked(
             remote,
             f"for hook in INPUT OUTPUT; do while iptables -w -D $hook -j {chain} 2>/dev/null; do :; done; done; "
-            f"iptables -w -F {chain} 2>/dev/null; iptables -w -X {chain} 2>/dev/null; true",
+            f"iptables -w -F {chain} 2>/dev/null; iptables -w -X {chain} 2>/dev/null; "
+            f"! iptables -w -nL {chain} >/dev/null 2>&1",  # (gone, or this fails: a lab is never forgotten with it)
             "remove the lab's iptables chain",
         )
 

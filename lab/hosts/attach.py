@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import shlex
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +23,9 @@ from lab.errors import LabError, UsageError
 from lab.hosts.deploy import BIN_ON_HOST, deployment_spec
 from lab.hosts.inventory import Inventory, load
 from lab.spec import LabSpec, Remote
+
+#: A login or a host name as ssh takes it: never starting with "-" (an option), no spaces.
+SSH_WORD = re.compile(r"^[A-Za-z0-9_.:\[\]][A-Za-z0-9_.:@%\[\]-]*$")
 
 
 def remote_of(inv: Inventory, host: str, node: str, pidfile: str) -> Remote:
@@ -38,12 +41,17 @@ def remote_of(inv: Inventory, host: str, node: str, pidfile: str) -> Remote:
         raise UsageError(
             f"inventory {inv.path}: {host}: ansible_port {v.get('ansible_port')!r} is not a port"
         ) from None
+    user = str(v.get("ansible_user") or v.get("ansible_ssh_user") or getpass.getuser())
+    address = inv.address(host)
+    for what, value in (("ansible_user", user), ("ansible_host", address)):
+        if not SSH_WORD.match(value):  # (an option in disguise, "-oProxyCommand=...", would run here)
+            raise UsageError(f"inventory {inv.path}: {host}: {what} {value!r} is not a user or host name")
     return Remote(
         host=host,
-        address=inv.address(host),
-        user=str(v.get("ansible_user") or v.get("ansible_ssh_user") or getpass.getuser()),
+        address=address,
+        user=user,
         port=port,
-        key=os.path.expanduser(key) if key else "",
+        key=os.path.abspath(os.path.expanduser(key)) if key else "",
         ssh_args=tuple(args),
         command=str(BIN_ON_HOST / node),
         pidfile=pidfile,
@@ -84,9 +92,8 @@ def attach(home: Path, name: str, inventory_path: Path, profile_name: str, vault
         raise UsageError(f"lab {name} exists: choose another name, or `lab down --name {name}` first")
     if directory.exists() and any(directory.iterdir()):
         raise UsageError(f"{directory} exists but holds no lab: remove it or choose another name")
-    with tempfile.TemporaryDirectory(prefix="lab-attach-") as tmp:
-        inv = load(inventory_path, Path(tmp), vault_password_file)
-        spec, _ = deployment_spec(inv, profile_name)
+    inv = load(inventory_path, vault_password_file)
+    spec, _ = deployment_spec(inv, profile_name)
     remotes = {
         node.name: remote_of(inv, host, node.name, str(spec.files(node).pidfile))
         for node, host in ((spec.node(n), h) for n, h in inv.node_hosts().items())

@@ -11,6 +11,8 @@ on no command line and in no file lab writes.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -19,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from lab import ANSIBLE_DIR, CONF_DIR, SCRIPTS_DIR
-from lab.errors import Interrupted, LabError, UsageError
+from lab.errors import LabError, UsageError
 from lab.hosts import vault
 from lab.hosts.inventory import Inventory, ansible_bin, ansible_env, close_connections, error_line, load
 from lab.render import TEMPLATES, node_context
@@ -82,7 +84,10 @@ def deployment_spec(inv: Inventory, profile_name: str) -> tuple[LabSpec, Any]:
         )
     variables = inv.variables()
     acl, missing = vault.acl_passwords(variables, profile.acl)
-    password, sentinel_password = variables.get(vault.PASSWORD), variables.get(vault.SENTINEL_PASSWORD)
+    password, sentinel_password = (
+        vault.literal(var, str(variables[var])) if variables.get(var) else None
+        for var in (vault.PASSWORD, vault.SENTINEL_PASSWORD)
+    )
     if not profile.acl:
         given = ((vault.PASSWORD, password), (vault.SENTINEL_PASSWORD, sentinel_password))
         missing += [var for var, value in given if not value]
@@ -106,7 +111,7 @@ def deployment_spec(inv: Inventory, profile_name: str) -> tuple[LabSpec, Any]:
 def document(inv: Inventory, spec: LabSpec, profile: Any) -> dict[str, Any]:
     """What the role deploys: per node its host, template, live config, directories and variables."""
     on_host = inv.node_hosts()
-    nodes = []
+    nodes, runs = [], []
     for node in spec.nodes:
         files = spec.files(node)
         conf = conf_on_host(node)
@@ -116,19 +121,19 @@ def document(inv: Inventory, spec: LabSpec, profile: Any) -> dict[str, Any]:
             {"path": str(files.logfile.parent), "owner": SERVICE_USER, "mode": "0750"},
             {"path": str(files.pidfile.parent), "owner": SERVICE_USER, "mode": "0755"},
         ]
-        nodes.append(
-            {
-                "name": node.name,
-                "kind": node.kind,
-                "host": on_host[node.name],
-                "template": TEMPLATES[node.kind],
-                "conf": str(conf),
-                "pidfile": str(files.pidfile),
-                "script": "manage_redis_server.sh" if node.kind == "redis" else "manage_sentinel.sh",
-                "dirs": dirs,
-                "context": node_context(spec, profile, node),
-            }
-        )
+        run = {
+            "name": node.name,
+            "kind": node.kind,
+            "host": on_host[node.name],
+            "port": node.port,
+            "conf": str(conf),
+            "pidfile": str(files.pidfile),
+            "script": "manage_redis_server.sh" if node.kind == "redis" else "manage_sentinel.sh",
+            "dirs": dirs,
+        }
+        runs.append(run)
+        # (the template's variables hold passwords: only the role's no_log tasks loop over these)
+        nodes.append({**run, "template": TEMPLATES[node.kind], "context": node_context(spec, profile, node)})
     return {
         "profile": profile.name,
         "user": SERVICE_USER,
@@ -147,6 +152,7 @@ def document(inv: Inventory, spec: LabSpec, profile: Any) -> dict[str, Any]:
         ],
         "login": _login(spec),
         "nodes": nodes,
+        "runs": runs,
     }
 
 
@@ -163,18 +169,36 @@ def _login(spec: LabSpec) -> dict[str, str]:
 
 def rendered_for(inventory_path: Path, profile_name: str, vault_password_file: Path | None) -> tuple[LabSpec, Any]:
     """The spec and profile `lab deploy` would deploy (for `lab render --inventory`)."""
-    with tempfile.TemporaryDirectory(prefix="lab-render-") as tmp:
-        return deployment_spec(load(inventory_path, Path(tmp), vault_password_file), profile_name)
+    return deployment_spec(load(inventory_path, vault_password_file), profile_name)
+
+
+def scratch_dir(home: Path) -> tempfile.TemporaryDirectory[str]:
+    """A run's own directory for Ansible's files (0700, under the home; removed when the run ends). A
+    ``kill -9`` leaves it: the next run removes every one whose process is gone."""
+    root = home / ".deploy"
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for left in root.iterdir():
+        pid = left.name.split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(left, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-", dir=root)
 
 
 def run(
-    inventory_path: Path, profile_name: str, *, check: bool = False, vault_password_file: Path | None = None
+    inventory_path: Path,
+    profile_name: str,
+    *,
+    home: Path,
+    check: bool = False,
+    vault_password_file: Path | None = None,
 ) -> Deployment:
-    with tempfile.TemporaryDirectory(prefix="lab-deploy-") as tmp:
+    from lab import interrupts
+
+    inv = load(inventory_path, vault_password_file)
+    spec, profile = deployment_spec(inv, profile_name)
+    doc = document(inv, spec, profile)
+    with scratch_dir(home) as tmp:
         scratch = Path(tmp)
-        inv = load(inventory_path, scratch, vault_password_file)
-        spec, profile = deployment_spec(inv, profile_name)
-        doc = document(inv, spec, profile)
         events = scratch / "events.jsonl"
         env = ansible_env(scratch, vault_password_file) | {
             "REDIS_HA_DEPLOY": json.dumps(doc),
@@ -182,35 +206,53 @@ def run(
         }
         argv = [ansible_bin("ansible-playbook"), "-i", str(inventory_path), str(ANSIBLE_DIR / "site.yml")]
         argv += ["--check"] if check else []
+
+        def look() -> interrupts.Outcome:
+            changed = [f"{h.host} ({', '.join(h.changed)})" for h in _outcomes(inv, events).values() if h.changed]
+            said = f"changed before the stop: {'; '.join(changed)}" if changed else "no host was changed"
+            return "left", f"lab deploy stopped halfway: {said} (run it again to finish)"
+
+        interrupts.explain("deploy", look)
         try:
-            returncode, output = _play(argv, env, lambda: _outcomes(inv, events))
+            returncode, output = _play(argv, env)
         finally:
             close_connections(scratch)
         outcomes = _outcomes(inv, events)
+        interrupts.done("deploy")
     if returncode != 0 and not any(h.failed for h in outcomes.values()):
         raise LabError(f"ansible-playbook exited {returncode}: {error_line(output)}")
     return Deployment(spec, inv, outcomes, check, returncode, output[-2000:])
 
 
-def _play(argv: list[str], env: dict[str, str], so_far: Any) -> tuple[int, str]:
-    """Run ansible-playbook; an interrupt stops it (SIGINT, as Ctrl-C would, then SIGKILL) and says which
-    hosts it had changed by then."""
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def _interrupted_with_us() -> None:
+    """In ansible-playbook before it runs: a SIGINT (Ansible's own clean stop) when `lab deploy` dies, a
+    ``kill -9`` included (PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT, 0, 0, 0)
+
+
+def _play(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run ansible-playbook; an interrupt stops it (SIGINT, as Ctrl-C would, then SIGKILL) before it goes on
+    (the command's interrupt message says which hosts it had changed)."""
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=_interrupted_with_us,
+    )
     try:
         output, _ = proc.communicate()
-    except KeyboardInterrupt as exc:
+    except KeyboardInterrupt:
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        changed = [f"{h.host}: {', '.join(h.changed)}" for h in so_far().values() if h.changed]
-        said = "; ".join(changed) if changed else "no host was changed"
-        message = f"lab deploy stopped halfway: {said} (run it again to finish)"
-        if isinstance(exc, Interrupted):
-            raise Interrupted(exc.signum, message) from None
-        raise Interrupted(signal.SIGINT, message) from None
+        raise
     return proc.returncode, output
 
 

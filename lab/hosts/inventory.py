@@ -8,11 +8,13 @@ master, redis-2, redis-3) and ``redis_ha_sentinel`` (sentinel-1..3). A host may 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,12 +64,13 @@ def ansible_env(scratch: Path, vault_password_file: Path | None) -> dict[str, st
     does not parse is an error (not a warning and an empty inventory), Ansible's own files and its SSH
     control sockets in ``scratch`` (removed after the run, see :func:`close_connections`: nothing is
     left in ~/.ansible)."""
-    env = dict(os.environ)
+    # Ansible's own log would take every task result, passwords included, into a file of the user's umask.
+    env = {k: v for k, v in os.environ.items() if k not in ("ANSIBLE_LOG_PATH", "ANSIBLE_DEBUG")}
     env |= {
         "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"),
         "ANSIBLE_HOME": str(scratch / "ansible-home"),
         "ANSIBLE_LOCAL_TEMP": str(scratch / "ansible-tmp"),
-        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(scratch / "cp"),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir(scratch)),
         "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1",
         "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "1",
         "ANSIBLE_NOCOLOR": "1",
@@ -88,11 +91,23 @@ def _members(doc: dict[str, Any], group: str, seen: frozenset[str] = frozenset()
     return list(dict.fromkeys(found))
 
 
+def control_dir(scratch: Path) -> Path:
+    """Where a run's SSH control sockets go: the run's directory, or a short one of its own in /tmp when that
+    path is too long for a socket (108 bytes, the socket's name included)."""
+    if len(str(scratch / "cp")) <= 60:
+        return scratch / "cp"
+    digest = hashlib.sha1(str(scratch).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"lab-cp-{digest}"
+
+
 def close_connections(scratch: Path) -> None:
     """End the SSH connections a run of Ansible left open (ControlPersist) in ``scratch``."""
-    for sock in sorted((scratch / "cp").glob("*")) if (scratch / "cp").is_dir() else []:
+    cp = control_dir(scratch)
+    for sock in sorted(cp.glob("*")) if cp.is_dir() else []:
         argv = ["ssh", "-O", "exit", "-o", f"ControlPath={sock}", "lab-deploy"]
         subprocess.run(argv, capture_output=True, check=False)
+    if cp.parent != scratch:
+        shutil.rmtree(cp, ignore_errors=True)
 
 
 def error_line(text: str) -> str:
@@ -104,20 +119,21 @@ def error_line(text: str) -> str:
     return lines[-1] if lines else "(no output)"
 
 
-def load(path: Path, scratch: Path, vault_password_file: Path | None = None) -> Inventory:
+def load(path: Path, vault_password_file: Path | None = None) -> Inventory:
     """Parse ``path`` with ansible-inventory; a parse error, a missing group or a group of the wrong
-    size is one line (exit 2), before any host is contacted."""
+    size is one line (exit 2), before any host is contacted (and before anything is written)."""
     if not path.exists():
         raise UsageError(f"inventory {path}: no such file or directory")
     if vault_password_file is not None and not vault_password_file.is_file():
         raise UsageError(f"--vault-password-file {vault_password_file}: no such file")
-    done = subprocess.run(
-        [ansible_bin("ansible-inventory"), "-i", str(path), "--list"],
-        env=ansible_env(scratch, vault_password_file),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    with tempfile.TemporaryDirectory(prefix="lab-inventory-") as scratch:  # (Ansible's own files: none kept)
+        done = subprocess.run(
+            [ansible_bin("ansible-inventory"), "-i", str(path), "--list"],
+            env=ansible_env(Path(scratch), vault_password_file),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if done.returncode != 0:
         raise UsageError(f"inventory {path}: {error_line(done.stderr or done.stdout)}")
     try:

@@ -20,13 +20,17 @@ directory), and a half-made set is removed by ``down`` as a whole one is.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import ipaddress
 import json
 import os
+import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,11 +44,16 @@ from lab.secretfiles import write_secret
 HOSTS_DIR = ".hosts"
 STATE = "hosts.json"
 MAX_HOSTS = 12
-POOL = ipaddress.IPv4Network(os.environ.get("LAB_HOSTS_POOL", "172.30.0.0/16"))
+DEFAULT_POOL = "172.30.0.0/16"
 #: The host's own directories (bind-mounted over the machine's), and /run as a tmpfs.
 OWN_DIRS = ("etc", "root", "home", "opt", "srv", "var", "tmp")
-#: Never copied from the machine's /etc: its secrets, and what would make a host look deployed already.
-SECRET_FILES = {"shadow", "shadow-", "gshadow", "gshadow-", "private", "netns", "redis", "redis-ha", "valkey"}
+#: Never copied from the machine's /etc (besides what not every user may read: see :func:`_private`):
+#: what would make a host look deployed already, the machine's SSH host keys, its namespaces' files.
+NOT_COPIED = {"redis", "redis-ha", "valkey", "netns"}
+#: A host set's directory goes into the hosts' sshd config and the inventory (INI values, ssh options).
+PLAIN_PATH = re.compile(r"^[A-Za-z0-9._/+@:=,-]+$")
+#: Written last by `up`: a set without it was left half made (an interrupted or killed `up`).
+COMPLETE = "complete"
 #: What a deployment installs to start its services when the host boots (the role, without systemd).
 BOOT_HOOK = "/opt/redis-ha/boot"
 KEY = "id_ed25519"
@@ -106,7 +115,20 @@ def set_dir(home: Path, name: str) -> Path:
 
 
 def _digest(directory: Path) -> str:
-    return hashlib.sha1(str(directory.absolute()).encode()).hexdigest()[:8]
+    """Names of a set's namespaces and bridge: its directory's real path (any spelling of the home finds them)."""
+    return hashlib.sha1(str(directory.resolve()).encode()).hexdigest()[:8]
+
+
+def pool() -> ipaddress.IPv4Network:
+    """LAB_HOSTS_POOL (default 172.30.0.0/16): where a set's /24 is chosen; one line and exit 2 if unusable."""
+    text = os.environ.get("LAB_HOSTS_POOL") or DEFAULT_POOL
+    try:
+        net = ipaddress.IPv4Network(text)
+    except ValueError:
+        raise UsageError(f"LAB_HOSTS_POOL={text!r}: give an IPv4 network such as {DEFAULT_POOL}") from None
+    if net.prefixlen > 24:
+        raise UsageError(f"LAB_HOSTS_POOL={text}: give a /24 or wider")
+    return net
 
 
 def _names(directory: Path, count: int, subnet: str) -> HostSet:
@@ -142,11 +164,14 @@ def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def preflight() -> None:
-    """This machine can make hosts: root, iproute2, unshare, sshd, ssh-keygen (exit 69 otherwise)."""
+    """This machine can make hosts: root, iproute2, unshare, sshd, ssh-keygen, ansible-core (for the
+    inventory's vault) (exit 69 otherwise)."""
     if os.geteuid() != 0:
         raise Unavailable("simulated hosts need root (network namespaces, a bridge, mounts)")
     missing = [b for b in ("ip", "unshare", "ssh-keygen", "ssh") if not shutil.which(b)]
     missing += [] if Path("/usr/sbin/sshd").exists() else ["sshd (apt-get install openssh-server)"]
+    if importlib.util.find_spec("ansible") is None:
+        missing.append("ansible-core (pip install ansible-core: the inventory's vault)")
     if missing:
         raise Unavailable(f"simulated hosts need {', '.join(missing)}")
 
@@ -165,15 +190,14 @@ def _used_subnets() -> list[ipaddress.IPv4Network]:
 
 def _free_subnet(directory: Path) -> str:
     used = _used_subnets()
-    nets = list(POOL.subnets(new_prefix=24)) if POOL.prefixlen <= 24 and POOL.version == 4 else []
-    if not nets:
-        raise UsageError(f"LAB_HOSTS_POOL={POOL}: give a /24 or wider")
+    where = pool()
+    nets = list(where.subnets(new_prefix=24))
     start = int(_digest(directory), 16) % len(nets)
     for k in range(len(nets)):
         net = nets[(start + k) % len(nets)]
         if not any(net.overlaps(u) for u in used):
             return str(net.network_address).rsplit(".", 1)[0]
-    raise Unavailable(f"no free /24 left in {POOL} (LAB_HOSTS_POOL chooses another range)")
+    raise Unavailable(f"no free /24 left in {where} (LAB_HOSTS_POOL chooses another range)")
 
 
 def up(home: Path, name: str, count: int, *, timeout: float = 30.0) -> tuple[HostSet, bool]:
@@ -185,6 +209,14 @@ def up(home: Path, name: str, count: int, *, timeout: float = 30.0) -> tuple[Hos
         raise UsageError(f"hosts: give 1 to {MAX_HOSTS}, not {count}")
     directory = set_dir(home, name)
     preflight()
+    pool()
+    if not PLAIN_PATH.match(str(directory.resolve())):
+        raise UsageError(
+            f"{directory}: simulated hosts need a home whose path has no spaces or quotes (it goes into the "
+            "hosts' sshd config and the inventory's ssh options)"
+        )
+    if (directory / STATE).exists() and not (directory / COMPLETE).exists():
+        raise LabError(f"hosts {name} were left half made (an interrupted `up`): `lab hosts down --name {name}` first")
     if (directory / STATE).exists():
         hs = load(home, name)
         if len(hs.hosts) != count:
@@ -198,11 +230,12 @@ def up(home: Path, name: str, count: int, *, timeout: float = 30.0) -> tuple[Hos
         return hs, False
     if directory.exists():
         raise UsageError(f"{directory} exists but is no host set: remove it by hand")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    directory.mkdir(mode=0o700)
-    hs = _names(directory, count, _free_subnet(directory))
-    interrupts.undo_on_interrupt(f"hosts {name}", lambda: (down(home, name), f"removed the new hosts {name}")[1])
+    key = f"hosts {name}"
+    interrupts.undo_on_interrupt(key, lambda: (down(home, name), f"removed the new hosts {name}")[1])
     try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700)
+        hs = _names(directory, count, _free_subnet(directory))
         write_secret(directory / STATE, json.dumps({"count": count, "subnet": hs.subnet}))
         _keys(hs)
         for host in hs.hosts:
@@ -212,12 +245,13 @@ def up(home: Path, name: str, count: int, *, timeout: float = 30.0) -> tuple[Hos
             boot(hs, host)
         wait_ssh(hs, timeout)
         _inventory(hs)
+        (directory / COMPLETE).touch()
     except BaseException:
         with interrupts.shielded():
-            down(home, name)
-        interrupts.done(f"hosts {name}")
+            if not interrupts.undo_now(key):  # (outside a command: no undo log, remove it here)
+                down(home, name)
         raise
-    interrupts.done(f"hosts {name}")
+    interrupts.done(key)
     return hs, True
 
 
@@ -233,7 +267,7 @@ def _filesystem(hs: HostSet, host: SimHost) -> None:
         "/etc",
         root / "etc",
         symlinks=True,
-        ignore=lambda _d, names: [n for n in names if n in SECRET_FILES or n.startswith("ssh_host_")],
+        ignore=lambda d, names: [n for n in names if n in NOT_COPIED or n.startswith("ssh_host_") or _private(d, n)],
         ignore_dangling_symlinks=True,
     )
     etc = root / "etc"
@@ -265,6 +299,19 @@ def _filesystem(hs: HostSet, host: SimHost) -> None:
     os.chmod(root / "root/.ssh/authorized_keys", 0o600)
 
 
+def _private(directory: str, name: str) -> bool:
+    """Not for every user of this machine to read (a file without o+r, a directory without o+rx): its
+    secrets (shadow, keytabs, VPN and TLS keys, ...) by the only rule that finds them all."""
+    try:
+        mode = os.lstat(os.path.join(directory, name)).st_mode
+    except OSError:
+        return True
+    if stat.S_ISLNK(mode):
+        return False
+    wanted = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(mode) else 0)
+    return mode & wanted != wanted
+
+
 def _network(hs: HostSet) -> None:
     _run("ip", "link", "add", hs.bridge, "type", "bridge")
     _run("ip", "addr", "add", f"{hs.subnet}.1/24", "dev", hs.bridge)
@@ -289,12 +336,13 @@ def _boot_script(hs: HostSet, host: SimHost) -> str:
     lines = ["set -eu"]
     for target, source in mounts:
         if source:
-            lines.append(f"mount --bind '{source}' {target}")
+            lines.append(f"mount --bind {shlex.quote(source)} {target}")
         else:
             lines.append(f"mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs {target}")
     lines += [
         "mkdir -p /run/sshd /run/lock",
-        "mount --bind /usr /usr && mount -o remount,ro,bind /usr",
+        "mount --bind /usr /usr",
+        "mount -o remount,ro,bind /usr",
         f"hostname {host.name}",
         f"if [ -x {BOOT_HOOK} ]; then (setsid {BOOT_HOOK} >/var/log/boot.log 2>&1 &); fi",
         "exec /usr/sbin/sshd -D -e",
@@ -407,9 +455,7 @@ def down(home: Path, name: str) -> list[str]:
     """Remove the set: every process of its hosts, its namespaces, its bridge, its directory
     (idempotent; also a set that `up` left half made). Returns what it removed."""
     directory = set_dir(home, name)
-    if not directory.exists():
-        return []
-    digest = _digest(directory)
+    digest = _digest(directory)  # (swept even when the directory is gone: nothing of a set outlives it)
     removed: list[str] = []
     netns = [
         line.split()[0]
@@ -419,13 +465,14 @@ def down(home: Path, name: str) -> list[str]:
     for ns in netns:
         if kill(SimHost(ns, "", ns, "")):
             removed.append(f"the processes of {ns}")
-        _run("ip", "netns", "delete", ns, check=False)
+        _run("ip", "netns", "delete", ns)
         removed.append(f"namespace {ns}")
     if _run("ip", "link", "show", f"lh-{digest}", check=False).returncode == 0:
-        _run("ip", "link", "delete", f"lh-{digest}", check=False)
+        _run("ip", "link", "delete", f"lh-{digest}")
         removed.append(f"bridge lh-{digest}")
-    shutil.rmtree(directory)
-    removed.append(str(directory))
+    if directory.exists():  # (only once everything above is gone: the directory is how it is found again)
+        shutil.rmtree(directory)
+        removed.append(str(directory))
     return removed
 
 

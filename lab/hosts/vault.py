@@ -15,6 +15,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from lab.errors import UsageError
+
 PASSWORD = "redis_ha_password"
 SENTINEL_PASSWORD = "redis_ha_sentinel_password"
 #: The profile's ACL section ("users", "sentinel_users") -> the variable holding its users' passwords.
@@ -58,7 +60,18 @@ def acl_passwords(variables: dict[str, Any], acl: dict[str, dict[str, str]]) -> 
         for user in users:
             value = given.get(user) if isinstance(given, dict) else None
             if isinstance(value, str) and value:
-                found[f"{section}/{user}"] = value
+                found[f"{section}/{user}"] = literal(f"{USER_VARS[section]}.{user}", value)
             else:
                 missing.append(f"{USER_VARS[section]}.{user}")
     return found, missing
+
+
+def literal(var: str, value: str) -> str:
+    """A password as given: ansible-inventory lists variables untemplated, so ``"{{ vault_x }}"`` would be
+    deployed as those very characters. Refused (exit 2): give the value itself in the vaulted file."""
+    if "{{" in value or "{%" in value:
+        raise UsageError(
+            f"{var} is a template ({value[:2]}...): lab reads the inventory's variables untemplated; put the "
+            "password itself in the vaulted file"
+        )
+    return value

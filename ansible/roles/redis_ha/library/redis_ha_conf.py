@@ -5,18 +5,21 @@ what Sentinel owns in it.
 Sentinel rewrites both files at run time: a Sentinel its own (the monitored master, epochs, the replicas
 and Sentinels it knows), and the data nodes' (``replicaof`` after a failover, by CONFIG REWRITE). A
 configuration run that put the rendered file back would undo a failover at the next restart: the old
-master would come back as a master (two masters), a Sentinel would forget its epochs. So:
+master would come back as a master (two masters), a Sentinel would forget its epochs. So, with the
+SHA-256 of the rendered copy last put in place kept beside it (``SRC.applied``):
 
-- no live file yet: the rendered copy, byte for byte (mode 0640, owner ``owner``); a live file the role
-  did not deploy (a distribution package's) is merged as below and then owned as a new one;
-- the rendered copy is not the one last put in place (its SHA-256 is kept beside it, ``SRC.applied``):
-  the rendered copy with what Sentinel owns taken from the live file: the ``sentinel monitor`` line in
-  its place, the other owned lines appended as Redis appends them; ``replicaof`` (or its absence) as the
-  live file has it. Changed only if that differs from the live file;
+- no live file yet: the rendered copy, byte for byte (mode 0640, owner ``owner``);
+- a live file the role never put in place (no record: a distribution package's): replaced by the rendered
+  copy, the old one kept beside it (``DEST.before-redis-ha``);
+- the rendered copy is not the one last put in place (or the record says ``pending``: a master that has not
+  taken it yet): the rendered copy with what Sentinel owns taken from the live file: its ``sentinel monitor``
+  line for this master in place of the rendered one, the other owned lines appended as Redis appends them;
+  ``replicaof`` (or its absence) as the live file has it. Reported changed (the node must restart to take it);
 - otherwise: nothing (the live file is Sentinel's and Redis's from now on: a run after a failover
   changes nothing).
 
 The record is written after the live file, so a run that fails between the two merges again next time.
+No result carries the files' text: they hold passwords.
 """
 
 from __future__ import annotations
@@ -46,14 +49,19 @@ def _key(line: str, kind: str) -> str | None:
     return None
 
 
+def _master(line: str) -> str:
+    words = line.split()
+    return words[2] if len(words) > 2 else ""
+
+
 def merge(rendered: str, live: str, kind: str) -> str:
     owned = [line for line in live.splitlines() if _key(line, kind)]
-    monitor = [line for line in owned if _key(line, kind) == "monitor"]
+    monitors = {_master(line): line for line in owned if _key(line, kind) == "monitor"}
     out: list[str] = []
     for line in rendered.splitlines():
         key = _key(line, kind)
-        if key == "monitor" and monitor:
-            out.append(monitor[0])
+        if key == "monitor":  # the master this Sentinel follows now (the rendered one if it follows none)
+            out.append(monitors.get(_master(line), line))
         elif key is None:
             out.append(line)
     rest = [line for line in owned if _key(line, kind) != "monitor"]
@@ -105,28 +113,37 @@ def main() -> None:
     mode = int(str(p["mode"]), 8)
     record = p["src"] + ".applied"
     digest = hashlib.sha256(rendered.encode()).hexdigest()
-    if not os.path.exists(p["dest"]):
+    dest = p["dest"]
+    if not os.path.exists(dest):
         if not module.check_mode:
-            _write(p["dest"], rendered, p["owner"], mode, None)
+            _write(dest, rendered, p["owner"], mode, None)
             _write(record, digest + "\n", "root", 0o600, None)
-        module.exit_json(changed=True, msg="deployed", diff={"before": "", "after": rendered})
+        module.exit_json(changed=True, msg="deployed")
     try:
         with open(record) as f:
             applied = f.read().strip()
     except FileNotFoundError:
-        applied = ""
+        applied = None
+    if applied is None:  # not the role's: keep it beside, put the rendered one in its place
+        backup = dest + ".before-redis-ha"
+        if not module.check_mode:
+            if not os.path.exists(backup):
+                os.link(dest, backup)
+            _write(dest, rendered, p["owner"], mode, None)
+            _write(record, digest + "\n", "root", 0o600, None)
+        module.exit_json(changed=True, msg=f"replaced a file the role had not deployed (kept as {backup})")
     if module.check_mode and p["record_changes"]:  # (the record is the old one: it would change)
         module.exit_json(changed=True, msg="would merge the changed rendering")
     if applied == digest:
         module.exit_json(changed=False, msg="left to Sentinel")
-    with open(p["dest"]) as f:
+    with open(dest) as f:
         live = f.read()
     merged = merge(rendered, live, p["kind"])
     if not module.check_mode:
-        if merged != live:  # a file the role deployed keeps Sentinel's owner and mode; another one is taken over
-            _write(p["dest"], merged, p["owner"], mode, p["dest"] if applied else None)
+        if merged != live:  # (keeps the owner and mode Sentinel's rewrites left)
+            _write(dest, merged, p["owner"], mode, dest)
         _write(record, digest + "\n", "root", 0o600, None)
-    module.exit_json(changed=merged != live, msg="merged", diff={"before": live, "after": merged})
+    module.exit_json(changed=True, msg="merged")
 
 
 if __name__ == "__main__":

@@ -80,8 +80,14 @@ def test_the_install_runs_outside_the_checkout_beside_progressbar2(tmp_path: Pat
     # The pinned versions make/CI install (constraints.txt), so a new release elsewhere cannot fail this test.
     pip = [str(bin_ / "pip"), "install", "-q", "--disable-pip-version-check", "-c", str(REPO / "constraints.txt")]
     sh(*pip, *PROGRESSBAR, cwd=work)
-    sh(*pip, str(src), cwd=work)  # over progressbar2
+    # One wheel, built from the copy (in pip's isolated build environment), installed both times below.
+    sh(str(bin_ / "pip"), "wheel", "-q", "--disable-pip-version-check", "--no-deps", "-w", "wheels", str(src), cwd=work)
+    wheel = str(next((work / "wheels").glob("redis_ha_lab-*.whl")))
+    sh(*pip, wheel, cwd=work)  # over progressbar2
     assert_beside_progressbar(bin_, venv, work)
+    # What `lab deploy` plays ships with it.
+    shipped = "from lab import ANSIBLE_DIR; print((ANSIBLE_DIR / 'roles/redis_ha/tasks/main.yml').is_file())"
+    assert sh(str(bin_ / "python"), "-c", shipped, cwd=work).strip() == "True"
 
     sh(str(bin_ / "lab"), "render", "--profile", "production", "--out", "prod", cwd=work)
     assert "replicaof redis-1.internal 6379" in (work / "prod" / "redis-2" / "redis.conf").read_text()
@@ -105,6 +111,6 @@ def test_the_install_runs_outside_the_checkout_beside_progressbar2(tmp_path: Pat
     absent = subprocess.run([str(bin_ / "python"), "-I", "-c", "import redis_ha_health"], cwd=work, capture_output=True)
     assert absent.returncode == 1 and b"No module named 'redis_ha_health'" in absent.stderr
     assert sh(str(bin_ / "python"), "-I", str(plain), "--help", cwd=host).startswith("usage:")
-    sh(*pip, str(src), cwd=work)
+    sh(*pip, wheel, cwd=work)
     sh(*pip, *PROGRESSBAR, cwd=work)  # over ours
     assert_beside_progressbar(bin_, venv, work)

@@ -113,6 +113,15 @@ def wait_for_agreement(h: Hosts, variables: dict[str, Any], not_ip: str, timeout
     raise AssertionError(f"Sentinels did not agree on a new master: {sentinel_state(h, variables)}")
 
 
+def healthy(h: Hosts, name: str, timeout: float = 60) -> dict[str, Any]:
+    """`lab status --json` of an attached lab once it says healthy (exit 0)."""
+    deadline = time.monotonic() + timeout
+    while (status := run_lab("status", "--name", name, "--json", home=h.home, timeout=60)).returncode != 0:
+        assert time.monotonic() < deadline, status.stdout + status.stderr
+        time.sleep(1)
+    return dict(json.loads(status.stdout))
+
+
 def test_simulated_hosts_are_hosts(hosts: Hosts) -> None:
     # Each its own name, address, /etc and /var; the machine's /usr, read-only; no secret of the machine.
     assert hosts.ssh("host-1", "hostname").strip() == "host-1"
@@ -298,12 +307,8 @@ def test_attach_makes_a_lab_of_a_deployment_it_did_not_start(hosts: Hosts, tmp_p
     variables = hosts.secrets(tmp_path)
     attached = run_lab("attach", "--name", name, *args, home=hosts.home, timeout=120)
     assert attached.returncode == 0, attached.stderr
-    deadline = time.monotonic() + 60  # (the replicas' first sync, the Sentinels' first INFO rounds)
-    while (status := run_lab("status", "--name", name, "--json", home=hosts.home, timeout=60)).returncode != 0:
-        assert time.monotonic() < deadline, status.stdout
-        time.sleep(1)
-    doc = json.loads(status.stdout)
-    assert doc["healthy"] and doc["backend"] == "ssh", status.stdout
+    doc = healthy(hosts, name)  # (the replicas' first sync, the Sentinels' first INFO rounds)
+    assert doc["backend"] == "ssh", doc
     assert doc["master"]["host"] == hosts.address["host-1"]
     assert {n["state"] for n in doc["nodes"] + doc["sentinels"]} == {"up"}
     # What runs on every host is what was rendered for it (CONFIG GET of every directive, over the wire).
@@ -331,8 +336,19 @@ def test_attach_makes_a_lab_of_a_deployment_it_did_not_start(hosts: Hosts, tmp_p
     assert result["summary"]["failovers"] >= 1 and (report / "report.html").exists(), result["summary"]
     killed = sorted(f["node"] for f in result["faults"] if f["action"] == "inject" and f["fault"] == "kill")
     assert killed == ["redis-1", "sentinel-1"], result["faults"]  # both of host-1's
-    after = json.loads(run_lab("status", "--name", name, "--json", home=hosts.home, timeout=60).stdout)
-    assert after["healthy"] and after["master"]["host"] != hosts.address["host-1"], after
+    after = healthy(hosts, name)
+    assert after["master"]["host"] != hosts.address["host-1"], after
+
+    # A freeze is SIGSTOP on the host (status sees it), thaw its SIGCONT; a safe failover moves the master.
+    assert run_lab("freeze", "--name", name, "redis-2", home=hosts.home, timeout=60).returncode == 0
+    frozen = json.loads(run_lab("status", "--name", name, "--json", home=hosts.home, timeout=60).stdout)
+    assert next(n["state"] for n in frozen["nodes"] if n["name"] == "redis-2") == "frozen", frozen["nodes"]
+    assert run_lab("thaw", "--name", name, "redis-2", home=hosts.home, timeout=60).returncode == 0
+    assert run_lab("heal", "--name", name, home=hosts.home, timeout=180).returncode == 0
+    moved = run_lab("failover", "--name", name, home=hosts.home, timeout=180)
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    final = healthy(hosts, name)
+    assert final["master"]["host"] != after["master"]["host"], final
 
     # Isolation cuts the node's host (iptables there); heal takes the lab's rules away.
     assert run_lab("isolate", "--name", name, "redis-2", home=hosts.home, timeout=60).returncode == 0
@@ -349,7 +365,7 @@ def test_attach_makes_a_lab_of_a_deployment_it_did_not_start(hosts: Hosts, tmp_p
 
     # Hosts that are not one deployment (a second master) are refused, and nothing is attached.
     password = variables["redis_ha_users"]["admin"]
-    master = str(after["master"]["host"])
+    master = str(final["master"]["host"])
     other = next(a for a in hosts.address.values() if a != master)
     redis.Redis(other, 6379, username="admin", password=password).execute_command("REPLICAOF", "NO", "ONE")
     refused = run_lab("attach", "--name", "split", *args, home=hosts.home, timeout=120)

@@ -49,6 +49,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--profile", default="production", help="profile name or YAML path (default: production)")
     p.add_argument("--vault-password-file", type=Path, help="ansible-vault's password for the inventory's vars")
     p.add_argument("--check", action="store_true", help="say what would change, change nothing (ansible --check)")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="a master with a changed config hands over by a safe failover, then restarts as a replica",
+    )
     p.add_argument("--json", action="store_true", help="print each host's outcome as JSON")
 
 
@@ -151,10 +156,19 @@ def cmd_deploy(args: argparse.Namespace, out: Console) -> int:
     from lab.hosts.deploy import run
 
     home = args.home or state.default_home()
+    if args.restart and args.check:
+        raise UsageError("--restart and --check: a check changes nothing, so it restarts nothing")
     done = run(args.inventory, args.profile, home=home, check=args.check, vault_password_file=args.vault_password_file)
+    handed = None
+    if args.restart and done.ok and any(h.pending for h in done.hosts.values()):
+        handed = _hand_over(done.inventory, args.profile)
+        if not args.json:
+            out.print(f"restart: {handed[0]} handed over to {handed[1]} (a safe failover); the playbook again:")
+        done = run(args.inventory, args.profile, home=home, vault_password_file=args.vault_password_file)
     if args.json:
         hosts = [vars(h) for h in done.hosts.values()]
-        print(json.dumps({"ok": done.ok, "check": done.check, "hosts": hosts}, indent=2))
+        moved = {"from": handed[0], "to": handed[1]} if handed else None
+        print(json.dumps({"ok": done.ok, "check": done.check, "handed_over": moved, "hosts": hosts}, indent=2))
         return 0 if done.ok else 1
     verb = "would change" if done.check else "changed"
     for h in done.hosts.values():
@@ -173,6 +187,19 @@ def cmd_deploy(args: argparse.Namespace, out: Console) -> int:
         return 1
     out.print(f"{done.spec.profile} profile on {len(done.hosts)} hosts: {done.changed} {verb}", markup=False)
     return 0
+
+
+def _hand_over(inventory: Any, profile: str) -> tuple[str, str]:
+    """--restart: the master moves to a replica by the lab's safe failover (no acknowledged write lost), so the
+    next run of the playbook finds it a replica and restarts it with its new config."""
+    import tempfile
+
+    from lab.failover import failover
+    from lab.hosts.attach import deployment_lab
+
+    with tempfile.TemporaryDirectory(prefix="lab-restart-") as tmp:  # (its lock only: nothing is saved)
+        old, new = failover(deployment_lab(inventory, profile, Path(tmp) / "restart"))
+    return old.name, new.name
 
 
 def _short(task: str) -> str:

@@ -82,6 +82,17 @@ def one_deployment(spec: LabSpec) -> list[str]:
     return why
 
 
+def deployment_lab(inv: Inventory, profile_name: str, directory: Path) -> LabSpec:
+    """The lab model of an inventory's deployment, driven over SSH (the ssh backend), whose state would live
+    in ``directory`` (named after it)."""
+    spec, _ = deployment_spec(inv, profile_name)
+    remotes = {
+        node.name: remote_of(inv, host, node.name, str(spec.files(node).pidfile))
+        for node, host in ((spec.node(n), h) for n, h in inv.node_hosts().items())
+    }
+    return replace(spec, name=directory.name, backend=SshBackend.name, base_dir=directory, remotes=remotes)
+
+
 def _addr(address: tuple[str, int] | None) -> str:
     return f"{address[0]}:{address[1]}" if address else "no master"
 
@@ -92,13 +103,7 @@ def attach(home: Path, name: str, inventory_path: Path, profile_name: str, vault
         raise UsageError(f"lab {name} exists: choose another name, or `lab down --name {name}` first")
     if directory.exists() and any(directory.iterdir()):
         raise UsageError(f"{directory} exists but holds no lab: remove it or choose another name")
-    inv = load(inventory_path, vault_password_file)
-    spec, _ = deployment_spec(inv, profile_name)
-    remotes = {
-        node.name: remote_of(inv, host, node.name, str(spec.files(node).pidfile))
-        for node, host in ((spec.node(n), h) for n, h in inv.node_hosts().items())
-    }
-    spec = replace(spec, name=name, backend=SshBackend.name, base_dir=directory, remotes=remotes)
+    spec = deployment_lab(load(inventory_path, vault_password_file), profile_name, directory)
     SshBackend().prepare(spec)  # every host answers over SSH, as the inventory logs in
     state.save(spec)
     try:

@@ -225,18 +225,18 @@ def test_deploy_is_the_render_is_idempotent_and_leaves_what_sentinel_owns(hosts:
     assert wait_for_agreement(hosts, variables, not_ip=master) == new_master
     assert [s[:3] for s in sentinel_state(hosts, variables)] == [s[:3] for s in before]  # no failover
 
-    # The master's turn: after a safe failover (whose CONFIG REWRITE writes its old values back into its file),
-    # the next run merges again and restarts it, a replica now, with the new config; then nothing is left to do.
-    sentinels(hosts, variables)[0].execute_command("SENTINEL", "FAILOVER", "mymaster")
-    third = wait_for_agreement(hosts, variables, not_ip=new_master)
-    deadline = time.monotonic() + 30
-    while f"replicaof {third} 6379" not in hosts.ssh(new_master_host, "cat /etc/redis/redis.conf"):
-        assert time.monotonic() < deadline, "the demoted master's file never named the new one"
-        time.sleep(0.2)
-    taken = hosts.deploy("--profile", str(tuned))
-    assert taken[new_master_host]["changed"] and not any(o["pending"] for o in taken.values()), taken
+    # The master's turn (--restart): it hands over by a safe failover (whose CONFIG REWRITE writes its old values
+    # back into its file), the playbook runs again, merges once more and restarts it, a replica now, with the
+    # new config; then nothing is left to do.
+    args = ("deploy", "-i", hosts.inventory, "--vault-password-file", hosts.vault, "--profile", str(tuned))
+    restarted = run_lab(*args, "--restart", "--json", home=hosts.home, timeout=DEPLOY_TIMEOUT)
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    taken = json.loads(restarted.stdout)
+    assert taken["handed_over"]["from"] == f"redis-{new_master_host[-1]}", taken
+    assert not any(h["pending"] for h in taken["hosts"]), taken
     client = redis.Redis(new_master, 6379, username="admin", password=password, decode_responses=True)
     assert client.config_get("maxmemory")["maxmemory"] == str(96 * 1024**2)
+    assert client.info("replication")["role"] == "slave"
     assert all(not h["changed"] for h in hosts.deploy("--profile", str(tuned)).values())
 
 

@@ -79,11 +79,16 @@ def cmd_hosts(args: argparse.Namespace, out: Console) -> int:
                 out.print(f"  {host.name:<8} {host.address:<15} ssh -i {hs.key} root@{host.address}", markup=False)
             flag = _flag(args)
             out.print(f"inventory: {hs.inventory} (passwords in its vault: {hs.vault_password})", markup=False)
-            out.print(
-                f"Next: lab{flag} deploy -i {shlex.quote(str(hs.inventory))} "
-                f"--vault-password-file {shlex.quote(str(hs.vault_password))}",
-                markup=False,
-            )
+            if len(hs.hosts) == 3 or len(hs.hosts) >= 6:
+                out.print(
+                    f"Next: lab{flag} deploy -i {shlex.quote(str(hs.inventory))} "
+                    f"--vault-password-file {shlex.quote(str(hs.vault_password))}",
+                    markup=False,
+                )
+            else:
+                out.print(
+                    "its groups redis_ha_data and redis_ha_sentinel (3 hosts each) are yours to write", markup=False
+                )
             return 0
         if args.hosts_command == "down":
             removed = sim.down(home, args.name)

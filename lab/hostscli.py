@@ -104,7 +104,7 @@ def cmd_hosts(args: argparse.Namespace, out: Console) -> int:
             raise UsageError(f"{host.name} is up: `lab hosts kill {host.name}` first")
         sim.boot(hs, host)
         sim.wait_ssh(hs, 30.0)
-        out.print(f"{host.name}: booted (sshd answers; the deployment's boot hook started its nodes)")
+        out.print(f"{host.name}: booted (sshd answers; the deployment's boot hook, if any, is starting its nodes)")
         return 0
 
 

@@ -56,7 +56,6 @@ class Deployment:
     hosts: dict[str, HostOutcome]
     check: bool
     returncode: int
-    tail: str = ""
 
     @property
     def ok(self) -> bool:
@@ -221,7 +220,7 @@ def run(
         interrupts.done("deploy")
     if returncode != 0 and not any(h.failed for h in outcomes.values()):
         raise LabError(f"ansible-playbook exited {returncode}: {error_line(output)}")
-    return Deployment(spec, inv, outcomes, check, returncode, output[-2000:])
+    return Deployment(spec, inv, outcomes, check, returncode)
 
 
 def _interrupted_with_us() -> None:

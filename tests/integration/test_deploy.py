@@ -53,7 +53,7 @@ class Hosts:
         assert done.returncode == 0, done.stdout + done.stderr
         return {h["host"]: h for h in json.loads(done.stdout)["hosts"]}
 
-    def secrets(self, tmp: Path) -> dict[str, Any]:
+    def secrets(self) -> dict[str, Any]:
         return inventory_mod.load(Path(self.inventory), Path(self.vault)).variables()
 
 
@@ -155,7 +155,7 @@ def test_simulated_hosts_are_hosts(hosts: Hosts) -> None:
 def test_deploy_is_the_render_is_idempotent_and_leaves_what_sentinel_owns(hosts: Hosts, tmp_path: Path) -> None:
     first = hosts.deploy()
     assert all(h["changed"] and not h["failed"] for h in first.values()), first
-    variables = hosts.secrets(tmp_path)
+    variables = hosts.secrets()
 
     # Byte for byte what `lab render --inventory` renders: the role's record of every node, and the data
     # nodes' live files (a Sentinel rewrites its own as soon as it starts).
@@ -304,7 +304,7 @@ def test_a_host_that_cannot_be_deployed_to_is_named_and_no_host_is_touched(hosts
 def test_attach_makes_a_lab_of_a_deployment_it_did_not_start(hosts: Hosts, tmp_path: Path) -> None:
     hosts.deploy()
     name, args = "prod", ("-i", hosts.inventory, "--vault-password-file", hosts.vault)
-    variables = hosts.secrets(tmp_path)
+    variables = hosts.secrets()
     attached = run_lab("attach", "--name", name, *args, home=hosts.home, timeout=120)
     assert attached.returncode == 0, attached.stderr
     doc = healthy(hosts, name)  # (the replicas' first sync, the Sentinels' first INFO rounds)

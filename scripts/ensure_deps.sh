@@ -26,9 +26,12 @@ if [[ "${LAB_NEED_MONITORING:-0}" == 1 ]]; then
   command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   command -v prometheus-alertmanager >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 fi
-# `make test`: simulated hosts for `lab deploy` run an sshd each (openssh-server; its own service stays off).
+# `make test`: simulated hosts for `lab deploy` run an sshd each (openssh-server; its own service stays off), a
+# sudo for a deploy as a user other than root, and systemd-analyze to check the unit the role writes.
 if [[ "${LAB_NEED_HOSTS:-0}" == 1 ]]; then
   [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
+  command -v sudo >/dev/null 2>&1 || missing+=(sudo)
+  command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 fi
 ((${#missing[@]} == 0)) && exit 0
 

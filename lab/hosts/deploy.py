@@ -33,6 +33,8 @@ STATE_ON_HOST = PurePosixPath("/etc/redis-ha")  # the role's rendered copies (06
 OPT_ON_HOST = PurePosixPath("/opt/redis-ha")
 #: One command per node there: ``/opt/redis-ha/bin/redis-1 start|stop|restart|status`` (what lab attach runs).
 BIN_ON_HOST = OPT_ON_HOST / "bin"
+#: The systemd unit the role installs where systemd is (it runs the boot and shutdown hooks).
+UNIT_NAME = "redis-ha.service"
 SCRIPTS = ("common_env.sh", "manage_redis_server.sh", "manage_sentinel.sh")
 SERVICE_USER = "redis"
 #: The name a deployment's spec carries (seeds a profile's Sentinel ids, as `lab render --inventory` does).
@@ -142,6 +144,8 @@ def document(inv: Inventory, spec: LabSpec, profile: Any) -> dict[str, Any]:
         "state_dir": str(STATE_ON_HOST),
         "scripts_dir": str(OPT_ON_HOST / "scripts"),
         "boot_hook": str(OPT_ON_HOST / "boot"),
+        "shutdown_hook": str(OPT_ON_HOST / "shutdown"),
+        "unit": UNIT_NAME,
         "bin_dir": str(BIN_ON_HOST),
         "dirs": [
             {"path": str(STATE_ON_HOST), "owner": "root", "mode": "0700"},

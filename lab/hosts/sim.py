@@ -54,7 +54,7 @@ NOT_COPIED = {"redis", "redis-ha", "valkey", "netns"}
 PLAIN_PATH = re.compile(r"^[A-Za-z0-9._/+@:=,-]+$")
 #: Written last by `up`: a set without it was left half made (an interrupted or killed `up`).
 COMPLETE = "complete"
-#: What a deployment installs to start its services when the host boots (the role, without systemd).
+#: What a deployment installs to start its nodes when the host boots (the role; its systemd unit runs it too).
 BOOT_HOOK = "/opt/redis-ha/boot"
 KEY = "id_ed25519"
 KNOWN_HOSTS = "known_hosts"

@@ -5,12 +5,14 @@ what Sentinel owns: no failover, the same master, the same epochs."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +59,11 @@ class Hosts:
         return inventory_mod.load(Path(self.inventory), Path(self.vault)).variables()
 
 
-@pytest.fixture
-def hosts(tmp_path: Path) -> Any:
+@contextlib.contextmanager
+def host_set(tmp_path: Path, count: int) -> Iterator[Hosts]:
+    """`lab hosts up COUNT` in a test's home; `lab hosts down` after, which leaves nothing behind."""
     home, name = tmp_path / "home", lab_name("hosts")
-    made = run_lab("hosts", "up", "3", "--name", name, "--json", home=home, timeout=120)
+    made = run_lab("hosts", "up", str(count), "--name", name, "--json", home=home, timeout=120)
     try:
         assert made.returncode == 0, made.stderr
         yield Hosts(home, name, json.loads(made.stdout))
@@ -72,6 +75,12 @@ def hosts(tmp_path: Path) -> Any:
         digest = sim._digest(home / sim.HOSTS_DIR / name)
         assert f"lh-{digest}" not in leftover
         assert subprocess.run(["ip", "link", "show", f"lh-{digest}"], capture_output=True, check=False).returncode != 0
+
+
+@pytest.fixture
+def hosts(tmp_path: Path) -> Iterator[Hosts]:
+    with host_set(tmp_path, 3) as made:
+        yield made
 
 
 def sentinels(h: Hosts, variables: dict[str, Any]) -> list[Any]:
@@ -122,7 +131,41 @@ def healthy(h: Hosts, name: str, timeout: float = 60) -> dict[str, Any]:
     return dict(json.loads(status.stdout))
 
 
-def test_simulated_hosts_are_hosts(hosts: Hosts) -> None:
+def test_six_simulated_hosts_take_three_data_nodes_three_sentinels_and_boot_them(tmp_path: Path) -> None:
+    with host_set(tmp_path, 6) as hosts:
+        simulated_hosts_are_hosts(hosts)
+        # The six-host layout: data nodes on host-1..3, Sentinels on host-4..6, each file what was rendered.
+        assert all(h["changed"] and not h["failed"] for h in hosts.deploy().values())
+        out = tmp_path / "rendered"
+        args = ("-i", hosts.inventory, "--vault-password-file", hosts.vault)
+        assert run_lab("render", *args, "--out", str(out), home=hosts.home).returncode == 0
+        for i in range(1, 7):
+            node, conf = (f"redis-{i}", "redis.conf") if i <= 3 else (f"sentinel-{i - 3}", "sentinel.conf")
+            assert hosts.ssh(f"host-{i}", f"cat /etc/redis-ha/{node}.conf") == (out / node / conf).read_text(), node
+            running = hosts.ssh(f"host-{i}", "ps -o args= -C redis-server").strip()
+            assert running.endswith("6379" if i <= 3 else "26379 [sentinel]") and "\n" not in running, running
+        # The systemd unit that starts a host's nodes at boot and stops them at shutdown: enabled, and
+        # what systemd-analyze makes of it on the host (its hooks there, executable).
+        unit = "/etc/systemd/system/redis-ha.service"
+        enabled = "/etc/systemd/system/multi-user.target.wants/redis-ha.service"
+        assert hosts.ssh("host-2", f"readlink {enabled}").strip() == unit
+        assert hosts.ssh("host-2", f"cd / && systemd-analyze verify {unit} 2>&1 && echo verified").strip() == "verified"
+        # Its stop (a replica's host shut down), then a power cut and a boot: the boot hook starts the node.
+        assert "stopped server" in hosts.ssh("host-2", "/opt/redis-ha/shutdown 2>&1")
+        assert hosts.ssh("host-2", "ps -o comm= -C redis-server | wc -l").strip() == "0"
+        assert run_lab("hosts", "kill", "host-2", "--name", hosts.name, home=hosts.home).returncode == 0
+        assert run_lab("hosts", "boot", "host-2", "--name", hosts.name, home=hosts.home).returncode == 0
+        attached = run_lab("attach", "--name", "six", *args, home=hosts.home, timeout=120)
+        assert attached.returncode == 0, attached.stderr
+        doc = healthy(hosts, "six")  # (once redis-2, started by the boot hook, has synced again)
+        assert doc["master"]["host"] == hosts.address["host-1"]
+        assert [s["host"] for s in doc["sentinels"]] == [hosts.address[f"host-{i}"] for i in (4, 5, 6)], doc
+        validated = run_lab("validate", "--name", "six", home=hosts.home, timeout=120)
+        assert validated.returncode == 0 and "six: OK" in validated.stdout, validated.stdout + validated.stderr
+        assert run_lab("down", "--name", "six", home=hosts.home, timeout=120).returncode == 0
+
+
+def simulated_hosts_are_hosts(hosts: Hosts) -> None:
     # Each its own name, address, /etc and /var; the machine's /usr, read-only; no secret of the machine.
     assert hosts.ssh("host-1", "hostname").strip() == "host-1"
     hosts.ssh("host-1", "echo mine > /etc/only-here")
@@ -146,7 +189,7 @@ def test_simulated_hosts_are_hosts(hosts: Hosts) -> None:
     killed = run_lab("hosts", "kill", "host-2", "--name", hosts.name, home=hosts.home)
     assert killed.returncode == 0, killed.stderr
     listed = json.loads(run_lab("hosts", "list", "--json", home=hosts.home).stdout)
-    assert [h["up"] for h in listed[0]["hosts"]] == [True, False, True]
+    assert [h["up"] for h in listed[0]["hosts"]] == [h != "host-2" for h in hosts.address]
     booted = run_lab("hosts", "boot", "host-2", "--name", hosts.name, home=hosts.home)
     assert booted.returncode == 0, booted.stderr
     assert hosts.ssh("host-2", "hostname").strip() == "host-2"
@@ -285,6 +328,21 @@ def test_a_host_that_cannot_be_deployed_to_is_named_and_no_host_is_touched(hosts
     assert done.returncode == 1 and "host-2" in done.stdout and "Connection refused" in done.stdout, done.stdout
     assert "no host changed" in done.stdout
     assert run_lab("hosts", "boot", "host-2", "--name", hosts.name, home=hosts.home).returncode == 0
+    untouched()
+    # A user whose sudo asks for a password (become could not work): named with the cause, nothing touched.
+    hosts.ssh(
+        "host-1",
+        "useradd -m -s /bin/sh ops && usermod -p '*' ops && install -d -o ops -m 0700 /home/ops/.ssh"
+        " && install -o ops -m 0600 /root/.ssh/authorized_keys /home/ops/.ssh/"
+        " && printf 'root ALL=(ALL:ALL) ALL\\nops ALL=(ALL:ALL) ALL\\n' > /etc/sudoers && chmod 0440 /etc/sudoers",
+    )
+    text = Path(hosts.inventory).read_text()
+    line = f"host-1 ansible_host={hosts.address['host-1']}"
+    with_sudo = Path(hosts.inventory).with_name("sudo.ini")
+    with_sudo.write_text(text.replace(line + "\n", line + " ansible_user=ops\n"))
+    done = run_lab("deploy", "-i", str(with_sudo), "--vault-password-file", hosts.vault, home=hosts.home, timeout=120)
+    assert done.returncode == 1 and "host-1" in done.stdout, done.stdout
+    assert "sudo asks ops for a password" in done.stdout and "no host changed" in done.stdout, done.stdout
     untouched()
     # A key the hosts do not know, and a wrong vault password.
     other = tmp_path / "other_key"

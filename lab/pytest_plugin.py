@@ -68,7 +68,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--lab-server",
         default=os.environ.get("LAB_SERVER", "system"),
-        help="server build(s) for the lab fixtures: NAME[,NAME...] (system, redis-6.2, redis-7.0, valkey-8.1, a path) "
+        help="server build(s) for the lab fixtures: NAME[,NAME...] (system, redis-6.2, redis-7.0, redis-8.2, "
+        "valkey-8.1, valkey-9.1, a path) "
         "or all (default: system; env LAB_SERVER)",
     )
     group.addoption(

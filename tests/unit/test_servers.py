@@ -21,6 +21,7 @@ def build(flavour: str, version: tuple[int, int, int]) -> Server:
 
 
 REDIS_62, REDIS_70, VALKEY_81 = build("redis", (6, 2, 14)), build("redis", (7, 0, 15)), build("valkey", (8, 1, 8))
+REDIS_82, VALKEY_91 = build("redis", (8, 2, 3)), build("valkey", (9, 1, 2))
 TEXT = 'port 6379\nbind-source-addr 127.0.0.1\nenable-debug-command no\nappenddirname "aof"\nmaxmemory 1mb\n'
 
 
@@ -31,7 +32,9 @@ def test_a_render_for_redis_62_leaves_out_what_it_refuses_and_keeps_the_meaning_
     assert text == 'port 6379\nrename-command DEBUG ""\nmaxmemory 1mb\n'
 
 
-@pytest.mark.parametrize("server", [REDIS_70, VALKEY_81], ids=["redis-7.0", "valkey-8.1"])
+@pytest.mark.parametrize(
+    "server", [REDIS_70, VALKEY_81, REDIS_82, VALKEY_91], ids=["redis-7.0", "valkey-8.1", "redis-8.2", "valkey-9.1"]
+)
 def test_newer_builds_take_the_render_as_it_is(server: Server) -> None:
     assert adapt(TEXT, server) == (TEXT, [])
     assert refused(TEXT, server) == []
@@ -45,6 +48,12 @@ def test_sentinel_directives_are_in_the_table_too() -> None:
 def test_server_names_come_from_flavour_and_version() -> None:
     assert (REDIS_62.name, VALKEY_81.name, VALKEY_81.release) == ("redis-6.2", "valkey-8.1", "8.1.8")
     assert (REDIS_62.rdb_version, REDIS_70.rdb_version, VALKEY_81.rdb_version) == (9, 10, 11)
+    assert (REDIS_82.name, REDIS_82.rdb_version, VALKEY_91.name, VALKEY_91.rdb_version) == (
+        "redis-8.2",
+        12,
+        "valkey-9.1",
+        80,
+    )
 
 
 def test_server_choices_name_every_node_or_one(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,6 +119,8 @@ def test_the_rdb_header_gives_the_format_version(tmp_path: Path) -> None:
     (tmp_path / "dump.rdb").write_bytes(b"REDIS0011\xfa\x09redis-ver")
     (tmp_path / "other").write_bytes(b"*2\r\n$3\r\nSET\r\n")
     assert rdb_version(tmp_path / "dump.rdb") == 11
+    (tmp_path / "valkey.rdb").write_bytes(b"VALKEY080\xfa\x0evalkey-ver")  # Valkey 9's magic and format
+    assert rdb_version(tmp_path / "valkey.rdb") == 80
     assert rdb_version(tmp_path / "other") is None
     assert rdb_version(tmp_path / "absent") is None
 
@@ -122,6 +133,16 @@ def test_a_downgrade_the_data_forbids_is_explained(tmp_path: Path) -> None:
     (data / "dump.rdb").write_bytes(b"REDIS0011rest")
     assert unreadable_data(spec, node, VALKEY_81) is None
     assert unreadable_data(spec, node, REDIS_70) == "redis-1's dump.rdb is RDB format 11; redis-7.0 reads up to 10"
+    # Redis 8.2 writes format 12, which no Valkey reads; Valkey 9.1 writes its own 80, which no Redis and no
+    # older Valkey reads (each measured here: "Can't handle RDB format version 12", "Wrong signature").
+    (data / "dump.rdb").write_bytes(b"REDIS0012rest")
+    assert unreadable_data(spec, node, REDIS_82) is None
+    why = unreadable_data(spec, node, VALKEY_91)
+    assert why == "redis-1's dump.rdb is RDB format 12; valkey-9.1 reads up to 11 and its own 80 (none of Redis 7.4+'s)"
+    (data / "dump.rdb").write_bytes(b"VALKEY080rest")
+    assert unreadable_data(spec, node, VALKEY_91) is None
+    assert unreadable_data(spec, node, REDIS_82) == "redis-1's dump.rdb is RDB format 80; redis-8.2 reads up to 12"
+    assert unreadable_data(spec, node, VALKEY_81) == "redis-1's dump.rdb is RDB format 80; valkey-8.1 reads up to 11"
     (data / "dump.rdb").unlink()
     (data / "appendonlydir").mkdir()
     (data / "appendonlydir" / "appendonly.aof.1.incr.aof").write_bytes(b"*1\r\n")

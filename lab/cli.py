@@ -410,8 +410,11 @@ def _fault_commands(sub: Any) -> None:
 
     p = sub.add_parser("failover", help="manual failover through Sentinel (no acknowledged write lost)")
     _name(p)
+    how = p.add_mutually_exclusive_group()
     unsafe = "bare SENTINEL FAILOVER (writes on the old master may be lost)"
-    p.add_argument("--unsafe", action="store_true", help=unsafe)
+    how.add_argument("--unsafe", action="store_true", help=unsafe)
+    coordinated = "Valkey 9's SENTINEL FAILOVER ... COORDINATED (the old master hands over with FAILOVER; Valkey 9.0+)"
+    how.add_argument("--coordinated", action="store_true", help=coordinated)
 
 
 def _drill_commands(sub: Any, *, scenarios: bool = True) -> None:
@@ -1056,7 +1059,7 @@ def cmd_failover(args: argparse.Namespace) -> int:
 
     spec = state.load(args.home or state.default_home(), args.name)
     started = time.perf_counter()
-    old, new = failover(spec, safe=not args.unsafe)
+    old, new = failover(spec, safe=not args.unsafe, coordinated=args.coordinated)
     out.print(f"failover: {old.name} -> {new.name} ({new.address}) in {time.perf_counter() - started:.2f}s")
     return 0
 

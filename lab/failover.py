@@ -12,7 +12,7 @@ import redis
 
 from lab import interrupts
 from lab.backends import get_backend, log_tails
-from lab.errors import LabError
+from lab.errors import LabError, UsageError
 from lab.nodes import current_master, disconnect_clients, locked, rejoin_as_replica
 from lab.spec import LabSpec, Node
 from lab.topology import node_client, observe
@@ -43,13 +43,25 @@ TURNED_BACK_GRACE_S = 1.0
 #: they fail it over themselves: o_down one is-master-down round (1 s) later, then an election.
 HELLO_PERIOD_S = 2.0
 
+#: The first Valkey with SENTINEL FAILOVER <master> COORDINATED (Valkey 9.0; no Redis has it).
+COORDINATED_SINCE = (9, 0)
+#: The user Sentinel logs in to the data nodes as, in a lab with ACL users (sentinel auth-user).
+SENTINEL_USER = "sentinel"
+#: What a coordinated failover runs on the data nodes as that user, beyond what any failover does (ACL rule ->
+#: a command it allows; valkey-io/valkey#1292, and the Sentinel ACL of Valkey's documentation).
+SENTINEL_COORDINATED = {"failover": ("FAILOVER",), "client|pause": ("CLIENT", "PAUSE", "1", "WRITE")}
+
 #: How often to look for the switch: one look (every node's INFO) costs ~25 ms of CPU on this machine
 #: kind, and polling it back to back would starve the very Sentinels being waited for on 2 cores.
 POLL_S = 0.1
 
 
 def failover(
-    spec: LabSpec, safe: bool = True, timeout: float = 30.0, on_pause: Callable[[bool], None] | None = None
+    spec: LabSpec,
+    safe: bool = True,
+    timeout: float = 30.0,
+    on_pause: Callable[[bool], None] | None = None,
+    coordinated: bool = False,
 ) -> tuple[Node, Node]:
     """Manual failover through Sentinel; returns (old master, new master).
 
@@ -58,11 +70,42 @@ def failover(
     FAILOVER runs, and the pause ends only once the old master is a replica, so a write held
     during the switch fails with READONLY (the client retries on the new master) instead of
     being accepted by the old master and then lost. ``safe=False`` is a bare SENTINEL FAILOVER.
+    ``coordinated`` is Valkey 9's ``SENTINEL FAILOVER <master> COORDINATED``, as the Sentinels do it (the
+    old master hands over with FAILOVER; the lab pauses nothing): a lab that cannot is refused first
+    (:func:`why_not_coordinated`, exit 2).
     ``on_pause(True)`` is called once the old master's writes are paused, ``on_pause(False)`` once
     they are not (a drill stamps them: a write-paused master that still says master is no split brain).
     """
+    if coordinated and (why := why_not_coordinated(spec)):
+        raise UsageError(f"no coordinated failover in lab {spec.name}: {why}")
     with locked(spec, "failover"):
-        return _Failover(spec, safe, timeout, on_pause).run()
+        return _Failover(spec, safe and not coordinated, timeout, on_pause, coordinated).run()
+
+
+def why_not_coordinated(spec: LabSpec) -> str | None:
+    """Why the lab's Sentinels cannot fail over COORDINATED (valkey-io/valkey#1292), or None: every Sentinel
+    must run Valkey 9.0+, and with ACL users Sentinel's user on the data nodes must be allowed FAILOVER and
+    CLIENT PAUSE, which the coordinated failover runs there (without them it stalls at
+    +failover-state-wait-promotion until failover-timeout, NOPERM in the master's ACL LOG: seen on 9.1.2)."""
+    for sentinel in spec.sentinels:
+        build = spec.server(sentinel)
+        if build is None or build.flavour != "valkey" or not build.at_least(*COORDINATED_SINCE):
+            runs = build.name if build is not None else "the system's build"
+            return f"{sentinel.name} runs {runs}; SENTINEL FAILOVER ... COORDINATED is Valkey 9.0+'s"
+    if spec.acl:
+        for node in spec.redis_nodes:
+            lacking = []
+            with suppress(redis.RedisError), node_client(spec, node, timeout=2) as conn:
+                for command in SENTINEL_COORDINATED.values():
+                    if conn.execute_command("ACL", "DRYRUN", SENTINEL_USER, *command) not in ("OK", b"OK"):
+                        lacking.append(" ".join(command[:2]))
+            if lacking:
+                rules = " ".join(f"+{c}" for c in SENTINEL_COORDINATED)
+                return (
+                    f"Sentinel's user {SENTINEL_USER} on {node.name} may not run {', '.join(lacking)} (the failover "
+                    f"would stall until failover-timeout): add {rules} to its rule"
+                )
+    return None
 
 
 def in_tilt(spec: LabSpec, sentinel: Node) -> bool:
@@ -92,9 +135,14 @@ class _Failover:
     paused master over themselves (wait for that); only if they do not is the next one asked."""
 
     def __init__(
-        self, spec: LabSpec, safe: bool, timeout: float, on_pause: Callable[[bool], None] | None = None
+        self,
+        spec: LabSpec,
+        safe: bool,
+        timeout: float,
+        on_pause: Callable[[bool], None] | None = None,
+        coordinated: bool = False,
     ) -> None:
-        self.spec, self.safe, self.timeout = spec, safe, timeout
+        self.spec, self.safe, self.timeout, self.coordinated = spec, safe, timeout, coordinated
         self.on_pause = on_pause
         self.old = current_master(spec)
         self.old_addr = (self.old.host, self.old.port)
@@ -206,7 +254,7 @@ class _Failover:
                 _wait_replicas_caught_up(self.spec, self.master_conn, self.timeout)
             except redis.ConnectionError as exc:  # a Sentinel demoting it drops its clients: look again
                 return False, f"{self.old.name}: {exc}"
-        refused = _ask_for_failover(self.spec, sentinel)
+        refused = _ask_for_failover(self.spec, sentinel, self.coordinated)
         if not refused:
             self.acting = sentinel
             return True, sentinel.name
@@ -310,12 +358,13 @@ def _sentinels_to_ask(spec: LabSpec, exclude: list[Node]) -> tuple[list[Node], l
     return usable, why_not
 
 
-def _ask_for_failover(spec: LabSpec, sentinel: Node) -> str:
-    """SENTINEL FAILOVER on ``sentinel``: "" once it accepted (or is already failing the master over:
-    INPROG), its NOGOODSLAVE answer (which starts nothing) otherwise; any other refusal is a LabError."""
+def _ask_for_failover(spec: LabSpec, sentinel: Node, coordinated: bool = False) -> str:
+    """SENTINEL FAILOVER (``coordinated``: ... COORDINATED) on ``sentinel``: "" once it accepted (or is already
+    failing the master over: INPROG), its NOGOODSLAVE answer (which starts nothing) otherwise; any other
+    refusal is a LabError."""
     try:
         with node_client(spec, sentinel, timeout=2) as sconn:
-            sconn.execute_command("SENTINEL", "FAILOVER", spec.master_name)
+            sconn.execute_command("SENTINEL", "FAILOVER", spec.master_name, *(["COORDINATED"] if coordinated else []))
     except redis.ResponseError as exc:
         if str(exc).startswith("INPROG"):
             return ""

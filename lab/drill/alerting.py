@@ -42,6 +42,7 @@ EXPECTED: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"RedisNoMaster", "RedisDown", "SentinelQuorumLost", "SentinelDown"}),
     ),
     "failover": (frozenset({"RedisFailover"}), frozenset(PAGES)),
+    "failover-coordinated": (frozenset({"RedisFailover"}), frozenset(PAGES)),
     "kill-sentinel": (
         frozenset({"SentinelDown", "SentinelPeerMissing"}),
         frozenset({"SentinelQuorumLost", "RedisDown", "RedisNoMaster", "RedisFailover", "SentinelMasterDown"}),

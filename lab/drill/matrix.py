@@ -30,6 +30,7 @@ DURATIONS = {
     "isolate-master-guarded": 14.0,
     "failover": 6.0,
     "failover-unsafe": 6.0,
+    "failover-coordinated": 6.0,
     "kill-sentinel": 6.0,
     "freeze-sentinel-kill-master": 10.0,
     "kill-master-and-sentinel": 8.0,
@@ -41,7 +42,9 @@ DURATIONS = {
     "sentinel-clock-jump": 10.0,
 }
 #: What `lab clients` runs when --scenarios is left out: the node faults (link drills are asked for by name).
-DEFAULT_SCENARIOS = tuple(name for name in DURATIONS if name not in LINK_AND_CLOCK_SCENARIOS)
+DEFAULT_SCENARIOS = tuple(
+    name for name in DURATIONS if name not in LINK_AND_CLOCK_SCENARIOS and SCENARIOS[name].requires is None
+)
 ERROR_CLASSES = ("READONLY", "refused", "timeout", "NOREPLICAS", "other")
 RECOVERY_WINDOW_MS = 2000.0  # a client recovered if each worker acknowledged writes in the workload's last 2 s
 WORKERS = 2

@@ -23,6 +23,7 @@ SOAK_FAULTS = (
     "isolate-master",
     "failover",
     "failover-unsafe",
+    "failover-coordinated",
     "kill-sentinel",
     "freeze-sentinel-kill-master",
     "kill-master-and-sentinel",

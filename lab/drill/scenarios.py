@@ -19,7 +19,7 @@ from lab.drill.history import Recorder, Workload
 from lab.drill.result import DrillResult
 from lab.drill.steps import config_set, wait_converged
 from lab.errors import LabError
-from lab.failover import failover
+from lab.failover import failover, why_not_coordinated
 from lab.links import Degradation
 from lab.links import peers as link_peers
 from lab.servers import Server
@@ -88,14 +88,14 @@ class Run:
         self.injected.append(fault)
         return fault
 
-    def failover(self, old: Node, safe: bool) -> None:
+    def failover(self, old: Node, safe: bool, coordinated: bool = False) -> None:
         """``lab failover`` on the master ``old``; the span in which a safe one held the old master's
         writes (CLIENT PAUSE WRITE) is stamped: that master still says master, and takes no write."""
 
         def paused(on: bool) -> None:
             self.recorder.history.add("pause", node=old.name, event="start" if on else "end")
 
-        failover(self.spec, safe=safe, on_pause=paused)
+        failover(self.spec, safe=safe, on_pause=paused, coordinated=coordinated)
 
     def revert(self, fault: faults.Fault) -> None:
         faults.revert(self.spec, fault, rejoin=False)  # a drill measures what Sentinel alone does
@@ -185,13 +185,15 @@ def _freeze_sentinel_then_kill_master(d: Run) -> None:
     d.inject("kill", d.master())
 
 
-def _failover(safe: bool) -> Callable[[Run], None]:
+def _failover(safe: bool, coordinated: bool = False) -> Callable[[Run], None]:
+    kind = "failover-coordinated" if coordinated else "failover" if safe else "failover-unsafe"
+
     def act(d: Run) -> None:
         d.at(FAULT_AT)
         old = d.master()
-        d.recorder.fault("inject", "failover" if safe else "failover-unsafe", old.name)
-        d.failover(old, safe)
-        d.recorder.fault("revert", "failover" if safe else "failover-unsafe", old.name)
+        d.recorder.fault("inject", kind, old.name)
+        d.failover(old, safe, coordinated)
+        d.recorder.fault("revert", kind, old.name)
 
     return act
 
@@ -265,6 +267,8 @@ class Scenario:
     about: str
     act: Callable[[Run], None]
     needs: str = ""  # a fault kind the backend must support
+    #: Why a lab cannot run it (its builds, its users), or None: checked before the drill starts.
+    requires: Callable[[LabSpec], str | None] | None = None
     #: CONFIG SET on every data node for the whole drill (until after the heal), then restored.
     config: dict[str, int] = field(default_factory=dict)
     #: The scenario's own steps set its length (``--duration`` is not used).
@@ -292,6 +296,12 @@ SCENARIOS = {
         ),
         Scenario("failover", "safe manual failover (lab failover)", _failover(True)),
         Scenario("failover-unsafe", "bare SENTINEL FAILOVER", _failover(False)),
+        Scenario(
+            "failover-coordinated",
+            "Valkey 9's SENTINEL FAILOVER ... COORDINATED (lab failover --coordinated)",
+            _failover(False, coordinated=True),
+            requires=why_not_coordinated,
+        ),
         Scenario("kill-sentinel", "SIGKILL one Sentinel", _kill_sentinel),
         Scenario(
             "quorum-loss",
@@ -380,6 +390,8 @@ def check_supported(spec: LabSpec, scenario: str | Scenario, what: str = "drill"
         raise LabError(f"{what} {scenario} needs {needs}, which the {spec.backend} backend cannot do here: {why}")
     if needs and (why := faults.unsupported_by_builds(spec, needs)):
         raise LabError(f"{what} {scenario} needs {needs}: {why}")
+    if chosen.requires is not None and (why := chosen.requires(spec)):
+        raise LabError(f"{what} {scenario} is not applicable to lab {spec.name}: {why}")
 
 
 def _settle(spec: LabSpec, recorder: Recorder) -> str:

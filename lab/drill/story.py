@@ -68,6 +68,14 @@ def fault_groups(spans: list[FaultSpan]) -> list[list[FaultSpan]]:
     return groups
 
 
+#: A manual failover's fault name in a drill, in words.
+FAILOVER_KINDS = {
+    "failover": "a safe failover",
+    "failover-unsafe": "an unsafe failover (bare SENTINEL FAILOVER)",
+    "failover-coordinated": "a coordinated failover (SENTINEL FAILOVER ... COORDINATED)",
+}
+
+
 def _fault_clauses(spans: list[FaultSpan], stop: float) -> list[str]:
     """The faults in words: faults of one kind started together (restart-all) as one clause, a drill's
     steps (rolling-upgrade) counted, an undo during the workload (a thaw, a reconnection) said."""
@@ -83,8 +91,8 @@ def _fault_clauses(spans: list[FaultSpan], stop: float) -> list[str]:
     clauses = []
     for group in fault_groups(spans):
         first, who = group[0], names_text([s.node for s in group])
-        if first.fault in ("failover", "failover-unsafe"):
-            kind = "a safe failover" if first.fault == "failover" else "an unsafe failover (bare SENTINEL FAILOVER)"
+        if first.fault in FAILOVER_KINDS:
+            kind = FAILOVER_KINDS[first.fault]
             clause = f"{kind} away from {who} began at {in_s(first.start_ms)}"
             if first.end_ms is not None:
                 clause += f" and returned at {in_s(first.end_ms)}"

@@ -8,12 +8,15 @@ import hashlib
 from dataclasses import dataclass, field
 
 from lab.confparse import ConfFile, Directive
+from lab.failover import SENTINEL_COORDINATED
 
 #: What Sentinel runs on the data nodes (Redis's Sentinel documentation, "Redis ACL").
 SENTINEL_NEEDS = frozenset(
     {"multi", "slaveof", "ping", "exec", "subscribe", "config|rewrite", "role", "publish", "info"}
     | {"client|setname", "client|kill", "script|kill"}
 )
+#: What Valkey 9's SENTINEL FAILOVER <master> COORDINATED also runs there (the old master hands over by FAILOVER).
+SENTINEL_MAY = SENTINEL_NEEDS | frozenset(SENTINEL_COORDINATED)
 #: The channel Sentinels announce themselves and the master on: whoever may publish there can send
 #: every Sentinel to an address of its choice (a forged hello), so only Sentinel's user may.
 SENTINEL_HELLO = "__sentinel__:hello"

@@ -17,6 +17,7 @@ from lab.lint.acl import (
     NEVER_FOR_APPS,
     REPLICA_NEEDS,
     SENTINEL_HELLO,
+    SENTINEL_MAY,
     SENTINEL_NEEDS,
     AclUser,
     Login,
@@ -465,7 +466,7 @@ def app_user_too_broad(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
             yield Hit(conf, user.directive, "user", why)
     for user in _maybe_sentinels_user(conf, d):
         # Sentinel's user or an application's: only what is too much for both is known
-        reachable = sorted(c.upper() for c in NEVER_FOR_APPS - SENTINEL_NEEDS if user.may_run(c))
+        reachable = sorted(c.upper() for c in NEVER_FOR_APPS - SENTINEL_MAY if user.may_run(c))
         if reachable:
             why = (
                 f"user {user.name} may run {', '.join(reachable)}, which neither an application nor Sentinel needs "
@@ -484,9 +485,12 @@ def sentinel_user_too_broad(conf: ConfFile, d: Deployment) -> Iterator[Hit]:
         user = users.get(name)
         if user is None:
             continue
-        extra = user.broad() or sorted(user.granted() - SENTINEL_NEEDS)
+        extra = user.broad() or sorted(user.granted() - SENTINEL_MAY)
         if extra:
-            why = f"Sentinel's user {name} may run {', '.join(extra)}; it needs only {' '.join(sorted(SENTINEL_NEEDS))}"
+            why = (
+                f"Sentinel's user {name} may run {', '.join(extra)}; it needs only {' '.join(sorted(SENTINEL_NEEDS))} "
+                f"(and {' '.join(sorted(SENTINEL_MAY - SENTINEL_NEEDS))} for Valkey 9's coordinated failover)"
+            )
             yield Hit(conf, user.directive, "user", why)
         elif user.allchannels or set(user.channels) - {SENTINEL_HELLO}:
             why = f"Sentinel's user {name} may use {user.channel_rules()}; it needs only &{SENTINEL_HELLO}"

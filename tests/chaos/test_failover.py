@@ -92,6 +92,7 @@ def test_master_sigkill_promotes_a_replica_and_everyone_follows(healthy_lab: Lab
     assert_only_the_kill_tail_lost(result)
 
 
+@pytest.mark.one_server
 def test_zombie_master_takes_writes_after_it_thaws_and_they_are_lost(healthy_lab: LabSpec, drill) -> None:
     """SIGSTOP the master past down-after, let the Sentinels fail over, SIGCONT it: a client connected
     straight to its address (not through Sentinel) writes to it until Sentinel demotes it."""
@@ -191,6 +192,7 @@ def test_safe_failover_promotes_the_master_the_sentinels_name_when_a_late_one_tu
     assert wait_converged(spec) == new and role_of(spec, old) == ("slave", new.address)
 
 
+@pytest.mark.one_server
 def test_replica_priority_zero_is_never_promoted(lab_factory, profile_file) -> None:
     spec = lab_factory(profile_file(topology={"replica_priority": [100, 0, 100]}), tag="prio")
     with client(spec.node("redis-2").host, 6379, spec.password) as conn:
@@ -260,6 +262,7 @@ def test_failover_does_not_ask_a_sentinel_in_tilt_mode(lab_factory) -> None:
     control.wait_healthy(spec, timeout=30)
 
 
+@pytest.mark.one_server
 def test_failover_goes_on_without_the_sentinel_that_enters_tilt_after_accepting(lab_factory, monkeypatch) -> None:
     """The Sentinel that accepted stalls (a starved process, a slow fsync of its config) and enters TILT
     before it has promoted anyone: `lab failover` sees it and does not wait 30 s for it. With the master's

@@ -152,10 +152,13 @@ EXPECTED = {
     "monitor": {"ping", "info"},
     "replica": {"psync", "replconf", "ping"},
     "sentinel": {"multi", "slaveof", "ping", "exec", "subscribe", "config|rewrite", "role", "publish", "info"}
-    | {"client|setname", "client|kill", "script|kill"},
+    | {"client|setname", "client|kill", "script|kill"}
+    | {"failover", "client|pause"},  # (Valkey 9's SENTINEL FAILOVER ... COORDINATED)
 }
 #: Redis 6.2 has no subcommands in COMMAND (and no ACL DRYRUN): these are tried by name there.
-SUBCOMMANDS = ("config|get", "config|set", "config|rewrite", "client|setname", "client|kill", "script|kill")
+SUBCOMMANDS = (
+    "config|get", "config|set", "config|rewrite", "client|setname", "client|kill", "client|pause", "script|kill",
+)  # fmt: skip
 #: Run, not queued, inside MULTI (6.2's probe): not tried there (7.0+ tries them with ACL DRYRUN).
 NOT_QUEUED = {"multi", "exec", "discard", "watch", "reset", "quit"}
 
@@ -370,6 +373,7 @@ def _sentinel_views(spec: LabSpec) -> dict[str, tuple[str, int, int]]:
     return views
 
 
+@pytest.mark.one_server
 def test_a_forged_sentinel_hello_from_the_app_user_is_refused_and_no_sentinel_moves(acl_lab: LabSpec) -> None:
     """Issue 24 item 4: with `&*`, `PUBLISH __sentinel__:hello` as app made every Sentinel switch to an
     address of the sender's choice. Now app has no Sentinel channel: refused on every data node, by
@@ -398,6 +402,7 @@ def test_a_forged_sentinel_hello_from_the_app_user_is_refused_and_no_sentinel_mo
     assert _sentinel_views(spec) == before
 
 
+@pytest.mark.one_server
 def test_the_monitor_user_cannot_read_masterauth_nor_replicate(
     acl_lab: LabSpec, monkeypatch: pytest.MonkeyPatch
 ) -> None:

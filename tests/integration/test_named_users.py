@@ -98,6 +98,7 @@ def test_a_user_without_what_the_check_needs_is_unknown_and_says_what(
     assert "user app may not run what the check needs" in text and "it needs -@all +ping +info" in text, text
 
 
+@pytest.mark.one_server
 def test_a_wrong_password_names_the_user(users_node: StandaloneNode, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDIS_PASSWORD", "not-the-password")
     code, text = check(users_node, "--user", MONITOR[0])
@@ -107,6 +108,7 @@ def test_a_wrong_password_names_the_user(users_node: StandaloneNode, monkeypatch
     assert code == 2 and "authentication failed for user default" in text.splitlines()[0], text
 
 
+@pytest.mark.one_server
 def test_redis_admin_as_a_named_user(users_node: StandaloneNode) -> None:
     host, port = where(users_node)
     script = Path(sys.executable).parent / "redis-admin"

@@ -41,6 +41,7 @@ def test_session_expiry_events_on_the_session_database(healthy_lab: LabSpec) -> 
 
 @pytest.mark.chaos
 @pytest.mark.integration
+@pytest.mark.one_server
 def test_expiry_subscriber_through_sentinel_survives_a_failover(healthy_lab: LabSpec) -> None:
     spec = healthy_lab
     db = spec.databases["session"]
@@ -69,6 +70,7 @@ def test_expiry_subscriber_through_sentinel_survives_a_failover(healthy_lab: Lab
 
 
 @pytest.mark.integration
+@pytest.mark.one_server
 def test_notifications_off_deliver_nothing(redis_node) -> None:
     quiet = redis_node("lab", notify_keyspace_events="")
     with quiet.conn.pubsub() as pubsub:

@@ -66,6 +66,7 @@ def test_rdb_snapshot_survives_a_restart(redis_node) -> None:
     assert solo.conn.get("rdb:999") == "999"
 
 
+@pytest.mark.one_server
 def test_aof_everysec_loses_at_most_about_a_second_on_sigkill(redis_node) -> None:
     solo = redis_node(appendonly="yes", appendfsync="everysec")
     acked, killed_at = kill_while_writing(solo)
@@ -120,6 +121,7 @@ def _fast_master_restart_keeps(spec: LabSpec) -> int:
     return int(min(size for _, _, size in seen))
 
 
+@pytest.mark.one_server
 def test_restarted_master_without_persistence_wipes_its_replicas(lab_factory, profile_file) -> None:
     """The hazard: persistence off + auto-restart = an empty master, and replicas copy the emptiness."""
     profile = profile_file(redis={"appendonly": "no", "save": []}, sentinel=SLOW_SENTINEL)

@@ -116,6 +116,7 @@ def taking(node: Node, talk: Talk) -> JunkServer:
             time.sleep(0.1)
 
 
+@pytest.mark.one_server
 def test_status_of_a_lab_with_a_node_answering_junk_names_it_once_in_time(lab: LabSpec, lab_home) -> None:
     """The real `lab status --json` with sentinel-3 replaced by a server that answers junk (stopped, its address
     taken): each kind of junk is one problem line about sentinel-3, a document, exit 1, no traceback, no hang."""
@@ -140,6 +141,7 @@ def test_status_of_a_lab_with_a_node_answering_junk_names_it_once_in_time(lab: L
             assert took < 15, f"{case}: lab status took {took:.1f} s"  # a process start on a busy machine, + 0.5 s
 
 
+@pytest.mark.one_server
 def test_status_of_a_lab_without_its_password_file_names_the_file_once(lab: LabSpec, lab_home) -> None:
     secret = lab.base_dir / lab.secret_file("redis")[1]
     aside = secret.with_name(secret.name + ".aside")

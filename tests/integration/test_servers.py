@@ -152,6 +152,7 @@ def test_a_lab_of_mixed_builds_fails_over_and_names_the_node_that_cannot_rejoin(
     wait_converged(spec)
 
 
+@pytest.mark.one_server
 def test_upgrade_keeps_the_data_and_a_downgrade_the_data_forbids_is_refused(lab_factory, lab_home: Path) -> None:
     for name in EVERY_BUILD:
         require_server(name)
@@ -342,6 +343,7 @@ def test_a_node_binary_renamed_after_up_is_still_the_nodes_and_down_never_leaves
             kv_a2.rename(kv_a)  # the fixture's teardown finds them by the recorded name
 
 
+@pytest.mark.one_server
 def test_a_recorded_binary_that_is_not_a_server_is_never_signalled(lab_factory, lab_home: Path) -> None:
     """D5: state.json naming /bin/sleep for redis-2, with a `sleep` working in redis-2/ named by its pidfile: `lab
     kill redis-2` SIGKILLed the sleep (exit 0). A recorded binary is probed before it is trusted (one line naming

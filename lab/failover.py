@@ -14,6 +14,7 @@ from lab import interrupts
 from lab.backends import get_backend, log_tails
 from lab.errors import LabError, UsageError
 from lab.nodes import current_master, disconnect_clients, locked, rejoin_as_replica
+from lab.render import SENTINEL_AUTH_USER, SENTINEL_COORDINATED
 from lab.spec import LabSpec, Node
 from lab.topology import node_client, observe
 from lab.waits import WaitTimeout, wait_for
@@ -45,11 +46,6 @@ HELLO_PERIOD_S = 2.0
 
 #: The first Valkey with SENTINEL FAILOVER <master> COORDINATED (Valkey 9.0; no Redis has it).
 COORDINATED_SINCE = (9, 0)
-#: The user Sentinel logs in to the data nodes as, in a lab with ACL users (sentinel auth-user).
-SENTINEL_USER = "sentinel"
-#: What a coordinated failover runs on the data nodes as that user, beyond what any failover does (ACL rule ->
-#: a command it allows; valkey-io/valkey#1292, and the Sentinel ACL of Valkey's documentation).
-SENTINEL_COORDINATED = {"failover": ("FAILOVER",), "client|pause": ("CLIENT", "PAUSE", "1", "WRITE")}
 
 #: How often to look for the switch: one look (every node's INFO) costs ~25 ms of CPU on this machine
 #: kind, and polling it back to back would starve the very Sentinels being waited for on 2 cores.
@@ -83,28 +79,40 @@ def failover(
 
 
 def why_not_coordinated(spec: LabSpec) -> str | None:
-    """Why the lab's Sentinels cannot fail over COORDINATED (valkey-io/valkey#1292), or None: every Sentinel
-    must run Valkey 9.0+, and with ACL users Sentinel's user on the data nodes must be allowed FAILOVER and
-    CLIENT PAUSE, which the coordinated failover runs there (without them it stalls at
-    +failover-state-wait-promotion until failover-timeout, NOPERM in the master's ACL LOG: seen on 9.1.2)."""
+    """Why the lab's Sentinels cannot fail over COORDINATED (valkey-io/valkey#1292), or None. Asked of the running
+    nodes (an attached deployment records no builds): every Sentinel must be Valkey 9.0+, and with ACL users
+    Sentinel's user on the data nodes must be allowed FAILOVER and CLIENT PAUSE, which the coordinated failover
+    runs there (without them it stalls at +failover-state-wait-promotion until failover-timeout, NOPERM in the
+    master's ACL LOG: seen on 9.1.2). A node that cannot be asked is a reason too: nothing is left to chance."""
     for sentinel in spec.sentinels:
-        build = spec.server(sentinel)
-        if build is None or build.flavour != "valkey" or not build.at_least(*COORDINATED_SINCE):
-            runs = build.name if build is not None else "the system's build"
+        try:
+            with node_client(spec, sentinel, timeout=2) as conn:
+                info = conn.info("server")
+        except redis.RedisError as exc:
+            return f"cannot ask {sentinel.name} which build it runs: {exc}"
+        version = str(info.get("valkey_version") or "")
+        major_minor = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+        if info.get("server_name") != "valkey" or major_minor < COORDINATED_SINCE:
+            runs = f"Valkey {version}" if version else f"Redis {info.get('redis_version', '?')}"
             return f"{sentinel.name} runs {runs}; SENTINEL FAILOVER ... COORDINATED is Valkey 9.0+'s"
-    if spec.acl:
-        for node in spec.redis_nodes:
-            lacking = []
-            with suppress(redis.RedisError), node_client(spec, node, timeout=2) as conn:
+    if not spec.acl:
+        return None
+    rules = " ".join(f"+{c}" for c in SENTINEL_COORDINATED)
+    for node in spec.redis_nodes:
+        lacking = []
+        try:
+            with node_client(spec, node, timeout=2) as conn:
                 for command in SENTINEL_COORDINATED.values():
-                    if conn.execute_command("ACL", "DRYRUN", SENTINEL_USER, *command) not in ("OK", b"OK"):
+                    said = conn.execute_command("ACL", "DRYRUN", SENTINEL_AUTH_USER, *command)
+                    if said not in ("OK", b"OK"):
                         lacking.append(" ".join(command[:2]))
-            if lacking:
-                rules = " ".join(f"+{c}" for c in SENTINEL_COORDINATED)
-                return (
-                    f"Sentinel's user {SENTINEL_USER} on {node.name} may not run {', '.join(lacking)} (the failover "
-                    f"would stall until failover-timeout): add {rules} to its rule"
-                )
+        except redis.RedisError as exc:
+            return f"cannot check what Sentinel's user {SENTINEL_AUTH_USER} may run on {node.name}: {exc}"
+        if lacking:
+            return (
+                f"Sentinel's user {SENTINEL_AUTH_USER} on {node.name} may not run {', '.join(lacking)} (the failover "
+                f"would stall until failover-timeout): add {rules} to its rule"
+            )
     return None
 
 
@@ -215,8 +223,12 @@ class _Failover:
         who = f"{self.acting.name} accepted" if self.acting else "a switch was under way"
         interrupts.leave(
             "failover under way",
-            f"the failover ({who}) goes on without `lab failover`: {self.old.name} takes writes until the "
-            "Sentinels demote it",
+            f"the failover ({who}) goes on without `lab failover`: "
+            + (
+                f"{self.old.name} hands over as the Sentinels coordinate it"
+                if self.coordinated
+                else f"{self.old.name} takes writes until the Sentinels demote it"
+            ),
         )
         addr = wait_for(
             self._switched,

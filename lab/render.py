@@ -17,6 +17,12 @@ from lab.secretfiles import write_secret
 from lab.servers import Server
 from lab.spec import LabSpec, Layout, Node, build_spec, write_acl_secrets
 
+#: The user Sentinel logs in to the data nodes as, in a lab with ACL users (`sentinel auth-user`).
+SENTINEL_AUTH_USER = "sentinel"
+#: What Valkey 9's coordinated failover (SENTINEL FAILOVER <master> COORDINATED, valkey-io/valkey#1292) runs on the
+#: data nodes as that user beyond what any failover does: ACL rule -> a command it allows (lint, lab failover).
+SENTINEL_COORDINATED = {"failover": ("FAILOVER",), "client|pause": ("CLIENT", "PAUSE", "1", "WRITE")}
+
 if TYPE_CHECKING:  # Jinja2 and the profile models are imported when something is rendered
     import jinja2
 
@@ -116,7 +122,7 @@ def auth_context(spec: LabSpec, profile: Profile, node: Node) -> dict[str, Any]:
         "users": users,
         "masteruser": "replica",
         "masterauth": spec.acl_passwords["users/replica"],
-        "sentinel_auth_user": "sentinel",
+        "sentinel_auth_user": SENTINEL_AUTH_USER,
         "sentinel_auth_pass": spec.acl_passwords["users/sentinel"],
         "peer_user": "peer",
         "peer_pass": spec.acl_passwords["sentinel_users/peer"],

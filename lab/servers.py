@@ -120,6 +120,15 @@ class Server:
     def rdb_version(self) -> int | None:
         return RDB_VERSION.get((self.flavour, *self.version[:2]))
 
+    def reads_rdb(self, version: int) -> bool:
+        """Whether this build loads RDB format ``version``: up to its own (a build whose own is unknown is not
+        refused), except that Valkey reads none of the formats it leaves to Redis, and no Redis reads Valkey's."""
+        if self.flavour == "valkey" and version in FOREIGN_TO_VALKEY:
+            return False
+        if self.flavour == "redis" and version >= FOREIGN_TO_VALKEY.stop:
+            return False
+        return self.rdb_version is None or version <= self.rdb_version
+
     def describe(self) -> dict[str, object]:
         return {
             "name": self.name,

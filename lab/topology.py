@@ -325,9 +325,9 @@ def _cannot_sync(spec: LabSpec, obs: Observation, replica: Node) -> str:
         mine, theirs = spec.server(replica), spec.server(master) if master else None
     except LabError:  # a recorded binary renamed or deleted since: no verdict on formats, not a crash
         return ""
-    if master is None or mine is None or theirs is None or mine.rdb_version is None or theirs.rdb_version is None:
+    if master is None or mine is None or theirs is None or theirs.rdb_version is None:
         return ""
-    if mine.rdb_version >= theirs.rdb_version:
+    if mine.reads_rdb(theirs.rdb_version):
         return ""
     return (
         f": its {mine.name} {INCOMPATIBLE} {theirs.rdb_version} that {master.name} ({theirs.name}) sends in a "

@@ -55,11 +55,8 @@ def reads_multipart_aof(target: Server) -> bool:
 
 
 def reads_rdb(target: Server, version: int) -> bool:
-    """Whether ``target`` reads RDB format ``version`` (a build whose own format is unknown is not refused):
-    up to its own, except that Valkey reads none of the formats it leaves to Redis."""
-    if target.flavour == "valkey" and version in FOREIGN_TO_VALKEY:
-        return False
-    return target.rdb_version is None or version <= target.rdb_version
+    """Whether ``target`` reads RDB format ``version`` (:meth:`Server.reads_rdb`)."""
+    return target.reads_rdb(version)
 
 
 def _reads(target: Server) -> str:
@@ -68,6 +65,8 @@ def _reads(target: Server) -> str:
     if target.flavour == "valkey" and (own is None or own >= FOREIGN_TO_VALKEY.stop):
         mine = f" and its own {own}" if own is not None else ""
         return f"{target.name} reads up to {FOREIGN_TO_VALKEY.start - 1}{mine} (none of Redis 7.4+'s)"
+    if own is None:
+        return f"{target.name} reads no Valkey format"
     return f"{target.name} reads up to {own}"
 
 
@@ -93,8 +92,6 @@ def unreadable_data(spec: LabSpec, node: Node, target: Server) -> str | None:
             f"{node.name} keeps a multi-part AOF ({aof_dir.name}/, Redis 7.0+) that {target.name} cannot read: "
             "it would start empty"
         )
-    if target.rdb_version is None:
-        return None
     candidates = [*files.dir.glob("*.rdb"), *files.dir.glob("*.aof")]
     if aof_dir.is_dir():
         candidates += [*aof_dir.glob("*.base.rdb"), *aof_dir.glob("*.base.aof")]

@@ -18,7 +18,7 @@ from lab import control, faults
 from lab.drill.clients import CLIENTS, SETTINGS, glide_sentinel_support, node_version
 from lab.drill.pages import machine, machine_line, page, table
 from lab.drill.result import DrillResult
-from lab.drill.scenarios import LINK_AND_CLOCK_SCENARIOS, SCENARIOS, run_drill
+from lab.drill.scenarios import LINK_AND_CLOCK_SCENARIOS, SCENARIOS, check_supported, run_drill
 from lab.errors import LabError, UsageError
 from lab.spec import LabSpec
 
@@ -141,8 +141,11 @@ def run_matrix(
     progress: Callable[[str], None] = print,
     repeat: int = 1,
 ) -> list[Cell]:
-    """Every cell ``repeat`` times (each run on the healed lab, its report under ``run-K/``)."""
+    """Every cell ``repeat`` times (each run on the healed lab, its report under ``run-K/``). A scenario this lab
+    cannot run is refused before the first cell, not after the cells before it."""
     check_matrix(clients, scenarios, settings)
+    for scenario in scenarios:
+        check_supported(spec, scenario, "scenario")
     cells = []
     started = time.perf_counter()
     for scenario in scenarios:

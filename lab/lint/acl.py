@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from lab.confparse import ConfFile, Directive
-from lab.failover import SENTINEL_COORDINATED
+from lab.render import SENTINEL_COORDINATED
 
 #: What Sentinel runs on the data nodes (Redis's Sentinel documentation, "Redis ACL").
 SENTINEL_NEEDS = frozenset(

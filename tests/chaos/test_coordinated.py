@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from lab import nodes
-from lab.failover import SENTINEL_USER
 from lab.pytest_plugin import require_server
+from lab.render import SENTINEL_AUTH_USER as SENTINEL_USER
 from lab.topology import node_client
 from tests.helpers import run_lab
 
-pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.one_server]
+# (the Sentinels' behaviour, not the backend's: the local backend runs it)
+pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.one_server, pytest.mark.one_backend]
 
 
 def test_a_coordinated_failover_on_valkey_9_loses_no_acknowledged_write(lab_factory, drill, lab_home: Path) -> None:
@@ -23,6 +24,12 @@ def test_a_coordinated_failover_on_valkey_9_loses_no_acknowledged_write(lab_fact
     result = drill(spec, "failover-coordinated", duration=6)
     summary = result.findings.summary()
     assert summary["failovers"] == 1 and summary["lost"] == 0 and summary["ok"] > 0, summary
+    # The Sentinels coordinated it: the lab paused nothing (a safe failover stamps its write pause in the history),
+    # and the old master handed over by FAILOVER (its log says so).
+    history = (result.report_dir / "history.jsonl").read_text()
+    assert '"type": "pause"' not in history and '"type":"pause"' not in history
+    old = spec.files(spec.node("redis-1")).logfile.read_text()
+    assert "FAILOVER requested to" in old, old[-2000:]
     before = nodes.current_master(spec)
     moved = run_lab("failover", "--name", spec.name, "--coordinated", home=lab_home, timeout=120)
     said = moved.stdout + moved.stderr
@@ -51,7 +58,7 @@ def test_a_lab_whose_sentinels_cannot_coordinate_is_refused_before_anything_move
     refused = run_lab("failover", "--name", spec.name, "--coordinated", home=lab_home, timeout=60)
     lines = refused.stderr.strip().splitlines()
     assert refused.returncode == 2 and len(lines) == 1, refused.stderr
-    assert "sentinel-1 runs redis-8.2; SENTINEL FAILOVER ... COORDINATED is Valkey 9.0+'s" in lines[0], lines
+    assert "sentinel-1 runs Redis 8.2.3; SENTINEL FAILOVER ... COORDINATED is Valkey 9.0+'s" in lines[0], lines
     drilled = run_lab("drill", "failover-coordinated", "--name", spec.name, home=lab_home, timeout=60)
     assert drilled.returncode != 0 and "not applicable to lab" in drilled.stderr, drilled.stderr
     assert nodes.current_master(spec).name == "redis-1"

@@ -274,8 +274,8 @@ def test_failover_goes_on_without_the_sentinel_that_enters_tilt_after_accepting(
     stalled: list[threading.Thread] = []
     ask = failover._ask_for_failover
 
-    def ask_then_stall(spec_: LabSpec, sentinel: Node) -> str:
-        answer = ask(spec_, sentinel)
+    def ask_then_stall(spec_: LabSpec, sentinel: Node, coordinated: bool = False) -> str:
+        answer = ask(spec_, sentinel, coordinated)
         if not answer and not stalled:
             stalled.append(threading.Thread(target=failover.stall_into_tilt, args=(spec_, sentinel)))
             stalled[0].start()

@@ -50,7 +50,8 @@ def check_alerts(spec: LabSpec, drill: Callable[..., DrillResult], scenario: str
 
 # (the alerts do not depend on the backend: the compose backend drills kill-master, below)
 @pytest.mark.one_backend
-@pytest.mark.parametrize("scenario", sorted(EXPECTED))
+# (not failover-coordinated: it needs Valkey 9.0+ Sentinels, and expects what the safe failover does)
+@pytest.mark.parametrize("scenario", sorted(set(EXPECTED) - {"failover-coordinated"}))
 def test_shipped_rules_fire_and_stay_quiet_as_the_scenario_demands(
     monitored: LabSpec, drill: Callable[..., DrillResult], scenario: str
 ) -> None:

@@ -39,6 +39,7 @@ def test_rolling_upgrade_from_62_through_70_to_valkey_loses_no_acknowledged_writ
     assert master.kind == "redis"
 
 
+@pytest.mark.one_backend  # (how compose moves a node to a new image: the 6.2 -> 7.0 -> Valkey test above)
 @pytest.mark.parametrize(
     ("start", "to", "said"), [("redis-7.0", "redis-8.2", "8.2.3"), ("valkey-8.1", "valkey-9.1", "9.1.2")]
 )

@@ -373,7 +373,6 @@ def _sentinel_views(spec: LabSpec) -> dict[str, tuple[str, int, int]]:
     return views
 
 
-@pytest.mark.one_server
 def test_a_forged_sentinel_hello_from_the_app_user_is_refused_and_no_sentinel_moves(acl_lab: LabSpec) -> None:
     """Issue 24 item 4: with `&*`, `PUBLISH __sentinel__:hello` as app made every Sentinel switch to an
     address of the sender's choice. Now app has no Sentinel channel: refused on every data node, by

@@ -134,6 +134,11 @@ def healthy(h: Hosts, name: str, timeout: float = 60) -> dict[str, Any]:
 def test_six_simulated_hosts_take_three_data_nodes_three_sentinels_and_boot_them(tmp_path: Path) -> None:
     with host_set(tmp_path, 6) as hosts:
         simulated_hosts_are_hosts(hosts)
+        # --check on hosts never deployed to: what would change, and nothing written (the unit, its link included).
+        would = hosts.deploy("--check")
+        assert all(h["changed"] and not h["failed"] for h in would.values()), would
+        written = "ls /etc/redis-ha /etc/systemd/system/redis-ha.service 2>/dev/null | wc -l"
+        assert hosts.ssh("host-4", written).strip() == "0"
         # The six-host layout: data nodes on host-1..3, Sentinels on host-4..6, each file what was rendered.
         assert all(h["changed"] and not h["failed"] for h in hosts.deploy().values())
         out = tmp_path / "rendered"

@@ -125,6 +125,16 @@ def test_the_rdb_header_gives_the_format_version(tmp_path: Path) -> None:
     assert rdb_version(tmp_path / "absent") is None
 
 
+def test_who_reads_whose_rdb_format() -> None:
+    # (the same rule for a move, lab.upgrade, and for a replica's full sync, lab.topology)
+    assert REDIS_82.reads_rdb(11) and REDIS_82.reads_rdb(12) and not REDIS_70.reads_rdb(12)
+    assert VALKEY_91.reads_rdb(11) and VALKEY_91.reads_rdb(80) and not VALKEY_91.reads_rdb(12)
+    assert not REDIS_82.reads_rdb(80) and not VALKEY_81.reads_rdb(80)
+    unknown_redis, unknown_valkey = build("redis", (8, 4, 0)), build("valkey", (10, 0, 0))
+    assert unknown_redis.reads_rdb(12) and not unknown_redis.reads_rdb(80), "no Redis reads Valkey's format"
+    assert unknown_valkey.reads_rdb(80) and not unknown_valkey.reads_rdb(12)
+
+
 def test_a_downgrade_the_data_forbids_is_explained(tmp_path: Path) -> None:
     spec, _ = render_profile(load_profile("lab", {}), tmp_path / "lab", "unit")
     node = spec.node("redis-1")

@@ -98,6 +98,9 @@ class Run:
         failover(self.spec, safe=safe, on_pause=paused, coordinated=coordinated)
 
     def revert(self, fault: faults.Fault) -> None:
+        node = self.spec.node(fault.node)
+        if node.kind == "redis":
+            watch_stale_master(self.spec, node)
         faults.revert(self.spec, fault, rejoin=False)  # a drill measures what Sentinel alone does
         self.recorder.fault("revert", fault.kind, fault.node)
         self.injected.remove(fault)
@@ -394,6 +397,19 @@ def check_supported(spec: LabSpec, scenario: str | Scenario, what: str = "drill"
         raise LabError(f"{what} {scenario} is not applicable to lab {spec.name}: {why}")
 
 
+def stale_key(node: Node) -> str:
+    """The interrupt log's key for a reverted data node that may run as a stale master until Sentinel converts it."""
+    return f"stale master {node.name}"
+
+
+def watch_stale_master(spec: LabSpec, node: Node) -> None:
+    """Back from a kill, a stop, a freeze or a partition (or restarted mid-failover by the heal), a data node may
+    run as a stale master beside the new one until Sentinel converts it, seconds later: an interrupt meanwhile
+    makes it a replica of the master the Sentinels settle on, as Sentinel would, rather than leave two masters.
+    Done once the drill has settled (:func:`_settle`)."""
+    interrupts.undo_on_interrupt(stale_key(node), lambda: interrupts.uninterrupted(nodes.rejoin_stale, spec, node))
+
+
 def _settle(spec: LabSpec, recorder: Recorder) -> str:
     """After the heal: wait for a healthy lab and read what the converged master kept. A lab that
     cannot become healthy (a replica that cannot sync from a newer build) is a finding: the final
@@ -401,6 +417,8 @@ def _settle(spec: LabSpec, recorder: Recorder) -> str:
     try:
         control.wait_healthy(spec, timeout=60)
         master = wait_converged(spec)
+        for node in spec.redis_nodes:
+            interrupts.done(stale_key(node))
         why = ""
     except LabError as exc:
         why = f"not healthy after the heal: {str(exc).splitlines()[0]}"
@@ -473,6 +491,8 @@ def run_drill(
                 recorder.history.add("drill", event="stop", scenario=scenario)
                 recorder.stop_workload()  # the Sentinels' events and roles are recorded on through the heal
                 recorder.history.add("drill", event="heal", scenario=scenario)
+                for node in spec.redis_nodes:
+                    watch_stale_master(spec, node)
                 faults.heal(spec, settings=False)  # (a guard set for the drill stays until it is done)
                 for fault in run.injected:
                     recorder.fault("revert", fault.kind, fault.node)

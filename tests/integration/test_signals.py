@@ -389,8 +389,13 @@ def test_an_interrupted_kill_drill_never_leaves_the_restarted_master_as_a_second
         wait_state(spec, node, "up", drill)  # the drill's heal started it again, from its file
         message = interrupt(drill, signal.SIGTERM)
     assert "killed" not in message, message
+    # One master, the one the Sentinels name; the restarted node is its replica, or that master itself when it was
+    # back before the Sentinels had failed it over (seen once with both cores busy: +try-failover, then -odown
+    # 3 s later with no promotion, as the drill's heal had started it again).
     new = nodes.current_master(spec)
-    assert new != node and role(spec, node) == ("slave", f"{new.host}:{new.port}"), message
+    masters = [n.name for n in spec.redis_nodes if role(spec, n)[0] == "master"]
+    assert masters == [new.name], (masters, message)
+    assert new == node or role(spec, node) == ("slave", f"{new.host}:{new.port}"), message
     assert faults.recorded(spec) == []
     # Which of three honest lines depends on where the signal fell: the start was finished and the node made
     # a replica by the undo; or Sentinel had already demoted it (the undo only finished the start); or the

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -158,3 +160,15 @@ def sentinel_settings(spec: LabSpec, name: str) -> list[str]:
         with node_client(spec, sentinel) as conn:
             values.append(str(conn.execute_command("SENTINEL", "MASTER", spec.master_name)[name]))
     return values
+
+
+def role_module(name: str) -> ModuleType:
+    """One of the redis_ha role's own Ansible modules (ansible/roles/redis_ha/library/NAME.py), imported."""
+    from lab import ANSIBLE_DIR
+
+    path = ANSIBLE_DIR / f"roles/redis_ha/library/{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded

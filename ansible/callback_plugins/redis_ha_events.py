@@ -49,8 +49,11 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         }
         if status in ("failed", "unreachable") and censored:
             event["msg"] = "(hidden: the task handles passwords; the host's own logs say more)"
+        # (a task that writes many files, library/redis_ha_files.py: a change per file it changed)
+        paths = data.get("changed_paths") if event["status"] == "changed" else None
+        events = [{**event, "task": f"{event['task']}: {p}"} for p in paths] if paths else [event]
         with open(self._path, "a") as out:
-            out.write(json.dumps(event) + "\n")
+            out.writelines(json.dumps(e) + "\n" for e in events)
 
     def v2_runner_on_ok(self, result: Any) -> None:
         self._emit("ok", result)

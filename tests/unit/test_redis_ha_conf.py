@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from types import ModuleType
 
-from lab import ANSIBLE_DIR
+from tests.helpers import role_module
 
 
 def module() -> ModuleType:
-    path = ANSIBLE_DIR / "roles/redis_ha/library/redis_ha_conf.py"
-    spec = importlib.util.spec_from_file_location("redis_ha_conf", path)
-    assert spec is not None and spec.loader is not None
-    loaded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loaded)
-    return loaded
+    return role_module("redis_ha_conf")
 
 
 RENDERED = """port 26379

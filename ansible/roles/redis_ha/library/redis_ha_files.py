@@ -1,0 +1,150 @@
+#!/usr/bin/python3
+"""Ansible module: a host's plain files for redis-ha in one run: directories, files (whole content) and
+links, each with its owner and mode, in the order given.
+
+One module run costs a host about as much as the work of all of these together (Ansible ships and starts
+the module each time), and a deploy wrote some twenty of them: written one by one, they were most of a
+deploy's time. Semantics are those of ``file``/``copy`` for what the role uses:
+
+- ``directory``: made (with its parents) when missing; owner and mode set when they differ;
+- ``file``: written atomically (a file beside it, renamed over it) when its content differs; owner and
+  mode set when they differ;
+- ``link``: a symbolic link to ``src``, replacing a link or file that is not that link (``force``).
+
+An entry with ``systemd: true`` is written only where systemd is installed (``/etc/systemd/system``);
+the result says whether it is, and whether it runs (``systemd``: running, installed or none).
+``--check`` writes nothing and says what would change. The result names the paths that changed, never
+their content.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+import tempfile
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+
+SYSTEMD_DIR = "/etc/systemd/system"
+
+
+def systemd_here() -> str:
+    if os.path.isdir("/run/systemd/system"):
+        return "running"
+    return "installed" if os.path.isdir(SYSTEMD_DIR) else "none"
+
+
+def _ids(owner: str, group: str) -> tuple[int, int] | None:
+    """The ids of an owner and group; None when this host has not one of them (a --check before the role
+    made its user)."""
+    try:
+        return pwd.getpwnam(owner).pw_uid, grp.getgrnam(group).gr_gid
+    except KeyError:
+        return None
+
+
+def _content_differs(path: str, content: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read() != content.encode()
+    except (FileNotFoundError, IsADirectoryError):
+        return True
+
+
+def _write(path: str, content: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".redis-ha-", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(content.encode())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _metadata(module: AnsibleModule, path: str, entry: dict[str, Any]) -> bool:
+    """Owner, group and mode as the entry says; whether they changed (or would)."""
+    owner, group = entry["owner"], entry["group"] or entry["owner"]
+    ids = _ids(owner, group)
+    if ids is None:
+        if not module.check_mode:
+            module.fail_json(msg=f"{path}: no user or group {owner}:{group} here")
+        return True
+    uid, gid = ids
+    st = os.lstat(path)
+    mode = int(str(entry["mode"]), 8)
+    changed = False
+    if (st.st_uid, st.st_gid) != (uid, gid):
+        changed = True
+        if not module.check_mode:
+            os.chown(path, uid, gid)
+    if stat.S_IMODE(st.st_mode) != mode:
+        changed = True
+        if not module.check_mode:
+            os.chmod(path, mode)
+    return changed
+
+
+def apply(module: AnsibleModule, entry: dict[str, Any]) -> bool:
+    """Put one entry in place; whether it changed (or would, under --check)."""
+    path, state, check = entry["path"], entry["state"], module.check_mode
+    if state == "link":
+        if os.path.islink(path) and os.readlink(path) == entry["src"]:
+            return False
+        if not check:
+            if os.path.lexists(path):
+                if os.path.isdir(path) and not os.path.islink(path):
+                    module.fail_json(msg=f"{path}: a directory where the link to {entry['src']} goes")
+                os.unlink(path)
+            os.symlink(entry["src"], path)
+        return True
+    if state == "directory":
+        if not os.path.isdir(path):
+            if check:
+                return True
+            os.makedirs(path)
+            _metadata(module, path, entry)
+            return True
+        return _metadata(module, path, entry)
+    wrote = _content_differs(path, entry["content"])
+    if wrote and check:
+        return True
+    if wrote:
+        _write(path, entry["content"])
+    return _metadata(module, path, entry) or wrote
+
+
+def main() -> None:
+    entry_spec = {
+        "path": {"type": "str", "required": True},
+        "state": {"type": "str", "default": "file", "choices": ["file", "directory", "link"]},
+        "content": {"type": "str"},
+        "src": {"type": "str"},
+        "owner": {"type": "str", "default": "root"},
+        "group": {"type": "str"},
+        "mode": {"type": "raw", "default": "0644"},
+        "systemd": {"type": "bool", "default": False},
+    }
+    module = AnsibleModule(
+        argument_spec={"files": {"type": "list", "elements": "dict", "options": entry_spec, "required": True}},
+        supports_check_mode=True,
+    )
+    systemd = systemd_here()
+    changed = []
+    for entry in module.params["files"]:
+        if entry["systemd"] and systemd == "none":
+            continue
+        if entry["state"] == "file" and entry["content"] is None:
+            module.fail_json(msg=f"{entry['path']}: a file needs its content")
+        if entry["state"] == "link" and not entry["src"]:
+            module.fail_json(msg=f"{entry['path']}: a link needs its src")
+        if apply(module, entry):
+            changed.append(entry["path"])
+    module.exit_json(changed=bool(changed), changed_paths=changed, systemd=systemd)
+
+
+if __name__ == "__main__":
+    main()

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from lab import hostscli, interrupts, servercli, servers, state
+from lab.repro import cli as repro_cli
 from lab.errors import Interrupted, LabError, UsageError
 from lab.home import LOCKS, check_home, inside, validate_name
 from lab.interrupts import SIGNALS
@@ -240,6 +241,7 @@ def build_parser(argv: Sequence[str] | None = None) -> Parser:
     _drill_commands(only, scenarios=argv is None or named == "drill")
     servercli.add_commands(only, seconds=_seconds)
     hostscli.add_commands(only)
+    repro_cli.add_commands(only)
     return parser
 
 
@@ -1108,6 +1110,7 @@ COMMANDS = {
     "hosts": lambda args: hostscli.cmd_hosts(args, out.console),
     "deploy": lambda args: hostscli.cmd_deploy(args, out.console),
     "attach": lambda args: hostscli.cmd_attach(args, out.console),
+    "repro": lambda args: repro_cli.cmd_repro(args, out.console, err.console),
     **dict.fromkeys(FAULT_COMMANDS, cmd_fault),
     "degrade": cmd_degrade,
     "flap": cmd_flap,

@@ -1,0 +1,8 @@
+"""Every reproducer, by name (lab.repro.sentinels, lab.repro.writes)."""
+
+from __future__ import annotations
+
+from lab.repro import sentinels, writes
+from lab.repro.verdict import Reproducer
+
+CATALOGUE: dict[str, Reproducer] = {r.name: r for r in (*sentinels.REPRODUCERS, *writes.REPRODUCERS)}

@@ -1,0 +1,63 @@
+"""What reproducers look at while they run: each Sentinel's master, a node's role, a wait that reports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from lab.drill.events import SentinelEvents
+from lab.spec import LabSpec, Node
+from lab.topology import node_client
+
+T = TypeVar("T")
+
+
+def masters_named(spec: LabSpec) -> dict[str, str]:
+    """What each Sentinel names as the master (a node's name, or why it could not say)."""
+    by_address = {(n.host, n.port): n.name for n in spec.redis_nodes}
+    named = {}
+    for sentinel in spec.sentinels:
+        try:
+            with node_client(spec, sentinel, timeout=2) as conn:
+                addr = conn.sentinel_get_master_addr_by_name(spec.master_name)
+            named[sentinel.name] = by_address.get((addr[0], int(addr[1])), f"{addr[0]}:{addr[1]}") if addr else "none"
+        except Exception as exc:
+            named[sentinel.name] = f"no answer ({type(exc).__name__})"
+    return named
+
+
+def role(spec: LabSpec, node: Node) -> str:
+    """``master``, ``slave``, or ``down`` when the node does not answer."""
+    try:
+        with node_client(spec, node, timeout=1) as conn:
+            return str(conn.info("replication")["role"])
+    except Exception:
+        return "down"
+
+
+def count(spec: LabSpec, node: Node, pattern: str) -> int:
+    """Keys matching ``pattern`` on a node (-1: it does not answer)."""
+    try:
+        with node_client(spec, node, timeout=2) as conn:
+            return len(conn.keys(pattern))
+    except Exception:
+        return -1
+
+
+def within(seconds: float, probe: Callable[[], T | None], interval: float = 0.1) -> tuple[T | None, float]:
+    """Poll ``probe`` until it returns something or ``seconds`` pass: (what it returned or None, seconds taken)."""
+    started = time.monotonic()
+    while True:
+        got = probe()
+        took = time.monotonic() - started
+        if got is not None or took >= seconds:
+            return got, took
+        time.sleep(interval)
+
+
+def event_lines(events: SentinelEvents, channels: tuple[str, ...], since: float = 0.0, limit: int = 8) -> list[str]:
+    """The Sentinels' events on these channels, as evidence lines (seconds on the watcher's clock from ``since``)."""
+    picked = sorted((e for c in channels for e in events.named(c)), key=lambda e: e.t)
+    lines = [f"{e.t - since:6.2f} s  {e.sentinel}: {e.channel} {e.data}" for e in picked]
+    return lines[:limit] + ([f"... {len(lines) - limit} more"] if len(lines) > limit else [])

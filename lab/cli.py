@@ -38,11 +38,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from lab import hostscli, interrupts, servercli, servers, state
-from lab.repro import cli as repro_cli
 from lab.errors import Interrupted, LabError, UsageError
 from lab.home import LOCKS, check_home, inside, validate_name
 from lab.interrupts import SIGNALS
 from lab.lock import env_timeout
+from lab.repro import cli as repro_cli
 from lab.spec import ACL_DIR, NODE_NAMES, LabSpec, Node
 
 # Each command imports what it uses when it runs (the lifecycle, faults, lint, the drill, redis-py, Jinja2,

@@ -115,9 +115,10 @@ class UndoLog:
         left: list[str] = []
         with self.lock:
             undos, self.undos = list(self.undos.items()), {}
-            notes = list(self.notes.values())
         for key, undo in reversed(undos):
             self.run(key, undo)
+        with self.lock:  # (after the undos: one that removed a lab drops the notes about it, forget_notes)
+            notes = list(self.notes.values())
         undone, failed = self.undone, self.failed
         for note in notes:
             try:
@@ -193,6 +194,14 @@ def done(key: str) -> None:
         with log.lock:
             log.undos.pop(key, None)
             log.notes.pop(key, None)
+
+
+def forget_notes() -> None:
+    """The lab the notes look at is gone (an undo removed it): nothing is left to say about it."""
+    log = _LOG
+    if log is not None:
+        with log.lock:
+            log.notes.clear()
 
 
 def interrupt_message(signum: int, undone: list[str], failed: list[str], left: list[str]) -> str:

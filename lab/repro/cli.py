@@ -116,4 +116,6 @@ def _cell(o: Outcome) -> str:
 def _short(url: str) -> str:
     """``redis/redis#12271`` for an issue or pull request's address."""
     parts = url.rstrip("/").split("/")
-    return f"{parts[-4]}/{parts[-3]}#{parts[-1]}" if len(parts) >= 5 else url
+    if len(parts) == 7 and parts[2] == "github.com":
+        return f"{parts[3]}/{parts[4]}#{parts[6]}"
+    return url.split("://", 1)[-1]

@@ -6,7 +6,9 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from lab.drill.checker import WRITES
 from lab.drill.events import SentinelEvents
+from lab.drill.result import DrillResult
 from lab.spec import LabSpec, Node
 from lab.topology import node_client
 
@@ -61,3 +63,15 @@ def event_lines(events: SentinelEvents, channels: tuple[str, ...], since: float 
     picked = sorted((e for c in channels for e in events.named(c)), key=lambda e: e.t)
     lines = [f"{e.t - since:6.2f} s  {e.sentinel}: {e.channel} {e.data}" for e in picked]
     return lines[:limit] + ([f"... {len(lines) - limit} more"] if len(lines) > limit else [])
+
+
+def drill_figures(result: DrillResult) -> dict[str, float]:
+    """A drill's numbers for a verdict: acknowledged writes and those lost, its longest unavailability, two masters."""
+    f = result.findings
+    return {
+        "lost": f.lost,
+        "acknowledged": sum(v.get("ok", 0) for k, v in f.operations.items() if k in WRITES),
+        "unavailable_s": round(f.unavailable_longest_ms / 1000, 2),
+        "two_masters_s": round(sum(w.ms for w in f.two_masters) / 1000, 2),
+        "failovers": len(f.failovers),
+    }

@@ -39,6 +39,7 @@ class Outcome:
             "status": v.status,
             "observed": v.observed,
             "evidence": v.evidence,
+            "figures": v.figures,
             "seconds": round(self.seconds, 2),
         }
 
@@ -103,7 +104,10 @@ def run_one(reproducer: Reproducer, build: Server, *, home: Path, backend: str, 
 
 
 def _remove(home: Path, name: str) -> str | None:
-    return f"removed the reproducer's lab {name}" if control.down(name, home) is not None else None
+    """An interrupt's undo: the lab goes, and with it every fault in it (what the faults' notes would say)."""
+    removed = control.down(name, home) is not None
+    interrupts.forget_notes()
+    return f"removed the reproducer's lab {name} and its faults" if removed else None
 
 
 def run_all(

@@ -21,6 +21,8 @@ class Verdict:
     status: Status
     observed: str
     evidence: list[str] = field(default_factory=list)
+    #: The measured numbers behind the verdict, by name (``--json`` carries them: a table or a test reads them).
+    figures: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from lab.drill.result import DrillResult
 from lab.drill.scenarios import FAULT_AT, FREEZE_FOR, run_drill
 from lab.failover import COORDINATED_SINCE
 from lab.render import SENTINEL_AUTH_USER, SENTINEL_COORDINATED
-from lab.repro.look import count, event_lines, masters_named, role, within
+from lab.repro.look import count, drill_figures, event_lines, masters_named, role, within
 from lab.repro.verdict import Reproducer, Trial, Verdict
 from lab.servers import Server
 from lab.spec import LabSpec
@@ -50,8 +50,13 @@ def bare_failover(spec: LabSpec, trial: Trial) -> Verdict:
     result = _drill(spec, trial, "failover-unsafe")
     lines = _findings_lines(result)
     if result.findings.lost:
-        return Verdict("reproduced", f"{result.findings.lost:,} acknowledged writes lost by a bare failover", lines)
-    return Verdict("not reproduced", "no acknowledged write lost", lines)
+        return Verdict(
+            "reproduced",
+            f"{result.findings.lost:,} acknowledged writes lost by a bare failover",
+            lines,
+            drill_figures(result),
+        )
+    return Verdict("not reproduced", "no acknowledged write lost", lines, drill_figures(result))
 
 
 def restarted_old_master(spec: LabSpec, _trial: Trial) -> Verdict:
@@ -135,8 +140,8 @@ def false_failover(spec: LabSpec, trial: Trial) -> Verdict:
     result = _drill(spec, trial, "latency-spike")
     lines = _findings_lines(result)
     if result.findings.failovers:
-        return Verdict("reproduced", "a master that never died was failed over", lines)
-    return Verdict("not reproduced", "the Sentinels waited the spike out", lines)
+        return Verdict("reproduced", "a master that never died was failed over", lines, drill_figures(result))
+    return Verdict("not reproduced", "the Sentinels waited the spike out", lines, drill_figures(result))
 
 
 def ioredis_frozen_master(spec: LabSpec, trial: Trial) -> Verdict:
@@ -146,7 +151,7 @@ def ioredis_frozen_master(spec: LabSpec, trial: Trial) -> Verdict:
     f = result.findings
     lines = _findings_lines(result)
     if not f.failovers or not f.unavailable:
-        return Verdict("not reproduced", "no failover, or no time without a write", lines)
+        return Verdict("not reproduced", "no failover, or no time without a write", lines, drill_figures(result))
     switched_s = f.failovers[0]["t"] / 1000
     longest = max(f.unavailable, key=lambda w: w.ms)
     lines.insert(
@@ -160,8 +165,9 @@ def ioredis_frozen_master(spec: LabSpec, trial: Trial) -> Verdict:
             f"ioredis wrote again {longest.end_ms / 1000 - switched_s:.2f} s after the failover, when the frozen "
             f"master thawed; {f.lost:,} acknowledged writes lost",
             lines,
+            drill_figures(result),
         )
-    return Verdict("not reproduced", "ioredis followed the failover", lines)
+    return Verdict("not reproduced", "ioredis followed the failover", lines, drill_figures(result))
 
 
 def _coordinated_builds(server: Server) -> str | None:

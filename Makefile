@@ -59,7 +59,7 @@ lab-status: venv
 test: export LAB_NEED_MONITORING = 1
 test: export LAB_NEED_HOSTS = 1
 test: deps venv clients lint
-	$(BIN)/pytest -n 2 --durations=40 $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist worksteal --durations=40 $(PYTEST_ARGS)
 
 # The quick tier for the edit loop (and users' CI): lint, the unit tests, and a smoke look at one real
 # local lab (up, status, down, one drill) on the system's build. `make test` stays the whole suite.

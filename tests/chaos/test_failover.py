@@ -395,6 +395,8 @@ def _partition(spec: LabSpec, drill, min_replicas: int, max_lag: int) -> tuple[i
 @pytest.mark.one_server  # (min-replicas-to-write is the same rule in every build)
 def test_partitioned_master_write_loss_is_bounded_by_min_replicas(healthy_lab: LabSpec, drill) -> None:
     spec = healthy_lab
+    if spec.backend == "local":  # (CI's budget: the same two partitions run there on every CI run)
+        pytest.skip("on the local backend: tests/chaos/test_repro.py's jepsen-2013-partition, guarded and not")
     require_fault(spec, "isolate")
     max_lag = 1
     lost_open, window_open = _partition(spec, drill, 0, max_lag)

@@ -27,12 +27,12 @@ FAULTS = ("kill-master", "freeze-master", "failover", "kill-sentinel", "stop-mas
 def test_a_seeded_soak_reads_step_by_step(healthy_lab: LabSpec, tmp_path: Path) -> None:
     spec, seed, interval = healthy_lab, 2026, (1.0, 3.0)
     report = tmp_path / "soak"
-    result = run_soak(spec, seed=seed, chosen=FAULTS, interval=interval, duration=80, report_dir=report, rate=2000)
+    result = run_soak(spec, seed=seed, chosen=FAULTS, interval=interval, duration=50, report_dir=report, rate=2000)
     f = result.findings
     print(f"\nsoak seed {seed}: {f.summary()}")
     assert not f.stopped and not f.partial
     # The schedule the soak ran is the seed's: the same faults in the same order as its plan.
-    planned = [s.fault for s in nemesis.plan(seed, FAULTS, interval, 80)]
+    planned = [s.fault for s in nemesis.plan(seed, FAULTS, interval, 50)]
     assert [s.fault for s in f.steps] == planned[: len(f.steps)] and len(f.steps) >= 4
     for step in f.steps:
         assert step.converged_ms is not None and step.end_ms is not None and step.ok > 0, step
@@ -46,8 +46,8 @@ def test_a_seeded_soak_reads_step_by_step(healthy_lab: LabSpec, tmp_path: Path) 
                 f"finding: step {step.index} {step.fault}: {step.lost} lost, {step.failovers} failovers, "
                 f"two masters {step.two_masters_ms / 1000:.2f} s"
             )
-    assert f.ok > 10_000 and f.failovers >= sum(1 for s in f.steps if s.fault != "kill-sentinel")
-    assert len(f.per_second) >= 70
+    assert f.ok > 6_000 and f.failovers >= sum(1 for s in f.steps if s.fault != "kill-sentinel")
+    assert len(f.per_second) >= 45
     # The files: the history whole and in time order, the report step by step.
     times = [r["t"] for r in read_spool(result.history)]
     assert times == sorted(times) and len(times) > 2 * f.ok

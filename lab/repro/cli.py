@@ -39,6 +39,12 @@ def cmd_repro(args: argparse.Namespace, out: Console, err: Console) -> int:
     from lab.repro import run
 
     reproducers = run.chosen(args.reproducer, every=args.all or args.list)
+    home = args.home or state.default_home()
+    report = None
+    if args.report and not args.list:  # (checked before a lab starts: lab.drill.report)
+        from lab.drill.report import check_destination
+
+        report = check_destination(Path(args.report), home=home)
     if args.list:
         if args.json:
             print(json.dumps([_listed(r) for r in reproducers], indent=2))
@@ -47,7 +53,6 @@ def cmd_repro(args: argparse.Namespace, out: Console, err: Console) -> int:
             out.print(f"{r.name}\n  {r.symptom}\n  {r.reference}  (builds: {r.builds})", markup=False)
         return 0
     builds = run.builds([b.strip() for given in args.server for b in given.split(",") if b.strip()])
-    home = args.home or state.default_home()
 
     def progress(o: Outcome) -> None:
         if not (args.json or args.markdown):
@@ -55,7 +60,6 @@ def cmd_repro(args: argparse.Namespace, out: Console, err: Console) -> int:
         else:
             err.print(f"{o.reproducer.name} on {o.build.name}: {o.verdict.status}", markup=False)
 
-    report = Path(args.report) if args.report else None
     outcomes = run.run_all(reproducers, builds, home=home, backend=args.backend, report_dir=report, progress=progress)
     if args.json:
         print(json.dumps({"about": _about(builds), "verdicts": [o.to_dict() for o in outcomes]}, indent=2))

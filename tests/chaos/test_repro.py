@@ -91,6 +91,7 @@ def test_a_coordinated_failover_without_its_acl_stalls_on_valkey_9(tmp_path: Pat
         (("nope",), "unknown reproducer 'nope'; known: split-sentinels-different-masters"),
         ((), "name a reproducer (or --all, --list); known: "),
         (("bare-failover-loses-writes", "--server", "redis-1.0"), "no server build 'redis-1.0' here"),
+        (("bare-failover-loses-writes", "--report", "/etc/hostname"), "--report /etc/hostname is a file"),
     ],
 )
 def test_bad_input_is_one_line_and_starts_no_lab(args: tuple[str, ...], says: str, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from lab.spec import LabSpec
 WORKLOADS = ("register", "list")
 
 
+@pytest.mark.one_backend  # (the checkers read the history, whatever runs the lab)
 @pytest.mark.one_server  # (the checkers do not depend on the build; the fault tests run on every one)
 @pytest.mark.parametrize("workload", WORKLOADS)
 def test_a_drill_that_leaves_the_data_alone_finds_no_anomaly(

@@ -148,6 +148,7 @@ def test_a_report_directory_in_a_lab_or_a_system_tree_is_refused(tmp_path: Path)
     assert result.returncode == 2 and "is a symbolic link: name the directory itself" in result.stderr
 
 
+@pytest.mark.one_backend  # (the odds are the drill's arithmetic)
 @pytest.mark.one_server  # (the repeat's runs, odds and gates do not depend on the build)
 def test_a_repeated_drill_gives_each_findings_odds_and_keeps_every_run(
     healthy_lab, lab_home: Path, tmp_path: Path

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "report.schema.json").read_text())
 
 
+@pytest.mark.one_backend  # (the report and its gates are the drill's, whatever runs the lab)
 @pytest.mark.one_server
 def test_a_drill_writes_a_report_that_matches_its_schema(healthy_lab, drill, tmp_path: Path) -> None:
     result = drill(healthy_lab, "kill-master", duration=5)
@@ -50,6 +51,7 @@ def test_a_drill_writes_a_report_that_matches_its_schema(healthy_lab, drill, tmp
     assert types >= {"invoke", "ok", "sentinel", "role", "fault", "final"}
 
 
+@pytest.mark.one_backend  # (the report and its gates are the drill's, whatever runs the lab)
 @pytest.mark.smoke
 @pytest.mark.one_server
 def test_lab_drill_reports_and_gates_on_findings(healthy_lab, lab_home: Path, tmp_path: Path) -> None:
@@ -144,6 +146,7 @@ def test_a_rate_that_is_not_a_positive_number_is_a_usage_error(tmp_path: Path, r
     assert_no_lab_started(tmp_path)
 
 
+@pytest.mark.one_backend  # (the report and its gates are the drill's, whatever runs the lab)
 @pytest.mark.one_server
 def test_a_workload_outlasts_steps_that_outlast_it(healthy_lab, drill) -> None:
     # A safe failover takes a few seconds; with a 1 s workload the drill runs the workload on until

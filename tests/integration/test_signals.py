@@ -280,6 +280,7 @@ def test_an_interrupted_drill_that_started_its_lab_says_it_left_it_running(tmp_p
         run_lab("down", "--name", name, home=home)
 
 
+@pytest.mark.one_backend  # (the adapter's password file is on this machine, whatever runs the lab)
 @pytest.mark.one_server
 @pytest.mark.parametrize("client", ["redis-py", "ioredis"])
 def test_lab_clients_killed_with_sigkill_leaves_no_password_file(

@@ -31,6 +31,7 @@ from lab.faultlog import Fault as Fault  # the record lives in lab.faultlog (lig
 from lab.faultlog import isolated_nodes as isolated_nodes
 from lab.faultlog import recorded as recorded
 from lab.faultlog import save as _save
+from lab.servers import Server
 from lab.spec import LabSpec, Node
 from lab.topology import node_client
 from lab.waits import WaitTimeout, wait_for
@@ -64,17 +65,23 @@ def unsupported_by_builds(spec: LabSpec, kind: str) -> str | None:
     """Why the lab's server builds rule a fault out, or None. Local isolation tells a node's peers
     from its clients by source address, which a build without bind-source-addr (Redis 6.2) does
     not set: its peers connect from 127.0.0.1, like every client."""
-    if kind not in LINK_FAULTS or spec.layout != "local":
+    if spec.layout != "local":
         return None
     for node in spec.redis_nodes + spec.sentinels:
         build = spec.server(node)
-        if build is not None and not accepts(build, "bind-source-addr"):
-            return (
-                f"{node.name} runs {build.name}, which cannot bind its outgoing connections to its own address "
-                "(bind-source-addr, Redis 7.0+): its peers cannot be told from its clients on loopback "
-                "(the compose backend isolates any build)"
-            )
+        if build is not None and (why := unsupported_by_build(build, kind)):
+            return f"{node.name} runs {why}"
     return None
+
+
+def unsupported_by_build(build: Server, kind: str) -> str | None:
+    """Why a local lab on ``build`` cannot have the link fault ``kind`` (see :func:`unsupported_by_builds`)."""
+    if kind not in LINK_FAULTS or accepts(build, "bind-source-addr"):
+        return None
+    return (
+        f"{build.name}, which cannot bind its outgoing connections to its own address (bind-source-addr, Redis "
+        "7.0+): its peers cannot be told from its clients on loopback (the compose backend isolates any build)"
+    )
 
 
 def _inject(

@@ -204,6 +204,25 @@ def forget_notes() -> None:
             log.notes.clear()
 
 
+def registered() -> set[str]:
+    """The keys of every undo and note the command holds now (:func:`forget_since`)."""
+    log = _LOG
+    if log is None:
+        return set()
+    with log.lock:
+        return set(log.undos) | set(log.notes)
+
+
+def forget_since(before: set[str]) -> None:
+    """Drop every undo and note registered after ``before`` (:func:`registered`) was taken: a step that removed
+    what they were about (a lab it started) leaves nothing for an interrupt to undo or to say."""
+    log = _LOG
+    if log is not None:
+        with log.lock:
+            log.undos = {k: v for k, v in log.undos.items() if k in before}
+            log.notes = {k: v for k, v in log.notes.items() if k in before}
+
+
 def interrupt_message(signum: int, undone: list[str], failed: list[str], left: list[str]) -> str:
     parts = [f"interrupted by {signal.Signals(signum).name}"]
     parts.append(f"undone: {'; '.join(undone)}" if undone else "nothing needed undoing")

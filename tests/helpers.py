@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -172,3 +174,15 @@ def role_module(name: str) -> ModuleType:
     loaded = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loaded)
     return loaded
+
+
+@contextmanager
+def lab_command(*args: str, home: Path) -> Iterator[subprocess.Popen[str]]:
+    """The real CLI in a subprocess, as from a terminal (SIGINT not ignored); killed if a test fails."""
+    process = start_lab(*args, home=home)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()

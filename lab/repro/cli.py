@@ -65,6 +65,10 @@ def cmd_repro(args: argparse.Namespace, out: Console, err: Console) -> int:
         print(json.dumps({"about": _about(builds), "verdicts": [o.to_dict() for o in outcomes]}, indent=2))
     elif args.markdown:
         print(markdown(outcomes, _about(builds)))
+    failed = [f"{o.reproducer.name} on {o.build.name}" for o in outcomes if o.verdict.status == "error"]
+    if failed:  # (a verdict is a finding, exit 0; a reproducer that could not finish is not)
+        err.print(f"lab repro: could not finish: {', '.join(failed)}", markup=False)
+        return 1
     return 0
 
 

@@ -61,7 +61,7 @@ def jepsen_partition(spec: LabSpec, trial: Trial) -> Verdict:
         lost, acked = int(numbers["lost"]), int(numbers["acknowledged"])
         shares[guarded] = lost / acked if acked else 0.0
         counts[guarded] = (lost, acked)
-        two = sum(w.ms for w in result.findings.two_masters) / 1000
+        two = numbers["two_masters_s"]
         lines.append(
             f"{'with min-replicas-to-write 1' if guarded else 'unguarded'}: {lost:,} of {acked:,} acknowledged "
             f"writes lost ({shares[guarded]:.0%}); two masters for {two:.1f} s"

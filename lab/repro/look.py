@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from lab import interrupts
 from lab.drill.checker import WRITES
 from lab.drill.events import SentinelEvents
 from lab.drill.result import DrillResult
@@ -13,6 +14,12 @@ from lab.spec import LabSpec, Node
 from lab.topology import node_client
 
 T = TypeVar("T")
+
+
+def agreed_master(named: dict[str, str], spec: LabSpec) -> str | None:
+    """The data node every Sentinel names, or None (they differ, or one did not answer)."""
+    seen = set(named.values())
+    return seen.pop() if len(seen) == 1 and seen <= {n.name for n in spec.redis_nodes} else None
 
 
 def masters_named(spec: LabSpec) -> dict[str, str]:
@@ -51,6 +58,7 @@ def within(seconds: float, probe: Callable[[], T | None], interval: float = 0.1)
     """Poll ``probe`` until it returns something or ``seconds`` pass: (what it returned or None, seconds taken)."""
     started = time.monotonic()
     while True:
+        interrupts.checkpoint()  # (an interrupt Python swallowed in a callback is raised here)
         got = probe()
         took = time.monotonic() - started
         if got is not None or took >= seconds:
@@ -65,6 +73,10 @@ def event_lines(events: SentinelEvents, channels: tuple[str, ...], since: float 
     return lines[:limit] + ([f"... {len(lines) - limit} more"] if len(lines) > limit else [])
 
 
+def two_masters_s(result: DrillResult) -> float:
+    return round(sum(w.ms for w in result.findings.two_masters) / 1000, 2)
+
+
 def drill_figures(result: DrillResult) -> dict[str, float]:
     """A drill's numbers for a verdict: acknowledged writes and those lost, its longest unavailability, two masters."""
     f = result.findings
@@ -72,6 +84,6 @@ def drill_figures(result: DrillResult) -> dict[str, float]:
         "lost": f.lost,
         "acknowledged": sum(v.get("ok", 0) for k, v in f.operations.items() if k in WRITES),
         "unavailable_s": round(f.unavailable_longest_ms / 1000, 2),
-        "two_masters_s": round(sum(w.ms for w in f.two_masters) / 1000, 2),
+        "two_masters_s": two_masters_s(result),
         "failovers": len(f.failovers),
     }

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+
 from lab import control, interrupts, servers
 from lab.backends import get_backend
 from lab.errors import LabError, UsageError
+from lab.faults import unsupported_by_build
 from lab.repro.catalogue import CATALOGUE
 from lab.repro.verdict import Reproducer, Trial, Verdict
 from lab.servers import Server
 
 
-def lab_name() -> str:
-    """The lab a reproducer runs on: this command's own (its addresses follow from its name, so two commands
-    at once, in one home or two, run on labs of their own)."""
-    return f"repro-{os.getpid()}"
+def lab_name(home: Path) -> str:
+    """A lab for one reproducer run, new in ``home``: this command's and random (its addresses follow from its name,
+    so runs at once, in one home or two, do not meet; a lab of that name it did not start is never taken)."""
+    while True:
+        name = f"repro-{os.getpid()}-{secrets.token_hex(3)}"
+        if not (home / name).exists():
+            return name
 
 
 @dataclass
@@ -47,6 +54,8 @@ class Outcome:
 def chosen(names: Sequence[str], every: bool) -> list[Reproducer]:
     """The reproducers named (all with ``every``); an unknown name is one line listing the known ones."""
     if every:
+        if names:
+            raise UsageError(f"--all and --list take no names (got {', '.join(names)})")
         return list(CATALOGUE.values())
     unknown = [n for n in names if n not in CATALOGUE]
     if unknown or not names:
@@ -74,6 +83,8 @@ def not_applicable(reproducer: Reproducer, build: Server, backend: str) -> str |
         return why
     if reproducer.needs and (why := get_backend(backend).unsupported(reproducer.needs)):
         return f"the {backend} backend cannot {reproducer.needs} here: {why}"
+    if reproducer.needs and backend == "local" and (why := unsupported_by_build(build, reproducer.needs)):
+        return f"{reproducer.needs} on a local lab of {why}"
     if reproducer.client:
         from lab.drill.clients import CLIENTS
 
@@ -83,23 +94,28 @@ def not_applicable(reproducer: Reproducer, build: Server, backend: str) -> str |
 
 
 def run_one(reproducer: Reproducer, build: Server, *, home: Path, backend: str, report_dir: Path | None) -> Outcome:
-    """On a lab started for it (``repro``) and removed after, whatever happens."""
+    """On a lab started for it and removed after, whatever happens. A reproducer that fails (a node that never
+    answers, a wait that times out) is an ``error`` verdict with the reason: the others still run."""
     started = time.perf_counter()
     if why := not_applicable(reproducer, build, backend):
         return Outcome(reproducer, build, Verdict("not applicable", why), 0.0)
-    name = lab_name()
+    before = interrupts.registered()
+    name = lab_name(home)
     key = f"reproducer lab {name}"
-    interrupts.new_lab(home, name)
     interrupts.undo_on_interrupt(key, lambda: _remove(home, name))
+    interrupts.new_lab(home, name)
     try:
         spec = control.up(name, reproducer.profile, backend, home, server=[str(build.server_bin)]).spec
         interrupts.done(f"new lab {name}")
         where = report_dir / reproducer.name / build.name if report_dir else None
-        verdict = reproducer.run(spec, Trial(report_dir=where))
+        try:
+            verdict = reproducer.run(spec, Trial(report_dir=where))
+        except (LabError, redis.RedisError, OSError) as exc:
+            verdict = Verdict("error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     finally:
         if not interrupts.pending():  # (an interrupt's undo log removes it, and says so)
             control.down(name, home)
-            interrupts.done(key)
+            interrupts.forget_since(before)  # (the lab is gone: nothing about it is left to undo)
     return Outcome(reproducer, build, verdict, time.perf_counter() - started)
 
 

@@ -10,7 +10,8 @@ from typing import Literal
 from lab.servers import Server
 from lab.spec import LabSpec
 
-Status = Literal["reproduced", "not reproduced", "not applicable"]
+#: ``error``: the reproducer could not finish (a node that never answered): not a verdict on the bug.
+Status = Literal["reproduced", "not reproduced", "not applicable", "error"]
 
 
 @dataclass

@@ -11,13 +11,14 @@ from lab.drill.result import DrillResult
 from lab.drill.scenarios import FAULT_AT, FREEZE_FOR, run_drill
 from lab.failover import COORDINATED_SINCE
 from lab.render import SENTINEL_AUTH_USER, SENTINEL_COORDINATED
-from lab.repro.look import count, drill_figures, event_lines, masters_named, role, within
+from lab.repro.look import agreed_master, count, drill_figures, event_lines, masters_named, role, within
 from lab.repro.verdict import Reproducer, Trial, Verdict
 from lab.servers import Server
 from lab.spec import LabSpec
 from lab.topology import node_client
 
 DRILL_S = 8.0
+STALE_KEYS = 1000
 RATE = 1000.0
 #: A client that writes again this long after +switch-master did not follow it (it waited for the old master).
 FOLLOW_S = 1.0  # writes a second across the drill's workers (a core stays free for the lab)
@@ -30,13 +31,12 @@ def _drill(spec: LabSpec, trial: Trial, scenario: str, **kw: object) -> DrillRes
 
 
 def _findings_lines(result: DrillResult) -> list[str]:
-    f = result.findings
+    f, n = result.findings, drill_figures(result)
     lines = [
-        f"{sum(v.get('ok', 0) for v in f.operations.values()):,} operations acknowledged, {f.lost:,} acknowledged "
-        f"writes lost" + (f" (e.g. {', '.join(f.lost_examples[:2])})" if f.lost_examples else ""),
+        f"{n['acknowledged']:,} writes acknowledged, {f.lost:,} of them lost"
+        + (f" (e.g. {', '.join(f.lost_examples[:2])})" if f.lost_examples else ""),
         "failovers: " + ("; ".join(f"{x['old']} -> {x['new']}" for x in f.failovers) or "none"),
-        f"longest unavailable {f.unavailable_longest_ms / 1000:.2f} s; two masters for "
-        f"{sum(w.ms for w in f.two_masters) / 1000:.2f} s",
+        f"longest unavailable {n['unavailable_s']:.2f} s; two masters for {n['two_masters_s']:.2f} s",
     ]
     if f.errors:
         lines.append("client errors: " + ", ".join(f"{k} {v}" for k, v in sorted(f.errors.items())))
@@ -110,7 +110,7 @@ def stale_replica_promoted(spec: LabSpec, _trial: Trial) -> Verdict:
     killed = [faults.inject(spec, "kill", n.name) for n in (stale, other)]
     with node_client(spec, master) as conn:
         pipe = conn.pipeline(transaction=False)
-        for i in range(1000):
+        for i in range(STALE_KEYS):
             pipe.set(f"repro:stale:{i}", i)
         pipe.execute()
     time.sleep(1.5)  # (past down-after: the Sentinels see the replicas down)
@@ -128,11 +128,19 @@ def stale_replica_promoted(spec: LabSpec, _trial: Trial) -> Verdict:
         )
     named = masters_named(spec)
     lines.append("the Sentinels name: " + ", ".join(f"{s} -> {m}" for s, m in named.items()))
-    if switched is not None and stale.name in named.values():
-        kept = count(spec, stale, "repro:stale:*")
-        lines.append(f"{stale.name} has {kept} of the 1000 keys the master acknowledged after it went down")
-        return Verdict("reproduced", f"{stale.name}, which never synced after its restart, was promoted", lines)
-    return Verdict("not reproduced", "no replica good enough: the Sentinels did not promote the stale one", lines)
+    if switched is None or agreed_master(named, spec) != stale.name:
+        return Verdict("not reproduced", "no replica good enough: the Sentinels did not promote the stale one", lines)
+    kept = count(spec, stale, "repro:stale:*")
+    lines.append(f"{stale.name} has {kept} of the {STALE_KEYS} keys the master acknowledged after it went down")
+    if 0 <= kept < STALE_KEYS:
+        return Verdict(
+            "reproduced",
+            f"{stale.name}, which never synced after its restart, was promoted: {STALE_KEYS - kept} acknowledged "
+            "writes lost",
+            lines,
+            {"kept": kept, "acknowledged": STALE_KEYS},
+        )
+    return Verdict("not reproduced", f"{stale.name} was promoted, but it had synced the writes", lines)
 
 
 def false_failover(spec: LabSpec, trial: Trial) -> Verdict:
@@ -152,22 +160,26 @@ def ioredis_frozen_master(spec: LabSpec, trial: Trial) -> Verdict:
     lines = _findings_lines(result)
     if not f.failovers or not f.unavailable:
         return Verdict("not reproduced", "no failover, or no time without a write", lines, drill_figures(result))
-    switched_s = f.failovers[0]["t"] / 1000
-    longest = max(f.unavailable, key=lambda w: w.ms)
+    switched_ms = f.failovers[0]["t"]
+    spanning = [w for w in f.unavailable if w.start_ms <= switched_ms <= w.end_ms]
+    if not spanning:
+        return Verdict("not reproduced", "ioredis was writing when the failover came", lines, drill_figures(result))
+    window = spanning[0]
     lines.insert(
         0,
-        f"frozen at {FAULT_AT:g} s for {FREEZE_FOR:g} s; +switch-master at {switched_s:.2f} s; no write "
-        f"acknowledged from {longest.start_ms / 1000:.2f} s to {longest.end_ms / 1000:.2f} s",
+        f"frozen at {FAULT_AT:g} s for {FREEZE_FOR:g} s; +switch-master at {switched_ms / 1000:.2f} s; no write "
+        f"acknowledged from {window.start_ms / 1000:.2f} s to {window.end_ms / 1000:.2f} s",
     )
-    if longest.end_ms / 1000 > switched_s + FOLLOW_S:
+    late = (window.end_ms - switched_ms) / 1000
+    if late > FOLLOW_S:
         return Verdict(
             "reproduced",
-            f"ioredis wrote again {longest.end_ms / 1000 - switched_s:.2f} s after the failover, when the frozen "
-            f"master thawed; {f.lost:,} acknowledged writes lost",
+            f"ioredis wrote again {late:.2f} s after the failover, when the frozen master thawed; {f.lost:,} "
+            "acknowledged writes lost",
             lines,
             drill_figures(result),
         )
-    return Verdict("not reproduced", "ioredis followed the failover", lines, drill_figures(result))
+    return Verdict("not reproduced", f"ioredis followed the failover in {late:.2f} s", lines, drill_figures(result))
 
 
 def _coordinated_builds(server: Server) -> str | None:

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lab import procs
 from lab.pytest_plugin import require_server
 from lab.repro.catalogue import CATALOGUE
-from tests.helpers import run_lab, start_lab
+from tests.helpers import lab_command, run_lab
 
 pytestmark = [pytest.mark.chaos]
 
@@ -36,10 +36,9 @@ def no_lab_left(home: Path) -> bool:
     return not list(home.glob("repro-*")) and left_running(home) == []
 
 
-def left_running(home: Path) -> list[str]:
-    """Processes whose command line names the home (a reproducer's lab lives there): none once it is done."""
-    found = subprocess.run(["pgrep", "-af", str(home)], capture_output=True, text=True, check=False).stdout
-    return [line for line in found.splitlines() if "pgrep" not in line]
+def left_running(home: Path) -> list[int]:
+    """Server processes working in the home (a reproducer's lab lives there): none once it is done."""
+    return procs.servers_under(home)
 
 
 def injected(state_file: Path) -> bool:
@@ -66,11 +65,13 @@ def test_each_reproducer_gives_its_verdict_on_a_fresh_lab_it_removes(name: str, 
     assert verdict["observed"], verdict
     if name in NOT_ON_REDIS:
         assert verdict["status"] == "not applicable" and "Valkey 9.0+" in verdict["observed"], verdict
-    elif name in ODDS:
+        assert verdict["seconds"] == 0, "not applicable: no lab started"
+        return
+    if name in ODDS:
         assert verdict["status"] in ("reproduced", "not reproduced"), verdict
     else:
         assert verdict["status"] == "reproduced", verdict
-        assert verdict["evidence"] and verdict["seconds"] < 60, verdict
+    assert verdict["evidence"] and verdict["seconds"] < 60, verdict
     if name == "jepsen-2013-partition":  # min-replicas-to-write guards the minority: far fewer writes lost
         figures = verdict["figures"]
         assert 0 < figures["guarded_lost"] < figures["lost"] / 2, figures
@@ -90,6 +91,7 @@ def test_a_coordinated_failover_without_its_acl_stalls_on_valkey_9(tmp_path: Pat
     [
         (("nope",), "unknown reproducer 'nope'; known: split-sentinels-different-masters"),
         ((), "name a reproducer (or --all, --list); known: "),
+        (("--all", "tilt-blocks-failover"), "--all and --list take no names (got tilt-blocks-failover)"),
         (("bare-failover-loses-writes", "--server", "redis-1.0"), "no server build 'redis-1.0' here"),
         (("bare-failover-loses-writes", "--report", "/etc/hostname"), "--report /etc/hostname is a file"),
     ],
@@ -101,24 +103,20 @@ def test_bad_input_is_one_line_and_starts_no_lab(args: tuple[str, ...], says: st
     assert no_lab_left(tmp_path)
 
 
-def test_ctrl_c_mid_reproducer_heals_and_removes_its_lab(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupt_mid_reproducer_removes_its_lab_and_its_faults(sig: signal.Signals, tmp_path: Path) -> None:
     # Two Sentinels stopped into TILT, then the master killed: the interrupt comes while the failover waits.
-    process = start_lab("repro", "tilt-blocks-failover", home=tmp_path)
-    try:
+    with lab_command("repro", "tilt-blocks-failover", home=tmp_path) as process:
         deadline = time.monotonic() + 60
         while not any(injected(p / "state.json") for p in tmp_path.glob("repro-*")):
             assert time.monotonic() < deadline and process.poll() is None, process.communicate()
             time.sleep(0.2)
         time.sleep(1.0)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(sig)
         out, err = process.communicate(timeout=90)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 130, out + err
+    assert process.returncode == 128 + sig, out + err
     last = err.strip().splitlines()[-1]
-    assert "interrupted by SIGINT" in last and "removed the reproducer's lab repro-" in last, err
+    assert f"interrupted by {sig.name}" in last and "removed the reproducer's lab repro-" in last, err
     assert "left:" not in last and "could not tell" not in last, err
     assert "Traceback" not in err
     assert no_lab_left(tmp_path)

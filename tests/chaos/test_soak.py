@@ -16,8 +16,8 @@ from lab.drill.soak import run_soak
 from lab.drill.spool import read_spool
 from lab.spec import LabSpec
 from lab.waits import wait_for
-from tests.helpers import run_lab
-from tests.integration.test_signals import frozen, interrupt, lab_command
+from tests.helpers import lab_command, run_lab
+from tests.integration.test_signals import frozen, interrupt
 
 FAULTS = ("kill-master", "freeze-master", "failover", "kill-sentinel", "stop-master")
 

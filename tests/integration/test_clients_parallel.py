@@ -12,8 +12,8 @@ import pytest
 from lab import control, faults, state
 from lab.spec import LabSpec
 from lab.waits import wait_for
-from tests.helpers import run_lab
-from tests.integration.test_signals import _cmdline, frozen, interrupt, lab_command, wait_recorded
+from tests.helpers import lab_command, run_lab
+from tests.integration.test_signals import _cmdline, frozen, interrupt, wait_recorded
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.one_server, pytest.mark.one_backend]
 

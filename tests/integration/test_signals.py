@@ -9,8 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,7 @@ from lab.pytest_plugin import lab_name, require_fault, require_server
 from lab.spec import LabSpec, Node
 from lab.topology import node_client
 from lab.waits import wait_for
-from tests.helpers import require_client, run_lab, sentinel_settings, start_lab
+from tests.helpers import lab_command, require_client, run_lab, sentinel_settings
 
 pytestmark = pytest.mark.integration
 GUARD = ("min-replicas-to-write", "min-replicas-max-lag")
@@ -36,18 +34,6 @@ def paced_drill(scenario: str, name: str, duration: str, report: Path | None = N
     """`lab drill` arguments for a drill of ``name`` paced at RATE, with its report under ``report``."""
     args = ("drill", scenario, "--name", name, "--duration", duration, "--rate", RATE)
     return args if report is None else (*args, "--report", str(report))
-
-
-@contextmanager
-def lab_command(*args: str, home: Path) -> Iterator[subprocess.Popen[str]]:
-    """The real CLI in a subprocess, as from a terminal (SIGINT not ignored); killed if a test fails."""
-    process = start_lab(*args, home=home)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
 
 
 def interrupt(process: subprocess.Popen[str], sig: signal.Signals) -> str:

@@ -95,3 +95,31 @@ def test_an_owner_the_host_does_not_have_yet_is_a_change_under_check_and_an_erro
     assert files.apply(FakeModule(check=True), wanted) is True
     with pytest.raises(Failed, match="no user or group no-such-user-redis-ha"):
         files.apply(FakeModule(), wanted)
+
+
+def test_what_stands_in_an_entrys_place_is_replaced_when_copy_would_and_refused_otherwise(tmp_path: Path) -> None:
+    files, target = module(), tmp_path / "elsewhere"
+    target.write_text("not ours\n")
+    link = tmp_path / "boot"
+    link.symlink_to(target)
+    wanted = entry(link, content="#!/bin/sh\n", mode="0755")
+    assert files.apply(FakeModule(), wanted) is True  # (a link in a file's place is replaced, not written through)
+    assert not link.is_symlink() and link.read_text() == "#!/bin/sh\n" and target.read_text() == "not ours\n"
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(Failed, match="a directory where a file goes"):
+        files.apply(FakeModule(), entry(tmp_path / "adir", content="x"))
+    with pytest.raises(Failed, match="a file where a directory goes"):
+        files.apply(FakeModule(), entry(target, state="directory", mode="0755"))
+
+
+def test_new_parents_take_the_entrys_mode_and_a_linked_directory_is_followed(tmp_path: Path) -> None:
+    files = module()
+    deep = tmp_path / "var" / "lib" / "redis"
+    assert files.apply(FakeModule(), entry(deep, state="directory", mode="0750")) is True
+    assert mode_of(tmp_path / "var") == mode_of(tmp_path / "var" / "lib") == mode_of(deep) == 0o750
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (tmp_path / "data").symlink_to(real)
+    assert files.apply(FakeModule(), entry(tmp_path / "data", state="directory", mode="0750")) is True
+    assert mode_of(real) == 0o750 and (tmp_path / "data").is_symlink()
+    assert files.apply(FakeModule(), entry(tmp_path / "data", state="directory", mode="0750")) is False

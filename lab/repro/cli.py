@@ -102,7 +102,7 @@ def markdown(outcomes: list[Outcome], about: dict[str, Any]) -> str:
     for o in outcomes:
         rows.setdefault(o.reproducer.name, {})[o.build.name] = o
     lines = [
-        f"Run {about['date']} with `lab repro --all --markdown` on {machine_line(about['machine'])}; builds: "
+        f"Run {about['date']} with `lab repro --markdown` on {machine_line(about['machine'])}; builds: "
         + ", ".join(f"{b} ({v})" for b, v in about["builds"].items())
         + ".",
         "",

@@ -28,7 +28,7 @@ def test_the_table_has_a_row_per_reproducer_and_a_column_per_build_with_the_run_
         "machine": {"cpus": 2, "memory_gib": 23.5, "kernel": "Linux 6.18", "python": "3.11.7", "load_1min": 0.5},
     }
     lines = markdown(outcomes, about).splitlines()
-    assert lines[0].startswith("Run 2026-12-07 13:00 UTC with `lab repro --all --markdown` on 2 CPUs, 23.5 GiB")
+    assert lines[0].startswith("Run 2026-12-07 13:00 UTC with `lab repro --markdown` on 2 CPUs, 23.5 GiB")
     assert "redis-7.0 (7.0.15), valkey-9.1 (9.1.2)" in lines[0]
     assert lines[2] == "| reproducer | upstream | redis-7.0 | valkey-9.1 |"
     split = next(line for line in lines if line.startswith("| `split-sentinels"))

@@ -25,7 +25,6 @@ def add_commands(sub: Any) -> None:
         metavar="BUILD[,BUILD...]",
         help="the builds to run on, each on a fresh lab (see `lab servers`; default: the system's redis-server)",
     )
-    p.add_argument("--backend", choices=("local", "compose"), default="local", help="(default: local)")
     p.add_argument("--report", metavar="DIR", help="keep the drills' reports (report.html) of the runs under DIR")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="the verdicts as JSON")
@@ -60,7 +59,7 @@ def cmd_repro(args: argparse.Namespace, out: Console, err: Console) -> int:
         else:
             err.print(f"{o.reproducer.name} on {o.build.name}: {o.verdict.status}", markup=False)
 
-    outcomes = run.run_all(reproducers, builds, home=home, backend=args.backend, report_dir=report, progress=progress)
+    outcomes = run.run_all(reproducers, builds, home=home, report_dir=report, progress=progress)
     if args.json:
         print(json.dumps({"about": _about(builds), "verdicts": [o.to_dict() for o in outcomes]}, indent=2))
     elif args.markdown:

@@ -65,7 +65,7 @@ def unsupported_by_builds(spec: LabSpec, kind: str) -> str | None:
     """Why the lab's server builds rule a fault out, or None. Local isolation tells a node's peers
     from its clients by source address, which a build without bind-source-addr (Redis 6.2) does
     not set: its peers connect from 127.0.0.1, like every client."""
-    if spec.layout != "local":
+    if kind not in LINK_FAULTS or spec.layout != "local":  # (before any build is looked at: a kill needs none)
         return None
     for node in spec.redis_nodes + spec.sentinels:
         build = spec.server(node)

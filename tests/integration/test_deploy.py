@@ -407,7 +407,7 @@ def test_attach_makes_a_lab_of_a_deployment_it_did_not_start(hosts: Hosts, tmp_p
     frozen = json.loads(run_lab("status", "--name", name, "--json", home=hosts.home, timeout=60).stdout)
     assert next(n["state"] for n in frozen["nodes"] if n["name"] == "redis-2") == "frozen", frozen["nodes"]
     assert run_lab("thaw", "--name", name, "redis-2", home=hosts.home, timeout=60).returncode == 0
-    assert run_lab("heal", "--name", name, home=hosts.home, timeout=180).returncode == 0
+    assert run_lab("heal", "--name", name, "--timeout", "120", home=hosts.home, timeout=180).returncode == 0
     moved = run_lab("failover", "--name", name, home=hosts.home, timeout=180)
     assert moved.returncode == 0, moved.stdout + moved.stderr
     final = healthy(hosts, name)
@@ -416,7 +416,9 @@ def test_attach_makes_a_lab_of_a_deployment_it_did_not_start(hosts: Hosts, tmp_p
     # Isolation cuts the node's host (iptables there); heal takes the lab's rules away.
     assert run_lab("isolate", "--name", name, "redis-2", home=hosts.home, timeout=60).returncode == 0
     assert "LAB-" in hosts.ssh("host-2", "iptables -S")
-    healed = run_lab("heal", "--name", name, home=hosts.home, timeout=180)
+    # (the production profile's timers: an isolated master is failed over, and the failover ends only once every
+    # replica follows, failover-timeout 60 s at most; with both cores busy that outlasted heal's default 30 s wait)
+    healed = run_lab("heal", "--name", name, "--timeout", "120", home=hosts.home, timeout=180)
     assert healed.returncode == 0, healed.stderr
     assert "LAB-" not in hosts.ssh("host-2", "iptables -S")
 

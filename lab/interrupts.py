@@ -117,7 +117,7 @@ class UndoLog:
             undos, self.undos = list(self.undos.items()), {}
         for key, undo in reversed(undos):
             self.run(key, undo)
-        with self.lock:  # (after the undos: one that removed a lab drops the notes about it, forget_notes)
+        with self.lock:  # (after the undos: one that removed a lab drops the notes about it, forget_since)
             notes = list(self.notes.values())
         undone, failed = self.undone, self.failed
         for note in notes:
@@ -194,14 +194,6 @@ def done(key: str) -> None:
         with log.lock:
             log.undos.pop(key, None)
             log.notes.pop(key, None)
-
-
-def forget_notes() -> None:
-    """The lab the notes look at is gone (an undo removed it): nothing is left to say about it."""
-    log = _LOG
-    if log is not None:
-        with log.lock:
-            log.notes.clear()
 
 
 def registered() -> set[str]:

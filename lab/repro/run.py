@@ -102,7 +102,7 @@ def run_one(reproducer: Reproducer, build: Server, *, home: Path, backend: str, 
     before = interrupts.registered()
     name = lab_name(home)
     key = f"reproducer lab {name}"
-    interrupts.undo_on_interrupt(key, lambda: _remove(home, name))
+    interrupts.undo_on_interrupt(key, lambda: _remove(home, name, before))
     interrupts.new_lab(home, name)
     try:
         spec = control.up(name, reproducer.profile, backend, home, server=[str(build.server_bin)]).spec
@@ -119,10 +119,10 @@ def run_one(reproducer: Reproducer, build: Server, *, home: Path, backend: str, 
     return Outcome(reproducer, build, verdict, time.perf_counter() - started)
 
 
-def _remove(home: Path, name: str) -> str | None:
+def _remove(home: Path, name: str, before: set[str]) -> str | None:
     """An interrupt's undo: the lab goes, and with it every fault in it (what the faults' notes would say)."""
     removed = control.down(name, home) is not None
-    interrupts.forget_notes()
+    interrupts.forget_since(before)
     return f"removed the reproducer's lab {name} and its faults" if removed else None
 
 

@@ -62,13 +62,20 @@ def prometheus(spec: LabSpec, path: str, **params: Any) -> Any:
     return body["data"]
 
 
+HEALTH_INSTANCE = "check-redis-health"
+
+
 def targets_down(spec: LabSpec) -> list[str]:
-    """The nodes whose exporter Prometheus has not scraped successfully (yet): "instance (why)". Right after
-    Prometheus starts it has no targets at all for a few seconds (its discovery sends updates at most every
-    5 s): those count as not scraped. (Not ``up``: after a restart it still holds the samples from before.)"""
+    """The targets (every node's exporter, and check-redis-health where the lab runs it) Prometheus has not
+    scraped successfully (yet): "instance (why)". Right after Prometheus starts it has no targets at all for a
+    few seconds (its discovery sends updates at most every 5 s): those count as not scraped. (Not ``up``: after
+    a restart it still holds the samples from before.)"""
     targets = prometheus(spec, "/api/v1/targets", state="active")["activeTargets"]
     health = {t["labels"].get("instance"): (t["health"], t.get("lastError")) for t in targets}
-    missing = [(n.name, health.get(n.name, ("not a target yet", ""))) for n in spec.nodes]
+    expected = [n.name for n in spec.nodes]
+    if spec.monitoring is not None and "health" in spec.monitoring.ports:
+        expected.append(HEALTH_INSTANCE)
+    missing = [(name, health.get(name, ("not a target yet", ""))) for name in expected]
     return [f"{name} ({error or state})" for name, (state, error) in missing if state != "up"]
 
 

@@ -6,12 +6,13 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from lab import interrupts
 from lab.drill.checker import WRITES
 from lab.drill.events import SentinelEvents
 from lab.drill.result import DrillResult
+from lab.errors import WaitTimeout
 from lab.spec import LabSpec, Node
-from lab.topology import node_client
+from lab.topology import node_client, observe_sentinel
+from lab.waits import wait_for
 
 T = TypeVar("T")
 
@@ -55,15 +56,47 @@ def count(spec: LabSpec, node: Node, pattern: str) -> int:
 
 
 def within(seconds: float, probe: Callable[[], T | None], interval: float = 0.1) -> tuple[T | None, float]:
-    """Poll ``probe`` until it returns something or ``seconds`` pass: (what it returned or None, seconds taken)."""
+    """Poll ``probe`` until it returns something or ``seconds`` pass: (what it returned or None, seconds taken).
+    A reproducer's observation, not an error: running out of time is an answer too."""
     started = time.monotonic()
-    while True:
-        interrupts.checkpoint()  # (an interrupt Python swallowed in a callback is raised here)
+
+    def probed() -> tuple[bool, T | None]:
         got = probe()
-        took = time.monotonic() - started
-        if got is not None or took >= seconds:
-            return got, took
-        time.sleep(interval)
+        return got is not None, got
+
+    try:
+        got = wait_for(probed, what="a reproducer's observation", timeout=seconds, interval=interval)
+    except WaitTimeout:
+        got = None
+    return got, time.monotonic() - started
+
+
+def replica_flags(spec: LabSpec, replica: Node) -> dict[str, str]:
+    """What each Sentinel flags the replica with ("slave", "s_down,slave", ...; "unknown" when it does not list
+    it, "no answer" when the Sentinel does not answer)."""
+    where = f"{replica.host}:{replica.port}"
+    seen = {}
+    for sentinel in spec.sentinels:
+        view = observe_sentinel(spec, sentinel, timeout=1.0)
+        seen[sentinel.name] = view.replica_flags.get(where, "unknown") if view.reachable else "no answer"
+    return seen
+
+
+def wait_replicas_seen(spec: LabSpec, replicas: dict[Node, bool], timeout: float = 15.0) -> None:
+    """Until every Sentinel flags each replica subjectively down (True) or up (False); WaitTimeout names what
+    they said last."""
+
+    def seen() -> tuple[bool, dict[str, dict[str, str]]]:
+        flags = {r.name: replica_flags(spec, r) for r in replicas}
+        ok = all(
+            f not in ("unknown", "no answer") and ("s_down" in f.split(",")) == down
+            for r, down in replicas.items()
+            for f in flags[r.name].values()
+        )
+        return ok, flags
+
+    states = ", ".join(f"{r.name} {'down' if down else 'up'}" for r, down in replicas.items())
+    wait_for(seen, what=f"every Sentinel to see {states}", timeout=timeout, interval=0.1)
 
 
 def event_lines(events: SentinelEvents, channels: tuple[str, ...], since: float = 0.0, limit: int = 8) -> list[str]:

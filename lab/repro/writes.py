@@ -11,7 +11,16 @@ from lab.drill.result import DrillResult
 from lab.drill.scenarios import FAULT_AT, FREEZE_FOR, run_drill
 from lab.failover import COORDINATED_SINCE
 from lab.render import SENTINEL_AUTH_USER, SENTINEL_COORDINATED
-from lab.repro.look import agreed_master, count, drill_figures, event_lines, masters_named, role, within
+from lab.repro.look import (
+    agreed_master,
+    count,
+    drill_figures,
+    event_lines,
+    masters_named,
+    role,
+    wait_replicas_seen,
+    within,
+)
 from lab.repro.verdict import Reproducer, Trial, Verdict
 from lab.servers import Server
 from lab.spec import LabSpec
@@ -113,10 +122,10 @@ def stale_replica_promoted(spec: LabSpec, _trial: Trial) -> Verdict:
         for i in range(STALE_KEYS):
             pipe.set(f"repro:stale:{i}", i)
         pipe.execute()
-    time.sleep(1.5)  # (past down-after: the Sentinels see the replicas down)
+    wait_replicas_seen(spec, {stale: True, other: True})
     faults.inject(spec, "isolate", stale.name, peers=[master.name])
     faults.revert(spec, killed[0], rejoin=False)
-    time.sleep(2.0)
+    wait_replicas_seen(spec, {stale: False, other: True})  # back for the Sentinels, never synced
     with SentinelEvents(spec) as events:
         started = time.monotonic()
         faults.inject(spec, "kill", master.name)

@@ -27,7 +27,7 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:{{ health_port }}"]
         labels:
-          instance: check-redis-health
+          instance: {{ health_instance }}
     metric_relabel_configs:  # its verdicts only (it also writes exporter-named series, e.g. redis_up)
       - source_labels: [__name__]
         regex: redis_health_.*

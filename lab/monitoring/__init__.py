@@ -16,6 +16,8 @@ BINARIES = {
     "alertmanager": ("prometheus-alertmanager", "prometheus-alertmanager"),
     "exporter": ("prometheus-redis-exporter", "prometheus-redis-exporter"),
 }
+#: The ``instance`` label of the check-redis-health scrape target (the "health" component).
+HEALTH_INSTANCE = "check-redis-health"
 
 
 def components(spec: LabSpec) -> list[str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError
+from lab.monitoring import HEALTH_INSTANCE
 from lab.spec import MONITORING_DIR, LabSpec, Monitoring
 
 NOTIFICATIONS = "notifications.jsonl"
@@ -60,9 +61,6 @@ def prometheus(spec: LabSpec, path: str, **params: Any) -> Any:
     if body.get("status") != "success":
         raise LabError(f"lab {spec.name}'s Prometheus refused {path}: {body.get('error', body)}")
     return body["data"]
-
-
-HEALTH_INSTANCE = "check-redis-health"
 
 
 def targets_down(spec: LabSpec) -> list[str]:

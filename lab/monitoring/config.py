@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lab import CONF_DIR
-from lab.monitoring import components
+from lab.monitoring import HEALTH_INSTANCE, components
 from lab.render import RULES_FILE, environment, render_rules
 from lab.spec import MONITORING_DIR, LabSpec, Monitoring
 
@@ -68,6 +68,7 @@ def render(spec: LabSpec, profile: Profile, directory: Path) -> None:
         alertmanager_port=monitoring.ports["alertmanager"],
         exporters=exporters,
         health_port=monitoring.ports.get("health"),
+        health_instance=HEALTH_INSTANCE,
     )
     alertmanager = env.get_template("monitoring/alertmanager.yml.tpl").render(
         group_wait=settings["evaluation_interval"], webhook_port=monitoring.ports["webhook"]

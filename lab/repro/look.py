@@ -71,14 +71,15 @@ def within(seconds: float, probe: Callable[[], T | None], interval: float = 0.1)
     return got, time.monotonic() - started
 
 
-def replica_flags(spec: LabSpec, replica: Node) -> dict[str, str]:
-    """What each Sentinel flags the replica with ("slave", "s_down,slave", ...; "unknown" when it does not list
-    it, "no answer" when the Sentinel does not answer)."""
-    where = f"{replica.host}:{replica.port}"
-    seen = {}
+def replica_flags(spec: LabSpec, replicas: list[Node]) -> dict[str, dict[str, str]]:
+    """What each Sentinel flags each replica with, by replica then Sentinel ("slave", "s_down,slave", ...;
+    "unknown" when it does not list it, "no answer" when the Sentinel does not answer): one look per Sentinel."""
+    seen: dict[str, dict[str, str]] = {r.name: {} for r in replicas}
     for sentinel in spec.sentinels:
         view = observe_sentinel(spec, sentinel, timeout=1.0)
-        seen[sentinel.name] = view.replica_flags.get(where, "unknown") if view.reachable else "no answer"
+        for r in replicas:
+            flags = view.replica_flags.get(f"{r.host}:{r.port}", "unknown")
+            seen[r.name][sentinel.name] = flags if view.reachable else "no answer"
     return seen
 
 
@@ -87,7 +88,7 @@ def wait_replicas_seen(spec: LabSpec, replicas: dict[Node, bool], timeout: float
     they said last."""
 
     def seen() -> tuple[bool, dict[str, dict[str, str]]]:
-        flags = {r.name: replica_flags(spec, r) for r in replicas}
+        flags = replica_flags(spec, list(replicas))
         ok = all(
             f not in ("unknown", "no answer") and ("s_down" in f.split(",")) == down
             for r, down in replicas.items()

@@ -27,7 +27,6 @@ _STARTING = (
 
 import argparse
 import json
-import math
 import os
 import shlex
 import shutil
@@ -37,7 +36,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from lab import hostscli, interrupts, servercli, servers, state
+from lab import cliargs, hostscli, interrupts, servercli, servers, state
+from lab.cliargs import MAX_CLIENTS, MAX_DRILL_S, MAX_SOAK_S, MAX_TIMEOUT_S, WORKLOADS
 from lab.errors import Interrupted, LabError, UsageError
 from lab.home import LOCKS, check_home, inside, validate_name
 from lab.interrupts import SIGNALS
@@ -99,139 +99,12 @@ def _name(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="default", help="lab name (default: default)")
 
 
-def _number(text: str, what: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-
-
-#: The longest wait a --timeout may ask for.
-MAX_TIMEOUT_S = 3600.0
-#: lab.drill.workloads.KINDS, without importing the drill (and redis) for `lab --help`.
-WORKLOADS = ("set", "counter", "register", "list")
-
-#: The longest drill workload. A drill keeps its whole history in memory until the report: measured
-#: here (2 cores, local lab, 4 workers unpaced, counter workload, 2026-12-06), a 40 s drill acknowledged
-#: 318,817 operations and peaked at 399 MB (1.25 KB an operation; 1.79 KB before the workers' entries were
-#: let go as they became records), so 120 s unpaced is about 1 GB. A failover
-#: that outlasts the workload extends it anyway (lab.drill.scenarios.RECOVERY_TAIL_S). A soak (`lab drill soak`)
-#: spools its history to disk as it goes: bounded by MAX_SOAK_S only.
-MAX_DRILL_S = 120.0
-#: The most drill workers: threads of one Python process (one core at most, under the GIL); past a
-#: few dozen they measure that process's own queueing, not the failover (500 made a 2 s drill take
-#: 63 s on 2 cores). Measured here: a 2 s kill-sentinel drill took 9.1 s with 64 workers against
-#: 7.5 s with 4 (both with the 3 s recovery tail, heal and report).
-MAX_CLIENTS = 64
-
-
-def _bounded_seconds(text: str, most: float) -> float:
-    value = _number(text, "seconds")
-    if not math.isfinite(value) or not 0 <= value <= most:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0 to {most:g}, got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    return _bounded_seconds(text, MAX_TIMEOUT_S)
-
-
-#: The longest soak (lab.drill.nemesis.MAX_SOAK_S): its history goes to disk as it is recorded.
-MAX_SOAK_S = 7 * 24 * 3600.0
-
-
-def _repeat(text: str) -> int:
-    value = _number(text, "runs")
-    if not math.isfinite(value) or value != int(value) or not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be a whole number of runs from 1 to 100, got {text!r}")
-    return int(value)
-
-
-def _parallel(text: str) -> int:
-    from lab.drill.fanout import MAX_PARALLEL
-
-    value = _number(text, "labs")
-    if not math.isfinite(value) or value != int(value) or not 1 <= value <= MAX_PARALLEL:
-        raise argparse.ArgumentTypeError(f"must be a whole number of labs from 1 to {MAX_PARALLEL}, got {text!r}")
-    return int(value)
-
-
-def _duration(text: str) -> float:
-    """Up to a soak's longest; a drill's own bound (MAX_DRILL_S) is checked once the scenario is known."""
-    return _bounded_seconds(text, MAX_SOAK_S)
-
-
-def _jump(text: str) -> float:
-    value = _number(text, "seconds")
-    if not math.isfinite(value) or value == 0 or abs(value) > 3600:
-        raise argparse.ArgumentTypeError(f"must be seconds from -3600 to 3600, not 0, got {text!r}")
-    return value
-
-
-def _stall(text: str) -> float:
-    value = _number(text, "seconds")
-    if not math.isfinite(value) or not 0.1 <= value <= 600:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0.1 to 600, got {text!r}")
-    return value
-
-
-def _period(text: str) -> float:
-    value = _number(text, "seconds")
-    if not math.isfinite(value) or not 0.2 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0.2 to 3600, got {text!r}")
-    return value
-
-
-def _span(text: str) -> float:
-    value = _number(text, "seconds")
-    if not math.isfinite(value) or not 1 <= value <= 60:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds from 1 to 60, got {text!r}")
-    return value
-
-
-def _node(text: str) -> str:
-    if text not in NODE_NAMES:
-        raise argparse.ArgumentTypeError(f"no node {text!r} (choose from: {', '.join(NODE_NAMES)})")
-    return text
-
-
-def _clients(text: str) -> int:
-    value = _count(text)
-    if not 1 <= value <= MAX_CLIENTS:
-        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_CLIENTS}, got {text!r}")
-    return value
-
-
-#: --rate bounds (operations/s of all workers together): below one a minute a drill records next to nothing (and
-#: 1e-300 overflowed the workers' waits), above a million is "as fast as they go" (leave --rate out).
-MIN_RATE, MAX_RATE = 1 / 60, 1e6
-
-
-def _rate(text: str) -> float:
-    value = _number(text, "operations per second")
-    if not MIN_RATE <= value <= MAX_RATE:
-        raise argparse.ArgumentTypeError(f"must be from 1/60 to {MAX_RATE:g} operations/s, got {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    return int(text)
-
-
-def _path(text: str) -> Path:
-    if not text:
-        raise argparse.ArgumentTypeError("expected a path, got ''")
-    return Path(text)
-
-
 def build_parser(argv: Sequence[str] | None = None) -> Parser:
     """Every subcommand with its arguments. ``argv``: the command line it will parse; then only the command it
     names gets its arguments (argparse's cost is per argument, and ``lab drill``'s help lists the scenarios: the
     drill's whole import), every other one just its line in ``lab --help``."""
     parser = Parser(prog="lab", description=__doc__)
-    parser.add_argument("--home", type=_path, help="state directory (default: $LAB_HOME or ./.lab)")
+    parser.add_argument("--home", type=cliargs.path, help="state directory (default: $LAB_HOME or ./.lab)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     named = None if argv is None else _command(argv)
     only = sub if argv is None else _Named(sub, named)
@@ -239,7 +112,7 @@ def build_parser(argv: Sequence[str] | None = None) -> Parser:
     _config_commands(only)
     _fault_commands(only)
     _drill_commands(only, scenarios=argv is None or named == "drill")
-    servercli.add_commands(only, seconds=_seconds)
+    servercli.add_commands(only, seconds=cliargs.seconds)
     hostscli.add_commands(only)
     repro_cli.add_commands(only)
     return parser
@@ -282,7 +155,7 @@ def _lifecycle_commands(sub: Any) -> None:
     _name(p)
     p.add_argument("--backend", default="auto", help="auto|local|compose (default: auto)")
     p.add_argument("--profile", default="lab", help="profile name or YAML path (default: lab)")
-    p.add_argument("--timeout", type=_seconds, help="seconds to wait for health")
+    p.add_argument("--timeout", type=cliargs.seconds, help="seconds to wait for health")
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
     p.add_argument("--tls", action="store_true", help="TLS only, with a CA of the lab's own (needs a TLS build)")
     p.add_argument(
@@ -307,7 +180,7 @@ def _lifecycle_commands(sub: Any) -> None:
     p = sub.add_parser("logs", help="print a node's log")
     _name(p)
     p.add_argument("node", help="redis-1..3 or sentinel-1..3")
-    p.add_argument("-n", "--lines", type=_count, help="only the last N lines (0: none; default: the whole log)")
+    p.add_argument("-n", "--lines", type=cliargs.count, help="only the last N lines (0: none; default: the whole log)")
 
     sub.add_parser("list", help="labs with state under the home directory")
 
@@ -318,7 +191,7 @@ def _lifecycle_commands(sub: Any) -> None:
 def _config_commands(sub: Any) -> None:
     p = sub.add_parser("render", help="render every node's config without starting anything")
     p.add_argument("--profile", help="profile name or YAML path (default: lab; production with --inventory)")
-    p.add_argument("--out", type=_path, required=True, help="output directory (DIR/<node>/*.conf)")
+    p.add_argument("--out", type=cliargs.path, required=True, help="output directory (DIR/<node>/*.conf)")
     p.add_argument("--name", default="default", help="lab name, for lab-profile addresses (default: default)")
     servercli.server_option(p, per_node=True)
     p.add_argument(
@@ -370,16 +243,16 @@ def _fault_commands(sub: Any) -> None:
     for kind, text in FAULT_COMMANDS.items():
         p = sub.add_parser(kind, help=text)
         _name(p)
-        p.add_argument("node", type=_node, help="redis-1..3 or sentinel-1..3")
+        p.add_argument("node", type=cliargs.node, help="redis-1..3 or sentinel-1..3")
         if kind == "isolate":
             help_text = "isolate only from this node (repeatable; default: from every other node)"
-            p.add_argument("--from", dest="peers", type=_node, action="append", metavar="NODE", help=help_text)
+            p.add_argument("--from", dest="peers", type=cliargs.node, action="append", metavar="NODE", help=help_text)
             one_way = "drop only what the node receives (in) or only what it sends (out): an asymmetric partition"
             p.add_argument("--one-way", choices=("in", "out"), help=one_way)
 
     p = sub.add_parser("degrade", help="make a node's links lossy, slow or narrow (iptables, the lab's delayer; root)")
     _name(p)
-    p.add_argument("node", nargs="?", type=_node, help="the node whose links (all of them, clients included)")
+    p.add_argument("node", nargs="?", type=cliargs.node, help="the node whose links (all of them, clients included)")
     p.add_argument("--link", metavar="A:B", help="only the link from node A to B (a node, or clients)")
     p.add_argument("--links", choices=("replication", "sentinel", "clients"), help="only the node's links of a class")
     p.add_argument("--loss", metavar="PERCENT", help="drop this share of the packets at random (above 0, at most 100)")
@@ -393,22 +266,26 @@ def _fault_commands(sub: Any) -> None:
     clock = "move a Sentinel's wall clock: a jump or a stall (TILT for 30 s if it steps back or over 2 s forward)"
     p = sub.add_parser("clock", help=clock)
     _name(p)
-    p.add_argument("node", type=_node, help="sentinel-1..3")
+    p.add_argument("node", type=cliargs.node, help="sentinel-1..3")
     moved = p.add_mutually_exclusive_group(required=True)
-    moved.add_argument("--jump", type=_jump, metavar="S", help="seconds forward (negative: back), at most an hour")
-    moved.add_argument("--stall", type=_stall, metavar="S", help="stand still this long, then catch up (0.1-600)")
+    moved.add_argument(
+        "--jump", type=cliargs.jump, metavar="S", help="seconds forward (negative: back), at most an hour"
+    )
+    moved.add_argument(
+        "--stall", type=cliargs.stall, metavar="S", help="stand still this long, then catch up (0.1-600)"
+    )
 
     p = sub.add_parser("flap", help="a partition that comes and goes: cut off for the first half of every period")
     _name(p)
-    p.add_argument("node", type=_node, help="redis-1..3 or sentinel-1..3")
-    p.add_argument("--period", type=_period, default=10.0, help="seconds, 0.2 to 3600 (default 10)")
+    p.add_argument("node", type=cliargs.node, help="redis-1..3 or sentinel-1..3")
+    p.add_argument("--period", type=cliargs.period, default=10.0, help="seconds, 0.2 to 3600 (default 10)")
     help_text = "flap only the link to this node (repeatable; default: to every other node)"
-    p.add_argument("--from", dest="peers", type=_node, action="append", metavar="NODE", help=help_text)
+    p.add_argument("--from", dest="peers", type=cliargs.node, action="append", metavar="NODE", help=help_text)
 
     p = sub.add_parser("heal", help="undo every recorded fault (or one node's) and wait until healthy")
     _name(p)
-    p.add_argument("node", nargs="?", type=_node, help="only this node's faults")
-    p.add_argument("--timeout", type=_seconds, help=f"seconds, at most {MAX_TIMEOUT_S:g}")
+    p.add_argument("node", nargs="?", type=cliargs.node, help="only this node's faults")
+    p.add_argument("--timeout", type=cliargs.seconds, help=f"seconds, at most {MAX_TIMEOUT_S:g}")
 
     p = sub.add_parser("failover", help="manual failover through Sentinel (no acknowledged write lost)")
     _name(p)
@@ -430,11 +307,15 @@ def _drill_commands(sub: Any, *, scenarios: bool = True) -> None:
     p.add_argument("--scenarios", help="comma list (default: the nine node faults; link faults by name)")
     p.add_argument("--settings", default="defaults,recommended", help="defaults, recommended or both (default)")
     p.add_argument(
-        "--repeat", type=_repeat, default=1, metavar="N", help="run every cell N times and give its odds (k of N)"
+        "--repeat",
+        type=cliargs.repeat,
+        default=1,
+        metavar="N",
+        help="run every cell N times and give its odds (k of N)",
     )
     p.add_argument(
         "--parallel",
-        type=_parallel,
+        type=cliargs.parallel,
         default=1,
         metavar="N",
         help="run cells on N labs at once: this one and helpers NAME-2..NAME-N, started and removed for the run "
@@ -460,8 +341,10 @@ def _drill_commands(sub: Any, *, scenarios: bool = True) -> None:
     )
     p.add_argument("--loss", metavar="P[,P...]", help="percent of the master's packets lost, both ways")
     p.add_argument("--delay", metavar="MS[,MS...]", help="milliseconds added to what the master sends")
-    p.add_argument("--span", type=_span, default=8.0, help="seconds each cell's links stay degraded (default 8)")
-    p.add_argument("--repeat", type=_repeat, default=1, metavar="N", help="runs per cell, for its odds (default 1)")
+    p.add_argument("--span", type=cliargs.span, default=8.0, help="seconds each cell's links stay degraded (default 8)")
+    p.add_argument(
+        "--repeat", type=cliargs.repeat, default=1, metavar="N", help="runs per cell, for its odds (default 1)"
+    )
     p.add_argument("--report", type=Path, help="output directory (default: $LAB_HOME/reports/NAME/sweep-TIME)")
     p.add_argument("--json", action="store_true", help="print sweep.json")
     p.add_argument("--profile", default="lab", help="profile when the lab must be started first (default: lab)")
@@ -477,12 +360,12 @@ def _drill_arguments(p: argparse.ArgumentParser) -> None:
     _name(p)
     p.add_argument(
         "--duration",
-        type=_duration,
+        type=cliargs.duration,
         help=f"seconds of workload: a drill at most {MAX_DRILL_S:g} (default 10), a soak at most "
         f"{MAX_SOAK_S:g} (default 600)",
     )
     p.add_argument(
-        "--clients", type=_clients, default=4, help=f"concurrent client workers, 1 to {MAX_CLIENTS} (default 4)"
+        "--clients", type=cliargs.clients, default=4, help=f"concurrent client workers, 1 to {MAX_CLIENTS} (default 4)"
     )
     p.add_argument(
         "--workload",
@@ -491,7 +374,11 @@ def _drill_arguments(p: argparse.ArgumentParser) -> None:
         "linearizability, or lists checked as Elle does (a soak: counter or register)",
     )
     p.add_argument(
-        "--repeat", type=_repeat, default=1, metavar="N", help="run the drill N times and give each finding's odds"
+        "--repeat",
+        type=cliargs.repeat,
+        default=1,
+        metavar="N",
+        help="run the drill N times and give each finding's odds",
     )
     p.add_argument(
         "--export",
@@ -503,7 +390,7 @@ def _drill_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", metavar="N", help="soak: the schedule's seed; the same seed replays it (default: random)")
     p.add_argument("--plan", action="store_true", help="soak: print the schedule and exit (no lab is touched)")
     rate = "operations/s of all workers together, 1/60 to 1e6 (default: as fast as they go)"
-    p.add_argument("--rate", type=_rate, help=rate)
+    p.add_argument("--rate", type=cliargs.rate, help=rate)
     p.add_argument("--report", type=Path, help="report directory (default: $LAB_HOME/reports/NAME/SCENARIO-TIME)")
     p.add_argument("--json", action="store_true", help="print report.json")
     p.add_argument("--fail-on", action="append", default=[], metavar="COND", help="e.g. 'lost>0' (exit 1 if true)")

@@ -60,7 +60,7 @@ def test_help_of_the_installed_entry_point(tool: str) -> None:
 
 
 def test_the_workload_choices_are_the_drills_workloads() -> None:
-    from lab.cli import WORKLOADS
+    from lab.cliargs import WORKLOADS
     from lab.drill.workloads import KINDS
 
     assert WORKLOADS == KINDS

@@ -767,7 +767,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
                 out.print(f"{row['rule']:<10} {row['severity']:<8} {row['why']}", markup=False)
         return 0
     if args.target and args.profile:
-        raise LabError("give a directory or --profile, not both")
+        raise UsageError("give a directory or --profile, not both")
     server = servers.resolve(args.server) if args.server else None
     if args.target:
         groups = [list(dict.fromkeys(p for target in args.target for p in lint.collect(target)))]

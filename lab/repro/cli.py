@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import shlex
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # (`lab --help` builds this parser: the catalogue loads when the command runs)
@@ -61,9 +62,9 @@ def cmd_repro(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     outcomes = run.run_all(reproducers, builds, home=home, report_dir=report, progress=progress)
     if args.json:
-        print(json.dumps({"about": _about(builds), "verdicts": [o.to_dict() for o in outcomes]}, indent=2))
+        print(json.dumps({"about": _about(builds, args), "verdicts": [o.to_dict() for o in outcomes]}, indent=2))
     elif args.markdown:
-        print(markdown(outcomes, _about(builds)))
+        print(markdown(outcomes, _about(builds, args)))
     failed = [f"{o.reproducer.name} on {o.build.name}" for o in outcomes if o.verdict.status == "error"]
     if failed:  # (a verdict is a finding, exit 0; a reproducer that could not finish is not)
         err.print(f"lab repro: could not finish: {', '.join(failed)}", markup=False)
@@ -82,11 +83,14 @@ def _print(out: Console, o: Outcome) -> None:
         out.print(f"    {line}", markup=False)
 
 
-def _about(builds: list[Any]) -> dict[str, Any]:
+def _about(builds: list[Any], args: argparse.Namespace) -> dict[str, Any]:
     from lab.drill.pages import machine
 
+    which = ["--all"] if args.all else [shlex.quote(r) for r in args.reproducer]
+    servers = ["--server", ",".join(b.name for b in builds)] if args.server else []
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(["lab repro", *which, *servers, "--json" if args.json else "--markdown"]),
         "builds": {b.name: b.release for b in builds},
         "machine": machine(),
     }
@@ -101,7 +105,7 @@ def markdown(outcomes: list[Outcome], about: dict[str, Any]) -> str:
     for o in outcomes:
         rows.setdefault(o.reproducer.name, {})[o.build.name] = o
     lines = [
-        f"Run {about['date']} with `lab repro --markdown` on {machine_line(about['machine'])}; builds: "
+        f"Run {about['date']} with `{about['command']}` on {machine_line(about['machine'])}; builds: "
         + ", ".join(f"{b} ({v})" for b, v in about["builds"].items())
         + ".",
         "",

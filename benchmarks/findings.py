@@ -34,12 +34,18 @@ DEFAULT = [name for name in ALL if name not in LINK_AND_CLOCK_SCENARIOS]
 LINKS = [name for name in ALL if name in LINK_AND_CLOCK_SCENARIOS]
 
 
-def drill_all(scenarios: list[str], runs: int, duration: float) -> list[Tally]:
-    tallies = [Tally(name) for name in scenarios]
+def drill_all(scenarios: list[str], runs: int, duration: float) -> tuple[list[Tally], dict[str, str]]:
+    """The tallies of the scenarios the lab's build runs, and why each of the others was left out."""
     with tempfile.TemporaryDirectory(prefix="lab-findings-") as tmp:
         home = Path(tmp)
         spec = control.up("findings", "lab", "local", home).spec
         try:
+            left_out = {
+                name: why
+                for name in scenarios
+                if (requires := SCENARIOS[name].requires) is not None and (why := requires(spec))
+            }
+            tallies = [Tally(name) for name in scenarios if name not in left_out]
             for n in range(runs):
                 for tally in tallies:
                     result = run_drill(spec, tally.scenario, duration=duration)
@@ -52,10 +58,10 @@ def drill_all(scenarios: list[str], runs: int, duration: float) -> list[Tally]:
                     )
         finally:
             control.down(spec.name, home)
-    return tallies
+    return tallies, left_out
 
 
-def header(runs: int, duration: float, scenarios: list[str]) -> str:
+def header(runs: int, duration: float, scenarios: list[str], left_out: dict[str, str] | None = None) -> str:
     m = machine()
     build = system()
     names = " ".join(scenarios) if scenarios not in (DEFAULT, LINKS) else ""
@@ -66,6 +72,7 @@ def header(runs: int, duration: float, scenarios: list[str]) -> str:
         f"{build.name if build else 'the system build'}, redis-py {redis.__version__}, local backend, lab profile, "
         f"one lab for every run, {duration:g} s workload of 4 redis-py workers per run, "
         f"load {m['load_1min']} at the end."
+        + "".join(f" Not run: {name} ({why})." for name, why in (left_out or {}).items())
     )
 
 
@@ -110,8 +117,8 @@ def main(argv: list[str]) -> int:
         scenarios = [name for name in group if name in chosen]
         if not scenarios:
             continue
-        tallies = drill_all(scenarios, args.runs, args.duration)
-        text = f"{header(args.runs, args.duration, scenarios)}\n\n{table(tallies)}"
+        tallies, left_out = drill_all(scenarios, args.runs, args.duration)
+        text = f"{header(args.runs, args.duration, scenarios, left_out)}\n\n{table(tallies)}"
         print(text)
         if args.write:
             write(text, block)

@@ -25,6 +25,7 @@ SOAK_FAULTS = (
     "failover-unsafe",
     "failover-coordinated",
     "kill-sentinel",
+    "quorum-loss",
     "freeze-sentinel-kill-master",
     "kill-master-and-sentinel",
     "lossy-master",

@@ -161,3 +161,11 @@ def test_register_operations_stream_in_call_order() -> None:
         ("read", 9.0, 9.0),
     ]
     assert ops[2].arg == ("a", "b") and ops[2].ret is True and ops[-1].process == -1
+
+
+def test_a_soak_takes_every_drill_of_one_fault_that_a_heal_undoes() -> None:
+    """A new scenario gets a decision: a soak step, or one of the named exceptions (docs/reports.md says which)."""
+    from lab.drill.scenarios import SCENARIOS
+
+    never = {"rolling-upgrade", "restart-all", "isolate-master-guarded"}  # every node moved or restarted; config set
+    assert set(nemesis.SOAK_FAULTS) == set(SCENARIOS) - never

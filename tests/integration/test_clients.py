@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,6 +94,22 @@ def test_the_adapters_write_the_history_format(local_lab: LabSpec, drill, tmp_pa
     stop = next(r["t"] for r in records if r["type"] == "drill" and r["event"] == "stop")
     last = max(r["t"] for r in records if r["type"] == "ok")
     assert stop - 1000 < last < stop + 1000, (last, stop)
+
+
+def test_a_client_drill_without_a_report_leaves_no_scratch_directory(
+    local_lab: LabSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lab repro` drills an adapter without a report directory: its scratch directory (the adapter's config
+    and history) was left in /tmp, one per run."""
+    from lab.drill.scenarios import run_drill
+
+    require_client("ioredis")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    result = run_drill(local_lab, "kill-sentinel", duration=1, clients=1, client="ioredis", settings="defaults")
+    assert result.findings.summary()["ok"] > 0
+    assert list(scratch.iterdir()) == []
 
 
 def test_lab_clients_writes_the_matrix_with_what_it_ran_on(local_lab: LabSpec, tmp_path: Path) -> None:

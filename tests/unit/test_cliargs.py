@@ -101,3 +101,10 @@ def test_a_bad_value_exits_2_with_one_line_and_touches_nothing(
     assert code == 2 and captured.out == ""
     assert captured.err.count("\n") == 1 and captured.err.startswith("lab "), captured.err
     assert not home.exists()
+
+
+def test_the_bounds_kept_here_for_speed_are_the_drills_own() -> None:
+    """cliargs keeps a copy so that `lab --help` imports no drill; it must not drift from the original."""
+    from lab.drill import nemesis
+
+    assert cliargs.MAX_SOAK_S == nemesis.MAX_SOAK_S

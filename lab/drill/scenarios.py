@@ -4,7 +4,6 @@ writes the report (lab.drill.report). Findings are data: a drill that loses writ
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -457,16 +456,11 @@ def run_drill(
     check_supported(spec, chosen)
     started = time.perf_counter()
     adapter = None
-    scratch = None  # without a report directory, the adapter's files go here and are removed after
     if client is not None:
         from lab.drill.clients import CLIENTS, AdapterRun
 
-        workdir = report_dir
-        if workdir is None:  # (on an error its finalizer removes it once the drill's frame is gone)
-            scratch = tempfile.TemporaryDirectory(prefix="lab-drill-")
-            workdir = Path(scratch.name)
         prefix = f"m:{client}:{settings}:{scenario}:{int(time.time() * 1000)}"
-        adapter = AdapterRun(CLIENTS[client], spec, settings, workdir, clients=clients, prefix=prefix)
+        adapter = AdapterRun(CLIENTS[client], spec, settings, report_dir, clients=clients, prefix=prefix)
     chosen_workload = workload if isinstance(workload, Workload) else Workload(kind=workload)
     if rate is not None:
         chosen_workload = replace(chosen_workload, rate=rate)
@@ -501,8 +495,6 @@ def run_drill(
                 for fault in run.injected:
                     recorder.fault("revert", fault.kind, fault.node)
         unhealthy = _settle(spec, recorder)
-    if scratch:
-        scratch.cleanup()
     if watch:
         watch.finish(recorder, scenario, report_dir)
     addresses = {n.address: n.name for n in spec.redis_nodes}

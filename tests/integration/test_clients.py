@@ -7,13 +7,14 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lab import control
-from lab.drill.clients import CLIENTS, NODE_DIR, connection_config
+from lab.drill.clients import CLIENTS, NODE_DIR, AdapterRun, connection_config
 from lab.drill.matrix import cell_of
 from lab.pytest_plugin import lab_name
 from lab.spec import LabSpec
@@ -110,6 +111,12 @@ def test_a_client_drill_without_a_report_leaves_no_scratch_directory(
     result = run_drill(local_lab, "kill-sentinel", duration=1, clients=1, client="ioredis", settings="defaults")
     assert result.findings.summary()["ok"] > 0
     assert list(scratch.iterdir()) == []
+    # An interrupt (the adapter's undo) removes it too: the CLI then ends with os._exit, which runs no finalizer.
+    adapter = AdapterRun(CLIENTS["ioredis"], local_lab, "defaults", None, clients=1, prefix="scratch")
+    adapter.start(time.time() * 1000, duration=5)
+    assert adapter.scratch is not None and adapter.scratch.parent == scratch
+    said = adapter.kill()
+    assert said is not None and "stopped the ioredis adapter" in said and list(scratch.iterdir()) == []
 
 
 def test_lab_clients_writes_the_matrix_with_what_it_ran_on(local_lab: LabSpec, tmp_path: Path) -> None:

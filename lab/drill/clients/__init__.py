@@ -30,10 +30,11 @@ import select
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from lab import CLIENTS_DIR, interrupts
 from lab.spec import LabSpec
@@ -147,16 +148,43 @@ class AdapterRun:
     """One adapter process for one drill: start it with a config, wait for it, read its records."""
 
     def __init__(
-        self, client: Client, spec: LabSpec, settings: str, workdir: Path, *, clients: int, prefix: str
+        self, client: Client, spec: LabSpec, settings: str, workdir: Path | None, *, clients: int, prefix: str
     ) -> None:
+        """``workdir``: where its files go (a drill's report directory); None: a directory of its own in the
+        system's temporary directory, removed with them (by :meth:`wait`, or by :meth:`kill` on an interrupt)."""
         if settings not in SETTINGS:
             raise ValueError(f"settings {settings!r}")
         self.client, self.spec, self.settings = client, spec, settings
         self.workdir, self.clients, self.prefix = workdir, clients, prefix
+        self.scratch: Path | None = None
         self.process: subprocess.Popen[str] | None = None
-        self.out = workdir / f"history-{client.name}-{settings}.jsonl"
+        self.log: TextIO | None = None
+
+    def _file(self, kind: str, suffix: str) -> Path:
+        assert self.workdir is not None, "the adapter has not started"
+        return self.workdir / f"{kind}-{self.client.name}-{self.settings}.{suffix}"
+
+    @property
+    def out(self) -> Path:
+        return self._file("history", "jsonl")
+
+    @property
+    def config_path(self) -> Path:
+        return self._file("config", "json")
+
+    @property
+    def log_path(self) -> Path:
+        return self._file("adapter", "log")
+
+    def _drop_scratch(self) -> None:
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
     def start(self, epoch_ms: float, duration: float) -> None:
+        interrupts.undo_on_interrupt(self.key, self.kill)  # (before anything is made)
+        if self.workdir is None:
+            self.workdir = self.scratch = Path(tempfile.mkdtemp(prefix="lab-drill-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {
             "client": self.client.name,
@@ -166,18 +194,16 @@ class AdapterRun:
             "epoch_ms": epoch_ms,
             "out": str(self.out),
         }
-        path = self.config_path = self.workdir / f"config-{self.client.name}-{self.settings}.json"
-        interrupts.undo_on_interrupt(self.key, self.kill)
+        path = self.config_path
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(config, handle)
-        self.log_path = self.workdir / f"adapter-{self.client.name}-{self.settings}.log"
-        self.log = self.log_path.open("w")
+        log = self.log = self.log_path.open("w")
         self.process = subprocess.Popen(
             self.client.adapter(path),
             stdin=subprocess.PIPE,  # closed by stop(): the adapter ends its workload then
             stdout=subprocess.PIPE,
-            stderr=self.log,
+            stderr=log,
             text=True,
             start_new_session=True,
         )
@@ -187,10 +213,11 @@ class AdapterRun:
         if line.strip() != "READY":
             self.process.kill()
             self.process.wait()
-            self.log.close()
+            log.close()
             path.unlink(missing_ok=True)
             interrupts.done(self.key)
             why = line.strip() or self.log_path.read_text(errors="replace").strip()[-300:] or "no output"
+            self._drop_scratch()
             raise RuntimeError(f"{self.client.name} adapter did not get ready within {READY_TIMEOUT:g}s: {why}")
 
     @property
@@ -206,9 +233,12 @@ class AdapterRun:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=5)
             did.append(f"stopped the {self.key}")
-        if self.config_path.exists():
+        if self.workdir is not None and self.config_path.exists():
             self.config_path.unlink(missing_ok=True)
             did.append(f"deleted its config {self.config_path} (it holds the lab's passwords)")
+        if self.log is not None:
+            self.log.close()
+        self._drop_scratch()
         interrupts.done(self.key)
         return "; ".join(did) or None
 
@@ -227,16 +257,20 @@ class AdapterRun:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        self.log.close()
-        if not self.out.exists():
-            tail = self.log_path.read_text(errors="replace")[-500:]
-            raise RuntimeError(f"{self.client.name} adapter wrote no history (exit {self.process.returncode}): {tail}")
+        if self.log is not None:
+            self.log.close()
         try:
+            if not self.out.exists():
+                tail = self.log_path.read_text(errors="replace")[-500:]
+                raise RuntimeError(
+                    f"{self.client.name} adapter wrote no history (exit {self.process.returncode}): {tail}"
+                )
             with self.out.open() as handle:
                 return [json.loads(line) for line in handle if line.strip()]
         finally:
             self.out.unlink(missing_ok=True)
             self.config_path.unlink(missing_ok=True)
             interrupts.done(self.key)
-            if self.log_path.stat().st_size == 0:
+            if self.log_path.exists() and self.log_path.stat().st_size == 0:
                 self.log_path.unlink()
+            self._drop_scratch()

@@ -38,7 +38,7 @@ import redis
 
 from lab import control, faults
 from lab.backends import get_backend, log_tails
-from lab.drill.events import SentinelEvents
+from lab.drill.events import SentinelEvents, decisions
 from lab.drill.result import DrillResult
 from lab.drill.scenarios import run_drill
 from lab.drill.steps import master_client as sentinel_master_client
@@ -324,6 +324,8 @@ def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Drill
             f"{summary['failovers']} failover(s), longest unavailability {summary['unavailable_ms'] / 1000:.2f}s; "
             f"report {report_dir / 'report.html'}" + "".join(f"\n  note: {n}" for n in result.findings.notes)
         )
+        if not summary["failovers"]:  # (a test that wanted one fails: say what the Sentinels did instead)
+            print(f"  no failover; the Sentinels: {decisions(result.recorder.history.records) or 'nothing'}")
         return result
 
     return run

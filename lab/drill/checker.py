@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lab.drill.consistency import check_lists, check_registers
-from lab.drill.events import raced_promotions, switches
+from lab.drill.events import raced_promotions, setbacks, switches
 from lab.drill.history import COMPLETIONS, OPERATIONS, Record, not_operations
 
 #: The findings that say something went wrong (a gate on any of them fails a drill that had it); the
@@ -311,7 +311,7 @@ def check(records: list[Record], addresses: dict[str, str] | None = None) -> Fin
         ],
         epochs=epochs,
         final_node=final["node"] if final else None,
-        notes=notes + raced_promotions(events, addresses),
+        notes=notes + raced_promotions(events, addresses) + setbacks(events),
         steps=_steps(events, unavailable, lost_times),
         lost_acked=_lost_acked(lost_times, fault_spans(events)) if lost_times else None,
     )

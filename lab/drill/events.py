@@ -157,3 +157,39 @@ def raced_promotions(records: Iterable[dict[str, Any]], names: dict[str, str]) -
                 f"{sentinel} promoted {replica} at {t / 1000:.2f} s ({what})"
             )
     return notes
+
+
+#: What a Sentinel says when it will not act, or gives a failover up, and what that costs the clients.
+SETBACKS = {
+    "+tilt": "entered TILT (its timer stalled over 2 s or its clock stepped back): it acts on nothing for 30 s",
+    "-failover-abort-not-elected": "gave its failover up, not elected: it tries again after twice failover-timeout",
+    "-failover-abort-no-good-slave": "gave its failover up: no replica it could promote",
+    "-failover-abort-slave-timeout": "gave its failover up: the replica did not say master within failover-timeout",
+    "+failover-end-for-timeout": "ended its failover at failover-timeout, some replicas not yet reconfigured",
+}
+
+
+def setbacks(records: Iterable[dict[str, Any]]) -> list[str]:
+    """Each time a Sentinel said it would not act, or gave a failover up (TILT, a lost election, no
+    replica to promote): why a drill can see a long outage, or none of the failovers it expected."""
+    return [
+        f"{r['sentinel']} {SETBACKS[r['event']]} ({r['event']} at {r['t'] / 1000:.2f} s)"
+        for r in sorted(records, key=lambda r: r["t"])
+        if r["type"] == "sentinel" and r["event"] in SETBACKS
+    ]
+
+
+#: The events that tell how a failover went, or why none came.
+DECISIONS = (
+    "+sdown", "+odown", "+try-failover", "+vote-for-leader", "+elected-leader",
+    "+failover-state-send-slaveof-noone", "+switch-master", *SETBACKS,
+)  # fmt: skip
+
+
+def decisions(records: Iterable[dict[str, Any]]) -> str:
+    """The Sentinels' :data:`DECISIONS` on one line, in order: '2.07 sentinel-3 +sdown; ...'."""
+    return "; ".join(
+        f"{r['t'] / 1000:.2f} {r['sentinel']} {r['event']}"
+        for r in sorted(records, key=lambda r: r["t"])
+        if r["type"] == "sentinel" and r["event"] in DECISIONS
+    )

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from lab.drill.checker import check, fault_spans
+from lab.drill.events import decisions
 from lab.drill.history import History, RoleSampler
 from lab.spec import Node
 from tests.helpers import make_spec
@@ -256,6 +257,35 @@ def test_two_sentinels_promoting_at_once_is_a_note() -> None:
     # One Sentinel's failover, or two failovers far apart, is no race.
     apart = [promote(2170, "sentinel-1", B), promote(30_000, "sentinel-2", A), final([])]
     assert check(apart, NAMES).notes == [] and check([promote(2170, "sentinel-1", B), final([])], NAMES).notes == []
+
+
+def said(t: float, sentinel: str, event: str, data: str = "master mymaster 10.0.0.1 6379") -> dict[str, Any]:
+    return {"t": t, "type": "sentinel", "sentinel": sentinel, "event": event, "data": data}
+
+
+def test_what_kept_the_sentinels_from_failing_over_is_a_note() -> None:
+    """TILT and a given-up failover are the Sentinels' own words for a drill's long outage: each is a note,
+    in order; the failover steps that went on are not."""
+    history = [
+        said(3100, "sentinel-2", "+tilt", "#tilt mode entered"),
+        said(2050, "sentinel-1", "+try-failover"),
+        said(7050, "sentinel-1", "-failover-abort-not-elected"),
+        said(9000, "sentinel-3", "+failover-state-select-slave"),
+        said(9500, "sentinel-3", "-failover-abort-no-good-slave"),
+        final([]),
+    ]
+    assert check(history, NAMES).notes == [
+        "sentinel-2 entered TILT (its timer stalled over 2 s or its clock stepped back): it acts on nothing for "
+        "30 s (+tilt at 3.10 s)",
+        "sentinel-1 gave its failover up, not elected: it tries again after twice failover-timeout "
+        "(-failover-abort-not-elected at 7.05 s)",
+        "sentinel-3 gave its failover up: no replica it could promote (-failover-abort-no-good-slave at 9.50 s)",
+    ]
+    # A test that wanted a failover and saw none prints what the Sentinels decided, in order.
+    assert decisions(history) == (
+        "2.05 sentinel-1 +try-failover; 3.10 sentinel-2 +tilt; 7.05 sentinel-1 -failover-abort-not-elected; "
+        "9.50 sentinel-3 -failover-abort-no-good-slave"
+    )
 
 
 def test_two_nodes_acknowledging_writes_at_once_is_split_brain() -> None:

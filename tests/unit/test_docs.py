@@ -31,6 +31,19 @@ def test_every_docs_page_is_in_the_site_menu() -> None:
         assert f": {page.name}" in menu, f"{page.name} is not in mkdocs.yml's nav"
 
 
+def test_every_table_has_its_header() -> None:
+    """A table's rows after a paragraph or a blank line are text, not a table (the reports page's findings
+    table was cut in two that way): each run of table lines starts with a header and its ``|---|`` line."""
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        lines, fenced = page.read_text().splitlines(), False
+        for i, line in enumerate(lines):
+            fenced = fenced != line.startswith("```")
+            starts = line.startswith("|") and not (i and lines[i - 1].startswith("|"))
+            if starts and not fenced:
+                below = lines[i + 1] if i + 1 < len(lines) else ""
+                assert re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", below), f"{page.name}:{i + 1}: a table without a header"
+
+
 def test_the_site_builds_in_strict_mode(tmp_path: Path) -> None:
     mkdocs = Path(sys.executable).parent / "mkdocs"
     built = subprocess.run(

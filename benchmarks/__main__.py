@@ -19,6 +19,7 @@ from benchmarks import (
     bench_lab,
     bench_links,
     bench_parallel,
+    bench_restart,
     bench_soak,
     bench_tilt,
     bench_tls,
@@ -37,6 +38,7 @@ BENCHES: dict[str, Callable[[], list[Row]]] = {
     "tls": bench_tls.run,
     "soak": bench_soak.run,
     "links": bench_links.run,
+    "restart": bench_restart.run,
 }
 
 

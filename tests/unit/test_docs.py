@@ -61,3 +61,12 @@ def test_the_site_builds_in_strict_mode(tmp_path: Path) -> None:
         assert html.escape(heading, quote=False) in home, heading
     assert 'href="docs/' not in home and "This page is the tour; the menu has the rest." in home
     assert not (tmp_path / "site" / "readme_home.py").exists()
+
+
+def test_every_benchmark_is_named_on_the_benchmarks_page() -> None:
+    from benchmarks.__main__ import BENCHES
+
+    page = (ROOT / "docs" / "benchmarks.md").read_text()
+    listed = re.search(r"runs only those \(([^;]+);", page)
+    assert listed, "the benchmarks page lists the names `make bench ONLY=...` takes"
+    assert re.findall(r"`([a-z]+)`", listed.group(1)) == list(BENCHES)

@@ -161,7 +161,7 @@ def raced_promotions(records: Iterable[dict[str, Any]], names: dict[str, str]) -
 
 #: What a Sentinel says when it will not act, or gives a failover up, and what that costs the clients.
 SETBACKS = {
-    "+tilt": "entered TILT (its timer stalled over 2 s or its clock stepped back): it acts on nothing for 30 s",
+    "+tilt": "entered TILT (its clock moved over 2 s between two ticks, or back): it acts on nothing for 30 s",
     "-failover-abort-not-elected": "gave its failover up, not elected: it tries again after twice failover-timeout",
     "-failover-abort-no-good-slave": "gave its failover up: no replica it could promote",
     "-failover-abort-slave-timeout": "gave its failover up: the replica did not say master within failover-timeout",

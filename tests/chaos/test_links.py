@@ -87,4 +87,7 @@ def test_a_sentinel_in_tilt_after_a_clock_jump_does_not_stop_the_others_failing_
     records = result.recorder.history.records
     tilted = [r["sentinel"] for r in records if r["type"] == "sentinel" and r["event"] == "+tilt"]
     assert healthy_lab.sentinels[0].name in tilted, tilted  # the report's Sentinel lane shows it
+    # and its notes say what TILT costs, with the time
+    first = healthy_lab.sentinels[0].name
+    assert any(n.startswith(f"{first} entered TILT") and "(+tilt at " in n for n in result.findings.notes)
     assert len(result.findings.failovers) >= 1 and applied(result, "kill"), result.findings.summary()

@@ -392,4 +392,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         labs = [*funcargs.values(), *item.stash.get(LABS, [])]
         specs = {v.name: v for v in labs if isinstance(v, LabSpec)}
         for spec in specs.values():
-            report.sections.append((f"lab {spec.name} node logs", log_tails(spec, 20)))
+            # The Sentinels first: what they decided is what a failed drill needs, and a long output is cut.
+            tails = log_tails(spec, 20, nodes=[*spec.sentinels, *spec.redis_nodes])
+            report.sections.append((f"lab {spec.name} node logs", tails))

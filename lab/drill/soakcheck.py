@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.drill.checker import GAP_MS, WRITES
+from lab.drill.events import SETBACKS
 from lab.drill.spool import Record
 
 ZOOM_MS = 100.0
@@ -45,6 +46,8 @@ class StepFigures:
     ok: int = 0
     failed: int = 0  # fail or info
     new_master: str | None = None
+    #: what a Sentinel said when it would not act or gave a failover up, in order: "sentinel-1 +tilt"
+    setbacks: list[str] = field(default_factory=list)
     #: per 100 ms from ZOOM_BEFORE_MS before the step: [t_ms, ok, failed]; role samples [t_ms, node, role]
     zoom: list[list[float]] = field(default_factory=list)
     roles: list[list[Any]] = field(default_factory=list)
@@ -149,6 +152,8 @@ class _Pass:
             parts = str(r["data"]).split()
             if self.step is not None and len(parts) == 5:
                 self.step.new_master = f"{parts[3]}:{parts[4]}"
+        elif kind == "sentinel" and r["event"] in SETBACKS and self.step is not None:
+            self.step.setbacks.append(f"{r['sentinel']} {r['event']}")
         elif kind == "fault" and r["action"] == "inject" and self.step is not None:
             self.step.nodes.append(r["node"])
         elif kind == "final":

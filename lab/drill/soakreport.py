@@ -141,6 +141,7 @@ def render(doc: dict[str, Any], png: bytes) -> str:
             "-" if st["converged_ms"] is None else f"{st['converged_ms'] / 1000:.2f}",
             f"{st['ok']:,}",
             f"{st['failed']:,}",
+            html.escape("; ".join(st.get("setbacks", [])) or "-"),
         ]
         for st in doc["steps"]
     ]
@@ -157,6 +158,7 @@ def render(doc: dict[str, Any], png: bytes) -> str:
         "converged in (s)",
         "ok",
         "failed",
+        "Sentinel setbacks",
     ]
     picture = base64.b64encode(png).decode()
     failovers = f"{s['failovers']} failover{'s' * (s['failovers'] != 1)}"
@@ -176,7 +178,9 @@ the soak {html.escape(state)}. Replay it with
 <figcaption>Top: operations per second for the whole soak (green acknowledged, red failed or of unknown outcome),
 grey where a fault, its heal and the lab's convergence ran. Below: each step from 2 s before its fault, per 100 ms,
 with each data node's sampled role on top (blue master, light blue replica, red down).</figcaption></figure>
-<h2>Steps</h2>{table(head, rows, {0, 3, 4, 5, 6, 7, 8, 9, 10, 11})}"""
+<h2>Steps</h2>{table(head, rows, {0, 3, 4, 5, 6, 7, 8, 9, 10, 11})}
+<p class="meta">Sentinel setbacks: what a Sentinel said during the step when it would not act (<code>+tilt</code>:
+nothing for 30 s) or gave a failover up (<code>-failover-abort-*</code>, <code>+failover-end-for-timeout</code>).</p>"""
     return page(f"soak seed {doc['seed']} on lab {doc['lab']['name']}", body)
 
 

@@ -55,6 +55,7 @@ def test_a_seeded_soak_reads_step_by_step(healthy_lab: LabSpec, tmp_path: Path) 
     assert doc["seed"] == seed and len(doc["steps"]) == len(f.steps) and doc["summary"]["partial"] == 0
     page = (report / "soak.html").read_text()
     assert f"--seed {seed}" in page and all(f"<td>{s.fault}</td>" in page for s in f.steps)
+    assert "<th>Sentinel setbacks</th>" in page and all("setbacks" in s for s in doc["steps"])
     assert (report / "soak.png").stat().st_size > 10_000
 
 

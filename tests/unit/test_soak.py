@@ -134,6 +134,24 @@ def test_the_check_finds_each_steps_losses_gaps_and_failovers() -> None:
     assert findings.per_second[0][:3] == [0, 49, 1] and findings.lost_at_end == 0
 
 
+def test_a_step_lists_the_sentinels_setbacks_in_it() -> None:
+    def said(t: float, sentinel: str, event: str) -> dict[str, Any]:
+        return {"t": t, "type": "sentinel", "sentinel": sentinel, "event": event, "data": "master m a 1"}
+
+    records = [
+        said(100.0, "sentinel-3", "+tilt"),  # between steps: no step's
+        {"t": 500.0, "type": "step", "event": "start", "step": "1 freeze-sentinel-kill-master"},
+        said(2600.0, "sentinel-1", "+tilt"),
+        said(2700.0, "sentinel-2", "+sdown"),  # a decision, not a setback
+        said(9000.0, "sentinel-2", "-failover-abort-not-elected"),
+        {"t": 9500.0, "type": "step", "event": "end", "step": "1 freeze-sentinel-kill-master"},
+        {"t": 9600.0, "type": "step", "event": "start", "step": "2 kill-master"},
+        {"t": 9900.0, "type": "step", "event": "end", "step": "2 kill-master"},
+    ]
+    first, second = check_soak(records).steps
+    assert first.setbacks == ["sentinel-1 +tilt", "sentinel-2 -failover-abort-not-elected"] and second.setbacks == []
+
+
 def test_the_read_after_the_last_heal_counts_what_no_incr_showed() -> None:
     findings = check_soak(
         [_op(10.0, "ok", 0, 1), _op(20.0, "ok", 0, 2), {"t": 30.0, "type": "final", "counters": {"c0": 1}}]

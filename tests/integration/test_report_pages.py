@@ -189,6 +189,7 @@ def test_a_soak_report_reads_in_a_browser(browser, local_lab: LabSpec, tmp_path:
             "--seed 3",
             "longest unavailable (s)",
             "converged in (s)",
+            "Sentinel setbacks",
             *(f"{s.index}\t{s.fault}" for s in steps),
         ),
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 import redis
 
+from lab.failover import TILT_PERIOD_S
 from lab.spec import LabSpec, Node
 from lab.topology import node_client
 
@@ -159,19 +160,24 @@ def raced_promotions(records: Iterable[dict[str, Any]], names: dict[str, str]) -
     return notes
 
 
-#: What a Sentinel says when it will not act, or gives a failover up, and what that costs the clients.
+#: What a Sentinel says when it will not act, gives a failover up or finishes one late, and what that costs.
 SETBACKS = {
-    "+tilt": "entered TILT (its clock moved over 2 s between two ticks, or back): it acts on nothing for 30 s",
-    "-failover-abort-not-elected": "gave its failover up, not elected: it tries again after twice failover-timeout",
+    "+tilt": (
+        f"entered TILT (its clock moved over 2 s between two ticks, or back): it acts on nothing for at least "
+        f"{TILT_PERIOD_S:g} s"
+    ),
+    "-failover-abort-not-elected": (
+        "gave its failover up, not elected: it tries again no sooner than twice failover-timeout after it began"
+    ),
     "-failover-abort-no-good-slave": "gave its failover up: no replica it could promote",
     "-failover-abort-slave-timeout": "gave its failover up: the replica did not say master within failover-timeout",
-    "+failover-end-for-timeout": "ended its failover at failover-timeout, some replicas not yet reconfigured",
+    "+failover-end-for-timeout": "finished its failover late: some replicas not reconfigured within failover-timeout",
 }
 
 
 def setbacks(records: Iterable[dict[str, Any]]) -> list[str]:
-    """Each time a Sentinel said it would not act, or gave a failover up (TILT, a lost election, no
-    replica to promote): why a drill can see a long outage, or none of the failovers it expected."""
+    """Each time a Sentinel said it would not act, gave a failover up (a lost election, no replica to
+    promote) or finished one late: why a drill can see a long outage, or none of the failovers it expected."""
     return [
         f"{r['sentinel']} {SETBACKS[r['event']]} ({r['event']} at {r['t'] / 1000:.2f} s)"
         for r in sorted(records, key=lambda r: r["t"])
@@ -181,8 +187,8 @@ def setbacks(records: Iterable[dict[str, Any]]) -> list[str]:
 
 #: The events that tell how a failover went, or why none came.
 DECISIONS = (
-    "+sdown", "+odown", "+try-failover", "+vote-for-leader", "+elected-leader",
-    "+failover-state-send-slaveof-noone", "+switch-master", *SETBACKS,
+    "+sdown", "-sdown", "+odown", "-odown", "+new-epoch", "+try-failover", "+vote-for-leader", "+elected-leader",
+    "+selected-slave", "+failover-state-send-slaveof-noone", "+failover-end", "+switch-master", "-tilt", *SETBACKS,
 )  # fmt: skip
 
 

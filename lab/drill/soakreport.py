@@ -180,7 +180,8 @@ grey where a fault, its heal and the lab's convergence ran. Below: each step fro
 with each data node's sampled role on top (blue master, light blue replica, red down).</figcaption></figure>
 <h2>Steps</h2>{table(head, rows, {0, 3, 4, 5, 6, 7, 8, 9, 10, 11})}
 <p class="meta">Sentinel setbacks: what a Sentinel said during the step when it would not act (<code>+tilt</code>:
-nothing for 30 s) or gave a failover up (<code>-failover-abort-*</code>, <code>+failover-end-for-timeout</code>).</p>"""
+nothing for at least 30 s), gave a failover up (<code>-failover-abort-*</code>) or finished one late
+(<code>+failover-end-for-timeout</code>).</p>"""
     return page(f"soak seed {doc['seed']} on lab {doc['lab']['name']}", body)
 
 

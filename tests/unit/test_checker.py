@@ -275,10 +275,10 @@ def test_what_kept_the_sentinels_from_failing_over_is_a_note() -> None:
         final([]),
     ]
     assert check(history, NAMES).notes == [
-        "sentinel-2 entered TILT (its clock moved over 2 s between two ticks, or back): it acts on nothing for 30 s "
-        "(+tilt at 3.10 s)",
-        "sentinel-1 gave its failover up, not elected: it tries again after twice failover-timeout "
-        "(-failover-abort-not-elected at 7.05 s)",
+        "sentinel-2 entered TILT (its clock moved over 2 s between two ticks, or back): it acts on nothing for at "
+        "least 30 s (+tilt at 3.10 s)",
+        "sentinel-1 gave its failover up, not elected: it tries again no sooner than twice failover-timeout after "
+        "it began (-failover-abort-not-elected at 7.05 s)",
         "sentinel-3 gave its failover up: no replica it could promote (-failover-abort-no-good-slave at 9.50 s)",
     ]
     # A test that wanted a failover and saw none prints what the Sentinels decided, in order.

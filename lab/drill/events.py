@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -160,6 +160,11 @@ def raced_promotions(records: Iterable[dict[str, Any]], names: dict[str, str]) -
     return notes
 
 
+def said(records: Iterable[dict[str, Any]], channels: Collection[str]) -> list[dict[str, Any]]:
+    """The Sentinels' events on these channels, in time order (history records, or :meth:`SentinelEvents.records`)."""
+    return sorted((r for r in records if r["type"] == "sentinel" and r["event"] in channels), key=lambda r: r["t"])
+
+
 #: What a Sentinel says when it will not act, gives a failover up or finishes one late, and what that costs.
 SETBACKS = {
     "+tilt": (
@@ -180,8 +185,7 @@ def setbacks(records: Iterable[dict[str, Any]]) -> list[str]:
     promote) or finished one late: why a drill can see a long outage, or none of the failovers it expected."""
     return [
         f"{r['sentinel']} {SETBACKS[r['event']]} ({r['event']} at {r['t'] / 1000:.2f} s)"
-        for r in sorted(records, key=lambda r: r["t"])
-        if r["type"] == "sentinel" and r["event"] in SETBACKS
+        for r in said(records, SETBACKS)
     ]
 
 
@@ -194,8 +198,4 @@ DECISIONS = (
 
 def decisions(records: Iterable[dict[str, Any]]) -> str:
     """The Sentinels' :data:`DECISIONS` on one line, in order: '2.07 sentinel-3 +sdown; ...'."""
-    return "; ".join(
-        f"{r['t'] / 1000:.2f} {r['sentinel']} {r['event']}"
-        for r in sorted(records, key=lambda r: r["t"])
-        if r["type"] == "sentinel" and r["event"] in DECISIONS
-    )
+    return "; ".join(f"{r['t'] / 1000:.2f} {r['sentinel']} {r['event']}" for r in said(records, DECISIONS))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from lab.drill.pages import machine, machine_line, page, table
 from lab.drill.story import in_s
+from lab.failover import TILT_PERIOD_S
 
 if TYPE_CHECKING:
     from lab.drill.soakcheck import SoakResult
@@ -180,7 +181,7 @@ grey where a fault, its heal and the lab's convergence ran. Below: each step fro
 with each data node's sampled role on top (blue master, light blue replica, red down).</figcaption></figure>
 <h2>Steps</h2>{table(head, rows, {0, 3, 4, 5, 6, 7, 8, 9, 10, 11})}
 <p class="meta">Sentinel setbacks: what a Sentinel said during the step when it would not act (<code>+tilt</code>:
-nothing for at least 30 s), gave a failover up (<code>-failover-abort-*</code>) or finished one late
+nothing for at least {TILT_PERIOD_S:g} s), gave a failover up (<code>-failover-abort-*</code>) or finished one late
 (<code>+failover-end-for-timeout</code>).</p>"""
     return page(f"soak seed {doc['seed']} on lab {doc['lab']['name']}", body)
 

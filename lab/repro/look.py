@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from lab.drill.checker import WRITES
-from lab.drill.events import SentinelEvents
+from lab.drill.events import SentinelEvents, said
 from lab.drill.result import DrillResult
 from lab.errors import WaitTimeout
 from lab.spec import LabSpec, Node
@@ -102,8 +102,9 @@ def wait_replicas_seen(spec: LabSpec, replicas: dict[Node, bool], timeout: float
 
 def event_lines(events: SentinelEvents, channels: tuple[str, ...], since: float = 0.0, limit: int = 8) -> list[str]:
     """The Sentinels' events on these channels, as evidence lines (seconds on the watcher's clock from ``since``)."""
-    picked = sorted((e for c in channels for e in events.named(c)), key=lambda e: e.t)
-    lines = [f"{e.t - since:6.2f} s  {e.sentinel}: {e.channel} {e.data}" for e in picked]
+    lines = [
+        f"{r['t'] - since:6.2f} s  {r['sentinel']}: {r['event']} {r['data']}" for r in said(events.records(), channels)
+    ]
     return lines[:limit] + ([f"... {len(lines) - limit} more"] if len(lines) > limit else [])
 
 

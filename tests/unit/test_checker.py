@@ -498,3 +498,19 @@ def test_a_server_fork_in_a_window_without_writes_is_named_as_its_cause() -> Non
         ("redis-1", "AOF rewrite", [gap.start_ms, gap.end_ms]),
         ("redis-2", "RDB save", None),
     ], "the fork after the workload (the heal) is not counted"
+
+
+def test_a_reproducers_evidence_lists_the_chosen_events_in_time_order(tmp_path: Path) -> None:
+    from lab.drill.events import SentinelEvents
+    from lab.repro.look import event_lines
+
+    times = iter([12.5, 10.0, 11.0])
+    events = SentinelEvents(make_spec(tmp_path), clock=lambda: next(times))  # (never entered: no thread runs)
+    events._add("sentinel-2", "+switch-master", "m a 1 b 2")
+    events._add("sentinel-1", "+sdown", "master m a 1")
+    events._add("sentinel-3", "+new-epoch", "1")
+    assert event_lines(events, ("+switch-master", "+sdown"), since=10.0) == [
+        "  0.00 s  sentinel-1: +sdown master m a 1",
+        "  2.50 s  sentinel-2: +switch-master m a 1 b 2",
+    ]
+    assert event_lines(events, ("+sdown", "+new-epoch", "+switch-master"), limit=2)[-1] == "... 1 more"
